@@ -1,0 +1,42 @@
+# Earshot developer commands. Everything runs from the project's own .venv.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.13 || (test -x $(HOME)/.pyenv/versions/3.13.0/bin/python && echo $(HOME)/.pyenv/versions/3.13.0/bin/python) || echo python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+DEMO_DB ?= var/demo.sqlite3
+
+.PHONY: install check test bench demo serve clean-demo
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13), f"Earshot needs Python 3.13, got {sys.version.split()[0]} from $(PYTHON)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python scripts/requirements.py > $(VENV)/requirements.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r $(VENV)/requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+check: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+
+test: check
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/pytest tests/perf -m bench -s -p no:randomly
+
+demo: install
+	mkdir -p var
+	DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/python manage.py migrate --noinput
+	DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/python manage.py seed_demo
+	DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/python manage.py serve --port $(PORT)
+
+clean-demo:
+	rm -f $(DEMO_DB)

@@ -1,0 +1,18 @@
+"""Template context shared by every page: the workspace switcher."""
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from tenants.selectors import user_workspaces
+
+
+def workspace(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {
+        "current_membership": getattr(request, "membership", None),
+        "current_tenant": getattr(request, "tenant", None),
+        "my_workspaces": lambda: user_workspaces(user),  # type: ignore[arg-type]
+    }

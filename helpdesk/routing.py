@@ -1,0 +1,5 @@
+"""Websocket routes. The inbox stream (`/ws/t/<slug>/`) arrives with the care core."""
+
+from typing import Any
+
+websocket_urlpatterns: list[Any] = []

@@ -1,0 +1,19 @@
+"""Root URLconf. Tenant pages live under /t/<tenant_slug>/ (see frontend.urls); the
+tenant admin site is mounted per request at /t/<slug>/admin/ by TenantMiddleware."""
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+
+from tenants.admin import operator_site
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("admin/", operator_site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("healthz", health, name="health"),
+    path("", include("frontend.urls")),
+]

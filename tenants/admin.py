@@ -1,0 +1,335 @@
+"""Two admin sites.
+
+- `operator_site` at `/admin/`: Earshot staff (MFA required outside the demo) see
+  the tenant registry with usage, and suspend or reactivate workspaces. Tenant rows
+  are not registered here.
+- `tenant_admin_site` at `/t/<slug>/admin/`: a workspace's owners and admins. It
+  runs inside the tenant's context (the middleware opened it), so changelists,
+  forms, FK choices and autocomplete see only that tenant's rows.
+"""
+
+from typing import Any
+
+from allauth.mfa.models import Authenticator
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from tenants.exceptions import WorkspaceError
+from tenants.models import AuditEvent, Brand, Invitation, Membership, Tenant, User
+from tenants.selectors import tenant_usage
+from tenants.services import (
+    change_role,
+    invite_member,
+    reactivate_tenant,
+    remove_member,
+    suspend_tenant,
+)
+
+
+class OperatorAdminSite(admin.AdminSite):
+    site_header = "Earshot operations"
+    site_title = "Earshot operations"
+    index_title = "Service administration"
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        user = request.user
+        if not (user.is_active and user.is_staff):
+            return False
+        if not settings.OPERATOR_MFA_REQUIRED:
+            return True
+        return Authenticator.objects.filter(
+            user_id=user.pk, type=Authenticator.Type.TOTP
+        ).exists()
+
+    def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        """Operators log in through allauth (rate limits and MFA apply)."""
+        if request.user.is_authenticated and request.user.is_staff:
+            return HttpResponseRedirect(reverse("mfa_activate_totp"))
+        next_url = request.GET.get("next", reverse("admin:index"))
+        return HttpResponseRedirect(f"{reverse('account_login')}?next={next_url}")
+
+
+operator_site = OperatorAdminSite(name="admin")
+
+
+class SuspendForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=300)
+
+
+@admin.register(Tenant, site=operator_site)
+class TenantOperatorAdmin(admin.ModelAdmin[Tenant]):
+    list_display = ("name", "slug", "status", "plan", "created_at", "members", "brands")
+    list_filter = ("status", "plan")
+    search_fields = ("name", "slug")
+    readonly_fields = (
+        "slug",
+        "status",
+        "status_reason",
+        "status_changed_at",
+        "created_at",
+    )
+    fields = ("name", "plan", *readonly_fields)
+    actions = ("suspend", "reactivate")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="members")
+    def members(self, tenant: Tenant) -> int:
+        return tenant_usage(tenant)["members"]
+
+    @admin.display(description="brands")
+    def brands(self, tenant: Tenant) -> int:
+        return tenant_usage(tenant)["brands"]
+
+    @admin.action(description="Suspend selected workspaces")
+    def suspend(
+        self, request: HttpRequest, queryset: QuerySet[Tenant]
+    ) -> HttpResponse | None:
+        form = SuspendForm(request.POST if "reason" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(
+                request,
+                "admin/tenants/suspend.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "form": form,
+                    "tenants": queryset,
+                    "action_checkbox_name": ACTION_CHECKBOX_NAME,
+                    "opts": self.model._meta,
+                },
+            )
+        for tenant in queryset:
+            try:
+                suspend_tenant(
+                    tenant, operator=request.user, reason=form.cleaned_data["reason"]
+                )  # type: ignore[arg-type]
+            except WorkspaceError as exc:
+                self.message_user(request, exc.message, messages.WARNING)
+            else:
+                self.message_user(
+                    request, f"Suspended {tenant.name}.", messages.SUCCESS
+                )
+        return None
+
+    @admin.action(description="Reactivate selected workspaces")
+    def reactivate(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        for tenant in queryset:
+            try:
+                reactivate_tenant(tenant, operator=request.user)  # type: ignore[arg-type]
+            except WorkspaceError as exc:
+                self.message_user(request, exc.message, messages.WARNING)
+            else:
+                self.message_user(
+                    request, f"Reactivated {tenant.name}.", messages.SUCCESS
+                )
+
+
+@admin.register(User, site=operator_site)
+class UserOperatorAdmin(admin.ModelAdmin[User]):
+    list_display = ("email", "display_name", "is_staff", "is_active", "date_joined")
+    list_filter = ("is_staff", "is_active")
+    search_fields = ("email", "display_name")
+    fields = (
+        "email",
+        "display_name",
+        "first_name",
+        "last_name",
+        "is_active",
+        "is_staff",
+    )
+    readonly_fields = ("email",)
+
+
+# --- The tenant-scoped site -----------------------------------------------------------
+
+
+class TenantAdminSite(admin.AdminSite):
+    site_header = "Workspace administration"
+    site_title = "Workspace administration"
+    index_title = "Workspace data"
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        membership: Membership | None = getattr(request, "membership", None)
+        if membership is None:
+            return False
+        return membership.has_role(Membership.Role.ADMIN)
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        context = super().each_context(request)
+        tenant = getattr(request, "tenant", None)
+        if tenant is not None:
+            context["site_header"] = f"{tenant.name} · administration"
+        return context
+
+    def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # Members without the admin role end up here; they are logged in already.
+        return TemplateResponse(request, "frontend/forbidden.html", status=403)
+
+
+tenant_admin_site = TenantAdminSite(name="tenant_admin")
+
+
+def _membership(request: HttpRequest) -> Membership:
+    membership: Membership = request.membership  # type: ignore[attr-defined]
+    return membership
+
+
+class TeamUserAdmin(admin.ModelAdmin[User]):
+    """The workspace's own people, read only; the source for user autocomplete."""
+
+    list_display = ("email", "display_name")
+    search_fields = ("email", "display_name")
+    fields = ("email", "display_name")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        tenant_id = request.tenant.pk  # type: ignore[attr-defined]
+        return User.objects.filter(memberships__tenant_id=tenant_id)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return True
+
+
+tenant_admin_site.register(User, TeamUserAdmin)
+
+
+class TenantScopedAdmin[M: Any](admin.ModelAdmin[M]):
+    """Model permissions come from the workspace role, not Django's auth permissions."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return True
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return True
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+
+@admin.register(Brand, site=tenant_admin_site)
+class BrandAdmin(TenantScopedAdmin[Brand]):
+    list_display = (
+        "name",
+        "slug",
+        "timezone",
+        "public_reply_limit",
+        "send_hold_seconds",
+    )
+    search_fields = ("name", "slug")
+    fields = (
+        "name",
+        "slug",
+        "timezone",
+        "business_hours",
+        "public_reply_limit",
+        "send_hold_seconds",
+        "private_first_allowed",
+        "first_response_target_minutes",
+        "signature_rules",
+    )
+
+
+@admin.register(Membership, site=tenant_admin_site)
+class MembershipAdmin(TenantScopedAdmin[Membership]):
+    list_display = ("user", "role", "created_at")
+    list_filter = ("role",)
+    search_fields = ("user__email", "user__display_name")
+    autocomplete_fields = ("user",)
+    fields = ("user", "role")
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Any = None
+    ) -> tuple[str, ...]:
+        return ("user",) if obj is not None else ()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # people join through invitations
+
+    def save_model(
+        self, request: HttpRequest, obj: Membership, form: Any, change: bool
+    ) -> None:
+        original = Membership.objects.get(pk=obj.pk)
+        try:
+            change_role(_membership(request), target=original, role=obj.role)
+        except WorkspaceError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        remove_member(_membership(request), target=obj)
+
+
+@admin.register(Invitation, site=tenant_admin_site)
+class InvitationAdmin(TenantScopedAdmin[Invitation]):
+    list_display = (
+        "email",
+        "role",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    )
+    search_fields = ("email",)
+    fields = ("email", "role")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: Invitation, form: Any, change: bool
+    ) -> None:
+        invitation = invite_member(_membership(request), email=obj.email, role=obj.role)
+        obj.pk = invitation.pk
+
+
+@admin.register(AuditEvent, site=tenant_admin_site)
+class AuditEventAdmin(TenantScopedAdmin[AuditEvent]):
+    list_display = ("created_at", "actor", "action", "object_type", "object_id")
+    list_filter = ("action",)
+    search_fields = ("action", "object_id")
+    readonly_fields = (
+        "created_at",
+        "actor",
+        "action",
+        "object_type",
+        "object_id",
+        "reason",
+        "data",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

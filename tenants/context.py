@@ -1,0 +1,110 @@
+"""The one way to open a tenant: `tenant_context()`.
+
+It sets a ContextVar (read by the fail-closed managers) and opens a transaction whose
+first statement on PostgreSQL is `SET LOCAL app.tenant_id = <int>`, which the RLS
+policies read. `SET LOCAL` dies with the transaction, so nothing leaks to the next
+request or task that reuses the connection (reference/tenancy.md P4, P5).
+
+Only the edges call it: `TenantMiddleware`, `@tenant_task`, `tenant_db()` for
+websocket consumers, and the few global views that act for one tenant (invitation
+accept, operator actions). Code below the edges receives `tenant` explicitly.
+"""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from channels.db import database_sync_to_async
+from django.db import connections, transaction
+
+from tenants.exceptions import TenantContextConflict
+
+if TYPE_CHECKING:
+    from tenants.models import Tenant
+
+_current_tenant_id: ContextVar[int | None] = ContextVar(
+    "earshot_tenant_id", default=None
+)
+_current_user_id: ContextVar[int | None] = ContextVar("earshot_user_id", default=None)
+
+
+def current_tenant_id() -> int | None:
+    """The open tenant's id, for the managers and RLS plumbing only."""
+    return _current_tenant_id.get()
+
+
+def current_user_scope() -> int | None:
+    """The user whose own memberships may be listed across tenants, if any."""
+    return _current_user_id.get()
+
+
+def _set_local(setting: str, value: int | None, using: str) -> None:
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("SET LOCAL outside a transaction is a silent no-op")
+    literal = "''" if value is None else str(int(value))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL {setting} = {literal}")
+
+
+@contextmanager
+def tenant_context(tenant: "Tenant | int", *, using: str = "default") -> Iterator[None]:
+    """Open `tenant` for the enclosed block: ContextVar, transaction, SET LOCAL.
+
+    Re-entering the same tenant opens a savepoint. Opening a different tenant inside
+    an open one raises `TenantContextConflict`. When the block runs inside an outer
+    transaction that is not a tenant's (tests, management commands), the setting is
+    cleared again on exit so the outer transaction does not keep the tenant.
+    """
+    tenant_id = int(tenant if isinstance(tenant, int) else tenant.pk)
+    current = _current_tenant_id.get()
+    if current is not None and current != tenant_id:
+        raise TenantContextConflict(
+            f"tenant {tenant_id} opened inside tenant {current}"
+        )
+    token = _current_tenant_id.set(tenant_id)
+    outer_atomic = connections[using].in_atomic_block
+    try:
+        with transaction.atomic(using=using):
+            _set_local("app.tenant_id", tenant_id, using)
+            yield
+            if outer_atomic and current is None:
+                _set_local("app.tenant_id", None, using)
+    finally:
+        _current_tenant_id.reset(token)
+
+
+@contextmanager
+def user_scope(user_id: int, *, using: str = "default") -> Iterator[None]:
+    """Let the block list `user_id`'s own memberships across tenants (read only).
+
+    The workspace picker needs this before any tenant is chosen; the Membership
+    table carries a second, SELECT-only RLS policy keyed on `app.user_id`.
+    """
+    token = _current_user_id.set(int(user_id))
+    outer_atomic = connections[using].in_atomic_block
+    try:
+        with transaction.atomic(using=using):
+            _set_local("app.user_id", user_id, using)
+            yield
+            if outer_atomic:
+                _set_local("app.user_id", None, using)
+    finally:
+        _current_user_id.reset(token)
+
+
+def tenant_db[**P, R](tenant_id: int, fn: Callable[P, R]) -> Callable[P, Any]:
+    """Wrap `fn` for async callers: one thread hop, `tenant_context`, then `fn`.
+
+    The tenant setting is applied inside the same sync call that runs the queries,
+    which is the only arrangement that works with Django's async bridge.
+    """
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with tenant_context(tenant_id):
+            return fn(*args, **kwargs)
+
+    return database_sync_to_async(run)

@@ -1,0 +1,75 @@
+"""Open the tenant of `/t/<slug>/...` requests around the whole view.
+
+The middleware owns the request transaction: it resolves the workspace, opens
+`tenant_context` (transaction + SET LOCAL), checks membership inside it and only
+then calls the view, so the view and the template rendering run in that one
+transaction (reference/tenancy.md P6). A 5xx response rolls the transaction back.
+"""
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import include, path
+
+from tenants.access import access_tenant, find_tenant
+from tenants.context import tenant_context
+from tenants.models import Tenant
+
+TENANT_PATH = re.compile(r"^/t/(?P<slug>[-a-zA-Z0-9_]+)/")
+TENANT_ADMIN_PATH = re.compile(r"^/t/(?P<slug>[-a-zA-Z0-9_]+)/admin/")
+
+
+@lru_cache(maxsize=512)
+def tenant_admin_urlconf(slug: str) -> Any:
+    """A URLconf with the tenant admin mounted at `/t/<slug>/admin/`.
+
+    The admin reverses its own URLs without a tenant argument, so each workspace
+    gets a URLconf where the prefix is fixed (set as `request.urlconf`).
+    """
+    from django.utils.module_loading import import_string
+
+    root = import_string(f"{settings.ROOT_URLCONF}.urlpatterns")
+    site = import_string("tenants.admin.tenant_admin_site")
+    return SimpleNamespace(
+        urlpatterns=[path(f"t/{slug}/admin/", include(site.urls)), *root]
+    )
+
+
+class TenantMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        match = TENANT_PATH.match(request.path_info)
+        if match is None:
+            return self.get_response(request)
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        tenant = find_tenant(match["slug"])
+        with tenant_context(tenant):
+            membership = access_tenant(request.user, tenant)
+            request.tenant = tenant  # type: ignore[attr-defined]
+            request.membership = membership  # type: ignore[attr-defined]
+            if tenant.status == Tenant.Status.SUSPENDED:
+                return self.suspended(request, tenant)
+            if TENANT_ADMIN_PATH.match(request.path_info):
+                request.urlconf = tenant_admin_urlconf(tenant.slug)
+            response = self.get_response(request)
+            if response.status_code >= 500:
+                transaction.set_rollback(True)
+        return response
+
+    def suspended(self, request: HttpRequest, tenant: Tenant) -> HttpResponse:
+        response = TemplateResponse(
+            request, "frontend/suspended.html", {"tenant": tenant}, status=403
+        )
+        response.render()
+        return response

@@ -1,0 +1,266 @@
+"""Workspaces (tenants), their brands and people.
+
+`User` and `Tenant` are global: login happens before a tenant is known, and the
+tenant registry routes requests. Everything else is a `TenantModel`.
+"""
+
+import zoneinfo
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.utils.timezone import now
+
+from tenants.base import TenantModel, tenant_constraints
+
+__all__ = [
+    "AuditEvent",
+    "Brand",
+    "Invitation",
+    "Membership",
+    "Tenant",
+    "TenantModel",
+    "User",
+]
+
+
+class EmailUserManager(UserManager["User"]):
+    """Users log in with their email address; there is no username."""
+
+    def _create_user_object(
+        self,
+        username: str | None,
+        email: str | None,
+        password: str | None,
+        **extra: Any,
+    ) -> "User":
+        email = self.normalize_email(email or username or "")
+        user = self.model(email=email, **extra)
+        user.set_password(password)
+        return user
+
+    def create_user(  # type: ignore[override]
+        self, email: str, password: str | None = None, **extra: Any
+    ) -> "User":
+        user = self._create_user_object(None, email, password, **extra)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(  # type: ignore[override]
+        self, email: str, password: str | None = None, **extra: Any
+    ) -> "User":
+        extra.update(is_staff=True, is_superuser=True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractUser):
+    username = None  # type: ignore[assignment]
+    email = models.EmailField("email address", unique=True)
+    display_name = models.CharField(
+        max_length=80, blank=True, help_text="Shown to customers on public replies."
+    )
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    objects: ClassVar[EmailUserManager] = EmailUserManager()  # type: ignore[assignment]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def public_name(self) -> str:
+        return self.display_name or self.first_name or self.email.split("@")[0]
+
+
+class Tenant(models.Model):
+    """A workspace: one customer company. Global registry, no RLS."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+        DELETED = "deleted", "Deleted"
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.ACTIVE
+    )
+    status_reason = models.CharField(max_length=300, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    plan = models.CharField(max_length=30, default="standard")
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+def default_business_hours() -> dict[str, list[list[str]]]:
+    weekdays = [["09:00", "17:00"]]
+    return {
+        "mon": weekdays,
+        "tue": weekdays,
+        "wed": weekdays,
+        "thu": weekdays,
+        "fri": weekdays,
+        "sat": [],
+        "sun": [],
+    }
+
+
+def validate_timezone(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a known time zone.")
+
+
+class Brand(TenantModel):
+    """A brand of the workspace; it owns social accounts and the care settings."""
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60)
+    timezone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_timezone]
+    )
+    business_hours = models.JSONField(default=default_business_hours)
+    public_reply_limit = models.PositiveSmallIntegerField(default=2)
+    send_hold_seconds = models.PositiveSmallIntegerField(default=20)
+    private_first_allowed = models.BooleanField(default=False)
+    first_response_target_minutes = models.PositiveIntegerField(default=60)
+    signature_rules = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["name"]
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(),
+            models.UniqueConstraint(
+                fields=["tenant", "slug"], name="tenants_brand_tenant_slug_uniq"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(send_hold_seconds__lte=120),
+                name="tenants_brand_hold_max_120",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(TenantModel):
+    """A user's role in one workspace."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        AGENT = "agent", "Agent"
+        VIEWER = "viewer", "Viewer"
+
+    RANK: ClassVar[dict[str, int]] = {"viewer": 0, "agent": 1, "admin": 2, "owner": 3}
+
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="memberships", db_index=False
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.AGENT)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["created_at"]
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(own_rows_column="user_id"),
+            models.UniqueConstraint(
+                fields=["tenant", "user"], name="tenants_membership_tenant_user_uniq"
+            ),
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["user"], name="tenants_membership_user_ix"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} as {self.role} in {self.tenant_id}"
+
+    def has_role(self, role: "Membership.Role") -> bool:
+        return self.RANK[self.role] >= self.RANK[role]
+
+
+class Invitation(TenantModel):
+    """An invitation to join the workspace with a role, accepted via a signed token."""
+
+    email = models.EmailField()
+    role = models.CharField(
+        max_length=10, choices=Membership.Role.choices, default=Membership.Role.AGENT
+    )
+    invited_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(default=now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        User,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at"]
+        constraints: ClassVar[list[Any]] = tenant_constraints()
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(
+                fields=["tenant", "email"], name="tenants_invitation_email_ix"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.role})"
+
+    @property
+    def is_pending(self) -> bool:
+        return (
+            self.accepted_at is None
+            and self.revoked_at is None
+            and self.expires_at > now()
+        )
+
+
+class AuditEvent(TenantModel):
+    """A security-relevant action in a workspace: who did what to which object."""
+
+    actor = models.ForeignKey(
+        User,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    action = models.CharField(max_length=60)
+    object_type = models.CharField(max_length=60, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    reason = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at"]
+        constraints: ClassVar[list[Any]] = tenant_constraints()
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(
+                fields=["tenant", "-created_at"], name="tenants_audit_recent_ix"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type}:{self.object_id}"

@@ -1,0 +1,85 @@
+"""`@tenant_task` and the workspace tasks.
+
+Every tenant task takes `tenant_id` as its first argument; the decorator loads the
+tenant and opens its context, so no ambient tenant is ever inherited. Tasks that do
+outbound I/O pass `atomic=False` and open `tenant_context(tenant)` around their
+database work only, keeping network calls out of transactions.
+"""
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+from django.urls import reverse
+
+from tenants.context import tenant_context
+from tenants.models import Invitation, Tenant
+
+logger = logging.getLogger(__name__)
+
+# Tasks that are not about one tenant; every other task must be a @tenant_task.
+SYSTEM_TASKS: frozenset[str] = frozenset()
+
+TENANT_TASK_ATTR = "__earshot_tenant_task__"
+
+
+def tenant_task(
+    *, name: str, atomic: bool = True, **options: Any
+) -> Callable[..., Any]:
+    """Register `fn(tenant, *args)` as a task called as `task.delay(tenant_id, *args)`.
+
+    The body runs inside `tenant_context(tenant)` unless `atomic=False`. A task for a
+    workspace that is no longer active is skipped and logged.
+    """
+
+    def decorator(fn: Callable[..., Any]) -> Any:
+        @wraps(fn)
+        def run(tenant_id: int, *args: Any, **kwargs: Any) -> Any:
+            tenant = Tenant.objects.filter(pk=int(tenant_id)).first()
+            if tenant is None or not tenant.is_active:
+                logger.info("skipping %s for inactive tenant %s", name, tenant_id)
+                return None
+            if not atomic:
+                return fn(tenant, *args, **kwargs)
+            with tenant_context(tenant):
+                return fn(tenant, *args, **kwargs)
+
+        setattr(run, TENANT_TASK_ATTR, True)
+        return shared_task(name=name, **options)(run)
+
+    return decorator
+
+
+@tenant_task(name="tenants.send_invitation_email", atomic=False)
+def send_invitation_email(tenant: Tenant, invitation_id: int) -> None:
+    """Email the invitation link: read the row in a transaction, then send."""
+    from tenants.services import invitation_token
+
+    with tenant_context(tenant):
+        invitation = (
+            Invitation.objects.select_related("invited_by")
+            .filter(pk=invitation_id)
+            .first()
+        )
+        if invitation is None or not invitation.is_pending:
+            return
+        token = invitation_token(invitation)
+        inviter = (
+            invitation.invited_by.public_name if invitation.invited_by else "A teammate"
+        )
+        email, role = invitation.email, invitation.get_role_display()
+    link = settings.SITE_URL.rstrip("/") + reverse("frontend:invitation", args=[token])
+    send_mail(
+        subject=f"{inviter} invited you to {tenant.name} on Earshot",
+        message=(
+            f"{inviter} invited you to join {tenant.name} on Earshot as {role}.\n\n"
+            f"Accept the invitation: {link}\n\n"
+            f"The link expires in {settings.INVITATION_MAX_AGE_DAYS} days."
+        ),
+        from_email=None,
+        recipient_list=[email],
+    )
