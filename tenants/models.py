@@ -126,7 +126,7 @@ class Brand(TenantModel):
     """A brand of the workspace; it owns social accounts and the care settings."""
 
     name = models.CharField(max_length=120)
-    slug = models.SlugField(max_length=60)
+    slug = models.SlugField(max_length=60, db_index=False)
     timezone = models.CharField(
         max_length=64, default="UTC", validators=[validate_timezone]
     )

@@ -1,0 +1,58 @@
+"""`manage.py seed_demo`: the demo workspace "Acme Air" with an owner login."""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from tenants.context import tenant_context
+from tenants.models import Membership, Tenant, User
+from tenants.services import create_workspace
+
+DEMO_EMAIL = "owner@acme-air.example"
+DEMO_PASSWORD = "earshot-demo"  # noqa: S105 - printed on the console for the demo
+DEMO_AGENT_EMAIL = "agent@acme-air.example"
+
+
+class Command(BaseCommand):
+    help = "Create the demo tenant Acme Air with one brand and owner/agent logins."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--password", default=DEMO_PASSWORD)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        password = options["password"]
+        owner = User.objects.filter(email=DEMO_EMAIL).first()
+        if owner is None:
+            owner = User.objects.create_user(
+                DEMO_EMAIL, password, display_name="Olivia (Acme Air)", is_staff=True
+            )
+            _verify(owner)
+        tenant = Tenant.objects.filter(slug="acme-air").first()
+        if tenant is None:
+            membership = create_workspace(owner=owner, name="Acme Air")
+            tenant = membership.tenant
+        agent = User.objects.filter(email=DEMO_AGENT_EMAIL).first()
+        if agent is None:
+            agent = User.objects.create_user(
+                DEMO_AGENT_EMAIL, password, display_name="Andy (Acme Air)"
+            )
+            _verify(agent)
+        with tenant_context(tenant):
+            Membership.objects.get_or_create(
+                tenant=tenant, user=agent, defaults={"role": Membership.Role.AGENT}
+            )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo workspace {tenant.name} at /t/{tenant.slug}/\n"
+                f"  owner: {DEMO_EMAIL} / {password} (also operator at /admin/)\n"
+                f"  agent: {DEMO_AGENT_EMAIL} / {password}"
+            )
+        )
+
+
+def _verify(user: User) -> None:
+    from allauth.account.models import EmailAddress
+
+    EmailAddress.objects.get_or_create(
+        user=user, email=user.email, defaults={"verified": True, "primary": True}
+    )

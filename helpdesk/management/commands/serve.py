@@ -1,0 +1,71 @@
+"""`manage.py serve`: the ASGI app and a real Celery worker in one process.
+
+This is the embedded mode of `make demo`: uvicorn serves HTTP and websockets, and a
+Celery worker consumes the kombu memory transport from a thread of the same
+process (not eager mode: tasks are queued, acknowledged and run as in production).
+"""
+
+import logging
+import threading
+from typing import Any
+
+import uvicorn
+from celery.worker import WorkController
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from helpdesk.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+
+def start_embedded_worker() -> WorkController:
+    """Start a one-thread Celery worker on the configured (in-memory) broker."""
+    worker = WorkController(
+        app=celery_app,
+        pool_cls="solo",
+        concurrency=1,
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        hostname="embedded@earshot",
+    )
+    thread = threading.Thread(target=worker.start, name="celery-worker", daemon=True)
+    thread.start()
+    return worker
+
+
+class Command(BaseCommand):
+    help = "Serve Earshot (ASGI) with an in-process Celery worker."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--no-worker", action="store_true", help="run without the embedded worker"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        embedded = settings.CELERY_BROKER_URL.startswith("memory")
+        if not options["no_worker"] and not embedded:
+            raise CommandError(
+                "The embedded worker needs the memory broker; with "
+                f"{settings.CELERY_BROKER_URL} run `celery -A helpdesk worker` apart "
+                "and pass --no-worker."
+            )
+        worker = None if options["no_worker"] else start_embedded_worker()
+        self.stdout.write(
+            f"Earshot on http://{options['host']}:{options['port']}/ "
+            f"(worker: {'in-process' if worker else 'external'})"
+        )
+        try:
+            uvicorn.run(
+                "helpdesk.asgi:application",
+                host=options["host"],
+                port=options["port"],
+                log_level="info",
+                lifespan="off",
+            )
+        finally:
+            if worker is not None:
+                worker.stop(in_sighandler=False)
