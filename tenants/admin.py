@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -184,39 +184,20 @@ def _membership(request: HttpRequest) -> Membership:
     return membership
 
 
-class TeamUserAdmin(admin.ModelAdmin[User]):
-    """The workspace's own people, read only; the source for user autocomplete."""
-
-    list_display = ("email", "display_name")
-    search_fields = ("email", "display_name")
-    fields = ("email", "display_name")
-    readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
-        tenant_id = request.tenant.pk  # type: ignore[attr-defined]
-        return User.objects.filter(memberships__tenant_id=tenant_id)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return True
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return True
-
-
-tenant_admin_site.register(User, TeamUserAdmin)
-
-
 class TenantScopedAdmin[M: Any](admin.ModelAdmin[M]):
-    """Model permissions come from the workspace role, not Django's auth permissions."""
+    """Model permissions come from the workspace role, not Django's auth permissions.
+
+    An id that is not in this workspace is a 404, as everywhere else, instead of the
+    admin's usual redirect with an "it doesn't exist" message.
+    """
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> M:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such object")
+        return obj
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return True
@@ -255,6 +236,31 @@ class BrandAdmin(TenantScopedAdmin[Brand]):
         "first_response_target_minutes",
         "signature_rules",
     )
+
+
+class TeamUserAdmin(TenantScopedAdmin[User]):
+    """The workspace's own people, read only; the source for user autocomplete."""
+
+    list_display = ("email", "display_name")
+    search_fields = ("email", "display_name")
+    fields = ("email", "display_name")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        tenant_id = request.tenant.pk  # type: ignore[attr-defined]
+        return User.objects.filter(memberships__tenant_id=tenant_id).order_by("email")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+tenant_admin_site.register(User, TeamUserAdmin)
 
 
 @admin.register(Membership, site=tenant_admin_site)

@@ -9,7 +9,7 @@ transaction (reference/tenancy.md P6). A 5xx response rolls the transaction back
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from types import SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +17,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import include, path
+from django.urls import path
 
 from tenants.access import access_tenant, find_tenant
 from tenants.context import tenant_context
@@ -38,9 +38,9 @@ def tenant_admin_urlconf(slug: str) -> Any:
 
     root = import_string(f"{settings.ROOT_URLCONF}.urlpatterns")
     site = import_string("tenants.admin.tenant_admin_site")
-    return SimpleNamespace(
-        urlpatterns=[path(f"t/{slug}/admin/", include(site.urls)), *root]
-    )
+    urlconf = ModuleType(f"tenant_admin_urls_{slug}")
+    urlconf.urlpatterns = [path(f"t/{slug}/admin/", site.urls), *root]  # type: ignore[attr-defined]
+    return urlconf
 
 
 class TenantMiddleware:

@@ -46,11 +46,15 @@ class SqlAuditor:
         self.tables = tenant_tables()
         self.violations: list[str] = []
         self.paused = 0
-        names = "|".join(re.escape(t) for t in sorted(self.tables, key=len, reverse=True))
+        names = "|".join(
+            re.escape(t) for t in sorted(self.tables, key=len, reverse=True)
+        )
         self.reference = re.compile(
             rf'\b(FROM|UPDATE|JOIN)\s+"?({names})\b"?(?:\s+(?:AS\s+)?"?(\w+)"?)?', re.I
         )
-        self.insert = re.compile(rf'^\s*INSERT\s+INTO\s+"?({names})\b"?\s*\(([^)]*)\)', re.I)
+        self.insert = re.compile(
+            rf'^\s*INSERT\s+INTO\s+"?({names})\b"?\s*\(([^)]*)\)', re.I
+        )
 
     def problems(self, sql: str) -> list[str]:
         if SKIP.match(sql):
@@ -62,11 +66,26 @@ class SqlAuditor:
             return []
         found = []
         for match in self.reference.finditer(sql):
-            keyword, table, alias = match.group(1).upper(), match.group(2), match.group(3)
+            keyword, table, alias = (
+                match.group(1).upper(),
+                match.group(2),
+                match.group(3),
+            )
             if keyword == "JOIN":
                 continue
-            if alias and alias.upper() in {"WHERE", "SET", "INNER", "LEFT", "ON", "GROUP",
-                                           "ORDER", "LIMIT", "FOR", "HAVING", "UNION"}:
+            if alias and alias.upper() in {
+                "WHERE",
+                "SET",
+                "INNER",
+                "LEFT",
+                "ON",
+                "GROUP",
+                "ORDER",
+                "LIMIT",
+                "FOR",
+                "HAVING",
+                "UNION",
+            }:
                 alias = None
             ref = alias or table
             if self._scoped(sql, ref, table):
@@ -84,7 +103,12 @@ class SqlAuditor:
         return re.search(collector, sql) is not None
 
     def __call__(
-        self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+        self,
+        execute: Callable[..., Any],
+        sql: str,
+        params: Any,
+        many: bool,
+        context: Any,
     ) -> Any:
         if not self.paused:
             problems = self.problems(sql)

@@ -55,7 +55,9 @@ def test_every_tenant_model_has_forced_rls() -> None:
         qual, with_check = policies[0]
         assert "app.tenant_id" in str(qual)
         assert "app.tenant_id" in str(with_check)
-        truncate = fetch("SELECT has_table_privilege(current_user, %s, 'TRUNCATE')", [table])
+        truncate = fetch(
+            "SELECT has_table_privilege(current_user, %s, 'TRUNCATE')", [table]
+        )
         assert truncate == [(False,)], table
     with_tenant_column = {
         row[0]
@@ -80,7 +82,9 @@ def test_every_tenant_table_keys_start_with_tenant_id() -> None:
             [table],
         )
         columns_of = {name: cols for name, _primary, cols in indexes}
-        assert ["tenant_id", "id"] in columns_of.values(), f"{table}: UNIQUE (tenant_id, id)"
+        assert ["tenant_id", "id"] in columns_of.values(), (
+            f"{table}: UNIQUE (tenant_id, id)"
+        )
         for name, primary, cols in indexes:
             if primary or name in INDEX_EXCEPTIONS:
                 continue
@@ -103,8 +107,13 @@ def test_runtime_role_is_restricted() -> None:
     assert fetch(
         "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
     ) == [(False, False)]
-    assert fetch("SELECT count(*) FROM pg_tables WHERE tableowner = current_user") == [(0,)]
-    with pytest.raises(DatabaseError, match="permission denied"), connection.cursor() as c:
+    assert fetch("SELECT count(*) FROM pg_tables WHERE tableowner = current_user") == [
+        (0,)
+    ]
+    with (
+        pytest.raises(DatabaseError, match="permission denied"),
+        connection.cursor() as c,
+    ):
         c.execute(f"SET ROLE {OWNER_ROLE}")
 
 
@@ -138,9 +147,15 @@ def test_with_check_blocks_foreign_writes(tenant: Tenant, other_tenant: Tenant) 
         "first_response_target_minutes, signature_rules, created_at) "
         "VALUES (%s, 'Planted', 'planted', 'UTC', '{}', 2, 20, false, 60, '{}', now())"
     )
-    with pytest.raises(DatabaseError, match="row-level security"), tenant_context(tenant):
+    with (
+        pytest.raises(DatabaseError, match="row-level security"),
+        tenant_context(tenant),
+    ):
         fetch(insert + " RETURNING id", [other_tenant.pk])
-    with pytest.raises(DatabaseError, match="row-level security"), tenant_context(tenant):
+    with (
+        pytest.raises(DatabaseError, match="row-level security"),
+        tenant_context(tenant),
+    ):
         fetch("UPDATE tenants_brand SET tenant_id = %s RETURNING id", [other_tenant.pk])
     with tenant_context(other_tenant):
         assert list(Brand.objects.values_list("name", flat=True)) == ["Globex"]
@@ -160,7 +175,9 @@ def test_context_does_not_leak_across_transactions(tenant: Tenant) -> None:
 
 
 @pytest.mark.sql_audit_exempt
-def test_forgotten_filter_is_contained_by_rls(tenant: Tenant, other_tenant: Tenant) -> None:
+def test_forgotten_filter_is_contained_by_rls(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
     # Code that forgets the tenant filter (unscoped manager, raw SQL) still sees
     # only the open tenant's rows, because RLS is forced for the runtime role.
     with tenant_context(tenant):

@@ -2,7 +2,11 @@ import pytest
 from django.db import connection
 
 from tenants.context import tenant_context
-from tenants.exceptions import TenantContextConflict, TenantContextMissing, TenantMismatch
+from tenants.exceptions import (
+    TenantContextConflict,
+    TenantContextMissing,
+    TenantMismatch,
+)
 from tenants.models import Brand, Tenant
 
 pytestmark = pytest.mark.django_db
@@ -13,7 +17,9 @@ def test_manager_raises_without_a_tenant(tenant: Tenant) -> None:
         Brand.objects.count()
 
 
-def test_manager_sees_only_the_open_tenant(tenant: Tenant, other_tenant: Tenant) -> None:
+def test_manager_sees_only_the_open_tenant(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
     with tenant_context(tenant):
         names = list(Brand.objects.values_list("name", flat=True))
     assert names == ["Acme Air"]
@@ -36,7 +42,9 @@ def test_setting_is_cleared_after_a_nested_context(tenant: Tenant) -> None:
         assert cursor.fetchone() == ("",)
 
 
-def test_save_refuses_a_row_of_another_tenant(tenant: Tenant, other_tenant: Tenant) -> None:
+def test_save_refuses_a_row_of_another_tenant(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
     with tenant_context(tenant):
         brand = Brand.objects.get()
     with tenant_context(other_tenant), pytest.raises(TenantMismatch):
