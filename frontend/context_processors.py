@@ -14,5 +14,5 @@ def workspace(request: HttpRequest) -> dict[str, Any]:
     return {
         "current_membership": getattr(request, "membership", None),
         "current_tenant": getattr(request, "tenant", None),
-        "my_workspaces": lambda: user_workspaces(user),  # type: ignore[arg-type]
+        "my_workspaces": lambda: user_workspaces(user),
     }

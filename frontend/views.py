@@ -47,7 +47,7 @@ def home(request: HttpRequest) -> HttpResponse:
     """Visitors see what Earshot is; members go to their workspace or pick one."""
     if not request.user.is_authenticated:
         return render(request, "frontend/landing.html")
-    memberships = user_workspaces(request.user)  # type: ignore[arg-type]
+    memberships = user_workspaces(request.user)
     if len(memberships) == 1:
         return redirect("frontend:workspace", tenant_slug=memberships[0].tenant.slug)
     return redirect("frontend:workspaces")
@@ -234,7 +234,7 @@ def _invitation_page(
     signup_form = None
     if request.user.is_authenticated:
         if request.method == "POST":
-            accept_invitation(tenant, invitation_id=invite.pk, user=request.user)  # type: ignore[arg-type]
+            accept_invitation(tenant, invitation_id=invite.pk, user=request.user)
             return redirect("frontend:workspace", tenant_slug=tenant.slug)
     else:
         signup_form = InvitedSignupForm(

@@ -35,7 +35,7 @@ def access_tenant(user: User | AnonymousUser, tenant: Tenant) -> Membership:
     if membership is None:
         raise Http404("No such workspace")
     membership.tenant = tenant
-    membership.user = user  # type: ignore[assignment]
+    membership.user = user
     return membership
 
 

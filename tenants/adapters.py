@@ -13,7 +13,7 @@ from tenants.services import create_workspace
 SIGNUP_SLUG_KEY = "earshot_signup_workspace"
 
 
-class WorkspaceAccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
+class WorkspaceAccountAdapter(DefaultAccountAdapter):
     def save_user(
         self, request: HttpRequest, user: User, form: Any, commit: bool = True
     ) -> User:

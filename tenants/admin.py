@@ -39,13 +39,14 @@ class OperatorAdminSite(admin.AdminSite):
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
-        if not (user.is_active and user.is_staff):
+        if not isinstance(user, User) or not (user.is_active and user.is_staff):
             return False
         if not settings.OPERATOR_MFA_REQUIRED:
             return True
-        return Authenticator.objects.filter(
+        has_totp: bool = Authenticator.objects.filter(
             user_id=user.pk, type=Authenticator.Type.TOTP
         ).exists()
+        return has_totp
 
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         """Operators log in through allauth (rate limits and MFA apply)."""
@@ -56,6 +57,14 @@ class OperatorAdminSite(admin.AdminSite):
 
 
 operator_site = OperatorAdminSite(name="admin")
+
+
+def _operator(request: HttpRequest) -> User:
+    """The staff user behind an operator admin request (the site checked staff)."""
+    user = request.user
+    if not isinstance(user, User):
+        raise PermissionError("operator actions need a logged-in staff user")
+    return user
 
 
 class SuspendForm(forms.Form):
@@ -111,8 +120,10 @@ class TenantOperatorAdmin(admin.ModelAdmin[Tenant]):
         for tenant in queryset:
             try:
                 suspend_tenant(
-                    tenant, operator=request.user, reason=form.cleaned_data["reason"]
-                )  # type: ignore[arg-type]
+                    tenant,
+                    operator=_operator(request),
+                    reason=form.cleaned_data["reason"],
+                )
             except WorkspaceError as exc:
                 self.message_user(request, exc.message, messages.WARNING)
             else:
@@ -125,7 +136,7 @@ class TenantOperatorAdmin(admin.ModelAdmin[Tenant]):
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         for tenant in queryset:
             try:
-                reactivate_tenant(tenant, operator=request.user)  # type: ignore[arg-type]
+                reactivate_tenant(tenant, operator=_operator(request))
             except WorkspaceError as exc:
                 self.message_user(request, exc.message, messages.WARNING)
             else:

@@ -12,7 +12,7 @@
 """
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Self
+from typing import Any
 
 from django.db import models
 from django.db.models.constraints import BaseConstraint
@@ -87,8 +87,8 @@ class TenantModel(models.Model):
         related_name="+",
     )
 
-    objects: TenantManager[Self] = TenantManager()  # type: ignore[assignment,misc]
-    scoped_base: TenantBaseManager[Self] = TenantBaseManager()  # type: ignore[misc]
+    objects = TenantManager()
+    scoped_base = TenantBaseManager()
 
     class Meta:
         abstract = True
@@ -103,7 +103,7 @@ class TenantModel(models.Model):
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        if self.tenant_id != _require_tenant_id():  # type: ignore[attr-defined]
+        if self.tenant_id != _require_tenant_id():
             raise TenantMismatch("a row is deleted only inside its own tenant")
         return super().delete(*args, **kwargs)
 

@@ -107,4 +107,5 @@ def tenant_db[**P, R](tenant_id: int, fn: Callable[P, R]) -> Callable[P, Any]:
         with tenant_context(tenant_id):
             return fn(*args, **kwargs)
 
-    return database_sync_to_async(run)
+    wrapped: Callable[P, Any] = database_sync_to_async(run)
+    return wrapped

@@ -8,4 +8,4 @@ from tenants.models import Membership, Tenant, User
 class TenantRequest(HttpRequest):
     tenant: Tenant
     membership: Membership
-    user: User  # type: ignore[assignment]
+    user: User

@@ -8,6 +8,7 @@ parent (tenant_id, id)`. On SQLite (the demo) they are no-ops: the application l
 (fail-closed managers, tenant stamping) is the whole defence there.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections
@@ -53,7 +54,7 @@ class TenantRLS(BaseConstraint):
             )
         return statements
 
-    def constraint_sql(
+    def constraint_sql(  # type: ignore[override]
         self, model: type[Model] | None, schema_editor: BaseDatabaseSchemaEditor | None
     ) -> str | None:
         # Inline in CREATE TABLE is impossible; run after the table exists.
@@ -65,7 +66,7 @@ class TenantRLS(BaseConstraint):
             schema_editor.deferred_sql.extend(self._statements(model))
         return None
 
-    def create_sql(
+    def create_sql(  # type: ignore[override]
         self, model: type[Model] | None, schema_editor: BaseDatabaseSchemaEditor | None
     ) -> str | None:
         if model is None or schema_editor is None:
@@ -74,7 +75,7 @@ class TenantRLS(BaseConstraint):
             return None
         return "; ".join(self._statements(model))
 
-    def remove_sql(
+    def remove_sql(  # type: ignore[override]
         self, model: type[Model] | None, schema_editor: BaseDatabaseSchemaEditor | None
     ) -> str | None:
         if model is None or schema_editor is None:
@@ -95,7 +96,7 @@ class TenantRLS(BaseConstraint):
     def validate(self, *args: Any, **kwargs: Any) -> None:
         """Nothing to validate in Python: the database enforces the policy."""
 
-    def deconstruct(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    def deconstruct(self) -> tuple[str, Sequence[Any], dict[str, Any]]:
         path, args, kwargs = super().deconstruct()
         if self.own_rows_column:
             kwargs["own_rows_column"] = self.own_rows_column
@@ -125,7 +126,7 @@ class TenantForeignKeyConstraint(BaseConstraint):
     def _names(self, model: type[Model]) -> tuple[str, str, str, str, str]:
         field = model._meta.get_field(self.field)
         parent = field.related_model._meta  # type: ignore[union-attr]
-        column = field.column  # type: ignore[union-attr]
+        column = str(field.column)  # type: ignore[union-attr]
         return (
             _q(model._meta.db_table),
             _q(truncate_name(self.name, 63)),
@@ -143,7 +144,7 @@ class TenantForeignKeyConstraint(BaseConstraint):
             f"CREATE INDEX {index} ON {table} (tenant_id, {column})",
         ]
 
-    def constraint_sql(
+    def constraint_sql(  # type: ignore[override]
         self, model: type[Model] | None, schema_editor: BaseDatabaseSchemaEditor | None
     ) -> str | None:
         if (
@@ -154,7 +155,7 @@ class TenantForeignKeyConstraint(BaseConstraint):
             schema_editor.deferred_sql.extend(self._statements(model))
         return None
 
-    def create_sql(
+    def create_sql(  # type: ignore[override]
         self, model: type[Model] | None, schema_editor: BaseDatabaseSchemaEditor | None
     ) -> str | None:
         if model is None or schema_editor is None:
@@ -163,7 +164,7 @@ class TenantForeignKeyConstraint(BaseConstraint):
             return None
         return "; ".join(self._statements(model))
 
-    def remove_sql(
+    def remove_sql(  # type: ignore[override]
         self, model: type[Model] | None, schema_editor: BaseDatabaseSchemaEditor | None
     ) -> str | None:
         if model is None or schema_editor is None:
@@ -179,7 +180,7 @@ class TenantForeignKeyConstraint(BaseConstraint):
     def validate(self, *args: Any, **kwargs: Any) -> None:
         """Nothing to validate in Python: the database enforces the key."""
 
-    def deconstruct(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    def deconstruct(self) -> tuple[str, Sequence[Any], dict[str, Any]]:
         path, args, kwargs = super().deconstruct()
         kwargs["field"] = self.field
         return path, args, kwargs

@@ -27,7 +27,7 @@ def django_db_setup(django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
     """Create the owner and runtime roles and a fresh database; migrate as owner."""
     default, owner = settings.DATABASES["default"], settings.DATABASES["migrator"]
     plan = RolePlan(
-        superuser_url=settings.TEST_PG_SUPERUSER_URL,
+        superuser_url=getattr(settings, "TEST_PG_SUPERUSER_URL"),  # noqa: B009
         database=default["NAME"],
         owner=owner["USER"],
         app=default["USER"],

@@ -6,6 +6,7 @@ reference/tenancy.md §8.1 tests 1-6 and 8, and §8.3 tests 16-17 at the ORM lev
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from django.apps import apps
@@ -32,7 +33,7 @@ def tenant_models() -> list[type[TenantModel]]:
     return [m for m in apps.get_models() if issubclass(m, TenantModel)]
 
 
-def fetch(sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+def fetch(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
         return list(cursor.fetchall())
@@ -43,12 +44,14 @@ def test_every_tenant_model_has_forced_rls() -> None:
     assert {"tenants_brand", "tenants_membership"} <= tables
     for table in sorted(tables):
         rls = fetch(
-            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = %s",
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class "
+            "WHERE relname = %s",
             [table],
         )
         assert rls == [(True, True)], table
         policies = fetch(
-            "SELECT qual, with_check FROM pg_policies WHERE tablename = %s AND cmd = 'ALL'",
+            "SELECT qual, with_check FROM pg_policies "
+            "WHERE tablename = %s AND cmd = 'ALL'",
             [table],
         )
         assert len(policies) == 1, table
@@ -76,7 +79,8 @@ def test_every_tenant_table_keys_start_with_tenant_id() -> None:
             "SELECT i.relname, ix.indisprimary, "
             "  (SELECT array_agg(a.attname ORDER BY k.ord) "
             "     FROM unnest(ix.indkey) WITH ORDINALITY k(attnum, ord) "
-            "     JOIN pg_attribute a ON a.attrelid = ix.indrelid AND a.attnum = k.attnum) "
+            "     JOIN pg_attribute a "
+            "       ON a.attrelid = ix.indrelid AND a.attnum = k.attnum) "
             "FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid "
             "JOIN pg_class t ON t.oid = ix.indrelid WHERE t.relname = %s",
             [table],
@@ -95,7 +99,8 @@ def test_every_tenant_table_keys_start_with_tenant_id() -> None:
             keys = fetch(
                 "SELECT array_agg(a.attname ORDER BY k.ord) FROM pg_constraint c "
                 "CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY k(attnum, ord) "
-                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum "
+                "JOIN pg_attribute a "
+                "  ON a.attrelid = c.conrelid AND a.attnum = k.attnum "
                 "WHERE c.conrelid = %s::regclass AND c.contype = 'f' GROUP BY c.oid",
                 [table],
             )
@@ -121,7 +126,7 @@ def test_runtime_role_is_restricted() -> None:
 def test_no_context_sees_nothing(tenant: Tenant, other_tenant: Tenant) -> None:
     tables = sorted(m._meta.db_table for m in tenant_models())
     for table in tables:
-        assert fetch(f'SELECT count(*) FROM "{table}"') == [(0,)], table  # noqa: S608
+        assert fetch(f'SELECT count(*) FROM "{table}"') == [(0,)], table
     with transaction.atomic():
         assert Brand.objects.unscoped().count() == 0
     with tenant_context(tenant):

@@ -28,9 +28,12 @@ def test_manager_sees_only_the_open_tenant(
 def test_opening_another_tenant_inside_one_is_refused(
     tenant: Tenant, other_tenant: Tenant
 ) -> None:
-    with tenant_context(tenant), pytest.raises(TenantContextConflict):
-        with tenant_context(other_tenant):
-            pass
+    with (
+        tenant_context(tenant),
+        pytest.raises(TenantContextConflict),
+        tenant_context(other_tenant),
+    ):
+        pass
 
 
 def test_setting_is_cleared_after_a_nested_context(tenant: Tenant) -> None:

@@ -21,7 +21,7 @@ def invite(
 ) -> str:
     response = client.post(MEMBERS, {"email": email, "role": role})
     assert response.status_code == 302, response.content
-    link = re.search(r"http://testserver(/invitations/\S+/)", mail.outbox[-1].body)
+    link = re.search(r"http://testserver(/invitations/\S+/)", str(mail.outbox[-1].body))
     assert link is not None
     return link.group(1)
 

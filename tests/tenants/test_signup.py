@@ -1,4 +1,5 @@
 import re
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SIGNUP = "/accounts/signup/"
 
 
-def signup(client: Client, **overrides: str) -> object:
+def signup(client: Client, **overrides: str) -> Any:
     data = {
         "email": "sam@skyline.example",
         "password1": PASSWORD,
@@ -57,7 +58,7 @@ def test_signup_in_production_requires_email_verification() -> None:
     assert client.get("/t/skyline-airways/").status_code == 302  # not logged in yet
     assert len(mail.outbox) == 1
     link = re.search(
-        r"http://testserver(/accounts/confirm-email/\S+)", mail.outbox[0].body
+        r"http://testserver(/accounts/confirm-email/\S+)", str(mail.outbox[0].body)
     )
     assert link is not None
     confirmed = client.post(link.group(1))
