@@ -49,8 +49,14 @@ class OperatorAdminSite(admin.AdminSite):
         return has_totp
 
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        """Operators log in through allauth (rate limits and MFA apply)."""
-        if request.user.is_authenticated and request.user.is_staff:
+        """Operators log in through allauth (rate limits and MFA apply).
+
+        A logged-in member who is not staff is refused outright; staff without TOTP
+        are sent to set it up.
+        """
+        if request.user.is_authenticated and not request.user.is_staff:
+            return TemplateResponse(request, "frontend/forbidden.html", status=403)
+        if request.user.is_authenticated:
             return HttpResponseRedirect(reverse("mfa_activate_totp"))
         next_url = request.GET.get("next", reverse("admin:index"))
         return HttpResponseRedirect(f"{reverse('account_login')}?next={next_url}")
@@ -92,13 +98,22 @@ class TenantOperatorAdmin(admin.ModelAdmin[Tenant]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    @staticmethod
+    def _usage(tenant: Tenant) -> dict[str, int]:
+        # One tenant_context per row, shared by the row's usage columns.
+        usage: dict[str, int] | None = getattr(tenant, "_usage", None)
+        if usage is None:
+            usage = tenant_usage(tenant)
+            tenant._usage = usage  # type: ignore[attr-defined]
+        return usage
+
     @admin.display(description="members")
     def members(self, tenant: Tenant) -> int:
-        return tenant_usage(tenant)["members"]
+        return self._usage(tenant)["members"]
 
     @admin.display(description="brands")
     def brands(self, tenant: Tenant) -> int:
-        return tenant_usage(tenant)["brands"]
+        return self._usage(tenant)["brands"]
 
     @admin.action(description="Suspend selected workspaces")
     def suspend(

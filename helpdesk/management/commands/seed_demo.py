@@ -24,7 +24,11 @@ class Command(BaseCommand):
         owner = User.objects.filter(email=DEMO_EMAIL).first()
         if owner is None:
             owner = User.objects.create_user(
-                DEMO_EMAIL, password, display_name="Olivia (Acme Air)", is_staff=True
+                DEMO_EMAIL,
+                password,
+                display_name="Olivia (Acme Air)",
+                is_staff=True,
+                is_superuser=True,
             )
             _verify(owner)
         tenant = Tenant.objects.filter(slug="acme-air").first()
