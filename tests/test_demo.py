@@ -1,4 +1,4 @@
-"""The embedded demo path on SQLite: migrate, seed, serve, and a real in-process worker."""
+"""The embedded demo path on SQLite: migrate, seed, serve, an in-process worker."""
 
 import os
 import socket
@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def demo_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST"))
+    }
     for name in ("DATABASE_URL", "MIGRATOR_DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
         env.pop(name, None)
     env.update(
@@ -69,7 +71,11 @@ def test_demo_migrates_seeds_and_renders_the_owners_workspace(
 ) -> None:
     result = manage(seeded, "shell", "--no-imports", "-c", SMOKE)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:3] == ["status 200 True", "outsider 302", "fail-closed"]
+    assert result.stdout.split("\n")[:3] == [
+        "status 200 True",
+        "outsider 302",
+        "fail-closed",
+    ]
 
 
 WORKER = """
@@ -95,7 +101,9 @@ def test_demo_runs_tasks_on_a_real_in_process_worker(seeded: dict[str, str]) -> 
     result = manage(seeded, "shell", "--no-imports", "-c", WORKER)
     assert result.returncode == 0, result.stderr
     # The console mailer printed the email from the worker thread, not eagerly.
-    assert "Subject: Olivia (Acme Air) invited you to Acme Air on Earshot" in result.stdout
+    assert (
+        "Subject: Olivia (Acme Air) invited you to Acme Air on Earshot" in result.stdout
+    )
     assert "Task tenants.send_invitation_email" in result.stderr
 
 
@@ -118,7 +126,9 @@ def test_serve_answers_http_on_the_chosen_port(seeded: dict[str, str]) -> None:
         deadline, body = time.monotonic() + 30, b""
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/", timeout=2
+                ) as r:
                     body = r.read()
                 break
             except OSError:

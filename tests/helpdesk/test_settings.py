@@ -14,7 +14,9 @@ def test_env_bool_accepts_clear_values(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_env_bool_rejects_anything_else(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLAG", "maybe")
-    with pytest.raises(ImproperlyConfigured, match="FLAG must be true or false, got 'maybe'"):
+    with pytest.raises(
+        ImproperlyConfigured, match="FLAG must be true or false, got 'maybe'"
+    ):
         env_bool("FLAG", default=False)
 
 
@@ -42,7 +44,9 @@ def test_env_secret_is_required_and_long_outside_debug(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("SECRET", raising=False)
-    with pytest.raises(ImproperlyConfigured, match="SECRET must be set when DEBUG is off"):
+    with pytest.raises(
+        ImproperlyConfigured, match="SECRET must be set when DEBUG is off"
+    ):
         env_secret("SECRET", demo_default="demo", debug=False)
     assert env_secret("SECRET", demo_default="demo", debug=True) == "demo"
     monkeypatch.setenv("SECRET", "short")
