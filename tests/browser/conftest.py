@@ -1,4 +1,4 @@
-"""Real Chromium (Debian's /usr/bin/chromium) driven by Playwright against live_server."""
+"""Real Chromium (Debian's /usr/bin/chromium) via Playwright against live_server."""
 
 import os
 from collections.abc import Iterator
