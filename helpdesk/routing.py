@@ -1,5 +1,11 @@
-"""Websocket routes. The inbox stream (`/ws/t/<slug>/`) arrives with the care core."""
+"""Websocket routes: the inbox stream of one workspace."""
 
 from typing import Any
 
-websocket_urlpatterns: list[Any] = []
+from django.urls import path
+
+from helpdesk.consumers import InboxConsumer
+
+websocket_urlpatterns: list[Any] = [
+    path("ws/t/<slug:tenant_slug>/", InboxConsumer.as_asgi(), name="inbox-stream"),
+]

@@ -135,7 +135,14 @@ class Brand(TenantModel):
     send_hold_seconds = models.PositiveSmallIntegerField(default=20)
     private_first_allowed = models.BooleanField(default=False)
     first_response_target_minutes = models.PositiveIntegerField(default=60)
-    signature_rules = models.JSONField(default=dict, blank=True)
+    signature_rules = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Per platform, e.g. {"x": " ^{initials}"}; "default" for the rest.',
+    )
+    auto_assign = models.BooleanField(
+        default=True, help_text="Assign new conversations round-robin to online agents."
+    )
     created_at = models.DateTimeField(default=now)
 
     class Meta:
@@ -170,6 +177,10 @@ class Membership(TenantModel):
         User, on_delete=models.CASCADE, related_name="memberships", db_index=False
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.AGENT)
+    capacity = models.PositiveSmallIntegerField(
+        default=20, help_text="Open conversations auto-assign gives this agent at most."
+    )
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=now)
 
     class Meta:

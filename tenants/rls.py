@@ -158,11 +158,9 @@ class TenantForeignKeyConstraint(BaseConstraint):
     def create_sql(  # type: ignore[override]
         self, model: type[Model] | None, schema_editor: BaseDatabaseSchemaEditor | None
     ) -> str | None:
-        if model is None or schema_editor is None:
-            return None
-        if schema_editor.connection.vendor != "postgresql":
-            return None
-        return "; ".join(self._statements(model))
+        # Deferred to the end of the migration: the parent's UNIQUE (tenant_id, id)
+        # may be added by a later operation of the same migration.
+        return self.constraint_sql(model, schema_editor)
 
     def remove_sql(  # type: ignore[override]
         self, model: type[Model] | None, schema_editor: BaseDatabaseSchemaEditor | None

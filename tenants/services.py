@@ -303,6 +303,20 @@ def remove_member(membership: Membership, *, target: Membership) -> None:
         data={"user_id": target.user_id, "role": target.role},
     )
     target.delete()
+    tenant_id, user_id = membership.tenant_id, target.user_id
+    transaction.on_commit(lambda: _close_member_sockets(tenant_id, user_id))
+
+
+def _close_member_sockets(tenant_id: int, user_id: int) -> None:
+    """Tell the removed member's open websockets to close (ASVS 8.3.2)."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(
+            f"t{tenant_id}.u{user_id}", {"type": "member.removed"}
+        )
 
 
 def delete_workspace(membership: Membership, *, confirm_name: str) -> None:

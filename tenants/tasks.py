@@ -21,10 +21,21 @@ from tenants.models import Invitation, Tenant
 
 logger = logging.getLogger(__name__)
 
-# Tasks that are not about one tenant; every other task must be a @tenant_task.
-SYSTEM_TASKS: frozenset[str] = frozenset()
+# Tasks that are not about one tenant (registered by @system_task); every other task
+# must be a @tenant_task.
+SYSTEM_TASKS: set[str] = set()
 
 TENANT_TASK_ATTR = "__earshot_tenant_task__"
+
+
+def system_task(*, name: str, **options: Any) -> Callable[..., Any]:
+    """Register a task for no tenant (beat fan-outs); it sees no tenant rows."""
+
+    def decorator(fn: Callable[..., Any]) -> Any:
+        SYSTEM_TASKS.add(name)
+        return shared_task(name=name, **options)(fn)
+
+    return decorator
 
 
 def tenant_task(
@@ -36,18 +47,33 @@ def tenant_task(
     workspace that is no longer active is skipped and logged.
     """
 
+    bound = bool(options.get("bind"))
+
     def decorator(fn: Callable[..., Any]) -> Any:
-        @wraps(fn)
-        def run(tenant_id: int, *args: Any, **kwargs: Any) -> Any:
+        def call(head: tuple[Any, ...], tenant_id: int, args: Any, kwargs: Any) -> Any:
             tenant = Tenant.objects.filter(pk=int(tenant_id)).first()
             if tenant is None or not tenant.is_active:
                 logger.info("skipping %s for inactive tenant %s", name, tenant_id)
                 return None
             if not atomic:
-                return fn(tenant, *args, **kwargs)
+                return fn(*head, tenant, *args, **kwargs)
             with tenant_context(tenant):
-                return fn(tenant, *args, **kwargs)
+                return fn(*head, tenant, *args, **kwargs)
 
+        if bound:
+
+            @wraps(fn)
+            def run_bound(task: Any, tenant_id: int, *args: Any, **kwargs: Any) -> Any:
+                return call((task,), tenant_id, args, kwargs)
+
+            run: Callable[..., Any] = run_bound
+        else:
+
+            @wraps(fn)
+            def run_plain(tenant_id: int, *args: Any, **kwargs: Any) -> Any:
+                return call((), tenant_id, args, kwargs)
+
+            run = run_plain
         setattr(run, TENANT_TASK_ATTR, True)
         return shared_task(name=name, **options)(run)
 

@@ -1,0 +1,42 @@
+"""The gates to single care objects: the only way interface code gets one."""
+
+from django.http import Http404
+
+from helpdesk.models import Contact, Conversation, Message
+from tenants.models import Membership
+
+
+def access_conversation(membership: Membership, conversation_id: int) -> Conversation:
+    """The conversation with this id in the member's workspace, or 404."""
+    conversation = (
+        Conversation.objects.select_related("brand", "contact", "social_account")
+        .filter(pk=conversation_id)
+        .first()
+    )
+    if conversation is None:
+        raise Http404("No such conversation")
+    if conversation.tenant_id != membership.tenant_id:
+        raise Http404("No such conversation")
+    return conversation
+
+
+def access_message(membership: Membership, message_id: int) -> Message:
+    """The message with this id in the member's workspace, or 404."""
+    message = (
+        Message.objects.select_related("conversation").filter(pk=message_id).first()
+    )
+    if message is None:
+        raise Http404("No such message")
+    if message.tenant_id != membership.tenant_id:
+        raise Http404("No such message")
+    return message
+
+
+def access_contact(membership: Membership, contact_id: int) -> Contact:
+    """The contact with this id in the member's workspace, or 404."""
+    contact = Contact.objects.filter(pk=contact_id).first()
+    if contact is None:
+        raise Http404("No such contact")
+    if contact.tenant_id != membership.tenant_id:
+        raise Http404("No such contact")
+    return contact

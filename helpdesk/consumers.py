@@ -1,0 +1,143 @@
+"""`InboxConsumer`: the live stream of one workspace at /ws/t/<tenant_slug>/.
+
+It authenticates (session), gates (membership, checked inside the tenant's own
+context), joins the tenant and user groups, forwards events, and sends what a
+reconnecting client missed (`?after=<seq>`). Clients send only ephemeral signals:
+heartbeats (presence) and viewing/typing on a conversation. No business logic here.
+"""
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from helpdesk import events
+from helpdesk.models import Conversation
+from helpdesk.presence import presence_store
+from tenants.context import tenant_context, tenant_db
+from tenants.models import Membership, Tenant, User
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+SIGNALS = {"viewing", "typing", "idle"}
+
+
+def _membership(user_id: int, slug: str) -> tuple[int, int] | None:
+    tenant = Tenant.objects.filter(slug=slug, status=Tenant.Status.ACTIVE).first()
+    if tenant is None:
+        return None
+    with tenant_context(tenant):
+        membership = Membership.objects.filter(user_id=user_id).first()
+        if membership is None:
+            return None
+        return tenant.pk, membership.pk
+
+
+def _still_member(membership_id: int) -> bool:
+    return Membership.objects.filter(pk=membership_id).exists()
+
+
+def _conversation_exists(conversation_id: int) -> bool:
+    return Conversation.objects.filter(pk=conversation_id).exists()
+
+
+class InboxConsumer(AsyncJsonWebsocketConsumer):
+    tenant_id: int
+    user_id: int
+    membership_id: int
+    joined: list[str]
+
+    async def connect(self) -> None:
+        self.joined = []
+        user: User = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        slug = self.scope["url_route"]["kwargs"]["tenant_slug"]
+        found = await database_sync_to_async(_membership)(user.pk, slug)
+        if found is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.tenant_id, self.membership_id = found
+        self.user_id = user.pk
+        for group in (
+            events.inbox_group(self.tenant_id),
+            events.user_group(self.tenant_id, user.pk),
+        ):
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.joined.append(group)
+        await self.accept()
+        await self._catch_up()
+        await self._heartbeat()
+
+    async def _catch_up(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        after = query.get("after", [None])[0]
+        if after is None or not after.isdigit():
+            return
+        missed = await tenant_db(self.tenant_id, events.events_after)(
+            self.tenant_id, int(after)
+        )
+        for payload in missed:
+            await self.send_json(payload)
+        await self.send_json({"type": "caught_up", "count": len(missed)})
+
+    async def _heartbeat(self) -> None:
+        came_online = await database_sync_to_async(presence_store().touch)(
+            self.tenant_id, self.user_id
+        )
+        if came_online:
+            await self._signal(
+                {"type": "presence", "user_id": self.user_id, "state": "online"}
+            )
+
+    async def _signal(self, payload: dict[str, Any]) -> None:
+        await self.channel_layer.group_send(
+            events.inbox_group(self.tenant_id),
+            {"type": "event.message", "event": payload},
+        )
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "heartbeat":
+            if not await tenant_db(self.tenant_id, _still_member)(self.membership_id):
+                await self.close(code=CLOSE_FORBIDDEN)
+                return
+            await self._heartbeat()
+            return
+        if kind in SIGNALS:
+            conversation_id = content.get("conversation_id")
+            if not isinstance(conversation_id, int) or not await tenant_db(
+                self.tenant_id, _conversation_exists
+            )(conversation_id):
+                await self.send_json({"type": "error", "error": "no such conversation"})
+                return
+            await self._signal(
+                {
+                    "type": "typing" if kind == "typing" else "viewing",
+                    "user_id": self.user_id,
+                    "conversation_id": conversation_id,
+                    "state": kind,
+                }
+            )
+            return
+        await self.send_json({"type": "error", "error": "unknown message type"})
+
+    async def event_message(self, message: dict[str, Any]) -> None:
+        await self.send_json(message["event"])
+
+    async def member_removed(self, message: dict[str, Any]) -> None:
+        await self.close(code=CLOSE_FORBIDDEN)
+
+    async def disconnect(self, code: int) -> None:
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.joined:
+            await database_sync_to_async(presence_store().leave)(
+                self.tenant_id, self.user_id
+            )
+            await self._signal(
+                {"type": "presence", "user_id": self.user_id, "state": "offline"}
+            )

@@ -1,0 +1,133 @@
+"""Live events: group names, typed payloads, and sending after commit.
+
+Durable events (conversation.*, message.*) get the tenant's next sequence number,
+are stored as `Event` rows for catch-up, and are sent on commit. The row lock on the
+tenant's `EventCounter` makes the sequence follow commit order, so a client that
+resumes "after N" misses nothing. Ephemeral events (presence, viewing, typing) are
+sent at once, carry no sequence and are not stored.
+
+Payloads carry ids plus the changed fields; browsers re-fetch what they display.
+"""
+
+import logging
+from typing import Any, Literal, NotRequired, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection, transaction
+
+from helpdesk.models import Event
+
+logger = logging.getLogger(__name__)
+
+DurableType = Literal[
+    "conversation.created",
+    "conversation.updated",
+    "message.created",
+    "message.updated",
+]
+EphemeralType = Literal["presence", "viewing", "typing"]
+
+
+class ConversationEvent(TypedDict):
+    type: DurableType
+    seq: int
+    conversation_id: int
+    brand_id: int
+    changed: dict[str, Any]
+
+
+class MessageEvent(TypedDict):
+    type: DurableType
+    seq: int
+    conversation_id: int
+    brand_id: int
+    message_id: int
+    changed: dict[str, Any]
+
+
+class EphemeralEvent(TypedDict):
+    type: EphemeralType
+    user_id: int
+    conversation_id: NotRequired[int]
+    state: str
+
+
+def inbox_group(tenant_id: int) -> str:
+    return f"t{tenant_id}"
+
+
+def brand_group(tenant_id: int, brand_id: int) -> str:
+    return f"t{tenant_id}.b{brand_id}"
+
+
+def conversation_group(tenant_id: int, conversation_id: int) -> str:
+    return f"t{tenant_id}.c{conversation_id}"
+
+
+def user_group(tenant_id: int, user_id: int) -> str:
+    return f"t{tenant_id}.u{user_id}"
+
+
+_NEXT_SEQ = {
+    "postgresql": (
+        "INSERT INTO helpdesk_eventcounter (tenant_id, value) VALUES (%s, 1) "
+        "ON CONFLICT (tenant_id) DO UPDATE SET value = helpdesk_eventcounter.value + 1 "
+        "RETURNING value"
+    ),
+}
+_NEXT_SEQ["sqlite"] = _NEXT_SEQ["postgresql"]
+
+
+def next_seq(tenant_id: int) -> int:
+    """Allocate the tenant's next event sequence. Call inside its transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(_NEXT_SEQ[connection.vendor], [tenant_id])
+        row = cursor.fetchone()
+    assert row is not None  # noqa: S101 - RETURNING always yields the row
+    return int(row[0])
+
+
+def emit(
+    tenant_id: int, type: DurableType, *, seq: int | None = None, **fields: Any
+) -> int:
+    """Store a durable event with the next sequence and send it to the tenant on commit.
+
+    Call inside the tenant's transaction (services do); returns the sequence. Pass
+    `seq` when the caller allocated it already (to stamp it on a row first).
+    """
+    seq = seq if seq is not None else next_seq(tenant_id)
+    payload: dict[str, Any] = {"type": type, "seq": seq, **fields}
+    Event.objects.create(tenant_id=tenant_id, seq=seq, type=type, payload=payload)
+    group = inbox_group(tenant_id)
+    transaction.on_commit(lambda: send_to_group(group, payload))
+    return seq
+
+
+def send_to_group(group: str, payload: dict[str, Any]) -> None:
+    """Push one payload to a channel-layer group now (sync callers)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            group, {"type": "event.message", "event": payload}
+        )
+    except Exception:
+        # The row is committed; a client that missed the push catches up by sequence.
+        logger.exception("could not push event %s to %s", payload.get("type"), group)
+
+
+def send_control(group: str, message_type: str, **fields: Any) -> None:
+    """A control message to consumers (e.g. close a revoked member's sockets)."""
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(group, {"type": message_type, **fields})
+
+
+def events_after(
+    tenant_id: int, after: int, *, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Durable events with a sequence above `after`, oldest first (catch-up)."""
+    rows = Event.objects.filter(seq__gt=after).order_by("seq")[:limit]
+    return [row.payload for row in rows]

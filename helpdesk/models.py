@@ -1,0 +1,400 @@
+"""The care core's rows: contacts, conversations, messages and what hangs off them.
+
+Every model is a TenantModel; relations between them are composite (tenant_id, id)
+keys. Workflows live in helpdesk/services/, not here.
+"""
+
+import uuid
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+from social.models import Platform, SocialAccount
+from tenants.base import TenantForeignKey, TenantModel, tenant_constraints
+from tenants.models import Brand
+
+
+class Contact(TenantModel):
+    """A customer, known through one or more platform identities (R11)."""
+
+    display_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    external_crm_id = models.CharField(max_length=128, blank=True)
+    notes = models.TextField(blank=True)
+    merged_into = TenantForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at"]
+        constraints: ClassVar[list[Any]] = tenant_constraints(fks=["merged_into"])
+
+    def __str__(self) -> str:
+        return self.display_name or f"Contact {self.pk}"
+
+
+class Identity(TenantModel):
+    """A contact's account on one platform."""
+
+    contact = TenantForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="identities"
+    )
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    external_id = models.CharField(max_length=128)
+    handle = models.CharField(max_length=128, blank=True)
+    display_name = models.CharField(max_length=200, blank=True)
+    followers = models.PositiveIntegerField(default=0)
+    profile_url = models.URLField(blank=True)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["platform", "handle"]
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["contact"]),
+            models.UniqueConstraint(
+                fields=["tenant", "platform", "external_id"],
+                name="helpdesk_identity_platform_ext_uniq",
+            ),
+        ]
+        verbose_name_plural = "identities"
+
+    def __str__(self) -> str:
+        return f"{self.platform}:@{self.handle or self.external_id}"
+
+
+class Conversation(TenantModel):
+    class Origin(models.TextChoices):
+        MENTION = "mention", "Mention"
+        LISTENING = "listening", "Listening (untagged)"
+        COMMENT = "comment", "Comment"
+        DIRECT_MESSAGE = "direct_message", "Direct message"
+        REVIEW = "review", "Review"
+        API = "api", "API"
+
+    class ChannelState(models.TextChoices):
+        PUBLIC = "public", "Public"
+        PRIVATE = "private", "Private"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        PENDING = "pending", "Pending"
+        SNOOZED = "snoozed", "Snoozed"
+        RESOLVED = "resolved", "Resolved"
+
+    class Sentiment(models.TextChoices):
+        NEGATIVE = "negative", "Negative"
+        NEUTRAL = "neutral", "Neutral"
+        POSITIVE = "positive", "Positive"
+
+    brand = TenantForeignKey(
+        Brand, on_delete=models.PROTECT, related_name="conversations"
+    )
+    social_account = TenantForeignKey(
+        SocialAccount,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="conversations",
+    )
+    contact = TenantForeignKey(
+        Contact, on_delete=models.PROTECT, related_name="conversations"
+    )
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    origin = models.CharField(max_length=16, choices=Origin.choices)
+    public_thread_ref = models.CharField(max_length=128, blank=True)
+    private_thread_ref = models.CharField(max_length=128, blank=True)
+    channel_state = models.CharField(
+        max_length=8, choices=ChannelState.choices, default=ChannelState.PUBLIC
+    )
+    awaiting_private = models.BooleanField(
+        default=False, help_text="Moved to private; the customer's next DM lands here."
+    )
+    mentions_account = models.BooleanField(default=False)
+    public_reply_count = models.PositiveIntegerField(default=0)
+    customer_message_count = models.PositiveIntegerField(default=0)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.OPEN
+    )
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    priority = models.PositiveSmallIntegerField(default=0)
+    sentiment = models.CharField(
+        max_length=10, choices=Sentiment.choices, default=Sentiment.NEUTRAL
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    last_answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    team = models.CharField(max_length=60, blank=True)
+    tags: "models.ManyToManyField[Tag, ConversationTag]" = models.ManyToManyField(
+        "Tag", through="ConversationTag", related_name="+"
+    )
+    preview = models.CharField(max_length=280, blank=True)
+    first_customer_message_at = models.DateTimeField(null=True, blank=True)
+    last_customer_message_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    queue_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="SLA due time less the bounded reach bonus (R10).",
+    )
+    last_activity_at = models.DateTimeField(default=now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["queue_at", "-last_activity_at"]
+        constraints: ClassVar[list[Any]] = tenant_constraints(
+            fks=["brand", "social_account", "contact"]
+        )
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(
+                fields=["tenant", "status", "queue_at", "id"],
+                name="helpdesk_conv_queue_ix",
+            ),
+            models.Index(
+                fields=["tenant", "status", "-last_activity_at", "id"],
+                name="helpdesk_conv_recent_ix",
+            ),
+            models.Index(
+                fields=["tenant", "assignee", "status"],
+                name="helpdesk_conv_assignee_ix",
+            ),
+            models.Index(
+                fields=["tenant", "social_account", "contact", "public_thread_ref"],
+                name="helpdesk_conv_thread_ix",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Conversation {self.pk} ({self.platform}, {self.status})"
+
+    @property
+    def started_public(self) -> bool:
+        return self.origin != self.Origin.DIRECT_MESSAGE
+
+
+class Message(TenantModel):
+    class Direction(models.TextChoices):
+        IN = "in", "Inbound"
+        OUT = "out", "Outbound"
+
+    class Visibility(models.TextChoices):
+        PUBLIC = "public", "Public"
+        PRIVATE = "private", "Private"
+
+    class DeliveryStatus(models.TextChoices):
+        RECEIVED = "received", "Received"
+        SCHEDULED = "scheduled", "Scheduled"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Kind(models.TextChoices):
+        CUSTOMER = "customer", "Customer message"
+        REPLY = "reply", "Agent reply"
+        PRIVATE_INVITE = "private_invite", "Move to private"
+        AUTO_REPLY = "auto_reply", "Automatic reply"
+
+    conversation = TenantForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    account = TenantForeignKey(
+        SocialAccount, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    visibility = models.CharField(max_length=8, choices=Visibility.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CUSTOMER)
+    # NULL until an outbound reply is sent, so the unique key only covers real ids.
+    external_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    external_url = models.URLField(blank=True)
+    in_reply_to_external_id = models.CharField(max_length=128, blank=True)
+    author_identity = TenantForeignKey(
+        Identity, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    author_agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    text = models.TextField()
+    delivery_status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.RECEIVED
+    )
+    counts_toward_limit = models.BooleanField(default=False)
+    send_after = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    client_ref = models.UUIDField(default=uuid.uuid4, editable=False)
+    claim_token = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The delivery attempt that holds the claim.",
+    )
+    seq = models.BigIntegerField(
+        default=0, help_text="The tenant event sequence at creation."
+    )
+    created_at = models.DateTimeField(default=now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["created_at", "id"]
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["conversation", "account", "author_identity"]),
+            models.UniqueConstraint(
+                fields=["tenant", "platform", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="helpdesk_message_platform_ext_uniq",
+            ),
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(
+                fields=["tenant", "conversation", "created_at"],
+                name="helpdesk_msg_thread_ix",
+            ),
+            models.Index(
+                fields=["tenant", "delivery_status", "send_after"],
+                condition=Q(direction="out"),
+                name="helpdesk_msg_outbox_ix",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.visibility} message {self.pk}"
+
+
+class Note(TenantModel):
+    """An internal note on a conversation; never sent to the customer."""
+
+    conversation = TenantForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="notes"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        db_index=False,
+    )
+    text = models.TextField()
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["created_at"]
+        constraints: ClassVar[list[Any]] = tenant_constraints(fks=["conversation"])
+
+    def __str__(self) -> str:
+        return f"Note {self.pk}"
+
+
+class SavedReply(TenantModel):
+    """A reusable reply with placeholders ({first_name}, {agent_name}, {brand_name})."""
+
+    brand = TenantForeignKey(
+        Brand, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    title = models.CharField(max_length=120)
+    body = models.TextField()
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["title"]
+        constraints: ClassVar[list[Any]] = tenant_constraints(fks=["brand"])
+        verbose_name_plural = "saved replies"
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Tag(TenantModel):
+    name = models.CharField(max_length=60)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["name"]
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(),
+            models.UniqueConstraint(
+                fields=["tenant", "name"], name="helpdesk_tag_name_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConversationTag(TenantModel):
+    conversation = TenantForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="+"
+    )
+    tag = TenantForeignKey(Tag, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["conversation", "tag"]),
+            models.UniqueConstraint(
+                fields=["tenant", "conversation", "tag"], name="helpdesk_convtag_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}:{self.tag_id}"
+
+
+class Event(TenantModel):
+    """A live event as pushed to browsers, kept so reconnecting clients catch up."""
+
+    seq = models.BigIntegerField()
+    type = models.CharField(max_length=40)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["seq"]
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(),
+            models.UniqueConstraint(
+                fields=["tenant", "seq"], name="helpdesk_event_seq_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.type}"
+
+
+class EventCounter(TenantModel):
+    """The tenant's last event sequence number; its row lock orders events by commit."""
+
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(),
+            models.UniqueConstraint(
+                fields=["tenant"], name="helpdesk_eventcounter_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.value}"

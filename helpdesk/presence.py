@@ -1,0 +1,77 @@
+"""Who is online: an agent is online for 60 s after its last heartbeat.
+
+Production keeps presence in Redis (one sorted set per tenant, shared by every ASGI
+process); the single-process demo keeps it in memory.
+"""
+
+import threading
+import time
+from functools import cache
+
+from django.conf import settings
+
+ONLINE_SECONDS = 60
+
+
+class MemoryPresence:
+    def __init__(self) -> None:
+        self._seen: dict[int, dict[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def touch(self, tenant_id: int, user_id: int) -> bool:
+        """Record a heartbeat; True when the agent was offline before."""
+        now = time.time()
+        with self._lock:
+            seen = self._seen.setdefault(tenant_id, {})
+            was_online = now - seen.get(user_id, 0.0) < ONLINE_SECONDS
+            seen[user_id] = now
+        return not was_online
+
+    def leave(self, tenant_id: int, user_id: int) -> None:
+        with self._lock:
+            self._seen.get(tenant_id, {}).pop(user_id, None)
+
+    def online(self, tenant_id: int) -> set[int]:
+        cutoff = time.time() - ONLINE_SECONDS
+        with self._lock:
+            seen = self._seen.get(tenant_id, {})
+            return {user for user, at in seen.items() if at >= cutoff}
+
+
+class RedisPresence:
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url)
+
+    def _key(self, tenant_id: int) -> str:
+        return f"earshot:presence:t{tenant_id}"
+
+    def touch(self, tenant_id: int, user_id: int) -> bool:
+        now = time.time()
+        key = self._key(tenant_id)
+        pipe = self._redis.pipeline()
+        pipe.zscore(key, user_id)
+        pipe.zadd(key, {str(user_id): now})
+        pipe.zremrangebyscore(key, 0, now - 24 * 3600)
+        pipe.expire(key, 24 * 3600)
+        previous = pipe.execute()[0]
+        return previous is None or now - float(previous) >= ONLINE_SECONDS
+
+    def leave(self, tenant_id: int, user_id: int) -> None:
+        self._redis.zrem(self._key(tenant_id), user_id)
+
+    def online(self, tenant_id: int) -> set[int]:
+        cutoff = time.time() - ONLINE_SECONDS
+        members = self._redis.zrangebyscore(self._key(tenant_id), cutoff, "+inf")
+        return {int(str(member, "ascii")) for member in members}  # type: ignore[arg-type]
+
+
+Presence = MemoryPresence | RedisPresence
+
+
+@cache
+def presence_store() -> Presence:
+    """The process's presence store: Redis when REDIS_URL is set, else memory."""
+    url = getattr(settings, "REDIS_URL", "")
+    return RedisPresence(url) if url else MemoryPresence()

@@ -1,0 +1,98 @@
+"""Contacts and their identities across platforms (R11)."""
+
+from django.db import IntegrityError, transaction
+
+from helpdesk.models import Contact, Conversation, Identity
+from social.connectors.base import Author
+from tenants.access import require_role
+from tenants.models import Membership, Tenant
+from tenants.services import record_audit
+
+
+def upsert_identity(tenant: Tenant, platform: str, author: Author) -> Identity:
+    """The identity for `author` on `platform`, created with a new contact if unknown.
+
+    Profile fields (handle, name, followers, URL) are refreshed from the latest item.
+    Safe against a concurrent insert of the same identity (unique per tenant).
+    """
+    identity = (
+        Identity.objects.select_related("contact")
+        .filter(platform=platform, external_id=author.external_id)
+        .first()
+    )
+    if identity is None:
+        try:
+            with transaction.atomic():
+                contact = Contact.objects.create(
+                    tenant=tenant, display_name=author.display_name or author.handle
+                )
+                return Identity.objects.create(
+                    tenant=tenant,
+                    contact=contact,
+                    platform=platform,
+                    external_id=author.external_id,
+                    handle=author.handle,
+                    display_name=author.display_name,
+                    followers=author.followers,
+                    profile_url=author.profile_url,
+                )
+        except IntegrityError:
+            identity = Identity.objects.select_related("contact").get(
+                platform=platform, external_id=author.external_id
+            )
+    changed = _refresh(identity, author)
+    if changed:
+        identity.save(update_fields=changed)
+    return identity
+
+
+def _refresh(identity: Identity, author: Author) -> list[str]:
+    changed = []
+    for field, value in (
+        ("handle", author.handle),
+        ("display_name", author.display_name),
+        ("followers", author.followers),
+        ("profile_url", author.profile_url),
+    ):
+        if value and getattr(identity, field) != value:
+            setattr(identity, field, value)
+            changed.append(field)
+    return changed
+
+
+def merge_contacts(
+    membership: Membership, *, source: Contact, target: Contact
+) -> Contact:
+    """Move `source`'s identities and conversations to `target`; audit the merge.
+
+    Agents and above. The source contact stays, marked as merged into the target,
+    so links to it keep resolving.
+    """
+    require_role(membership, Membership.Role.AGENT)
+    if source.pk == target.pk:
+        from helpdesk.exceptions import InvalidTransition
+
+        raise InvalidTransition("A contact cannot be merged into itself.")
+    with transaction.atomic():
+        identities = Identity.objects.filter(contact=source).update(contact=target)
+        conversations = Conversation.objects.filter(contact=source).update(
+            contact=target
+        )
+        source.merged_into = target
+        source.save(update_fields=["merged_into"])
+        for field in ("email", "external_crm_id", "notes"):
+            if not getattr(target, field) and getattr(source, field):
+                setattr(target, field, getattr(source, field))
+        target.save(update_fields=["email", "external_crm_id", "notes"])
+        record_audit(
+            membership.tenant,
+            actor=membership.user,
+            action="contact.merged",
+            obj=target,
+            data={
+                "source_id": source.pk,
+                "identities": identities,
+                "conversations": conversations,
+            },
+        )
+    return target

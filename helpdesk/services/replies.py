@@ -1,0 +1,610 @@
+"""Agent replies and the care rules that govern them (R2-R7).
+
+`post_reply` is the only way a reply is created; the REST API, the pages and the
+commands call it. It checks the rules under the conversation's row lock, creates a
+`scheduled` Message whose hold (R5) gives the agent time to undo or edit it, and
+schedules delivery on commit.
+"""
+
+import difflib
+import re
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from helpdesk import events
+from helpdesk.exceptions import (
+    AnotherReplyPending,
+    ConversationResolved,
+    MessageNotEditable,
+    PlatformRefuses,
+    PrivateFirstRefused,
+    PublicReplyLimitReached,
+    ReplyInvalid,
+    ReplyNeedsConfirmation,
+)
+from helpdesk.models import Conversation, Message
+from social.connectors import get_connector
+from social.connectors.base import Capabilities
+from tenants.access import require_role
+from tenants.models import Brand, Membership, User
+from tenants.services import record_audit
+
+Visibility = Message.Visibility
+Delivery = Message.DeliveryStatus
+NEAR_DUPLICATE_RATIO = 0.9
+NEAR_DUPLICATE_LOOKBACK = timedelta(days=7)
+WARNING_NEAR_DUPLICATE = "near_duplicate"
+WARNING_STALE_VIEW = "stale_view"
+
+
+@dataclass
+class ReplyOutcome:
+    message: Message
+    warnings_confirmed: frozenset[str] = field(default_factory=frozenset)
+    overridden_limit: bool = False
+
+
+def capabilities_for(conversation: Conversation) -> Capabilities:
+    return get_connector(conversation.platform).capabilities
+
+
+def post_reply(
+    conversation: Conversation,
+    *,
+    membership: Membership,
+    text: str,
+    visibility: str | None = None,
+    seen_seq: int | None = None,
+    confirm: Collection[str] = (),
+    override_reason: str = "",
+    kind: str = Message.Kind.REPLY,
+) -> ReplyOutcome:
+    """Queue an agent's reply after applying every reply rule.
+
+    - visibility defaults to the conversation's channel (R2);
+    - a private first answer to a public conversation is refused unless the brand
+      allows it (R2);
+    - the brand's public reply limit is checked and counted under the row lock; an
+      admin may override it with a reason, which is audited (R3);
+    - one public answer per conversation may be in its hold at a time (R7);
+    - platform capabilities and length (after the signature, R7) are enforced;
+    - near-duplicates of the brand's recent public replies (R6) and replies written
+      against a stale view (the customer or another agent wrote since `seen_seq`)
+      raise ReplyNeedsConfirmation unless the warning is in `confirm`.
+    The Message is created `scheduled` for now + the brand's hold (R5); the
+    response clock stops now. Emits message.created and conversation.updated, and
+    enqueues helpdesk.deliver_message on commit.
+    """
+    require_role(membership, Membership.Role.AGENT)
+    body = text.strip()
+    if not body:
+        raise ReplyInvalid("Write a reply first.", field="text")
+    with transaction.atomic():
+        locked = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("brand", "social_account")
+            .get(pk=conversation.pk)
+        )
+        if locked.status == Conversation.Status.RESOLVED:
+            raise ConversationResolved(
+                "This conversation is resolved. Reopen it to reply.", field="status"
+            )
+        caps = capabilities_for(locked)
+        chosen = visibility or locked.channel_state
+        _check_visibility(locked, caps, chosen)
+        overridden = False
+        if chosen == Visibility.PUBLIC:
+            overridden = _check_public_limit(locked, membership, override_reason)
+            _check_nothing_pending(locked, membership.user)
+        full_text = with_signature(
+            body,
+            brand=locked.brand,
+            platform=locked.platform,
+            agent=membership.user,
+            visibility=chosen,
+        )
+        if len(full_text) > caps.max_length:
+            raise ReplyInvalid(
+                f"{locked.get_platform_display()} allows {caps.max_length} characters; "
+                f"this reply has {len(full_text)} with the signature.",
+                field="text",
+                limit=caps.max_length,
+            )
+        warnings = reply_warnings(locked, membership.user, full_text, chosen, seen_seq)
+        unconfirmed = {k: v for k, v in warnings.items() if k not in set(confirm)}
+        if unconfirmed:
+            raise ReplyNeedsConfirmation(unconfirmed)
+        message = _queue(locked, membership, full_text, chosen, kind)
+        if overridden:
+            record_audit(
+                membership.tenant,
+                actor=membership.user,
+                action="reply.limit_overridden",
+                obj=message,
+                reason=override_reason,
+                data={"conversation_id": locked.pk, "count": locked.public_reply_count},
+            )
+    return ReplyOutcome(message, frozenset(warnings), overridden)
+
+
+def _check_visibility(
+    conversation: Conversation, caps: Capabilities, chosen: str
+) -> None:
+    if chosen not in Visibility.values:
+        raise ReplyInvalid("Choose public or private.", field="visibility")
+    platform = conversation.get_platform_display()
+    if chosen == Visibility.PUBLIC:
+        if not conversation.public_thread_ref:
+            raise PlatformRefuses(
+                "This conversation has no public thread; answer privately.",
+                field="visibility",
+            )
+        if not caps.public_reply:
+            raise PlatformRefuses(f"{platform} does not allow public replies here.")
+        if caps.public_reply_needs_mention and not conversation.mentions_account:
+            raise PlatformRefuses(
+                f"{platform} only lets you reply publicly to posts that mention your "
+                "account. Answer privately if the customer accepts messages, or like "
+                "the post.",
+                field="visibility",
+            )
+        return
+    if not caps.private_message:
+        raise PlatformRefuses(f"{platform} has no private messages; reply publicly.")
+    brand = conversation.brand
+    public_first = conversation.started_public and conversation.public_reply_count == 0
+    if (
+        public_first
+        and not conversation.awaiting_private
+        and not brand.private_first_allowed
+    ):
+        raise PrivateFirstRefused(
+            "Answer publicly first, in the channel the customer chose; then move to "
+            "private for the details.",
+            field="visibility",
+        )
+    if not conversation.private_thread_ref and not caps.start_private:
+        raise PlatformRefuses(
+            f"{platform} does not let you start a private conversation. Use "
+            "“Move to private” to invite the customer to message you.",
+            field="visibility",
+        )
+    window = caps.private_reply_window
+    last = conversation.last_customer_message_at
+    if window is not None and last is not None and timezone.now() - last > window:
+        hours = int(window.total_seconds() // 3600)
+        raise PlatformRefuses(
+            f"{platform} allows private replies within {hours} hours of the customer's "
+            "last message; that window has closed.",
+            field="visibility",
+        )
+
+
+def _check_public_limit(
+    conversation: Conversation, membership: Membership, override_reason: str
+) -> bool:
+    limit = conversation.brand.public_reply_limit
+    if conversation.public_reply_count < limit:
+        return False
+    if override_reason.strip() and membership.has_role(Membership.Role.ADMIN):
+        return True
+    raise PublicReplyLimitReached(
+        f"You have replied publicly {conversation.public_reply_count} times in this "
+        f"thread (the limit is {limit}). Move to private to continue; an admin can "
+        "override with a reason.",
+        field="visibility",
+        limit=limit,
+        suggestion="move_to_private",
+    )
+
+
+def _check_nothing_pending(conversation: Conversation, agent: User) -> None:
+    pending = (
+        Message.objects.filter(
+            conversation=conversation,
+            direction=Message.Direction.OUT,
+            visibility=Visibility.PUBLIC,
+            delivery_status=Delivery.SCHEDULED,
+        )
+        .select_related("author_agent")
+        .first()
+    )
+    if pending is None:
+        return
+    if pending.author_agent_id == agent.pk:
+        raise AnotherReplyPending(
+            "Your previous public reply is still in its hold. Edit it instead.",
+            message_id=pending.pk,
+        )
+    name = pending.author_agent.public_name if pending.author_agent else "Another agent"
+    raise AnotherReplyPending(
+        f"{name}'s public reply is about to be sent; another agent's reply is about to "
+        "be sent, so wait for it or add a note.",
+        message_id=pending.pk,
+        agent=name,
+    )
+
+
+def reply_warnings(
+    conversation: Conversation,
+    agent: User,
+    text: str,
+    visibility: str,
+    seen_seq: int | None,
+) -> dict[str, str]:
+    """Warnings the agent must confirm before the reply is queued."""
+    warnings: dict[str, str] = {}
+    if seen_seq is not None:
+        newer = (
+            Message.objects.filter(conversation=conversation, seq__gt=seen_seq)
+            .exclude(direction=Message.Direction.OUT, author_agent=agent)
+            .order_by("seq")
+            .first()
+        )
+        if newer is not None:
+            who = (
+                "The customer"
+                if newer.direction == Message.Direction.IN
+                else "Another agent"
+            )
+            warnings[WARNING_STALE_VIEW] = (
+                f"{who} wrote again since you opened this conversation. Read it first."
+            )
+    if visibility == Visibility.PUBLIC and is_near_duplicate(conversation.brand, text):
+        warnings[WARNING_NEAR_DUPLICATE] = (
+            "This reply is almost the same as a recent public reply. Write it for this "
+            "customer; platforms also reject duplicate posts."
+        )
+    return warnings
+
+
+def _normalize(text: str) -> str:
+    text = re.sub(r"[@#]\w+", " ", text.lower())
+    text = re.sub(r"[^\w\s]", " ", text)
+    return " ".join(text.split())
+
+
+def is_near_duplicate(brand: Brand, text: str) -> bool:
+    """True when `text` nearly repeats one of the brand's recent public replies (R6)."""
+    since = timezone.now() - NEAR_DUPLICATE_LOOKBACK
+    recent = (
+        Message.objects.filter(
+            conversation__brand=brand,
+            direction=Message.Direction.OUT,
+            visibility=Visibility.PUBLIC,
+            created_at__gte=since,
+        )
+        .exclude(delivery_status=Delivery.CANCELLED)
+        .order_by("-created_at")
+        .values_list("text", flat=True)[:200]
+    )
+    candidate = _normalize(text)
+    matcher = difflib.SequenceMatcher(None, candidate, autojunk=False)
+    for previous in recent:
+        matcher.set_seq1(_normalize(previous))
+        if matcher.real_quick_ratio() < NEAR_DUPLICATE_RATIO:
+            continue
+        if (
+            matcher.quick_ratio() >= NEAR_DUPLICATE_RATIO
+            and matcher.ratio() >= NEAR_DUPLICATE_RATIO
+        ):
+            return True
+    return False
+
+
+def with_signature(
+    text: str, *, brand: Brand, platform: str, agent: User, visibility: str
+) -> str:
+    """Append the brand's signature rule for `platform` to a public reply (R7).
+
+    Rules are templates with {initials}, {first_name} and {agent_name}, keyed by
+    platform with an optional "default".
+    """
+    if visibility != Visibility.PUBLIC:
+        return text
+    rules = brand.signature_rules or {}
+    template = rules.get(platform, rules.get("default", ""))
+    if not template:
+        return text
+    name = agent.public_name
+    initials = "".join(part[0] for part in name.split() if part).upper()[:3]
+    signature = str(template).format(
+        initials=initials, first_name=name.split()[0] if name else "", agent_name=name
+    )
+    return text + signature if signature[:1].isspace() else f"{text} {signature}"
+
+
+def _queue(
+    conversation: Conversation,
+    membership: Membership,
+    text: str,
+    visibility: str,
+    kind: str,
+) -> Message:
+    now = timezone.now()
+    public = visibility == Visibility.PUBLIC
+    seq = events.next_seq(conversation.tenant_id)
+    message = Message.objects.create(
+        tenant_id=conversation.tenant_id,
+        conversation=conversation,
+        account=conversation.social_account,
+        platform=conversation.platform,
+        direction=Message.Direction.OUT,
+        visibility=visibility,
+        kind=kind,
+        author_agent=membership.user,
+        text=text,
+        delivery_status=Delivery.SCHEDULED,
+        counts_toward_limit=public,
+        send_after=now + timedelta(seconds=conversation.brand.send_hold_seconds),
+        seq=seq,
+        created_at=now,
+    )
+    changed: dict[str, object] = {"last_activity_at": now.isoformat()}
+    conversation.last_activity_at = now
+    conversation.last_answered_by = membership.user
+    if public:
+        conversation.public_reply_count += 1
+        changed["public_reply_count"] = conversation.public_reply_count
+    if conversation.first_response_at is None:
+        conversation.first_response_at = now
+        changed["first_response_at"] = now.isoformat()
+    if conversation.sla_due_at is not None:
+        conversation.sla_due_at = None
+        conversation.queue_at = None
+        changed["sla_due_at"] = None
+    conversation.save(
+        update_fields=[
+            "last_activity_at",
+            "last_answered_by",
+            "public_reply_count",
+            "first_response_at",
+            "sla_due_at",
+            "queue_at",
+        ]
+    )
+    _emit_message(message, "message.created", seq=seq, changed=_message_fields(message))
+    events.emit(
+        conversation.tenant_id,
+        "conversation.updated",
+        conversation_id=conversation.pk,
+        brand_id=conversation.brand_id,
+        changed=changed,
+    )
+    schedule_delivery(message)
+    return message
+
+
+def _message_fields(message: Message) -> dict[str, object]:
+    return {
+        "direction": message.direction,
+        "visibility": message.visibility,
+        "delivery_status": message.delivery_status,
+        "send_after": message.send_after.isoformat() if message.send_after else None,
+        "author_agent_id": message.author_agent_id,
+    }
+
+
+def _emit_message(
+    message: Message,
+    type: events.DurableType,
+    *,
+    seq: int | None = None,
+    changed: dict[str, object],
+) -> None:
+    events.emit(
+        message.tenant_id,
+        type,
+        seq=seq,
+        conversation_id=message.conversation_id,
+        brand_id=message.conversation.brand_id,
+        message_id=message.pk,
+        changed=changed,
+    )
+
+
+def schedule_delivery(message: Message) -> None:
+    """Enqueue helpdesk.deliver_message for the message's send time, on commit."""
+    from helpdesk.tasks import deliver_message
+
+    tenant_id, message_id, eta = message.tenant_id, message.pk, message.send_after
+    transaction.on_commit(
+        lambda: deliver_message.apply_async((tenant_id, message_id), eta=eta)
+    )
+
+
+def _locked_outbound(message: Message, membership: Membership) -> Message:
+    require_role(membership, Membership.Role.AGENT)
+    return (
+        Message.objects.select_for_update(of=("self",))
+        .select_related("conversation")
+        .get(pk=message.pk, direction=Message.Direction.OUT)
+    )
+
+
+def cancel_scheduled_reply(message: Message, *, membership: Membership) -> Message:
+    """Undo a reply during its hold: it is never sent and frees its public slot.
+
+    Raises MessageNotEditable once the hold is over (sending or sent).
+    """
+    with transaction.atomic():
+        locked = _locked_outbound(message, membership)
+        if locked.delivery_status != Delivery.SCHEDULED:
+            raise MessageNotEditable(
+                "The hold is over; this reply can no longer be undone."
+            )
+        locked.delivery_status = Delivery.CANCELLED
+        locked.save(update_fields=["delivery_status"])
+        release_public_slot(locked)
+        _emit_message(
+            locked, "message.updated", changed={"delivery_status": "cancelled"}
+        )
+    return locked
+
+
+def edit_scheduled_reply(
+    message: Message, *, membership: Membership, text: str
+) -> Message:
+    """Change a reply's text during its hold; the hold is not extended.
+
+    The same length rule applies. Raises MessageNotEditable once the hold is over.
+    """
+    body = text.strip()
+    if not body:
+        raise ReplyInvalid("Write a reply first.", field="text")
+    with transaction.atomic():
+        locked = _locked_outbound(message, membership)
+        if locked.delivery_status != Delivery.SCHEDULED:
+            raise MessageNotEditable(
+                "The hold is over; this reply can no longer be edited."
+            )
+        conversation = Conversation.objects.select_related("brand").get(
+            pk=locked.conversation_id
+        )
+        full_text = with_signature(
+            body,
+            brand=conversation.brand,
+            platform=locked.platform,
+            agent=membership.user,
+            visibility=locked.visibility,
+        )
+        limit = capabilities_for(conversation).max_length
+        if len(full_text) > limit:
+            raise ReplyInvalid(
+                f"{conversation.get_platform_display()} allows {limit} characters; "
+                f"this reply has {len(full_text)} with the signature.",
+                field="text",
+                limit=limit,
+            )
+        locked.text = full_text
+        locked.save(update_fields=["text"])
+        _emit_message(locked, "message.updated", changed={"text": True})
+    return locked
+
+
+def release_public_slot(message: Message) -> None:
+    """Give back the public reply slot of a reply that will not be sent (invariant 4).
+
+    Call inside the transaction that changed the message's status.
+    """
+    if not message.counts_toward_limit:
+        return
+    conversation = Conversation.objects.select_for_update(of=("self",)).get(
+        pk=message.conversation_id
+    )
+    conversation.public_reply_count = max(0, conversation.public_reply_count - 1)
+    conversation.save(update_fields=["public_reply_count"])
+    message.counts_toward_limit = False
+    message.save(update_fields=["counts_toward_limit"])
+    events.emit(
+        conversation.tenant_id,
+        "conversation.updated",
+        conversation_id=conversation.pk,
+        brand_id=conversation.brand_id,
+        changed={"public_reply_count": conversation.public_reply_count},
+    )
+
+
+def move_to_private(
+    conversation: Conversation,
+    *,
+    membership: Membership,
+    public_text: str,
+    private_text: str = "",
+    confirm: Collection[str] = (),
+) -> list[Message]:
+    """Switch channels, not platforms (R4).
+
+    Posts one public reply (counted) inviting the customer to message privately,
+    marks the conversation private and waiting, so the customer's next private
+    message on this account joins it. Where the platform can answer a public item
+    privately (Meta), `private_text` is also sent as a private reply. When the public
+    limit is used up and the platform can open the private thread itself, only the
+    private reply is sent. Returns the queued messages.
+    """
+    caps = capabilities_for(conversation)
+    can_open_private = caps.private_reply_to_public or caps.start_private
+    queued: list[Message] = []
+    with transaction.atomic():
+        locked = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("brand")
+            .get(pk=conversation.pk)
+        )
+        limit_left = locked.public_reply_count < locked.brand.public_reply_limit
+        if limit_left or not (can_open_private and private_text.strip()):
+            queued.append(
+                post_reply(
+                    locked,
+                    membership=membership,
+                    text=public_text,
+                    visibility=Visibility.PUBLIC,
+                    confirm=confirm,
+                    kind=Message.Kind.PRIVATE_INVITE,
+                ).message
+            )
+        locked.refresh_from_db()
+        locked.channel_state = Conversation.ChannelState.PRIVATE
+        locked.awaiting_private = True
+        locked.save(update_fields=["channel_state", "awaiting_private"])
+        if can_open_private and private_text.strip():
+            queued.append(
+                _queue_private_reply(locked, membership, private_text.strip())
+            )
+        events.emit(
+            locked.tenant_id,
+            "conversation.updated",
+            conversation_id=locked.pk,
+            brand_id=locked.brand_id,
+            changed={"channel_state": "private", "awaiting_private": True},
+        )
+    return queued
+
+
+def _queue_private_reply(
+    conversation: Conversation, membership: Membership, text: str
+) -> Message:
+    # The platform opens the private thread from the public item (Meta private reply).
+    return _queue(
+        conversation, membership, text, Visibility.PRIVATE, Message.Kind.REPLY
+    )
+
+
+def retry_failed_message(message: Message, *, membership: Membership) -> Message:
+    """Queue a failed reply again (now, no new hold). The public limit applies again."""
+    with transaction.atomic():
+        locked = _locked_outbound(message, membership)
+        if locked.delivery_status != Delivery.FAILED:
+            raise MessageNotEditable("Only a failed reply can be retried.")
+        conversation = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("brand")
+            .get(pk=locked.conversation_id)
+        )
+        if locked.visibility == Visibility.PUBLIC:
+            _check_public_limit(conversation, membership, "")
+            conversation.public_reply_count += 1
+            conversation.save(update_fields=["public_reply_count"])
+            locked.counts_toward_limit = True
+        locked.delivery_status = Delivery.SCHEDULED
+        locked.send_after = timezone.now()
+        locked.last_error = ""
+        locked.claim_token = ""
+        locked.save(
+            update_fields=[
+                "delivery_status",
+                "send_after",
+                "last_error",
+                "counts_toward_limit",
+                "claim_token",
+            ]
+        )
+        _emit_message(
+            locked, "message.updated", changed={"delivery_status": "scheduled"}
+        )
+        schedule_delivery(locked)
+    return locked

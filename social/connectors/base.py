@@ -1,0 +1,130 @@
+"""The one interface every platform connector implements, and its plain data types.
+
+Connectors are pure adapters: they turn platform payloads into `InboundItem`s and
+send replies through `social.http`. They never touch the database and never import
+helpdesk code; callers pass them an `AccountRef` with what they need.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+
+class ConnectorError(Exception):
+    """A platform call failed.
+
+    `permanent` errors will fail again on retry (bad request, deleted post, policy
+    refusal); others are retried, after `retry_after` seconds when the platform said.
+    `auth` marks credentials that need the account to be re-authorized.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        auth: bool = False,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.auth = auth
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a platform allows; the reply rules and the composer read these."""
+
+    public_reply: bool = True
+    private_message: bool = True
+    private_reply_to_public: bool = False
+    start_private: bool = False
+    private_reply_window: timedelta | None = None
+    max_length: int = 2000
+    public_reply_needs_mention: bool = False
+    webhooks: bool = False
+    polling: bool = False
+    streaming: bool = False
+
+
+@dataclass(frozen=True)
+class Author:
+    external_id: str
+    handle: str = ""
+    display_name: str = ""
+    followers: int = 0
+    profile_url: str = ""
+
+
+@dataclass(frozen=True)
+class InboundItem:
+    """One post, comment, review or private message, as the platform gave it."""
+
+    platform: str
+    external_id: str
+    author: Author
+    text: str
+    created_at: datetime
+    visibility: str  # "public" | "private"
+    kind: str = "post"  # post | comment | mention | review | direct_message
+    thread_ref: str = ""  # root post id (public) or conversation id (private)
+    in_reply_to: str = ""
+    mentions_account: bool = False
+    url: str = ""
+    language: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    """What a connector needs to act for one connected account."""
+
+    platform: str
+    external_id: str
+    handle: str
+    credentials: dict[str, Any]
+    base_url: str = ""
+
+
+@dataclass(frozen=True)
+class OutboundReply:
+    """A reply to send. `client_ref` is stable across retries (idempotency key)."""
+
+    client_ref: str
+    text: str
+    visibility: str  # "public" | "private"
+    in_reply_to: str = ""  # the platform id being answered (public) or thread (private)
+    recipient_id: str = ""  # the customer's platform id, for private messages
+    private_reply_to_public: bool = False
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    external_id: str
+    url: str = ""
+    sent_at: datetime | None = None
+
+
+class Connector:
+    """Base of the platform adapters; subclasses set `platform` and `capabilities`."""
+
+    platform: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def send(self, account: AccountRef, reply: OutboundReply) -> DeliveryResult:
+        """Send one reply; raise ConnectorError on failure."""
+        raise NotImplementedError
+
+    def find_delivery(
+        self, account: AccountRef, reply: OutboundReply
+    ) -> DeliveryResult | None:
+        """Look the reply up on the platform after a crash between send and record.
+
+        Return the delivery when the platform has it (so it is not sent twice), None
+        when it never arrived. Raise ConnectorError when the platform cannot tell.
+        """
+        raise NotImplementedError
