@@ -3,12 +3,15 @@
 import logging
 import random
 from functools import partial
+from typing import Any
 
 from celery import Task
 
 from helpdesk.services import delivery, lifecycle
+from helpdesk.services.inbound import record_inbound_message
 from social.connectors import get_connector
-from social.connectors.base import ConnectorError, DeliveryResult
+from social.connectors.base import ConnectorError, DeliveryResult, item_from_dict
+from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Tenant
 from tenants.tasks import system_task, tenant_task
@@ -64,6 +67,14 @@ def deliver_message(task: Task, tenant: Tenant, message_id: int) -> str:  # type
     with tenant_context(tenant):
         delivery.record_delivery(message_id, result)
     return "reconciled" if found else "sent"
+
+
+@tenant_task(name="helpdesk.record_inbound_item")
+def record_inbound_item(tenant: Tenant, account_id: int, item: dict[str, Any]) -> int:
+    """Record one inbound item (as item_to_dict made it) for an account; returns the
+    message id. Replays are no-ops (see record_inbound_message)."""
+    account = SocialAccount.objects.select_related("tenant", "brand").get(pk=account_id)
+    return record_inbound_message(account, item_from_dict(item)).message.pk
 
 
 @tenant_task(name="helpdesk.sweep_outbox")

@@ -128,3 +128,45 @@ class Connector:
         when it never arrived. Raise ConnectorError when the platform cannot tell.
         """
         raise NotImplementedError
+
+
+def item_to_dict(item: InboundItem) -> dict[str, Any]:
+    """A JSON-safe form of an item, for task arguments."""
+    return {
+        "platform": item.platform,
+        "external_id": item.external_id,
+        "author": {
+            "external_id": item.author.external_id,
+            "handle": item.author.handle,
+            "display_name": item.author.display_name,
+            "followers": item.author.followers,
+            "profile_url": item.author.profile_url,
+        },
+        "text": item.text,
+        "created_at": item.created_at.isoformat(),
+        "visibility": item.visibility,
+        "kind": item.kind,
+        "thread_ref": item.thread_ref,
+        "in_reply_to": item.in_reply_to,
+        "mentions_account": item.mentions_account,
+        "url": item.url,
+        "language": item.language,
+    }
+
+
+def item_from_dict(data: dict[str, Any]) -> InboundItem:
+    """The inverse of item_to_dict."""
+    return InboundItem(
+        platform=data["platform"],
+        external_id=data["external_id"],
+        author=Author(**data["author"]),
+        text=data["text"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        visibility=data["visibility"],
+        kind=data.get("kind", "post"),
+        thread_ref=data.get("thread_ref", ""),
+        in_reply_to=data.get("in_reply_to", ""),
+        mentions_account=bool(data.get("mentions_account")),
+        url=data.get("url", ""),
+        language=data.get("language", ""),
+    )
