@@ -239,3 +239,29 @@ def test_asgi_app_refuses_to_start_as_the_owner() -> None:
     assert started.returncode == 1
     assert "SystemCheckError" in started.stderr
     assert "tenants.E001" in started.stderr
+
+
+@pytest.mark.sql_audit_exempt
+def test_composite_fk_blocks_cross_tenant_reference(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    from helpdesk.models import Contact, Conversation
+
+    with tenant_context(other_tenant):
+        foreign_brand = Brand.objects.get()
+    with tenant_context(tenant):
+        contact = Contact.objects.create(display_name="Jo")
+    # A single-column FK check would accept another tenant's brand id; the
+    # composite (tenant_id, brand_id) key refuses it at commit.
+    with (
+        pytest.raises(DatabaseError, match="violates foreign key constraint"),
+        tenant_context(tenant),
+    ):
+        Conversation.objects.create(
+            brand_id=foreign_brand.pk,
+            contact=contact,
+            platform="sandbox",
+            origin="mention",
+        )
+    with tenant_context(tenant):
+        assert Conversation.objects.count() == 0

@@ -283,7 +283,7 @@ def is_near_duplicate(brand: Brand, text: str) -> bool:
         .values_list("text", flat=True)[:200]
     )
     candidate = _normalize(text)
-    matcher = difflib.SequenceMatcher(None, candidate, autojunk=False)
+    matcher = difflib.SequenceMatcher(None, b=candidate, autojunk=False)
     for previous in recent:
         matcher.set_seq1(_normalize(previous))
         if matcher.real_quick_ratio() < NEAR_DUPLICATE_RATIO:

@@ -49,13 +49,15 @@ class DeliveryQueue:
             with tenant_context(tenant_id):
                 Message.objects.filter(pk=message_id).update(send_after=timezone.now())
             result = tasks.deliver_message.apply(
-                args=(tenant_id, message_id), task_id=task_id
+                args=(tenant_id, message_id), task_id=task_id, throw=False
             )
             results.append(result.result)
         return results
 
 
-@pytest.fixture
+# Autouse: eager Celery would run a delivery the moment it is scheduled, hold or not;
+# tests run the queued deliveries explicitly instead.
+@pytest.fixture(autouse=True)
 def delivery_queue(monkeypatch: pytest.MonkeyPatch) -> DeliveryQueue:
     queue = DeliveryQueue()
 
