@@ -283,7 +283,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = False
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # Hand lost or stuck outbound replies back to delivery (invariant 3).
+    "sweep-outboxes": {"task": "helpdesk.sweep_outboxes", "schedule": 60.0},
+    # Snoozed conversations wake up by themselves.
+    "wake-snoozed": {"task": "helpdesk.wake_all_snoozed", "schedule": 30.0},
+}
 
 # --- Security ---------------------------------------------------------------------
 

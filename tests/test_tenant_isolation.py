@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from helpdesk.models import Contact, Conversation, SavedReply, Tag
 from tenants.admin import tenant_admin_site
 from tenants.context import tenant_context
 from tenants.models import AuditEvent, Brand, Invitation, Membership, Tenant, User
@@ -88,6 +89,10 @@ ADMIN_OBJECTS = {
     "tenants_invitation": "invitation",
     "tenants_auditevent": "audit",
     "tenants_user": "user",
+    "helpdesk_savedreply": "saved_reply",
+    "helpdesk_tag": "tag",
+    "helpdesk_contact": "contact",
+    "helpdesk_conversation": "conversation",
 }
 
 
@@ -103,7 +108,10 @@ def _admin() -> dict[str, Paths]:
             Call("get", f"/t/{s}/admin/password_change/done/")
         ],
         "tenant_admin:jsi18n": lambda s, i: [Call("get", f"/t/{s}/admin/jsi18n/")],
-        "tenant_admin:app_list": lambda s, i: [Call("get", f"/t/{s}/admin/tenants/")],
+        "tenant_admin:app_list": lambda s, i: [
+            Call("get", f"/t/{s}/admin/tenants/"),
+            Call("get", f"/t/{s}/admin/helpdesk/"),
+        ],
         "tenant_admin:view_on_site": lambda s, i: [
             Call("get", f"/t/{s}/admin/r/1/{i['brand']}/")
         ],
@@ -112,7 +120,12 @@ def _admin() -> dict[str, Paths]:
                 "get",
                 f"/t/{s}/admin/autocomplete/?app_label=tenants&model_name=membership"
                 "&field_name=user&term=",
-            )
+            ),
+            Call(
+                "get",
+                f"/t/{s}/admin/autocomplete/?app_label=helpdesk&model_name=savedreply"
+                "&field_name=brand&term=",
+            ),
         ],
         "tenant_admin:<catch-all>": lambda s, i: [
             Call("get", f"/t/{s}/admin/nothing/")
@@ -214,7 +227,22 @@ def world(owner: User, tenant: Tenant, outsider: User, other_tenant: Tenant) -> 
             invitation = invite_member(
                 boss_membership, email=f"new@{workspace.slug}.example", role="agent"
             )
+            contact = Contact.objects.create(
+                display_name=f"Customer of {workspace.name}"
+            )
+            brand = Brand.objects.get()
+            conversation = Conversation.objects.create(
+                brand=brand, contact=contact, platform="sandbox", origin="mention"
+            )
             ids[key] = {
+                "saved_reply": SavedReply.objects.create(
+                    brand=brand,
+                    title=f"Hello from {workspace.name}",
+                    body="Hi {first_name}",
+                ).pk,
+                "tag": Tag.objects.create(name=f"tag-{workspace.slug}").pk,
+                "contact": contact.pk,
+                "conversation": conversation.pk,
                 "member": membership_of(workspace, member).pk,
                 "invitation": invitation.pk,
                 "brand": Brand.objects.get().pk,
@@ -290,6 +318,10 @@ def test_lists_show_no_other_tenant_rows(world: World, owner: User) -> None:
         "/t/acme-air/admin/tenants/auditevent/",
         "/t/acme-air/admin/tenants/user/",
         "/t/acme-air/admin/tenants/user/?q=member",
+        "/t/acme-air/admin/helpdesk/savedreply/",
+        "/t/acme-air/admin/helpdesk/tag/",
+        "/t/acme-air/admin/helpdesk/contact/?q=customer",
+        "/t/acme-air/admin/helpdesk/conversation/",
         "/t/acme-air/admin/tenants/membership/?q=member",
     ):
         response = olivia.get(path)
@@ -311,3 +343,8 @@ def test_admin_autocomplete_sees_only_this_workspace(world: World, owner: User) 
     assert response.status_code == 200
     emails = sorted(result["text"] for result in response.json()["results"])
     assert emails == ["member@acme-air.example", "olivia@acme.example"]
+    brands = login(owner).get(
+        "/t/acme-air/admin/autocomplete/",
+        {"app_label": "helpdesk", "model_name": "savedreply", "field_name": "brand"},
+    )
+    assert [r["text"] for r in brands.json()["results"]] == ["Acme Air"]

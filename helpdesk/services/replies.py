@@ -296,6 +296,19 @@ def is_near_duplicate(brand: Brand, text: str) -> bool:
     return False
 
 
+def render_saved_reply(body: str, *, conversation: Conversation, agent: User) -> str:
+    """Fill a saved reply's placeholders for this customer and agent (R6: a starting
+    point to personalise, not a paste). Unknown placeholders are left as typed."""
+    contact = conversation.contact
+    name = (contact.display_name or "").strip()
+    values = {
+        "first_name": name.split()[0] if name else "there",
+        "agent_name": agent.public_name,
+        "brand_name": conversation.brand.name,
+    }
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), body)
+
+
 def with_signature(
     text: str, *, brand: Brand, platform: str, agent: User, visibility: str
 ) -> str:

@@ -418,3 +418,20 @@ def test_meta_private_replies_close_after_the_24_hour_window(
     with pytest.raises(PlatformRefuses, match="within 24 hours"):
         reply(tenant, agent, dm.conversation, "Sorry for the wait")
     assert outbound(tenant) == []
+
+
+def test_saved_replies_fill_their_placeholders(
+    tenant: Tenant, agent: User, thread: InboundResult
+) -> None:
+    from helpdesk.services.replies import render_saved_reply
+
+    with tenant_context(tenant):
+        conversation = Conversation.objects.select_related("contact", "brand").get(
+            pk=thread.conversation.pk
+        )
+    text = render_saved_reply(
+        "Hi {first_name}, {agent_name} from {brand_name} here. {unknown}",
+        conversation=conversation,
+        agent=agent,
+    )
+    assert text == "Hi Jo, Andy from Acme Air here. {unknown}"
