@@ -291,6 +291,30 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "wake-snoozed": {"task": "helpdesk.wake_all_snoozed", "schedule": 30.0},
 }
 
+# --- Social platforms ---------------------------------------------------------------
+# Earshot's own app on each platform. Connectors receive these as AppSecrets; the
+# base URL is overridable so a deployment (or a test) can point at another host.
+SOCIAL_PLATFORMS = (
+    "sandbox",
+    "x",
+    "facebook",
+    "instagram",
+    "reddit",
+    "mastodon",
+    "bluesky",
+)
+SOCIAL_APPS: dict[str, dict[str, str]] = {
+    platform: {
+        "client_id": env_str(f"{platform.upper()}_CLIENT_ID", ""),
+        "client_secret": env_str(f"{platform.upper()}_CLIENT_SECRET", ""),
+        "webhook_secret": env_str(f"{platform.upper()}_WEBHOOK_SECRET", ""),
+        "verify_token": env_str(f"{platform.upper()}_VERIFY_TOKEN", ""),
+        "base_url": env_str(f"{platform.upper()}_BASE_URL", ""),
+    }
+    for platform in SOCIAL_PLATFORMS
+}
+WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 1024 * 1024, minimum=1024)
+
 # --- Security ---------------------------------------------------------------------
 
 SESSION_COOKIE_HTTPONLY = True

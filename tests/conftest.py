@@ -17,6 +17,7 @@ from django.test import Client
 from tenants.dbroles import RolePlan, ensure_roles_and_database
 from tenants.models import Membership, Tenant, User
 from tests.factories import PASSWORD, add_member, make_user, make_workspace
+from tests.social.fakeserver import FakeServer
 from tests.sql_audit import SqlAuditor
 
 Role = Membership.Role
@@ -49,6 +50,28 @@ def sql_audit(request: pytest.FixtureRequest) -> Iterator[SqlAuditor]:
     with connection.execute_wrapper(auditor):
         yield auditor
     assert auditor.violations == []
+
+
+@pytest.fixture(autouse=True)
+def _block_outbound_http() -> Iterator[None]:
+    """social/http.py raises unless a test installs a fake (fake_http fixture)."""
+    from social import http as social_http
+    from tests.social.fakeserver import blocking_client
+
+    social_http.install_client(blocking_client())
+    yield
+    social_http.install_client(None)
+
+
+@pytest.fixture
+def fake_http() -> Iterator["FakeServer"]:
+    """A fake platform server on 127.0.0.1, with social/http.py allowed to reach it."""
+    from social import http as social_http
+    from tests.social.fakeserver import FakeServer, loopback_client, running
+
+    with running(FakeServer()) as server:
+        social_http.install_client(loopback_client())
+        yield server
 
 
 @pytest.fixture(autouse=True)

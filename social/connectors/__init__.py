@@ -1,8 +1,21 @@
 """The connector registry: `get_connector(platform)`."""
 
+import importlib
+import importlib.util
+
 from social.connectors.base import Connector, ConnectorError
 
 _REGISTRY: dict[str, type[Connector]] = {}
+# Where each platform's connector lives; imported on first use.
+_MODULES = {
+    "sandbox": "social.connectors.sandbox",
+    "x": "social.connectors.x",
+    "facebook": "social.connectors.meta",
+    "instagram": "social.connectors.meta",
+    "reddit": "social.connectors.reddit",
+    "mastodon": "social.connectors.mastodon",
+    "bluesky": "social.connectors.bluesky",
+}
 
 
 def register_connector(connector: type[Connector]) -> type[Connector]:
@@ -17,6 +30,14 @@ def unregister_connector(platform: str) -> None:
 
 def get_connector(platform: str) -> Connector:
     """An instance of the platform's connector; ConnectorError when there is none."""
+    # A platform whose connector module does not exist yet stays unregistered.
+    module = _MODULES.get(platform)
+    if (
+        platform not in _REGISTRY
+        and module is not None
+        and importlib.util.find_spec(module) is not None
+    ):
+        importlib.import_module(module)
     try:
         return _REGISTRY[platform]()
     except KeyError:

@@ -109,11 +109,100 @@ class DeliveryResult:
     sent_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class AppSecrets:
+    """Earshot's own app registration on a platform (from settings, per deployment)."""
+
+    client_id: str = ""
+    client_secret: str = ""
+    webhook_secret: str = ""
+    verify_token: str = ""
+    base_url: str = ""
+
+
+@dataclass(frozen=True)
+class WebhookItem:
+    """One item of a webhook delivery, with the platform account it is addressed to."""
+
+    account_external_id: str
+    item: InboundItem
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    items: list[InboundItem]
+    cursor: str
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    access_token: str
+    refresh_token: str = ""
+    expires_at: datetime | None = None
+    account_external_id: str = ""
+    handle: str = ""
+    display_name: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_credentials(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            **self.extra,
+        }
+
+
 class Connector:
-    """Base of the platform adapters; subclasses set `platform` and `capabilities`."""
+    """Base of the platform adapters; subclasses set `platform` and `capabilities`.
+
+    Methods a platform does not have raise NotImplementedError; callers check the
+    capability flags first.
+    """
 
     platform: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
+    webhook_signature_header: ClassVar[str] = ""
+
+    def webhook_challenge(
+        self, params: dict[str, str], app: AppSecrets
+    ) -> tuple[int, str]:
+        """Answer the platform's GET check (CRC, hub.challenge): (status, body)."""
+        raise NotImplementedError
+
+    def verify_webhook(
+        self, body: bytes, headers: dict[str, str], app: AppSecrets
+    ) -> bool:
+        """True when the signature header matches an HMAC of the raw body."""
+        raise NotImplementedError
+
+    def webhook_event_id(self, body: bytes) -> str:
+        """A stable id of one delivery, so a replayed delivery is recognised."""
+        raise NotImplementedError
+
+    def parse_webhook(self, body: bytes) -> list[WebhookItem]:
+        """The items of a verified delivery; raise ValueError when it is malformed."""
+        raise NotImplementedError
+
+    def fetch_since(self, account: AccountRef, cursor: str) -> FetchResult:
+        """Poll for items newer than `cursor`; return them and the next cursor."""
+        raise NotImplementedError
+
+    def authorize_url(
+        self, app: AppSecrets, *, redirect_uri: str, state: str, code_challenge: str
+    ) -> str:
+        """Where to send the admin to grant Earshot access (OAuth with PKCE)."""
+        raise NotImplementedError
+
+    def exchange_code(
+        self, app: AppSecrets, *, code: str, redirect_uri: str, code_verifier: str
+    ) -> TokenSet:
+        """Trade an authorization code for tokens and the account's identity."""
+        raise NotImplementedError
+
+    def refresh(self, app: AppSecrets, account: AccountRef) -> TokenSet:
+        """Refresh an expiring access token."""
+        raise NotImplementedError
 
     def send(self, account: AccountRef, reply: OutboundReply) -> DeliveryResult:
         """Send one reply; raise ConnectorError on failure."""

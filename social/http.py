@@ -1,0 +1,103 @@
+"""The one outbound HTTP seam for connectors: timeouts, a user agent, error mapping.
+
+Connectors call `request()`; it maps platform answers onto ConnectorError:
+401 → auth (re-authorize), 429 → retry after Retry-After (or x-rate-limit-reset),
+5xx and network errors → retry, other 4xx → permanent with the platform's message.
+Tokens never reach the logs: only method, host and path are logged.
+"""
+
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from social.connectors.base import ConnectorError
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "Earshot/0.1 (+https://github.com/earshot-helpdesk)"
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+_client: httpx.Client | None = None
+
+
+class OutboundBlocked(RuntimeError):
+    """Raised in tests when no fake has been installed for outbound HTTP."""
+
+
+def client() -> httpx.Client:
+    """The process's pooled client (tests replace it through `install_transport`)."""
+    global _client
+    if _client is None:
+        _client = httpx.Client(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT})
+    return _client
+
+
+def install_client(replacement: httpx.Client | None) -> None:
+    """Swap the pooled client (tests: a blocking one, or one bound to a fake server)."""
+    global _client
+    _client = replacement
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    header = response.headers.get("retry-after")
+    if header and header.strip().isdigit():
+        return float(header)
+    reset = response.headers.get("x-rate-limit-reset") or response.headers.get(
+        "x-ratelimit-reset"
+    )
+    if reset:
+        try:
+            value = float(reset)
+        except ValueError:
+            return None
+        # X sends an epoch timestamp; Reddit sends seconds until reset.
+        return max(0.0, value - time.time()) if value > 10**9 else value
+    return None
+
+
+def _platform_message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(data, dict):
+        for key in ("detail", "message", "error_description", "error", "title"):
+            value = data.get(key)
+            if isinstance(value, dict):
+                value = value.get("message")
+            if isinstance(value, str) and value:
+                return value
+    return str(data)[:300]
+
+
+def request(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """Send one request; return the response when 2xx, else raise ConnectorError."""
+    try:
+        response = client().request(method, url, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise ConnectorError(
+            f"The platform did not answer in time ({exc.__class__.__name__})."
+        ) from exc
+    except httpx.TransportError as exc:
+        raise ConnectorError(
+            f"Could not reach the platform ({exc.__class__.__name__})."
+        ) from exc
+    logger.info(
+        "%s %s%s -> %s",
+        method,
+        response.url.host,
+        response.url.path,
+        response.status_code,
+    )
+    if response.is_success:
+        return response
+    message = _platform_message(response)
+    status = response.status_code
+    if status == 401:
+        raise ConnectorError(message, auth=True, permanent=True, status=status)
+    if status == 429:
+        raise ConnectorError(message, retry_after=_retry_after(response), status=status)
+    if status >= 500:
+        raise ConnectorError(message, retry_after=_retry_after(response), status=status)
+    raise ConnectorError(message, permanent=True, status=status)
