@@ -135,7 +135,7 @@ class LoopbackOnly(httpx.BaseTransport):
 class Blocked(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         raise social_http.OutboundBlocked(
-            f"outbound HTTP to {request.url} without a fake: use tests.social.fakeserver"
+            f"outbound HTTP to {request.url} without a fake (tests.social.fakeserver)"
         )
 
 
