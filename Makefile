@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 DEMO_DB ?= var/demo.sqlite3
+DEMO_ENV = DATABASE_URL=sqlite:///$(DEMO_DB) SITE_URL=http://127.0.0.1:$(PORT)
 
 .PHONY: install check test bench demo serve clean-demo
 
@@ -34,9 +35,9 @@ bench: install
 
 demo: install
 	mkdir -p var
-	DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/python manage.py migrate --noinput
-	DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/python manage.py seed_demo
-	DATABASE_URL=sqlite:///$(DEMO_DB) $(BIN)/python manage.py serve --port $(PORT)
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEMO_ENV) $(BIN)/python manage.py seed_demo
+	$(DEMO_ENV) $(BIN)/python manage.py serve --port $(PORT) --traffic 0.05
 
 clean-demo:
 	rm -f $(DEMO_DB)

@@ -28,6 +28,7 @@ urlpatterns = [
         name="invitation-revoke",
     ),
     path(f"{tenant}settings/brands/", views.brands, name="brands"),
+    path(f"{tenant}settings/accounts/", views.accounts, name="accounts"),
     path(
         f"{tenant}settings/workspace/delete/",
         views.workspace_delete,

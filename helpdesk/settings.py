@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "tenants",
     "helpdesk",
     "social",
+    "social.sandbox",
     "frontend",
     "allauth",
     "allauth.account",
@@ -313,6 +314,24 @@ SOCIAL_APPS: dict[str, dict[str, str]] = {
     }
     for platform in SOCIAL_PLATFORMS
 }
+# Master keys for third-party tokens at rest, newest first (rotation: prepend a key,
+# run `manage.py rotate_credentials`, then drop the old one).
+TOKEN_ENCRYPTION_KEYS = env_list("TOKEN_ENCRYPTION_KEYS", [SECRET_KEY])
+# The Sandbox network (a pretend platform for the demo and the tests). Off unless
+# SANDBOX_ENABLED; its URLs are 404 then.
+SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", default=DEMO)
+SANDBOX_RATE_LIMIT_PER_MINUTE = env_int("SANDBOX_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
+if not SOCIAL_APPS["sandbox"]["base_url"]:
+    SOCIAL_APPS["sandbox"]["base_url"] = SITE_URL.rstrip("/") + "/sandbox"
+if DEMO:
+    SOCIAL_APPS["sandbox"] = {
+        **SOCIAL_APPS["sandbox"],
+        "client_id": SOCIAL_APPS["sandbox"]["client_id"] or "earshot-demo",
+        "client_secret": SOCIAL_APPS["sandbox"]["client_secret"]
+        or "earshot-demo-secret",
+        "webhook_secret": SOCIAL_APPS["sandbox"]["webhook_secret"]
+        or "earshot-demo-hook",
+    }
 WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 1024 * 1024, minimum=1024)
 
 # --- Security ---------------------------------------------------------------------

@@ -15,3 +15,17 @@ def app_secrets(platform: str) -> AppSecrets:
         verify_token=config.get("verify_token", ""),
         base_url=config.get("base_url", ""),
     )
+
+
+def connectable_platforms() -> list[tuple[str, str]]:
+    """(platform, label) pairs an admin can connect here: the app is configured."""
+    from social.models import Platform
+
+    labels = dict(Platform.choices)
+    platforms = []
+    for platform in settings.SOCIAL_PLATFORMS:
+        if platform == "sandbox" and not settings.SANDBOX_ENABLED:
+            continue
+        if app_secrets(platform).client_id:
+            platforms.append((platform, labels.get(platform, platform)))
+    return platforms

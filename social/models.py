@@ -49,7 +49,7 @@ class SocialAccount(TenantModel):
         max_length=16, choices=Status.choices, default=Status.CONNECTED
     )
     last_error = models.TextField(blank=True)
-    # Encrypted at rest (tenant bound into the ciphertext) by the social issue.
+    # Encrypted at rest with the tenant bound in (social.crypto); never logged.
     credentials = models.TextField(blank=True, editable=False)
     base_url = models.URLField(
         blank=True, help_text="Per-instance platforms (Mastodon)."
@@ -72,12 +72,11 @@ class SocialAccount(TenantModel):
 
 
 def connector_ref(account: SocialAccount) -> "AccountRef":
-    """What the account's connector needs to act for it (credentials included)."""
-    import json
-
+    """What the account's connector needs to act for it (credentials decrypted)."""
     from social.connectors.base import AccountRef
+    from social.crypto import decrypt_credentials
 
-    credentials = json.loads(account.credentials) if account.credentials else {}
+    credentials = decrypt_credentials(account.tenant_id, account.credentials)
     return AccountRef(
         platform=account.platform,
         external_id=account.external_id,
@@ -85,3 +84,80 @@ def connector_ref(account: SocialAccount) -> "AccountRef":
         credentials=credentials,
         base_url=account.base_url,
     )
+
+
+class ChannelRoute(models.Model):
+    """Global routing: which tenant and account a platform account id belongs to.
+
+    Webhooks arrive before any tenant is known; this table answers "whose is it?".
+    Its uniqueness is genuinely global (one platform account, one workspace), so it
+    is not a tenant table; only the connect flow (social.services) writes it.
+    """
+
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    external_account_id = models.CharField(max_length=128)
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="+"
+    )
+    account_id = models.BigIntegerField()
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(
+                fields=["platform", "external_account_id"], name="social_route_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.external_account_id} → tenant {self.tenant_id}"
+
+
+class WebhookEvent(models.Model):
+    """One inbound webhook delivery, stored raw before it is acknowledged.
+
+    Global because it is stored before routing; `tenant` is filled once routed.
+    Kept for replay and inspection (malformed deliveries included).
+    """
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSED = "processed", "Processed"
+        UNROUTABLE = "unroutable", "Unroutable"
+        MALFORMED = "malformed", "Malformed"
+        FAILED = "failed", "Failed"
+
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    event_key = models.CharField(max_length=128)
+    body = models.BinaryField()
+    headers_digest = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.RECEIVED
+    )
+    error = models.TextField(blank=True)
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    items = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    received_at = models.DateTimeField(default=now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            models.UniqueConstraint(
+                fields=["platform", "event_key"], name="social_webhook_uniq"
+            )
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(
+                fields=["status", "received_at"], name="social_webhook_status_ix"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform} {self.event_key} ({self.status})"

@@ -76,6 +76,10 @@ def _frontend() -> dict[str, Paths]:
                 {"name": "Planted", "timezone": "UTC"},
             ),
         ],
+        "frontend:accounts": lambda s, i: [Call("get", f"/t/{s}/settings/accounts/")],
+        "social:connect": lambda s, i: [
+            Call("get", f"/t/{s}/social/connect/sandbox/?brand={i['brand']}")
+        ],
         "frontend:workspace-delete": lambda s, i: [
             Call("get", f"/t/{s}/settings/workspace/delete/"),
             Call("post", f"/t/{s}/settings/workspace/delete/", {"confirm_name": "x"}),

@@ -15,6 +15,7 @@ from helpdesk.models import Conversation, Message
 from helpdesk.services.inbound import InboundResult, record_inbound_message
 from social import connectors
 from social.connectors.base import Author, InboundItem
+from social.crypto import encrypt_credentials
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Brand, Membership, Tenant, User
@@ -81,7 +82,7 @@ def make_account(
             platform=platform,
             external_id=f"acct-{next(_ids)}",
             handle=handle,
-            credentials='{"token": "t"}',
+            credentials=encrypt_credentials(tenant.pk, {"access_token": "t"}),
         )
 
 

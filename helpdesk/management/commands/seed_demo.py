@@ -2,10 +2,11 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenants.context import tenant_context
-from tenants.models import Membership, Tenant, User
+from tenants.models import Brand, Membership, Tenant, User
 from tenants.services import create_workspace
 
 DEMO_EMAIL = "owner@acme-air.example"
@@ -45,11 +46,26 @@ class Command(BaseCommand):
             Membership.objects.get_or_create(
                 tenant=tenant, user=agent, defaults={"role": Membership.Role.AGENT}
             )
+            if settings.SANDBOX_ENABLED:
+                from social.sandbox.setup import connect_demo_account
+
+                membership = Membership.objects.select_related("user").get(user=owner)
+                membership.tenant = tenant
+                brand = Brand.objects.order_by("id")[0]
+                Brand.objects.filter(pk=brand.pk).update(
+                    signature_rules={"sandbox": " ^{initials}"}
+                )
+                connect_demo_account(membership, brand, "acmeair")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo workspace {tenant.name} at /t/{tenant.slug}/\n"
                 f"  owner: {DEMO_EMAIL} / {password} (also operator at /admin/)\n"
-                f"  agent: {DEMO_AGENT_EMAIL} / {password}"
+                f"  agent: {DEMO_AGENT_EMAIL} / {password}\n"
+                + (
+                    f"  Sandbox network (be the customer): {settings.SITE_URL}/sandbox/"
+                    if settings.SANDBOX_ENABLED
+                    else ""
+                )
             )
         )
 

@@ -44,6 +44,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-worker", action="store_true", help="run without the embedded worker"
         )
+        parser.add_argument(
+            "--traffic",
+            type=float,
+            default=0.0,
+            help="Sandbox customer posts per second (0: none)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         embedded = settings.CELERY_BROKER_URL.startswith("memory")
@@ -54,6 +60,10 @@ class Command(BaseCommand):
                 "and pass --no-worker."
             )
         worker = None if options["no_worker"] else start_embedded_worker()
+        if options["traffic"] > 0 and settings.SANDBOX_ENABLED:
+            from social.sandbox import traffic
+
+            traffic.start_background("acmeair", rate=options["traffic"])
         self.stdout.write(
             f"Earshot on http://{options['host']}:{options['port']}/ "
             f"(worker: {'in-process' if worker else 'external'})"

@@ -1,0 +1,258 @@
+"""The Sandbox network's connector: the same interface as X or Meta, over HTTP.
+
+Webhooks are JSON signed with `X-Sandbox-Signature: sha256=<hex HMAC-SHA256>` of the
+raw body (the app's webhook secret). Every public post reaches every connected
+account (`mentions_account` says whether it was tagged); private messages reach
+their recipient. Replies carry an `Idempotency-Key`, so `find_delivery` can ask the
+network whether a reply arrived before a crash.
+"""
+
+import hashlib
+import hmac
+import json
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+from django.utils import timezone
+
+from social import http
+from social.connectors import register_connector
+from social.connectors.base import (
+    AccountRef,
+    AppSecrets,
+    Author,
+    Capabilities,
+    Connector,
+    ConnectorError,
+    DeliveryResult,
+    FetchResult,
+    InboundItem,
+    OutboundReply,
+    TokenSet,
+    WebhookItem,
+)
+
+SIGNATURE_HEADER = "x-sandbox-signature"
+
+
+def _author(data: dict[str, Any]) -> Author:
+    return Author(
+        external_id=str(data["id"]),
+        handle=str(data.get("handle", "")),
+        display_name=str(data.get("name", "")),
+        followers=int(data.get("followers") or 0),
+    )
+
+
+def _post_item(post: dict[str, Any], *, mentions_account: bool) -> InboundItem:
+    return InboundItem(
+        platform="sandbox",
+        external_id=str(post["id"]),
+        author=_author(post["author"]),
+        text=str(post["text"]),
+        created_at=datetime.fromisoformat(post["created_at"]),
+        visibility="public",
+        kind="comment" if post.get("in_reply_to") else "post",
+        thread_ref=str(post.get("root") or post["id"]),
+        in_reply_to=str(post.get("in_reply_to") or ""),
+        mentions_account=mentions_account,
+        url=str(post.get("url", "")),
+        language=str(post.get("language", "")),
+    )
+
+
+def _message_item(message: dict[str, Any]) -> InboundItem:
+    return InboundItem(
+        platform="sandbox",
+        external_id=str(message["id"]),
+        author=_author(message["sender"]),
+        text=str(message["text"]),
+        created_at=datetime.fromisoformat(message["created_at"]),
+        visibility="private",
+        kind="direct_message",
+        thread_ref=str(message["thread"]),
+    )
+
+
+@register_connector
+class SandboxConnector(Connector):
+    platform: ClassVar[str] = "sandbox"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        public_reply=True,
+        private_message=True,
+        private_reply_to_public=False,
+        start_private=True,
+        max_length=500,
+        webhooks=True,
+        polling=True,
+    )
+    webhook_signature_header: ClassVar[str] = SIGNATURE_HEADER
+
+    def webhook_challenge(
+        self, params: dict[str, str], app: AppSecrets
+    ) -> tuple[int, str]:
+        """The Sandbox pings with ?challenge=<x> and expects it echoed."""
+        challenge = params.get("challenge", "")
+        return (200, challenge) if challenge else (400, "")
+
+    def verify_webhook(
+        self, body: bytes, headers: dict[str, str], app: AppSecrets
+    ) -> bool:
+        if not app.webhook_secret:
+            return False
+        expected = (
+            "sha256="
+            + hmac.new(app.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        )
+        return hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER, ""))
+
+    def webhook_event_id(self, body: bytes) -> str:
+        return str(json.loads(body)["event_id"])
+
+    def parse_webhook(self, body: bytes) -> list[WebhookItem]:
+        data = json.loads(body)
+        account = str(data["for_account"]["id"])
+        if data["type"] == "post.created":
+            item = _post_item(
+                data["post"], mentions_account=bool(data.get("mentions_account"))
+            )
+        elif data["type"] == "message.created":
+            item = _message_item(data["message"])
+        else:
+            raise ValueError(f"unknown event type {data['type']!r}")
+        if item.author.external_id == account:
+            return []  # the account's own post or message
+        return [WebhookItem(account_external_id=account, item=item)]
+
+    def _api(self, base_url: str, path: str) -> str:
+        return base_url.rstrip("/") + "/api/" + path
+
+    def _auth(self, account: AccountRef) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {account.credentials.get('access_token', '')}"
+        }
+
+    def send(self, account: AccountRef, reply: OutboundReply) -> DeliveryResult:
+        headers = {**self._auth(account), "Idempotency-Key": reply.client_ref}
+        if reply.visibility == "public":
+            body: dict[str, Any] = {
+                "text": reply.text,
+                "in_reply_to": reply.in_reply_to,
+            }
+            response = http.request(
+                "POST", self._api(account.base_url, "posts"), json=body, headers=headers
+            )
+        else:
+            if not reply.recipient_id:
+                raise ConnectorError(
+                    "No recipient for the private message.", permanent=True
+                )
+            body = {"text": reply.text, "recipient_id": reply.recipient_id}
+            response = http.request(
+                "POST",
+                self._api(account.base_url, "messages"),
+                json=body,
+                headers=headers,
+            )
+        data = response.json()
+        return DeliveryResult(external_id=str(data["id"]), url=str(data.get("url", "")))
+
+    def find_delivery(
+        self, account: AccountRef, reply: OutboundReply
+    ) -> DeliveryResult | None:
+        if reply.visibility != "public":
+            # Private messages replay safely: the same Idempotency-Key returns the
+            # first message, so re-sending is the lookup.
+            return self.send(account, reply)
+        response = http.request(
+            "GET",
+            self._api(account.base_url, "posts"),
+            params={"idempotency_key": reply.client_ref},
+            headers=self._auth(account),
+        )
+        found = response.json()["data"]
+        if not found:
+            return None
+        return DeliveryResult(
+            external_id=str(found[0]["id"]), url=str(found[0].get("url", ""))
+        )
+
+    def fetch_since(self, account: AccountRef, cursor: str) -> FetchResult:
+        """Mentions after `cursor` (a post id), following pages; oldest first."""
+        items: list[InboundItem] = []
+        since = cursor or "0"
+        for _page in range(20):
+            response = http.request(
+                "GET",
+                self._api(account.base_url, "mentions"),
+                params={"since_id": since, "limit": 50},
+                headers=self._auth(account),
+            )
+            data = response.json()
+            items.extend(
+                _post_item(post, mentions_account=True) for post in data["data"]
+            )
+            since = str(data["next_since_id"])
+            if not data.get("has_more"):
+                break
+        return FetchResult(items=items, cursor=since)
+
+    def authorize_url(
+        self, app: AppSecrets, *, redirect_uri: str, state: str, code_challenge: str
+    ) -> str:
+        query = urlencode(
+            {
+                "client_id": app.client_id,
+                "redirect_uri": redirect_uri,
+                "response_type": "code",
+                "state": state,
+                "code_challenge": code_challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+        return f"{app.base_url.rstrip('/')}/oauth/authorize?{query}"
+
+    def _token(self, app: AppSecrets, form: dict[str, str]) -> TokenSet:
+        response = http.request(
+            "POST",
+            self._api(app.base_url, "oauth/token"),
+            data={
+                **form,
+                "client_id": app.client_id,
+                "client_secret": app.client_secret,
+            },
+        )
+        data = response.json()
+        account = data["account"]
+        expires = timezone.now() + timedelta(seconds=int(data.get("expires_in", 3600)))
+        return TokenSet(
+            access_token=data["access_token"],
+            refresh_token=data.get("refresh_token", ""),
+            expires_at=expires,
+            account_external_id=str(account["id"]),
+            handle=str(account["handle"]),
+            display_name=str(account.get("name", "")),
+        )
+
+    def exchange_code(
+        self, app: AppSecrets, *, code: str, redirect_uri: str, code_verifier: str
+    ) -> TokenSet:
+        return self._token(
+            app,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": code_verifier,
+            },
+        )
+
+    def refresh(self, app: AppSecrets, account: AccountRef) -> TokenSet:
+        return self._token(
+            app,
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": str(account.credentials.get("refresh_token", "")),
+            },
+        )

@@ -1,0 +1,195 @@
+"""What happens on the Sandbox network: posting, messaging, and the signed webhooks
+it sends to subscribed apps for every new post or message (with retries)."""
+
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from django.db import transaction
+from django.utils import timezone
+
+from social.sandbox.models import Grant, Message, Person, Post
+
+SIGNATURE_HEADER = "X-Sandbox-Signature"
+
+
+def sign(body: bytes, secret: str) -> str:
+    """`sha256=<hex HMAC-SHA256 of the raw body>`, as the webhook header carries it."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def person_json(person: Person) -> dict[str, Any]:
+    return {
+        "id": str(person.pk),
+        "handle": person.handle,
+        "name": person.name,
+        "followers": person.followers,
+    }
+
+
+def post_json(post: Post) -> dict[str, Any]:
+    return {
+        "id": str(post.pk),
+        "text": post.text,
+        "author": person_json(post.author),
+        "in_reply_to": str(post.in_reply_to_id) if post.in_reply_to_id else None,
+        "root": str(post.root_id or post.pk),
+        "mentions": post.mentions,
+        "language": post.language,
+        "created_at": post.created_at.isoformat(),
+        "url": f"/sandbox/#post-{post.pk}",
+    }
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    return {
+        "id": f"m{message.pk}",
+        "text": message.text,
+        "sender": person_json(message.sender),
+        "recipient": person_json(message.recipient),
+        "thread": message.thread,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def create_post(
+    author: Person,
+    text: str,
+    *,
+    in_reply_to: Post | None = None,
+    idempotency_key: str = "",
+    language: str = "",
+) -> tuple[Post, bool]:
+    """Publish a post (a reply when `in_reply_to`); a replayed idempotency key returns
+    the first post. Webhooks go out on commit. Returns (post, created)."""
+    if idempotency_key:
+        existing = Post.objects.filter(
+            author=author, idempotency_key=idempotency_key
+        ).first()
+        if existing is not None:
+            return existing, False
+    with transaction.atomic():
+        post = Post.objects.create(
+            author=author,
+            text=text,
+            in_reply_to=in_reply_to,
+            root=(in_reply_to.root or in_reply_to) if in_reply_to else None,
+            mentions=Post.mentions_in(text),
+            idempotency_key=idempotency_key,
+            language=language,
+        )
+        transaction.on_commit(lambda: fan_out_post(post.pk))
+    return post, True
+
+
+def send_message(
+    sender: Person, recipient: Person, text: str, *, idempotency_key: str = ""
+) -> tuple[Message, bool]:
+    """Send a private message; webhooks go out on commit. Returns (message, created)."""
+    if idempotency_key:
+        existing = Message.objects.filter(
+            sender=sender, idempotency_key=idempotency_key
+        ).first()
+        if existing is not None:
+            return existing, False
+    with transaction.atomic():
+        message = Message.objects.create(
+            sender=sender,
+            recipient=recipient,
+            text=text,
+            idempotency_key=idempotency_key,
+        )
+        transaction.on_commit(lambda: fan_out_message(message.pk))
+    return message, True
+
+
+def _live_grants() -> list[Grant]:
+    return list(
+        Grant.objects.select_related("app", "person")
+        .filter(revoked=False)
+        .exclude(app__webhook_url="")
+    )
+
+
+def fan_out_post(post_id: int) -> None:
+    """Queue one webhook per connected account for a new public post.
+
+    Every account sees every public post not its own (a firehose, like a filtered
+    stream); `mentions_account` tells whether it was tagged.
+    """
+    post = Post.objects.select_related("author", "in_reply_to__author").get(pk=post_id)
+    for grant in _live_grants():
+        if grant.person_id == post.author_id:
+            continue
+        replied_to_me = bool(
+            post.in_reply_to and post.in_reply_to.author_id == grant.person_id
+        )
+        payload = {
+            "event_id": str(uuid.uuid4()),
+            "type": "post.created",
+            "for_account": person_json(grant.person),
+            "mentions_account": grant.person.handle in post.mentions or replied_to_me,
+            "post": post_json(post),
+        }
+        _enqueue(grant, payload)
+
+
+def fan_out_message(message_id: int) -> None:
+    """Queue a webhook for the account that received a private message."""
+    message = Message.objects.select_related("sender", "recipient").get(pk=message_id)
+    for grant in _live_grants():
+        if grant.person_id != message.recipient_id:
+            continue
+        payload = {
+            "event_id": str(uuid.uuid4()),
+            "type": "message.created",
+            "for_account": person_json(grant.person),
+            "message": message_json(message),
+        }
+        _enqueue(grant, payload)
+
+
+def _enqueue(grant: Grant, payload: dict[str, Any]) -> None:
+    from social.sandbox.tasks import deliver_webhook
+
+    deliver_webhook.delay(grant.app.webhook_url, grant.app.webhook_secret, payload)
+
+
+def post_webhook(url: str, secret: str, payload: dict[str, Any]) -> int:
+    """POST one signed delivery; returns the HTTP status (tests swap the transport)."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    response = httpx.post(
+        url,
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(body, secret),
+        },
+        timeout=10.0,
+    )
+    return response.status_code
+
+
+def grant_for_token(token: str) -> Grant | None:
+    return (
+        Grant.objects.select_related("person", "app")
+        .filter(access_token=token, revoked=False, expires_at__gt=timezone.now())
+        .first()
+    )
+
+
+def issue_grant(grant: Grant | None, **fields: Any) -> Grant:
+    """A fresh token pair valid for an hour (reusing the grant row when given)."""
+    expires = timezone.now() + timedelta(hours=1)
+    if grant is None:
+        return Grant.objects.create(expires_at=expires, **fields)
+    from social.sandbox.models import new_secret
+
+    grant.access_token, grant.refresh_token = new_secret(), new_secret()
+    grant.expires_at = expires
+    grant.save(update_fields=["access_token", "refresh_token", "expires_at"])
+    return grant
