@@ -32,11 +32,31 @@ DATABASES["migrator"]["TEST"] = {"NAME": _db_name}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-CELERY_TASK_ALWAYS_EAGER = True
+# EARSHOT_TEST_EAGER=0 is a real `celery worker` started by the end-to-end tests and
+# benchmarks: it takes tasks from the broker (CELERY_BROKER_URL) and pushes events
+# over channels-redis pub/sub to the test process's websocket clients.
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("EARSHOT_TEST_EAGER", "1") == "1"
+if not CELERY_TASK_ALWAYS_EAGER:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
+        }
+    }
 CELERY_TASK_EAGER_PROPAGATES = True
 SECURE_SSL_REDIRECT = False
 SITE_URL = "http://testserver"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# The Sandbox network is on in tests, with Earshot registered as an app on it.
+SANDBOX_ENABLED = True
+SOCIAL_APPS["sandbox"] = {  # noqa: F405
+    "client_id": "earshot-test",
+    "client_secret": "earshot-test-secret",
+    "webhook_secret": "earshot-test-hook",
+    "verify_token": "",
+    "base_url": "http://testserver/sandbox",
 }
