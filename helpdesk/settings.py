@@ -290,6 +290,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "sweep-outboxes": {"task": "helpdesk.sweep_outboxes", "schedule": 60.0},
     # Snoozed conversations wake up by themselves.
     "wake-snoozed": {"task": "helpdesk.wake_all_snoozed", "schedule": 30.0},
+    # Poll accounts on platforms without webhooks (each account has its own backoff).
+    "poll-accounts": {"task": "social.poll_all_tenants", "schedule": 30.0},
 }
 
 # --- Social platforms ---------------------------------------------------------------

@@ -55,6 +55,8 @@ class SocialAccount(TenantModel):
         blank=True, help_text="Per-instance platforms (Mastodon)."
     )
     poll_cursor = models.CharField(max_length=255, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    poll_failures = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=now)
 
     class Meta:

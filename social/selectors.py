@@ -11,3 +11,12 @@ def workspace_accounts(membership: Membership) -> QuerySet[SocialAccount]:
     return SocialAccount.objects.select_related("brand").order_by(
         "brand__name", "platform", "handle"
     )
+
+
+def accounts_needing_reauth() -> list[SocialAccount]:
+    """The open workspace's accounts that must be reconnected (for the UI banner)."""
+    return list(
+        SocialAccount.objects.filter(status=SocialAccount.Status.NEEDS_REAUTH).only(
+            "platform", "handle", "last_error"
+        )
+    )

@@ -1,9 +1,12 @@
 """Celery tasks of the social layer (thin; the logic is in social/ingest.py)."""
 
+from functools import partial
+
 from celery import Task
 
-from social import ingest
-from tenants.tasks import system_task
+from social import ingest, polling
+from tenants.models import Tenant
+from tenants.tasks import system_task, tenant_task
 
 
 @system_task(
@@ -32,3 +35,28 @@ def process_webhook_event(task: Task, event_id: int) -> str:  # type: ignore[typ
         raise task.retry(
             countdown=min(300, 2 ** (task.request.retries + 1)), exc=exc
         ) from exc
+
+
+@tenant_task(name="social.poll_account", atomic=False)
+def poll_account(tenant: Tenant, account_id: int) -> int:
+    """Poll one account (cursor, backoff and re-authorization in social.polling)."""
+    return polling.poll_account(tenant, account_id)
+
+
+@tenant_task(name="social.poll_due_accounts")
+def poll_due_accounts(tenant: Tenant) -> int:
+    """Enqueue a poll for each of the tenant's accounts that is due."""
+    from django.db import transaction
+
+    due = polling.due_accounts()
+    for account_id in due:
+        transaction.on_commit(partial(poll_account.delay, tenant.pk, account_id))
+    return len(due)
+
+
+@system_task(name="social.poll_all_tenants")
+def poll_all_tenants() -> int:
+    """Beat entry: one social.poll_due_accounts per active tenant."""
+    from helpdesk.tasks import fan_out
+
+    return fan_out("social.poll_due_accounts")

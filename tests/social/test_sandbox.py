@@ -235,3 +235,64 @@ def test_a_forged_state_or_a_wrong_verifier_connects_nothing(
     assert (token.status_code, token.json()) == (401, {"error": "invalid client"})
     with tenant_context(tenant):
         assert SocialAccount.objects.count() == 0
+
+
+def test_polling_records_mentions_then_nothing_twice(
+    owner: User, tenant: Tenant, live: str
+) -> None:
+    from social.tasks import poll_account, poll_due_accounts
+
+    account = connect_through_oauth(owner, tenant, live)
+    jo = Person.objects.create(handle="jo", name="Jo")
+    with override_settings(SANDBOX_ENABLED=True):
+        App.objects.update(webhook_url="")  # polling only: no webhooks this time
+        network.create_post(jo, "@acmeair where is my refund?")
+        network.create_post(jo, "@acmeair hello??")
+    # Eager Celery: the fan-out's poll runs as soon as the fan-out commits.
+    assert poll_due_accounts.run(tenant.pk) == 1
+    assert poll_account.run(tenant.pk, account.pk) == 0
+    with tenant_context(tenant):
+        fresh = SocialAccount.objects.get(pk=account.pk)
+        assert Conversation.objects.count() == 2
+    assert fresh.poll_cursor == str(Post.objects.order_by("-pk")[0].pk)
+    assert fresh.next_poll_at is not None
+    assert poll_due_accounts.run(tenant.pk) == 0
+
+
+def test_a_revoked_token_turns_the_account_needs_reauth_and_tells_the_admins(
+    owner: User, admin: User, agent: User, tenant: Tenant, live: str
+) -> None:
+    from django.core import mail
+
+    from social.sandbox.models import Grant
+    from social.tasks import poll_account
+
+    account = connect_through_oauth(owner, tenant, live)
+    Grant.objects.update(revoked=True)
+    mail.outbox.clear()
+    assert poll_account.run(tenant.pk, account.pk) == 0
+    with tenant_context(tenant):
+        fresh = SocialAccount.objects.get(pk=account.pk)
+    assert (fresh.status, fresh.last_error) == (
+        "needs_reauth",
+        "invalid or expired access token",
+    )
+    assert sorted(mail.outbox[0].to) == ["ada@acme.example", "olivia@acme.example"]
+    assert mail.outbox[0].subject == "Reconnect @acmeair on Sandbox"
+    page = login(agent).get("/t/acme-air/")
+    assert b"@acmeair on Sandbox needs to be reconnected" in page.content
+
+
+def test_a_rate_limited_poll_backs_off(owner: User, tenant: Tenant, live: str) -> None:
+    from django.utils import timezone
+
+    from social.tasks import poll_account
+
+    account = connect_through_oauth(owner, tenant, live)
+    with override_settings(SANDBOX_RATE_LIMIT_PER_MINUTE=0):
+        assert poll_account.run(tenant.pk, account.pk) == 0
+    with tenant_context(tenant):
+        fresh = SocialAccount.objects.get(pk=account.pk)
+    assert (fresh.status, fresh.poll_failures) == ("connected", 1)
+    assert fresh.next_poll_at is not None
+    assert fresh.next_poll_at > timezone.now()
