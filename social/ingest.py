@@ -12,9 +12,11 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from helpdesk.models import Conversation
 from helpdesk.services.inbound import record_inbound_message
 from social.connectors import get_connector
 from social.connectors.base import InboundItem
+from social.listening_rules import listening_matches
 from social.models import ChannelRoute, SocialAccount, WebhookEvent
 from tenants.context import tenant_context
 from tenants.models import Tenant
@@ -32,7 +34,12 @@ def route_item(platform: str, account_external_id: str) -> ChannelRoute | None:
 
 
 def ingest_item(route: ChannelRoute, item: InboundItem) -> bool:
-    """Record one item for its routed account; False when nothing new was recorded."""
+    """Record one item for its routed account; False when nothing new was recorded.
+
+    Tagged items, private messages and replies in a thread Earshot already follows
+    are recorded. An untagged public item is recorded (origin `listening`) only when
+    one of the brand's listening rules with the inbox action matches it.
+    """
     tenant: Tenant = route.tenant
     if tenant.status == Tenant.Status.DELETED:
         return False
@@ -44,7 +51,22 @@ def ingest_item(route: ChannelRoute, item: InboundItem) -> bool:
         )
         if account is None:
             return False
-        return record_inbound_message(account, item).created
+        origin = None
+        if _needs_listening(account, item):
+            matches = listening_matches(account, item)
+            if not any(match.action == "inbox" for match in matches):
+                return False
+            origin = Conversation.Origin.LISTENING
+        return record_inbound_message(account, item, origin=origin).created
+
+
+def _needs_listening(account: SocialAccount, item: InboundItem) -> bool:
+    if item.visibility != "public" or item.mentions_account:
+        return False
+    followed = Conversation.objects.filter(
+        social_account=account, public_thread_ref=item.thread_ref
+    ).exists()
+    return not followed
 
 
 def process_webhook_event(event_id: int) -> str:

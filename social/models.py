@@ -88,6 +88,52 @@ def connector_ref(account: SocialAccount) -> "AccountRef":
     )
 
 
+def validate_query(value: str) -> None:
+    """Form/model validation of a listening query: the error names its position."""
+    from django.core.exceptions import ValidationError
+
+    from social.listening import RuleError, parse_query
+
+    try:
+        parse_query(value)
+    except RuleError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class ListeningRule(TenantModel):
+    """A brand's listening query (R1): untagged public posts it matches become
+    conversations (action inbox) or are only counted (feed)."""
+
+    class Action(models.TextChoices):
+        INBOX = "inbox", "Put in the inbox"
+        FEED = "feed", "Feed only"
+
+    brand = TenantForeignKey(
+        Brand, on_delete=models.CASCADE, related_name="listening_rules"
+    )
+    name = models.CharField(max_length=80)
+    query = models.TextField(
+        validators=[validate_query],
+        help_text='e.g. ("acme air" OR acmeair OR #acmeair) -job -hiring',
+    )
+    platforms = models.JSONField(default=list, blank=True, help_text="Empty: all.")
+    variants = models.JSONField(
+        default=dict, blank=True, help_text='e.g. {"acme air": ["akme air", "acmeair"]}'
+    )
+    action = models.CharField(
+        max_length=8, choices=Action.choices, default=Action.INBOX
+    )
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["brand", "name"]
+        constraints: ClassVar[list[Any]] = tenant_constraints(fks=["brand"])
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ChannelRoute(models.Model):
     """Global routing: which tenant and account a platform account id belongs to.
 

@@ -17,6 +17,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from helpdesk.models import Contact, Conversation, SavedReply, Tag
+from social.models import ListeningRule, SocialAccount
 from tenants.admin import tenant_admin_site
 from tenants.context import tenant_context
 from tenants.models import AuditEvent, Brand, Invitation, Membership, Tenant, User
@@ -97,6 +98,8 @@ ADMIN_OBJECTS = {
     "helpdesk_tag": "tag",
     "helpdesk_contact": "contact",
     "helpdesk_conversation": "conversation",
+    "social_listeningrule": "listening_rule",
+    "social_socialaccount": "social_account",
 }
 
 
@@ -115,6 +118,7 @@ def _admin() -> dict[str, Paths]:
         "tenant_admin:app_list": lambda s, i: [
             Call("get", f"/t/{s}/admin/tenants/"),
             Call("get", f"/t/{s}/admin/helpdesk/"),
+            Call("get", f"/t/{s}/admin/social/"),
         ],
         "tenant_admin:view_on_site": lambda s, i: [
             Call("get", f"/t/{s}/admin/r/1/{i['brand']}/")
@@ -238,7 +242,16 @@ def world(owner: User, tenant: Tenant, outsider: User, other_tenant: Tenant) -> 
             conversation = Conversation.objects.create(
                 brand=brand, contact=contact, platform="sandbox", origin="mention"
             )
+            account = SocialAccount.objects.create(
+                brand=brand, platform="sandbox", external_id=f"acct-{key}", handle=key
+            )
             ids[key] = {
+                "listening_rule": ListeningRule.objects.create(
+                    brand=brand,
+                    name=f"Mentions of {workspace.name}",
+                    query='"acme air"',
+                ).pk,
+                "social_account": account.pk,
                 "saved_reply": SavedReply.objects.create(
                     brand=brand,
                     title=f"Hello from {workspace.name}",

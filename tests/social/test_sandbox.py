@@ -138,16 +138,37 @@ def test_connect_post_reply_and_move_to_private(
     assert jo.received.get().text == "Thanks, rebooked you"
 
 
-def test_an_untagged_post_arrives_as_listening(
+def test_untagged_posts_arrive_only_when_a_listening_rule_matches(
     owner: User, tenant: Tenant, live: str
 ) -> None:
-    connect_through_oauth(owner, tenant, live)
+    from social.models import ListeningRule
+
+    account = connect_through_oauth(owner, tenant, live)
+    with tenant_context(tenant):
+        ListeningRule.objects.create(
+            brand=account.brand,
+            name="Brand name",
+            query='("acme air" OR acmeair) -hiring',
+            variants={"acme air": ["akme air"]},
+        )
+        ListeningRule.objects.create(
+            brand=account.brand,
+            name="Industry",
+            query="airline NEAR/2 strike",
+            action="feed",
+        )
     jo = Person.objects.create(handle="jo", name="Jo")
     network.create_post(jo, "Acme Air lost my bag at T2, again")
+    network.create_post(jo, "akme air cancelled my flight")
+    network.create_post(jo, "Acme Air is hiring pilots")
+    network.create_post(jo, "the airline pilots strike tomorrow")
+    network.create_post(jo, "I love pizza")
     with tenant_context(tenant):
-        assert list(Conversation.objects.values_list("origin", flat=True)) == [
-            "listening"
-        ]
+        recorded = sorted(Conversation.objects.values_list("origin", "preview"))
+    assert recorded == [
+        ("listening", "Acme Air lost my bag at T2, again"),
+        ("listening", "akme air cancelled my flight"),
+    ]
 
 
 def test_the_api_refuses_bad_tokens_and_rate_limits(

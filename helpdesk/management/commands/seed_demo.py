@@ -56,6 +56,14 @@ class Command(BaseCommand):
                     signature_rules={"sandbox": " ^{initials}"}
                 )
                 connect_demo_account(membership, brand, "acmeair")
+                from social.models import ListeningRule
+
+                ListeningRule.objects.get_or_create(
+                    tenant=tenant,
+                    brand=brand,
+                    name="Untagged mentions of Acme Air",
+                    defaults={"query": '("acme air" OR acmeair OR #acmeair) -hiring'},
+                )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo workspace {tenant.name} at /t/{tenant.slug}/\n"
