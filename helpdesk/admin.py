@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from helpdesk.models import Contact, Conversation, Identity, SavedReply, Tag
-from tenants.admin import TenantScopedAdmin, tenant_admin_site
+from tenants.admin import ReadOnlyTenantAdmin, TenantScopedAdmin, tenant_admin_site
 
 
 @admin.register(SavedReply, site=tenant_admin_site)
@@ -53,7 +53,7 @@ class ContactAdmin(TenantScopedAdmin[Contact]):
 
 
 @admin.register(Conversation, site=tenant_admin_site)
-class ConversationAdmin(TenantScopedAdmin[Conversation]):
+class ConversationAdmin(ReadOnlyTenantAdmin[Conversation]):
     list_display = (
         "id",
         "brand",
@@ -83,12 +83,3 @@ class ConversationAdmin(TenantScopedAdmin[Conversation]):
         "preview",
     )
     fields = readonly_fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

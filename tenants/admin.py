@@ -241,6 +241,19 @@ class TenantScopedAdmin[M: Any](admin.ModelAdmin[M]):
         return True
 
 
+class ReadOnlyTenantAdmin[M: Any](TenantScopedAdmin[M]):
+    """A tenant-scoped list and detail view that nobody edits from the admin."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Brand, site=tenant_admin_site)
 class BrandAdmin(TenantScopedAdmin[Brand]):
     list_display = (
@@ -264,7 +277,7 @@ class BrandAdmin(TenantScopedAdmin[Brand]):
     )
 
 
-class TeamUserAdmin(TenantScopedAdmin[User]):
+class TeamUserAdmin(ReadOnlyTenantAdmin[User]):
     """The workspace's own people, read only; the source for user autocomplete."""
 
     list_display = ("email", "display_name")
@@ -275,15 +288,6 @@ class TeamUserAdmin(TenantScopedAdmin[User]):
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         tenant_id = request.tenant.pk  # type: ignore[attr-defined]
         return User.objects.filter(memberships__tenant_id=tenant_id).order_by("email")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 tenant_admin_site.register(User, TeamUserAdmin)
@@ -342,7 +346,7 @@ class InvitationAdmin(TenantScopedAdmin[Invitation]):
 
 
 @admin.register(AuditEvent, site=tenant_admin_site)
-class AuditEventAdmin(TenantScopedAdmin[AuditEvent]):
+class AuditEventAdmin(ReadOnlyTenantAdmin[AuditEvent]):
     list_display = ("created_at", "actor", "action", "object_type", "object_id")
     list_filter = ("action",)
     search_fields = ("action", "object_id")
@@ -356,12 +360,3 @@ class AuditEventAdmin(TenantScopedAdmin[AuditEvent]):
         "data",
     )
     fields = readonly_fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

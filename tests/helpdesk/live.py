@@ -1,0 +1,171 @@
+"""The live stack for tests and benchmarks: websocket clients through the real ASGI
+application (Origin check, session auth, routing) over channels-redis pub/sub, and a
+real `celery worker` process on a Redis broker.
+
+Test bodies are sync functions that run their async part with `async_to_sync`: the
+consumer's `database_sync_to_async` calls then run on the test's own thread and
+connection, so the SQL auditor sees every query the consumer makes.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+from channels.testing.websocket import WebsocketCommunicator
+from django.conf import settings
+from django.test import override_settings
+
+from helpdesk.celery import app as celery_app
+from tenants.models import User
+from tests.conftest import login
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_LAYER_URL = "redis://127.0.0.1:6379/15"
+BROKER_URL = "redis://127.0.0.1:6379/14"
+REDIS_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_LAYER_URL]},
+    }
+}
+ORIGIN = b"http://testserver"
+WAIT = 5.0  # seconds a test waits for a frame that must come
+
+
+def asgi_application() -> Any:
+    """helpdesk.asgi.application, imported late: importing it runs the DB checks."""
+    from helpdesk.asgi import application
+
+    return application
+
+
+def session_headers(
+    user: User | None, *, origin: bytes | None = ORIGIN
+) -> list[tuple[bytes, bytes]]:
+    """Headers of a browser tab: its Origin and, when logged in, the session cookie."""
+    headers = [(b"host", b"testserver")]
+    if origin is not None:
+        headers.append((b"origin", origin))
+    if user is not None:
+        name = settings.SESSION_COOKIE_NAME
+        session = login(user).cookies[name].value
+        headers.append((b"cookie", f"{name}={session}".encode()))
+    return headers
+
+
+def inbox_socket(
+    slug: str, headers: list[tuple[bytes, bytes]], *, after: int | None = None
+) -> Any:
+    path = f"/ws/t/{slug}/" + ("" if after is None else f"?after={after}")
+    return WebsocketCommunicator(asgi_application(), path, headers=headers)
+
+
+def online(user: User) -> dict[str, Any]:
+    return {"type": "presence", "user_id": user.pk, "state": "online"}
+
+
+async def open_socket(
+    slug: str, headers: list[tuple[bytes, bytes]], user: User, **kwargs: Any
+) -> Any:
+    """Connect, and read the user's own presence announcement."""
+    socket = inbox_socket(slug, headers, **kwargs)
+    assert await socket.connect(timeout=WAIT) == (True, None)
+    assert await socket.receive_json_from(timeout=WAIT) == online(user)
+    return socket
+
+
+@contextmanager
+def real_broker() -> Iterator[None]:
+    """Send tasks from this process to BROKER_URL instead of running them eagerly."""
+    conf = celery_app.conf
+    saved = {key: conf[key] for key in ("task_always_eager", "broker_url")}
+    _drop_broker_pools()
+    conf.update(task_always_eager=False, broker_url=BROKER_URL)
+    try:
+        yield
+    finally:
+        _drop_broker_pools()
+        conf.update(saved)
+
+
+def _drop_broker_pools() -> None:
+    """Forget pooled broker connections, so the next send uses the current URL."""
+    from kombu import pools
+
+    app: Any = celery_app
+    # kombu keeps pools in a global registry keyed by connection: closing only the
+    # app's pool would leave that closed pool registered for the next caller.
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@contextmanager
+def celery_worker(log: Path, *, ready_timeout: float = 30.0) -> Iterator[Any]:
+    """A `celery worker -P solo` process on BROKER_URL using tests.settings, non-eager.
+
+    It reads the same test database as the runtime role, so the data it needs must be
+    committed. The worker is terminated (killed after 10 s) when the block ends.
+    """
+    redis.Redis.from_url(BROKER_URL).flushdb()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "CELERY_BROKER_URL": BROKER_URL,
+        "EARSHOT_TEST_EAGER": "0",
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [
+        str(Path(sys.executable).with_name("celery")),
+        "-A",
+        "helpdesk",
+        "worker",
+        "-P",
+        "solo",
+        "-c",
+        "1",
+        "-n",
+        f"e2e-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-l",
+        "INFO",
+    ]
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while b" ready." not in log.read_bytes():
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=10)
+
+
+@contextmanager
+def live_stack_with_worker(log: Path) -> Iterator[None]:
+    """channels-redis in this process, the ASGI app loaded, a real worker on the
+    broker and `.delay()` sending to it, for the block."""
+    with (
+        override_settings(CHANNEL_LAYERS=REDIS_LAYERS),
+        celery_worker(log),
+        real_broker(),
+    ):
+        asgi_application()
+        yield

@@ -1,0 +1,311 @@
+"""The inbox selector at scale: 25 rows of one tenant holding 100k conversations and
+1M messages, among 1,000 tenants, read as the runtime role under RLS.
+
+The data set is built once, as the table owner with INSERT ... SELECT generate_series
+(each tenant's rows under its own `app.tenant_id`, since RLS is forced), into a
+separate database (`earshot_bench`) that later runs reuse. Bump DATASET to rebuild.
+Budget (DESIGN.md section 6): p95 < 15 ms with a constant number of queries.
+"""
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from time import perf_counter
+from typing import Any
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
+
+from helpdesk.models import Conversation
+from helpdesk.selectors import inbox_conversations
+from tenants.context import tenant_context
+from tenants.dbroles import RolePlan, ensure_roles_and_database
+from tenants.models import Membership, Tenant
+from tests.factories import make_user, make_workspace
+from tests.helpdesk.conftest import make_account
+from tests.perf.report import (
+    Figure,
+    conninfo,
+    latency_figures,
+    machine_facts,
+    print_report,
+)
+
+pytestmark = [pytest.mark.bench, pytest.mark.sql_audit_exempt]
+
+BENCH_DB = "earshot_bench"
+DATASET = "inbox-v1"
+TENANTS = 1000
+TARGET = {"contacts": 20_000, "conversations": 100_000, "per_conversation": 10}
+OTHERS = {"contacts": 20, "conversations": 100, "per_conversation": 2}
+OWNER_EMAIL = "owner@bench-target.example"
+RUNS, WARMUP = 300, 30
+PAGE = 25
+
+FILL_FUNCTION = """
+CREATE FUNCTION pg_temp.bench_fill(
+    t bigint, contacts int, convs int, per_conv int, agent bigint
+) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    b bigint;
+    a bigint;
+    cs bigint[];
+BEGIN
+    PERFORM set_config('app.tenant_id', t::text, true);
+    SELECT id INTO b FROM tenants_brand WHERE tenant_id = t ORDER BY id LIMIT 1;
+    IF b IS NULL THEN
+        INSERT INTO tenants_brand (tenant_id, name, slug, timezone, business_hours,
+            public_reply_limit, send_hold_seconds, private_first_allowed,
+            first_response_target_minutes, signature_rules, created_at, auto_assign)
+        VALUES (t, 'Brand', 'brand', 'UTC', '{}', 2, 20, false, 60, '{}', now(), false)
+        RETURNING id INTO b;
+    END IF;
+    SELECT id INTO a FROM social_socialaccount WHERE tenant_id = t ORDER BY id LIMIT 1;
+    IF a IS NULL THEN
+        INSERT INTO social_socialaccount (tenant_id, brand_id, platform, external_id,
+            handle, display_name, purpose, status, last_error, credentials, base_url,
+            poll_cursor, created_at)
+        VALUES (t, b, 'sandbox', 'acct-' || t, 'brand' || t, '', 'care', 'connected',
+            '', '{}', '', '', now())
+        RETURNING id INTO a;
+    END IF;
+    INSERT INTO helpdesk_contact (tenant_id, display_name, email, external_crm_id,
+        notes, created_at)
+    SELECT t, 'Customer ' || g, '', '', '', now() FROM generate_series(1, contacts) g;
+    SELECT array_agg(id ORDER BY id) INTO cs FROM helpdesk_contact WHERE tenant_id = t;
+    INSERT INTO helpdesk_conversation (tenant_id, brand_id, social_account_id,
+        contact_id, platform, origin, public_thread_ref, private_thread_ref,
+        channel_state, awaiting_private, mentions_account, public_reply_count,
+        customer_message_count, status, priority, sentiment, team, preview,
+        assignee_id, first_customer_message_at, last_customer_message_at,
+        sla_due_at, queue_at, last_activity_at, created_at)
+    SELECT t, b, a, cs[1 + g % array_length(cs, 1)], 'sandbox', 'mention',
+        'post-' || g, '', 'public', false, true, 0, per_conv / 2 + 1,
+        (ARRAY['open', 'open', 'pending', 'snoozed', 'resolved', 'resolved',
+               'resolved', 'resolved', 'resolved', 'resolved'])[1 + g % 10],
+        g % 4, 'neutral', '', 'My bag did not arrive, flight ' || g,
+        CASE WHEN g % 5 = 0 THEN agent END, at, at,
+        at + interval '60 minutes',
+        at + interval '60 minutes' - (g % 300) * interval '1 second',
+        at + (g % 50) * interval '1 minute', at
+    FROM (SELECT g, now() - g * interval '37 seconds' AS at
+          FROM generate_series(1, convs) g) s;
+    INSERT INTO helpdesk_message (tenant_id, conversation_id, account_id, platform,
+        direction, visibility, kind, external_id, external_url,
+        in_reply_to_external_id, text, delivery_status, counts_toward_limit,
+        attempts, last_error, client_ref, claim_token, seq, created_at)
+    SELECT c.tenant_id, c.id, a, 'sandbox',
+        CASE WHEN k % 2 = 1 THEN 'in' ELSE 'out' END, 'public',
+        CASE WHEN k % 2 = 1 THEN 'customer' ELSE 'reply' END,
+        'bm-' || c.id || '-' || k, '', '', 'Message ' || k || ' about ' || c.id,
+        CASE WHEN k % 2 = 1 THEN 'received' ELSE 'sent' END, k % 2 = 0, 0, '',
+        gen_random_uuid(), '', 0, c.created_at + k * interval '1 minute'
+    FROM helpdesk_conversation c CROSS JOIN generate_series(1, per_conv) k
+    WHERE c.tenant_id = t;
+END $$;
+"""
+
+
+SUPERUSER_URL: str = getattr(settings, "TEST_PG_SUPERUSER_URL")  # noqa: B009
+
+
+def owner_conninfo() -> str:
+    return conninfo("migrator", dbname=BENCH_DB)
+
+
+def dataset_facts() -> dict[str, Any] | None:
+    """What the cached data set holds, or None when it must be (re)built."""
+    superuser = SUPERUSER_URL
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]
+        ).fetchone()
+    if not exists:
+        return None
+    with psycopg.connect(owner_conninfo(), autocommit=True) as conn:
+        table = conn.execute("SELECT to_regclass('bench_dataset')").fetchone()
+        if table is None or table[0] is None:
+            return None
+        row = conn.execute(
+            "SELECT facts FROM bench_dataset WHERE name = %s", [DATASET]
+        ).fetchone()
+    return dict(row[0]) if row else None
+
+
+@contextmanager
+def bench_database() -> Iterator[None]:
+    """Point the `default` and `migrator` connections at BENCH_DB for the block."""
+    aliases = ("default", "migrator")
+    saved = {alias: settings.DATABASES[alias]["NAME"] for alias in aliases}
+    connections.close_all()
+    for alias in aliases:
+        settings.DATABASES[alias]["NAME"] = BENCH_DB
+        connections[alias].settings_dict["NAME"] = BENCH_DB
+    try:
+        yield
+    finally:
+        connections.close_all()
+        for alias, name in saved.items():
+            settings.DATABASES[alias]["NAME"] = name
+            connections[alias].settings_dict["NAME"] = name
+
+
+def build_dataset() -> dict[str, Any]:
+    started = perf_counter()
+    default, owner = settings.DATABASES["default"], settings.DATABASES["migrator"]
+    plan = RolePlan(
+        superuser_url=SUPERUSER_URL,
+        database=BENCH_DB,
+        owner=owner["USER"],
+        app=default["USER"],
+    )
+    ensure_roles_and_database(plan, recreate=True)
+    call_command("migrate", database="migrator", verbosity=0)
+    connections["migrator"].close()
+    owner_user = make_user(OWNER_EMAIL)
+    target = make_workspace("Bench Target", owner=owner_user)
+    make_account(target)
+    with psycopg.connect(owner_conninfo()) as conn:
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET maintenance_work_mem = '256MB'")
+        conn.execute(FILL_FUNCTION)
+        conn.execute(
+            "INSERT INTO tenants_tenant (name, slug, status, status_reason, plan, "
+            "created_at) SELECT 'Bench tenant ' || g, 'bench-' || g, 'active', '', "
+            "'standard', now() FROM generate_series(1, %s) g",
+            [TENANTS - 1],
+        )
+        conn.execute(
+            "SELECT pg_temp.bench_fill(id, %s, %s, %s, NULL) FROM tenants_tenant "
+            "WHERE id <> %s",
+            [*OTHERS.values(), target.pk],
+        ).fetchall()
+        conn.commit()
+        conn.execute(
+            "SELECT pg_temp.bench_fill(%s, %s, %s, %s, %s)",
+            [target.pk, *TARGET.values(), owner_user.pk],
+        )
+        conn.commit()
+    with psycopg.connect(owner_conninfo(), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        conn.execute(
+            "CREATE TABLE bench_dataset (name text PRIMARY KEY, facts jsonb NOT NULL)"
+        )
+        facts = {
+            "tenants": TENANTS,
+            "target_tenant_id": target.pk,
+            **{f"target_{key}": value for key, value in TARGET.items()},
+            "target_messages": TARGET["conversations"] * TARGET["per_conversation"],
+            "other_tenants_conversations": (TENANTS - 1) * OTHERS["conversations"],
+            "build_seconds": round(perf_counter() - started, 1),
+        }
+        conn.execute(
+            "INSERT INTO bench_dataset (name, facts) VALUES (%s, %s)",
+            [DATASET, json.dumps(facts)],
+        )
+    return facts
+
+
+def timed(fn: Callable[[], object], runs: int, budget: float = 15.0) -> list[float]:
+    """Up to `runs` timings; after 20, stop once `budget` seconds are spent."""
+    seconds: list[float] = []
+    while len(seconds) < runs and (len(seconds) < 20 or sum(seconds) < budget):
+        started = perf_counter()
+        fn()
+        seconds.append(perf_counter() - started)
+    return seconds
+
+
+def test_inbox_selector_at_scale(django_db_blocker: Any) -> None:
+    with django_db_blocker.unblock(), bench_database():
+        facts = dataset_facts()
+        reused = facts is not None
+        if facts is None:
+            facts = build_dataset()
+        else:
+            # Migrations added since the build apply on top of the cached rows.
+            call_command("migrate", database="migrator", verbosity=0)
+            connections["migrator"].close()
+        tenant = Tenant.objects.get(pk=facts["target_tenant_id"])
+        with tenant_context(tenant):
+            membership = Membership.objects.select_related("user", "tenant").get(
+                user__email=OWNER_EMAIL
+            )
+            figures, queries, plan = measure(membership)
+
+    print_report(
+        "inbox selector at scale (runtime role, RLS, Postgres)",
+        machine_facts(conninfo(dbname=BENCH_DB)),
+        [
+            f"data set {DATASET} ({'reused' if reused else 'built now'}): "
+            + ", ".join(f"{key}={value}" for key, value in facts.items()),
+            f"inbox_conversations(membership)[:{PAGE}] with brand, contact and "
+            f"account read per row; up to {RUNS} runs (15 s) per variant after "
+            f"{WARMUP} warm-up",
+            f"queries per page: {queries} (25 rows and 50 rows alike)",
+            "plan of the default page:",
+            *(f"  {line}" for line in plan),
+        ],
+        figures,
+    )
+
+
+def measure(membership: Membership) -> tuple[list[Figure], int, list[str]]:
+    """Time the selector's variants inside the open tenant context."""
+
+    def page(size: int = PAGE, **filters: Any) -> Callable[[], object]:
+        def run() -> object:
+            rows = list(inbox_conversations(membership, **filters)[:size])
+            return [
+                (r.brand.name, r.contact.display_name, r.social_account) for r in rows
+            ]
+
+        return run
+
+    counts = set()
+    for size in (PAGE, 2 * PAGE):
+        with CaptureQueriesContext(connection) as captured:
+            page(size)()
+        counts.add(len(captured.captured_queries))
+    assert len(counts) == 1, counts
+    sql, params = inbox_conversations(membership)[:PAGE].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
+        plan = [row[0] for row in cursor.fetchall()]
+    brand_id = Conversation.objects.values_list("brand_id", flat=True).first()
+    variants = {
+        "open, queue order": page(),
+        "open, one brand": page(brand_id=brand_id),
+        "open, unassigned": page(unassigned=True),
+        "mine (assignee)": page(assignee_id=membership.user_id),
+        "all statuses": page(status=None),
+    }
+
+    def database_only() -> object:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    figures: list[Figure] = []
+    timed(database_only, WARMUP)
+    figures.extend(
+        figure
+        for figure in latency_figures(
+            "same SQL, database only", timed(database_only, RUNS)
+        )
+        if figure.name.endswith(("p50", "p95", "p99"))
+    )
+    for label, run in variants.items():
+        timed(run, WARMUP)
+        samples = timed(run, RUNS)
+        target = {95: 15.0} if label == "open, queue order" else None
+        figures.extend(
+            figure
+            for figure in latency_figures(label, samples, target)
+            if figure.name.endswith(("p50", "p95", "p99"))
+        )
+    return figures, counts.pop(), plan
