@@ -172,10 +172,19 @@ DATABASES: dict[str, dict[str, Any]] = {
 }
 if os.environ.get("MIGRATOR_DATABASE_URL"):
     DATABASES["migrator"] = env_database("MIGRATOR_DATABASE_URL", "")
+# PostgreSQL connections come from psycopg's pool (a Celery task or a request would
+# otherwise open a new connection each time). Safe with RLS: the tenant setting is
+# SET LOCAL, gone when the transaction ends, so a pooled connection carries nothing.
+DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", 10, minimum=0)
 for _db in DATABASES.values():
     _db.setdefault("CONN_MAX_AGE", 0)
     if _db["ENGINE"].endswith("sqlite3"):
         _db.setdefault("OPTIONS", {})["timeout"] = 20
+    elif _db["ENGINE"].endswith("postgresql") and DATABASE_POOL_MAX:
+        _db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DATABASE_POOL_MAX,
+        }
 DATABASE_ROUTERS = ["tenants.routers.MigratorRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
