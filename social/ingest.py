@@ -61,7 +61,11 @@ def ingest_item(route: ChannelRoute, item: InboundItem) -> bool:
 
 
 def _needs_listening(account: SocialAccount, item: InboundItem) -> bool:
+    # Mentions, comments on the account's own content and reviews are addressed to
+    # the brand; only other public posts need a listening rule.
     if item.visibility != "public" or item.mentions_account:
+        return False
+    if item.kind in ("comment", "review"):
         return False
     followed = Conversation.objects.filter(
         social_account=account, public_thread_ref=item.thread_ref

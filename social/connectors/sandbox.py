@@ -53,7 +53,9 @@ def _post_item(post: dict[str, Any], *, mentions_account: bool) -> InboundItem:
         text=str(post["text"]),
         created_at=datetime.fromisoformat(post["created_at"]),
         visibility="public",
-        kind="comment" if post.get("in_reply_to") else "post",
+        # A reply in the brand's thread is a comment to the brand; the firehose's
+        # other replies are just posts (listening decides about them).
+        kind="comment" if post.get("in_reply_to") and mentions_account else "post",
         thread_ref=str(post.get("root") or post["id"]),
         in_reply_to=str(post.get("in_reply_to") or ""),
         mentions_account=mentions_account,
