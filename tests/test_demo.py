@@ -134,6 +134,10 @@ def test_serve_answers_http_on_the_chosen_port(seeded: dict[str, str]) -> None:
             except OSError:
                 time.sleep(0.2)
         assert b"helpdesk for customer care on social media" in body
+        css = f"http://127.0.0.1:{port}/static/frontend/css/app.css"
+        with urllib.request.urlopen(css, timeout=5) as r:
+            assert r.status == 200
+            assert b".topbar" in r.read()
     finally:
         server.terminate()
         server.wait(timeout=10)
