@@ -17,6 +17,18 @@ from tenants.base import TenantForeignKey, TenantModel, tenant_constraints
 from tenants.models import Brand
 
 
+def agent_reference() -> "models.ForeignKey[Any, Any]":
+    """An optional link to the agent (a global user) behind a row; no reverse name."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+
+
 class Contact(TenantModel):
     """A customer, known through one or more platform identities (R11)."""
 
@@ -124,22 +136,8 @@ class Conversation(TenantModel):
     sentiment = models.CharField(
         max_length=10, choices=Sentiment.choices, default=Sentiment.NEUTRAL
     )
-    assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
-    )
-    last_answered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
-    )
+    assignee = agent_reference()
+    last_answered_by = agent_reference()
     team = models.CharField(max_length=60, blank=True)
     tags: "models.ManyToManyField[Tag, ConversationTag]" = models.ManyToManyField(
         "Tag", through="ConversationTag", related_name="+"
@@ -230,14 +228,7 @@ class Message(TenantModel):
     author_identity = TenantForeignKey(
         Identity, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    author_agent = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
-    )
+    author_agent = agent_reference()
     text = models.TextField()
     delivery_status = models.CharField(
         max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.RECEIVED

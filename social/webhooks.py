@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from social.config import app_secrets
 from social.connectors import get_connector
-from social.connectors.base import ConnectorError
+from social.connectors.base import Connector, ConnectorError
 from social.models import WebhookEvent
 
 
@@ -60,14 +60,14 @@ def _store(
     signature_header: str,
     body: bytes,
     headers: dict[str, str],
-    connector: object,
+    connector: Connector,
 ) -> HttpResponse:
     digest = hashlib.sha256(
         headers.get(signature_header.lower(), "").encode()
     ).hexdigest()
     try:
         json.loads(body)
-        key = connector.webhook_event_id(body)  # type: ignore[attr-defined]
+        key = connector.webhook_event_id(body)
         malformed = ""
     except (ValueError, KeyError, TypeError) as exc:
         key = "malformed-" + hashlib.sha256(body).hexdigest()

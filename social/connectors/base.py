@@ -5,6 +5,7 @@ send replies through `social.http`. They never touch the database and never impo
 helpdesk code; callers pass them an `AccountRef` with what they need.
 """
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -153,11 +154,13 @@ class TokenSet:
         }
 
 
-class Connector:
+class Connector(ABC):
     """Base of the platform adapters; subclasses set `platform` and `capabilities`.
 
-    Methods a platform does not have raise NotImplementedError; callers check the
-    capability flags first.
+    Every platform sends and reconciles (abstract). The other methods are optional
+    features: a platform without webhooks, polling or an OAuth redirect keeps the
+    default, which raises NotImplementedError; callers check the capability flags
+    (and the connect flow offers only platforms with an OAuth redirect).
     """
 
     platform: ClassVar[str] = ""
@@ -204,10 +207,12 @@ class Connector:
         """Refresh an expiring access token."""
         raise NotImplementedError
 
+    @abstractmethod
     def send(self, account: AccountRef, reply: OutboundReply) -> DeliveryResult:
         """Send one reply; raise ConnectorError on failure."""
         raise NotImplementedError
 
+    @abstractmethod
     def find_delivery(
         self, account: AccountRef, reply: OutboundReply
     ) -> DeliveryResult | None:
