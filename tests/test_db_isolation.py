@@ -244,6 +244,26 @@ def test_asgi_app_refuses_to_start_as_the_owner() -> None:
     assert "tenants.E001" in started.stderr
 
 
+# uvicorn --workers imports the app inside a running event loop.
+IMPORT_IN_A_LOOP = (
+    "import asyncio\n"
+    "async def main():\n"
+    "    import helpdesk.asgi\n"
+    "    print('started')\n"
+    "asyncio.run(main())\n"
+)
+
+
+def test_the_startup_check_also_runs_inside_an_event_loop() -> None:
+    owner = _run_as(OWNER_ROLE, "-c", IMPORT_IN_A_LOOP)
+    assert owner.returncode == 1
+    assert "tenants.E001" in owner.stderr
+    assert "SynchronousOnlyOperation" not in owner.stderr
+    runtime = _run_as(RUNTIME_ROLE, "-c", IMPORT_IN_A_LOOP)
+    assert runtime.returncode == 0, runtime.stderr
+    assert runtime.stdout.strip() == "started"
+
+
 @pytest.mark.sql_audit_exempt
 def test_composite_fk_blocks_cross_tenant_reference(
     tenant: Tenant, other_tenant: Tenant

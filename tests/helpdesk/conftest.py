@@ -27,13 +27,21 @@ _ids = itertools.count(1)
 
 @pytest.fixture(autouse=True)
 def fake_platforms() -> Iterator[type[FakeConnector]]:
-    previous = dict(connectors._REGISTRY)
-    for fake in (FakeConnector, FakeX, FakeMeta):
+    fakes = (FakeConnector, FakeX, FakeMeta)
+    previous = {
+        fake.platform: connectors._REGISTRY.get(fake.platform) for fake in fakes
+    }
+    for fake in fakes:
         fake.reset()
         connectors.register_connector(fake)
     yield FakeConnector
-    connectors._REGISTRY.clear()
-    connectors._REGISTRY.update(previous)
+    # Put back only what the fakes replaced: connectors registered meanwhile (a
+    # module imported on first use registers once per process) must stay.
+    for platform, real in previous.items():
+        if real is None:
+            connectors._REGISTRY.pop(platform, None)
+        else:
+            connectors._REGISTRY[platform] = real
 
 
 @dataclass

@@ -5,6 +5,7 @@ role is deliberately denied TRUNCATE (reference/tenancy.md P17), so this backend
 runs the flush on a short owner connection instead. Everything else is Django's.
 """
 
+import time
 from collections.abc import Iterable
 
 import psycopg
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.db.backends.postgresql import base, operations
 from psycopg import sql
 
+FLUSH_ATTEMPTS = 5
 # Rows Django creates once at migrate time and never again in a flushed database.
 KEEP = ("django_migrations", "django_content_type", "auth_permission")
 
@@ -37,13 +39,23 @@ class DatabaseOperations(operations.DatabaseOperations):
                     [list(KEEP)],
                 )
             ]
-            if tables:
-                conn.execute("SET lock_timeout = '20s'")
-                conn.execute(
-                    sql.SQL("TRUNCATE {} CASCADE").format(
-                        sql.SQL(", ").join(sql.Identifier(t) for t in tables)
-                    )
-                )
+            if not tables:
+                return
+            conn.execute("SET lock_timeout = '20s'")
+            truncate = sql.SQL("TRUNCATE {} CASCADE").format(
+                sql.SQL(", ").join(sql.Identifier(t) for t in tables)
+            )
+            # Browser and live tests keep a server and a worker running across
+            # tests; one of their transactions can lock tables in the other
+            # order, and Postgres then picks the TRUNCATE as the deadlock victim.
+            for attempt in range(FLUSH_ATTEMPTS):
+                try:
+                    conn.execute(truncate)
+                    return
+                except psycopg.errors.DeadlockDetected:
+                    if attempt == FLUSH_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
