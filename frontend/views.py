@@ -8,8 +8,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from social.config import connectable_platforms
-from social.selectors import workspace_accounts
 from tenants.access import access_invitation, access_member
 from tenants.context import tenant_context
 from tenants.decorators import tenant_view
@@ -166,18 +164,6 @@ def brands(request: TenantRequest) -> HttpResponse:
     return render(
         request, "frontend/brands.html", context, status=400 if form.errors else 200
     )
-
-
-@tenant_view()
-def accounts(request: TenantRequest) -> HttpResponse:
-    """Connected social accounts per brand; admins connect more."""
-    context = {
-        "accounts": workspace_accounts(request.membership),
-        "brands": workspace_brands(request.membership),
-        "platforms": connectable_platforms(),
-        "can_manage": request.membership.has_role(Role.ADMIN),
-    }
-    return render(request, "frontend/accounts.html", context)
 
 
 @tenant_view(role=Role.OWNER)

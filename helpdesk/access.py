@@ -2,7 +2,13 @@
 
 from django.http import Http404
 
-from helpdesk.models import Contact, Conversation, Message
+from helpdesk.models import (
+    Contact,
+    Conversation,
+    Message,
+    SavedReply,
+    WebhookEndpoint,
+)
 from tenants.models import Membership
 
 
@@ -40,3 +46,31 @@ def access_contact(membership: Membership, contact_id: int) -> Contact:
     if contact.tenant_id != membership.tenant_id:
         raise Http404("No such contact")
     return contact
+
+
+def access_webhook_endpoint(
+    membership: Membership, endpoint_id: int
+) -> WebhookEndpoint:
+    """The webhook endpoint with this id in the member's workspace, or 404.
+
+    Any member passes the gate; the webhook services require the admin role.
+    """
+    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise Http404("No such webhook endpoint")
+    if endpoint.tenant_id != membership.tenant_id:
+        raise Http404("No such webhook endpoint")
+    return endpoint
+
+
+def access_saved_reply(membership: Membership, reply_id: int) -> SavedReply:
+    """The saved reply with this id in the member's workspace (brand joined), or 404.
+
+    Any member passes: agents use saved replies; the services check who manages them.
+    """
+    reply = SavedReply.objects.select_related("brand").filter(pk=reply_id).first()
+    if reply is None:
+        raise Http404("No such saved reply")
+    if reply.tenant_id != membership.tenant_id:
+        raise Http404("No such saved reply")
+    return reply

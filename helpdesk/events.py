@@ -21,6 +21,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import connection, transaction
 
 from helpdesk.models import Event
+from helpdesk.services.webhook_outbox import queue_webhook_deliveries
 
 logger = logging.getLogger(__name__)
 
@@ -75,18 +76,22 @@ def user_group(tenant_id: int, user_id: int) -> str:
 
 _NEXT_SEQ = {
     "postgresql": (
-        "INSERT INTO helpdesk_eventcounter (tenant_id, value) VALUES (%s, 1) "
-        "ON CONFLICT (tenant_id) DO UPDATE SET value = helpdesk_eventcounter.value + 1 "
-        "RETURNING value"
+        "INSERT INTO helpdesk_eventcounter (tenant_id, value) VALUES (%s, %s) "
+        "ON CONFLICT (tenant_id) DO UPDATE SET value = helpdesk_eventcounter.value "
+        "+ EXCLUDED.value RETURNING value"
     ),
 }
 _NEXT_SEQ["sqlite"] = _NEXT_SEQ["postgresql"]
 
 
-def next_seq(tenant_id: int) -> int:
-    """Allocate the tenant's next event sequence. Call inside its transaction."""
+def next_seq(tenant_id: int, *, count: int = 1) -> int:
+    """Allocate the tenant's next `count` event sequences; returns the last one.
+
+    The numbers `last - count + 1 .. last` are the caller's. Call inside the
+    tenant's transaction (the counter row stays locked until it commits).
+    """
     with connection.cursor() as cursor:
-        cursor.execute(_NEXT_SEQ[connection.vendor], [tenant_id])
+        cursor.execute(_NEXT_SEQ[connection.vendor], [tenant_id, count])
         row = cursor.fetchone()
     assert row is not None  # noqa: S101 - RETURNING always yields the row
     return int(row[0])
@@ -98,11 +103,14 @@ def emit(
     """Store a durable event with the next sequence and send it to the tenant on commit.
 
     Call inside the tenant's transaction (services do); returns the sequence. Pass
-    `seq` when the caller allocated it already (to stamp it on a row first).
+    `seq` when the caller allocated it already (to stamp it on a row first). The
+    same transaction queues the event's outbound webhook deliveries (`fields` is
+    their `data`), which costs one cache read when the tenant has no endpoints.
     """
     seq = seq if seq is not None else next_seq(tenant_id)
     payload: dict[str, Any] = {"type": type, "seq": seq, **fields}
     Event.objects.create(tenant_id=tenant_id, seq=seq, type=type, payload=payload)
+    queue_webhook_deliveries(tenant_id, type, fields)
     group = inbox_group(tenant_id)
     transaction.on_commit(lambda: send_to_group(group, payload))
     return seq

@@ -389,3 +389,8 @@ class EventCounter(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}: {self.value}"
+
+
+# Outbound webhooks live in their own module; importing them here registers them.
+from helpdesk.webhooks.models import WebhookDelivery as WebhookDelivery  # noqa: E402
+from helpdesk.webhooks.models import WebhookEndpoint as WebhookEndpoint  # noqa: E402

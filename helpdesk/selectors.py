@@ -2,9 +2,20 @@
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, Max, Q, QuerySet
 
-from helpdesk.models import Conversation, Message, Note
+from helpdesk.models import (
+    Contact,
+    Conversation,
+    ConversationTag,
+    Event,
+    Identity,
+    Message,
+    Note,
+    SavedReply,
+    Tag,
+)
+from helpdesk.presence import presence_store
 from tenants.models import Membership
 
 Status = Conversation.Status
@@ -15,23 +26,105 @@ def inbox_conversations(
     *,
     status: str | None = Status.OPEN,
     brand_id: int | None = None,
+    account_id: int | None = None,
+    platform: str | None = None,
+    origin: str | None = None,
     assignee_id: int | None = None,
     unassigned: bool = False,
+    sentiment: str | None = None,
+    tag: str | None = None,
 ) -> QuerySet[Conversation]:
     """The inbox in queue order (R10): overdue first, then by bounded queue time.
 
-    One query for the page: brand, contact and account are joined.
+    Every filter is optional (None: any); `tag` is a tag name. One query for the
+    page: brand, contact, account and assignee are joined; the tag filter is a
+    subquery, not a join, so rows are never repeated. Conversations without an SLA
+    clock (answered) come after those waiting, most recent first, on every database.
     """
-    queryset = Conversation.objects.select_related("brand", "contact", "social_account")
+    queryset = Conversation.objects.select_related(
+        "brand", "contact", "social_account", "assignee"
+    )
+    queryset = _inbox_filters(
+        queryset,
+        membership,
+        brand_id=brand_id,
+        account_id=account_id,
+        platform=platform,
+        origin=origin,
+        assignee_id=assignee_id,
+        unassigned=unassigned,
+        sentiment=sentiment,
+        tag=tag,
+    )
     if status is not None:
         queryset = queryset.filter(status=status)
-    if brand_id is not None:
-        queryset = queryset.filter(brand_id=brand_id)
-    if assignee_id is not None:
-        queryset = queryset.filter(assignee_id=assignee_id)
+    return queryset.order_by(
+        F("queue_at").asc(nulls_last=True), "-last_activity_at", "id"
+    )
+
+
+def _inbox_filters(
+    queryset: QuerySet[Conversation],
+    membership: Membership,
+    *,
+    brand_id: int | None,
+    account_id: int | None,
+    platform: str | None,
+    origin: str | None,
+    assignee_id: int | None,
+    unassigned: bool,
+    sentiment: str | None,
+    tag: str | None,
+) -> QuerySet[Conversation]:
+    exact = {
+        "brand_id": brand_id,
+        "social_account_id": account_id,
+        "platform": platform,
+        "origin": origin,
+        "assignee_id": assignee_id,
+        "sentiment": sentiment,
+    }
+    queryset = queryset.filter(**{k: v for k, v in exact.items() if v is not None})
     if unassigned:
         queryset = queryset.filter(assignee__isnull=True)
-    return queryset.order_by("queue_at", "-last_activity_at", "id")
+    if tag is not None:
+        tagged = ConversationTag.objects.filter(tag__name=tag.strip().lower())
+        queryset = queryset.filter(pk__in=tagged.values("conversation_id"))
+    return queryset
+
+
+def inbox_counts(
+    membership: Membership,
+    *,
+    brand_id: int | None = None,
+    account_id: int | None = None,
+    platform: str | None = None,
+    origin: str | None = None,
+    assignee_id: int | None = None,
+    unassigned: bool = False,
+    sentiment: str | None = None,
+    tag: str | None = None,
+) -> dict[str, int]:
+    """Conversations per status under the same filters, plus the open ones still
+    waiting for an answer (`unanswered`), in one aggregate query."""
+    queryset = _inbox_filters(
+        Conversation.objects.all(),
+        membership,
+        brand_id=brand_id,
+        account_id=account_id,
+        platform=platform,
+        origin=origin,
+        assignee_id=assignee_id,
+        unassigned=unassigned,
+        sentiment=sentiment,
+        tag=tag,
+    )
+    counts = queryset.aggregate(
+        all=Count("id"),
+        unanswered=Count("id", filter=Q(status=Status.OPEN, sla_due_at__isnull=False)),
+        **{value: Count("id", filter=Q(status=value)) for value in Status.values},
+    )
+    return {key: int(value or 0) for key, value in counts.items()}
 
 
 def conversation_thread(conversation: Conversation) -> dict[str, list[Any]]:
@@ -57,3 +150,126 @@ def contact_history(conversation: Conversation) -> QuerySet[Conversation]:
         .select_related("brand")
         .order_by("-last_activity_at")
     )
+
+
+def conversation_tags(conversation_ids: list[int]) -> dict[int, list[str]]:
+    """Tag names per conversation for a page of conversations, in one query."""
+    tags: dict[int, list[str]] = {pk: [] for pk in conversation_ids}
+    rows = (
+        ConversationTag.objects.filter(conversation_id__in=conversation_ids)
+        .order_by("tag__name")
+        .values_list("conversation_id", "tag__name")
+    )
+    for conversation_id, name in rows:
+        tags[conversation_id].append(name)
+    return tags
+
+
+def last_event_seq(membership: Membership) -> int:
+    """The workspace's latest live-event sequence: a page rendered now resumes its
+    websocket after it, so nothing that happens while it loads is missed."""
+    latest = Event.objects.aggregate(latest=Max("seq"))["latest"]
+    return int(latest or 0)
+
+
+def online_member_ids(membership: Membership) -> set[int]:
+    """User ids of the workspace's agents with a live connection (presence)."""
+    return presence_store().online(membership.tenant_id)
+
+
+def workspace_tags(membership: Membership) -> QuerySet[Tag]:
+    """The workspace's tags by name (filter choices)."""
+    return Tag.objects.order_by("name")
+
+
+def saved_replies_for(conversation: Conversation) -> QuerySet[SavedReply]:
+    """Saved replies usable in this conversation: its brand's and the shared ones."""
+    return SavedReply.objects.filter(
+        Q(brand_id=conversation.brand_id) | Q(brand__isnull=True)
+    ).order_by("title")
+
+
+def contact_identities(contact: Contact) -> list[Identity]:
+    """The contact's identities across platforms, the widest reach first (R11)."""
+    return list(
+        Identity.objects.filter(contact=contact).order_by("-followers", "platform")
+    )
+
+
+def merge_candidates(
+    membership: Membership, contact: Contact, *, query: str = "", limit: int = 8
+) -> list[Contact]:
+    """Other live contacts that may be the same person: matched by name, handle,
+    email or CRM id (`query`, or the contact's own name when empty)."""
+    term = (query or contact.display_name).strip()
+    if not term:
+        return []
+    matching = Identity.objects.filter(
+        Q(handle__icontains=term.lstrip("@")) | Q(display_name__icontains=term)
+    ).values("contact_id")
+    return list(
+        Contact.objects.filter(merged_into__isnull=True)
+        .exclude(pk=contact.pk)
+        .filter(
+            Q(display_name__icontains=term)
+            | Q(email__iexact=term)
+            | Q(external_crm_id=term)
+            | Q(pk__in=matching)
+        )
+        .prefetch_related("identities")
+        .order_by("display_name", "id")[:limit]
+    )
+
+
+def contact_directory(
+    membership: Membership,
+    *,
+    query: str = "",
+    include_merged: bool = False,
+    before_id: int | None = None,
+) -> QuerySet[Contact]:
+    """The workspace's contacts, newest first (id descending), identities prefetched.
+
+    `query` matches the name, email or CRM id, or any identity's handle or name
+    (case-insensitive, a leading `@` ignored). Contacts merged into another are
+    left out unless `include_merged`. `before_id` is a keyset cursor: only ids
+    below it.
+    """
+    contacts = Contact.objects.prefetch_related("identities")
+    if before_id is not None:
+        contacts = contacts.filter(pk__lt=before_id)
+    if not include_merged:
+        contacts = contacts.filter(merged_into__isnull=True)
+    term = query.strip()
+    if term:
+        handle = term.lstrip("@") or term
+        matching = Identity.objects.filter(
+            Q(handle__icontains=handle) | Q(display_name__icontains=term)
+        ).values("contact_id")
+        contacts = contacts.filter(
+            Q(display_name__icontains=term)
+            | Q(email__iexact=term)
+            | Q(external_crm_id=term)
+            | Q(pk__in=matching)
+        )
+    return contacts.order_by("-id")
+
+
+def contact_conversations(contact: Contact, *, limit: int = 50) -> list[Conversation]:
+    """The contact's latest conversations (with brands), most recent activity first."""
+    return list(
+        Conversation.objects.filter(contact_id=contact.pk)
+        .select_related("brand")
+        .order_by("-last_activity_at", "-id")[:limit]
+    )
+
+
+def workspace_saved_replies(
+    membership: Membership, *, brand_id: int | None = None
+) -> QuerySet[SavedReply]:
+    """The workspace's saved replies by title, brands joined; with `brand_id`, that
+    brand's and the shared ones (what an agent of that brand can use)."""
+    replies = SavedReply.objects.select_related("brand")
+    if brand_id is not None:
+        replies = replies.filter(Q(brand_id=brand_id) | Q(brand__isnull=True))
+    return replies.order_by("title", "id")

@@ -6,6 +6,7 @@ DATABASE_URL (the restricted runtime role), MIGRATOR_DATABASE_URL (the table own
 REDIS_URL, CELERY_BROKER_URL, SECRET_KEY and ALLOWED_HOSTS.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -124,11 +125,15 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the UI's CSS and ES modules) from STATIC_ROOT, before sessions.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -301,6 +306,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "wake-snoozed": {"task": "helpdesk.wake_all_snoozed", "schedule": 30.0},
     # Poll accounts on platforms without webhooks (each account has its own backoff).
     "poll-accounts": {"task": "social.poll_all_tenants", "schedule": 30.0},
+    # Refresh access tokens that expire within social.tokens.REFRESH_AHEAD (10 min).
+    "refresh-tokens": {"task": "social.refresh_all_tenants", "schedule": 300.0},
+    # Re-enqueue outbound webhook deliveries that are due (lost messages, retries).
+    "sweep-webhook-deliveries": {
+        "task": "helpdesk.sweep_all_webhook_deliveries",
+        "schedule": 60.0,
+    },
 }
 
 # --- Social platforms ---------------------------------------------------------------
@@ -328,6 +340,9 @@ SOCIAL_APPS: dict[str, dict[str, str]] = {
 # Master keys for third-party tokens at rest, newest first (rotation: prepend a key,
 # run `manage.py rotate_credentials`, then drop the old one).
 TOKEN_ENCRYPTION_KEYS = env_list("TOKEN_ENCRYPTION_KEYS", [SECRET_KEY])
+# Development only: let admins connect Mastodon instances over plain http or on
+# private/loopback addresses (a local instance, or the test fakes).
+MASTODON_ALLOW_INSECURE = env_bool("MASTODON_ALLOW_INSECURE", default=False)
 # The Sandbox network (a pretend platform for the demo and the tests). Off unless
 # SANDBOX_ENABLED; its URLs are 404 then.
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", default=DEMO)
@@ -344,6 +359,80 @@ if DEMO:
         or "earshot-demo-hook",
     }
 WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 1024 * 1024, minimum=1024)
+
+# --- Outbound webhooks ------------------------------------------------------------
+# The SSRF guard (helpdesk/webhooks/ssrf.py) refuses every non-public address. Plain
+# http:// only for development; ports other than these are refused; the private
+# networks listed here are let through anyway (empty in production: tests list
+# 127.0.0.1/32 for their loopback receivers).
+WEBHOOKS_ALLOW_HTTP = env_bool("WEBHOOKS_ALLOW_HTTP", default=False)
+_webhook_ports = env_list("WEBHOOKS_ALLOWED_PORTS", ["443"])
+if not all(port.isdigit() and 0 < int(port) < 65536 for port in _webhook_ports):
+    raise ImproperlyConfigured(
+        f"WEBHOOKS_ALLOWED_PORTS must list port numbers, got {_webhook_ports!r}"
+    )
+WEBHOOKS_ALLOWED_PORTS = [int(port) for port in _webhook_ports]
+WEBHOOKS_ALLOWED_PRIVATE_NETS = env_list("WEBHOOKS_ALLOWED_PRIVATE_NETS", [])
+try:
+    for _cidr in WEBHOOKS_ALLOWED_PRIVATE_NETS:
+        ipaddress.ip_network(_cidr, strict=False)
+except ValueError as _exc:
+    raise ImproperlyConfigured(
+        f"WEBHOOKS_ALLOWED_PRIVATE_NETS must list networks (CIDR): {_exc}"
+    ) from None
+# An endpoint is disabled (and its admins emailed) after this many failed attempts
+# in a row, or when a delivery gives up and nothing has succeeded for 24 hours.
+WEBHOOKS_DISABLE_AFTER_FAILURES = env_int(
+    "WEBHOOKS_DISABLE_AFTER_FAILURES", 15, minimum=1
+)
+WEBHOOKS_DELIVERY_RETENTION_DAYS = env_int(
+    "WEBHOOKS_DELIVERY_RETENTION_DAYS", 30, minimum=1
+)
+
+# --- Care rules (R8) ---------------------------------------------------------------
+# The automatic away reply to a conversation's first message outside the brand's
+# business hours (helpdesk/services/away.py), and the per-client request limit of the
+# public status endpoint (/status/<tenant>/<brand>.json).
+AWAY_REPLIES_ENABLED = env_bool("AWAY_REPLIES_ENABLED", default=True)
+STATUS_RATE_LIMIT_PER_MINUTE = env_int("STATUS_RATE_LIMIT_PER_MINUTE", 120, minimum=1)
+
+# --- REST API -----------------------------------------------------------------------
+
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "1200/min")
+REST_FRAMEWORK: dict[str, Any] = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.api_auth.ApiTokenAuthentication",
+        "tenants.api_auth.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.api_auth.ApiRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api": API_RATE_LIMIT},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "helpdesk.exceptions.api_exception_handler",
+}
+SPECTACULAR_SETTINGS: dict[str, Any] = {
+    "TITLE": "Earshot API",
+    "DESCRIPTION": (
+        "Conversations, replies, contacts and settings of one workspace. "
+        "Authenticate with `Authorization: Bearer esk_...` (a token from Settings → "
+        "API tokens); every path starts with `/api/v1/t/<workspace slug>/`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1/t/[^/]+",
+    # Choice sets that share a field name get stable names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "PlatformEnum": "social.models.Platform",
+        "ConversationStatusEnum": "helpdesk.models.Conversation.Status",
+        "SocialAccountStatusEnum": "social.models.SocialAccount.Status",
+    },
+}
 
 # --- Security ---------------------------------------------------------------------
 
@@ -381,6 +470,12 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# whitenoise serves STATIC_ROOT once `collectstatic` has filled it; without that
+# (the demo, the tests) it finds the files in the apps, re-checked per request.
+WHITENOISE_USE_FINDERS = env_bool(
+    "WHITENOISE_USE_FINDERS", default=DEBUG or not STATIC_ROOT.is_dir()
+)
+WHITENOISE_AUTOREFRESH = WHITENOISE_USE_FINDERS
 
 LOGGING = {
     "version": 1,

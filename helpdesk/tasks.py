@@ -2,13 +2,18 @@
 
 import logging
 import random
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
 from celery import Task
+from django.conf import settings
+from django.core.mail import send_mail
+from django.utils import timezone
 
-from helpdesk.services import delivery, lifecycle
+from helpdesk.services import delivery, lifecycle, webhook_delivery, webhook_outbox
 from helpdesk.services.inbound import record_inbound_message
+from helpdesk.webhooks.transport import post_webhook
 from social.connectors import get_connector
 from social.connectors.base import ConnectorError, DeliveryResult, item_from_dict
 from social.models import SocialAccount
@@ -107,6 +112,74 @@ def fan_out(task_name: str) -> int:
         task.delay(tenant_id)
         count += 1
     return count
+
+
+# Retries further out than this wait for the beat sweep instead of a broker ETA
+# (Redis hands ETA messages out again when they outlive its visibility timeout).
+WEBHOOK_ETA_LIMIT = 15 * 60
+
+
+@tenant_task(name="helpdesk.deliver_webhook", atomic=False, acks_late=True)
+def deliver_webhook(tenant: Tenant, delivery_id: int) -> str:
+    """One attempt at one webhook delivery: claim, POST outside any transaction,
+    record. Idempotent: a delivery that succeeded, is not due or is claimed by
+    another attempt is skipped; a retry re-sends the same delivery id.
+
+    A failure schedules the next attempt: a countdown for short waits, the beat
+    sweep (helpdesk.sweep_webhook_deliveries) for long ones. Returns what happened.
+    """
+    with tenant_context(tenant):
+        attempt = webhook_delivery.claim_webhook_delivery(tenant, delivery_id)
+    if attempt is None:
+        return "skipped"
+    outcome = post_webhook(attempt.url, body=attempt.body, headers=attempt.headers)
+    with tenant_context(tenant):
+        retry_at = webhook_delivery.record_webhook_attempt(tenant, delivery_id, outcome)
+    if outcome.ok:
+        return "succeeded"
+    if retry_at is None:
+        return "gave_up"
+    wait = (retry_at - timezone.now()).total_seconds()
+    if wait <= WEBHOOK_ETA_LIMIT:
+        deliver_webhook.apply_async((tenant.pk, delivery_id), countdown=max(wait, 0))
+    return "retry"
+
+
+@tenant_task(name="helpdesk.send_webhook_disabled_email", atomic=False)
+def send_webhook_disabled_email(tenant: Tenant, endpoint_id: int) -> None:
+    """Email the owners and admins that an endpoint was disabled (read, then send)."""
+    with tenant_context(tenant):
+        email = webhook_delivery.webhook_disabled_email(tenant, endpoint_id)
+    if email is None or not email.recipients:
+        return
+    send_mail(
+        subject=email.subject,
+        message=email.body,
+        from_email=None,
+        recipient_list=email.recipients,
+    )
+
+
+@tenant_task(name="helpdesk.sweep_webhook_deliveries")
+def sweep_webhook_deliveries(tenant: Tenant) -> int:
+    """Re-enqueue due webhook deliveries (lost messages, long retries) and prune the
+    log past WEBHOOKS_DELIVERY_RETENTION_DAYS. Nothing to do without endpoints."""
+    from django.db import transaction
+
+    if not webhook_outbox.has_active_endpoints(tenant.pk):
+        return 0
+    webhook_delivery.prune_webhook_deliveries(
+        older_than=timedelta(days=settings.WEBHOOKS_DELIVERY_RETENTION_DAYS)
+    )
+    due = webhook_delivery.due_webhook_deliveries()
+    transaction.on_commit(partial(webhook_outbox.enqueue_deliveries, tenant.pk, due))
+    return len(due)
+
+
+@system_task(name="helpdesk.sweep_all_webhook_deliveries")
+def sweep_all_webhook_deliveries() -> int:
+    """Beat entry: one helpdesk.sweep_webhook_deliveries per active tenant."""
+    return fan_out("helpdesk.sweep_webhook_deliveries")
 
 
 @system_task(name="helpdesk.sweep_outboxes")

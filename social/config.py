@@ -1,6 +1,7 @@
 """Earshot's app credentials per platform, from settings.SOCIAL_APPS."""
 
 from django.conf import settings
+from django.urls import reverse
 
 from social.connectors.base import AppSecrets
 
@@ -17,8 +18,20 @@ def app_secrets(platform: str) -> AppSecrets:
     )
 
 
+def callback_url(platform: str) -> str:
+    """The OAuth redirect address of this deployment for `platform` (registered
+    with the platform, so it is one global URL per platform)."""
+    return settings.SITE_URL.rstrip("/") + reverse("social:callback", args=[platform])
+
+
+# Platforms connected through their own form rather than the OAuth buttons: an app
+# per Mastodon instance, an app-password session on Bluesky.
+FORM_PLATFORMS = ("mastodon", "bluesky")
+
+
 def connectable_platforms() -> list[tuple[str, str]]:
-    """(platform, label) pairs an admin can connect here: the app is configured."""
+    """(platform, label) pairs an admin connects with an OAuth button here: the
+    deployment's app is configured. Mastodon and Bluesky have forms instead."""
     from social.models import Platform
 
     labels = dict(Platform.choices)
@@ -26,6 +39,13 @@ def connectable_platforms() -> list[tuple[str, str]]:
     for platform in settings.SOCIAL_PLATFORMS:
         if platform == "sandbox" and not settings.SANDBOX_ENABLED:
             continue
+        if platform in FORM_PLATFORMS:
+            continue
         if app_secrets(platform).client_id:
             platforms.append((platform, labels.get(platform, platform)))
     return platforms
+
+
+def form_platforms() -> list[str]:
+    """Which of the form-connected platforms this deployment offers."""
+    return [p for p in FORM_PLATFORMS if p in settings.SOCIAL_PLATFORMS]

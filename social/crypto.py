@@ -21,19 +21,28 @@ class CredentialsUnreadable(Exception):
     """The ciphertext belongs to another tenant or to a key no longer in the ring."""
 
 
-def _derive(master: str, tenant_id: int) -> Fernet:
+# The scope of Earshot's own per-instance app secrets (Mastodon), which belong to
+# no tenant; its keys differ from every tenant's.
+APP_SECRETS_SCOPE = "apps"
+
+
+def _derive(master: str, scope: str) -> Fernet:
     key = HKDF(
         algorithm=hashes.SHA256(),
         length=32,
         salt=b"earshot.credentials.v1",
-        info=f"tenant:{tenant_id}".encode(),
+        info=scope.encode(),
     ).derive(master.encode())
     return Fernet(base64.urlsafe_b64encode(key))
 
 
 @lru_cache(maxsize=1024)
+def _scoped(scope: str, ring: tuple[str, ...]) -> MultiFernet:
+    return MultiFernet([_derive(master, scope) for master in ring])
+
+
 def _fernet(tenant_id: int, ring: tuple[str, ...]) -> MultiFernet:
-    return MultiFernet([_derive(master, tenant_id) for master in ring])
+    return _scoped(f"tenant:{tenant_id}", ring)
 
 
 def _ring() -> tuple[str, ...]:
@@ -64,3 +73,16 @@ def rotate_credentials(tenant_id: int, ciphertext: str) -> str:
         return _fernet(int(tenant_id), _ring()).rotate(ciphertext.encode()).decode()
     except InvalidToken:
         raise CredentialsUnreadable("These credentials cannot be read here.") from None
+
+
+def encrypt_app_secret(secret: str) -> str:
+    """Ciphertext of one of Earshot's own app secrets (not a tenant's)."""
+    return _scoped(APP_SECRETS_SCOPE, _ring()).encrypt(secret.encode()).decode()
+
+
+def decrypt_app_secret(ciphertext: str) -> str:
+    """The app secret; CredentialsUnreadable when its key left the ring."""
+    try:
+        return _scoped(APP_SECRETS_SCOPE, _ring()).decrypt(ciphertext.encode()).decode()
+    except InvalidToken:
+        raise CredentialsUnreadable("This app secret cannot be read here.") from None

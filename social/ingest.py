@@ -1,10 +1,18 @@
 """From a stored webhook delivery (or a poll) to recorded inbound messages.
 
+`record_for_account` is the one decision of what is recorded, shared by webhooks
+(`ingest_item`) and polling (`social.polling`).
+
 Routing happens here, before any tenant is known: each item names the platform
 account it is addressed to, `ChannelRoute` says which tenant and account that is,
 and the item is recorded inside that tenant's context (this module is the ingest
 edge that opens it). Processing is idempotent: items are deduplicated by external
 id, so a retried or replayed event records nothing twice.
+
+Items that arrive as ids only (`needs_hydration`: Instagram mentions) are completed
+through the connector's `hydrate` before recording; that platform call runs outside
+any transaction. A transient failure retries the event; a permanent one skips the
+item and notes why on the event (an auth failure also flags the account).
 """
 
 import logging
@@ -15,9 +23,11 @@ from django.utils import timezone
 from helpdesk.models import Conversation
 from helpdesk.services.inbound import record_inbound_message
 from social.connectors import get_connector
-from social.connectors.base import InboundItem
+from social.connectors.base import ConnectorError, InboundItem
+from social.crypto import CredentialsUnreadable
 from social.listening_rules import listening_matches
-from social.models import ChannelRoute, SocialAccount, WebhookEvent
+from social.models import ChannelRoute, SocialAccount, WebhookEvent, connector_ref
+from social.services import mark_needs_reauth
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
@@ -33,16 +43,25 @@ def route_item(platform: str, account_external_id: str) -> ChannelRoute | None:
     )
 
 
+class ItemSkipped(Exception):
+    """An item could not be completed and was not recorded (the reason is kept)."""
+
+
 def ingest_item(route: ChannelRoute, item: InboundItem) -> bool:
     """Record one item for its routed account; False when nothing new was recorded.
 
-    Tagged items, private messages and replies in a thread Earshot already follows
-    are recorded. An untagged public item is recorded (origin `listening`) only when
-    one of the brand's listening rules with the inbox action matches it.
+    Opens the routed tenant and applies `record_for_account`: tagged items, private
+    messages and replies in a thread Earshot already follows are recorded. An
+    untagged public item is recorded (origin `listening`) only when one of the
+    brand's listening rules with the inbox action matches it. An id-only item is
+    hydrated first: ConnectorError propagates when that can be retried,
+    ItemSkipped says why it was not recorded otherwise.
     """
     tenant: Tenant = route.tenant
     if tenant.status == Tenant.Status.DELETED:
         return False
+    if item.needs_hydration:
+        item = _hydrated(route, item)
     with tenant_context(tenant):
         account = (
             SocialAccount.objects.select_related("tenant", "brand")
@@ -51,13 +70,49 @@ def ingest_item(route: ChannelRoute, item: InboundItem) -> bool:
         )
         if account is None:
             return False
-        origin = None
-        if _needs_listening(account, item):
-            matches = listening_matches(account, item)
-            if not any(match.action == "inbox" for match in matches):
-                return False
-            origin = Conversation.Origin.LISTENING
-        return record_inbound_message(account, item, origin=origin).created
+        return record_for_account(account, item)
+
+
+def record_for_account(account: SocialAccount, item: InboundItem) -> bool:
+    """Record one item for an account, if it is to be recorded; True when new.
+
+    The one inbound decision for webhooks, polls and keyword searches: tagged
+    items, private messages, comments, reviews and replies in a thread Earshot
+    already follows are recorded; any other public item (untagged) only when one
+    of the brand's enabled rules with the inbox action matches it, and then with
+    origin `listening` (the brand's own posts match no rule). Call inside the
+    account's tenant context; record_inbound_message emits its events on commit.
+    """
+    origin = None
+    if _needs_listening(account, item):
+        matches = listening_matches(account, item)
+        if not any(match.action == "inbox" for match in matches):
+            return False
+        origin = Conversation.Origin.LISTENING
+    return record_inbound_message(account, item, origin=origin).created
+
+
+def _hydrated(route: ChannelRoute, item: InboundItem) -> InboundItem:
+    tenant: Tenant = route.tenant
+    with tenant_context(tenant):
+        account = SocialAccount.objects.filter(pk=route.account_id).first()
+        if account is None:
+            raise ItemSkipped(f"{item.external_id}: the account is gone")
+        try:
+            ref = connector_ref(account)
+        except CredentialsUnreadable as exc:
+            raise ItemSkipped(f"{item.external_id}: {exc}") from exc
+    try:
+        return get_connector(item.platform).hydrate(ref, item)
+    except ConnectorError as error:
+        if not error.permanent:
+            raise
+        if error.auth:
+            with tenant_context(tenant):
+                locked = SocialAccount.objects.select_for_update().get(pk=account.pk)
+                if locked.status == SocialAccount.Status.CONNECTED:
+                    mark_needs_reauth(tenant, locked, error=error.message)
+        raise ItemSkipped(f"{item.external_id}: {error.message}") from error
 
 
 def _needs_listening(account: SocialAccount, item: InboundItem) -> bool:
@@ -94,6 +149,7 @@ def process_webhook_event(event_id: int) -> str:
         return WebhookEvent.Status.MALFORMED
     routed = 0
     tenant_id = None
+    skipped: list[str] = []
     for webhook_item in batch:
         route = route_item(event.platform, webhook_item.account_external_id)
         if route is None:
@@ -103,7 +159,11 @@ def process_webhook_event(event_id: int) -> str:
                 webhook_item.account_external_id,
             )
             continue
-        ingest_item(route, webhook_item.item)
+        try:
+            ingest_item(route, webhook_item.item)
+        except ItemSkipped as exc:
+            logger.warning("skipped %s item: %s", event.platform, exc)
+            skipped.append(f"skipped {exc}")
         routed += 1
         tenant_id = route.tenant_id
     status = (
@@ -111,7 +171,13 @@ def process_webhook_event(event_id: int) -> str:
         if routed or not batch
         else WebhookEvent.Status.UNROUTABLE
     )
-    _finish(event, status, items=len(batch), tenant_id=tenant_id)
+    _finish(
+        event,
+        status,
+        error="; ".join(skipped)[:2000],
+        items=len(batch),
+        tenant_id=tenant_id,
+    )
     return status
 
 

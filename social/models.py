@@ -1,5 +1,5 @@
-"""Connected social accounts. Webhook events, routes and listening rules come with the
-social platforms issue."""
+"""Connected social accounts, listening rules, and the global tables of the social
+layer: routes, webhook events and Earshot's per-instance Mastodon apps."""
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,6 +22,7 @@ class Platform(models.TextChoices):
     MASTODON = "mastodon", "Mastodon"
     BLUESKY = "bluesky", "Bluesky"
     REVIEWS = "reviews", "Review sites"
+    API = "api", "API channel"
 
 
 class SocialAccount(TenantModel):
@@ -36,6 +37,8 @@ class SocialAccount(TenantModel):
         NEEDS_REAUTH = "needs_reauth", "Needs re-authorization"
         REVOKED = "revoked", "Revoked"
         DEGRADED = "degraded", "Degraded"
+        # An admin disconnected it: no credentials, no route; its conversations stay.
+        DISCONNECTED = "disconnected", "Disconnected"
 
     brand = TenantForeignKey(Brand, on_delete=models.PROTECT, related_name="accounts")
     platform = models.CharField(max_length=20, choices=Platform.choices)
@@ -54,7 +57,13 @@ class SocialAccount(TenantModel):
     base_url = models.URLField(
         blank=True, help_text="Per-instance platforms (Mastodon)."
     )
+    # When the stored access token expires (None: it does not, or unknown); the
+    # scheduled refresh (social.tokens) reads it without decrypting credentials.
+    token_expires_at = models.DateTimeField(null=True, blank=True)
     poll_cursor = models.CharField(max_length=255, blank=True)
+    # Where the listening keyword search stopped (its own position, apart from
+    # poll_cursor: a different endpoint with its own ids or times).
+    search_cursor = models.CharField(max_length=255, blank=True)
     next_poll_at = models.DateTimeField(null=True, blank=True)
     poll_failures = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=now)
@@ -159,6 +168,26 @@ class ChannelRoute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.platform}:{self.external_account_id} → tenant {self.tenant_id}"
+
+
+class MastodonApp(models.Model):
+    """Earshot's OAuth app on one Mastodon instance (`POST /api/v1/apps`).
+
+    Global: the app belongs to this deployment, not to a workspace, and every
+    workspace connecting accounts on that instance uses it. The client secret is
+    encrypted (social.crypto.encrypt_app_secret). Registered again when the
+    deployment's callback address changes.
+    """
+
+    base_url = models.URLField(unique=True)
+    redirect_uri = models.URLField()
+    client_id = models.CharField(max_length=255)
+    client_secret = models.TextField(editable=False)
+    scopes = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=now)
+
+    def __str__(self) -> str:
+        return self.base_url
 
 
 class WebhookEvent(models.Model):

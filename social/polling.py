@@ -1,25 +1,25 @@
-"""Polling accounts on platforms without webhooks (or as a catch-up beside them).
+"""Polling accounts on platforms without webhooks (or as a catch-up beside them),
+and the keyword search that finds untagged posts for listening (R1).
 
-The network call runs outside any transaction; the cursor, backoff and account
-status are written in short transactions around it. Auth errors turn the account
+The network calls run outside any transaction; the cursors, backoff and account
+status are written in short transactions around them. Auth errors turn the account
 `needs_reauth`, which shows a banner in the UI and emails the brand's admins.
 """
 
 import logging
 from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.mail import send_mail
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from helpdesk.services.inbound import record_inbound_message
 from social.connectors import get_connector
 from social.connectors.base import ConnectorError, FetchResult
+from social.ingest import record_for_account
+from social.listening_rules import brand_search_terms
 from social.models import SocialAccount, connector_ref
+from social.services import mark_needs_reauth
 from tenants.context import tenant_context
-from tenants.models import Membership, Tenant
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -41,75 +41,85 @@ def due_accounts(*, now: datetime | None = None) -> list[int]:
 
 
 def poll_account(tenant: Tenant, account_id: int) -> int:
-    """Fetch new items for one account and record them; returns how many were new.
+    """Fetch one account's new items, then search for untagged ones; returns how
+    many were recorded as new.
 
-    Opens the tenant's context around its own short transactions (the task passes
-    atomic=False so the fetch itself holds no transaction).
+    1. `fetch_since` from `poll_cursor` (mentions, inbox, private messages).
+    2. When the connector has `keyword_search` and the brand's inbox rules give
+       search terms (`brand_search_terms`), `search_public` from `search_cursor`.
+    Every item goes through `social.ingest.record_for_account`, the same decision
+    as webhooks: an untagged post is recorded (origin `listening`) only when an
+    inbox rule matches it. The network calls run outside any transaction (the task
+    passes atomic=False); each result is recorded with its cursor in its own short
+    transaction, so a failed search keeps what the fetch recorded. A ConnectorError
+    from either call backs the account off (or turns it `needs_reauth`) through
+    `_record_failure`; the failure count is reset only when the whole poll worked.
     """
     with tenant_context(tenant):
         account = SocialAccount.objects.filter(pk=account_id).first()
         if account is None or account.status != SocialAccount.Status.CONNECTED:
             return 0
-        ref, cursor, platform = (
-            connector_ref(account),
-            account.poll_cursor,
-            account.platform,
-        )
+        connector = get_connector(account.platform)
+        ref = connector_ref(account)
+        cursor, search_cursor = account.poll_cursor, account.search_cursor
+        terms = brand_search_terms(account) if connector.keyword_search else []
     try:
-        result: FetchResult = get_connector(platform).fetch_since(ref, cursor)
+        fetched = connector.fetch_since(ref, cursor)
     except ConnectorError as error:
         with tenant_context(tenant):
             _record_failure(tenant, account_id, error)
         return 0
-    new = 0
+    new = _record(tenant, account_id, fetched, "poll_cursor", finished=not terms)
+    if not terms:
+        return new
+    try:
+        found = connector.search_public(ref, terms, search_cursor)
+    except ConnectorError as error:
+        with tenant_context(tenant):
+            _record_failure(tenant, account_id, error)
+        return new
+    return new + _record(tenant, account_id, found, "search_cursor", finished=True)
+
+
+def _record(
+    tenant: Tenant,
+    account_id: int,
+    result: FetchResult,
+    cursor_field: str,
+    *,
+    finished: bool,
+) -> int:
+    """Record one call's items and store its cursor; when the poll is `finished`,
+    also clear the failures and schedule the next poll."""
     with tenant_context(tenant):
         account = SocialAccount.objects.select_related("tenant", "brand").get(
             pk=account_id
         )
-        for item in result.items:
-            new += record_inbound_message(account, item).created
-        account.poll_cursor = result.cursor
-        account.poll_failures = 0
-        account.next_poll_at = timezone.now() + POLL_INTERVAL
-        account.last_error = ""
-        account.save(
-            update_fields=["poll_cursor", "poll_failures", "next_poll_at", "last_error"]
-        )
+        new = sum(record_for_account(account, item) for item in result.items)
+        setattr(account, cursor_field, result.cursor)
+        fields = [cursor_field]
+        if finished:
+            account.poll_failures = 0
+            account.next_poll_at = timezone.now() + POLL_INTERVAL
+            account.last_error = ""
+            fields += ["poll_failures", "next_poll_at", "last_error"]
+        account.save(update_fields=fields)
     return new
 
 
 def _record_failure(tenant: Tenant, account_id: int, error: ConnectorError) -> None:
     account = SocialAccount.objects.select_for_update().get(pk=account_id)
+    if account.status != SocialAccount.Status.CONNECTED:
+        return  # disconnected (or flagged) while the poll ran
     account.poll_failures += 1
-    account.last_error = error.message[:1000]
+    account.save(update_fields=["poll_failures"])
     if error.auth:
-        account.status = SocialAccount.Status.NEEDS_REAUTH
-        account.next_poll_at = None
-        _notify_admins(tenant, account)
-    else:
-        wait = max(
-            timedelta(seconds=error.retry_after or 0),
-            min(MAX_BACKOFF, POLL_INTERVAL * 2**account.poll_failures),
-        )
-        account.next_poll_at = timezone.now() + wait
-    account.save(
-        update_fields=["poll_failures", "last_error", "status", "next_poll_at"]
+        mark_needs_reauth(tenant, account, error=error.message)
+        return
+    wait = max(
+        timedelta(seconds=error.retry_after or 0),
+        min(MAX_BACKOFF, POLL_INTERVAL * 2**account.poll_failures),
     )
-
-
-def _notify_admins(tenant: Tenant, account: SocialAccount) -> None:
-    recipients = list(
-        Membership.objects.filter(
-            role__in=[Membership.Role.ADMIN, Membership.Role.OWNER]
-        ).values_list("user__email", flat=True)
-    )
-    link = f"{settings.SITE_URL.rstrip('/')}/t/{tenant.slug}/settings/accounts/"
-    subject = f"Reconnect @{account.handle} on {account.get_platform_display()}"
-    body = (
-        f"Earshot can no longer read or reply as @{account.handle} "
-        f"({account.get_platform_display()}): {account.last_error}\n\n"
-        f"Reconnect it here: {link}"
-    )
-    transaction.on_commit(
-        lambda: send_mail(subject, body, from_email=None, recipient_list=recipients)
-    )
+    account.last_error = error.message[:1000]
+    account.next_poll_at = timezone.now() + wait
+    account.save(update_fields=["last_error", "next_poll_at"])

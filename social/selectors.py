@@ -2,7 +2,9 @@
 
 from django.db.models import QuerySet
 
-from social.models import SocialAccount
+from social.connectors import get_connector
+from social.connectors.base import Capabilities, ConnectorError
+from social.models import ListeningRule, SocialAccount
 from tenants.models import Membership
 
 
@@ -20,3 +22,22 @@ def accounts_needing_reauth() -> list[SocialAccount]:
             "platform", "handle", "last_error"
         )
     )
+
+
+def platform_capabilities(platform: str) -> Capabilities | None:
+    """What the platform's connector allows, or None when it has no connector."""
+    try:
+        return get_connector(platform).capabilities
+    except ConnectorError:
+        return None
+
+
+def workspace_listening_rules(
+    membership: Membership, *, brand_id: int | None = None
+) -> QuerySet[ListeningRule]:
+    """The workspace's listening rules with their brands, by brand then name;
+    with `brand_id`, that brand's only."""
+    rules = ListeningRule.objects.select_related("brand")
+    if brand_id is not None:
+        rules = rules.filter(brand_id=brand_id)
+    return rules.order_by("brand__name", "name", "id")

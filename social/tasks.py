@@ -1,10 +1,11 @@
-"""Celery tasks of the social layer (thin; the logic is in social/ingest.py)."""
+"""Celery tasks of the social layer (thin; the logic is in social/ingest.py,
+social/polling.py and social/tokens.py)."""
 
 from functools import partial
 
 from celery import Task
 
-from social import ingest, polling
+from social import ingest, polling, tokens
 from tenants.models import Tenant
 from tenants.tasks import system_task, tenant_task
 
@@ -60,3 +61,30 @@ def poll_all_tenants() -> int:
     from helpdesk.tasks import fan_out
 
     return fan_out("social.poll_due_accounts")
+
+
+@tenant_task(name="social.refresh_account_token", atomic=False)
+def refresh_account_token(tenant: Tenant, account_id: int) -> str:
+    """Refresh one account's access token (failure handling in social.tokens)."""
+    return tokens.refresh_account_token(tenant, account_id)
+
+
+@tenant_task(name="social.refresh_due_tokens")
+def refresh_due_tokens(tenant: Tenant) -> int:
+    """Enqueue a refresh for each of the tenant's tokens that expires soon."""
+    from django.db import transaction
+
+    due = tokens.accounts_due_for_refresh()
+    for account_id in due:
+        transaction.on_commit(
+            partial(refresh_account_token.delay, tenant.pk, account_id)
+        )
+    return len(due)
+
+
+@system_task(name="social.refresh_all_tenants")
+def refresh_all_tenants() -> int:
+    """Beat entry: one social.refresh_due_tokens per active tenant."""
+    from helpdesk.tasks import fan_out
+
+    return fan_out("social.refresh_due_tokens")

@@ -2,7 +2,10 @@
 
 The start view runs inside the workspace (admins only); the callback is one global
 URL per platform, because platforms allow only registered redirect addresses. The
-state in the session ties the callback to the workspace, brand and PKCE verifier.
+state in the session ties the callback to the workspace, brand, PKCE verifier and,
+for Mastodon, the instance whose app was registered (frontend's Mastodon form
+registers it, then sends the admin here with `?instance=`). The callback calls the
+platform before opening the tenant, so no transaction waits on the network.
 """
 
 import base64
@@ -14,11 +17,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import reverse
 
-from social.config import app_secrets
+from social.config import app_secrets, callback_url, connectable_platforms
 from social.connectors import get_connector
-from social.connectors.base import ConnectorError
+from social.connectors.base import AppSecrets, ConnectorError
+from social.instance_apps import registered_app
 from social.services import connect_account
 from tenants.access import access_tenant, find_tenant, require_role
 from tenants.context import tenant_context
@@ -30,14 +33,20 @@ from tenants.models import Brand, Membership
 STATE_KEY = "earshot_connect"
 
 
-def _callback_url(platform: str) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("social:callback", args=[platform])
-
-
 def _pkce() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
     return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _oauth_app(platform: str, instance: str) -> AppSecrets | None:
+    """The app to authorize with: the instance's for Mastodon, else the
+    deployment's, when it is configured here (None otherwise)."""
+    if platform == "mastodon" and "mastodon" in settings.SOCIAL_PLATFORMS:
+        return registered_app(instance) if instance else None
+    if platform in dict(connectable_platforms()):
+        return app_secrets(platform)
+    return None
 
 
 @tenant_view(role=Membership.Role.ADMIN)
@@ -47,10 +56,10 @@ def connect_start(request: TenantRequest, platform: str) -> HttpResponse:
     brand = Brand.objects.filter(pk=brand_id).first() if brand_id.isdigit() else None
     if brand is None:
         raise Http404("No such brand")
-    try:
-        connector = get_connector(platform)
-    except ConnectorError:
-        raise Http404("No such platform") from None
+    instance = request.GET.get("instance", "")
+    app = _oauth_app(platform, instance)
+    if app is None:
+        raise Http404("No such platform")
     verifier, challenge = _pkce()
     state = secrets.token_urlsafe(24)
     request.session[STATE_KEY] = {
@@ -59,12 +68,10 @@ def connect_start(request: TenantRequest, platform: str) -> HttpResponse:
         "brand": brand.pk,
         "platform": platform,
         "verifier": verifier,
+        "instance": app.base_url if platform == "mastodon" else "",
     }
-    url = connector.authorize_url(
-        app_secrets(platform),
-        redirect_uri=_callback_url(platform),
-        state=state,
-        code_challenge=challenge,
+    url = get_connector(platform).authorize_url(
+        app, redirect_uri=callback_url(platform), state=state, code_challenge=challenge
     )
     return HttpResponseRedirect(url)
 
@@ -82,12 +89,15 @@ def connect_callback(request: HttpRequest, platform: str) -> HttpResponse:
         return _failed(
             request, request.GET.get("error_description", "Authorization was refused.")
         )
+    app = _oauth_app(platform, pending.get("instance", ""))
+    if app is None:
+        return _failed(request, "This platform is no longer set up here.")
     tenant = find_tenant(pending["tenant"])
     try:
         tokens = get_connector(platform).exchange_code(
-            app_secrets(platform),
+            app,
             code=request.GET["code"],
-            redirect_uri=_callback_url(platform),
+            redirect_uri=callback_url(platform),
             code_verifier=pending["verifier"],
         )
     except ConnectorError as exc:
@@ -104,7 +114,7 @@ def connect_callback(request: HttpRequest, platform: str) -> HttpResponse:
                 brand=brand,
                 platform=platform,
                 tokens=tokens,
-                base_url=app_secrets(platform).base_url,
+                base_url=app.base_url,
             )
         except WorkspaceError as exc:
             return _failed(request, exc.message)

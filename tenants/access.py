@@ -5,7 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from tenants.context import current_tenant_id
-from tenants.models import Invitation, Membership, Tenant, User
+from tenants.models import ApiToken, Brand, Invitation, Membership, Tenant, User
 
 
 def find_tenant(tenant_slug: str) -> Tenant:
@@ -63,3 +63,33 @@ def access_invitation(membership: Membership, invitation_id: int) -> Invitation:
     if invitation.tenant_id != membership.tenant_id:
         raise Http404("No such invitation")
     return invitation
+
+
+def access_brand(membership: Membership, brand_id: int) -> Brand:
+    """A brand of the member's workspace, or 404. Any member passes."""
+    brand = Brand.objects.filter(pk=brand_id).first()
+    if brand is None:
+        raise Http404("No such brand")
+    if brand.tenant_id != membership.tenant_id:
+        raise Http404("No such brand")
+    return brand
+
+
+def access_api_token(membership: Membership, token_id: int) -> ApiToken:
+    """An API token the member may see, or 404: their own, or any for admins.
+
+    Other members' tokens look like unknown ids to non-admins, so their ids leak
+    nothing.
+    """
+    token = (
+        ApiToken.objects.select_related("membership__user").filter(pk=token_id).first()
+    )
+    if token is None:
+        raise Http404("No such token")
+    if token.tenant_id != membership.tenant_id:
+        raise Http404("No such token")
+    if token.membership_id != membership.pk and not membership.has_role(
+        Membership.Role.ADMIN
+    ):
+        raise Http404("No such token")
+    return token

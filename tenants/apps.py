@@ -7,4 +7,4 @@ class TenantsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the system checks (RLS role check); importing is the hook.
-        from tenants import checks  # noqa: F401
+        from tenants import api_schema, checks  # noqa: F401

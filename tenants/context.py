@@ -50,6 +50,10 @@ def _set_local(setting: str, value: int | None, using: str) -> None:
         cursor.execute(f"SET LOCAL {setting} = {literal}")
 
 
+def _rolling_back(using: str) -> bool:
+    return bool(connections[using].needs_rollback)
+
+
 @contextmanager
 def tenant_context(tenant: "Tenant | int", *, using: str = "default") -> Iterator[None]:
     """Open `tenant` for the enclosed block: ContextVar, transaction, SET LOCAL.
@@ -71,7 +75,9 @@ def tenant_context(tenant: "Tenant | int", *, using: str = "default") -> Iterato
         with transaction.atomic(using=using):
             _set_local("app.tenant_id", tenant_id, using)
             yield
-            if outer_atomic and current is None:
+            # A block marked for rollback returns to its savepoint, which undoes
+            # the SET LOCAL as well; no statement may run before that.
+            if outer_atomic and current is None and not _rolling_back(using):
                 _set_local("app.tenant_id", None, using)
     finally:
         _current_tenant_id.reset(token)
@@ -90,7 +96,7 @@ def user_scope(user_id: int, *, using: str = "default") -> Iterator[None]:
         with transaction.atomic(using=using):
             _set_local("app.user_id", user_id, using)
             yield
-            if outer_atomic:
+            if outer_atomic and not _rolling_back(using):
                 _set_local("app.user_id", None, using)
     finally:
         _current_user_id.reset(token)

@@ -1,12 +1,12 @@
 """Forms for sign-up extras, invitations, members and brands."""
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib.auth import password_validation
 from django.http import HttpRequest
 
-from tenants.models import Membership, User, validate_timezone
+from tenants.models import ApiToken, Membership, User, validate_timezone
 
 
 class WorkspaceSignupForm(forms.Form):
@@ -77,3 +77,31 @@ class InvitedSignupForm(forms.Form):
                 f"An account for {self.email} exists already. Log in to accept."
             )
         return data
+
+
+class ApiTokenForm(forms.Form):
+    """A new personal API token; the scopes offered are those the member's role
+    can use (write needs an agent, admin an admin)."""
+
+    name = forms.CharField(
+        max_length=80,
+        help_text="What uses it, e.g. “CRM sync”.",
+        widget=forms.TextInput(attrs={"placeholder": "CRM sync"}),
+    )
+    scope = forms.ChoiceField(
+        choices=ApiToken.Scope.choices, initial=ApiToken.Scope.READ
+    )
+
+    ROLE_FOR_SCOPE: ClassVar[dict[str, Membership.Role]] = {
+        ApiToken.Scope.READ: Membership.Role.VIEWER,
+        ApiToken.Scope.WRITE: Membership.Role.AGENT,
+        ApiToken.Scope.ADMIN: Membership.Role.ADMIN,
+    }
+
+    def __init__(self, *args: Any, membership: Membership, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["scope"].choices = [  # type: ignore[attr-defined]
+            (value, label)
+            for value, label in ApiToken.Scope.choices
+            if membership.has_role(self.ROLE_FOR_SCOPE[value])
+        ]

@@ -14,16 +14,19 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
 from tenants.access import access_tenant, find_tenant
+from tenants.api_tokens import authenticate_api_token
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
 TENANT_PATH = re.compile(r"^/t/(?P<slug>[-a-zA-Z0-9_]+)/")
+API_PATH = re.compile(r"^/api/v\d+/t/(?P<slug>[-a-zA-Z0-9_]+)/")
 TENANT_ADMIN_PATH = re.compile(r"^/t/(?P<slug>[-a-zA-Z0-9_]+)/admin/")
 
 
@@ -48,6 +51,9 @@ class TenantMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        api = API_PATH.match(request.path_info)
+        if api is not None:
+            return self.api(request, api["slug"])
         match = TENANT_PATH.match(request.path_info)
         if match is None:
             return self.get_response(request)
@@ -67,9 +73,63 @@ class TenantMiddleware:
                 transaction.set_rollback(True)
         return response
 
+    def api(self, request: HttpRequest, slug: str) -> HttpResponse:
+        """`/api/v1/t/<slug>/...`: a bearer token of this workspace, or the session.
+
+        Failures answer in the API's error body instead of HTML: no credentials is
+        401; an unknown workspace, a non-member, or a token of another workspace
+        is 404.
+        """
+        bearer = _bearer(request)
+        if bearer is None and not request.user.is_authenticated:
+            return api_error(401, "not_authenticated", "Send a token or log in.")
+        try:
+            tenant = find_tenant(slug)
+            with tenant_context(tenant):
+                if bearer is not None:
+                    token = authenticate_api_token(bearer)
+                    if token is None:
+                        raise Http404("No such workspace")
+                    request.user = token.membership.user
+                    request.api_token = token  # type: ignore[attr-defined]
+                membership = access_tenant(request.user, tenant)
+                request.tenant = tenant  # type: ignore[attr-defined]
+                request.membership = membership  # type: ignore[attr-defined]
+                if tenant.status == Tenant.Status.SUSPENDED:
+                    return api_error(
+                        403, "workspace_suspended", "This workspace is suspended."
+                    )
+                response = self.get_response(request)
+                # A refused API call changes nothing, even when a view ran several
+                # services before one refused.
+                if response.status_code >= 400:
+                    transaction.set_rollback(True)
+                return response
+        except Http404:
+            return api_error(
+                404, "not_found", "No such workspace, or it is not open to you."
+            )
+        except PermissionDenied as error:
+            return api_error(403, "permission_denied", str(error))
+
     def suspended(self, request: HttpRequest, tenant: Tenant) -> HttpResponse:
         response = TemplateResponse(
             request, "frontend/suspended.html", {"tenant": tenant}, status=403
         )
         response.render()
         return response
+
+
+def _bearer(request: HttpRequest) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() not in {"bearer", "token"}:
+        return None
+    return credentials.strip() or None
+
+
+def api_error(status: int, code: str, message: str) -> JsonResponse:
+    """The API's one error body, for answers given before a view runs."""
+    return JsonResponse(
+        {"code": code, "message": message, "fields": {}, "details": {}}, status=status
+    )

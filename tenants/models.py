@@ -11,9 +11,10 @@ from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.utils.timezone import now
 
-from tenants.base import TenantModel, tenant_constraints
+from tenants.base import TenantForeignKey, TenantModel, tenant_constraints
 
 __all__ = [
+    "ApiToken",
     "AuditEvent",
     "Brand",
     "Invitation",
@@ -275,3 +276,54 @@ class AuditEvent(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type}:{self.object_id}"
+
+
+class ApiToken(TenantModel):
+    """A personal API token of one member, bound to this workspace.
+
+    Only a SHA-256 digest of the token is stored; the token itself is shown once.
+    Scopes are cumulative (read < write < admin) and capped by the member's role at
+    the time of each request, so demoting a member demotes their tokens.
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read"
+        WRITE = "write", "Read and write"
+        ADMIN = "admin", "Read, write and administer"
+
+    RANK: ClassVar[dict[str, int]] = {"read": 0, "write": 1, "admin": 2}
+
+    membership = TenantForeignKey(
+        Membership, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=80)
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.READ)
+    prefix = models.CharField(max_length=16, help_text="Shown to tell tokens apart.")
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at"]
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["membership"]),
+            models.UniqueConstraint(
+                fields=["tenant", "digest"], name="tenants_apitoken_digest_uniq"
+            ),
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(
+                fields=["tenant", "membership"], name="tenants_apitoken_member_ix"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def allows(self, scope: "ApiToken.Scope") -> bool:
+        return self.RANK[self.scope] >= self.RANK[scope]

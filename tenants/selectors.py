@@ -1,9 +1,9 @@
 """Read-only queries over workspaces, members and invitations."""
 
-from django.db.models import QuerySet
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 
 from tenants.context import user_scope
-from tenants.models import Brand, Invitation, Membership, Tenant, User
+from tenants.models import ApiToken, Brand, Invitation, Membership, Tenant, User
 
 
 def user_workspaces(user: User) -> list[Membership]:
@@ -23,8 +23,15 @@ def user_workspaces(user: User) -> list[Membership]:
 
 
 def workspace_members(membership: Membership) -> QuerySet[Membership]:
-    """Members of the member's workspace with their users, owners first."""
-    return Membership.objects.select_related("user").order_by("-role", "user__email")
+    """Members of the member's workspace with their users: owners first, then
+    admins, agents and viewers, each by email."""
+    rank = Case(
+        *(When(role=role, then=Value(n)) for role, n in Membership.RANK.items()),
+        output_field=IntegerField(),
+    )
+    return Membership.objects.select_related("user").order_by(
+        rank.desc(), "user__email"
+    )
 
 
 def pending_invitations(membership: Membership) -> list[Invitation]:
@@ -50,3 +57,12 @@ def tenant_usage(tenant: Tenant) -> dict[str, int]:
             "members": Membership.objects.count(),
             "brands": Brand.objects.count(),
         }
+
+
+def workspace_api_tokens(membership: Membership) -> QuerySet[ApiToken]:
+    """The API tokens the member may see, newest first, members joined: their own,
+    or every token of the workspace for admins. Revoked tokens are included."""
+    tokens = ApiToken.objects.select_related("membership__user")
+    if not membership.has_role(Membership.Role.ADMIN):
+        tokens = tokens.filter(membership_id=membership.pk)
+    return tokens.order_by("-created_at", "-id")

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from tenants.access import require_role
+from tenants.brand_rules import BrandSettings, apply_brand_settings
 from tenants.context import tenant_context
 from tenants.exceptions import InvitationInvalid, WorkspaceError
 from tenants.models import AuditEvent, Brand, Invitation, Membership, Tenant, User
@@ -80,9 +81,18 @@ def create_workspace(
 
 
 def add_brand(
-    membership: Membership, *, name: str, timezone_name: str = "UTC"
+    membership: Membership,
+    *,
+    name: str,
+    timezone_name: str = "UTC",
+    changes: BrandSettings | None = None,
 ) -> Brand:
-    """Add a brand to the member's workspace. Admins and owners only."""
+    """Add a brand to the member's workspace. Admins and owners only.
+
+    `changes` may set the other brand settings at once (checked as in
+    `update_brand`); raises ValidationError, with messages per field, and creates
+    nothing when one is out of bounds.
+    """
     require_role(membership, Role.ADMIN)
     name = name.strip()
     if not name:
@@ -94,9 +104,39 @@ def add_brand(
         slug=_unique_slug(Brand, name),
         timezone=timezone_name,
     )
+    apply_brand_settings(brand, changes or {})
     brand.full_clean(exclude=["tenant"])
     brand.save()
     record_audit(tenant, actor=membership.user, action="brand.created", obj=brand)
+    return brand
+
+
+def update_brand(
+    membership: Membership, brand: Brand, *, changes: BrandSettings
+) -> Brand:
+    """Change a brand's name and care settings. Admins and owners only.
+
+    Checks every given value first: a known time zone, the hold (0-120 s), the
+    public reply limit (1-10), the first-response target (1 minute to a week),
+    business hours as {"mon": [["09:00", "17:00"]], ...} with ordered, disjoint
+    intervals, and signature templates that use only {initials}, {first_name} and
+    {agent_name}. Raises ValidationError with messages per field and changes
+    nothing when one fails. The slug stays (links and integrations use it).
+    Audited with the names of the changed fields.
+    """
+    require_role(membership, Role.ADMIN)
+    changed = apply_brand_settings(brand, changes)
+    if not changed:
+        return brand
+    brand.full_clean(exclude=["tenant"], validate_unique=False)
+    brand.save(update_fields=changed)
+    record_audit(
+        membership.tenant,
+        actor=membership.user,
+        action="brand.updated",
+        obj=brand,
+        data={"fields": changed},
+    )
     return brand
 
 

@@ -16,11 +16,29 @@ from typing import Any
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from helpdesk.models import Contact, Conversation, SavedReply, Tag
+from helpdesk.models import (
+    Contact,
+    Conversation,
+    Message,
+    Note,
+    SavedReply,
+    Tag,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from social.models import ListeningRule, SocialAccount
 from tenants.admin import tenant_admin_site
+from tenants.api_tokens import create_api_token
 from tenants.context import tenant_context
-from tenants.models import AuditEvent, Brand, Invitation, Membership, Tenant, User
+from tenants.models import (
+    ApiToken,
+    AuditEvent,
+    Brand,
+    Invitation,
+    Membership,
+    Tenant,
+    User,
+)
 from tenants.services import invite_member
 from tests.conftest import login
 from tests.factories import add_member, make_user, membership_of
@@ -48,6 +66,7 @@ Paths = Callable[[str, dict[str, int]], list[Call]]
 def _frontend() -> dict[str, Paths]:
     return {
         "frontend:workspace": lambda s, i: [Call("get", f"/t/{s}/")],
+        **_inbox(),
         "frontend:members": lambda s, i: [
             Call("get", f"/t/{s}/settings/members/"),
             Call(
@@ -77,13 +96,134 @@ def _frontend() -> dict[str, Paths]:
                 {"name": "Planted", "timezone": "UTC"},
             ),
         ],
+        **_settings_pages(),
         "frontend:accounts": lambda s, i: [Call("get", f"/t/{s}/settings/accounts/")],
+        "frontend:connect-mastodon": lambda s, i: [
+            Call(
+                "post",
+                f"/connect/{s}/mastodon/",
+                {"mastodon-brand": str(i["brand"]), "mastodon-instance": "x.test"},
+            )
+        ],
+        "frontend:connect-bluesky": lambda s, i: [
+            Call(
+                "post",
+                f"/connect/{s}/bluesky/",
+                {
+                    "bluesky-brand": str(i["brand"]),
+                    "bluesky-handle": "x.bsky.social",
+                    "bluesky-app_password": "x",
+                },
+            )
+        ],
+        "frontend:account-disconnect": lambda s, i: [
+            Call("post", f"/connect/{s}/accounts/{i['social_account']}/disconnect/")
+        ],
         "social:connect": lambda s, i: [
             Call("get", f"/t/{s}/social/connect/sandbox/?brand={i['brand']}")
         ],
         "frontend:workspace-delete": lambda s, i: [
             Call("get", f"/t/{s}/settings/workspace/delete/"),
             Call("post", f"/t/{s}/settings/workspace/delete/", {"confirm_name": "x"}),
+        ],
+        **_webhook_settings(),
+        "frontend:api-tokens": lambda s, i: [
+            Call("get", f"/t/{s}/settings/api-tokens/"),
+            Call(
+                "post", f"/t/{s}/settings/api-tokens/", {"name": "x", "scope": "read"}
+            ),
+        ],
+        "frontend:api-token-revoke": lambda s, i: [
+            Call("post", f"/t/{s}/settings/api-tokens/{i['api_token']}/revoke/")
+        ],
+    }
+
+
+def _settings_pages() -> dict[str, Paths]:
+    """Brand settings, listening rules and saved replies: pages and the fragments
+    their scripts re-fetch (their writes go through the API, below)."""
+    page = "/t/{s}/settings/"
+    return {
+        "frontend:brand-settings": lambda s, i: [
+            Call("get", f"{page.format(s=s)}brands/{i['brand']}/")
+        ],
+        "frontend:brand-status": lambda s, i: [
+            Call("get", f"{page.format(s=s)}brands/{i['brand']}/status/")
+        ],
+        "frontend:listening-rules": lambda s, i: [
+            Call("get", f"{page.format(s=s)}listening/")
+        ],
+        "frontend:listening-rule-list": lambda s, i: [
+            Call("get", f"{page.format(s=s)}listening/rules/")
+        ],
+        "frontend:saved-replies": lambda s, i: [
+            Call("get", f"{page.format(s=s)}saved-replies/")
+        ],
+        "frontend:saved-reply-list": lambda s, i: [
+            Call("get", f"{page.format(s=s)}saved-replies/list/")
+        ],
+    }
+
+
+def _webhook_settings() -> dict[str, Paths]:
+    page = "/t/{s}/settings/webhooks/"
+    form = {"url": "https://hooks.example.com/x", "description": "x"}
+    routes: dict[str, Paths] = {
+        "frontend:webhooks": lambda s, i: [
+            Call("get", page.format(s=s)),
+            Call("post", page.format(s=s), form),
+        ],
+        "frontend:webhook": lambda s, i: [
+            Call("get", f"{page.format(s=s)}{i['webhook_endpoint']}/"),
+            Call("post", f"{page.format(s=s)}{i['webhook_endpoint']}/", form),
+        ],
+    }
+
+    def post(action: str) -> Paths:
+        return lambda s, i: [
+            Call("post", f"{page.format(s=s)}{i['webhook_endpoint']}/{action}/")
+        ]
+
+    for action in ("enable", "disable", "ping", "delete", "rotate", "reveal"):
+        routes[f"frontend:webhook-{action}"] = post(action)
+    return routes
+
+
+def _inbox() -> dict[str, Paths]:
+    """The inbox page and the fragments its scripts fetch on live events."""
+    return {
+        "frontend:inbox": lambda s, i: [Call("get", f"/t/{s}/inbox/")],
+        "frontend:inbox-conversation": lambda s, i: [
+            Call("get", f"/t/{s}/inbox/{i['conversation']}/")
+        ],
+        "frontend:conversation-row": lambda s, i: [
+            Call("get", f"/t/{s}/inbox/rows/{i['conversation']}/")
+        ],
+        "frontend:inbox-counts": lambda s, i: [Call("get", f"/t/{s}/inbox/counts/")],
+        "frontend:presence": lambda s, i: [Call("get", f"/t/{s}/inbox/presence/")],
+        "frontend:conversation": lambda s, i: [
+            Call("get", f"/t/{s}/conversations/{i['conversation']}/")
+        ],
+        "frontend:conversation-header": lambda s, i: [
+            Call("get", f"/t/{s}/conversations/{i['conversation']}/header/")
+        ],
+        "frontend:conversation-timeline": lambda s, i: [
+            Call("get", f"/t/{s}/conversations/{i['conversation']}/timeline/")
+        ],
+        "frontend:composer": lambda s, i: [
+            Call("get", f"/t/{s}/conversations/{i['conversation']}/composer/")
+        ],
+        "frontend:contact-panel": lambda s, i: [
+            Call("get", f"/t/{s}/conversations/{i['conversation']}/contact/")
+        ],
+        "frontend:message-row": lambda s, i: [
+            Call(
+                "get",
+                f"/t/{s}/conversations/{i['conversation']}/messages/{i['message']}/",
+            )
+        ],
+        "frontend:contact-merge-candidates": lambda s, i: [
+            Call("get", f"/t/{s}/contacts/{i['contact']}/merge-candidates/?q=a")
         ],
     }
 
@@ -171,7 +311,136 @@ def _admin() -> dict[str, Paths]:
     return routes
 
 
-ROUTES: dict[str, Paths] = _frontend() | _admin()
+def _api() -> dict[str, Paths]:
+    """The REST API, called with the browser session (tokens: test_*_api.py)."""
+    v = "/api/v1/t/{s}/"
+
+    def calls(*specs: tuple[str, str]) -> Paths:
+        def build(s: str, i: dict[str, int]) -> list[Call]:
+            return [
+                Call(method, (v + path).format(s=s, **i), {"text": "x"})
+                for method, path in specs
+            ]
+
+        return build
+
+    return {
+        "api:conversation-list": calls(("get", "conversations/")),
+        "api:conversation-detail": calls(
+            ("get", "conversations/{conversation}/"),
+            ("patch", "conversations/{conversation}/"),
+        ),
+        "api:message-list": calls(
+            ("get", "conversations/{conversation}/messages/"),
+            ("post", "conversations/{conversation}/messages/"),
+        ),
+        "api:conversation-move-private": calls(
+            ("post", "conversations/{conversation}/move-private/")
+        ),
+        "api:note-list": calls(
+            ("get", "conversations/{conversation}/notes/"),
+            ("post", "conversations/{conversation}/notes/"),
+        ),
+        "api:message-detail": calls(
+            ("get", "messages/{message}/"), ("patch", "messages/{message}/")
+        ),
+        "api:message-cancel": calls(("post", "messages/{message}/cancel/")),
+        "api:message-retry": calls(("post", "messages/{message}/retry/")),
+        "api:channel-list": calls(("get", "channels/"), ("post", "channels/")),
+        "api:webhook-list": calls(("get", "webhooks/"), ("post", "webhooks/")),
+        "api:webhook-detail": calls(
+            ("get", "webhooks/{webhook_endpoint}/"),
+            ("patch", "webhooks/{webhook_endpoint}/"),
+            ("delete", "webhooks/{webhook_endpoint}/"),
+        ),
+        "api:webhook-secret": calls(
+            ("get", "webhooks/{webhook_endpoint}/secret/"),
+            ("post", "webhooks/{webhook_endpoint}/secret/"),
+        ),
+        "api:webhook-ping": calls(("post", "webhooks/{webhook_endpoint}/ping/")),
+        "api:webhook-delivery-list": calls(
+            ("get", "webhooks/{webhook_endpoint}/deliveries/")
+        ),
+        "api:channel-message-create": calls(
+            ("post", "channels/{api_channel}/messages/")
+        ),
+    }
+
+
+def _api_resources() -> dict[str, Paths]:
+    """Contacts, saved replies, brands, members, tokens, accounts and listening
+    rules; each write carries data that would change something if it got through."""
+    v = "/api/v1/t/{s}/"
+
+    def calls(*specs: tuple[str, str, dict[str, Any] | None]) -> Paths:
+        def build(s: str, i: dict[str, int]) -> list[Call]:
+            return [
+                Call(
+                    method,
+                    (v + path).format(s=s, **i),
+                    {k: str(x).format(**i) for k, x in (data or {}).items()},
+                )
+                for method, path, data in specs
+            ]
+
+        return build
+
+    rule = {"brand_id": "{brand}", "name": "Pwned", "query": "pwned"}
+    return {
+        "api:contact-list": calls(("get", "contacts/?q=customer", None)),
+        "api:contact-detail": calls(
+            ("get", "contacts/{contact}/", None),
+            ("patch", "contacts/{contact}/", {"display_name": "Pwned", "notes": "x"}),
+        ),
+        "api:contact-merge": calls(
+            ("post", "contacts/{contact}/merge/", {"other_id": "{other_contact}"})
+        ),
+        "api:saved-reply-list": calls(
+            ("get", "saved-replies/", None),
+            ("post", "saved-replies/", {"title": "Pwned", "body": "x"}),
+        ),
+        "api:saved-reply-detail": calls(
+            ("get", "saved-replies/{saved_reply}/", None),
+            ("patch", "saved-replies/{saved_reply}/", {"title": "Pwned"}),
+            ("delete", "saved-replies/{saved_reply}/", None),
+        ),
+        "api:saved-reply-render": calls(
+            (
+                "get",
+                "saved-replies/{saved_reply}/render/?conversation={conversation}",
+                None,
+            )
+        ),
+        "api:brand-list": calls(
+            ("get", "brands/", None), ("post", "brands/", {"name": "Pwned"})
+        ),
+        "api:brand-detail": calls(
+            ("get", "brands/{brand}/", None),
+            ("patch", "brands/{brand}/", {"name": "Pwned", "timezone": "Asia/Tokyo"}),
+        ),
+        "api:member-list": calls(("get", "members/", None)),
+        "api:api-token-list": calls(
+            ("get", "tokens/", None),
+            ("post", "tokens/", {"name": "Pwned", "scope": "read"}),
+        ),
+        "api:api-token-revoke": calls(("post", "tokens/{api_token}/revoke/", None)),
+        "api:social-account-list": calls(("get", "accounts/", None)),
+        "api:social-account-detail": calls(("get", "accounts/{social_account}/", None)),
+        "api:listening-rule-list": calls(
+            ("get", "listening-rules/", None), ("post", "listening-rules/", rule)
+        ),
+        "api:listening-rule-detail": calls(
+            ("get", "listening-rules/{listening_rule}/", None),
+            ("patch", "listening-rules/{listening_rule}/", {"name": "Pwned"}),
+            ("delete", "listening-rules/{listening_rule}/", None),
+        ),
+        "api:listening-rule-test": calls(
+            ("post", "listening-rules/test/", {"query": "acme", "text": "acme"})
+        ),
+    }
+
+
+ROUTES: dict[str, Paths] = _frontend() | _admin() | _api() | _api_resources()
 
 
 def _walk(patterns: list[Any], prefix: str, namespace: str) -> list[tuple[str, str]]:
@@ -205,8 +474,18 @@ def tenant_route_names() -> set[str]:
     return names
 
 
+# Routes with a `tenant_slug` that are public by design, so the matrix's "an
+# outsider gets 404" cannot apply; each names the test that proves what it exposes.
+PUBLIC_ROUTES = {
+    # R8: online/offline and typical reply time, for anyone (an unknown brand, or
+    # another workspace's brand under this slug, is 404).
+    "status:brand": "tests/helpdesk/test_status_endpoint.py",
+}
+
+
 def test_all_routes_are_in_the_matrix() -> None:
-    assert tenant_route_names() == set(ROUTES)
+    assert tenant_route_names() == set(ROUTES) | set(PUBLIC_ROUTES)
+    assert set(ROUTES).isdisjoint(PUBLIC_ROUTES)
     registered = {m._meta.db_table for m in tenant_admin_site._registry}
     assert registered == set(ADMIN_OBJECTS)
 
@@ -220,7 +499,51 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
                 Invitation.objects.values_list("email", "role", "revoked_at")
             ),
             "audit": AuditEvent.objects.count(),
+            "messages": sorted(
+                Message.objects.values_list("text", "delivery_status", "visibility")
+            ),
+            "notes": Note.objects.count(),
+            "accounts": sorted(
+                SocialAccount.objects.values_list("platform", "handle", "status")
+            ),
+            "conversations": sorted(
+                Conversation.objects.values_list(
+                    "status", "priority", "assignee_id", "channel_state"
+                )
+            ),
             "status": Tenant.objects.get(pk=tenant.pk).status,
+            "webhooks": sorted(
+                WebhookEndpoint.objects.values_list(
+                    "url", "description", "is_active", "secret_encrypted"
+                )
+            ),
+            "webhook_deliveries": WebhookDelivery.objects.count(),
+            "contacts": sorted(
+                map(
+                    repr,
+                    Contact.objects.values_list(
+                        "display_name",
+                        "email",
+                        "notes",
+                        "external_crm_id",
+                        "merged_into_id",
+                    ),
+                )
+            ),
+            "saved_replies": sorted(
+                SavedReply.objects.values_list("title", "body", "brand_id")
+            ),
+            "brand_settings": sorted(
+                Brand.objects.values_list(
+                    "name", "timezone", "public_reply_limit", "send_hold_seconds"
+                )
+            ),
+            "listening_rules": sorted(
+                ListeningRule.objects.values_list("name", "query", "enabled")
+            ),
+            "api_tokens": sorted(
+                map(repr, ApiToken.objects.values_list("name", "scope", "revoked_at"))
+            ),
         }
 
 
@@ -245,6 +568,11 @@ def world(owner: User, tenant: Tenant, outsider: User, other_tenant: Tenant) -> 
             account = SocialAccount.objects.create(
                 brand=brand, platform="sandbox", external_id=f"acct-{key}", handle=key
             )
+            endpoint = WebhookEndpoint.objects.create(
+                url=f"https://hooks.{workspace.slug}.example/earshot",
+                description=f"Hooks of {workspace.name}",
+                secret_encrypted=f"not-a-real-ciphertext-{key}",
+            )
             ids[key] = {
                 "listening_rule": ListeningRule.objects.create(
                     brand=brand,
@@ -252,6 +580,16 @@ def world(owner: User, tenant: Tenant, outsider: User, other_tenant: Tenant) -> 
                     query='"acme air"',
                 ).pk,
                 "social_account": account.pk,
+                "api_channel": SocialAccount.objects.create(
+                    brand=brand, platform="api", external_id=f"api-{key}", handle=key
+                ).pk,
+                "webhook_endpoint": endpoint.pk,
+                "other_contact": Contact.objects.create(
+                    display_name=f"Second customer of {workspace.name}"
+                ).pk,
+                "api_token": create_api_token(
+                    boss_membership, name=f"Token of {workspace.name}", scope="read"
+                )[0].pk,
                 "saved_reply": SavedReply.objects.create(
                     brand=brand,
                     title=f"Hello from {workspace.name}",
@@ -260,6 +598,14 @@ def world(owner: User, tenant: Tenant, outsider: User, other_tenant: Tenant) -> 
                 "tag": Tag.objects.create(name=f"tag-{workspace.slug}").pk,
                 "contact": contact.pk,
                 "conversation": conversation.pk,
+                "message": Message.objects.create(
+                    conversation=conversation,
+                    platform="sandbox",
+                    direction="out",
+                    visibility="public",
+                    text=f"Held reply of {workspace.name}",
+                    delivery_status="scheduled",
+                ).pk,
                 "member": membership_of(workspace, member).pk,
                 "invitation": invitation.pk,
                 "brand": Brand.objects.get().pk,
@@ -274,6 +620,10 @@ def _call(client: Any, call: Call) -> Any:
     # whatever the id, and what matters is where the caller ends up.
     if call.method == "get":
         return client.get(call.path, follow=True)
+    if call.path.startswith("/api/"):
+        return getattr(client, call.method)(
+            call.path, call.data or {}, content_type="application/json"
+        )
     return client.post(call.path, call.data or {}, follow=True)
 
 
@@ -329,6 +679,10 @@ def test_lists_show_no_other_tenant_rows(world: World, owner: User) -> None:
         "/t/acme-air/",
         "/t/acme-air/settings/members/",
         "/t/acme-air/settings/brands/",
+        "/t/acme-air/settings/webhooks/",
+        "/t/acme-air/settings/api-tokens/",
+        "/t/acme-air/settings/listening/",
+        "/t/acme-air/settings/saved-replies/",
         "/t/acme-air/admin/tenants/brand/",
         "/t/acme-air/admin/tenants/membership/",
         "/t/acme-air/admin/tenants/invitation/",

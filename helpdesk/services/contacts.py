@@ -3,6 +3,7 @@
 from django.db import IntegrityError, transaction
 
 from helpdesk.models import Contact, Conversation, Identity
+from helpdesk.services.webhook_outbox import queue_webhook_deliveries
 from social.connectors.base import Author
 from tenants.access import require_role
 from tenants.models import Membership, Tenant
@@ -66,7 +67,7 @@ def merge_contacts(
     """Move `source`'s identities and conversations to `target`; audit the merge.
 
     Agents and above. The source contact stays, marked as merged into the target,
-    so links to it keep resolving.
+    so links to it keep resolving. Queues the contact.merged webhook event.
     """
     require_role(membership, Membership.Role.AGENT)
     if source.pk == target.pk:
@@ -95,4 +96,48 @@ def merge_contacts(
                 "conversations": conversations,
             },
         )
+        queue_webhook_deliveries(
+            membership.tenant_id,
+            "contact.merged",
+            {
+                "contact_id": target.pk,
+                "merged_contact_id": source.pk,
+                "identities_moved": identities,
+                "conversations_moved": conversations,
+            },
+        )
     return target
+
+
+CONTACT_FIELDS = ("display_name", "email", "notes", "external_crm_id")
+
+
+def update_contact(
+    membership: Membership, contact: Contact, *, changes: dict[str, str]
+) -> Contact:
+    """Correct a contact's name, email, notes or CRM id (keys of `changes`).
+
+    Agents and above. A contact merged into another is read-only: raises
+    InvalidTransition (edit the contact it was merged into). Raises ValueError for
+    a key outside CONTACT_FIELDS; nothing is saved then.
+    """
+    require_role(membership, Membership.Role.AGENT)
+    unknown = set(changes) - set(CONTACT_FIELDS)
+    if unknown:
+        raise ValueError(f"Not contact fields: {sorted(unknown)}")
+    if contact.merged_into_id is not None:
+        from helpdesk.exceptions import InvalidTransition
+
+        raise InvalidTransition(
+            f"This contact was merged into contact {contact.merged_into_id}; "
+            "edit that one instead.",
+            merged_into_id=contact.merged_into_id,
+        )
+    changed = [
+        field for field, value in changes.items() if getattr(contact, field) != value
+    ]
+    for field in changed:
+        setattr(contact, field, changes[field])
+    if changed:
+        contact.save(update_fields=changed)
+    return contact

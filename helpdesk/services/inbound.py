@@ -11,6 +11,7 @@ from helpdesk import events
 from helpdesk.models import Conversation, Identity, Message
 from helpdesk.sentiment import score_sentiment
 from helpdesk.services.assignment import route_inbound
+from helpdesk.services.away import queue_away_reply
 from helpdesk.services.contacts import upsert_identity
 from social.connectors.base import InboundItem
 from social.models import SocialAccount
@@ -52,7 +53,11 @@ def reach_bonus(followers: int) -> timedelta:
 
 
 def record_inbound_message(
-    account: SocialAccount, item: InboundItem, *, origin: str | None = None
+    account: SocialAccount,
+    item: InboundItem,
+    *,
+    origin: str | None = None,
+    away_reply: bool = True,
 ) -> InboundResult:
     """Record one inbound item for `account`; a replay of the same item is a no-op.
 
@@ -61,10 +66,14 @@ def record_inbound_message(
     thread; private: the conversation waiting after "move to private", else the
     contact's private conversation on that account), reopens it if resolved, keeps
     the counters, SLA clock and queue position, and routes it to an agent. Emits
-    conversation.created/updated and message.created after commit.
+    conversation.created/updated and message.created after commit. Outside the
+    brand's business hours the conversation's first customer message also gets the
+    automatic away reply (R8, see helpdesk.services.away.queue_away_reply), which
+    emits its own message.created and is delivered on commit; `away_reply=False`
+    records history without one (the demo's seeded inbox).
     """
     try:
-        return _record(account, item, origin)
+        return _record(account, item, origin, away_reply)
     except IntegrityError:
         # Another worker recorded the same item between our check and our insert;
         # everything this attempt wrote was rolled back with its savepoint.
@@ -76,7 +85,7 @@ def record_inbound_message(
 
 @transaction.atomic
 def _record(
-    account: SocialAccount, item: InboundItem, origin: str | None
+    account: SocialAccount, item: InboundItem, origin: str | None, away_reply: bool
 ) -> InboundResult:
     tenant: Tenant = account.tenant
     duplicate = _existing(item)
@@ -84,10 +93,10 @@ def _record(
         return InboundResult(duplicate, duplicate.conversation, created=False)
     identity = upsert_identity(tenant, item.platform, item.author)
     conversation, opened = _find_or_open(account, identity, item, origin)
-    conversation = Conversation.objects.select_for_update(of=("self",)).get(
-        pk=conversation.pk
-    )
-    seq = events.next_seq(tenant.pk)
+    # The brand is the account's (already loaded): no query for it per item.
+    conversation.brand = account.brand
+    # Both events of this item get their sequence numbers in one statement.
+    seq = events.next_seq(tenant.pk, count=2) - 1
     message = Message.objects.create(
         tenant=tenant,
         conversation=conversation,
@@ -118,10 +127,14 @@ def _record(
     events.emit(
         tenant.pk,
         "conversation.created" if opened else "conversation.updated",
+        seq=seq + 1,
         conversation_id=conversation.pk,
         brand_id=conversation.brand_id,
         changed=_jsonable(changed),
     )
+    # After the conversation's event, so clients know the thread the reply joins.
+    if away_reply:
+        queue_away_reply(conversation, item=item, author=identity)
     return InboundResult(message, conversation, created=True)
 
 
@@ -137,7 +150,10 @@ def _find_or_open(
     account: SocialAccount, identity: Identity, item: InboundItem, origin: str | None
 ) -> tuple[Conversation, bool]:
     contact = identity.contact
-    mine = Conversation.objects.filter(social_account=account, contact=contact)
+    # The row found is locked by the same query (the new message updates it).
+    mine = Conversation.objects.select_for_update(of=("self",)).filter(
+        social_account=account, contact=contact
+    )
     if item.visibility == "private":
         existing = (
             mine.filter(awaiting_private=True).order_by("-last_activity_at").first()

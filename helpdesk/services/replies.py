@@ -52,6 +52,20 @@ def capabilities_for(conversation: Conversation) -> Capabilities:
     return get_connector(conversation.platform).capabilities
 
 
+def channel_refusal(conversation: Conversation, visibility: str) -> str | None:
+    """Why a reply in `visibility` cannot go out in this conversation, or None.
+
+    The channel rules of post_reply (R2 and the platform's capabilities: public
+    thread, mention needed, private messages, window); no limit, hold or length
+    check. Raises ConnectorError when the platform has no connector.
+    """
+    try:
+        _check_visibility(conversation, capabilities_for(conversation), visibility)
+    except (PlatformRefuses, PrivateFirstRefused, ReplyInvalid) as refusal:
+        return refusal.message
+    return None
+
+
 def post_reply(
     conversation: Conversation,
     *,
@@ -210,6 +224,8 @@ def _check_nothing_pending(conversation: Conversation, agent: User) -> None:
             visibility=Visibility.PUBLIC,
             delivery_status=Delivery.SCHEDULED,
         )
+        # An automatic reply (R8) is no agent's answer and has no hold to wait out.
+        .exclude(kind=Message.Kind.AUTO_REPLY)
         .select_related("author_agent")
         .first()
     )

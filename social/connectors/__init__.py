@@ -15,6 +15,7 @@ _MODULES = {
     "reddit": "social.connectors.reddit",
     "mastodon": "social.connectors.mastodon",
     "bluesky": "social.connectors.bluesky",
+    "api": "social.connectors.api",
 }
 
 
@@ -37,7 +38,17 @@ def get_connector(platform: str) -> Connector:
         and module is not None
         and importlib.util.find_spec(module) is not None
     ):
-        importlib.import_module(module)
+        loaded = importlib.import_module(module)
+        if platform not in _REGISTRY:
+            # Imported earlier and unregistered since (tests swap fakes in and
+            # out): a module registers on first import only, so look it up.
+            for value in vars(loaded).values():
+                if (
+                    isinstance(value, type)
+                    and issubclass(value, Connector)
+                    and value.platform == platform
+                ):
+                    _REGISTRY[platform] = value
     try:
         return _REGISTRY[platform]()
     except KeyError:

@@ -5,7 +5,9 @@ send replies through `social.http`. They never touch the database and never impo
 helpdesk code; callers pass them an `AccountRef` with what they need.
 """
 
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -78,6 +80,9 @@ class InboundItem:
     url: str = ""
     language: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    # Set when the webhook carried only ids (Instagram mentions): ingest calls the
+    # connector's `hydrate` for the content before recording it.
+    needs_hydration: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,10 @@ class Connector(ABC):
     platform: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
     webhook_signature_header: ClassVar[str] = ""
+    # `search_public` finds untagged public posts by keyword (listening, R1); the
+    # poller reads this. Kept out of `Capabilities`, which the reply rules, the UI
+    # and the public API read, because none of them needs it.
+    keyword_search: ClassVar[bool] = False
 
     def webhook_challenge(
         self, params: dict[str, str], app: AppSecrets
@@ -191,6 +200,24 @@ class Connector(ABC):
         """Poll for items newer than `cursor`; return them and the next cursor."""
         raise NotImplementedError
 
+    def search_public(
+        self, account: AccountRef, terms: Sequence[str], cursor: str
+    ) -> FetchResult:
+        """Public posts containing any of `terms`, newer than `cursor`, oldest first.
+
+        For listening on platforms that only show what is asked for (connectors
+        with `keyword_search` set). Each term is one or more space-separated
+        tokens a post must all contain, in any order: a word (`acme`), a
+        double-quoted phrase (`"acme air"`), a hashtag (`#acme`) or a mention
+        (`@acme`); words are folded (`social.listening.terms` derives them,
+        `search_tokens` splits them). The connector builds the platform's query,
+        leaving out terms it cannot express or fit (and logging them), and leaves
+        out the account's own posts. Returns the items and the next cursor
+        (`cursor` unchanged when nothing is new); this cursor is the search's own,
+        not `fetch_since`'s. Raises ConnectorError.
+        """
+        raise NotImplementedError
+
     def authorize_url(
         self, app: AppSecrets, *, redirect_uri: str, state: str, code_challenge: str
     ) -> str:
@@ -205,6 +232,28 @@ class Connector(ABC):
 
     def refresh(self, app: AppSecrets, account: AccountRef) -> TokenSet:
         """Refresh an expiring access token."""
+        raise NotImplementedError
+
+    def revoke(self, app: AppSecrets, account: AccountRef) -> None:
+        """Revoke the account's tokens at the platform (on disconnect).
+
+        Takes the app as well as the account's credentials because platforms
+        authenticate the revocation with the app's client id (and secret).
+        NotImplementedError means the platform offers no revocation; ConnectorError
+        means it refused or could not be reached (disconnecting goes on locally).
+        """
+        raise NotImplementedError
+
+    def grant_id(self, account: AccountRef) -> str:
+        """The authorization grant behind the account's token, when one grant can
+        serve several connected accounts (revoking it revokes them all); "" else."""
+        return ""
+
+    def hydrate(self, account: AccountRef, item: InboundItem) -> InboundItem:
+        """Fetch the content of an item parsed with `needs_hydration`.
+
+        Returns the item complete (needs_hydration False). Raises ConnectorError.
+        """
         raise NotImplementedError
 
     @abstractmethod
@@ -222,6 +271,15 @@ class Connector(ABC):
         when it never arrived. Raise ConnectorError when the platform cannot tell.
         """
         raise NotImplementedError
+
+
+_SEARCH_TOKEN = re.compile(r'"[^"]*"|[^\s"]+')
+
+
+def search_tokens(term: str) -> list[str]:
+    """The tokens of one search term (see `Connector.search_public`), phrases with
+    their quotes: `'"acme air" refund'` → `['"acme air"', 'refund']`."""
+    return _SEARCH_TOKEN.findall(term)
 
 
 def item_to_dict(item: InboundItem) -> dict[str, Any]:

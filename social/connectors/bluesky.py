@@ -236,6 +236,16 @@ class BlueskyConnector(Connector):
         )
         return _token_set(api.call("POST", "com.atproto.server.refreshSession").json())
 
+    def revoke(self, app: AppSecrets, account: AccountRef) -> None:
+        """End the session (`com.atproto.server.deleteSession`, refresh JWT as
+        bearer); its access and refresh JWTs stop working. The app password itself
+        stays valid: only the person can delete it in Bluesky's settings. Raises
+        ConnectorError when Bluesky refuses or cannot be reached."""
+        api = _Api(
+            account.base_url, str(account.credentials.get("refresh_token") or "")
+        )
+        api.call("POST", "com.atproto.server.deleteSession")
+
     def fetch_since(self, account: AccountRef, cursor: str) -> FetchResult:
         """Mentions, replies, quotes and direct messages since `cursor`, oldest first.
 
@@ -359,7 +369,8 @@ class BlueskyConnector(Connector):
 
 
 def parse_notification(notification: Json) -> InboundItem:
-    """A mention, reply or quote notification as a public item."""
+    """A mention, reply or quote notification as a public item (a mention or a
+    quote `mentions_account`; a reply is a comment)."""
     author = notification["author"]
     record = notification.get("record") or {}
     reply = record.get("reply") or {}
@@ -380,7 +391,9 @@ def parse_notification(notification: Json) -> InboundItem:
         kind=KINDS.get(notification["reason"], "post"),
         thread_ref=(reply.get("root") or {}).get("uri") or uri,
         in_reply_to=(reply.get("parent") or {}).get("uri") or "",
-        mentions_account=notification["reason"] == "mention",
+        # A quote of the account's post is addressed to it, as on X; without this,
+        # ingest would treat it as an untagged post needing a listening rule.
+        mentions_account=notification["reason"] in ("mention", "quote"),
         url=post_url(uri, author.get("handle") or ""),
         language=langs[0],
         raw=notification,

@@ -216,6 +216,26 @@ class MastodonConnector(Connector):
             extra={"scope": account.credentials.get("scope", SCOPES)},
         )
 
+    def revoke(self, app: AppSecrets, account: AccountRef) -> None:
+        """Revoke the access token on its instance (`POST /oauth/revoke` with the
+        instance app's client id and secret). Raises ConnectorError when the
+        instance refuses or cannot be reached."""
+        token = str(account.credentials.get("access_token") or "")
+        if not token:
+            raise ConnectorError(
+                "The Mastodon account has no token to revoke.", permanent=True
+            )
+        base = (account.base_url or _instance(app)).rstrip("/")
+        http.request(
+            "POST",
+            f"{base}/oauth/revoke",
+            data={
+                "client_id": app.client_id,
+                "client_secret": app.client_secret,
+                "token": token,
+            },
+        )
+
     def fetch_since(self, account: AccountRef, cursor: str) -> FetchResult:
         """Mention notifications newer than `cursor` (a notification id), oldest first.
 

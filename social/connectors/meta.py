@@ -603,13 +603,16 @@ class MetaConnector(Connector):
             "fb_exchange_token": _str(short.get("access_token")),
         }
         long_lived = graph_call("GET", f"{base}/oauth/access_token", params=exchange)
+        user_token = _str(long_lived.get("access_token"))
+        # The person who granted access: revoking on disconnect names them.
+        me = graph_call("GET", f"{base}/me", token=user_token, params={"fields": "id"})
         fields = (
             "id,name,username,access_token,instagram_business_account{id,username,name}"
         )
         accounts = graph_call(
             "GET",
             f"{base}/me/accounts",
-            token=_str(long_lived.get("access_token")),
+            token=user_token,
             params={"fields": fields, "limit": "100"},
         )
         pages = [
@@ -622,7 +625,8 @@ class MetaConnector(Connector):
             }
             for page in _dicts(accounts.get("data"))
         ]
-        return self._pick(pages)
+        tokens = self._pick(pages)
+        return replace(tokens, extra={**tokens.extra, "user_id": _str(me.get("id"))})
 
     def _pick(self, pages: list[dict[str, Any]]) -> TokenSet:
         raise NotImplementedError
@@ -645,6 +649,34 @@ class MetaConnector(Connector):
             handle=account.handle,
             extra=kept,
         )
+
+    def revoke(self, app: AppSecrets, account: AccountRef) -> None:
+        """Remove Earshot's grant (`DELETE /{user-id}/permissions`, app token).
+
+        Meta revokes per person, not per Page: every Page and Instagram account
+        that person shared with Earshot loses access (see `grant_id`). Raises
+        ConnectorError when the granting user is unknown (connected before it was
+        recorded), or Meta refuses or cannot be reached.
+        """
+        user_id = _str(account.credentials.get("user_id"))
+        if not user_id:
+            raise ConnectorError(
+                "Earshot does not know which Facebook user granted this access; "
+                "remove the Earshot app in that person's Facebook settings.",
+                permanent=True,
+            )
+        base = f"{(app.base_url or GRAPH_BASE).rstrip('/')}/{GRAPH_VERSION}"
+        graph_call(
+            "DELETE",
+            f"{base}/{user_id}/permissions",
+            token=f"{app.client_id}|{app.client_secret}",
+        )
+
+    def grant_id(self, account: AccountRef) -> str:
+        """`meta:<user id>`: one Facebook user's grant covers every Page and
+        Instagram account they shared."""
+        user_id = _str(account.credentials.get("user_id"))
+        return f"meta:{user_id}" if user_id else ""
 
     # Helpers
 
@@ -824,8 +856,15 @@ class InstagramConnector(MetaConnector):
             kind="mention",
             thread_ref=f"{MENTION_PREFIX}{media_id}",
             mentions_account=True,
-            raw={**value, "needs_hydration": True},
+            raw=value,
+            needs_hydration=True,
         )
+
+    def hydrate(self, account: AccountRef, item: InboundItem) -> InboundItem:
+        """Mentions carry only ids: read their content (`hydrate_mention`)."""
+        if not item.needs_hydration:
+            return item
+        return self.hydrate_mention(account, item)
 
     def hydrate_mention(self, account: AccountRef, item: InboundItem) -> InboundItem:
         """Fill in a mention's text, author and time from the Graph API.
@@ -850,6 +889,12 @@ class InstagramConnector(MetaConnector):
             ).get(key)
         )
         username = _str(found.get("username"))
+        if not username:
+            raise ConnectorError(
+                f"Instagram returned no {key.replace('_', ' ')} for this mention "
+                "(deleted, or no longer visible to the account).",
+                permanent=True,
+            )
         return replace(
             item,
             author=_instagram_author(username, username),
@@ -857,7 +902,8 @@ class InstagramConnector(MetaConnector):
             created_at=_graph_time(found["timestamp"])
             if found.get("timestamp")
             else item.created_at,
-            raw={**item.raw, "needs_hydration": False, key: found},
+            raw={**item.raw, key: found},
+            needs_hydration=False,
         )
 
     def _send_public(self, account: AccountRef, reply: OutboundReply) -> DeliveryResult:

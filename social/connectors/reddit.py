@@ -2,8 +2,9 @@
 
 Reddit has no webhooks, so inbound is polled: `GET /message/inbox` (comment replies,
 username mentions and private messages) plus `GET /message/mentions`. Comments cannot
-be searched by keyword through the API; `search_submissions` searches posts (t3)
-instead, for listening rules.
+be searched by keyword through the API; `search_public` (through
+`search_submissions`) searches posts (t3) instead, for listening rules, with its own
+cursor.
 
 Identities: a Redditor's username is immutable and is what `/api/compose` takes, so
 authors are identified by username (not the `t2_` fullname). The connected account's
@@ -19,6 +20,9 @@ replaces the first and `AccountRef.base_url` the second (tests point both at a f
 social.http sends the descriptive User-Agent Reddit requires.
 """
 
+import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -41,7 +45,10 @@ from social.connectors.base import (
     InboundItem,
     OutboundReply,
     TokenSet,
+    search_tokens,
 )
+
+logger = logging.getLogger(__name__)
 
 AUTH_HOST = "https://www.reddit.com"
 API_HOST = "https://oauth.reddit.com"
@@ -51,6 +58,8 @@ PAGE_SIZE = 100
 # Pages per listing and poll; a backlog beyond this is picked up by later polls.
 MAX_PAGES = 5
 LOOKUP_SIZE = 25
+SEARCH_QUERY_LIMIT = 512  # characters of a search `q`
+_WORD = re.compile(r"\w+")
 # Form fields shared by every write: JSON envelopes instead of jQuery callbacks.
 JSON_API = {"api_type": "json"}
 # raw_json=1: bodies come back as written, not with &amp;/&lt;/&gt; escaped.
@@ -165,6 +174,7 @@ class RedditConnector(Connector):
         max_length=10000,
         polling=True,
     )
+    keyword_search: ClassVar[bool] = True
 
     def authorize_url(
         self, app: AppSecrets, *, redirect_uri: str, state: str, code_challenge: str
@@ -228,6 +238,31 @@ class RedditConnector(Connector):
             previous=previous,
         )
 
+    def revoke(self, app: AppSecrets, account: AccountRef) -> None:
+        """Revoke the grant (`POST /api/v1/revoke_token`, Basic client auth).
+
+        Revoking the refresh token ends the whole grant, access tokens included;
+        without one the access token is revoked. Reddit answers 204. Raises
+        ConnectorError when Reddit refuses or cannot be reached.
+        """
+        refresh = str(account.credentials.get("refresh_token") or "")
+        access = str(account.credentials.get("access_token") or "")
+        if not (refresh or access):
+            raise ConnectorError(
+                "The Reddit account has no token to revoke.", permanent=True
+            )
+        form = (
+            {"token": refresh, "token_type_hint": "refresh_token"}
+            if refresh
+            else {"token": access, "token_type_hint": "access_token"}
+        )
+        http.request(
+            "POST",
+            f"{_auth_host(app)}/api/v1/revoke_token",
+            data=form,
+            auth=(app.client_id, app.client_secret),
+        )
+
     def fetch_since(self, account: AccountRef, cursor: str) -> FetchResult:
         """Inbox and mentions newer than `cursor`, oldest first, and the next cursor.
 
@@ -279,6 +314,33 @@ class RedditConnector(Connector):
             cursor=str(since.advanced(fresh)),
         )
 
+    def search_public(
+        self, account: AccountRef, terms: Sequence[str], cursor: str
+    ) -> FetchResult:
+        """Posts (t3) containing any of `terms`, newer than `cursor`, oldest first.
+
+        One `search_submissions` call with `search_query(terms)` (terms that do not
+        fit its 512 characters are left out and logged; no request when none is
+        left). The account's own posts and posts whose author is gone are skipped
+        (the cursor still moves past them). Raises ConnectorError.
+        """
+        query, left_out = search_query(terms)
+        if left_out:
+            logger.warning(
+                "Reddit search for u/%s leaves out %s term(s): %s",
+                account.handle,
+                len(left_out),
+                left_out,
+            )
+        if not query:
+            return FetchResult(items=[], cursor=cursor)
+        found = self.search_submissions(account, query, cursor)
+        skipped = {account.handle.lower(), "", "[deleted]"}
+        items = [
+            item for item in found.items if item.author.handle.lower() not in skipped
+        ]
+        return FetchResult(items=items, cursor=found.cursor)
+
     def send(self, account: AccountRef, reply: OutboundReply) -> DeliveryResult:
         """Post a public comment, answer a PM thread, or start a PM.
 
@@ -325,6 +387,38 @@ class RedditConnector(Connector):
                     return _delivery(thing)
             return None
         return _find_sent(api, reply)
+
+
+def search_query(terms: Sequence[str]) -> tuple[str, list[str]]:
+    """The `q` of a keyword search for listening terms, and the terms left out.
+
+    `t1 OR t2 OR ...` in Reddit's (Lucene) syntax: phrases stay quoted, a term of
+    several tokens is `(a AND b)`. Reddit has no hashtags or @mentions, so `#acme`
+    and `@acme` search the name (quoted when it has dots or dashes). Terms are
+    taken in order while `q` stays within SEARCH_QUERY_LIMIT characters; one that
+    would not fit is left out and later, shorter ones are still tried. "" when no
+    term is left.
+    """
+    parts: list[str] = []
+    left_out: list[str] = []
+    for term in terms:
+        tokens = [_search_token(token) for token in search_tokens(term)]
+        joined = " AND ".join(tokens)
+        rendered = f"({joined})" if len(tokens) > 1 else joined
+        if rendered in parts:
+            continue  # `#acme` and `acme` are the same search here
+        if not rendered or len(" OR ".join([*parts, rendered])) > SEARCH_QUERY_LIMIT:
+            left_out.append(term)
+            continue
+        parts.append(rendered)
+    return " OR ".join(parts), left_out
+
+
+def _search_token(token: str) -> str:
+    if token[0] not in "#@":
+        return token
+    name = token[1:]
+    return name if _WORD.fullmatch(name) else f'"{name}"'
 
 
 def parse_message(thing: Thing) -> InboundItem:

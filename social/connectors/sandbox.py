@@ -250,6 +250,27 @@ class SandboxConnector(Connector):
             },
         )
 
+    def revoke(self, app: AppSecrets, account: AccountRef) -> None:
+        """Revoke the grant (`POST oauth/revoke` with the app's client id and
+        secret and the refresh token, else the access token). Raises
+        ConnectorError when the network refuses or cannot be reached."""
+        token = str(
+            account.credentials.get("refresh_token")
+            or account.credentials.get("access_token")
+            or ""
+        )
+        if not token:
+            raise ConnectorError("The account has no token to revoke.", permanent=True)
+        http.request(
+            "POST",
+            self._api(app.base_url, "oauth/revoke"),
+            data={
+                "client_id": app.client_id,
+                "client_secret": app.client_secret,
+                "token": token,
+            },
+        )
+
     def refresh(self, app: AppSecrets, account: AccountRef) -> TokenSet:
         return self._token(
             app,

@@ -21,7 +21,10 @@ Decisions (platforms.md section 3):
   its posts (X puts the @handle in a reply's text), or quotes it. That is what X's
   self-serve tier calls "summoned", and only then is a public reply allowed.
 - `kind`: "comment" for a direct reply to the brand's post, "mention" when summoned
-  otherwise, "post" for untagged search hits.
+  otherwise (everything on the mentions timeline), "post" for untagged search hits.
+- Listening: `search_public` turns a brand's search terms into one recent-search
+  query (`search_query`, at most 512 characters, retweets and the brand's own posts
+  excluded); the poller keeps its cursor apart from the mentions cursor.
 - Delivery: X has no idempotency key. `find_delivery` reads the account's own recent
   posts (or the DM thread) inside RECONCILE_WINDOW for the same reply; it returns None
   only when the whole window was read, and raises when it could not be.
@@ -34,7 +37,7 @@ import html
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit
@@ -55,6 +58,7 @@ from social.connectors.base import (
     OutboundReply,
     TokenSet,
     WebhookItem,
+    search_tokens,
 )
 from social.http import request
 
@@ -76,7 +80,13 @@ PAGE_SIZE = 100
 MAX_PAGES = 10
 RECONCILE_WINDOW = timedelta(hours=48)
 RECONCILE_PAGES = 5
+SEARCH_QUERY_LIMIT = 512  # characters of a recent-search query
+# Recent search reaches back 7 days; a minute less, so the edge computed here is
+# still inside X's window when the request arrives.
+SEARCH_WINDOW = timedelta(days=7) - timedelta(minutes=1)
+SNOWFLAKE_EPOCH_MS = 1288834974657
 _SPACES = re.compile(r"\s+")
+_USERNAME = re.compile(r"[A-Za-z0-9_]{1,15}")
 
 
 def _obj(value: object) -> dict[str, Any]:
@@ -115,6 +125,15 @@ def _id_key(post_id: str) -> tuple[int, str]:
 
 def _newer(post_id: str, cursor: str) -> bool:
     return not cursor or _id_key(post_id) > _id_key(cursor)
+
+
+def _post_time(post_id: str) -> datetime | None:
+    """When a post was created, read from its id (a Snowflake: milliseconds since
+    X's epoch in the bits above the lowest 22); None for anything else."""
+    if not post_id.isdigit():
+        return None
+    millis = (int(post_id) >> 22) + SNOWFLAKE_EPOCH_MS
+    return datetime.fromtimestamp(millis / 1000, tz=UTC)
 
 
 def _iso(value: object) -> datetime:
@@ -314,6 +333,48 @@ def _normalized(text: str, entities: dict[str, Any] | None = None) -> str:
     return _SPACES.sub(" ", html.unescape(text)).strip()
 
 
+def search_query(terms: Sequence[str], handle: str) -> tuple[str, list[str]]:
+    """The recent-search query for listening terms, and the terms left out.
+
+    `(t1 OR t2 OR ...) -is:retweet -from:<handle>`: phrases stay quoted, a term of
+    several tokens is a parenthesised group (X's AND), `#tag` and `@user` are X's
+    own operators. Terms are taken in order while the query stays within
+    SEARCH_QUERY_LIMIT characters; a term that would not fit is left out and later,
+    shorter ones are still tried. A mention of a name that is not an X username
+    (`@acme.bsky.social`) cannot be searched here and is left out. The query is ""
+    when no term is left.
+    """
+    excluded = " -is:retweet" + (
+        f" -from:{handle}" if _USERNAME.fullmatch(handle) else ""
+    )
+    parts: list[str] = []
+    left_out: list[str] = []
+    for term in terms:
+        rendered = _search_term(term)
+        if (
+            rendered is None
+            or len(_query([*parts, rendered], excluded)) > SEARCH_QUERY_LIMIT
+        ):
+            left_out.append(term)
+            continue
+        parts.append(rendered)
+    return (_query(parts, excluded) if parts else ""), left_out
+
+
+def _search_term(term: str) -> str | None:
+    tokens = search_tokens(term)
+    if not tokens or any(
+        token.startswith("@") and not _USERNAME.fullmatch(token[1:]) for token in tokens
+    ):
+        return None
+    return tokens[0] if len(tokens) == 1 else f"({' '.join(tokens)})"
+
+
+def _query(parts: list[str], excluded: str) -> str:
+    either = parts[0] if len(parts) == 1 else f"({' OR '.join(parts)})"
+    return either + excluded
+
+
 @register_connector
 class XConnector(Connector):
     """X API v2 for one brand account (user-context OAuth 2.0 token)."""
@@ -332,6 +393,8 @@ class XConnector(Connector):
         polling=True,
     )
     webhook_signature_header: ClassVar[str] = SIGNATURE_HEADER
+    # Recent search finds the untagged posts no webhook or mention timeline brings.
+    keyword_search: ClassVar[bool] = True
 
     # Webhooks
 
@@ -455,7 +518,33 @@ class XConnector(Connector):
         if cursor:
             params["since_id"] = cursor
         path = f"/2/users/{account.external_id}/mentions"
-        return self._collect(account, path, params, "pagination_token", cursor)
+        # Everything on the mentions timeline names the account, even when the
+        # entities do not show it, so every item counts as addressed to it.
+        return self._collect(
+            account, path, params, "pagination_token", cursor, mentioned=True
+        )
+
+    def search_public(
+        self, account: AccountRef, terms: Sequence[str], cursor: str
+    ) -> FetchResult:
+        """Untagged posts containing any of `terms` newer than `cursor` (a post id).
+
+        One recent-search query (`search_query`: the terms ORed, retweets and the
+        account's own posts excluded, at most 512 characters); terms that do not
+        fit or cannot be said on X are left out and logged. No request is made when
+        no term is left. Cursor rules and errors as `search_recent`.
+        """
+        query, left_out = search_query(terms, account.handle)
+        if left_out:
+            logger.warning(
+                "X search for @%s leaves out %s term(s): %s",
+                account.handle,
+                len(left_out),
+                left_out,
+            )
+        if not query:
+            return FetchResult(items=[], cursor=cursor)
+        return self.search_recent(account, query, cursor)
 
     def search_recent(
         self, account: AccountRef, query: str, cursor: str
@@ -463,10 +552,17 @@ class XConnector(Connector):
         """Posts matching `query` (untagged brand mentions) newer than `cursor`.
 
         `GET /2/tweets/search/recent` (last 7 days, query up to 512 characters) with
-        `since_id`, following `next_token`; same cursor rules as fetch_since.
+        `since_id`, following `next_token`; same cursor rules as fetch_since. X
+        refuses a `since_id` older than the 7 days it searches, which a quiet
+        search's cursor becomes, so such a cursor is sent as `start_time` at the
+        window's edge instead (older posts are unreachable anyway).
         """
         params = {**self._post_params(), "query": query}
-        if cursor:
+        edge = timezone.now() - SEARCH_WINDOW
+        posted = _post_time(cursor)
+        if posted is not None and posted < edge:
+            params["start_time"] = edge.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        elif cursor:
             params["since_id"] = cursor
         return self._collect(
             account, "/2/tweets/search/recent", params, "next_token", cursor
@@ -488,6 +584,8 @@ class XConnector(Connector):
         params: dict[str, str],
         page_param: str,
         cursor: str,
+        *,
+        mentioned: bool = False,
     ) -> FetchResult:
         found: dict[str, InboundItem] = {}
         newest = cursor
@@ -503,7 +601,13 @@ class XConnector(Connector):
                 if not post_id or not _newer(post_id, cursor):
                     continue
                 newest = post_id if _newer(post_id, newest) else newest
-                item = _v2_item(post, users, account.external_id, tweets=tweets)
+                item = _v2_item(
+                    post,
+                    users,
+                    account.external_id,
+                    tweets=tweets,
+                    mentioned=mentioned,
+                )
                 if item is not None:
                     found.setdefault(post_id, item)
             token = _str(_obj(page.get("meta")).get("next_token"))
@@ -745,6 +849,32 @@ class XConnector(Connector):
             account_id=account.external_id,
             handle=account.handle,
         )
+
+    def revoke(self, app: AppSecrets, account: AccountRef) -> None:
+        """Revoke the refresh token, then the access token (`POST /2/oauth2/revoke`,
+        Basic auth when the app has a secret). X answers `{"revoked": true}`.
+
+        Raises ConnectorError when X refuses or cannot be reached; a token X no
+        longer knows counts as revoked (X answers 200 for it).
+        """
+        tokens = [
+            (_str(account.credentials.get(kind)), hint)
+            for kind, hint in (
+                ("refresh_token", "refresh_token"),
+                ("access_token", "access_token"),
+            )
+        ]
+        present = [(token, hint) for token, hint in tokens if token]
+        if not present:
+            raise ConnectorError(
+                "The X account has no token to revoke.", permanent=True
+            )
+        for token, hint in present:
+            form = {"token": token, "token_type_hint": hint, "client_id": app.client_id}
+            kwargs: dict[str, Any] = {"data": form}
+            if app.client_secret:
+                kwargs["auth"] = (app.client_id, app.client_secret)
+            request("POST", f"{self._base(app.base_url)}/2/oauth2/revoke", **kwargs)
 
     def _token(self, app: AppSecrets, form: dict[str, str]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"data": form}

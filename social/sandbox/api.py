@@ -115,6 +115,22 @@ def token(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
+@require_http_methods(["POST"])
+def revoke(request: HttpRequest) -> HttpResponse:
+    """Revoke the grant of an access or refresh token (RFC 7009: an unknown token
+    is not an error). The app authenticates with its client id and secret."""
+    form = request.POST
+    app = App.objects.filter(client_id=form.get("client_id", "")).first()
+    if app is None or app.client_secret != form.get("client_secret"):
+        return error(401, "invalid client")
+    token = form.get("token", "")
+    revoked = Grant.objects.filter(app=app, access_token=token).update(
+        revoked=True
+    ) + Grant.objects.filter(app=app, refresh_token=token).update(revoked=True)
+    return JsonResponse({"revoked": bool(revoked)})
+
+
+@csrf_exempt
 @require_http_methods(["GET"])
 @bearer
 def me(request: HttpRequest, grant: Grant) -> HttpResponse:

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("oauth/authorize", views.authorize, name="authorize"),
     path("api/oauth/token", api.token, name="token"),
+    path("api/oauth/revoke", api.revoke, name="revoke"),
     path("api/me", api.me, name="me"),
     path("api/posts", api.posts, name="posts"),
     path("api/messages", api.messages, name="messages"),

@@ -1,13 +1,14 @@
 """A fake Bluesky PDS (with the chat service behind it) on the loopback fake server.
 
-It runs app-password sessions (createSession, refreshSession with the refresh JWT
-as bearer, ExpiredToken answers), serves the captured listNotifications pages from
-tests/social/fixtures/bluesky/ by `cursor` (as-is: it ignores `reasons`, like an
-older AppView), the chat log after a `cursor`, posts, profiles, author feeds and
-conversations. It REQUIRES the `atproto-proxy` header on chat routes (400 without
-it) and validates reply records: parent and root must be existing posts with the
-right cids, and root must be the parent's thread root. `fail(status)` makes every
-call answer 401, 429 (with Bluesky's `ratelimit-*` headers), 5xx or another error.
+It runs app-password sessions (createSession, refreshSession and deleteSession
+with the refresh JWT as bearer, ExpiredToken answers), serves the captured
+listNotifications pages from tests/social/fixtures/bluesky/ by `cursor` (as-is:
+it ignores `reasons`, like an older AppView), the chat log after a `cursor`,
+posts, profiles, author feeds and conversations. It REQUIRES the `atproto-proxy`
+header on chat routes (400 without it) and validates reply records: parent and
+root must be existing posts with the right cids, and root must be the parent's
+thread root. `fail(status)` makes every call answer 401, 429 (with Bluesky's
+`ratelimit-*` headers), 5xx or another error.
 """
 
 import copy
@@ -74,6 +75,7 @@ class FakeBluesky:
         }
         self.chat_disabled = {CAROL_DID}
         self.created: list[Json] = []
+        self.deleted_sessions: list[str] = []
         self._ids = itertools.count(1)
         self._routes()
 
@@ -81,6 +83,7 @@ class FakeBluesky:
         session: dict[str, Handler] = {
             "com.atproto.server.createSession": self._create_session,
             "com.atproto.server.refreshSession": self._refresh_session,
+            "com.atproto.server.deleteSession": self._delete_session,
         }
         for nsid, handler in session.items():
             self.server.route("POST", f"/xrpc/{nsid}", self._guard(handler))
@@ -195,6 +198,15 @@ class FakeBluesky:
         self.access_jwt = REFRESHED["accessJwt"]
         self.refresh_jwt = REFRESHED["refreshJwt"]
         return 200, {}, REFRESHED
+
+    def _delete_session(self, request: FakeRequest) -> Reply:
+        """Ends the session of the refresh JWT presented (its JWTs stop working)."""
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token != self.refresh_jwt:
+            return xrpc_error(400, "ExpiredToken", "Token has expired")
+        self.deleted_sessions.append(token)
+        self.access_jwt = self.refresh_jwt = "deleted"
+        return 200, {}, b""
 
     def _notifications(self, request: FakeRequest) -> Reply:
         cursor = request.query.get("cursor", [""])[0]

@@ -1,6 +1,8 @@
 """A fake Mastodon instance on the loopback fake server.
 
-It registers apps, runs the OAuth code flow with PKCE (S256) checks, serves mention
+It registers apps (remembering the redirect address), shows the consent page
+(`/oauth/authorize`, tests/social/fakeserver.FakeConsent), runs the OAuth code flow
+with PKCE (S256) checks, revokes tokens (`/oauth/revoke`), serves mention
 notifications from tests/social/fixtures/mastodon/ with since_id/max_id paging and
 Link headers, answers status, context and account lookups, and creates statuses,
 replaying the stored status for a repeated `Idempotency-Key`. Every API answer
@@ -19,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from social.connectors.base import AccountRef, AppSecrets
-from tests.social.fakeserver import FakeRequest, FakeServer, Handler, Reply
+from tests.social.fakeserver import (
+    FakeConsent,
+    FakeRequest,
+    FakeServer,
+    Handler,
+    Reply,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mastodon"
 REDIRECT_URI = "https://earshot.example/t/acme/social/connect/mastodon/complete/"
@@ -76,6 +84,12 @@ class FakeMastodon:
         self.client_id: str = app["client_id"]
         self.client_secret: str = app["client_secret"]
         self.code_challenge = challenge_for(CODE_VERIFIER)
+        # The redirect address of the registered app (REDIRECT_URI until an app is
+        # registered through POST /api/v1/apps).
+        self.redirect_uri = REDIRECT_URI
+        self.registrations: list[Json] = []
+        self.consent = FakeConsent(self.client_id, CODE)
+        self.revoked: list[str] = []
         self.notifications: list[Json] = load("notifications.json")
         self.statuses: dict[str, Json] = {}
         self.accounts: dict[str, Json] = {BRAND_ID: load("verify_credentials.json")}
@@ -93,7 +107,9 @@ class FakeMastodon:
 
     def _routes(self) -> None:
         self.server.route("POST", "/api/v1/apps", self._guard(self._register_app))
+        self.server.route("GET", "/oauth/authorize", self._guard(self._authorize))
         self.server.route("POST", "/oauth/token", self._guard(self._token))
+        self.server.route("POST", "/oauth/revoke", self._guard(self._revoke))
         api: dict[tuple[str, str], Handler] = {
             ("GET", "/api/v1/accounts/verify_credentials"): lambda request: (
                 200,
@@ -203,6 +219,8 @@ class FakeMastodon:
         body = request.json()
         if not body.get("client_name") or not body.get("redirect_uris"):
             return 422, {}, {"error": "Validation failed: Name can't be blank"}
+        self.registrations.append(body)
+        self.redirect_uri = body["redirect_uris"]
         app = load("app.json")
         app.update(
             name=body["client_name"],
@@ -213,27 +231,51 @@ class FakeMastodon:
         )
         return 200, {}, app
 
-    def _token(self, request: FakeRequest) -> Reply:
-        form = request.form()
-        if (form.get("client_id"), form.get("client_secret")) != (
+    def _authorize(self, request: FakeRequest) -> Reply:
+        """The consent page; the challenge it was shown is what /oauth/token checks."""
+        query = {key: values[0] for key, values in request.query.items()}
+        if query.get("redirect_uri") != self.redirect_uri:
+            return 400, {}, {"error": "invalid_redirect_uri"}
+        reply = self.consent.answer(request)
+        if self.consent.code_challenge:
+            self.code_challenge = self.consent.code_challenge
+        return reply
+
+    def _client_refused(self, form: dict[str, str]) -> Reply | None:
+        if (form.get("client_id"), form.get("client_secret")) == (
             self.client_id,
             self.client_secret,
         ):
-            return (
-                401,
-                {},
-                {
-                    "error": "invalid_client",
-                    "error_description": "Client authentication failed due to "
-                    "unknown client, no client authentication included, or "
-                    "unsupported authentication method.",
-                },
-            )
+            return None
+        return (
+            401,
+            {},
+            {
+                "error": "invalid_client",
+                "error_description": "Client authentication failed due to "
+                "unknown client, no client authentication included, or "
+                "unsupported authentication method.",
+            },
+        )
+
+    def _revoke(self, request: FakeRequest) -> Reply:
+        form = request.form()
+        refused = self._client_refused(form)
+        if refused is not None:
+            return refused
+        self.revoked.append(form.get("token", ""))
+        return 200, {}, {}
+
+    def _token(self, request: FakeRequest) -> Reply:
+        form = request.form()
+        refused = self._client_refused(form)
+        if refused is not None:
+            return refused
         verifier = form.get("code_verifier", "")
         if (
             form.get("grant_type") != "authorization_code"
             or form.get("code") != CODE
-            or form.get("redirect_uri") != REDIRECT_URI
+            or form.get("redirect_uri") != self.redirect_uri
             or challenge_for(verifier) != self.code_challenge
         ):
             return (

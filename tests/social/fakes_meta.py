@@ -1,12 +1,15 @@
 """A fake Graph API (v21.0) on the shared FakeServer (tests/social/fakeserver.py).
 
 `FakeGraph(server).install()` answers what the Meta connectors call: Facebook
-Login (`oauth/access_token` for the code and the long-lived exchange, `me/accounts`),
-comment replies (Facebook `/{comment}/comments`, Instagram `/{comment}/replies`,
-both listable), Instagram mention replies and lookups, the Send API
-(`/{page}/messages`) with Meta's messaging windows (24 h for RESPONSE, 7 days for
-the HUMAN_AGENT tag, one private reply per comment), the Conversations API and a
-comment's `can_reply_privately`. Page routes check `Authorization: Bearer`.
+Login (the `dialog/oauth` consent page, tests/social/fakeserver.FakeConsent;
+`oauth/access_token` for the code and the long-lived exchange, `me`,
+`me/accounts`), the grant's revocation (`DELETE /{user-id}/permissions` with the
+app token), comment replies (Facebook `/{comment}/comments`, Instagram
+`/{comment}/replies`, both listable), Instagram mention replies and lookups, the
+Send API (`/{page}/messages`) with Meta's messaging windows (24 h for RESPONSE,
+7 days for the HUMAN_AGENT tag, one private reply per comment), the Conversations
+API and a comment's `can_reply_privately`. Page routes check `Authorization:
+Bearer`.
 
 Switches: `fail_next(method, path, reply)` queues a reply for a route's next call;
 `graph_error(...)` builds Graph's error body; `last_inbound[user]` sets when the
@@ -23,7 +26,7 @@ from typing import Any
 from django.utils import timezone
 
 from social.connectors.base import AccountRef, AppSecrets
-from tests.social.fakeserver import FakeRequest, FakeServer, Reply
+from tests.social.fakeserver import FakeConsent, FakeRequest, FakeServer, Reply
 
 V = "/v21.0"
 APP_ID = "meta-app-id"
@@ -39,6 +42,7 @@ STAGING_PAGE_ID = "999000999"
 IG_ID = "17841400000000001"
 PSID = "7000000000000001"
 IGSID = "6100000000000001"
+USER_ID = "10160000000000001"
 FB_COMMENT = "222000222_333000333"
 IG_COMMENT = "18100000000000001"
 WINDOW_MESSAGE = (
@@ -128,6 +132,9 @@ class FakeGraph:
         ]
     )
     mentioned: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Users whose grant was revoked (DELETE /{user-id}/permissions).
+    revoked: list[str] = field(default_factory=list)
+    consent: FakeConsent = field(default_factory=lambda: FakeConsent(APP_ID, AUTH_CODE))
     failures: dict[tuple[str, str], list[Reply]] = field(default_factory=dict)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -162,8 +169,16 @@ class FakeGraph:
         fb_comments: tuple[str, ...] = (FB_COMMENT,),
         ig_comments: tuple[str, ...] = (IG_COMMENT,),
     ) -> "FakeGraph":
+        self.consent.install(self.server, f"{V}/dialog/oauth")
         self._route("GET", f"{V}/oauth/access_token", self._access_token, token=None)
+        self._route("GET", f"{V}/me", self._me, token=LONG_TOKEN)
         self._route("GET", f"{V}/me/accounts", self._accounts, token=LONG_TOKEN)
+        self._route(
+            "DELETE",
+            f"{V}/{USER_ID}/permissions",
+            self._revoke,
+            token=f"{APP_ID}|{APP_SECRET}",
+        )
         self._route("POST", f"{V}/{PAGE_ID}/messages", self._send)
         self._route("GET", f"{V}/{PAGE_ID}/conversations", self._conversations)
         self._route("GET", f"{V}/{IG_ID}", self._mentioned)
@@ -212,8 +227,24 @@ class FakeGraph:
             return (200, {}, {**body, "expires_in": 5183944})
         if query.get("code") != AUTH_CODE or not query.get("redirect_uri"):
             return graph_error(100, "Invalid verification code format.")
+        if self.consent.redirect_uri and (
+            query["redirect_uri"] != self.consent.redirect_uri
+        ):
+            return graph_error(
+                100,
+                "Error validating verification code. Please make sure your "
+                "redirect_uri is identical to the one you used in the OAuth dialog "
+                "request",
+            )
         body = {"access_token": SHORT_TOKEN, "token_type": "bearer"}
         return (200, {}, {**body, "expires_in": 5400})
+
+    def _me(self, request: FakeRequest) -> Reply:
+        return (200, {}, {"id": USER_ID})
+
+    def _revoke(self, request: FakeRequest) -> Reply:
+        self.revoked.append(USER_ID)
+        return (200, {}, {"success": True})
 
     def _accounts(self, request: FakeRequest) -> Reply:
         paging = {"cursors": {"before": "QVFIUmx", "after": "QVFIUm9"}}

@@ -1,4 +1,5 @@
-"""A fake Reddit on the loopback fake server: www.reddit.com's OAuth endpoints and
+"""A fake Reddit on the loopback fake server: www.reddit.com's OAuth endpoints (the
+consent page, tests/social/fakeserver.FakeConsent; tokens; revocation) and
 oauth.reddit.com's API on one host (the connector's base URLs point both at it).
 
 It checks what Reddit checks (Basic client auth on the token endpoint, the bearer
@@ -16,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from social.connectors.base import AccountRef, AppSecrets
-from tests.social.fakeserver import FakeRequest, FakeServer, Handler, Reply
+from tests.social.fakeserver import (
+    FakeConsent,
+    FakeRequest,
+    FakeServer,
+    Handler,
+    Reply,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reddit"
 CLIENT_ID = "earshot-reddit-app"
@@ -80,10 +87,16 @@ class FakeReddit:
         # Set to an envelope (e.g. the RATELIMIT fixture) to refuse the next comment.
         self.comment_refusal: Any = None
         self._ids = itertools.count(100)
+        self.consent = FakeConsent(CLIENT_ID, CODE)
+        # (token, token_type_hint) pairs revoked at /api/v1/revoke_token, in order.
+        self.revoked: list[tuple[str, str]] = []
+        self.refresh_token = REFRESH_TOKEN
         self._routes()
 
     def _routes(self) -> None:
+        self.consent.install(self.server, "/api/v1/authorize")
         self.server.route("POST", "/api/v1/access_token", self._guard(self._token))
+        self.server.route("POST", "/api/v1/revoke_token", self._guard(self._revoke))
         api: dict[tuple[str, str], Handler] = {
             ("GET", "/api/v1/me"): lambda request: (200, {}, load("me.json")),
             ("GET", "/message/inbox"): self._inbox,
@@ -181,13 +194,25 @@ class FakeReddit:
         if (
             grant == "authorization_code"
             and form.get("code") == CODE
-            and form.get("redirect_uri") == REDIRECT_URI
+            and form.get("redirect_uri") == (self.consent.redirect_uri or REDIRECT_URI)
         ):
             return 200, {}, self._token_body(ACCESS_TOKEN, REFRESH_TOKEN)
-        if grant == "refresh_token" and form.get("refresh_token") == REFRESH_TOKEN:
+        if grant == "refresh_token" and form.get("refresh_token") == self.refresh_token:
             return 200, {}, self._token_body(REFRESHED_TOKEN, None)
         # Reddit answers a bad grant with 200 and an error field.
         return 200, {}, {"error": "invalid_grant"}
+
+    def _revoke(self, request: FakeRequest) -> Reply:
+        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        if request.headers.get("authorization") != f"Basic {expected}":
+            return 401, {}, {"message": "Unauthorized", "error": 401}
+        form = request.form()
+        self.revoked.append((form.get("token", ""), form.get("token_type_hint", "")))
+        if form.get("token") == self.refresh_token:
+            # Revoking the refresh token ends the grant and its access tokens.
+            self.refresh_token = ""
+            self.access_token = ""
+        return 204, {}, b""
 
     def _token_body(self, access: str, refresh: str | None) -> dict[str, Any]:
         self.access_token = access

@@ -1,7 +1,9 @@
 """A fake X API v2 on the shared FakeServer (tests/social/fakeserver.py).
 
-`FakeX(server).install()` answers what XConnector calls: the OAuth 2.0 token
-endpoint (code and refresh grants, Basic auth), `users/me`, the mentions timeline
+`FakeX(server).install()` answers what XConnector calls: the consent page
+(`/i/oauth2/authorize`, tests/social/fakeserver.FakeConsent), the OAuth 2.0 token
+endpoint (code grant checked against the consent's PKCE challenge, refresh grant,
+Basic auth), token revocation, `users/me`, the mentions timeline
 and recent search (with `since_id` and page tokens), post creation (refusing
 duplicate text the way X does), DM creation, and the lookups find_delivery uses (the
 account's own posts, a DM thread's events). Every route checks the bearer token.
@@ -12,17 +14,18 @@ the replies X sends (problem+json, Retry-After or x-rate-limit-reset).
 """
 
 import base64
+import hashlib
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from django.utils import timezone
 
 from social.connectors.base import AccountRef, AppSecrets
-from tests.social.fakeserver import FakeRequest, FakeServer, Reply
+from tests.social.fakeserver import FakeConsent, FakeRequest, FakeServer, Reply
 
 ACCOUNT_ID = "1000"
 HANDLE = "acmeair"
@@ -31,6 +34,15 @@ CLIENT_ID = "x-client-id"
 CLIENT_SECRET = "x-consumer-secret"
 AUTH_CODE = "code-from-x"
 SCOPE = "tweet.read tweet.write users.read dm.read dm.write offline.access"
+
+
+SNOWFLAKE_EPOCH_MS = 1288834974657
+
+
+def snowflake(moment: datetime, sequence: int = 0) -> str:
+    """A post id as X makes them: milliseconds since X's epoch above 22 low bits."""
+    millis = int(moment.timestamp() * 1000) - SNOWFLAKE_EPOCH_MS
+    return str((millis << 22) + sequence)
 
 
 def problem(status: int, title: str, detail: str, **headers: str) -> Reply:
@@ -131,6 +143,11 @@ class FakeX:
     ids: Iterator[int] = field(
         default_factory=lambda: itertools.count(1795000000000000001)
     )
+    consent: FakeConsent = field(
+        default_factory=lambda: FakeConsent(CLIENT_ID, AUTH_CODE)
+    )
+    # (token, token_type_hint) pairs revoked at /2/oauth2/revoke, in order.
+    revoked: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def account(self) -> AccountRef:
@@ -155,7 +172,9 @@ class FakeX:
 
     def install(self, participants: tuple[str, ...] = (CUSTOMER_ID,)) -> "FakeX":
         me = self.account_id
+        self.consent.install(self.server, "/i/oauth2/authorize")
         self._route("POST", "/2/oauth2/token", self._token, bearer=False)
+        self._route("POST", "/2/oauth2/revoke", self._revoke, bearer=False)
         self._route("GET", "/2/users/me", self._me)
         self._route(
             "GET", f"/2/users/{me}/mentions", self._listing(lambda: self.mentions)
@@ -214,6 +233,13 @@ class FakeX:
         if grant == "authorization_code" and form.get("code") == AUTH_CODE:
             if not form.get("code_verifier"):
                 return (400, {}, {"error": "invalid_request"})
+            if not self._pkce_matches(form):
+                description = "Value passed for the authorization code was invalid."
+                return (
+                    400,
+                    {},
+                    {"error": "invalid_request", "error_description": description},
+                )
         elif (
             grant == "refresh_token" and form.get("refresh_token") == self.refresh_token
         ):
@@ -233,6 +259,28 @@ class FakeX:
             "refresh_token": self.refresh_token,
         }
         return (200, {}, body)
+
+    def _pkce_matches(self, form: dict[str, str]) -> bool:
+        """After a consent (the authorize page was visited), the exchange must carry
+        its redirect_uri and the verifier of its S256 challenge."""
+        if not self.consent.code_challenge:
+            return True
+        digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
+        challenge = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        return (
+            challenge == self.consent.code_challenge
+            and form.get("redirect_uri") == self.consent.redirect_uri
+        )
+
+    def _revoke(self, request: FakeRequest) -> Reply:
+        basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        if request.headers.get("authorization") != f"Basic {basic}":
+            return (401, {}, {"error": "unauthorized_client"})
+        form = request.form()
+        if form.get("client_id") != CLIENT_ID or not form.get("token"):
+            return (400, {}, {"error": "invalid_request"})
+        self.revoked.append((form["token"], form.get("token_type_hint", "")))
+        return (200, {}, {"revoked": True})
 
     def _me(self, request: FakeRequest) -> Reply:
         user = self.users[self.account_id]

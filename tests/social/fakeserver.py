@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -63,6 +63,45 @@ class FakeServer:
                 {"error": f"no fake route for {request.method} {request.path}"},
             )
         return handler(request)
+
+
+@dataclass
+class FakeConsent:
+    """A platform's OAuth consent page, where the person always answers at once.
+
+    GET <authorize path>?client_id&redirect_uri&state[&code_challenge] redirects
+    (302) to redirect_uri with `code` and `state`, or with `error=access_denied`
+    when `deny` is set. It remembers the redirect_uri and PKCE challenge it was
+    shown, so the fake's token endpoint can check the exchange against them.
+    """
+
+    client_id: str
+    code: str
+    deny: bool = False
+    redirect_uri: str = ""
+    code_challenge: str = ""
+
+    def install(self, server: FakeServer, path: str) -> "FakeConsent":
+        server.route("GET", path, self.answer)
+        return self
+
+    def answer(self, request: FakeRequest) -> Reply:
+        query = {key: values[0] for key, values in request.query.items()}
+        if query.get("client_id") != self.client_id or not query.get("redirect_uri"):
+            return (400, {}, {"error": "invalid_request"})
+        self.redirect_uri = query["redirect_uri"]
+        self.code_challenge = query.get("code_challenge", "")
+        answer = (
+            {
+                "error": "access_denied",
+                "error_description": "The user denied the request.",
+            }
+            if self.deny
+            else {"code": self.code}
+        )
+        answer["state"] = query.get("state", "")
+        location = f"{self.redirect_uri}?{urlencode(answer)}"
+        return (302, {"Location": location}, b"")
 
 
 def _handler_class(server: FakeServer) -> type[BaseHTTPRequestHandler]:

@@ -166,8 +166,15 @@ def test_a_mention_is_its_own_thread_and_mentions_the_account() -> None:
 def test_a_quote_is_a_post_and_a_deep_reply_keeps_the_thread_root() -> None:
     quote = parse_notification(notification(C3))
     deep = parse_notification(notification(D2))
-    assert (quote.kind, quote.thread_ref, quote.in_reply_to, quote.text) == (
+    assert (
+        quote.kind,
+        quote.mentions_account,
+        quote.thread_ref,
+        quote.in_reply_to,
+        quote.text,
+    ) == (
         "post",
+        True,
         C3,
         "",
         "Is this why my flight was cancelled? \U0001f643",

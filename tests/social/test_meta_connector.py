@@ -42,6 +42,7 @@ from tests.social.fakes_meta import (
     SHORT_TOKEN,
     STAGING_PAGE_ID,
     STAGING_TOKEN,
+    USER_ID,
     VERIFY_TOKEN,
     WINDOW_MESSAGE,
     FakeGraph,
@@ -383,7 +384,8 @@ def test_parses_mentions_as_items_to_hydrate() -> None:
                 kind="mention",
                 thread_ref="mention:17918195224117851",
                 mentions_account=True,
-                raw={**changes[0]["value"], "needs_hydration": True},
+                raw=changes[0]["value"],
+                needs_hydration=True,
             ),
         ),
         WebhookItem(
@@ -398,7 +400,8 @@ def test_parses_mentions_as_items_to_hydrate() -> None:
                 kind="mention",
                 thread_ref="mention:17918195224117852",
                 mentions_account=True,
-                raw={**changes[1]["value"], "needs_hydration": True},
+                raw=changes[1]["value"],
+                needs_hydration=True,
             ),
         ),
     ]
@@ -453,9 +456,9 @@ def test_hydrating_a_mention_reads_the_mentioned_comment(graph: FakeGraph) -> No
         raw={
             "media_id": "17918195224117851",
             "comment_id": "17894227972186120",
-            "needs_hydration": False,
             "mentioned_comment": graph.mentioned["mentioned_comment"],
         },
+        needs_hydration=False,
     )
     [lookup] = graph.server.requests
     assert lookup.path == f"/v21.0/{IG_ID}"
@@ -935,9 +938,9 @@ def test_exchange_code_returns_the_first_page_and_lists_them_all(
         account_external_id=STAGING_PAGE_ID,
         handle="Acme Air Staging",
         display_name="Acme Air Staging",
-        extra={"pages": pages(graph)},
+        extra={"pages": pages(graph), "user_id": USER_ID},
     )
-    code, exchange, accounts = graph.server.requests
+    code, exchange, me, accounts = graph.server.requests
     assert (code.method, code.path) == ("GET", "/v21.0/oauth/access_token")
     assert code.query == {
         "client_id": [APP_ID],
@@ -952,6 +955,8 @@ def test_exchange_code_returns_the_first_page_and_lists_them_all(
         "grant_type": ["fb_exchange_token"],
         "fb_exchange_token": [SHORT_TOKEN],
     }
+    assert (me.method, me.path, me.query) == ("GET", "/v21.0/me", {"fields": ["id"]})
+    assert me.headers["authorization"] == f"Bearer {LONG_TOKEN}"
     assert (accounts.method, accounts.path) == ("GET", "/v21.0/me/accounts")
     assert accounts.headers["authorization"] == f"Bearer {LONG_TOKEN}"
     assert accounts.query == {
@@ -973,7 +978,7 @@ def test_exchange_code_for_instagram_picks_the_linked_account(
         account_external_id=IG_ID,
         handle="acmeair",
         display_name="Acme Air",
-        extra={"page_id": PAGE_ID, "pages": pages(graph)},
+        extra={"page_id": PAGE_ID, "pages": pages(graph), "user_id": USER_ID},
     )
 
 

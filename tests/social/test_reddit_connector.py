@@ -85,6 +85,7 @@ def test_capabilities_and_registration() -> None:
         polling=True,
         streaming=False,
     )
+    assert connector.keyword_search is True
 
 
 def test_a_username_mention_is_a_public_mention_in_its_post() -> None:

@@ -317,3 +317,22 @@ def test_a_rate_limited_poll_backs_off(owner: User, tenant: Tenant, live: str) -
     assert (fresh.status, fresh.poll_failures) == ("connected", 1)
     assert fresh.next_poll_at is not None
     assert fresh.next_poll_at > timezone.now()
+
+
+def test_disconnecting_revokes_the_grant_on_the_network(
+    owner: User, tenant: Tenant, live: str
+) -> None:
+    from social.sandbox.models import Grant
+
+    account = connect_through_oauth(owner, tenant, live)
+    assert list(Grant.objects.values_list("revoked", flat=True)) == [False]
+    response = login(owner).post(
+        f"/connect/acme-air/accounts/{account.pk}/disconnect/", follow=True
+    )
+    assert b"Disconnected @acmeair. Sandbox revoked Earshot&#x27;s access." in (
+        response.content
+    )
+    assert list(Grant.objects.values_list("revoked", flat=True)) == [True]
+    with tenant_context(tenant):
+        fresh = SocialAccount.objects.get(pk=account.pk)
+    assert (fresh.status, fresh.credentials) == ("disconnected", "")

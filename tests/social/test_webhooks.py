@@ -284,3 +284,16 @@ def test_the_sandbox_is_404_when_switched_off() -> None:
         importlib.reload(helpdesk.urls)
         clear_url_caches()
     assert Client().get("/sandbox/").status_code == 200
+
+
+@pytest.mark.parametrize("platform", ["reddit", "mastodon", "bluesky"])
+def test_polled_platforms_have_no_webhook_endpoint(platform: str) -> None:
+    for response in (
+        Client().get(f"/hooks/{platform}/", {"hub.challenge": "x"}),
+        Client().post(f"/hooks/{platform}/", b"{}", content_type="application/json"),
+    ):
+        assert (response.status_code, response.json()) == (
+            404,
+            {"error": "this platform sends no webhooks"},
+        )
+    assert WebhookEvent.objects.count() == 0

@@ -37,6 +37,7 @@ from tests.social.fakes_x import (
     duplicate_content,
     rate_limited,
     server_error,
+    snowflake,
     unauthorized,
     v2_post,
 )
@@ -113,6 +114,7 @@ def test_is_registered_with_its_capabilities() -> None:
         streaming=False,
     )
     assert found.webhook_signature_header == "x-twitter-webhooks-signature"
+    assert found.keyword_search is True
 
 
 # CRC and signatures
@@ -529,23 +531,41 @@ def test_polling_skips_the_brands_own_posts_but_moves_past_them(
 
 
 def test_recent_search_finds_untagged_posts(x_fake: FakeX) -> None:
+    hour_ago = NOW - timedelta(hours=1)
+    first, second, third = (snowflake(hour_ago, n) for n in (20, 21, 22))
     x_fake.search_results[:] = [
-        v2_post("1793000000000000022", "acme lost my bag again", mentions=()),
-        v2_post("1793000000000000021", "flying acme tomorrow", mentions=()),
-        v2_post("1793000000000000020", "acme air is late", mentions=()),
+        v2_post(third, "acme lost my bag again", mentions=()),
+        v2_post(second, "flying acme tomorrow", mentions=()),
+        v2_post(first, "acme air is late", mentions=()),
     ]
     result = connector.search_recent(
-        x_fake.account, '"acme" -from:acmeair -is:retweet', "1793000000000000020"
+        x_fake.account, '"acme" -from:acmeair -is:retweet', first
     )
     assert [(i.external_id, i.kind, i.mentions_account) for i in result.items] == [
-        ("1793000000000000021", "post", False),
-        ("1793000000000000022", "post", False),
+        (second, "post", False),
+        (third, "post", False),
     ]
-    assert result.cursor == "1793000000000000022"
+    assert result.cursor == third
     [request] = x_fake.server.requests
     assert request.path == "/2/tweets/search/recent"
     assert request.query["query"] == ['"acme" -from:acmeair -is:retweet']
-    assert request.query["since_id"] == ["1793000000000000020"]
+    assert request.query["since_id"] == [first]
+    assert "start_time" not in request.query
+
+
+def test_a_search_cursor_older_than_the_window_is_sent_as_start_time(
+    x_fake: FakeX,
+) -> None:
+    # X answers 400 to a since_id older than the 7 days recent search covers.
+    stale = snowflake(NOW - timedelta(days=8))
+    fresh = snowflake(NOW - timedelta(hours=1))
+    x_fake.search_results[:] = [v2_post(fresh, "acme again", mentions=())]
+    result = connector.search_recent(x_fake.account, "acme", stale)
+    assert [i.external_id for i in result.items] == [fresh]
+    assert result.cursor == fresh
+    [request] = x_fake.server.requests
+    assert request.query["start_time"] == ["2026-08-05T18:31:00Z"]
+    assert "since_id" not in request.query
 
 
 def test_recent_search_pages_with_next_token(x_fake: FakeX) -> None:

@@ -1,0 +1,420 @@
+"""REST API of the care core: conversations, messages, replies and notes.
+
+One APIView per resource operation set, each with nested Input/Output serializers.
+Views gate (TenantScopedApi + access_*), parse, call one service or selector and
+serialize. Every write goes through the same services as the inbox pages, so the
+care rules and their errors are the same for browsers and integrations.
+"""
+
+from typing import Any, ClassVar
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from helpdesk.access import access_conversation, access_message
+from helpdesk.models import Conversation, Message, Note
+from helpdesk.pagination import inbox_page, page_size, paginated
+from helpdesk.selectors import (
+    conversation_tags,
+    conversation_thread,
+    inbox_conversations,
+)
+from helpdesk.services.conversations import UNSET, update_conversation
+from helpdesk.services.notes import add_note
+from helpdesk.services.replies import (
+    cancel_scheduled_reply,
+    edit_scheduled_reply,
+    move_to_private,
+    post_reply,
+    retry_failed_message,
+)
+from social.models import Platform
+from tenants.models import Membership
+from tenants.permissions import TenantScopedApi
+
+
+class PersonSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = serializers.CharField(source="public_name")
+
+
+class ConversationOutput(serializers.ModelSerializer[Conversation]):
+    brand = serializers.SerializerMethodField()
+    contact = serializers.SerializerMethodField()
+    account_id = serializers.IntegerField(source="social_account_id", allow_null=True)
+    assignee = PersonSerializer(allow_null=True)
+    public_reply_limit = serializers.IntegerField(source="brand.public_reply_limit")
+    tags = serializers.SerializerMethodField()
+    channel_state = serializers.CharField(
+        help_text="`public` or `private`: where the next reply goes by default."
+    )
+
+    class Meta:
+        model = Conversation
+        fields: ClassVar[list[str]] = [
+            "id",
+            "brand",
+            "account_id",
+            "platform",
+            "origin",
+            "status",
+            "channel_state",
+            "awaiting_private",
+            "public_reply_count",
+            "public_reply_limit",
+            "priority",
+            "sentiment",
+            "assignee",
+            "contact",
+            "tags",
+            "preview",
+            "sla_due_at",
+            "queue_at",
+            "first_response_at",
+            "last_customer_message_at",
+            "last_activity_at",
+            "snoozed_until",
+            "resolved_at",
+            "created_at",
+        ]
+
+    def get_brand(self, conversation: Conversation) -> dict[str, Any]:
+        return {"id": conversation.brand_id, "name": conversation.brand.name}
+
+    def get_contact(self, conversation: Conversation) -> dict[str, Any]:
+        return {
+            "id": conversation.contact_id,
+            "name": conversation.contact.display_name,
+        }
+
+    def get_tags(self, conversation: Conversation) -> list[str]:
+        tags: dict[int, list[str]] = self.context.get("tags", {})
+        return tags.get(conversation.pk, [])
+
+
+class MessageOutput(serializers.ModelSerializer[Message]):
+    author = serializers.SerializerMethodField()
+    scheduled_for = serializers.DateTimeField(source="send_after", allow_null=True)
+
+    class Meta:
+        model = Message
+        fields: ClassVar[list[str]] = [
+            "id",
+            "conversation_id",
+            "direction",
+            "visibility",
+            "kind",
+            "text",
+            "author",
+            "delivery_status",
+            "scheduled_for",
+            "attempts",
+            "last_error",
+            "external_url",
+            "created_at",
+            "sent_at",
+        ]
+
+    def get_author(self, message: Message) -> dict[str, Any] | None:
+        if message.author_agent_id is not None and message.author_agent:
+            return {
+                "type": "agent",
+                "id": message.author_agent_id,
+                "name": message.author_agent.public_name,
+            }
+        identity = message.author_identity
+        if identity is not None:
+            return {
+                "type": "customer",
+                "id": identity.contact_id,
+                "name": identity.display_name or identity.handle,
+                "handle": identity.handle,
+            }
+        return None
+
+
+class NoteOutput(serializers.ModelSerializer[Note]):
+    author = PersonSerializer(allow_null=True)
+
+    class Meta:
+        model = Note
+        fields: ClassVar[list[str]] = ["id", "conversation_id", "author", "text"]
+
+
+def _conversation_data(conversations: list[Conversation], *, many: bool = True) -> Any:
+    tags = conversation_tags([c.pk for c in conversations])
+    serializer = ConversationOutput(
+        conversations if many else conversations[0],
+        many=many,
+        context={"tags": tags},
+    )
+    return serializer.data
+
+
+class ConversationListApi(TenantScopedApi):
+    """The inbox as data: the same order and filters as the inbox page."""
+
+    class ConversationFilter(serializers.Serializer[Any]):
+        status = serializers.ChoiceField(
+            choices=[*Conversation.Status.values, "all"], required=False
+        )
+        brand = serializers.IntegerField(required=False, min_value=1)
+        account = serializers.IntegerField(required=False, min_value=1)
+        platform = serializers.ChoiceField(choices=Platform.choices, required=False)
+        origin = serializers.ChoiceField(
+            choices=Conversation.Origin.choices, required=False
+        )
+        sentiment = serializers.ChoiceField(
+            choices=Conversation.Sentiment.choices, required=False
+        )
+        tag = serializers.CharField(required=False, max_length=60)
+        assignee = serializers.RegexField(r"^(me|none|\d+)$", required=False)
+
+    @extend_schema(
+        operation_id="conversations_list",
+        parameters=[ConversationFilter],
+        responses=inline_serializer(
+            "ConversationPage",
+            {
+                "results": ConversationOutput(many=True),
+                "next": serializers.URLField(allow_null=True),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.ConversationFilter(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        chosen = data.get("status", Conversation.Status.OPEN)
+        assignee = data.get("assignee")
+        queryset = inbox_conversations(
+            self.membership,
+            status=None if chosen == "all" else chosen,
+            brand_id=data.get("brand"),
+            account_id=data.get("account"),
+            platform=data.get("platform"),
+            origin=data.get("origin"),
+            sentiment=data.get("sentiment"),
+            tag=data.get("tag"),
+            assignee_id=(
+                self.membership.user_id
+                if assignee == "me"
+                else int(assignee)
+                if assignee not in (None, "none")
+                else None
+            ),
+            unassigned=assignee == "none",
+        )
+        rows, next_url = inbox_page(queryset, request, size=page_size(request))
+        return Response(paginated(_conversation_data(rows), next_url))
+
+
+class ConversationDetailApi(TenantScopedApi):
+    """Read one conversation; change its status, priority, assignee or tags."""
+
+    class ConversationUpdateInput(serializers.Serializer[Any]):
+        status = serializers.ChoiceField(
+            choices=Conversation.Status.choices, required=False
+        )
+        snooze_until = serializers.DateTimeField(required=False)
+        priority = serializers.IntegerField(required=False, min_value=0, max_value=100)
+        assignee_id = serializers.IntegerField(required=False, allow_null=True)
+        tags = serializers.ListField(
+            child=serializers.CharField(max_length=60), required=False, max_length=50
+        )
+
+        def validate_assignee_id(self, value: int | None) -> Any:
+            if value is None:
+                return None
+            member = (
+                Membership.objects.select_related("user").filter(user_id=value).first()
+            )
+            if member is None:
+                raise serializers.ValidationError("No such member in this workspace.")
+            return member.user
+
+    @extend_schema(responses=ConversationOutput)
+    def get(self, request: Request, conversation_id: int) -> Response:
+        conversation = access_conversation(self.membership, conversation_id)
+        return Response(_conversation_data([conversation], many=False))
+
+    @extend_schema(request=ConversationUpdateInput, responses=ConversationOutput)
+    def patch(self, request: Request, conversation_id: int) -> Response:
+        conversation = access_conversation(self.membership, conversation_id)
+        payload = self.ConversationUpdateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        updated = update_conversation(
+            conversation,
+            membership=self.membership,
+            status=data.get("status"),
+            snooze_until=data.get("snooze_until"),
+            priority=data.get("priority"),
+            assignee=data.get("assignee_id", UNSET),
+            tags=data.get("tags"),
+        )
+        fresh = access_conversation(self.membership, updated.pk)
+        return Response(_conversation_data([fresh], many=False))
+
+
+class MessageListApi(TenantScopedApi):
+    """A conversation's messages, oldest first; post a reply (every care rule)."""
+
+    class ReplyCreateInput(serializers.Serializer[Any]):
+        text = serializers.CharField(max_length=10000, trim_whitespace=False)
+        visibility = serializers.ChoiceField(
+            choices=Message.Visibility.choices, required=False
+        )
+        seen_seq = serializers.IntegerField(required=False, min_value=0)
+        confirm = serializers.ListField(
+            child=serializers.ChoiceField(choices=["near_duplicate", "stale_view"]),
+            required=False,
+            max_length=5,
+        )
+        override_reason = serializers.CharField(
+            required=False, allow_blank=True, max_length=500
+        )
+
+    @extend_schema(responses=MessageOutput(many=True))
+    def get(self, request: Request, conversation_id: int) -> Response:
+        conversation = access_conversation(self.membership, conversation_id)
+        thread = conversation_thread(conversation)
+        return Response(MessageOutput(thread["messages"], many=True).data)
+
+    @extend_schema(request=ReplyCreateInput, responses={201: MessageOutput})
+    def post(self, request: Request, conversation_id: int) -> Response:
+        conversation = access_conversation(self.membership, conversation_id)
+        payload = self.ReplyCreateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        outcome = post_reply(
+            conversation,
+            membership=self.membership,
+            text=data["text"],
+            visibility=data.get("visibility"),
+            seen_seq=data.get("seen_seq"),
+            confirm=data.get("confirm", []),
+            override_reason=data.get("override_reason", ""),
+        )
+        return Response(
+            MessageOutput(outcome.message).data, status=status.HTTP_201_CREATED
+        )
+
+
+class ConversationMovePrivateApi(TenantScopedApi):
+    """R4: invite the customer to a private channel on the same platform."""
+
+    class MovePrivateInput(serializers.Serializer[Any]):
+        public_text = serializers.CharField(max_length=10000)
+        private_text = serializers.CharField(
+            max_length=10000, required=False, allow_blank=True
+        )
+        confirm = serializers.ListField(
+            child=serializers.ChoiceField(choices=["near_duplicate", "stale_view"]),
+            required=False,
+            max_length=5,
+        )
+
+    @extend_schema(
+        request=MovePrivateInput,
+        responses={
+            201: inline_serializer(
+                "MovePrivateResult", {"messages": MessageOutput(many=True)}
+            )
+        },
+    )
+    def post(self, request: Request, conversation_id: int) -> Response:
+        conversation = access_conversation(self.membership, conversation_id)
+        payload = self.MovePrivateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        queued = move_to_private(
+            conversation,
+            membership=self.membership,
+            public_text=data["public_text"],
+            private_text=data.get("private_text", ""),
+            confirm=data.get("confirm", []),
+        )
+        return Response(
+            {"messages": MessageOutput(queued, many=True).data},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class MessageDetailApi(TenantScopedApi):
+    """Read one message; edit a reply's text during its hold (R5)."""
+
+    class ReplyEditInput(serializers.Serializer[Any]):
+        text = serializers.CharField(max_length=10000)
+
+    @extend_schema(responses=MessageOutput)
+    def get(self, request: Request, message_id: int) -> Response:
+        message = access_message(self.membership, message_id)
+        return Response(MessageOutput(message).data)
+
+    @extend_schema(request=ReplyEditInput, responses=MessageOutput)
+    def patch(self, request: Request, message_id: int) -> Response:
+        message = access_message(self.membership, message_id)
+        payload = self.ReplyEditInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        edited = edit_scheduled_reply(
+            _outbound(message),
+            membership=self.membership,
+            text=payload.validated_data["text"],
+        )
+        return Response(MessageOutput(edited).data)
+
+
+class MessageCancelApi(TenantScopedApi):
+    """Undo a reply during its hold: it is never sent (R5)."""
+
+    @extend_schema(request=None, responses=MessageOutput)
+    def post(self, request: Request, message_id: int) -> Response:
+        message = _outbound(access_message(self.membership, message_id))
+        cancelled = cancel_scheduled_reply(message, membership=self.membership)
+        return Response(MessageOutput(cancelled).data)
+
+
+class MessageRetryApi(TenantScopedApi):
+    """Send a failed reply again (the public limit applies again)."""
+
+    @extend_schema(request=None, responses=MessageOutput)
+    def post(self, request: Request, message_id: int) -> Response:
+        message = _outbound(access_message(self.membership, message_id))
+        retried = retry_failed_message(message, membership=self.membership)
+        return Response(MessageOutput(retried).data)
+
+
+class NoteListApi(TenantScopedApi):
+    """A conversation's internal notes; add one (never sent to the customer)."""
+
+    class NoteCreateInput(serializers.Serializer[Any]):
+        text = serializers.CharField(max_length=10000)
+
+    @extend_schema(responses=NoteOutput(many=True))
+    def get(self, request: Request, conversation_id: int) -> Response:
+        conversation = access_conversation(self.membership, conversation_id)
+        thread = conversation_thread(conversation)
+        return Response(NoteOutput(thread["notes"], many=True).data)
+
+    @extend_schema(request=NoteCreateInput, responses={201: NoteOutput})
+    def post(self, request: Request, conversation_id: int) -> Response:
+        conversation = access_conversation(self.membership, conversation_id)
+        payload = self.NoteCreateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        note = add_note(
+            conversation,
+            membership=self.membership,
+            text=payload.validated_data["text"],
+        )
+        return Response(NoteOutput(note).data, status=status.HTTP_201_CREATED)
+
+
+def _outbound(message: Message) -> Message:
+    # Customer messages are not replies: undo, edit and retry do not apply to them.
+    if message.direction != Message.Direction.OUT:
+        raise Http404("No such reply")
+    return message

@@ -1,0 +1,153 @@
+"""REST endpoints of the API channel: open channels, push inbound messages.
+
+Mounted under /api/v1/t/<tenant_slug>/ by the root URLconf.
+"""
+
+from typing import Any
+
+from django.urls import path
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from social.api_channel import (
+    ChannelMessage,
+    access_api_channel,
+    create_api_channel,
+    record_channel_message,
+)
+from social.models import Platform, SocialAccount
+from tenants.models import ApiToken, Brand, Membership
+from tenants.permissions import TenantScopedApi
+
+
+class ChannelOutput(serializers.ModelSerializer[SocialAccount]):
+    name = serializers.CharField(source="handle")
+
+    class Meta:
+        model = SocialAccount
+        fields = ("id", "name", "brand_id", "status", "created_at")
+
+
+class ChannelListApi(TenantScopedApi):
+    """The workspace's API channels; admins open new ones."""
+
+    write_role = Membership.Role.ADMIN
+    write_scope = ApiToken.Scope.ADMIN
+
+    class ChannelCreateInput(serializers.Serializer[Any]):
+        brand_id = serializers.IntegerField()
+        name = serializers.CharField(max_length=128)
+
+        def validate_brand_id(self, value: int) -> Brand:
+            brand = Brand.objects.filter(pk=value).first()
+            if brand is None:
+                raise serializers.ValidationError("No such brand in this workspace.")
+            return brand
+
+    @extend_schema(operation_id="channels_list", responses=ChannelOutput(many=True))
+    def get(self, request: Request) -> Response:
+        channels = SocialAccount.objects.filter(platform=Platform.API).order_by("id")
+        return Response(ChannelOutput(channels, many=True).data)
+
+    @extend_schema(request=ChannelCreateInput, responses={201: ChannelOutput})
+    def post(self, request: Request) -> Response:
+        payload = self.ChannelCreateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        channel = create_api_channel(
+            self.membership,
+            brand=payload.validated_data["brand_id"],
+            name=payload.validated_data["name"],
+        )
+        return Response(ChannelOutput(channel).data, status=status.HTTP_201_CREATED)
+
+
+class ChannelMessageCreateApi(TenantScopedApi):
+    """Push one inbound message from a custom source (idempotent by external_id).
+
+    201 when recorded, 200 when that external id was recorded before (nothing new
+    happens). Agents' replies come back through the outbound webhooks.
+    """
+
+    class ChannelAuthorInput(serializers.Serializer[Any]):
+        id = serializers.CharField(max_length=128)
+        handle = serializers.CharField(
+            max_length=128, required=False, default="", allow_blank=True
+        )
+        name = serializers.CharField(
+            max_length=200, required=False, default="", allow_blank=True
+        )
+        followers = serializers.IntegerField(
+            min_value=0, max_value=2_000_000_000, required=False, default=0
+        )
+
+    class ChannelMessageInput(serializers.Serializer[Any]):
+        external_id = serializers.CharField(max_length=128)
+        text = serializers.CharField(max_length=10_000)
+        author = serializers.DictField(required=True)
+        visibility = serializers.ChoiceField(
+            choices=[("public", "Public"), ("private", "Private")], default="private"
+        )
+        thread_id = serializers.CharField(
+            max_length=128, required=False, default="", allow_blank=True
+        )
+        created_at = serializers.DateTimeField(required=False, allow_null=True)
+        url = serializers.URLField(
+            required=False, default="", allow_blank=True, max_length=500
+        )
+
+        def validate_author(self, value: dict[str, Any]) -> dict[str, Any]:
+            author = ChannelMessageCreateApi.ChannelAuthorInput(data=value)
+            author.is_valid(raise_exception=True)
+            return dict(author.validated_data)
+
+    Output = inline_serializer(
+        "ChannelMessageRecorded",
+        {
+            "message_id": serializers.IntegerField(),
+            "conversation_id": serializers.IntegerField(),
+            "created": serializers.BooleanField(),
+        },
+    )
+
+    @extend_schema(request=ChannelMessageInput, responses={200: Output, 201: Output})
+    def post(self, request: Request, account_id: int) -> Response:
+        channel = access_api_channel(self.membership, account_id)
+        payload = self.ChannelMessageInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        author = data["author"]
+        result = record_channel_message(
+            self.membership,
+            account=channel,
+            message=ChannelMessage(
+                external_id=data["external_id"],
+                text=data["text"],
+                author_id=author["id"],
+                author_handle=author["handle"],
+                author_name=author["name"],
+                author_followers=author["followers"],
+                visibility=data["visibility"],
+                thread_id=data["thread_id"],
+                created_at=data.get("created_at"),
+                url=data["url"],
+            ),
+        )
+        body = {
+            "message_id": result.message.pk,
+            "conversation_id": result.conversation.pk,
+            "created": result.created,
+        }
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(body, status=code)
+
+
+urlpatterns = [
+    path("channels/", ChannelListApi.as_view(), name="channel-list"),
+    path(
+        "channels/<int:account_id>/messages/",
+        ChannelMessageCreateApi.as_view(),
+        name="channel-message-create",
+    ),
+]

@@ -1,0 +1,37 @@
+"""API test clients: the browser session and bearer tokens (shared by test_*_api.py)."""
+
+from rest_framework.test import APIClient
+
+from tenants.api_tokens import create_api_token
+from tenants.context import tenant_context
+from tenants.models import Tenant, User
+from tests.factories import membership_of
+
+
+def session(user: User) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def token_client(tenant: Tenant, user: User, scope: str = "write") -> APIClient:
+    with tenant_context(tenant):
+        _, raw = create_api_token(membership_of(tenant, user), name="ci", scope=scope)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def base(tenant: Tenant) -> str:
+    return f"/api/v1/t/{tenant.slug}"
+
+
+FOREIGN_CALLERS = ("outsider_session", "foreign_token")
+
+
+def foreign_client(caller: str, other_tenant: Tenant, outsider: User) -> APIClient:
+    """Someone of another workspace: its owner's browser session, or an admin-scope
+    token of that workspace (both must get 404 on this workspace's URLs)."""
+    if caller == "outsider_session":
+        return session(outsider)
+    return token_client(other_tenant, outsider, "admin")

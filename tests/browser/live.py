@@ -1,0 +1,163 @@
+"""The real stack the browser journeys drive: a uvicorn process serving the ASGI app
+(HTTP, websockets, static files through whitenoise) and a `celery worker` process,
+both on the test's PostgreSQL database, with Redis as broker and channel layer.
+
+The Sandbox network runs inside the same server, so its webhooks and Earshot's
+calls to its API travel over real HTTP between the processes.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+# Redis databases of their own: other test runs flush 15 (cache) and 14 (broker),
+# which would drop presence and steal or lose this stack's tasks.
+BROKER_URL = "redis://127.0.0.1:6379/12"
+REDIS_URL = "redis://127.0.0.1:6379/13"
+# The stack's channel layer: events the test process emits reach the server's sockets.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.browser.server_settings",
+        "EARSHOT_LIVE_URL": url,
+        "EARSHOT_TEST_EAGER": "0",
+        "CELERY_BROKER_URL": BROKER_URL,
+        "REDIS_URL": REDIS_URL,
+        "ACCOUNT_EMAIL_VERIFICATION": "optional",
+        "DJANGO_ALLOW_ASYNC_UNSAFE": "",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+class LiveServer:
+    """The server process; `stop()` and `start()` let a test cut every websocket."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://localhost:{self.port}"
+        self.log_dir = log_dir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self, timeout: float = 40.0) -> None:
+        self.starts += 1
+        log = (self.log_dir / f"server-{self.starts}.log").open("wb")
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "helpdesk.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+        ]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=_env(self.url), stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: see {log.name}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as reply:  # noqa: S310 - loopback
+                    if reply.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"server did not answer within {timeout} s")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@contextmanager
+def worker_process(url: str, log: Path, *, timeout: float = 40.0) -> Iterator[None]:
+    """A `celery worker -P solo` with the server's settings, on BROKER_URL."""
+    for url in (BROKER_URL, REDIS_URL):
+        redis.Redis.from_url(url).flushdb()
+    command = [
+        str(Path(sys.executable).with_name("celery")),
+        "-A",
+        "helpdesk",
+        "worker",
+        "-P",
+        "solo",
+        "-c",
+        "1",
+        "-n",
+        f"browser-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-l",
+        "INFO",
+    ]
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            command, cwd=ROOT, env=_env(url), stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while b" ready." not in log.read_bytes():
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=10)
+
+
+@contextmanager
+def live_stack() -> Iterator[LiveServer]:
+    """Server and worker processes for a module of journeys; logs in artifacts/."""
+    log_dir = ARTIFACTS / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    server = LiveServer(log_dir)
+    with worker_process(server.url, log_dir / "worker.log"):
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()

@@ -1,0 +1,53 @@
+"""`manage.py seed_demo` fills the demo inbox through the real services."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from helpdesk.models import Conversation, Message
+from tenants.context import tenant_context
+from tenants.models import Tenant
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_demo_inbox_is_populated_across_platforms_and_states() -> None:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", stdout=StringIO())  # a second run adds nothing
+    tenant = Tenant.objects.get(slug="acme-air")
+    with tenant_context(tenant):
+        conversations = list(Conversation.objects.all())
+        failed = Message.objects.filter(delivery_status="failed").count()
+        moved = (
+            Conversation.objects.filter(
+                channel_state="private", messages__visibility="public"
+            )
+            .distinct()
+            .count()
+        )
+    assert len(conversations) == 12
+    assert {c.platform for c in conversations} == {
+        "sandbox",
+        "x",
+        "instagram",
+        "facebook",
+        "mastodon",
+        "bluesky",
+    }
+    assert {c.status for c in conversations} == {"open", "pending", "resolved"}
+    assert {c.origin for c in conversations} >= {"mention", "listening"}
+    assert failed == 1
+    assert moved == 1
+    text = out.getvalue()
+    assert "owner: owner@acme-air.example / earshot-demo" in text
+    assert "/t/acme-air/inbox/" in text
+    assert "Sandbox network (be the customer): http://testserver/sandbox/" in text
+
+    client = Client()
+    assert client.login(email="agent@acme-air.example", password="earshot-demo")
+    page = client.get("/t/acme-air/inbox/")
+    assert page.status_code == 200
+    assert page.content.decode().count('class="conv-row') == 9  # the open tab

@@ -1,0 +1,76 @@
+"""A real uvicorn process serving `helpdesk.asgi:application` for benchmarks.
+
+tests.settings, the test database as the runtime role, and Celery publishing to the
+Redis broker of the live tests (db 14) with no worker unless the benchmark starts
+one. Loopback only.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.helpdesk.live import BROKER_URL, ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def uvicorn_server(
+    log_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Serve the app on a free 127.0.0.1 port; yields its base URL."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "EARSHOT_TEST_EAGER": "0",
+        "CELERY_BROKER_URL": BROKER_URL,
+        "PYTHONPATH": str(ROOT),
+        **(env or {}),
+    }
+    log = (log_dir / "uvicorn.log").open("w")
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "helpdesk.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    server = subprocess.Popen(
+        command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{base}/healthz", timeout=1.0)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError(f"uvicorn did not start; see {log_dir}/uvicorn.log")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
