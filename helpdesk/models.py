@@ -170,6 +170,11 @@ class Conversation(TenantModel):
                 fields=["tenant", "status", "-last_activity_at", "id"],
                 name="helpdesk_conv_recent_ix",
             ),
+            # The inbox's "All" tab: queue order without a status filter.
+            models.Index(
+                fields=["tenant", "queue_at", "-last_activity_at", "id"],
+                name="helpdesk_conv_all_queue_ix",
+            ),
             models.Index(
                 fields=["tenant", "assignee", "status"],
                 name="helpdesk_conv_assignee_ix",

@@ -38,7 +38,7 @@ from tests.perf.report import (
 pytestmark = [pytest.mark.bench, pytest.mark.sql_audit_exempt]
 
 BENCH_DB = "earshot_bench"
-DATASET = "inbox-v1"
+DATASET = "inbox-v2"
 TENANTS = 1000
 TARGET = {"contacts": 20_000, "conversations": 100_000, "per_conversation": 10}
 OTHERS = {"contacts": 20, "conversations": 100, "per_conversation": 2}
@@ -68,9 +68,9 @@ BEGIN
     IF a IS NULL THEN
         INSERT INTO social_socialaccount (tenant_id, brand_id, platform, external_id,
             handle, display_name, purpose, status, last_error, credentials, base_url,
-            poll_cursor, created_at)
+            poll_cursor, search_cursor, poll_failures, created_at)
         VALUES (t, b, 'sandbox', 'acct-' || t, 'brand' || t, '', 'care', 'connected',
-            '', '{}', '', '', now())
+            '', '{}', '', '', '', 0, now())
         RETURNING id INTO a;
     END IF;
     INSERT INTO helpdesk_contact (tenant_id, display_name, email, external_crm_id,
@@ -141,14 +141,23 @@ def bench_database() -> Iterator[None]:
     """Point the `default` and `migrator` connections at BENCH_DB for the block."""
     aliases = ("default", "migrator")
     saved = {alias: settings.DATABASES[alias]["NAME"] for alias in aliases}
-    connections.close_all()
+
+    def reset() -> None:
+        # A psycopg pool keeps the database it was opened on: drop it as well.
+        connections.close_all()
+        for alias in aliases:
+            close_pool = getattr(connections[alias], "close_pool", None)
+            if close_pool is not None:
+                close_pool()
+
+    reset()
     for alias in aliases:
         settings.DATABASES[alias]["NAME"] = BENCH_DB
         connections[alias].settings_dict["NAME"] = BENCH_DB
     try:
         yield
     finally:
-        connections.close_all()
+        reset()
         for alias, name in saved.items():
             settings.DATABASES[alias]["NAME"] = name
             connections[alias].settings_dict["NAME"] = name
