@@ -18,6 +18,8 @@ from pathlib import Path
 
 import redis
 
+from tests.helpdesk.live import worker_subprocess
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 # Redis databases of their own: other test runs flush 15 (cache) and 14 (broker),
@@ -110,43 +112,10 @@ class LiveServer:
 @contextmanager
 def worker_process(url: str, log: Path, *, timeout: float = 40.0) -> Iterator[None]:
     """A `celery worker -P solo` with the server's settings, on BROKER_URL."""
-    for url in (BROKER_URL, REDIS_URL):
-        redis.Redis.from_url(url).flushdb()
-    command = [
-        str(Path(sys.executable).with_name("celery")),
-        "-A",
-        "helpdesk",
-        "worker",
-        "-P",
-        "solo",
-        "-c",
-        "1",
-        "-n",
-        f"browser-{os.getpid()}@%h",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "-l",
-        "INFO",
-    ]
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            command, cwd=ROOT, env=_env(url), stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + timeout
-        while b" ready." not in log.read_bytes():
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"celery worker did not start:\n{log.read_text()}")
-            time.sleep(0.1)
+    for url_ in (BROKER_URL, REDIS_URL):
+        redis.Redis.from_url(url_).flushdb()
+    with worker_subprocess(_env(url), log, name="browser", ready_timeout=timeout):
         yield
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=10)
 
 
 @contextmanager

@@ -107,20 +107,13 @@ def _drop_broker_pools() -> None:
 
 
 @contextmanager
-def celery_worker(log: Path, *, ready_timeout: float = 30.0) -> Iterator[Any]:
-    """A `celery worker -P solo` process on BROKER_URL using tests.settings, non-eager.
+def worker_subprocess(
+    env: dict[str, str], log: Path, *, name: str, ready_timeout: float = 30.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A `celery worker -P solo` process with `env`, logging to `log`.
 
-    It reads the same test database as the runtime role, so the data it needs must be
-    committed. The worker is terminated (killed after 10 s) when the block ends.
+    Waits until it is ready; terminates it (killed after 10 s) when the block ends.
     """
-    redis.Redis.from_url(BROKER_URL).flushdb()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "CELERY_BROKER_URL": BROKER_URL,
-        "EARSHOT_TEST_EAGER": "0",
-        "PYTHONPATH": str(ROOT),
-    }
     command = [
         str(Path(sys.executable).with_name("celery")),
         "-A",
@@ -131,7 +124,7 @@ def celery_worker(log: Path, *, ready_timeout: float = 30.0) -> Iterator[Any]:
         "-c",
         "1",
         "-n",
-        f"e2e-{os.getpid()}@%h",
+        f"{name}-{os.getpid()}@%h",
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
@@ -156,6 +149,25 @@ def celery_worker(log: Path, *, ready_timeout: float = 30.0) -> Iterator[Any]:
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait(timeout=10)
+
+
+@contextmanager
+def celery_worker(log: Path, *, ready_timeout: float = 30.0) -> Iterator[Any]:
+    """A `celery worker -P solo` process on BROKER_URL using tests.settings, non-eager.
+
+    It reads the same test database as the runtime role, so the data it needs must be
+    committed. The worker is terminated (killed after 10 s) when the block ends.
+    """
+    redis.Redis.from_url(BROKER_URL).flushdb()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "CELERY_BROKER_URL": BROKER_URL,
+        "EARSHOT_TEST_EAGER": "0",
+        "PYTHONPATH": str(ROOT),
+    }
+    with worker_subprocess(env, log, name="e2e", ready_timeout=ready_timeout) as w:
+        yield w
 
 
 @contextmanager
