@@ -1,21 +1,15 @@
 """Webhook endpoint secrets, encrypted at rest and bound to their tenant.
 
 Receivers need the plain secret to check signatures, so it is kept recoverable:
-Fernet under a key derived (HKDF) from the deployment's key ring
-(settings.TOKEN_ENCRYPTION_KEYS, newest first) and the tenant id, so one tenant's
-ciphertext does not decrypt as another's. social/crypto.py does the same for
-platform tokens; helpdesk may not import social's glue (STYLE rule 1), and the
-derivation uses its own salt so the two kinds of ciphertext never mix.
+Fernet under the tenant's key from tenants/crypto.py, with its own purpose (salt)
+so webhook secrets and platform tokens never decrypt as each other.
 """
 
-import base64
 import secrets
-from functools import lru_cache
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
+from cryptography.fernet import InvalidToken
+
+from tenants.crypto import tenant_fernet
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a marker that tells secrets apart, not one
 
@@ -29,34 +23,18 @@ def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
-def _derive(master: str, tenant_id: int) -> Fernet:
-    key = HKDF(
-        algorithm=hashes.SHA256(),
-        length=32,
-        salt=b"earshot.webhook-secret.v1",
-        info=f"tenant:{tenant_id}".encode(),
-    ).derive(master.encode())
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
-@lru_cache(maxsize=1024)
-def _fernet(tenant_id: int, ring: tuple[str, ...]) -> MultiFernet:
-    return MultiFernet([_derive(master, tenant_id) for master in ring])
-
-
-def _ring() -> tuple[str, ...]:
-    return tuple(settings.TOKEN_ENCRYPTION_KEYS)
+PURPOSE = b"earshot.webhook-secret.v1"
 
 
 def encrypt_secret(tenant_id: int, secret: str) -> str:
     """Ciphertext of `secret` for `tenant_id` under the newest key."""
-    return _fernet(int(tenant_id), _ring()).encrypt(secret.encode()).decode()
+    return tenant_fernet(PURPOSE, tenant_id).encrypt(secret.encode()).decode()
 
 
 def decrypt_secret(tenant_id: int, ciphertext: str) -> str:
     """The plain secret; SecretUnreadable for another tenant or a retired key."""
     try:
-        plain = _fernet(int(tenant_id), _ring()).decrypt(ciphertext.encode())
+        plain = tenant_fernet(PURPOSE, tenant_id).decrypt(ciphertext.encode())
     except InvalidToken:
         raise SecretUnreadable("This webhook secret cannot be read here.") from None
     return plain.decode()
