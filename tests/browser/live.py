@@ -7,7 +7,6 @@ calls to its API travel over real HTTP between the processes.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from tests.helpdesk.live import worker_subprocess
+from tests.helpdesk.live import free_port, worker_subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -33,12 +32,6 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL]},
     }
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(url: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ connection, so the SQL auditor sees every query the consumer makes.
 """
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -104,6 +105,13 @@ def _drop_broker_pools() -> None:
     pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @contextmanager

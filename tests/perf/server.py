@@ -6,7 +6,6 @@ one. Loopback only.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpdesk.live import BROKER_URL, ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpdesk.live import BROKER_URL, ROOT, free_port
 
 
 @contextmanager
