@@ -1,7 +1,6 @@
 """The embedded demo path on SQLite: migrate, seed, serve, an in-process worker."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -9,6 +8,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.helpdesk.live import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,14 +108,8 @@ def test_demo_runs_tasks_on_a_real_in_process_worker(seeded: dict[str, str]) -> 
     assert "Task tenants.send_invitation_email" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_answers_http_on_the_chosen_port(seeded: dict[str, str]) -> None:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
         cwd=ROOT,
