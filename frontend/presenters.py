@@ -13,6 +13,7 @@ from django.utils import timezone
 from helpdesk.models import Conversation, Message
 from helpdesk.services.replies import (
     capabilities_for,
+    is_pending_public_answer,
     render_saved_reply,
     with_signature,
 )
@@ -20,7 +21,6 @@ from social.connectors.base import Capabilities, ConnectorError
 from tenants.models import Membership
 
 Visibility = Message.Visibility
-Delivery = Message.DeliveryStatus
 
 
 @dataclass
@@ -107,11 +107,7 @@ def _private_reason(conversation: Conversation, caps: Capabilities) -> str:
 def _pending(messages: list[Message], membership: Membership) -> tuple[Any, Any]:
     mine = other = None
     for message in messages:
-        if (
-            message.direction == Message.Direction.OUT
-            and message.visibility == Visibility.PUBLIC
-            and message.delivery_status == Delivery.SCHEDULED
-        ):
+        if is_pending_public_answer(message):
             if message.author_agent_id == membership.user_id:
                 mine = message
             else:

@@ -2,13 +2,13 @@
 
 Outside a brand's business hours, the first customer message of a conversation gets
 one automatic reply, in the channel the customer used, saying when the team is
-back. It is not an agent's answer, so it differs from post_reply's replies:
-- it does not count toward the public reply limit (R3) and carries no signature
-  (R7): no agent wrote it;
+back. Like every public brand post it counts toward the thread's public reply
+limit (R3) and waits the brand's hold, during which an agent may undo it (R5). It
+is not an agent's answer, so:
+- it carries no signature (R7): no agent wrote it;
 - it does not stop the response clock: `first_response_at`, the SLA due time and the
   queue position stay as they were, so an agent must still answer (R9, R10);
-- it is sent without a hold (R5): nobody is there to undo it, and a late "we are
-  away" helps no one;
+- it does not hold back an agent's public answer (R7's one-pending rule);
 - it is sent at most once per conversation, only where the platform lets the brand
   answer in that channel, and never to untagged posts found by listening (their
   authors did not address the brand) nor to reviews;
@@ -36,7 +36,7 @@ from helpdesk.services.replies import (
     schedule_delivery,
 )
 from social.connectors.base import ConnectorError, InboundItem
-from tenants.hours import is_open, next_change
+from tenants.hours import availability
 from tenants.models import Brand
 
 logger = logging.getLogger(__name__)
@@ -81,12 +81,13 @@ def queue_away_reply(
     - the brand is offline at the item's time and has a next opening that is still
       ahead (an item that arrives after the team is back gets none; a brand with no
       business hours at all has nothing to promise);
-    - the conversation has no automatic reply yet;
     - the platform can answer in the item's channel (channel_refusal) and the text
       fits its length limit.
     Creates a `scheduled` Message (kind auto_reply, visibility of the item, no author
-    agent, not counted toward the limit, due now) and leaves the conversation as it
-    is. Emits message.created and enqueues helpdesk.deliver_message on commit.
+    agent, counted toward the public limit when public, due after the brand's hold);
+    the response clock is left as it is. Emits message.created (and
+    conversation.updated for the public count) and enqueues helpdesk.deliver_message
+    on commit.
     Returns the message, or None when no reply is due.
     """
     if not settings.AWAY_REPLIES_ENABLED:
@@ -99,20 +100,17 @@ def queue_away_reply(
     now = timezone.now()
     if now - item.created_at > AWAY_REPLY_MAX_AGE:
         return None
-    if is_open(brand, item.created_at):
-        return None
-    back = next_change(brand, item.created_at)
-    if back is None or back <= now:
+    state = availability(brand, item.created_at)
+    back = state.next_change
+    if state.online or back is None or back <= now:
         return None
     text = away_reply_text(
         brand, back=back, first_name=_first_name(author.display_name)
     )
     if not _can_send(conversation, item.visibility, text):
         return None
-    if Message.objects.filter(
-        conversation=conversation, kind=Message.Kind.AUTO_REPLY
-    ).exists():
-        return None
+    # customer_message_count == 1 happens once per conversation (replays are
+    # no-ops), so at most one automatic reply is ever queued.
     return _queue(conversation, item.visibility, text, now)
 
 
@@ -145,6 +143,7 @@ def _can_send(conversation: Conversation, visibility: str, text: str) -> bool:
 def _queue(
     conversation: Conversation, visibility: str, text: str, now: datetime
 ) -> Message:
+    public = visibility == Message.Visibility.PUBLIC
     seq = events.next_seq(conversation.tenant_id)
     message = Message.objects.create(
         tenant_id=conversation.tenant_id,
@@ -156,8 +155,10 @@ def _queue(
         kind=Message.Kind.AUTO_REPLY,
         text=text,
         delivery_status=Message.DeliveryStatus.SCHEDULED,
-        counts_toward_limit=False,
-        send_after=now,
+        # A public brand post in the thread like any other (R3), with the brand's
+        # undo hold (R5).
+        counts_toward_limit=public,
+        send_after=now + timedelta(seconds=conversation.brand.send_hold_seconds),
         seq=seq,
         created_at=now,
     )
@@ -173,9 +174,21 @@ def _queue(
             "visibility": message.visibility,
             "kind": message.kind,
             "delivery_status": message.delivery_status,
-            "send_after": now.isoformat(),
+            "send_after": message.send_after.isoformat()
+            if message.send_after
+            else None,
             "author_agent_id": None,
         },
     )
+    if public:
+        conversation.public_reply_count += 1
+        conversation.save(update_fields=["public_reply_count"])
+        events.emit(
+            conversation.tenant_id,
+            "conversation.updated",
+            conversation_id=conversation.pk,
+            brand_id=conversation.brand_id,
+            changed={"public_reply_count": conversation.public_reply_count},
+        )
     schedule_delivery(message)
     return message

@@ -216,6 +216,20 @@ def _check_public_limit(
     )
 
 
+def is_pending_public_answer(message: Message) -> bool:
+    """Whether `message` is a public answer in its hold, the kind R7 allows one of.
+
+    The in-memory twin of `_check_nothing_pending`'s query, for pages that already
+    hold the thread's messages. An automatic reply (R8) is no agent's answer.
+    """
+    return (
+        message.direction == Message.Direction.OUT
+        and message.visibility == Visibility.PUBLIC
+        and message.delivery_status == Delivery.SCHEDULED
+        and message.kind != Message.Kind.AUTO_REPLY
+    )
+
+
 def _check_nothing_pending(conversation: Conversation, agent: User) -> None:
     pending = (
         Message.objects.filter(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from helpdesk.exceptions import PublicReplyLimitReached
 from helpdesk.models import Conversation, Event, Message
 from helpdesk.services.inbound import InboundResult
 from helpdesk.services.replies import post_reply
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.django_db
 MONDAY_EVENING = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)  # closed since 17:00
 MONDAY_NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 BACK_TUESDAY = "back Tuesday at 09:00 (UTC)."
+HOLD = timedelta(seconds=20)  # the brand's default send_hold_seconds
 
 Clock = Callable[[datetime], None]
 
@@ -98,19 +100,20 @@ def test_an_offline_mention_gets_one_public_automatic_reply(
         "public",
         "scheduled",
         None,
-        False,
+        True,
         result.conversation.pk,
     )
     assert auto.text == (
         "Hi Jo, thanks for reaching out. Our team is offline right now and "
         + BACK_TUESDAY
     )
-    # No hold (R5): due at once, and enqueued on commit like an agent's reply.
-    assert auto.send_after == MONDAY_EVENING
-    assert delivery_queue.calls == [((tenant.pk, auto.pk), MONDAY_EVENING)]
-    # Not an answer: the limit, the response clock and the queue are untouched.
+    # The brand's hold (R5), then enqueued on commit like an agent's reply.
+    assert auto.send_after == MONDAY_EVENING + HOLD
+    assert delivery_queue.calls == [((tenant.pk, auto.pk), MONDAY_EVENING + HOLD)]
+    # A public brand post in the thread (R3: it counts), but not an answer: the
+    # response clock and the queue are untouched.
     conversation = reload(result.conversation)
-    assert conversation.public_reply_count == 0
+    assert conversation.public_reply_count == 1
     assert conversation.first_response_at is None
     assert conversation.last_answered_by_id is None
     assert conversation.sla_due_at == MONDAY_EVENING + timedelta(minutes=60)
@@ -121,7 +124,9 @@ def test_an_offline_mention_gets_one_public_automatic_reply(
         "message.created",
         "conversation.created",
         "message.created",
+        "conversation.updated",
     ]
+    assert events[3][1]["changed"] == {"public_reply_count": 1}
     assert events[2][1]["message_id"] == auto.pk
     assert events[2][1]["changed"]["kind"] == "auto_reply"
     assert auto.seq == events[2][1]["seq"]
@@ -144,7 +149,7 @@ def test_the_automatic_reply_is_delivered_in_the_thread_by_the_task(
     [auto] = outbound(tenant)
     assert auto.delivery_status == "sent"
     assert auto.external_id is not None
-    assert reload(result.conversation).public_reply_count == 0
+    assert reload(result.conversation).public_reply_count == 1
 
 
 def test_more_messages_while_offline_get_no_second_reply(
@@ -305,7 +310,7 @@ def test_an_old_item_from_a_backfill_gets_none(
         item(created_at=MONDAY_EVENING + timedelta(minutes=1), author="cust-2"),
     )
     [auto] = outbound(tenant)
-    assert auto.send_after == MONDAY_EVENING + timedelta(minutes=31)
+    assert auto.send_after == MONDAY_EVENING + timedelta(minutes=31) + HOLD
 
 
 def test_a_brand_without_business_hours_promises_nothing(
@@ -357,14 +362,13 @@ def test_a_brand_is_read_on_its_own_clock_across_daylight_saving(
     ]
 
 
-def test_the_automatic_reply_neither_blocks_nor_counts_against_an_agents_answer(
+def test_the_automatic_reply_counts_toward_the_limit_without_blocking_an_answer(
     tenant: Tenant, agent: User, account: SocialAccount, clock: Clock
 ) -> None:
-    set_brand(tenant, public_reply_limit=1)
     result = arrive(account, clock, MONDAY_EVENING)
     [auto] = outbound(tenant)
-    assert auto.delivery_status == "scheduled"  # not yet delivered
-    answered_at = MONDAY_EVENING + timedelta(minutes=7)
+    assert auto.delivery_status == "scheduled"  # still in its hold
+    answered_at = MONDAY_EVENING + timedelta(seconds=7)
     clock(answered_at)
     with tenant_context(tenant):
         reply = post_reply(
@@ -376,8 +380,11 @@ def test_the_automatic_reply_neither_blocks_nor_counts_against_an_agents_answer(
         True,
     )
     conversation = reload(result.conversation)
-    assert conversation.public_reply_count == 1
+    assert conversation.public_reply_count == 2
     assert conversation.first_response_at == answered_at
+    # R3: the automatic reply was one of the brand's public replies in this thread.
+    with tenant_context(tenant), pytest.raises(PublicReplyLimitReached):
+        post_reply(conversation, membership=member(tenant, agent), text="Again")
 
 
 def test_the_thread_shows_it_as_an_automatic_reply(
