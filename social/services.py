@@ -136,6 +136,15 @@ class RevokeOutcome:
     detail: str = ""
 
 
+def _platforms_sharing_grants(platform: str) -> list[str]:
+    reader = type(get_connector(platform)).grant_id
+    return [
+        other
+        for other in settings.SOCIAL_PLATFORMS
+        if type(get_connector(other)).grant_id is reader
+    ]
+
+
 def plan_revocation(account: SocialAccount) -> Revocation:
     """Read what `revoke_tokens` needs: credentials, the app, a shared grant.
 
@@ -151,8 +160,14 @@ def plan_revocation(account: SocialAccount) -> Revocation:
     grant = get_connector(account.platform).grant_id(ref) if ref.credentials else ""
     shared_with = ""
     if grant:
-        others = SocialAccount.objects.exclude(pk=account.pk).exclude(
-            status=SocialAccount.Status.DISCONNECTED
+        # Only accounts whose platform reads grants the same way can share one
+        # (Facebook and Instagram do): nothing else needs decrypting.
+        others = (
+            SocialAccount.objects.filter(
+                platform__in=_platforms_sharing_grants(account.platform)
+            )
+            .exclude(pk=account.pk)
+            .exclude(status=SocialAccount.Status.DISCONNECTED)
         )
         for other in others:
             try:

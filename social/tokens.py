@@ -18,6 +18,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from social.connectors import get_connector
@@ -35,18 +36,20 @@ REFRESH_AHEAD = timedelta(minutes=10)
 LOCK_SECONDS = 120
 
 
+def _due(moment: datetime) -> "QuerySet[SocialAccount]":
+    return SocialAccount.objects.filter(
+        status=SocialAccount.Status.CONNECTED,
+        token_expires_at__isnull=False,
+        token_expires_at__lte=moment + REFRESH_AHEAD,
+    )
+
+
 def accounts_due_for_refresh(*, now: datetime | None = None) -> list[int]:
     """Connected accounts whose access token expires within REFRESH_AHEAD (or has
     expired), soonest first. Call inside the tenant's context."""
     moment = now or timezone.now()
     return list(
-        SocialAccount.objects.filter(
-            status=SocialAccount.Status.CONNECTED,
-            token_expires_at__isnull=False,
-            token_expires_at__lte=moment + REFRESH_AHEAD,
-        )
-        .order_by("token_expires_at", "pk")
-        .values_list("pk", flat=True)
+        _due(moment).order_by("token_expires_at", "pk").values_list("pk", flat=True)
     )
 
 
@@ -69,8 +72,8 @@ def refresh_account_token(tenant: Tenant, account_id: int) -> str:
 
 def _refresh(tenant: Tenant, account_id: int) -> str:
     with tenant_context(tenant):
-        account = SocialAccount.objects.filter(pk=account_id).first()
-        if account is None or account_id not in accounts_due_for_refresh():
+        account = _due(timezone.now()).filter(pk=account_id).first()
+        if account is None:
             return "skipped"
         seen, platform = account.credentials, account.platform
         try:
