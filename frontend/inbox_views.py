@@ -25,7 +25,7 @@ from helpdesk.selectors import (
     last_event_seq,
     merge_candidates,
     online_member_ids,
-    saved_replies_for,
+    workspace_saved_replies,
     workspace_tags,
 )
 from social.selectors import workspace_accounts
@@ -149,7 +149,9 @@ def _conversation_context(
         conversation,
         request.membership,
         thread["messages"],
-        list(saved_replies_for(conversation)),
+        list(
+            workspace_saved_replies(request.membership, brand_id=conversation.brand_id)
+        ),
     )
     return {
         "conversation": conversation,

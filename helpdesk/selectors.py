@@ -182,13 +182,6 @@ def workspace_tags(membership: Membership) -> QuerySet[Tag]:
     return Tag.objects.order_by("name")
 
 
-def saved_replies_for(conversation: Conversation) -> QuerySet[SavedReply]:
-    """Saved replies usable in this conversation: its brand's and the shared ones."""
-    return SavedReply.objects.filter(
-        Q(brand_id=conversation.brand_id) | Q(brand__isnull=True)
-    ).order_by("title")
-
-
 def contact_identities(contact: Contact) -> list[Identity]:
     """The contact's identities across platforms, the widest reach first (R11)."""
     return list(
@@ -204,21 +197,8 @@ def merge_candidates(
     term = (query or contact.display_name).strip()
     if not term:
         return []
-    matching = Identity.objects.filter(
-        Q(handle__icontains=term.lstrip("@")) | Q(display_name__icontains=term)
-    ).values("contact_id")
-    return list(
-        Contact.objects.filter(merged_into__isnull=True)
-        .exclude(pk=contact.pk)
-        .filter(
-            Q(display_name__icontains=term)
-            | Q(email__iexact=term)
-            | Q(external_crm_id=term)
-            | Q(pk__in=matching)
-        )
-        .prefetch_related("identities")
-        .order_by("display_name", "id")[:limit]
-    )
+    found = contact_directory(membership, query=term).exclude(pk=contact.pk)
+    return list(found.order_by("display_name", "id")[:limit])
 
 
 def contact_directory(
