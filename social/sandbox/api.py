@@ -172,6 +172,7 @@ def posts(request: HttpRequest, grant: Grant) -> HttpResponse:
     post, created = network.create_post(
         grant.person, text, in_reply_to=parent, idempotency_key=key
     )
+    network.answer_delay()
     return JsonResponse(network.post_json(post), status=201 if created else 200)
 
 

@@ -44,6 +44,9 @@ class Post(models.Model):
     mentions = models.JSONField(default=list)
     language = models.CharField(max_length=8, blank=True)
     idempotency_key = models.CharField(max_length=64, blank=True)
+    # How many times the key was replayed after the first publish: the network
+    # dedupes, so this is what shows a client that sent the same post twice.
+    replays = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=now)
 
     class Meta:

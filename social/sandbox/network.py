@@ -4,12 +4,15 @@ it sends to subscribed apps for every new post or message (with retries)."""
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from social.sandbox.models import Grant, Message, Person, Post
@@ -65,25 +68,48 @@ def create_post(
     language: str = "",
 ) -> tuple[Post, bool]:
     """Publish a post (a reply when `in_reply_to`); a replayed idempotency key returns
-    the first post. Webhooks go out on commit. Returns (post, created)."""
+    the first post (and counts the replay). Webhooks go out on commit. Returns
+    (post, created)."""
     if idempotency_key:
-        existing = Post.objects.filter(
-            author=author, idempotency_key=idempotency_key
-        ).first()
+        existing = _replayed_post(author, idempotency_key)
         if existing is not None:
             return existing, False
-    with transaction.atomic():
-        post = Post.objects.create(
-            author=author,
-            text=text,
-            in_reply_to=in_reply_to,
-            root=(in_reply_to.root or in_reply_to) if in_reply_to else None,
-            mentions=Post.mentions_in(text),
-            idempotency_key=idempotency_key,
-            language=language,
-        )
-        transaction.on_commit(lambda: fan_out_post(post.pk))
+    try:
+        with transaction.atomic():
+            post = Post.objects.create(
+                author=author,
+                text=text,
+                in_reply_to=in_reply_to,
+                root=(in_reply_to.root or in_reply_to) if in_reply_to else None,
+                mentions=Post.mentions_in(text),
+                idempotency_key=idempotency_key,
+                language=language,
+            )
+            transaction.on_commit(lambda: fan_out_post(post.pk))
+    except IntegrityError:
+        # The same key published concurrently: the other request won.
+        existing = _replayed_post(author, idempotency_key)
+        if not idempotency_key or existing is None:
+            raise
+        return existing, False
     return post, True
+
+
+def _replayed_post(author: Person, idempotency_key: str) -> Post | None:
+    """The author's post with this key, its replay counted; None when new."""
+    existing = Post.objects.filter(
+        author=author, idempotency_key=idempotency_key
+    ).first()
+    if existing is not None:
+        Post.objects.filter(pk=existing.pk).update(replays=F("replays") + 1)
+    return existing
+
+
+def answer_delay() -> None:
+    """A test knob (the fault suite): a post is published but the answer is late by
+    SANDBOX_SLOW_POST_SECONDS, so a client can die between the network's write and
+    its own record of it."""
+    time.sleep(float(getattr(settings, "SANDBOX_SLOW_POST_SECONDS", 0)))
 
 
 def send_message(
