@@ -306,6 +306,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "wake-snoozed": {"task": "helpdesk.wake_all_snoozed", "schedule": 30.0},
     # Poll accounts on platforms without webhooks (each account has its own backoff).
     "poll-accounts": {"task": "social.poll_all_tenants", "schedule": 30.0},
+    # Queue stored webhook deliveries whose task was lost (invariant 2).
+    "sweep-webhook-events": {"task": "social.sweep_webhook_events", "schedule": 30.0},
+    # Decide out-of-order replies whose thread arrived or whose wait is over.
+    "decide-waiting-items": {
+        "task": "social.decide_all_waiting_items",
+        "schedule": 30.0,
+    },
     # Refresh access tokens that expire within social.tokens.REFRESH_AHEAD (10 min).
     "refresh-tokens": {"task": "social.refresh_all_tenants", "schedule": 300.0},
     # Re-enqueue outbound webhook deliveries that are due (lost messages, retries).
@@ -359,6 +366,15 @@ if DEMO:
         or "earshot-demo-hook",
     }
 WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 1024 * 1024, minimum=1024)
+# Stored deliveries still `received` this long after a worker last touched them are
+# queued again by the sweep (their task was lost), at most WEBHOOK_SWEEP_BATCH a run.
+WEBHOOK_SWEEP_AFTER_SECONDS = env_int("WEBHOOK_SWEEP_AFTER_SECONDS", 60, minimum=5)
+WEBHOOK_SWEEP_BATCH = env_int("WEBHOOK_SWEEP_BATCH", 500, minimum=1)
+# An untagged reply that arrives before its thread waits this long for it, then is
+# decided on its own merits (social/waiting.py).
+INBOUND_WAIT_FOR_THREAD_SECONDS = env_int(
+    "INBOUND_WAIT_FOR_THREAD_SECONDS", 600, minimum=0
+)
 
 # --- Outbound webhooks ------------------------------------------------------------
 # The SSRF guard (helpdesk/webhooks/ssrf.py) refuses every non-public address. Plain

@@ -16,12 +16,16 @@ item and notes why on the event (an auth failure also flags the account).
 """
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from helpdesk.models import Conversation
 from helpdesk.services.inbound import record_inbound_message
+from social import waiting
 from social.connectors import get_connector
 from social.connectors.base import ConnectorError, InboundItem
 from social.crypto import CredentialsUnreadable
@@ -73,23 +77,69 @@ def ingest_item(route: ChannelRoute, item: InboundItem) -> bool:
         return record_for_account(account, item)
 
 
-def record_for_account(account: SocialAccount, item: InboundItem) -> bool:
+def record_for_account(
+    account: SocialAccount, item: InboundItem, *, may_wait: bool = True
+) -> bool:
     """Record one item for an account, if it is to be recorded; True when new.
 
     The one inbound decision for webhooks, polls and keyword searches: tagged
     items, private messages, comments, reviews and replies in a thread Earshot
     already follows are recorded; any other public item (untagged) only when one
     of the brand's enabled rules with the inbox action matches it, and then with
-    origin `listening` (the brand's own posts match no rule). Call inside the
-    account's tenant context; record_inbound_message emits its events on commit.
+    origin `listening` (the brand's own posts match no rule).
+
+    Order does not matter (invariant 2): an untagged reply in a thread that is not
+    recorded yet, which no rule matches, waits (social.waiting) instead of being
+    dropped, and is recorded here as soon as an item opens its thread. With
+    `may_wait=False` (its wait is over) it is decided on its own merits. Call inside
+    the account's tenant context; record_inbound_message emits its events on commit.
     """
     origin = None
     if _needs_listening(account, item):
         matches = listening_matches(account, item)
         if not any(match.action == "inbox" for match in matches):
-            return False
-        origin = Conversation.Origin.LISTENING
-    return record_inbound_message(account, item, origin=origin).created
+            if not (may_wait and waiting.depends_on_thread(item)):
+                return False
+            # Under the thread's lock: either the item that opens the thread has
+            # committed (then this one is in a followed thread now), or it will
+            # find this one waiting.
+            waiting.lock_thread(account, item.thread_ref)
+            if not _thread_followed(account, item):
+                waiting.wait_for_thread(account, item)
+                return False
+        else:
+            origin = Conversation.Origin.LISTENING
+    result = record_inbound_message(account, item, origin=origin)
+    if result.opened and item.visibility == "public":
+        thread = result.conversation.public_thread_ref
+        waiting.lock_thread(account, thread)
+        for follower in waiting.take_waiting(account, thread):
+            record_for_account(account, follower, may_wait=False)
+    return result.created
+
+
+def decide_waiting_item(tenant: Tenant, item_id: int) -> bool | None:
+    """Decide one waiting item whose thread was recorded or whose wait is over:
+    True recorded, False not (logged), None when another worker took it.
+
+    Opens the tenant's context (one short transaction per item).
+    """
+    with tenant_context(tenant):
+        taken = waiting.take_waiting_item(item_id)
+        if taken is None:
+            return None
+        account, item, waited = taken
+        waiting.lock_thread(account, item.thread_ref)
+        recorded = record_for_account(account, item, may_wait=False)
+    logger.info(
+        "%s item %s waited %.0f s for thread %s: %s",
+        item.platform,
+        item.external_id,
+        waited,
+        item.thread_ref,
+        "recorded" if recorded else "not recorded (no inbox rule matches it)",
+    )
+    return recorded
 
 
 def _hydrated(route: ChannelRoute, item: InboundItem) -> InboundItem:
@@ -122,10 +172,13 @@ def _needs_listening(account: SocialAccount, item: InboundItem) -> bool:
         return False
     if item.kind in ("comment", "review"):
         return False
-    followed = Conversation.objects.filter(
+    return not _thread_followed(account, item)
+
+
+def _thread_followed(account: SocialAccount, item: InboundItem) -> bool:
+    return Conversation.objects.filter(
         social_account=account, public_thread_ref=item.thread_ref
     ).exists()
-    return not followed
 
 
 def process_webhook_event(event_id: int) -> str:
@@ -197,3 +250,35 @@ def _finish(
             tenant_id=tenant_id,
             processed_at=timezone.now(),
         )
+
+
+def requeue_stale_webhook_events(*, limit: int | None = None) -> int:
+    """Queue again the `received` events untouched for WEBHOOK_SWEEP_AFTER_SECONDS
+    (oldest first, at most WEBHOOK_SWEEP_BATCH); returns how many were queued.
+
+    Each one is marked touched now, so the next sweep leaves it alone while this
+    copy is on its way. Stops at the first refusal of the broker.
+    """
+    from social.webhooks import enqueue_event
+
+    now = timezone.now()
+    before = now - timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS)
+    stale = list(
+        WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED)
+        .filter(
+            Q(touched_at__lt=before)
+            | Q(touched_at__isnull=True, received_at__lt=before)
+        )
+        .order_by("received_at")
+        .values_list("pk", flat=True)[: limit or settings.WEBHOOK_SWEEP_BATCH]
+    )
+    queued = 0
+    for event_id in stale:
+        WebhookEvent.objects.filter(pk=event_id).update(touched_at=now)
+        if not enqueue_event(event_id):
+            WebhookEvent.objects.filter(pk=event_id).update(touched_at=None)
+            break
+        queued += 1
+    if stale:
+        logger.warning("queued %s of %s stale webhook events", queued, len(stale))
+    return queued

@@ -222,6 +222,10 @@ class WebhookEvent(models.Model):
     items = models.PositiveIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
     received_at = models.DateTimeField(default=now)
+    # When a worker last started this event, or when its retry is due: the sweep
+    # (social.sweep_webhook_events) queues `received` events untouched for a while,
+    # whose task was lost (broker down at receipt, a killed worker).
+    touched_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -238,3 +242,46 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.platform} {self.event_key} ({self.status})"
+
+
+class WaitingItem(TenantModel):
+    """An inbound item whose fate depends on another item not yet recorded.
+
+    An untagged public reply in a thread Earshot does not follow (yet), which no
+    inbox listening rule matches: in-order delivery would have recorded it after its
+    parent opened the thread, so it waits here, durably, instead of being dropped
+    (DESIGN §5, invariant 2). It is recorded as soon as its thread is (see
+    social.ingest.record_for_account), or decided on its own merits at
+    `decide_after` (social.tasks.decide_waiting_items).
+    """
+
+    account = TenantForeignKey(
+        SocialAccount, on_delete=models.CASCADE, related_name="+"
+    )
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    external_id = models.CharField(max_length=255)
+    thread_ref = models.CharField(max_length=255)
+    item = models.JSONField()  # social.connectors.base.item_to_dict
+    created_at = models.DateTimeField(default=now)
+    decide_after = models.DateTimeField()
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["account"]),
+            models.UniqueConstraint(
+                fields=["tenant", "platform", "external_id"],
+                name="social_waiting_item_uniq",
+            ),
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(
+                fields=["tenant", "account", "thread_ref"],
+                name="social_waiting_thread_ix",
+            ),
+            models.Index(
+                fields=["tenant", "decide_after"], name="social_waiting_due_ix"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform} {self.external_id} waiting on {self.thread_ref}"

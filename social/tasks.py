@@ -1,11 +1,14 @@
 """Celery tasks of the social layer (thin; the logic is in social/ingest.py,
 social/polling.py and social/tokens.py)."""
 
+from datetime import timedelta
 from functools import partial
 
 from celery import Task
+from django.utils import timezone
 
-from social import ingest, polling, tokens
+from social import ingest, polling, tokens, waiting
+from tenants.context import tenant_context
 from tenants.models import Tenant
 from tenants.tasks import system_task, tenant_task
 
@@ -24,18 +27,46 @@ def process_webhook_event(task: Task, event_id: int) -> str:  # type: ignore[typ
     """
     from social.models import WebhookEvent
 
-    WebhookEvent.objects.filter(pk=event_id).update(attempts=task.request.retries + 1)
+    events = WebhookEvent.objects.filter(pk=event_id)
+    events.update(attempts=task.request.retries + 1, touched_at=timezone.now())
     try:
         return ingest.process_webhook_event(event_id)
     except Exception as exc:
         if task.request.retries >= (task.max_retries or 0):
-            WebhookEvent.objects.filter(pk=event_id).update(
-                status="failed", error=str(exc)[:2000]
-            )
+            events.update(status="failed", error=str(exc)[:2000])
             raise
-        raise task.retry(
-            countdown=min(300, 2 ** (task.request.retries + 1)), exc=exc
-        ) from exc
+        countdown = min(300, 2 ** (task.request.retries + 1))
+        # The sweep leaves the event alone until its retry is due.
+        events.update(touched_at=timezone.now() + timedelta(seconds=countdown))
+        raise task.retry(countdown=countdown, exc=exc) from exc
+
+
+@system_task(name="social.sweep_webhook_events")
+def sweep_webhook_events() -> int:
+    """Beat: queue stored deliveries that no worker has touched for a while.
+
+    Their task was never queued (the broker was down at receipt) or died with a
+    worker (on Redis it would come back only after the visibility timeout). Capped
+    per run; processing is idempotent, so a copy still in a queue does no harm.
+    """
+    return ingest.requeue_stale_webhook_events()
+
+
+@tenant_task(name="social.decide_waiting_items", atomic=False)
+def decide_waiting_items(tenant: Tenant) -> int:
+    """Decide the tenant's waiting items whose thread was recorded or whose wait is
+    over (social.waiting); returns how many were recorded."""
+    with tenant_context(tenant):
+        due = waiting.due_waiting()
+    return sum(bool(ingest.decide_waiting_item(tenant, item_id)) for item_id in due)
+
+
+@system_task(name="social.decide_all_waiting_items")
+def decide_all_waiting_items() -> int:
+    """Beat entry: one social.decide_waiting_items per active tenant."""
+    from helpdesk.tasks import fan_out
+
+    return fan_out("social.decide_waiting_items")
 
 
 @tenant_task(name="social.poll_account", atomic=False)

@@ -23,7 +23,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 
-from social.webhooks import accept_delivery
+from social.webhooks import RETRY_AFTER_SECONDS, accept_delivery
 
 # ASGI servers and Django's handler type these differently (dict, Mapping,
 # MutableMapping); the fast path accepts any of them.
@@ -42,10 +42,14 @@ def _accept_on_worker_thread(
     # handful of threads, each holding one pooled connection): connecting and
     # setting a connection up per delivery would cost more than storing it.
     try:
-        return accept_delivery(platform, body, headers)
+        status, answer = accept_delivery(platform, body, headers)
     except Exception:
         connections["default"].close()
         raise
+    if status == 503:
+        # The database refused: start the next delivery on a fresh connection.
+        connections["default"].close()
+    return status, answer
 
 
 class WebhookFastPath:
@@ -97,14 +101,11 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 async def _answer(send: Send, status: int, payload: dict[str, str]) -> None:
     body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if status == 503:
+        headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

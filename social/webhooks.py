@@ -1,16 +1,22 @@
 """Webhook receivers: verify, store raw, enqueue, answer fast (DESIGN §2, invariant 2).
 
 A delivery is acknowledged only after its raw body is committed as a WebhookEvent;
-processing happens in `social.process_webhook_event`. A replayed delivery (same event
-key) is acknowledged and not processed again. Unsigned or wrongly signed requests get
-401 and are not stored; signed but malformed bodies get 400 and are kept.
+processing happens in `social.process_webhook_event`. Stored means processed: the
+200 does not depend on the broker (a task that could not be queued is queued by the
+sweep, `social.sweep_webhook_events`), and only a delivery that could not be stored
+is refused, with 503 and Retry-After, so that the platform retries it. A replayed
+delivery (same event key) is acknowledged, and queued again while the first copy is
+still unprocessed. Unsigned or wrongly signed requests get 401 and are not stored;
+signed but malformed bodies get 400 and are kept.
 """
 
 import hashlib
 import json
+import logging
+from functools import partial
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -20,9 +26,25 @@ from social.connectors import get_connector
 from social.connectors.base import Connector, ConnectorError
 from social.models import WebhookEvent
 
+logger = logging.getLogger(__name__)
+
+# Events a replayed delivery queues again: not processed yet, or given up.
+PENDING = (WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED)
+STORE_FAILED = "the delivery could not be stored right now; retry later"
+# Seconds a refused platform is asked to wait before it retries (503).
+RETRY_AFTER_SECONDS = 30
+
 
 def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
+
+
+def delivery_answer(status: int, payload: dict[str, str]) -> JsonResponse:
+    """The JSON answer to a delivery; a 503 tells the platform when to retry."""
+    response = JsonResponse(payload, status=status)
+    if status == 503:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 @csrf_exempt
@@ -38,7 +60,7 @@ def receive_webhook(request: HttpRequest, platform: str) -> HttpResponse:
             return _error(413, f"body over {settings.WEBHOOK_MAX_BYTES} bytes")
         headers = {key.lower(): value for key, value in request.headers.items()}
         status, acknowledgement = accept_delivery(platform, request.body, headers)
-        return JsonResponse(acknowledgement, status=status)
+        return delivery_answer(status, acknowledgement)
     if platform not in settings.SOCIAL_PLATFORMS:
         return _error(404, "unknown platform")
     try:
@@ -114,10 +136,52 @@ def _store(
                 error=malformed,
             )
     except IntegrityError:
-        return 200, {"status": "duplicate"}
+        return _replayed(platform, key[:128])
+    except DatabaseError:
+        # Not stored: only now may the platform be refused, so that it retries.
+        logger.warning("%s delivery not stored: database unavailable", platform)
+        return 503, {"error": STORE_FAILED}
     if malformed:
         return 400, {"error": malformed}
+    transaction.on_commit(partial(enqueue_event, event.pk))
+    return 200, {"status": "accepted"}
+
+
+def _replayed(platform: str, key: str) -> tuple[int, dict[str, str]]:
+    """A delivery stored before: acknowledged; queued again if still unprocessed.
+
+    A platform retries what it thinks failed (a timeout, a 5xx from a proxy): when
+    the first copy is still `received` (its task was lost with a dead worker or a
+    broker outage) or gave up (`failed`), the retry processes it. Processing is
+    idempotent, so a copy queued twice records nothing twice.
+    """
+    try:
+        event = (
+            WebhookEvent.objects.filter(platform=platform, event_key=key)
+            .only("pk", "status")
+            .first()
+        )
+    except DatabaseError:
+        return 200, {"status": "duplicate"}
+    if event is not None and event.status in PENDING:
+        enqueue_event(event.pk)
+        return 200, {"status": "accepted"}
+    return 200, {"status": "duplicate"}
+
+
+def enqueue_event(event_id: int) -> bool:
+    """Queue `social.process_webhook_event` for a stored event; False (logged) when
+    the broker refused it: the event stays `received` and the sweep
+    (`social.sweep_webhook_events`) queues it later. Never raises."""
     from social.tasks import process_webhook_event
 
-    transaction.on_commit(lambda: process_webhook_event.delay(event.pk))
-    return 200, {"status": "accepted"}
+    try:
+        process_webhook_event.delay(event_id)
+    except Exception as exc:  # any broker failure: the stored event is safe
+        logger.warning(
+            "webhook event %s stored but not queued (%s); the sweep will queue it",
+            event_id,
+            exc,
+        )
+        return False
+    return True

@@ -29,6 +29,7 @@ class InboundResult:
     message: Message
     conversation: Conversation
     created: bool  # False when the item had been recorded before (a replay)
+    opened: bool = False  # True when the item opened a new conversation
 
 
 def origin_of(item: InboundItem) -> str:
@@ -135,7 +136,7 @@ def _record(
     # After the conversation's event, so clients know the thread the reply joins.
     if away_reply:
         queue_away_reply(conversation, item=item, author=identity)
-    return InboundResult(message, conversation, created=True)
+    return InboundResult(message, conversation, created=True, opened=opened)
 
 
 def _existing(item: InboundItem) -> Message | None:
