@@ -108,13 +108,16 @@ def test_demo_runs_tasks_on_a_real_in_process_worker(seeded: dict[str, str]) -> 
     assert "Task tenants.send_invitation_email" in result.stderr
 
 
-def test_serve_answers_http_on_the_chosen_port(seeded: dict[str, str]) -> None:
+def test_serve_answers_http_on_the_chosen_port(
+    seeded: dict[str, str], tmp_path: Path
+) -> None:
     port = free_port()
+    log = tmp_path / "serve.log"
     server = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
         cwd=ROOT,
         env=seeded,
-        stdout=subprocess.PIPE,
+        stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
     try:
@@ -133,6 +136,21 @@ def test_serve_answers_http_on_the_chosen_port(seeded: dict[str, str]) -> None:
         with urllib.request.urlopen(css, timeout=5) as r:
             assert r.status == 200
             assert b".topbar" in r.read()
+        # Beat runs in the process too: the sweeps that recover lost work (the
+        # replies' outbox first, every 10 s) are sent to the in-process worker.
+        deadline = time.monotonic() + 20
+        while b"succeeded" not in _sweep_lines(log) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert b"Sending due task sweep-outboxes" in log.read_bytes()
+        assert b"succeeded" in _sweep_lines(log)
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _sweep_lines(log: Path) -> bytes:
+    return b"\n".join(
+        line
+        for line in log.read_bytes().splitlines()
+        if b"Task helpdesk.sweep_outboxes" in line
+    )

@@ -1,12 +1,15 @@
 """`manage.py serve`: the ASGI app and a real Celery worker in one process.
 
-This is the embedded mode of `make demo`: uvicorn serves HTTP and websockets, and a
+This is the embedded mode of `make demo`: uvicorn serves HTTP and websockets, a
 Celery worker consumes the kombu memory transport from a thread of the same
-process (not eager mode: tasks are queued, acknowledged and run as in production).
+process (not eager mode: tasks are queued, acknowledged and run as in production),
+and Celery beat runs its schedule (the sweeps, polling, snoozes) from another
+thread, as the separate `celery beat` process does in production.
 """
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -35,6 +38,20 @@ def start_embedded_worker() -> WorkController:
     return worker
 
 
+def start_embedded_beat() -> Any:
+    """Run CELERY_BEAT_SCHEDULE from a thread of this process (the memory broker
+    cannot be shared with a separate beat process)."""
+    from celery.beat import EmbeddedService
+
+    schedule = Path(settings.BASE_DIR) / "var" / "celerybeat-schedule"
+    schedule.parent.mkdir(exist_ok=True)
+    beat: Any = EmbeddedService(
+        celery_app, thread=True, schedule_filename=str(schedule)
+    )
+    beat.start()
+    return beat
+
+
 class Command(BaseCommand):
     help = "Serve Earshot (ASGI) with an in-process Celery worker."
 
@@ -60,6 +77,7 @@ class Command(BaseCommand):
                 "and pass --no-worker."
             )
         worker = None if options["no_worker"] else start_embedded_worker()
+        beat = None if options["no_worker"] else start_embedded_beat()
         if options["traffic"] > 0 and settings.SANDBOX_ENABLED:
             from social.sandbox import traffic
 
@@ -77,5 +95,7 @@ class Command(BaseCommand):
                 lifespan="off",
             )
         finally:
+            if beat is not None:
+                beat.stop()
             if worker is not None:
                 worker.stop(in_sighandler=False)
