@@ -23,6 +23,7 @@ from helpdesk.status import brand_status
 from tenants.access import find_tenant
 from tenants.context import tenant_context
 from tenants.models import Brand, Tenant
+from tenants.ratelimit import fixed_window_wait
 
 logger = logging.getLogger(__name__)
 
@@ -78,19 +79,12 @@ def _json(payload: dict[str, Any], *, status: int) -> JsonResponse:
 def _rate_limited(request: HttpRequest) -> int | None:
     """Seconds to wait when this client used up its minute, else None (also when
     the cache is down: the limit protects the database, it does not guard data)."""
-    client = request.META.get("REMOTE_ADDR", "")
-    window = int(time.time() // 60)
-    digest = hashlib.sha256(client.encode()).hexdigest()[:16]
-    key = f"helpdesk.status.rl.{digest}.{window}"
-    try:
-        cache.add(key, 0, timeout=70)
-        used = cache.incr(key)
-    except Exception:
-        logger.warning("status rate limit unavailable", exc_info=True)
-        return None
-    if used > settings.STATUS_RATE_LIMIT_PER_MINUTE:
-        return 60 - int(time.time() % 60)
-    return None
+    return fixed_window_wait(
+        "helpdesk.status",
+        request.META.get("REMOTE_ADDR", ""),
+        limit=settings.STATUS_RATE_LIMIT_PER_MINUTE,
+        now=time.time(),
+    )
 
 
 def _cache_get(key: str) -> tuple[int, dict[str, Any]] | None:

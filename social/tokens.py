@@ -29,6 +29,7 @@ from social.models import SocialAccount, connector_ref
 from social.services import mark_needs_reauth
 from tenants.context import tenant_context
 from tenants.models import Tenant
+from tenants.outages import CACHE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -58,16 +59,36 @@ def refresh_account_token(tenant: Tenant, account_id: int) -> str:
 
     Returns what happened: `refreshed`, `skipped` (not due, not connected, changed
     meanwhile, or another refresh is running), `unsupported`, `needs_reauth` or
-    `failed` (transient; retried by the next run). Opens the tenant's context itself
-    around short transactions; the platform call runs outside them.
+    `failed` (transient; retried by the next run); `skipped` too (and a warning)
+    when the cache that holds the lock is unreachable, rather than refresh
+    unlocked. Opens the tenant's context itself around short transactions; the
+    platform call runs outside them.
     """
     lock = f"social:refresh-token:{tenant.pk}:{account_id}"
-    if not cache.add(lock, 1, timeout=LOCK_SECONDS):
+    try:
+        locked = cache.add(lock, 1, timeout=LOCK_SECONDS)
+    except CACHE_ERRORS as error:
+        # Without the lock two refreshes could race and a rotating platform would
+        # revoke the loser's token: skip; the next beat run still finds it due.
+        logger.warning(
+            "token refresh of account %s skipped, lock unavailable: %r",
+            account_id,
+            error,
+        )
+        return "skipped"
+    if not locked:
         return "skipped"
     try:
         return _refresh(tenant, account_id)
     finally:
+        _unlock(lock)
+
+
+def _unlock(lock: str) -> None:
+    try:
         cache.delete(lock)
+    except CACHE_ERRORS as error:
+        logger.warning("token refresh lock %s left to expire: %r", lock, error)
 
 
 def _refresh(tenant: Tenant, account_id: int) -> str:

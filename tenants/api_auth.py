@@ -4,10 +4,15 @@ Kept apart from `tenants.permissions` (which imports `APIView`): DRF imports the
 classes from its settings while `rest_framework.views` is still loading.
 """
 
+import logging
 from typing import Any
 
 from rest_framework import authentication, throttling
 from rest_framework.request import Request
+
+from tenants.outages import CACHE_ERRORS
+
+logger = logging.getLogger(__name__)
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -31,9 +36,21 @@ class SessionAuthentication(authentication.SessionAuthentication):
 
 
 class ApiRateThrottle(throttling.SimpleRateThrottle):
-    """Requests per token (or per member for browser sessions), with Retry-After."""
+    """Requests per token (or per member for browser sessions), with Retry-After.
+
+    The history lives in the Django cache (Redis). When the cache cannot be
+    reached the request is allowed and a warning logged: the limit protects the
+    servers, and a Redis outage must not refuse every API call.
+    """
 
     scope = "api"
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except CACHE_ERRORS as error:
+            logger.warning("API rate limit not applied, cache unavailable: %r", error)
+            return True
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         token = getattr(request._request, "api_token", None)

@@ -5,13 +5,11 @@ and a rate limit that answers 429 with Retry-After."""
 import base64
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -19,6 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from social.sandbox import network
 from social.sandbox.models import App, AuthCode, Grant, Person, Post
+from tenants.ratelimit import fixed_window_wait
 
 ApiView = Callable[..., HttpResponse]
 
@@ -29,13 +28,9 @@ def error(status: int, message: str, **extra: Any) -> JsonResponse:
 
 def _rate_limited(token: str) -> int | None:
     """Seconds to wait when this token used up its minute, else None."""
-    window = int(time.time() // 60)
-    key = f"sandbox:rl:{hashlib.sha256(token.encode()).hexdigest()[:16]}:{window}"
-    cache.add(key, 0, timeout=70)
-    used = cache.incr(key)
-    if used > settings.SANDBOX_RATE_LIMIT_PER_MINUTE:
-        return 60 - int(time.time() % 60)
-    return None
+    return fixed_window_wait(
+        "sandbox", token, limit=settings.SANDBOX_RATE_LIMIT_PER_MINUTE
+    )
 
 
 def bearer(view: ApiView) -> ApiView:
