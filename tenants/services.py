@@ -203,10 +203,9 @@ def invite_member(membership: Membership, *, email: str, role: str) -> Invitatio
         obj=invitation,
         data={"role": role},
     )
-    from tenants.tasks import send_invitation_email
+    from tenants.tasks import enqueue_on_commit, send_invitation_email
 
-    tenant_id, invitation_id = tenant.pk, invitation.pk
-    transaction.on_commit(lambda: send_invitation_email.delay(tenant_id, invitation_id))
+    enqueue_on_commit(send_invitation_email, tenant.pk, invitation.pk, swept_by=None)
     return invitation
 
 

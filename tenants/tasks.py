@@ -8,16 +8,18 @@ database work only, keeping network calls out of transactions.
 
 import logging
 from collections.abc import Callable
-from functools import wraps
+from functools import partial, wraps
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import transaction
 from django.urls import reverse
 
 from tenants.context import tenant_context
 from tenants.models import Invitation, Tenant
+from tenants.outages import BROKER_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,36 @@ def tenant_task(
         return shared_task(name=name, **options)(run)
 
     return decorator
+
+
+def enqueue_on_commit(
+    task: Any, *args: Any, swept_by: str | None, **options: Any
+) -> None:
+    """Publish `task.apply_async(args, **options)` once the transaction commits.
+
+    The row the task works on is committed by then, so a broker outage must not
+    fail the request that saved it: the publish error is logged as a warning and
+    `swept_by` (the beat task that re-enqueues what was stored but not queued)
+    picks the work up when the broker is back. `swept_by=None` says nothing will,
+    and the warning says so.
+    """
+    transaction.on_commit(partial(enqueue, task, *args, swept_by=swept_by, **options))
+
+
+def enqueue(task: Any, *args: Any, swept_by: str | None, **options: Any) -> bool:
+    """Publish the task now; False (and a warning) when the broker is unreachable."""
+    try:
+        task.apply_async(args, **options)
+    except BROKER_ERRORS as error:
+        logger.warning(
+            "broker unavailable, %s%r not enqueued (%s): %r",
+            task.name,
+            args,
+            f"{swept_by} will pick it up" if swept_by else "no sweep retries it",
+            error,
+        )
+        return False
+    return True
 
 
 @tenant_task(name="tenants.send_invitation_email", atomic=False)

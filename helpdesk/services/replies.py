@@ -32,6 +32,7 @@ from social.connectors.base import Capabilities
 from tenants.access import require_role
 from tenants.models import Brand, Membership, User
 from tenants.services import record_audit
+from tenants.tasks import enqueue_on_commit
 
 Visibility = Message.Visibility
 Delivery = Message.DeliveryStatus
@@ -454,9 +455,12 @@ def schedule_delivery(message: Message) -> None:
     """Enqueue helpdesk.deliver_message for the message's send time, on commit."""
     from helpdesk.tasks import deliver_message
 
-    tenant_id, message_id, eta = message.tenant_id, message.pk, message.send_after
-    transaction.on_commit(
-        lambda: deliver_message.apply_async((tenant_id, message_id), eta=eta)
+    enqueue_on_commit(
+        deliver_message,
+        message.tenant_id,
+        message.pk,
+        eta=message.send_after,
+        swept_by="helpdesk.sweep_outbox",
     )
 
 

@@ -12,10 +12,8 @@ the first place: webhook_outbox.py.
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from helpdesk.services.webhook_outbox import endpoints_changed
@@ -30,6 +28,7 @@ from helpdesk.webhooks.signing import envelope, signature_header
 from helpdesk.webhooks.transport import PostOutcome
 from tenants.models import Membership, Tenant, User
 from tenants.services import record_audit
+from tenants.tasks import enqueue_on_commit
 
 Status = WebhookDelivery.Status
 MAX_ATTEMPTS = 8
@@ -218,13 +217,12 @@ def disable_endpoint(
         data={"reason": endpoint.disabled_reason, "automatic": actor is None},
     )
     if notify:
-        transaction.on_commit(partial(_enqueue_disabled_email, tenant.pk, endpoint.pk))
+        from helpdesk.tasks import send_webhook_disabled_email
 
-
-def _enqueue_disabled_email(tenant_id: int, endpoint_id: int) -> None:
-    from helpdesk.tasks import send_webhook_disabled_email
-
-    send_webhook_disabled_email.delay(tenant_id, endpoint_id)
+        # No sweep resends it; the endpoint keeps `disabled_reason` for its page.
+        enqueue_on_commit(
+            send_webhook_disabled_email, tenant.pk, endpoint.pk, swept_by=None
+        )
 
 
 @dataclass(frozen=True)

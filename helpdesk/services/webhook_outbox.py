@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from helpdesk.webhooks.models import WebhookDelivery, WebhookEndpoint
+from tenants.tasks import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -203,14 +204,19 @@ def create_deliveries(
 
 
 def enqueue_deliveries(tenant_id: int, delivery_ids: Sequence[int]) -> None:
-    """Hand deliveries to the broker now; a failure is logged (the sweep retries)."""
+    """Hand deliveries to the broker now; an outage is logged (the sweep retries)."""
     from helpdesk.tasks import deliver_webhook
 
     for delivery_id in delivery_ids:
-        try:
-            deliver_webhook.delay(tenant_id, delivery_id)
-        except Exception:
-            logger.exception("could not enqueue webhook delivery %s", delivery_id)
+        if not enqueue(
+            deliver_webhook,
+            tenant_id,
+            delivery_id,
+            swept_by="helpdesk.sweep_webhook_deliveries",
+        ):
+            # The broker is down: the rest would only wait for it too, and the
+            # sweep finds every one of them still pending.
+            break
 
 
 def notify_account_status_changed(
