@@ -22,6 +22,7 @@ from django.db import connection, transaction
 
 from helpdesk.models import Event
 from helpdesk.services.webhook_outbox import queue_webhook_deliveries
+from tenants.outages import outage_service
 
 logger = logging.getLogger(__name__)
 
@@ -120,9 +121,20 @@ def send_to_group(group: str, payload: dict[str, Any]) -> None:
     """Push one payload to a channel-layer group now (sync callers)."""
     try:
         _group_send(group, {"type": "event.message", "event": payload})
-    except Exception:
-        # The row is committed; a client that missed the push catches up by sequence.
-        logger.exception("could not push event %s to %s", payload.get("type"), group)
+    except Exception as error:
+        # The row is committed; a client that missed the push catches up by sequence,
+        # so this runs on commit without ever failing the request that wrote it.
+        if outage_service(error) is None and not isinstance(error, TimeoutError):
+            logger.exception(
+                "could not push event %s to %s", payload.get("type"), group
+            )
+        else:
+            logger.warning(
+                "could not push event %s to %s, channel layer unavailable: %r",
+                payload.get("type"),
+                group,
+                error,
+            )
 
 
 def send_control(group: str, message_type: str, **fields: Any) -> None:
@@ -161,7 +173,14 @@ class _Publisher:
         ).start()
 
     def run(self, send: Coroutine[Any, Any, Any]) -> None:
-        asyncio.run_coroutine_threadsafe(send, self.loop).result(timeout=PUSH_TIMEOUT)
+        future = asyncio.run_coroutine_threadsafe(send, self.loop)
+        try:
+            future.result(timeout=PUSH_TIMEOUT)
+        except TimeoutError:
+            # An unreachable Redis can hang a connect: cancel the send, or it would
+            # hold the shard's lock and every later push would queue behind it.
+            future.cancel()
+            raise
 
 
 _publishers: dict[int, _Publisher] = {}
