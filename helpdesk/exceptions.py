@@ -1,16 +1,21 @@
 """Domain errors of the care core. Each carries a stable code and a message that tells
 the agent why and what to do instead. The REST API maps them to HTTP in one handler."""
 
+import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 
+from helpdesk.outage import outage_body
 from tenants.exceptions import WorkspaceError
+from tenants.outages import RETRY_AFTER_SECONDS, outage_service
 
 if TYPE_CHECKING:
     from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
 
 
 class HelpdeskError(Exception):
@@ -120,13 +125,23 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> "Response 
     Every error answers `{"code", "message", "fields", "details"}`: domain errors
     with their own code and status, validation errors as 400 with the messages per
     field, and DRF's own errors (401, 403, 404, 405, 415, 429 with Retry-After)
-    with a stable code. Anything else is left to Django (a 500).
+    with a stable code. An outage of the database, Redis or the broker is 503
+    `service_unavailable` with Retry-After and `details.service`. Anything else is
+    left to Django (a 500).
     """
     # Imported here: DRF's settings import modules that import this one.
     from rest_framework import exceptions
     from rest_framework.response import Response
     from rest_framework.views import exception_handler as drf_exception_handler
 
+    service = outage_service(exc)
+    if service is not None:
+        logger.warning("API call answered 503, %s unavailable: %r", service, exc)
+        return Response(
+            outage_body(service),
+            status=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, HelpdeskError):
         fields = {exc.field: [exc.message]} if exc.field else {}
         details = {k: v for k, v in exc.details.items() if _jsonable(v)}
