@@ -8,7 +8,7 @@ PORT ?= 8000
 DEMO_DB ?= var/demo.sqlite3
 DEMO_ENV = DATABASE_URL=sqlite:///$(DEMO_DB) SITE_URL=http://127.0.0.1:$(PORT)
 
-.PHONY: install check test bench demo serve clean-demo
+.PHONY: install check test bench faults demo serve clean-demo
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13), f"Earshot needs Python 3.13, got {sys.version.split()[0]} from $(PYTHON)"'
@@ -32,6 +32,11 @@ test: check
 
 bench: install
 	$(BIN)/pytest tests/perf -m bench -s -p no:randomly
+
+# Kill workers, stop Redis, restart PostgreSQL under traffic (tests/faults); prints
+# a table per fault and appends them to tests/faults/artifacts/results.md.
+faults: install
+	$(BIN)/pytest tests/faults -m faults -s -p no:randomly
 
 demo: install
 	mkdir -p var
