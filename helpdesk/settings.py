@@ -131,6 +131,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: a request that failed on an outage answers 503 with Retry-After
+    # (also with DEBUG), whichever middleware or view raised.
+    "helpdesk.outage.OutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the UI's CSS and ES modules) from STATIC_ROOT, before sessions.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -184,7 +187,15 @@ DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", 10, minimum=0)
 for _db in DATABASES.values():
     _db.setdefault("CONN_MAX_AGE", 0)
     if _db["ENGINE"].endswith("sqlite3"):
-        _db.setdefault("OPTIONS", {})["timeout"] = 20
+        # The demo's web requests and in-process worker write at once. IMMEDIATE
+        # takes the write lock at BEGIN, so a transaction that reads before it writes
+        # waits its turn (up to `timeout` seconds) instead of failing with "database
+        # is locked"; WAL lets reads go on beside the one writer.
+        _db.setdefault("OPTIONS", {}).update(
+            timeout=20,
+            transaction_mode="IMMEDIATE",
+            init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        )
     elif _db["ENGINE"].endswith("postgresql") and DATABASE_POOL_MAX:
         _db.setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
