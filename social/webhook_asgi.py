@@ -23,7 +23,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 
-from social.webhooks import RETRY_AFTER_SECONDS, accept_delivery
+from social.webhooks import accept_delivery
+from tenants.outages import RETRY_AFTER_SECONDS
 
 # ASGI servers and Django's handler type these differently (dict, Mapping,
 # MutableMapping); the fast path accepts any of them.

@@ -25,14 +25,13 @@ from social.config import app_secrets
 from social.connectors import get_connector
 from social.connectors.base import Connector, ConnectorError
 from social.models import WebhookEvent
+from tenants.outages import RETRY_AFTER_SECONDS
 
 logger = logging.getLogger(__name__)
 
 # Events a replayed delivery queues again: not processed yet, or given up.
 PENDING = (WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED)
 STORE_FAILED = "the delivery could not be stored right now; retry later"
-# Seconds a refused platform is asked to wait before it retries (503).
-RETRY_AFTER_SECONDS = 30
 
 
 def _error(status: int, message: str) -> JsonResponse:
