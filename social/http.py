@@ -8,6 +8,9 @@ Tokens never reach the logs: only method, host and path are logged.
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -18,7 +21,52 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "Earshot/0.1 (+https://github.com/earshot-helpdesk)"
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# The most one request may take in all, from waiting for a pooled connection to the
+# last byte of the answer. httpx's timeouts bound each socket operation, not their
+# sum: a platform that answers a byte every 9 s would hold a call for ever. The
+# delivery lease (helpdesk.services.delivery.CLAIM_LEASE) is sized from this bound.
+DEADLINE = 12.0
 _client: httpx.Client | None = None
+
+
+class _Budget(dict[str, float | None]):
+    """The per-operation timeouts of one request, clamped to what is left of its
+    DEADLINE. httpcore looks up the timeout (`.get("connect")`, `"write"`, `"read"`,
+    `"pool"`) before each blocking operation, so every wait ends by the deadline."""
+
+    def __init__(self, per_operation: dict[str, float | None], deadline: float):
+        super().__init__(per_operation)
+        self.deadline = deadline
+
+    def get(self, key: str, default: Any = None) -> Any:
+        remaining = self.deadline - time.monotonic()
+        value = super().get(key, default)
+        # Never 0 or negative: that would make the socket non-blocking, not timed.
+        return max(0.001, remaining if value is None else min(value, remaining))
+
+
+# An outer bound set by `deadline()` for every request made inside its block.
+_outer_deadline: ContextVar[float | None] = ContextVar("outer_deadline", default=None)
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Bound all the requests made in the block to `seconds` in total (a connector's
+    send may make several: a token refresh, an upload, the post)."""
+    token = _outer_deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _outer_deadline.reset(token)
+
+
+def timeouts() -> dict[str, Any]:
+    """Request extensions that end a request by DEADLINE, or sooner by `deadline()`."""
+    end = time.monotonic() + DEADLINE
+    outer = _outer_deadline.get()
+    if outer is not None:
+        end = min(end, outer)
+    return {"timeout": _Budget(TIMEOUT.as_dict(), end)}
 
 
 class OutboundBlocked(RuntimeError):
@@ -72,7 +120,11 @@ def _platform_message(response: httpx.Response) -> str:
 
 
 def request(method: str, url: str, **kwargs: Any) -> httpx.Response:
-    """Send one request; return the response when 2xx, else raise ConnectorError."""
+    """Send one request; return the response when 2xx, else raise ConnectorError.
+
+    The whole request, answer included, takes at most DEADLINE seconds.
+    """
+    kwargs.setdefault("extensions", timeouts())
     try:
         response = client().request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
