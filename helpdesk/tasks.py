@@ -14,6 +14,7 @@ from django.utils import timezone
 from helpdesk.services import delivery, lifecycle, webhook_delivery, webhook_outbox
 from helpdesk.services.inbound import record_inbound_message
 from helpdesk.webhooks.transport import post_webhook
+from social import http
 from social.connectors import get_connector
 from social.connectors.base import ConnectorError, DeliveryResult, item_from_dict
 from social.models import SocialAccount
@@ -55,7 +56,17 @@ def deliver_message(task: Task, tenant: Tenant, message_id: int) -> str:  # type
         found: DeliveryResult | None = None
         if plan.reconcile:
             found = connector.find_delivery(plan.account, plan.reply)
-        result = found or connector.send(plan.account, plan.reply)
+        if found is None:
+            # Restart the lease, then send within SEND_BUDGET: a takeover cannot
+            # start while this call may still be in flight (see CLAIM_LEASE).
+            with tenant_context(tenant):
+                still_ours = delivery.renew_claim(message_id, token=token)
+            if not still_ours:
+                return "skipped"
+            with http.deadline(delivery.SEND_BUDGET):
+                result = connector.send(plan.account, plan.reply)
+        else:
+            result = found
     except ConnectorError as error:
         final = error.permanent or task.request.retries >= MAX_DELIVERY_RETRIES
         with tenant_context(tenant):

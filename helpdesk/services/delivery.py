@@ -10,12 +10,15 @@ the connector is asked whether the reply reached the platform before sending aga
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import F, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from helpdesk import events
 from helpdesk.models import Conversation, Message
-from helpdesk.services.replies import release_public_slot, schedule_delivery
+from helpdesk.services.replies import release_public_slot
+from social import http
 from social.connectors.base import (
     AccountRef,
     ConnectorError,
@@ -25,8 +28,34 @@ from social.connectors.base import (
 from social.models import connector_ref
 
 Delivery = Message.DeliveryStatus
-# A `sending` claim older than this belongs to an attempt that is gone.
-CLAIM_LEASE = timedelta(minutes=2)
+
+# How long an attempt may hold a claim before another attempt takes the reply over.
+#
+# Why a takeover cannot send twice. An attempt renews its claim (renew_claim) right
+# before it calls the platform, and the call it then makes is bounded: every HTTP
+# request of connector.send runs under SEND_BUDGET (social.http.deadline), which
+# caps each connect, write and read to what is left of the budget, so by
+# renewal + SEND_BUDGET the attempt has its answer or has given up on the request.
+# A takeover needs claimed_at older than CLAIM_LEASE, and it reconciles first
+# (connector.find_delivery) before sending. So when it looks, the old attempt's
+# request ended at least CLAIM_LEASE - SEND_BUDGET (8 s) ago: a send the platform
+# accepted is found, and the takeover is no riskier than an ordinary retry after a
+# timeout. An attempt slower than the lease (stuck on the database, say) finds its
+# renewal refused and stops without calling the platform.
+# claimed_at is the database's clock (Now()), so workers' clocks cannot skew it.
+#
+# Worst case for a claim whose worker died: CLAIM_LEASE, then up to one SWEEP
+# interval (helpdesk.settings CELERY_BEAT_SCHEDULE "sweep-outboxes", 10 s), then a
+# queue hop: about 30 s. A redelivered task (same task id, same token) takes over at
+# once: RabbitMQ requeues a dead consumer's messages immediately, and Celery
+# rejects the message of a killed pool process (reject_on_worker_lost).
+SEND_BUDGET = http.DEADLINE  # 12 s
+CLAIM_LEASE = timedelta(seconds=20)
+# A scheduled reply this far past its time lost its task (a worker died holding its
+# ETA message: Redis gives that back only after the visibility timeout). The sweep
+# hands it out again at most once per CLAIM_LEASE (it stamps claimed_at), so a
+# backlog of due tasks is not multiplied by every sweep.
+STALE_SCHEDULED = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -53,18 +82,18 @@ def claim_for_delivery(message_id: int, *, token: str) -> DeliveryPlan | None:
     ).update(
         delivery_status=Delivery.SENDING,
         claim_token=token,
-        claimed_at=now,
+        claimed_at=Now(),
         attempts=F("attempts") + 1,
     )
     reconcile = False
     if not claimed:
         reconcile = bool(
             Message.objects.filter(pk=message_id, delivery_status=Delivery.SENDING)
-            .filter(Q(claim_token=token) | Q(claimed_at__lt=now - CLAIM_LEASE))
-            .update(claim_token=token, claimed_at=now, attempts=F("attempts") + 1)
+            .filter(Q(claim_token=token) | Q(claimed_at__lt=Now() - CLAIM_LEASE))
+            .update(claim_token=token, claimed_at=Now(), attempts=F("attempts") + 1)
         )
         if not reconcile:
-            _reschedule_if_early(message_id, now)
+            _reschedule_if_early(message_id, now, token=token)
             return None
     message = Message.objects.select_related("conversation", "account").get(
         pk=message_id
@@ -95,12 +124,41 @@ def claim_for_delivery(message_id: int, *, token: str) -> DeliveryPlan | None:
     )
 
 
-def _reschedule_if_early(message_id: int, now: datetime) -> None:
-    early = Message.objects.filter(
-        pk=message_id, delivery_status=Delivery.SCHEDULED, send_after__gt=now
-    ).first()
+def renew_claim(message_id: int, *, token: str) -> bool:
+    """Restart this attempt's lease just before it calls the platform.
+
+    False when the claim is no longer this attempt's (taken over after its lease ran
+    out, or finished): the attempt must not send.
+    """
+    return bool(
+        Message.objects.filter(
+            pk=message_id, delivery_status=Delivery.SENDING, claim_token=token
+        ).update(claimed_at=Now())
+    )
+
+
+def _reschedule_if_early(message_id: int, now: datetime, *, token: str) -> None:
+    """Re-enqueue a task that came before the reply's time (an edited hold).
+
+    The copy keeps this task's id, and this message is acknowledged when the task
+    returns: one message in, one out, so redelivered duplicates cannot multiply.
+    """
+    from helpdesk.tasks import deliver_message
+
+    early = (
+        Message.objects.filter(
+            pk=message_id, delivery_status=Delivery.SCHEDULED, send_after__gt=now
+        )
+        .values_list("tenant_id", "send_after")
+        .first()
+    )
     if early is not None:
-        schedule_delivery(early)
+        tenant_id, eta = early
+        transaction.on_commit(
+            lambda: deliver_message.apply_async(
+                (tenant_id, message_id), eta=eta, task_id=token
+            )
+        )
 
 
 def _outbound(message: Message) -> OutboundReply:
@@ -216,18 +274,21 @@ def record_failure(
 def stale_deliveries(*, now: datetime | None = None) -> list[int]:
     """Outbound messages a sweeper should hand to the task again.
 
-    Scheduled ones well past their time (an enqueue was lost) and `sending` claims
-    whose lease expired (the attempt died).
+    Scheduled ones past their time by STALE_SCHEDULED (the task was lost) and not
+    handed out in the last CLAIM_LEASE, and `sending` claims whose lease expired (the
+    attempt died). Scheduled ones are stamped (claimed_at) as handed out.
     """
     moment = now or timezone.now()
-    return list(
-        Message.objects.filter(direction=Message.Direction.OUT)
-        .filter(
-            Q(
-                delivery_status=Delivery.SCHEDULED,
-                send_after__lt=moment - timedelta(minutes=1),
-            )
-            | Q(delivery_status=Delivery.SENDING, claimed_at__lt=moment - CLAIM_LEASE)
-        )
-        .values_list("pk", flat=True)[:500]
-    )
+    lease_ago = Now() - CLAIM_LEASE if now is None else moment - CLAIM_LEASE
+    outbound = Message.objects.filter(direction=Message.Direction.OUT)
+    lost = outbound.filter(
+        delivery_status=Delivery.SCHEDULED,
+        send_after__lt=moment - STALE_SCHEDULED,
+    ).filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lease_ago))
+    lost_ids = list(lost.values_list("pk", flat=True)[:500])
+    if lost_ids:
+        Message.objects.filter(
+            pk__in=lost_ids, delivery_status=Delivery.SCHEDULED
+        ).update(claimed_at=Now())
+    dead = outbound.filter(delivery_status=Delivery.SENDING, claimed_at__lt=lease_ago)
+    return lost_ids + list(dead.values_list("pk", flat=True)[: 500 - len(lost_ids)])
