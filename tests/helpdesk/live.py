@@ -8,6 +8,7 @@ connection, so the SQL auditor sees every query the consumer makes.
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -81,13 +82,31 @@ async def open_socket(
     return socket
 
 
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def rabbitmq_vhost() -> str:
+    """A fresh RabbitMQ vhost of this test process's own (per xdist worker), empty;
+    returns its broker URL."""
+    vhost = f"earshot_test_{os.environ.get('PYTEST_XDIST_WORKER') or 'main'}"
+
+    def ctl(*args: str) -> None:
+        rabbitmqctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+        subprocess.run([rabbitmqctl, "-q", *args], check=False, capture_output=True)
+
+    ctl("delete_vhost", vhost)
+    ctl("add_vhost", vhost)
+    ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    return RABBITMQ_URL + vhost
+
+
 @contextmanager
-def real_broker() -> Iterator[None]:
-    """Send tasks from this process to BROKER_URL instead of running them eagerly."""
+def real_broker(url: str = BROKER_URL) -> Iterator[None]:
+    """Send tasks from this process to `url` instead of running them eagerly."""
     conf = celery_app.conf
     saved = {key: conf[key] for key in ("task_always_eager", "broker_url")}
     _drop_broker_pools()
-    conf.update(task_always_eager=False, broker_url=BROKER_URL)
+    conf.update(task_always_eager=False, broker_url=url)
     try:
         yield
     finally:
@@ -116,10 +135,23 @@ def free_port() -> int:
 
 @contextmanager
 def worker_subprocess(
-    env: dict[str, str], log: Path, *, name: str, ready_timeout: float = 30.0
+    env: dict[str, str],
+    log: Path,
+    *,
+    name: str,
+    ready_timeout: float = 30.0,
+    pool: str = "solo",
+    concurrency: int = 1,
+    quiet: bool = True,
+    script: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A `celery worker -P solo` process with `env`, logging to `log`.
+    """A `celery worker -P <pool>` process with `env`, logging to `log`.
 
+    quiet=False keeps gossip, mingle and heartbeats on, as `celery worker` runs in
+    production (their fanout queues are part of what a broker outage disturbs).
+    `script`: Python run instead of the `celery` command, with sys.argv[1:] the
+    worker's arguments from "worker" on (it sets up what the test needs, then calls
+    `app.worker_main(sys.argv[1:])`).
     Waits until it is ready; terminates it (killed after 10 s) when the block ends.
     """
     command = [
@@ -128,17 +160,18 @@ def worker_subprocess(
         "helpdesk",
         "worker",
         "-P",
-        "solo",
+        pool,
         "-c",
-        "1",
+        str(concurrency),
         "-n",
         f"{name}-{os.getpid()}@%h",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
         "-l",
         "INFO",
     ]
+    if quiet:
+        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    if script is not None:
+        command = [sys.executable, "-c", script, *command[3:]]
     with log.open("wb") as out:
         worker = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
@@ -151,7 +184,8 @@ def worker_subprocess(
             time.sleep(0.1)
         yield worker
     finally:
-        worker.terminate()
+        if worker.poll() is None:
+            worker.terminate()
         try:
             worker.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +29,12 @@ from tenants.context import tenant_context
 from tenants.models import Tenant, User
 from tests.helpdesk.conftest import DeliveryQueue, item, member, receive, reload
 from tests.helpdesk.fakes import CrashAfterSend, FakeConnector, FileConnector
+from tests.helpdesk.live import (
+    ROOT,
+    rabbitmq_vhost,
+    real_broker,
+    worker_subprocess,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -300,5 +307,158 @@ def test_a_killed_worker_process_neither_sends_twice_nor_loses_the_reply(
     assert len(FileConnector.path.read_text().splitlines()) == 1
     status, external_id, attempts, _error = state(message)
     assert (status, external_id, attempts) == ("sent", "file-1", 2)
+    with tenant_context(tenant):
+        assert Conversation.objects.get(pk=conversation.pk).public_reply_count == 1
+
+
+def test_a_dead_attempts_claim_is_stale_after_the_lease_not_before(
+    queued: Message,
+) -> None:
+    make_due(queued)
+    with tenant_context(queued.tenant_id):
+        assert delivery.claim_for_delivery(queued.pk, token="dead") is not None
+        recent = timezone.now() - delivery.CLAIM_LEASE + timedelta(seconds=3)
+        Message.objects.filter(pk=queued.pk).update(claimed_at=recent)
+        assert delivery.stale_deliveries() == []
+        assert delivery.claim_for_delivery(queued.pk, token="other") is None
+        expired = timezone.now() - delivery.CLAIM_LEASE - timedelta(seconds=1)
+        Message.objects.filter(pk=queued.pk).update(claimed_at=expired)
+        assert delivery.stale_deliveries() == [queued.pk]
+    # Lease plus one sweep interval: the 30 s promise, with room for the queue hop.
+    sweep = settings.CELERY_BEAT_SCHEDULE["sweep-outboxes"]["schedule"]
+    assert delivery.CLAIM_LEASE.total_seconds() + sweep <= 30
+    # The lease outlasts the longest platform call it guards (see CLAIM_LEASE).
+    assert delivery.CLAIM_LEASE.total_seconds() >= delivery.SEND_BUDGET + 5
+
+
+def test_a_lost_scheduled_reply_is_handed_out_once_per_lease_not_every_sweep(
+    queued: Message,
+) -> None:
+    with tenant_context(queued.tenant_id):
+        Message.objects.filter(pk=queued.pk).update(
+            send_after=timezone.now() - delivery.STALE_SCHEDULED - timedelta(seconds=1)
+        )
+        assert delivery.stale_deliveries() == [queued.pk]
+        assert delivery.stale_deliveries() == []
+
+
+def test_an_attempt_that_lost_its_claim_does_not_send(
+    queued: Message, fake_platforms: type[FakeConnector]
+) -> None:
+    make_due(queued)
+    with tenant_context(queued.tenant_id):
+        assert delivery.claim_for_delivery(queued.pk, token="slow") is not None
+        Message.objects.filter(pk=queued.pk).update(claim_token="taker")
+        assert delivery.renew_claim(queued.pk, token="slow") is False
+        assert delivery.renew_claim(queued.pk, token="taker") is True
+    assert fake_platforms.sent == []
+
+
+def test_an_early_duplicate_is_requeued_under_its_own_id(
+    queued: Message,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    ids: list[str | None] = []
+    monkeypatch.setattr(
+        tasks.deliver_message,
+        "apply_async",
+        lambda args, eta=None, task_id=None, **kw: ids.append(task_id),
+    )
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert run(queued, task_id="early-1").result == "skipped"
+    assert ids == ["early-1"] * 3  # one copy per arrival, never more
+
+
+# A worker whose platform call kills it (SIGKILL, the whole process) right after the
+# platform accepted the reply; a second, healthy worker takes over.
+KILLABLE_WORKER = """
+import os, pathlib, sys
+import django
+django.setup()
+from social.connectors import register_connector
+from tests.helpdesk.fakes import FileConnector
+FileConnector.path = pathlib.Path(os.environ["EARSHOT_FILE_CONNECTOR"])
+FileConnector.die_after_send = os.environ["EARSHOT_DIE_AFTER_SEND"] == "1"
+register_connector(FileConnector)
+from helpdesk.celery import app
+app.worker_main(sys.argv[1:])
+"""
+TAKEOVER_LIMIT = 30.0
+
+
+def _broker_url(broker: str) -> str:
+    if broker == "rabbitmq":
+        return rabbitmq_vhost()
+    url = "redis://127.0.0.1:6379/9"
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_worker_neither_sends_twice_nor_loses_the_reply(
+    broker: str,
+    tenant: Tenant,
+    agent: User,
+    account: SocialAccount,
+    tmp_path: Path,
+) -> None:
+    """On RabbitMQ the broker hands the task to the next worker at once; on Redis it
+    keeps it for visibility_timeout, and the beat sweep takes the claim over once
+    its lease is out. Either way: within 30 s, sent once."""
+    conversation = receive(account, item(external_id="post-9")).conversation
+    with tenant_context(tenant):
+        message = post_reply(
+            conversation, membership=member(tenant, agent), text="We have rebooked you"
+        ).message
+    make_due(message)
+    platform = tmp_path / "platform.jsonl"
+    url = _broker_url(broker)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "CELERY_BROKER_URL": url,
+        "EARSHOT_TEST_EAGER": "0",
+        "EARSHOT_FILE_CONNECTOR": str(platform),
+        "PYTHONPATH": str(ROOT),
+    }
+    sweep = settings.CELERY_BEAT_SCHEDULE["sweep-outboxes"]["schedule"]
+    with real_broker(url):
+        with worker_subprocess(
+            {**env, "EARSHOT_DIE_AFTER_SEND": "1"},
+            tmp_path / "doomed.log",
+            name=f"doomed-{broker}",
+            script=KILLABLE_WORKER,
+        ) as doomed:
+            tasks.deliver_message.app.send_task(
+                "helpdesk.deliver_message",
+                args=(tenant.pk, message.pk),
+                task_id="killed-task",
+            )
+            doomed.wait(timeout=30)
+        killed_at = time.monotonic()
+        assert doomed.returncode == -9
+        assert len(platform.read_text().splitlines()) == 1
+        assert state(message)[0] == "sending"
+        with worker_subprocess(
+            {**env, "EARSHOT_DIE_AFTER_SEND": "0"},
+            tmp_path / "healthy.log",
+            name=f"healthy-{broker}",
+            script=KILLABLE_WORKER,
+        ):
+            next_sweep = time.monotonic()
+            while state(message)[0] != "sent":
+                assert time.monotonic() - killed_at < TAKEOVER_LIMIT, state(message)
+                if time.monotonic() >= next_sweep:  # what beat does
+                    tasks.deliver_message.app.send_task("helpdesk.sweep_outboxes")
+                    next_sweep += sweep
+                time.sleep(0.2)
+    assert len(platform.read_text().splitlines()) == 1
+    status, external_id, _attempts, _error = state(message)
+    assert (status, external_id) == ("sent", "file-1")
     with tenant_context(tenant):
         assert Conversation.objects.get(pk=conversation.pk).public_reply_count == 1
