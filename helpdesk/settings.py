@@ -299,9 +299,50 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://")
-CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
-    {"polling_interval": 0.02} if CELERY_BROKER_URL.startswith("memory") else {}
-)
+# Production broker: RabbitMQ (amqp://), durable queues, acknowledged late. It hands
+# a dead consumer's unacknowledged tasks to another worker at once. Redis works but
+# gives them back only after visibility_timeout (README, "Broker").
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
+if CELERY_BROKER_URL.startswith("memory"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.02}
+elif CELERY_BROKER_URL.startswith(("redis", "rediss")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Must outlast the longest ETA/countdown (backoff up to 10 min, the hold,
+        # webhook retries up to 15 min): past it Redis hands the task out again.
+        "visibility_timeout": 2 * 3600,
+        # Give up on a dead socket instead of waiting for ever, then reconnect.
+        "socket_timeout": 10.0,
+        "socket_connect_timeout": 5.0,
+        # False: a timed-out LPUSH re-sent on another connection can publish twice.
+        "retry_on_timeout": False,
+        "health_check_interval": 10,
+    }
+elif CELERY_BROKER_URL.startswith(("amqp", "pyamqp")):
+    # Publisher confirms: a publish returns only once RabbitMQ has the message.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+# Workers survive broker outages: retry the connection for ever (the default gives
+# up after 100 attempts and the worker exits), also at startup, and on channel errors.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CHANNEL_ERROR_RETRY = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 5.0
+CELERY_BROKER_HEARTBEAT = 30
+# A late-acked task cannot be acknowledged once its connection is gone: the broker
+# gives it to another worker, so stop the local copy (Celery 6 default).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# A request must not hang on a broker outage: two quick retries, then the caller
+# gets the error (the API answers 503; the sweeps enqueue what was stored).
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0.1,
+    "interval_step": 0.1,
+    "interval_max": 0.2,
+}
+# Task queues are durable (kombu's default for the queues Celery declares) and
+# messages persistent, so a RabbitMQ restart keeps them.
+CELERY_TASK_DEFAULT_DELIVERY_MODE = "persistent"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -312,7 +353,9 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Hand lost or stuck outbound replies back to delivery (invariant 3).
-    "sweep-outboxes": {"task": "helpdesk.sweep_outboxes", "schedule": 60.0},
+    # Every 10 s: a reply whose worker died is taken over within about 30 s
+    # (helpdesk.services.delivery.CLAIM_LEASE). One small task per active tenant.
+    "sweep-outboxes": {"task": "helpdesk.sweep_outboxes", "schedule": 10.0},
     # Snoozed conversations wake up by themselves.
     "wake-snoozed": {"task": "helpdesk.wake_all_snoozed", "schedule": 30.0},
     # Poll accounts on platforms without webhooks (each account has its own backoff).
