@@ -184,9 +184,7 @@ def test_a_retrying_event_is_left_alone_until_its_retry_is_due(
 
     monkeypatch.setattr(tasks.ingest, "process_webhook_event", fail)
     # Celery's eager mode would run every retry at once: record the one asked for.
-    monkeypatch.setattr(
-        tasks.process_webhook_event, "retry", lambda **options: Retry()
-    )
+    monkeypatch.setattr(tasks.process_webhook_event, "retry", lambda **options: Retry())
     tasks.process_webhook_event.apply(args=(event.pk,), throw=False)
 
     event.refresh_from_db()
