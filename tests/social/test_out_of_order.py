@@ -50,7 +50,7 @@ def threads_of(tenant: Tenant) -> set[frozenset[str]]:
         for conversation_id, external_id in Message.objects.values_list(
             "conversation_id", "external_id"
         ):
-            grouped.setdefault(conversation_id, set()).add(external_id)
+            grouped.setdefault(conversation_id, set()).add(str(external_id))
     return {frozenset(ids) for ids in grouped.values()}
 
 

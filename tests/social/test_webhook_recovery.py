@@ -12,7 +12,7 @@ from django.test import override_settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from social import tasks
+from social import ingest, tasks
 from social.models import SocialAccount, WebhookEvent
 from tenants.models import Tenant
 from tests.social.test_webhook_asgi import call, signed
@@ -182,7 +182,7 @@ def test_a_retrying_event_is_left_alone_until_its_retry_is_due(
     def fail(event_id: int) -> str:
         raise RuntimeError("routing table busy")
 
-    monkeypatch.setattr(tasks.ingest, "process_webhook_event", fail)
+    monkeypatch.setattr(ingest, "process_webhook_event", fail)
     # Celery's eager mode would run every retry at once: record the one asked for.
     monkeypatch.setattr(tasks.process_webhook_event, "retry", lambda **options: Retry())
     tasks.process_webhook_event.apply(args=(event.pk,), throw=False)
