@@ -38,9 +38,10 @@ def record(account: SocialAccount, inbound: InboundItem) -> bool:
 
 def recorded(tenant: Tenant) -> list[str]:
     with tenant_context(tenant):
-        return sorted(
-            Message.objects.filter(direction="in").values_list("external_id", flat=True)
+        ids = Message.objects.filter(direction="in").values_list(
+            "external_id", flat=True
         )
+        return sorted(str(external_id) for external_id in ids)
 
 
 def threads_of(tenant: Tenant) -> set[frozenset[str]]:
