@@ -40,7 +40,6 @@ CELERY = str(Path(sys.executable).with_name("celery"))
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672"
 # The Sandbox's webhook task goes to this queue (stack_settings.py routes it).
 SANDBOX_QUEUE = "sandbox"
-PG_VERSION = next(iter(sorted(os.listdir("/etc/postgresql"))), "15")
 
 
 class Process:
@@ -369,11 +368,12 @@ class Stack:
 
 def restart_postgres() -> float:
     """Restart the machine's PostgreSQL; returns when it accepts connections."""
+    version = sorted(os.listdir("/etc/postgresql"))[0]
     subprocess.run(
         [
             _tool("pg_ctlcluster"),
             "--skip-systemctl-redirect",
-            PG_VERSION,
+            version,
             "main",
             "restart",
         ],
