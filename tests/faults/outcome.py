@@ -7,6 +7,13 @@ Replies: lost = not sent, or sent with no post at the Sandbox; duplicated = ever
 publish beyond the first at the Sandbox (replays of the Idempotency-Key, which the
 Sandbox dedupes, and extra posts answering the same customer post).
 
+Columns: `sent` requests (or Sandbox posts), `accepted` (answered 2xx in the end),
+`client codes` (every answer the clients saw, retries included; `conn:*` is a
+connection error; for Sandbox posts, what Earshot answered the Sandbox's sender),
+`recovery s` (from the fault's end, the service back or the last replacement
+worker ready, until everything expected from that source was recorded; traffic
+still arriving after the fault is included).
+
 Each fault prints a table and appends it to tests/faults/artifacts/results.md.
 """
 
