@@ -2,6 +2,7 @@
 
 import logging
 import random
+import uuid
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -46,9 +47,12 @@ def deliver_message(task: Task, tenant: Tenant, message_id: int) -> str:  # type
 
     Returns what happened, for logs: sent, reconciled, retry, failed or skipped.
     """
-    token = str(task.request.id or f"local-{message_id}")
+    task_id = str(task.request.id or f"local-{message_id}")
+    # This attempt's own token: a redelivered copy of the same task is another
+    # attempt, and must not share the claim (see delivery.CLAIM_LEASE).
+    token = f"{task_id[:40]}.{uuid.uuid4().hex[:16]}"
     with tenant_context(tenant):
-        plan = delivery.claim_for_delivery(message_id, token=token)
+        plan = delivery.claim_for_delivery(message_id, token=token, task_id=task_id)
     if plan is None:
         return "skipped"
     connector = get_connector(plan.platform)
@@ -69,17 +73,15 @@ def deliver_message(task: Task, tenant: Tenant, message_id: int) -> str:  # type
             result = found
     except ConnectorError as error:
         final = error.permanent or task.request.retries >= MAX_DELIVERY_RETRIES
+        countdown = backoff_seconds(task.request.retries, error.retry_after)
         with tenant_context(tenant):
-            delivery.record_failure(message_id, error, final=final)
+            delivery.record_failure(message_id, error, final=final, retry_in=countdown)
         if final:
             logger.warning(
                 "delivery of message %s failed: %s", message_id, error.message
             )
             return "failed"
-        raise task.retry(
-            countdown=backoff_seconds(task.request.retries, error.retry_after),
-            exc=error,
-        ) from error
+        raise task.retry(countdown=countdown, exc=error) from error
     with tenant_context(tenant):
         delivery.record_delivery(message_id, result)
     return "reconciled" if found else "sent"

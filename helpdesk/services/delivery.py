@@ -1,10 +1,14 @@
 """Recording delivery: claim, outcome, failure. helpdesk/tasks.py calls these
 between its own transactions and does the network call outside any transaction.
 
-At most once per Message (invariant 3): a delivery attempt first claims the row with
-a conditional update (scheduled → sending, or a stale `sending` claim taken over by
-the same task after a crash). A claim taken over after a crash reconciles first:
-the connector is asked whether the reply reached the platform before sending again.
+At most once per Message (invariant 3): every delivery attempt has a token of its
+own and first claims the row with a conditional update (scheduled → sending). A
+`sending` row is taken over only once its claim's lease has run out, never sooner,
+not even by a redelivered copy of the same task: a broker may redeliver a task whose
+first copy is still running (a blip of the worker's connection), and both would
+send. A takeover reconciles first: the connector is asked whether the reply reached
+the platform before sending again. A transient failure hands the claim on to its
+retry by letting the lease run out when the retry is due.
 """
 
 from dataclasses import dataclass
@@ -38,7 +42,7 @@ Delivery = Message.DeliveryStatus
 # renewal + SEND_BUDGET the attempt has its answer or has given up on the request.
 # A takeover needs claimed_at older than CLAIM_LEASE, and it reconciles first
 # (connector.find_delivery) before sending. So when it looks, the old attempt's
-# request ended at least CLAIM_LEASE - SEND_BUDGET (8 s) ago: a send the platform
+# request ended at least CLAIM_LEASE - SEND_BUDGET (5 s) ago: a send the platform
 # accepted is found, and the takeover is no riskier than an ordinary retry after a
 # timeout. An attempt slower than the lease (stuck on the database, say) finds its
 # renewal refused and stops without calling the platform.
@@ -46,11 +50,15 @@ Delivery = Message.DeliveryStatus
 #
 # Worst case for a claim whose worker died: CLAIM_LEASE, then up to one SWEEP
 # interval (helpdesk.settings CELERY_BEAT_SCHEDULE "sweep-outboxes", 10 s), then a
-# queue hop: about 30 s. A redelivered task (same task id, same token) takes over at
-# once: RabbitMQ requeues a dead consumer's messages immediately, and Celery
-# rejects the message of a killed pool process (reject_on_worker_lost).
-SEND_BUDGET = http.DEADLINE  # 12 s
-CLAIM_LEASE = timedelta(seconds=20)
+# queue hop: about 25 s. A redelivered task (RabbitMQ requeues a dead consumer's
+# messages at once; Celery rejects a killed pool process's with
+# reject_on_worker_lost) is an attempt like any other: it takes over when the lease
+# has run out, else it leaves the reply to the sweep.
+# A send gets less than the general request deadline (social.http.DEADLINE, 12 s):
+# the shorter the budget, the shorter the lease, the sooner a dead claim is taken
+# over.
+SEND_BUDGET = 10.0
+CLAIM_LEASE = timedelta(seconds=15)
 # A scheduled reply this far past its time lost its task (a worker died holding its
 # ETA message: Redis gives that back only after the visibility timeout). The sweep
 # hands it out again at most once per CLAIM_LEASE (it stamps claimed_at), so a
@@ -67,14 +75,17 @@ class DeliveryPlan:
     reconcile: bool  # a previous attempt may have reached the platform
 
 
-def claim_for_delivery(message_id: int, *, token: str) -> DeliveryPlan | None:
+def claim_for_delivery(
+    message_id: int, *, token: str, task_id: str | None = None
+) -> DeliveryPlan | None:
     """Claim a due message for this attempt; None when there is nothing to send.
 
-    Call inside the tenant's context. Scheduled and due: claimed (scheduled →
-    sending). Already `sending` under the same token (the task was redelivered after
-    a crash or retried) or under an expired lease: taken over, with reconcile=True.
-    Not yet due (edited hold, early task): re-enqueued for its time. Cancelled,
-    sent or failed: None.
+    Call inside the tenant's context; `token` is this attempt's own. Scheduled and
+    due: claimed (scheduled → sending), with reconcile=True when an earlier attempt
+    existed (an agent's retry of a failed reply). Already `sending` under an expired
+    lease (its attempt died, or failed and this is its retry): taken over, with
+    reconcile=True. Not yet due (edited hold, early task): re-enqueued for its time
+    under `task_id`. Sending under a live lease, cancelled, sent or failed: None.
     """
     now = timezone.now()
     claimed = Message.objects.filter(
@@ -85,19 +96,21 @@ def claim_for_delivery(message_id: int, *, token: str) -> DeliveryPlan | None:
         claimed_at=Now(),
         attempts=F("attempts") + 1,
     )
-    reconcile = False
     if not claimed:
-        reconcile = bool(
-            Message.objects.filter(pk=message_id, delivery_status=Delivery.SENDING)
-            .filter(Q(claim_token=token) | Q(claimed_at__lt=Now() - CLAIM_LEASE))
-            .update(claim_token=token, claimed_at=Now(), attempts=F("attempts") + 1)
-        )
-        if not reconcile:
-            _reschedule_if_early(message_id, now, token=token)
+        taken_over = Message.objects.filter(
+            pk=message_id,
+            delivery_status=Delivery.SENDING,
+            claimed_at__lt=Now() - CLAIM_LEASE,
+        ).update(claim_token=token, claimed_at=Now(), attempts=F("attempts") + 1)
+        if not taken_over:
+            _reschedule_if_early(message_id, now, task_id=task_id or token)
             return None
     message = Message.objects.select_related("conversation", "account").get(
         pk=message_id
     )
+    # attempts counts this claim: more than one means an attempt before this one
+    # may have reached the platform.
+    reconcile = message.attempts > 1
     if message.account is None:
         record_failure(
             message.pk,
@@ -137,7 +150,7 @@ def renew_claim(message_id: int, *, token: str) -> bool:
     )
 
 
-def _reschedule_if_early(message_id: int, now: datetime, *, token: str) -> None:
+def _reschedule_if_early(message_id: int, now: datetime, *, task_id: str) -> None:
     """Re-enqueue a task that came before the reply's time (an edited hold).
 
     The copy keeps this task's id, and this message is acknowledged when the task
@@ -156,7 +169,7 @@ def _reschedule_if_early(message_id: int, now: datetime, *, token: str) -> None:
         tenant_id, eta = early
         transaction.on_commit(
             lambda: deliver_message.apply_async(
-                (tenant_id, message_id), eta=eta, task_id=token
+                (tenant_id, message_id), eta=eta, task_id=task_id
             )
         )
 
@@ -234,13 +247,16 @@ def record_delivery(message_id: int, result: DeliveryResult) -> Message | None:
 
 
 def record_failure(
-    message_id: int, error: ConnectorError, *, final: bool
+    message_id: int, error: ConnectorError, *, final: bool, retry_in: float = 0.0
 ) -> Message | None:
     """Record a failed attempt.
 
     A permanent error, or the last retry, marks the message failed with the
     platform's message and frees its public slot; the agent sees it and can retry.
-    A transient error keeps the claim (`sending`) so the retry reconciles first.
+    A transient error keeps the message `sending` (it may have reached the platform,
+    so the next attempt reconciles first) and sets the claim's lease to run out in
+    `retry_in` seconds, when the task's retry is due: the retry takes it over, and
+    the sweep leaves it alone until then.
     """
     message = (
         Message.objects.select_for_update(of=("self",))
@@ -254,6 +270,9 @@ def record_failure(
     if error.permanent or final:
         message.delivery_status = Delivery.FAILED
         fields.append("delivery_status")
+    else:
+        message.claimed_at = Now() + (timedelta(seconds=retry_in) - CLAIM_LEASE)
+        fields.append("claimed_at")
     message.save(update_fields=fields)
     if message.delivery_status == Delivery.FAILED:
         release_public_slot(message)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery.exceptions import Retry
 from django.conf import settings
 from django.utils import timezone
 
@@ -76,6 +77,20 @@ def run(message: Message, *, task_id: str = "task-1") -> Any:
     )
 
 
+def expire_claim(message: Message) -> None:
+    """Let the current claim's lease run out (as if CLAIM_LEASE had passed)."""
+    with tenant_context(message.tenant_id):
+        Message.objects.filter(pk=message.pk).update(
+            claimed_at=timezone.now() - delivery.CLAIM_LEASE - timedelta(seconds=1)
+        )
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eager Celery runs a retry at once; so does its claim's hand-over."""
+    monkeypatch.setattr(tasks, "backoff_seconds", lambda retries, retry_after: 0.0)
+
+
 def make_due(message: Message) -> None:
     with tenant_context(message.tenant_id):
         Message.objects.filter(pk=message.pk).update(send_after=timezone.now())
@@ -132,6 +147,7 @@ def test_transient_errors_are_retried_reconciling_before_each_resend(
     queued: Message,
     fake_platforms: type[FakeConnector],
     monkeypatch: pytest.MonkeyPatch,
+    no_backoff: None,
 ) -> None:
     # Eager Celery runs each retry at once; in a worker it waits for the backoff.
     fake_platforms.behaviour.errors = [
@@ -154,7 +170,7 @@ def test_transient_errors_are_retried_reconciling_before_each_resend(
 
 
 def test_a_reply_that_keeps_failing_transiently_ends_failed(
-    queued: Message, fake_platforms: type[FakeConnector]
+    queued: Message, fake_platforms: type[FakeConnector], no_backoff: None
 ) -> None:
     fake_platforms.behaviour.errors = [
         ConnectorError(f"503 attempt {n}")
@@ -215,6 +231,9 @@ def test_a_worker_dying_after_the_platform_accepted_does_not_send_twice(
         run(queued, task_id="task-k")
     assert state(queued)[0] == "sending"
     # acks_late + reject_on_worker_lost: the broker hands the same task out again.
+    # While the lease lasts the first copy may still be running: hands off.
+    assert run(queued, task_id="task-k").result == "skipped"
+    expire_claim(queued)
     assert run(queued, task_id="task-k").result == "reconciled"
     assert len(fake_platforms.sent) == 1
     status, external_id, _attempts, _error = state(queued)
@@ -229,10 +248,61 @@ def test_a_worker_dying_before_the_platform_got_it_sends_once_on_redelivery(
         claimed = delivery.claim_for_delivery(queued.pk, token="task-z")
     assert claimed is not None
     assert claimed.reconcile is False
-    # The worker died here, before calling the platform; the task is redelivered.
+    # The worker died here, before calling the platform; the task is redelivered
+    # and takes the claim over once its lease is out.
+    expire_claim(queued)
     assert run(queued, task_id="task-z").result == "sent"
     assert len(fake_platforms.sent) == 1
     assert state(queued)[0::2] == ("sent", 2)
+
+
+def test_a_redelivered_copy_while_the_first_still_runs_does_not_send(
+    queued: Message, fake_platforms: type[FakeConnector]
+) -> None:
+    # A blip of the worker's broker connection: the broker hands the same task to
+    # another worker while the first copy is still about to send.
+    make_due(queued)
+    with tenant_context(queued.tenant_id):
+        first = delivery.claim_for_delivery(queued.pk, token="task-b.first")
+    assert first is not None
+
+    assert run(queued, task_id="task-b").result == "skipped"
+
+    assert fake_platforms.sent == []
+    with tenant_context(queued.tenant_id):
+        assert delivery.renew_claim(queued.pk, token="task-b.first") is True
+
+
+def test_a_transient_failure_hands_the_claim_to_its_retry_when_it_is_due(
+    queued: Message,
+    fake_platforms: type[FakeConnector],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_platforms.behaviour.errors = [ConnectorError("upstream timeout")]
+    monkeypatch.setattr(tasks, "backoff_seconds", lambda retries, retry_after: 7.0)
+    # Record the retry Celery is asked for instead of running it at once (eager).
+    monkeypatch.setattr(tasks.deliver_message, "retry", lambda **options: Retry())
+    make_due(queued)
+    run(queued, task_id="task-t")
+    with tenant_context(queued.tenant_id):
+        claimed_at = Message.objects.get(pk=queued.pk).claimed_at
+        assert delivery.stale_deliveries() == []
+    assert claimed_at is not None
+    hand_over = claimed_at + delivery.CLAIM_LEASE - timezone.now()
+    assert timedelta(seconds=5) < hand_over <= timedelta(seconds=7)
+    assert run(queued, task_id="task-t").result == "skipped"  # too early
+
+    expire_claim(queued)  # the retry's time has come
+    monkeypatch.undo()
+    lookups: list[str] = []
+    monkeypatch.setattr(
+        FakeConnector,
+        "find_delivery",
+        lambda self, account, reply: lookups.append(reply.client_ref),
+    )
+    assert run(queued, task_id="task-t").result == "sent"
+    assert lookups == [str(queued.client_ref)]
+    assert len(fake_platforms.sent) == 1
 
 
 def test_a_stale_claim_of_another_task_waits_for_its_lease(
@@ -300,6 +370,7 @@ def test_a_killed_worker_process_neither_sends_twice_nor_loses_the_reply(
     assert state(message)[0] == "sending"
     register_connector(FileConnector)
     FileConnector.die_after_send = False
+    expire_claim(message)
     result = tasks.deliver_message.apply(
         args=(tenant.pk, message.pk), task_id="killed-task"
     ).result
