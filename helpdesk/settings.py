@@ -317,9 +317,12 @@ elif CELERY_BROKER_URL.startswith(("redis", "rediss")):
         "retry_on_timeout": False,
         "health_check_interval": 10,
     }
-elif CELERY_BROKER_URL.startswith(("amqp", "pyamqp")):
-    # Publisher confirms: a publish returns only once RabbitMQ has the message.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+# RabbitMQ runs without publisher confirms (`confirm_publish`): measured here, a
+# worker that published a task from inside a task (a sweep handing out a reply)
+# received it only about 10 s later, at its next wake-up, against 1 ms without. A
+# publish lost to a broker crash is covered anyway: everything a task carries is a
+# stored row (reply, webhook event, outbound delivery) that a beat sweep re-queues.
+
 # Workers survive broker outages: retry the connection for ever (the default gives
 # up after 100 attempts and the worker exits), also at startup, and on channel errors.
 CELERY_BROKER_CONNECTION_RETRY = True
@@ -328,9 +331,12 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_CHANNEL_ERROR_RETRY = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 5.0
 CELERY_BROKER_HEARTBEAT = 30
-# A late-acked task cannot be acknowledged once its connection is gone: the broker
-# gives it to another worker, so stop the local copy (Celery 6 default).
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Off: with it on, a prefork worker exited on the third Redis outage in a row
+# (ValueError('file descriptor is None') re-registering a pool child it had
+# cancelled), while with it off it survived four of four. A task redelivered while
+# its first copy still runs is harmless: tasks are idempotent, and a reply's claim
+# is held per attempt under a lease (helpdesk.services.delivery.CLAIM_LEASE).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # A request must not hang on a broker outage: two quick retries, then the caller
 # gets the error (the API answers 503; the sweeps enqueue what was stored).
 CELERY_TASK_PUBLISH_RETRY = True
