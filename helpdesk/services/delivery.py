@@ -22,7 +22,6 @@ from django.utils import timezone
 from helpdesk import events
 from helpdesk.models import Conversation, Message
 from helpdesk.services.replies import release_public_slot
-from social import http
 from social.connectors.base import (
     AccountRef,
     ConnectorError,
