@@ -1,16 +1,21 @@
 """Celery tasks of the social layer (thin; the logic is in social/ingest.py,
 social/polling.py and social/tokens.py)."""
 
+import logging
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from celery import Task
+from django.db import DatabaseError
 from django.utils import timezone
 
 from social import ingest, polling, tokens, waiting
 from tenants.context import tenant_context
 from tenants.models import Tenant
 from tenants.tasks import system_task, tenant_task
+
+logger = logging.getLogger(__name__)
 
 
 @system_task(
@@ -28,17 +33,26 @@ def process_webhook_event(task: Task, event_id: int) -> str:  # type: ignore[typ
     from social.models import WebhookEvent
 
     events = WebhookEvent.objects.filter(pk=event_id)
-    events.update(attempts=task.request.retries + 1, touched_at=timezone.now())
     try:
+        events.update(attempts=task.request.retries + 1, touched_at=timezone.now())
         return ingest.process_webhook_event(event_id)
     except Exception as exc:
         if task.request.retries >= (task.max_retries or 0):
-            events.update(status="failed", error=str(exc)[:2000])
+            _mark_event(events, status="failed", error=str(exc)[:2000])
             raise
         countdown = min(300, 2 ** (task.request.retries + 1))
         # The sweep leaves the event alone until its retry is due.
-        events.update(touched_at=timezone.now() + timedelta(seconds=countdown))
+        _mark_event(events, touched_at=timezone.now() + timedelta(seconds=countdown))
         raise task.retry(countdown=countdown, exc=exc) from exc
+
+
+def _mark_event(events: Any, **fields: Any) -> None:
+    """Best effort: with the database down the event stays `received`, and the
+    retry (or the sweep) finds it."""
+    try:
+        events.update(**fields)
+    except DatabaseError as error:
+        logger.warning("webhook event not updated (%s): %s", fields, error)
 
 
 @system_task(name="social.sweep_webhook_events")

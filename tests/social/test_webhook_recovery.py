@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from celery.exceptions import Retry
 from django.db import OperationalError
+from django.db.models import QuerySet
 from django.test import override_settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
@@ -231,4 +232,34 @@ def test_the_fast_path_acknowledges_with_the_broker_down(
     response = call("POST", "/hooks/sandbox/", body, headers)
 
     assert (response.status_code, response.json()) == (200, {"status": "accepted"})
+    assert WebhookEvent.objects.get().status == "received"
+
+
+def test_a_database_error_as_the_task_starts_is_retried(
+    routed: SocialAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.process_webhook_event, "delay", queued.append)
+    deliver(post_event("100"))
+    event = WebhookEvent.objects.get()
+    update = QuerySet.update
+    calls: list[dict[str, Any]] = []
+
+    def database_restarting(self: QuerySet[Any], **fields: Any) -> int:
+        calls.append(fields)
+        if len(calls) <= 2:  # the start and the retry's mark both hit the restart
+            raise OperationalError("terminating connection due to administrator")
+        return update(self, **fields)
+
+    monkeypatch.setattr(QuerySet, "update", database_restarting)
+    monkeypatch.setattr(tasks.process_webhook_event, "retry", lambda **options: Retry())
+
+    result = tasks.process_webhook_event.apply(args=(event.pk,), throw=False)
+
+    assert result.state == "RETRY"
+    assert [sorted(fields) for fields in calls] == [
+        ["attempts", "touched_at"],
+        ["touched_at"],
+    ]
+    monkeypatch.undo()
     assert WebhookEvent.objects.get().status == "received"
