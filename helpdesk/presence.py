@@ -1,14 +1,21 @@
 """Who is online: an agent is online for 60 s after its last heartbeat.
 
 Production keeps presence in Redis (one sorted set per tenant, shared by every ASGI
-process); the single-process demo keeps it in memory.
+process); the single-process demo keeps it in memory. Presence is a hint: while
+Redis is unreachable nobody counts as online (no auto-assignment, no presence
+list) and a warning is logged, but nothing that writes fails for it.
 """
 
+import logging
 import threading
 import time
 from functools import cache
 
 from django.conf import settings
+
+from tenants.outages import CACHE_ERRORS
+
+logger = logging.getLogger(__name__)
 
 ONLINE_SECONDS = 60
 
@@ -42,12 +49,17 @@ class RedisPresence:
     def __init__(self, url: str) -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(url)
+        # Bounded waits: a Redis that stopped answering must not hold a request.
+        self._redis = redis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=2
+        )
 
     def _key(self, tenant_id: int) -> str:
         return f"earshot:presence:t{tenant_id}"
 
     def touch(self, tenant_id: int, user_id: int) -> bool:
+        """Record a heartbeat; True when the agent was offline before (False when
+        Redis is unreachable)."""
         now = time.time()
         key = self._key(tenant_id)
         pipe = self._redis.pipeline()
@@ -55,15 +67,27 @@ class RedisPresence:
         pipe.zadd(key, {str(user_id): now})
         pipe.zremrangebyscore(key, 0, now - 24 * 3600)
         pipe.expire(key, 24 * 3600)
-        previous = pipe.execute()[0]
+        try:
+            previous = pipe.execute()[0]
+        except CACHE_ERRORS as error:
+            logger.warning("presence not recorded, Redis unavailable: %r", error)
+            return False
         return previous is None or now - float(previous) >= ONLINE_SECONDS
 
     def leave(self, tenant_id: int, user_id: int) -> None:
-        self._redis.zrem(self._key(tenant_id), user_id)
+        try:
+            self._redis.zrem(self._key(tenant_id), user_id)
+        except CACHE_ERRORS as error:
+            logger.warning("presence not cleared, Redis unavailable: %r", error)
 
     def online(self, tenant_id: int) -> set[int]:
+        """Agents seen in the last ONLINE_SECONDS; nobody while Redis is away."""
         cutoff = time.time() - ONLINE_SECONDS
-        members = self._redis.zrangebyscore(self._key(tenant_id), cutoff, "+inf")
+        try:
+            members = self._redis.zrangebyscore(self._key(tenant_id), cutoff, "+inf")
+        except CACHE_ERRORS as error:
+            logger.warning("presence unknown, Redis unavailable: %r", error)
+            return set()
         return {int(str(member, "ascii")) for member in members}  # type: ignore[arg-type]
 
 

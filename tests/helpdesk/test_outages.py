@@ -413,3 +413,46 @@ def test_a_token_refresh_is_skipped_when_its_lock_is_unreachable(
     assert lines[0].startswith(
         f"token refresh of account {account.pk} skipped, lock unavailable: "
     )
+
+
+def test_an_inbound_item_is_recorded_while_presence_is_unreachable(
+    tenant: Tenant,
+    account: SocialAccount,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from helpdesk.presence import RedisPresence
+    from helpdesk.services import assignment
+
+    dead = RedisPresence("redis://127.0.0.1:1/0")
+    monkeypatch.setattr(assignment, "presence_store", lambda: dead)
+
+    with caplog.at_level(logging.WARNING):
+        result = receive(account, item(external_id="while-redis-is-down"))
+
+    assert result.created is True
+    assert result.conversation.assignee_id is None
+    assert [
+        line.split(":")[0] for line in warnings_of(caplog, "helpdesk.presence")
+    ] == ["presence unknown, Redis unavailable"]
+
+
+def test_presence_without_redis_counts_nobody_and_raises_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from helpdesk.presence import RedisPresence
+
+    dead = RedisPresence("redis://127.0.0.1:1/0")
+
+    with caplog.at_level(logging.WARNING):
+        assert dead.touch(1, 7) is False
+        dead.leave(1, 7)
+        assert dead.online(1) == set()
+
+    assert [
+        line.split(":")[0] for line in warnings_of(caplog, "helpdesk.presence")
+    ] == [
+        "presence not recorded, Redis unavailable",
+        "presence not cleared, Redis unavailable",
+        "presence unknown, Redis unavailable",
+    ]
