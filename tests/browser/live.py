@@ -8,7 +8,6 @@ calls to its API travel over real HTTP between the processes.
 
 import os
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from tests.helpdesk.live import free_port, worker_subprocess
+from tests.helpdesk.live import free_port, uvicorn_command, worker_subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -61,20 +60,7 @@ class LiveServer:
     def start(self, timeout: float = 40.0) -> None:
         self.starts += 1
         log = (self.log_dir / f"server-{self.starts}.log").open("wb")
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "helpdesk.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-        ]
+        command = uvicorn_command(self.port)
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=_env(self.url), stdout=log, stderr=subprocess.STDOUT
         )

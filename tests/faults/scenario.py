@@ -14,6 +14,7 @@ from tests.faults.outcome import (
     Row,
     await_inbound,
     inbound_rows,
+    publish,
     webhook_diagnosis,
 )
 from tests.faults.stack import Stack
@@ -159,6 +160,32 @@ def settle(
         done=done,
         recovery=recovery,
     )
+
+
+def conclude(
+    workspace: Workspace,
+    traffic: Traffic,
+    stack: Stack,
+    *,
+    title: str,
+    fault: str,
+    broker: str,
+    done: str,
+    fault_end: float,
+) -> list[Row]:
+    """Settle, print the table under `title`, and fail on any broken invariant."""
+    rows = settle(
+        workspace,
+        lambda: traffic.expectations(workspace, stack),
+        fault=fault,
+        broker=broker,
+        done=done,
+        fault_end=fault_end,
+    )
+    publish(title, rows, notes_for(rows, traffic, stack))
+    problems = failures(rows, traffic.senders, stack)
+    assert not problems, "\n".join(problems)
+    return rows
 
 
 def improper(refusals: Iterable[Refusal]) -> list[Refusal]:

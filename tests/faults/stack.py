@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,11 +31,15 @@ import httpx
 import redis
 
 from helpdesk.celery import app as celery_app
-from tests.helpdesk.live import free_port
+from tests.helpdesk.live import (
+    CELERY,
+    celery_worker_command,
+    free_port,
+    uvicorn_command,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CELERY = str(Path(sys.executable).with_name("celery"))
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672"
 # The Sandbox's webhook task goes to this queue (stack_settings.py routes it).
 SANDBOX_QUEUE = "sandbox"
@@ -226,46 +229,14 @@ class Stack:
     # -- commands --------------------------------------------------------------
 
     def _server_command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "helpdesk.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "2",
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
+        return uvicorn_command(self.port, workers=2)
 
     def _celery_worker_command(
         self, name: str, queue: str, pool: str, concurrency: int
     ) -> list[str]:
-        return [
-            CELERY,
-            "-A",
-            "helpdesk",
-            "worker",
-            "-P",
-            pool,
-            "-c",
-            str(concurrency),
-            "-Q",
-            queue,
-            "-n",
-            f"{name}-{self.port}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "INFO",
-        ]
+        return celery_worker_command(
+            f"{name}-{self.port}", pool=pool, concurrency=concurrency, queue=queue
+        )
 
     def _worker(self, index: int) -> Process:
         command = self._celery_worker_command(

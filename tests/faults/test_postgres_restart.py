@@ -13,8 +13,7 @@ import pytest
 from django.db import connections
 
 from tests.faults.conftest import StartStack
-from tests.faults.outcome import publish
-from tests.faults.scenario import failures, mixed_traffic, notes_for, settle
+from tests.faults.scenario import conclude, mixed_traffic
 from tests.faults.stack import restart_postgres
 from tests.faults.traffic import webhook_threads
 
@@ -45,18 +44,13 @@ def test_postgres_restarted_during_traffic(start_stack: StartStack) -> None:
     traffic.poster.paused.clear()
     traffic.join()
 
-    rows = settle(
+    conclude(
         workspace,
-        lambda: traffic.expectations(workspace, stack),
+        traffic,
+        stack,
+        title="Fault 4: PostgreSQL restarted during traffic",
         fault="4 PostgreSQL restart",
         broker="redis",
         done=f"restart, down {fault_end - began:.1f} s",
         fault_end=fault_end,
     )
-    publish(
-        "Fault 4: PostgreSQL restarted during traffic",
-        rows,
-        notes_for(rows, traffic, stack),
-    )
-    problems = failures(rows, traffic.senders, stack)
-    assert not problems, "\n".join(problems)

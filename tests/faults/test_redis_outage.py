@@ -12,8 +12,7 @@ import time
 import pytest
 
 from tests.faults.conftest import StartStack
-from tests.faults.outcome import publish
-from tests.faults.scenario import failures, mixed_traffic, notes_for, settle
+from tests.faults.scenario import conclude, mixed_traffic
 from tests.faults.traffic import webhook_threads
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -44,19 +43,16 @@ def test_redis_stopped_during_traffic(start_stack: StartStack) -> None:
     fault_end = time.monotonic()
     traffic.join()
 
-    rows = settle(
+    conclude(
         workspace,
-        lambda: traffic.expectations(workspace, stack),
+        traffic,
+        stack,
+        title="Fault 3: Redis stopped during traffic",
         fault="3 Redis stopped",
         broker="rabbitmq",
         done=f"Redis down {OUTAGE:.0f} s",
         fault_end=fault_end,
     )
-    publish(
-        "Fault 3: Redis stopped during traffic", rows, notes_for(rows, traffic, stack)
-    )
-    problems = failures(rows, traffic.senders, stack)
-    assert not problems, "\n".join(problems)
     # Only Redis was away: the cache, rate limits, presence and live pushes; nothing
     # that accepts a write needs it, so no webhook or API push was refused.
     assert set(traffic.webhooks.codes) == {"200"}

@@ -12,8 +12,7 @@ import time
 import pytest
 
 from tests.faults.conftest import StartStack
-from tests.faults.outcome import publish
-from tests.faults.scenario import failures, mixed_traffic, notes_for, settle
+from tests.faults.scenario import conclude, mixed_traffic
 from tests.faults.traffic import webhook_threads
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -45,18 +44,13 @@ def test_worker_killed_during_traffic(start_stack: StartStack, broker: str) -> N
         fault_end = stack.kill_worker(kill % len(stack.workers), why=f"#{kill + 1}")
     traffic.join()
 
-    rows = settle(
+    conclude(
         workspace,
-        lambda: traffic.expectations(workspace, stack),
+        traffic,
+        stack,
+        title=f"Fault 1: worker killed during traffic ({broker})",
         fault="1 worker kill -9",
         broker=broker,
         done=f"{KILLS}x kill -9 of a worker",
         fault_end=fault_end,
     )
-    publish(
-        f"Fault 1: worker killed during traffic ({broker})",
-        rows,
-        notes_for(rows, traffic, stack),
-    )
-    problems = failures(rows, traffic.senders, stack)
-    assert not problems, "\n".join(problems)

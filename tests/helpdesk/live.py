@@ -126,6 +126,62 @@ def _drop_broker_pools() -> None:
     app.amqp._producer_pool = None
 
 
+CELERY = str(Path(sys.executable).with_name("celery"))
+
+
+def uvicorn_command(port: int, *, workers: int = 1) -> list[str]:
+    """`uvicorn helpdesk.asgi:application` on 127.0.0.1:`port`, warnings only."""
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "helpdesk.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--lifespan",
+        "off",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    return command
+
+
+def celery_worker_command(
+    name: str,
+    *,
+    pool: str = "solo",
+    concurrency: int = 1,
+    queue: str | None = None,
+    quiet: bool = True,
+) -> list[str]:
+    """`celery -A helpdesk worker` named `name`; quiet: without gossip, mingle and
+    heartbeats (production keeps them on)."""
+    command = [
+        CELERY,
+        "-A",
+        "helpdesk",
+        "worker",
+        "-P",
+        pool,
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "-l",
+        "INFO",
+    ]
+    if queue is not None:
+        command += ["-Q", queue]
+    if quiet:
+        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return command
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -154,22 +210,9 @@ def worker_subprocess(
     `app.worker_main(sys.argv[1:])`).
     Waits until it is ready; terminates it (killed after 10 s) when the block ends.
     """
-    command = [
-        str(Path(sys.executable).with_name("celery")),
-        "-A",
-        "helpdesk",
-        "worker",
-        "-P",
-        pool,
-        "-c",
-        str(concurrency),
-        "-n",
-        f"{name}-{os.getpid()}@%h",
-        "-l",
-        "INFO",
-    ]
-    if quiet:
-        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    command = celery_worker_command(
+        f"{name}-{os.getpid()}", pool=pool, concurrency=concurrency, quiet=quiet
+    )
     if script is not None:
         command = [sys.executable, "-c", script, *command[3:]]
     with log.open("wb") as out:

@@ -7,7 +7,6 @@ one. Loopback only.
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpdesk.live import BROKER_URL, ROOT, free_port
+from tests.helpdesk.live import BROKER_URL, ROOT, free_port, uvicorn_command
 
 
 @contextmanager
@@ -33,21 +32,7 @@ def uvicorn_server(
         **(env or {}),
     }
     log = (log_dir / "uvicorn.log").open("w")
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "helpdesk.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    if workers > 1:
-        command += ["--workers", str(workers)]
+    command = uvicorn_command(port, workers=workers)
     server = subprocess.Popen(
         command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
     )
