@@ -4,6 +4,7 @@ Every function that changes rows runs in a transaction and writes an AuditEvent 
 security-relevant changes. Emails are sent by Celery tasks enqueued on commit.
 """
 
+import logging
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -19,6 +20,9 @@ from tenants.brand_rules import BrandSettings, apply_brand_settings
 from tenants.context import tenant_context
 from tenants.exceptions import InvitationInvalid, WorkspaceError
 from tenants.models import AuditEvent, Brand, Invitation, Membership, Tenant, User
+from tenants.outages import CACHE_ERRORS
+
+logger = logging.getLogger(__name__)
 
 INVITATION_SALT = "earshot.invitation"
 Role = Membership.Role
@@ -352,9 +356,20 @@ def _close_member_sockets(tenant_id: int, user_id: int) -> None:
     from channels.layers import get_channel_layer
 
     layer = get_channel_layer()
-    if layer is not None:
+    if layer is None:
+        return
+    try:
         async_to_sync(layer.group_send)(
             f"t{tenant_id}.u{user_id}", {"type": "member.removed"}
+        )
+    except CACHE_ERRORS as error:
+        # The removal is committed; the socket's next heartbeat re-checks the
+        # membership and closes it (helpdesk.consumers.InboxConsumer).
+        logger.warning(
+            "removed member %s's sockets not told to close, channel layer "
+            "unavailable: %r",
+            user_id,
+            error,
         )
 
 

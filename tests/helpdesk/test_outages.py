@@ -456,3 +456,35 @@ def test_presence_without_redis_counts_nobody_and_raises_nothing(
         "presence not cleared, Redis unavailable",
         "presence unknown, Redis unavailable",
     ]
+
+
+def test_a_member_is_removed_while_the_channel_layer_is_down(
+    tenant: Tenant,
+    owner: User,
+    agent: User,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},
+        }
+    }
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    target = membership_of(tenant, agent)
+
+    with caplog.at_level(logging.WARNING):
+        response = login(owner).post(
+            f"/t/acme-air/settings/members/{target.pk}/remove/"
+        )
+
+    channel_layers.backends.clear()
+    assert response.status_code == 302
+    with tenant_context(tenant):
+        assert not Membership.objects.filter(user=agent).exists()
+    assert [line.split(",")[0] for line in warnings_of(caplog, "tenants.services")] == [
+        f"removed member {agent.pk}'s sockets not told to close"
+    ]
