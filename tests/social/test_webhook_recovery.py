@@ -44,6 +44,17 @@ def database_refuses_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(WebhookEvent.objects, "create", refuse)
 
 
+@pytest.fixture
+def stored(
+    routed: SocialAccount, monkeypatch: pytest.MonkeyPatch
+) -> tuple[WebhookEvent, list[int]]:
+    """One stored delivery whose task was not run; the ids queued since."""
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.process_webhook_event, "delay", queued.append)
+    deliver(post_event("100"))
+    return WebhookEvent.objects.get(), queued
+
+
 def age(seconds: float, **filters: Any) -> None:
     WebhookEvent.objects.filter(**filters).update(
         received_at=timezone.now() - timedelta(seconds=seconds)
@@ -173,12 +184,9 @@ def test_the_sweep_stops_while_the_broker_refuses(
 
 
 def test_a_retrying_event_is_left_alone_until_its_retry_is_due(
-    routed: SocialAccount, monkeypatch: pytest.MonkeyPatch
+    stored: tuple[WebhookEvent, list[int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queued: list[int] = []
-    monkeypatch.setattr(tasks.process_webhook_event, "delay", queued.append)
-    deliver(post_event("100"))
-    event = WebhookEvent.objects.get()
+    event, queued = stored
 
     def fail(event_id: int) -> str:
         raise RuntimeError("routing table busy")
@@ -236,12 +244,9 @@ def test_the_fast_path_acknowledges_with_the_broker_down(
 
 
 def test_a_database_error_as_the_task_starts_is_retried(
-    routed: SocialAccount, monkeypatch: pytest.MonkeyPatch
+    stored: tuple[WebhookEvent, list[int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queued: list[int] = []
-    monkeypatch.setattr(tasks.process_webhook_event, "delay", queued.append)
-    deliver(post_event("100"))
-    event = WebhookEvent.objects.get()
+    event, _queued = stored
     update = QuerySet.update
     calls: list[dict[str, Any]] = []
 
