@@ -135,7 +135,22 @@ class Brand(TenantModel):
     public_reply_limit = models.PositiveSmallIntegerField(default=2)
     send_hold_seconds = models.PositiveSmallIntegerField(default=20)
     private_first_allowed = models.BooleanField(default=False)
-    first_response_target_minutes = models.PositiveIntegerField(default=60)
+    pause_while_pending = models.BooleanField(
+        default=True,
+        help_text="Waiting on the customer (pending) stops the SLA clock.",
+    )
+    queue_window_minutes = models.PositiveSmallIntegerField(
+        default=5,
+        help_text="How far reach or sentiment may move a conversation up the queue.",
+    )
+    publish_badge = models.BooleanField(
+        default=False,
+        help_text="Show response rate and time on the public status page and badge.",
+    )
+    sla_digest = models.BooleanField(
+        default=False,
+        help_text="Email the brand's admins yesterday's figures each morning.",
+    )
     signature_rules = models.JSONField(
         default=dict,
         blank=True,
@@ -161,6 +176,91 @@ class Brand(TenantModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class SlaPolicy(TenantModel):
+    """Response targets (minutes of business time) for one brand, or, with no
+    brand, the workspace's fallback for brands without their own."""
+
+    brand = TenantForeignKey(
+        Brand,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="sla_policies",
+    )
+    first_response_minutes = models.PositiveIntegerField(default=60)
+    next_response_minutes = models.PositiveIntegerField(default=60)
+    resolution_minutes = models.PositiveIntegerField(null=True, blank=True)
+    urgent_first_response_minutes = models.PositiveIntegerField(default=10)
+    urgent_next_response_minutes = models.PositiveIntegerField(default=10)
+    urgent_on_negative = models.BooleanField(
+        default=True,
+        help_text="Negative sentiment puts a conversation in the urgent lane.",
+    )
+    urgent_tags = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Tag names that put a conversation in the urgent lane.",
+    )
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        verbose_name = "SLA policy"
+        verbose_name_plural = "SLA policies"
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["brand"]),
+            models.UniqueConstraint(
+                fields=["tenant", "brand"], name="tenants_slapolicy_brand_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=models.Q(brand__isnull=True),
+                name="tenants_slapolicy_fallback_uniq",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(first_response_minutes__gt=0)
+                & models.Q(next_response_minutes__gt=0)
+                & models.Q(urgent_first_response_minutes__gt=0)
+                & models.Q(urgent_next_response_minutes__gt=0)
+                & (
+                    models.Q(resolution_minutes__isnull=True)
+                    | models.Q(resolution_minutes__gt=0)
+                ),
+                name="tenants_slapolicy_targets_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"SLA policy ({self.brand or 'workspace fallback'})"
+
+
+class Holiday(TenantModel):
+    """Days a brand is closed whatever its weekly hours say (both dates included,
+    in the brand's time zone)."""
+
+    brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="holidays")
+    name = models.CharField(max_length=120)
+    start_date = models.DateField()
+    end_date = models.DateField()
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["start_date"]
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["brand"]),
+            models.CheckConstraint(
+                condition=models.Q(end_date__gte=models.F("start_date")),
+                name="tenants_holiday_range_ordered",
+            ),
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(
+                fields=["tenant", "brand", "start_date"], name="tenants_holiday_ix"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.start_date}–{self.end_date})"
 
 
 class Membership(TenantModel):

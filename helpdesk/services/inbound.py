@@ -221,7 +221,7 @@ def _apply_customer_message(
         put("snoozed_until", None)
         put("resolved_at", None)
     if conversation.sla_due_at is None:
-        due = item.created_at + timedelta(minutes=brand.first_response_target_minutes)
+        due = item.created_at + timedelta(minutes=60)
         put("sla_due_at", due)
         put("queue_at", due - reach_bonus(identity.followers))
     sentiment = score_sentiment(item.text)

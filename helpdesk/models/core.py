@@ -78,6 +78,31 @@ class Identity(TenantModel):
         return f"{self.platform}:@{self.handle or self.external_id}"
 
 
+class SlaLane(models.TextChoices):
+    NORMAL = "normal", "Normal"
+    URGENT = "urgent", "Urgent"
+
+
+class SlaKind(models.TextChoices):
+    FIRST = "first", "First response"
+    NEXT = "next", "Next response"
+
+
+class FollowerBand(models.TextChoices):
+    """The author's reach, in the bands the fairness report compares (R10)."""
+
+    SMALL = "small", "Under 100"
+    MEDIUM = "medium", "100 to 10k"
+    LARGE = "large", "Over 10k"
+
+
+class NoReplyReason(models.TextChoices):
+    SPAM = "spam", "Spam"
+    CHATTER = "chatter", "Chatter"
+    THANKS = "thanks", "Thanks"
+    DUPLICATE = "duplicate", "Duplicate"
+
+
 class Conversation(TenantModel):
     class Origin(models.TextChoices):
         MENTION = "mention", "Mention"
@@ -147,6 +172,28 @@ class Conversation(TenantModel):
     last_customer_message_at = models.DateTimeField(null=True, blank=True)
     first_response_at = models.DateTimeField(null=True, blank=True)
     sla_due_at = models.DateTimeField(null=True, blank=True)
+    # The running response clock (helpdesk.services.sla): which target it counts
+    # toward, when it started, the business seconds it used before its current
+    # run (a pause ends a run), and when the current run began.
+    sla_lane = models.CharField(
+        max_length=8, choices=SlaLane.choices, default=SlaLane.NORMAL
+    )
+    sla_kind = models.CharField(max_length=8, choices=SlaKind.choices, blank=True)
+    sla_started_at = models.DateTimeField(null=True, blank=True)
+    sla_run_started_at = models.DateTimeField(null=True, blank=True)
+    sla_used_seconds = models.PositiveIntegerField(default=0)
+    sla_target_seconds = models.PositiveIntegerField(null=True, blank=True)
+    sla_due_soon_at = models.DateTimeField(null=True, blank=True)
+    sla_breached_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
+    follower_band = models.CharField(
+        max_length=8, choices=FollowerBand.choices, default=FollowerBand.SMALL
+    )
+    no_reply_reason = models.CharField(
+        max_length=10, choices=NoReplyReason.choices, blank=True
+    )
+    no_reply_at = models.DateTimeField(null=True, blank=True)
+    no_reply_by = agent_reference()
     queue_at = models.DateTimeField(
         null=True,
         blank=True,
@@ -165,6 +212,12 @@ class Conversation(TenantModel):
             models.Index(
                 fields=["tenant", "status", "queue_at", "id"],
                 name="helpdesk_conv_queue_ix",
+            ),
+            # At-risk and breached conversations (queue order, breach sweeps).
+            models.Index(
+                fields=["tenant", "status", "sla_due_at", "id"],
+                condition=Q(sla_due_at__isnull=False),
+                name="helpdesk_conv_due_ix",
             ),
             models.Index(
                 fields=["tenant", "status", "-last_activity_at", "id"],
@@ -394,8 +447,3 @@ class EventCounter(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}: {self.value}"
-
-
-# Outbound webhooks live in their own module; importing them here registers them.
-from helpdesk.webhooks.models import WebhookDelivery as WebhookDelivery  # noqa: E402
-from helpdesk.webhooks.models import WebhookEndpoint as WebhookEndpoint  # noqa: E402

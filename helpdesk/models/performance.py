@@ -1,0 +1,213 @@
+"""What care performance is measured from (R9, R10): facts and their rollups.
+
+A `CareFact` is written once, in the transaction of the change it records (a
+conversation opened, answered, answered again, resolved, marked "no reply needed",
+or breached its target). Each carries the dimensions reports filter and group by,
+as they were at that moment, so a report never re-reads messages.
+
+`ReportRollup` (counters) and `ReportBucket` (histogram cells) are per hour and
+per combination of those dimensions; helpdesk.services.rollups keeps them in step
+with the facts and can rebuild them. The hour is the hour the customer's demand
+started (the clock's start), so "answered within 1 h" and the response rate
+describe the demand that arrived in a period.
+"""
+
+from typing import Any, ClassVar
+
+from django.db import models
+from django.utils.timezone import now
+
+from helpdesk.models.core import (
+    Conversation,
+    FollowerBand,
+    SlaLane,
+    agent_reference,
+)
+from social.models import Platform, SocialAccount
+from tenants.base import TenantForeignKey, TenantModel, tenant_constraints
+from tenants.models import Brand
+
+
+class CareFact(TenantModel):
+    class Kind(models.TextChoices):
+        OPENED = "opened", "Conversation opened"
+        FIRST_RESPONSE = "first_response", "First response"
+        NEXT_RESPONSE = "next_response", "Next response"
+        RESOLUTION = "resolution", "Resolution"
+        NO_REPLY = "no_reply", "No reply needed"
+        BREACH = "breach", "Target breached"
+
+    conversation = TenantForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # Dimensions, as they were when the fact happened.
+    brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    account = TenantForeignKey(
+        SocialAccount,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    origin = models.CharField(max_length=16, choices=Conversation.Origin.choices)
+    sentiment = models.CharField(max_length=10, choices=Conversation.Sentiment.choices)
+    follower_band = models.CharField(max_length=8, choices=FollowerBand.choices)
+    lane = models.CharField(max_length=8, choices=SlaLane.choices)
+    agent = agent_reference()
+    # The response's channel: public, or private (a DM, or the move to private).
+    visibility = models.CharField(max_length=8, blank=True)
+    # Only for no_reply facts: the reason given.
+    reason = models.CharField(max_length=10, blank=True)
+    # started_at: when the demand began (the customer's message; for a resolution,
+    # the conversation's first customer message). at: when the fact happened.
+    started_at = models.DateTimeField()
+    at = models.DateTimeField(default=now)
+    raw_seconds = models.PositiveIntegerField(null=True, blank=True)
+    business_seconds = models.PositiveIntegerField(null=True, blank=True)
+    target_seconds = models.PositiveIntegerField(null=True, blank=True)
+    breached = models.BooleanField(default=False)
+    # The demand began outside the brand's business hours.
+    off_hours = models.BooleanField(default=False)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = tenant_constraints(
+            fks=["conversation", "brand", "account"]
+        )
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(
+                fields=["tenant", "brand", "started_at"], name="helpdesk_fact_brand_ix"
+            ),
+            models.Index(
+                fields=["tenant", "conversation", "kind"],
+                name="helpdesk_fact_conv_ix",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of conversation {self.conversation_id}"
+
+
+# The dimensions of one rollup row (and of its histogram cells). Account and agent
+# are plain ids, 0 for none, so the unique key needs no NULL handling.
+ROLLUP_DIMENSIONS = (
+    "hour",
+    "brand_id",
+    "account_id",
+    "platform",
+    "origin",
+    "sentiment",
+    "agent_id",
+    "follower_band",
+)
+# The counters of a rollup row.
+ROLLUP_COUNTERS = (
+    "inbound",
+    "opened",
+    "off_hours_opened",
+    "no_reply",
+    "answered",
+    "answered_public",
+    "answered_private",
+    "answered_1h",
+    "answered_24h",
+    "off_hours_answered_first_hour",
+    "first_breached",
+    "next_responses",
+    "next_breached",
+    "resolved",
+    "resolution_breached",
+    "breaches",
+    "public_replies",
+    "private_moves",
+)
+
+
+class _RollupDimensions(TenantModel):
+    hour = models.DateTimeField()
+    brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    account_id = models.BigIntegerField(default=0)
+    platform = models.CharField(max_length=20)
+    origin = models.CharField(max_length=16)
+    sentiment = models.CharField(max_length=10)
+    agent_id = models.BigIntegerField(default=0)
+    follower_band = models.CharField(max_length=8)
+
+    class Meta:
+        abstract = True
+
+
+class ReportRollup(_RollupDimensions):
+    """Counters for one hour and one combination of dimensions."""
+
+    inbound = models.PositiveIntegerField(default=0)
+    opened = models.PositiveIntegerField(default=0)
+    off_hours_opened = models.PositiveIntegerField(default=0)
+    no_reply = models.PositiveIntegerField(default=0)
+    answered = models.PositiveIntegerField(default=0)
+    answered_public = models.PositiveIntegerField(default=0)
+    answered_private = models.PositiveIntegerField(default=0)
+    answered_1h = models.PositiveIntegerField(default=0)
+    answered_24h = models.PositiveIntegerField(default=0)
+    off_hours_answered_first_hour = models.PositiveIntegerField(default=0)
+    first_breached = models.PositiveIntegerField(default=0)
+    next_responses = models.PositiveIntegerField(default=0)
+    next_breached = models.PositiveIntegerField(default=0)
+    resolved = models.PositiveIntegerField(default=0)
+    resolution_breached = models.PositiveIntegerField(default=0)
+    breaches = models.PositiveIntegerField(default=0)
+    public_replies = models.PositiveIntegerField(default=0)
+    private_moves = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["brand"]),
+            models.UniqueConstraint(
+                fields=["tenant", *ROLLUP_DIMENSIONS],
+                name="helpdesk_rollup_cell_uniq",
+            ),
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["tenant", "brand", "hour"], name="helpdesk_rollup_ix"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Rollup {self.hour:%Y-%m-%d %H}:00 brand {self.brand_id}"
+
+
+class ReportBucket(_RollupDimensions):
+    """One cell of a mergeable histogram: how many durations of `metric` fell in
+    bucket `key` (a DDSketch logarithmic bucket, helpdesk.histograms) for one hour
+    and one combination of dimensions. Merging is a SUM, so reports add cells in
+    SQL over any range and filter."""
+
+    class Metric(models.TextChoices):
+        FIRST_RAW = "first_raw", "First response (calendar)"
+        FIRST_BUSINESS = "first_business", "First response (business hours)"
+        NEXT_RAW = "next_raw", "Next response (calendar)"
+        NEXT_BUSINESS = "next_business", "Next response (business hours)"
+        RESOLUTION_RAW = "resolution_raw", "Resolution (calendar)"
+        RESOLUTION_BUSINESS = "resolution_business", "Resolution (business hours)"
+
+    metric = models.CharField(max_length=20, choices=Metric.choices)
+    key = models.IntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["brand"]),
+            models.UniqueConstraint(
+                fields=["tenant", *ROLLUP_DIMENSIONS, "metric", "key"],
+                name="helpdesk_bucket_cell_uniq",
+            ),
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(
+                fields=["tenant", "brand", "metric", "hour"],
+                name="helpdesk_bucket_ix",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric}[{self.key}] = {self.count}"
