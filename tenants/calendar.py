@@ -63,7 +63,7 @@ def _openings(
     """Opening intervals as UTC instants, in order, from `first_day` on."""
     zone = calendar.zone
     hours = (
-        {day: _ALL_DAY for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+        dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), _ALL_DAY)
         if calendar.staffed_around_the_clock
         else calendar.hours
     )

@@ -260,7 +260,7 @@ class Holiday(TenantModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.start_date}–{self.end_date})"
+        return f"{self.name} ({self.start_date} to {self.end_date})"
 
 
 class Membership(TenantModel):
