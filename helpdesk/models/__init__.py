@@ -24,6 +24,7 @@ from helpdesk.models.performance import (
     CareFact,
     ReportBucket,
     ReportRollup,
+    SimulationRun,
 )
 from helpdesk.webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -44,6 +45,7 @@ __all__ = [
     "ReportBucket",
     "ReportRollup",
     "SavedReply",
+    "SimulationRun",
     "SlaKind",
     "SlaLane",
     "Tag",

@@ -211,3 +211,21 @@ class ReportBucket(_RollupDimensions):
 
     def __str__(self) -> str:
         return f"{self.metric}[{self.key}] = {self.count}"
+
+
+class SimulationRun(TenantModel):
+    """The outcome of one `manage.py simulate_day` run for a brand: its
+    parameters and, per queue policy, the figures it printed (the reports page
+    charts the latest)."""
+
+    brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    parameters = models.JSONField(default=dict)
+    results = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at"]
+        constraints: ClassVar[list[Any]] = tenant_constraints(fks=["brand"])
+
+    def __str__(self) -> str:
+        return f"Simulated day for brand {self.brand_id} ({self.created_at:%Y-%m-%d})"
