@@ -185,6 +185,10 @@ class Conversation(TenantModel):
     sla_target_seconds = models.PositiveIntegerField(null=True, blank=True)
     sla_due_soon_at = models.DateTimeField(null=True, blank=True)
     sla_breached_at = models.DateTimeField(null=True, blank=True)
+    # When the breach sweep last told the inbox this clock was due soon; a clock
+    # whose sla_due_soon_at is later than this has not been announced yet
+    # (helpdesk.services.breaches: once per clock, even when sweeps overlap).
+    sla_due_soon_announced_at = models.DateTimeField(null=True, blank=True)
     resolution_due_at = models.DateTimeField(null=True, blank=True)
     follower_band = models.CharField(
         max_length=8, choices=FollowerBand.choices, default=FollowerBand.SMALL
