@@ -12,7 +12,14 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import timezone
 
-from helpdesk.services import delivery, lifecycle, webhook_delivery, webhook_outbox
+from helpdesk.services import (
+    breaches,
+    delivery,
+    digest,
+    lifecycle,
+    webhook_delivery,
+    webhook_outbox,
+)
 from helpdesk.services.inbound import record_inbound_message
 from helpdesk.webhooks.transport import post_webhook
 from social import http
@@ -205,3 +212,38 @@ def sweep_outboxes() -> int:
 def wake_all_snoozed() -> int:
     """Beat entry: one helpdesk.wake_snoozed per active tenant."""
     return fan_out("helpdesk.wake_snoozed")
+
+
+@tenant_task(name="helpdesk.sweep_sla_clocks")
+def sweep_sla_clocks(tenant: Tenant) -> int:
+    """Record due breaches and announce due-soon clocks (helpdesk.services.breaches);
+    returns how many conversations changed. Idempotent; overlapping runs are safe."""
+    result = breaches.sweep_sla_clocks(tenant)
+    return len(result.breached) + len(result.due_soon)
+
+
+@system_task(name="helpdesk.sweep_all_sla_clocks")
+def sweep_all_sla_clocks() -> int:
+    """Beat entry: one helpdesk.sweep_sla_clocks per active tenant."""
+    return fan_out("helpdesk.sweep_sla_clocks")
+
+
+@tenant_task(name="helpdesk.send_sla_digests", atomic=False)
+def send_sla_digests(tenant: Tenant) -> int:
+    """Claim the tenant's due daily digests in a transaction, then send them.
+
+    A claimed digest is never claimed again that day (helpdesk.services.digest),
+    so a mail server that refuses one loses that day's digest rather than
+    sending it twice. Returns how many were sent.
+    """
+    with tenant_context(tenant):
+        emails = digest.claim_due_digests(tenant, now=timezone.now())
+    for email in emails:
+        digest.send_digest(email)
+    return len(emails)
+
+
+@system_task(name="helpdesk.send_all_sla_digests")
+def send_all_sla_digests() -> int:
+    """Beat entry: one helpdesk.send_sla_digests per active tenant."""
+    return fan_out("helpdesk.send_sla_digests")

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 EVENT_TYPES: tuple[str, ...] = (
     "conversation.created",
     "conversation.updated",
+    "conversation.sla_breached",
     "message.created",
     "message.updated",
     "contact.merged",
