@@ -1,4 +1,5 @@
-"""REST API of the workspace itself: brands, members and API tokens.
+"""REST API of the workspace itself: brands, members and API tokens (SLA
+policies and holidays: `tenants.api_sla`).
 
 Permissions (role of the member, scope of the token when a token is used):
 - brands: every member reads (read scope); admins add and change them (admin
@@ -41,9 +42,12 @@ class BrandOutput(serializers.ModelSerializer[Brand]):
             "public_reply_limit",
             "send_hold_seconds",
             "private_first_allowed",
-            "first_response_target_minutes",
             "signature_rules",
             "auto_assign",
+            "pause_while_pending",
+            "queue_window_minutes",
+            "publish_badge",
+            "sla_digest",
             "created_at",
         ]
 
@@ -74,9 +78,6 @@ class BrandSettingsInput(serializers.Serializer[Any]):
     public_reply_limit = _bounded("public_reply_limit", required=False)
     send_hold_seconds = _bounded("send_hold_seconds", required=False)
     private_first_allowed = serializers.BooleanField(required=False)
-    first_response_target_minutes = _bounded(
-        "first_response_target_minutes", required=False
-    )
     signature_rules = serializers.DictField(
         required=False,
         child=serializers.CharField(
@@ -86,6 +87,24 @@ class BrandSettingsInput(serializers.Serializer[Any]):
         '{first_name} or {agent_name}, e.g. {"x": " ^{initials}"}.',
     )
     auto_assign = serializers.BooleanField(required=False)
+    pause_while_pending = serializers.BooleanField(
+        required=False,
+        help_text="Waiting on the customer (pending) stops the SLA clock.",
+    )
+    queue_window_minutes = _bounded(
+        "queue_window_minutes",
+        required=False,
+        help_text="How far reach or sentiment may move a conversation up the queue "
+        "(never past one that is breached or would breach first).",
+    )
+    publish_badge = serializers.BooleanField(
+        required=False,
+        help_text="Publish response rate and time on the public status page and badge.",
+    )
+    sla_digest = serializers.BooleanField(
+        required=False,
+        help_text="Email the brand's admins yesterday's figures each morning.",
+    )
 
 
 class BrandListApi(TenantScopedApi):

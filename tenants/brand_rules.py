@@ -1,7 +1,8 @@
 """The brand settings admins may change, and the checks they must pass.
 
-Used by `tenants.services.add_brand` and `update_brand`; the API states the same
-bounds (`BRAND_LIMITS`) in its schema.
+Used by `tenants.services.add_brand` and `update_brand`, and for SLA policies by
+`tenants.sla.update_sla_policy`; the API states the same bounds (`BRAND_LIMITS`,
+`SLA_TARGET_LIMITS`) in its schema.
 """
 
 import re
@@ -22,17 +23,29 @@ class BrandSettings(TypedDict, total=False):
     public_reply_limit: int
     send_hold_seconds: int
     private_first_allowed: bool
-    first_response_target_minutes: int
     signature_rules: dict[str, str]
     auto_assign: bool
+    pause_while_pending: bool
+    queue_window_minutes: int
+    publish_badge: bool
+    sla_digest: bool
 
 
 # Inclusive bounds of the numeric brand settings (the API schema states them too).
 BRAND_LIMITS: dict[str, tuple[int, int]] = {
     "public_reply_limit": (1, 10),
     "send_hold_seconds": (0, 120),
-    "first_response_target_minutes": (1, 7 * 24 * 60),
+    "queue_window_minutes": (0, 60),
 }
+BRAND_FLAGS = frozenset(
+    {
+        "private_first_allowed",
+        "auto_assign",
+        "pause_while_pending",
+        "publish_badge",
+        "sla_digest",
+    }
+)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SIGNATURE_PLACEHOLDERS = frozenset({"initials", "first_name", "agent_name"})
 _CLOCK = re.compile(r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
@@ -78,7 +91,7 @@ def _brand_setting_error(field: str, value: Any) -> str | None:
         return _business_hours_error(value)
     if field == "signature_rules":
         return _signature_rules_error(value)
-    if field in {"private_first_allowed", "auto_assign"}:
+    if field in BRAND_FLAGS:
         return None if isinstance(value, bool) else "Give true or false."
     return f"{field} is not a brand setting."
 
@@ -128,4 +141,83 @@ def _signature_rules_error(rules: Any) -> str | None:
             return f"{key}: unbalanced braces; write {{{{ and }}}} for literal ones."
         if not fields <= SIGNATURE_PLACEHOLDERS:
             return f"{key}: use only {{initials}}, {{first_name}} and {{agent_name}}."
+    return None
+
+
+# --- SLA policies ---------------------------------------------------------------------
+
+
+class SlaPolicySettings(TypedDict, total=False):
+    """The SLA policy fields `update_sla_policy` changes; a key left out stays."""
+
+    first_response_minutes: int
+    next_response_minutes: int
+    resolution_minutes: int | None
+    urgent_first_response_minutes: int
+    urgent_next_response_minutes: int
+    urgent_on_negative: bool
+    urgent_tags: list[str]
+
+
+# A target is whole minutes of business time, from one minute to a week.
+SLA_TARGET_LIMITS = (1, 7 * 24 * 60)
+SLA_TARGETS = (
+    "first_response_minutes",
+    "next_response_minutes",
+    "resolution_minutes",
+    "urgent_first_response_minutes",
+    "urgent_next_response_minutes",
+)
+# Only the resolution target may be switched off (null).
+SLA_OPTIONAL_TARGETS = frozenset({"resolution_minutes"})
+MAX_URGENT_TAGS = 20
+TAG_NAME_MAX = 60  # helpdesk.Tag.name
+
+
+def clean_sla_policy_settings(changes: SlaPolicySettings) -> dict[str, Any]:
+    """The changes with tag names normalised as tags are (stripped, lower case,
+    duplicates dropped, order kept). Raises ValidationError with a message per
+    field when a value is out of bounds or of the wrong type."""
+    values: dict[str, Any] = dict(changes)
+    errors: dict[str, list[str]] = {}
+    for field, value in values.items():
+        message = _sla_setting_error(field, value)
+        if message is not None:
+            errors[field] = [message]
+    if errors:
+        raise ValidationError(errors)
+    if "urgent_tags" in values:
+        values["urgent_tags"] = list(
+            dict.fromkeys(name.strip().lower() for name in values["urgent_tags"])
+        )
+    return values
+
+
+def _sla_setting_error(field: str, value: Any) -> str | None:
+    if field in SLA_TARGETS:
+        if value is None and field in SLA_OPTIONAL_TARGETS:
+            return None
+        low, high = SLA_TARGET_LIMITS
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "Give a whole number of minutes."
+        if low <= value <= high:
+            return None
+        return f"Give a number of minutes from {low} to {high} (a week)."
+    if field == "urgent_on_negative":
+        return None if isinstance(value, bool) else "Give true or false."
+    if field == "urgent_tags":
+        return _urgent_tags_error(value)
+    return f"{field} is not an SLA policy setting."
+
+
+def _urgent_tags_error(tags: Any) -> str | None:
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        return 'Give a list of tag names, e.g. ["refund", "lost bag"].'
+    if len(tags) > MAX_URGENT_TAGS:
+        return f"Give at most {MAX_URGENT_TAGS} tags."
+    for tag in tags:
+        if not tag.strip():
+            return "A tag name cannot be empty."
+        if len(tag.strip()) > TAG_NAME_MAX:
+            return f"A tag name has at most {TAG_NAME_MAX} characters."
     return None

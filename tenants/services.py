@@ -121,12 +121,13 @@ def update_brand(
     """Change a brand's name and care settings. Admins and owners only.
 
     Checks every given value first: a known time zone, the hold (0-120 s), the
-    public reply limit (1-10), the first-response target (1 minute to a week),
-    business hours as {"mon": [["09:00", "17:00"]], ...} with ordered, disjoint
-    intervals, and signature templates that use only {initials}, {first_name} and
-    {agent_name}. Raises ValidationError with messages per field and changes
-    nothing when one fails. The slug stays (links and integrations use it).
-    Audited with the names of the changed fields.
+    public reply limit (1-10), the queue window (0-60 minutes), true or false for
+    the flags (private first answer, auto-assign, pause while pending, public
+    badge, SLA digest), business hours as {"mon": [["09:00", "17:00"]], ...} with
+    ordered, disjoint intervals, and signature templates that use only
+    {initials}, {first_name} and {agent_name}. Raises ValidationError with
+    messages per field and changes nothing when one fails. The slug stays (links
+    and integrations use it). Audited with the names of the changed fields.
     """
     require_role(membership, Role.ADMIN)
     changed = apply_brand_settings(brand, changes)

@@ -152,8 +152,10 @@ def test_with_check_blocks_foreign_writes(tenant: Tenant, other_tenant: Tenant) 
     insert = (
         "INSERT INTO tenants_brand (tenant_id, name, slug, timezone, business_hours, "
         "public_reply_limit, send_hold_seconds, private_first_allowed, "
-        "first_response_target_minutes, signature_rules, created_at) "
-        "VALUES (%s, 'Planted', 'planted', 'UTC', '{}', 2, 20, false, 60, '{}', now())"
+        "pause_while_pending, queue_window_minutes, publish_badge, sla_digest, "
+        "signature_rules, created_at) "
+        "VALUES (%s, 'Planted', 'planted', 'UTC', '{}', 2, 20, false, true, 5, false, "
+        "false, '{}', now())"
     )
     with (
         pytest.raises(DatabaseError, match="row-level security"),

@@ -60,8 +60,10 @@ BEGIN
     IF b IS NULL THEN
         INSERT INTO tenants_brand (tenant_id, name, slug, timezone, business_hours,
             public_reply_limit, send_hold_seconds, private_first_allowed,
-            first_response_target_minutes, signature_rules, created_at, auto_assign)
-        VALUES (t, 'Brand', 'brand', 'UTC', '{}', 2, 20, false, 60, '{}', now(), false)
+            pause_while_pending, queue_window_minutes, publish_badge, sla_digest,
+            signature_rules, created_at, auto_assign)
+        VALUES (t, 'Brand', 'brand', 'UTC', '{}', 2, 20, false, true, 5, false, false,
+            '{}', now(), false)
         RETURNING id INTO b;
     END IF;
     SELECT id INTO a FROM social_socialaccount WHERE tenant_id = t ORDER BY id LIMIT 1;

@@ -30,9 +30,12 @@ SETTINGS = (
     "public_reply_limit",
     "send_hold_seconds",
     "private_first_allowed",
-    "first_response_target_minutes",
     "signature_rules",
     "auto_assign",
+    "pause_while_pending",
+    "queue_window_minutes",
+    "publish_badge",
+    "sla_digest",
 )
 
 
@@ -87,9 +90,12 @@ def test_members_list_brands_with_their_settings(tenant: Tenant, viewer: User) -
         "public_reply_limit": 2,
         "send_hold_seconds": 20,
         "private_first_allowed": False,
-        "first_response_target_minutes": 60,
         "signature_rules": {},
         "auto_assign": True,
+        "pause_while_pending": True,
+        "queue_window_minutes": 5,
+        "publish_badge": False,
+        "sla_digest": False,
     }
     detail = session(viewer).get(f"{base(tenant)}/brands/{row['id']}/")
     assert detail.status_code == 200
@@ -129,9 +135,12 @@ def test_an_admin_changes_brand_settings(tenant: Tenant, admin: User) -> None:
         "public_reply_limit": 1,
         "send_hold_seconds": 120,
         "private_first_allowed": True,
-        "first_response_target_minutes": 15,
         "signature_rules": {"default": " - {first_name}", "x": "^{initials}"},
         "auto_assign": False,
+        "pause_while_pending": False,
+        "queue_window_minutes": 0,
+        "publish_badge": True,
+        "sla_digest": True,
     }
     response = session(admin).patch(
         f"{base(tenant)}/brands/{brand.pk}/", changes, format="json"
@@ -163,8 +172,15 @@ def test_an_unchanged_patch_writes_nothing(tenant: Tenant, admin: User) -> None:
         ({"send_hold_seconds": -1}, "send_hold_seconds"),
         ({"public_reply_limit": 0}, "public_reply_limit"),
         ({"public_reply_limit": 11}, "public_reply_limit"),
-        ({"first_response_target_minutes": 0}, "first_response_target_minutes"),
-        ({"first_response_target_minutes": 2**40}, "first_response_target_minutes"),
+        ({"queue_window_minutes": -1}, "queue_window_minutes"),
+        ({"queue_window_minutes": 61}, "queue_window_minutes"),
+        ({"queue_window_minutes": 2.5}, "queue_window_minutes"),
+        ({"queue_window_minutes": 2**40}, "queue_window_minutes"),
+        ({"pause_while_pending": "sometimes"}, "pause_while_pending"),
+        ({"publish_badge": None}, "publish_badge"),
+        ({"sla_digest": [True]}, "sla_digest"),
+        ({"timezone": "Europe/Pariss"}, "timezone"),
+        ({"timezone": ""}, "timezone"),
         ({"business_hours": {"funday": []}}, "business_hours"),
         ({"business_hours": {"mon": "all day"}}, "business_hours"),
         ({"business_hours": {"mon": [["9:00", "17:00"]]}}, "business_hours"),
