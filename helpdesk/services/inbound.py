@@ -1,15 +1,13 @@
 """Recording what customers post: one inbound item becomes one message, once."""
 
-import math
 from dataclasses import dataclass
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from helpdesk import events
 from helpdesk.models import Conversation, Identity, Message
 from helpdesk.sentiment import score_sentiment
+from helpdesk.services import rollups, sla
 from helpdesk.services.assignment import route_inbound
 from helpdesk.services.away import queue_away_reply
 from helpdesk.services.contacts import upsert_identity
@@ -19,9 +17,6 @@ from tenants.models import Brand, Tenant
 
 Origin = Conversation.Origin
 Status = Conversation.Status
-
-# R10: a customer's reach may move them up the queue by at most this much.
-REACH_WINDOW = timedelta(minutes=getattr(settings, "REACH_WINDOW_MINUTES", 5))
 
 
 @dataclass(frozen=True)
@@ -43,14 +38,6 @@ def origin_of(item: InboundItem) -> str:
     if item.kind == "comment":
         return Origin.COMMENT
     return Origin.LISTENING
-
-
-def reach_bonus(followers: int) -> timedelta:
-    """How far reach may move a conversation up the queue: log-scaled, bounded (R10)."""
-    if followers <= 100:
-        return timedelta(0)
-    minutes = math.log10(followers) - 2  # 1k → 1 min, 100k → 3 min, 10M → 5 min
-    return min(timedelta(minutes=minutes), REACH_WINDOW)
 
 
 def record_inbound_message(
@@ -114,7 +101,10 @@ def _record(
         seq=seq,
         created_at=item.created_at,
     )
-    changed = _apply_customer_message(conversation, account.brand, identity, item)
+    changed = _apply_customer_message(
+        conversation, account.brand, identity, item, opened=opened
+    )
+    rollups.count_inbound(conversation, message)
     changed.update(route_inbound(conversation, opened=opened))
     events.emit(
         tenant.pk,
@@ -193,9 +183,15 @@ def _find_or_open(
 
 
 def _apply_customer_message(
-    conversation: Conversation, brand: Brand, identity: Identity, item: InboundItem
+    conversation: Conversation,
+    brand: Brand,
+    identity: Identity,
+    item: InboundItem,
+    *,
+    opened: bool,
 ) -> dict[str, object]:
-    """Update counters, status, SLA and queue position for a new customer message."""
+    """Update counters, status, sentiment, the SLA clock and the queue position for
+    a new customer message (helpdesk.services.sla.customer_message_clock)."""
     changed: dict[str, object] = {}
 
     def put(field: str, value: object) -> None:
@@ -220,14 +216,20 @@ def _apply_customer_message(
         put("status", Status.OPEN)
         put("snoozed_until", None)
         put("resolved_at", None)
-    if conversation.sla_due_at is None:
-        due = item.created_at + timedelta(minutes=60)
-        put("sla_due_at", due)
-        put("queue_at", due - reach_bonus(identity.followers))
     sentiment = score_sentiment(item.text)
     if sentiment == "negative" or conversation.customer_message_count == 1:
         put("sentiment", sentiment)
     put("priority", _priority(conversation.sentiment, identity.followers))
+    changed.update(
+        sla.customer_message_clock(
+            conversation,
+            brand=brand,
+            at=item.created_at,
+            followers=identity.followers,
+            negative=sentiment == "negative",
+            opened=opened,
+        )
+    )
     conversation.save(update_fields=list(changed))
     return changed
 

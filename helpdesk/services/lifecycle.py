@@ -1,5 +1,11 @@
-"""Conversation status: open, pending, snoozed (until a time), resolved."""
+"""Conversation status: open, pending, snoozed (until a time), resolved.
 
+Status changes move the SLA clock (helpdesk.services.sla): resolving clears it and
+records the resolution fact; pending pauses it when the brand pauses while
+pending; reopening resumes a paused clock.
+"""
+
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import transaction
@@ -8,41 +14,55 @@ from django.utils import timezone
 from helpdesk import events
 from helpdesk.exceptions import InvalidTransition
 from helpdesk.models import Conversation
+from helpdesk.services import sla
 from tenants.access import require_role
 from tenants.models import Membership, Tenant
 
 Status = Conversation.Status
+# Moves the clock for a status change: sets the conversation's clock fields and
+# returns the changed ones.
+ClockStep = Callable[[Conversation], sla.Changed]
 
 
 def _transition(
-    conversation: Conversation, membership: Membership, status: str, **fields: object
+    conversation: Conversation,
+    membership: Membership,
+    status: str,
+    clock: ClockStep | None = None,
+    **fields: object,
 ) -> Conversation:
     require_role(membership, Membership.Role.AGENT)
     with transaction.atomic():
-        locked = Conversation.objects.select_for_update(of=("self",)).get(
-            pk=conversation.pk
+        locked = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("brand")
+            .get(pk=conversation.pk)
         )
-        _apply(locked, status, fields)
+        moved = clock(locked) if clock is not None and locked.status != status else {}
+        _apply(locked, status, fields, moved)
     return locked
 
 
 def _apply(
-    conversation: Conversation, status: str, fields: dict[str, object]
+    conversation: Conversation,
+    status: str,
+    fields: dict[str, object],
+    moved: sla.Changed | None = None,
 ) -> dict[str, object]:
-    changed: dict[str, object] = {}
+    changed: dict[str, object] = dict(moved or {})
     values = {"status": status, **fields}
     for name, value in values.items():
         if getattr(conversation, name) != value:
             setattr(conversation, name, value)
-            changed[name] = value.isoformat() if isinstance(value, datetime) else value
+            changed[name] = value
     if changed:
-        conversation.save(update_fields=list(values))
+        conversation.save(update_fields=[*values, *(moved or {})])
         events.emit(
             conversation.tenant_id,
             "conversation.updated",
             conversation_id=conversation.pk,
             brand_id=conversation.brand_id,
-            changed=changed,
+            changed=sla.jsonable(changed),
         )
     return changed
 
@@ -50,12 +70,23 @@ def _apply(
 def resolve_conversation(
     conversation: Conversation, *, membership: Membership
 ) -> Conversation:
-    """Mark resolved. A new customer message reopens it. Agents and above."""
+    """Mark resolved. A new customer message reopens it. Agents and above.
+
+    Resolving an open conversation records the `resolution` care fact (by this
+    agent) and clears its response clock, in the same transaction.
+    """
+    at = timezone.now()
+
+    def clock(locked: Conversation) -> sla.Changed:
+        _fact, changed = sla.record_resolution(locked, at=at, agent=membership.user)
+        return changed
+
     return _transition(
         conversation,
         membership,
         Status.RESOLVED,
-        resolved_at=timezone.now(),
+        clock,
+        resolved_at=at,
         snoozed_until=None,
     )
 
@@ -63,15 +94,33 @@ def resolve_conversation(
 def reopen_conversation(
     conversation: Conversation, *, membership: Membership
 ) -> Conversation:
-    """Back to open (from resolved, pending or snoozed)."""
+    """Back to open (from resolved, pending or snoozed); a paused clock resumes
+    from now with the target less the time it used."""
+    at = timezone.now()
     return _transition(
-        conversation, membership, Status.OPEN, resolved_at=None, snoozed_until=None
+        conversation,
+        membership,
+        Status.OPEN,
+        lambda locked: sla.resume_clock(locked, at=at),
+        resolved_at=None,
+        snoozed_until=None,
     )
 
 
 def mark_pending(conversation: Conversation, *, membership: Membership) -> Conversation:
-    """Waiting on the customer; a customer message makes it open again."""
-    return _transition(conversation, membership, Status.PENDING, snoozed_until=None)
+    """Waiting on the customer; a customer message makes it open again.
+
+    When the brand pauses while pending (the default), the running clock stops
+    counting until a customer message or a reopen resumes it.
+    """
+    at = timezone.now()
+    return _transition(
+        conversation,
+        membership,
+        Status.PENDING,
+        lambda locked: sla.pause_clock(locked, at=at),
+        snoozed_until=None,
+    )
 
 
 def snooze_conversation(

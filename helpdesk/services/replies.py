@@ -27,6 +27,7 @@ from helpdesk.exceptions import (
     ReplyNeedsConfirmation,
 )
 from helpdesk.models import Conversation, Message
+from helpdesk.services import rollups, sla
 from social.connectors import get_connector
 from social.connectors.base import Capabilities
 from tenants.access import require_role
@@ -368,9 +369,19 @@ def _queue(
     text: str,
     visibility: str,
     kind: str,
+    *,
+    move: bool = False,
 ) -> Message:
+    """Create the scheduled reply; the response clock stops now (R5).
+
+    `move`: this reply moves the conversation to private (the invitation, or the
+    private reply sent in its place). A queued reply records the response fact
+    (private for a private reply and for a move to private) and is counted in
+    the agent's rollup (public replies, moves to private).
+    """
     now = timezone.now()
     public = visibility == Visibility.PUBLIC
+    move = move or kind == Message.Kind.PRIVATE_INVITE
     seq = events.next_seq(conversation.tenant_id)
     message = Message.objects.create(
         tenant_id=conversation.tenant_id,
@@ -388,7 +399,13 @@ def _queue(
         seq=seq,
         created_at=now,
     )
-    changed: dict[str, object] = {"last_activity_at": now.isoformat()}
+    _fact, clock = sla.stop_for_response(
+        conversation,
+        at=now,
+        agent=membership.user,
+        visibility=Visibility.PRIVATE if move or not public else Visibility.PUBLIC,
+    )
+    changed: dict[str, object] = {"last_activity_at": now, **clock}
     conversation.last_activity_at = now
     conversation.last_answered_by = membership.user
     if public:
@@ -396,28 +413,25 @@ def _queue(
         changed["public_reply_count"] = conversation.public_reply_count
     if conversation.first_response_at is None:
         conversation.first_response_at = now
-        changed["first_response_at"] = now.isoformat()
-    if conversation.sla_due_at is not None:
-        conversation.sla_due_at = None
-        conversation.queue_at = None
-        changed["sla_due_at"] = None
+        changed["first_response_at"] = now
     conversation.save(
         update_fields=[
             "last_activity_at",
             "last_answered_by",
             "public_reply_count",
             "first_response_at",
-            "sla_due_at",
-            "queue_at",
+            *clock,
         ]
     )
+    if public or move:
+        rollups.count_reply(message, move_to_private=move)
     _emit_message(message, "message.created", seq=seq, changed=_message_fields(message))
     events.emit(
         conversation.tenant_id,
         "conversation.updated",
         conversation_id=conversation.pk,
         brand_id=conversation.brand_id,
-        changed=changed,
+        changed=sla.jsonable(changed),
     )
     schedule_delivery(message)
     return message
@@ -600,7 +614,9 @@ def move_to_private(
         locked.save(update_fields=["channel_state", "awaiting_private"])
         if can_open_private and private_text.strip():
             queued.append(
-                _queue_private_reply(locked, membership, private_text.strip())
+                _queue_private_reply(
+                    locked, membership, private_text.strip(), move=not queued
+                )
             )
         events.emit(
             locked.tenant_id,
@@ -613,11 +629,16 @@ def move_to_private(
 
 
 def _queue_private_reply(
-    conversation: Conversation, membership: Membership, text: str
+    conversation: Conversation, membership: Membership, text: str, *, move: bool
 ) -> Message:
     # The platform opens the private thread from the public item (Meta private reply).
     return _queue(
-        conversation, membership, text, Visibility.PRIVATE, Message.Kind.REPLY
+        conversation,
+        membership,
+        text,
+        Visibility.PRIVATE,
+        Message.Kind.REPLY,
+        move=move,
     )
 
 

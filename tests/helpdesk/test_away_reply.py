@@ -116,8 +116,11 @@ def test_an_offline_mention_gets_one_public_automatic_reply(
     assert conversation.public_reply_count == 1
     assert conversation.first_response_at is None
     assert conversation.last_answered_by_id is None
-    assert conversation.sla_due_at == MONDAY_EVENING + timedelta(minutes=60)
-    assert conversation.queue_at == MONDAY_EVENING + timedelta(minutes=60)
+    # The clock counts business time: the (negative, so urgent) 10-minute target
+    # runs from Tuesday's opening; negative sentiment moves it up one minute.
+    tuesday_opening = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    assert conversation.sla_due_at == tuesday_opening + timedelta(minutes=10)
+    assert conversation.queue_at == tuesday_opening + timedelta(minutes=9)
     with tenant_context(tenant):
         events = list(Event.objects.order_by("seq").values_list("type", "payload"))
     assert [kind for kind, _ in events] == [

@@ -1,11 +1,12 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from helpdesk.models import Contact, Conversation, Event, Identity, Message
-from helpdesk.services.inbound import reach_bonus
+from helpdesk.services.sla import reach_bonus
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Tenant
@@ -24,9 +25,11 @@ def counts(tenant: Tenant) -> tuple[int, int, int, int]:
         )
 
 
+@time_machine.travel(datetime(2026, 11, 25, 10, 5, tzinfo=UTC), tick=False)
 def test_first_mention_opens_a_conversation_with_its_clock(
     tenant: Tenant, account: SocialAccount
 ) -> None:
+    # A Wednesday, inside the brand's default hours (Mon-Fri 09:00-17:00 UTC).
     posted = timezone.now() - timedelta(minutes=5)
     result = receive(
         account, item(text="Where is my bag?", followers=40, created_at=posted)
@@ -40,7 +43,9 @@ def test_first_mention_opens_a_conversation_with_its_clock(
     )
     assert conversation.customer_message_count == 1
     assert conversation.first_customer_message_at == posted
+    assert (conversation.sla_kind, conversation.sla_lane) == ("first", "normal")
     assert conversation.sla_due_at == posted + timedelta(minutes=60)
+    assert conversation.sla_due_soon_at == posted + timedelta(minutes=48)
     assert conversation.queue_at == conversation.sla_due_at
     assert conversation.preview == "Where is my bag?"
     assert counts(tenant) == (1, 1, 1, 1)
@@ -118,13 +123,14 @@ def test_a_resolved_conversation_reopens_on_a_new_message(
     first = receive(account, item(external_id="root-1"))
     with tenant_context(tenant):
         Conversation.objects.filter(pk=first.conversation.pk).update(
-            status="resolved", resolved_at=timezone.now(), sla_due_at=None
+            status="resolved", resolved_at=timezone.now(), sla_due_at=None, sla_kind=""
         )
     again = receive(account, item(external_id="r-2", thread="root-1"))
     assert again.conversation.pk == first.conversation.pk
     assert again.conversation.status == "open"
     assert again.conversation.resolved_at is None
     assert again.conversation.sla_due_at is not None
+    assert again.conversation.sla_kind == "first"
 
 
 def test_identity_profile_is_refreshed_and_the_contact_kept(
@@ -150,10 +156,13 @@ def test_negative_posts_are_marked_and_prioritised(
 
 
 def test_reach_moves_a_customer_up_only_within_the_window() -> None:
-    assert reach_bonus(50) == timedelta(0)
-    assert reach_bonus(1_000) == timedelta(minutes=1)
-    assert reach_bonus(100_000) == timedelta(minutes=3)
-    assert reach_bonus(10**12) == timedelta(minutes=5)
+    window = timedelta(minutes=5)
+    assert reach_bonus(50, window) == timedelta(0)
+    assert reach_bonus(1_000, window) == timedelta(minutes=1)
+    assert reach_bonus(100_000, window) == timedelta(minutes=3)
+    assert reach_bonus(10**12, window) == timedelta(minutes=5)
+    assert reach_bonus(100_000, window, negative=True) == timedelta(minutes=4)
+    assert reach_bonus(100_000, timedelta(minutes=2)) == timedelta(minutes=2)
 
 
 def test_same_author_on_two_accounts_is_one_contact_two_conversations(
