@@ -14,6 +14,10 @@ from ddsketch.mapping import LogarithmicMapping
 
 RELATIVE_ACCURACY = 0.01
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
+# The mapping's constants, for SQL that computes keys the same way
+# (helpdesk.services.rollups rebuilds cells set-based).
+MULTIPLIER: float = _MAPPING._multiplier
+OFFSET: float = _MAPPING._offset
 
 
 def key(seconds: float) -> int:

@@ -12,6 +12,8 @@ none), platform, origin, sentiment, agent id (the responder for response, no-rep
 and other agent facts; 0 for opened facts and inbound messages) and follower band.
 """
 
+# ruff: noqa: S608 - the SQL is built from module constants; values are parameters.
+
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +30,8 @@ from helpdesk.models import (
     ReportBucket,
     ReportRollup,
 )
+from tenants.context import tenant_context
+from tenants.models import Tenant
 
 ROLLUP_TABLE = ReportRollup._meta.db_table
 BUCKET_TABLE = ReportBucket._meta.db_table
@@ -157,7 +161,7 @@ def _upsert_rollup(dims: Dims, counters: Mapping[str, int]) -> None:
         f"{name} = {ROLLUP_TABLE}.{name} + EXCLUDED.{name}" for name in counters
     )
     sql = (
-        f"INSERT INTO {ROLLUP_TABLE} ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608 - identifiers are constants; values are parameters
+        f"INSERT INTO {ROLLUP_TABLE} ({', '.join(columns)}) VALUES ({placeholders}) "
         f"ON CONFLICT ({', '.join(DIMENSION_COLUMNS)}) DO UPDATE SET {updates}"
     )
     params = [*_params(dims), *(counters.get(name, 0) for name in ROLLUP_COUNTERS)]
@@ -171,7 +175,7 @@ def _upsert_buckets(dims: Dims, cells: Sequence[tuple[str, int]]) -> None:
     columns = [*DIMENSION_COLUMNS, "metric", "key", "count"]
     row = "(" + ", ".join(["%s"] * len(columns)) + ")"
     sql = (
-        f"INSERT INTO {BUCKET_TABLE} ({', '.join(columns)}) "  # noqa: S608 - identifiers are constants; values are parameters
+        f"INSERT INTO {BUCKET_TABLE} ({', '.join(columns)}) "
         f"VALUES {', '.join([row] * len(cells))} "
         f"ON CONFLICT ({', '.join(DIMENSION_COLUMNS)}, metric, key) "
         f"DO UPDATE SET count = {BUCKET_TABLE}.count + EXCLUDED.count"
@@ -219,3 +223,171 @@ def count_reply(message: Message, *, move_to_private: bool) -> None:
     )
     counter = "private_moves" if move_to_private else "public_replies"
     _upsert_rollup(dims, {counter: 1})
+
+
+# --- Rebuild -----------------------------------------------------------------
+
+FACT_TABLE = CareFact._meta.db_table
+MESSAGE_TABLE = Message._meta.db_table
+CONVERSATION_TABLE = Conversation._meta.db_table
+
+
+def _hour_sql(column: str) -> str:
+    """SQL for `column` (a timestamp) truncated to its UTC hour."""
+    if connection.vendor == "postgresql":
+        return f"date_trunc('hour', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+    return f"strftime('%%Y-%%m-%%d %%H:00:00', {column})"
+
+
+def _key_sql(column: str) -> str:
+    """SQL for `histograms.key(column)`: the same floating-point steps as
+    ddsketch's LogarithmicMapping (ceil(log(v) / log(2) * multiplier) + offset),
+    which PostgreSQL and SQLite (through Django's LN) compute with the C library's
+    log, as Python does."""
+    value = f"(CASE WHEN {column} < 1 THEN 1.0 ELSE {column} * 1.0 END)"
+    return (
+        f"CAST(CEILING(LN({value}) / LN(2.0) * {histograms.MULTIPLIER!r}) "
+        f"+ {histograms.OFFSET!r} AS INTEGER)"
+    )
+
+
+def _fact_counter_sql() -> str:
+    """One SELECT list entry per counter, computed from a fact row `f`."""
+    first = "f.kind = 'first_response' AND f.reason <> 'after_no_reply'"
+    cases = {
+        "opened": "f.kind = 'opened'",
+        "off_hours_opened": "f.kind = 'opened' AND f.off_hours",
+        "no_reply": "f.kind = 'no_reply'",
+        "answered": first,
+        "answered_public": f"{first} AND f.visibility = 'public'",
+        "answered_private": f"{first} AND f.visibility = 'private'",
+        "answered_1h": f"{first} AND f.raw_seconds <= 3600",
+        "answered_24h": f"{first} AND f.raw_seconds <= 86400",
+        "off_hours_answered_first_hour": (
+            f"{first} AND f.off_hours AND f.business_seconds <= 3600"
+        ),
+        "first_breached": f"{first} AND f.breached",
+        "next_responses": "f.kind = 'next_response'",
+        "next_breached": "f.kind = 'next_response' AND f.breached",
+        "resolved": "f.kind = 'resolution'",
+        "resolution_breached": "f.kind = 'resolution' AND f.breached",
+        "breaches": "f.kind = 'breach'",
+    }
+    return ", ".join(
+        f"CASE WHEN {cases[name]} THEN 1 ELSE 0 END AS {name}"
+        if name in cases
+        else f"0 AS {name}"
+        for name in ROLLUP_COUNTERS
+    )
+
+
+def _message_counter_sql(counters: Mapping[str, str]) -> str:
+    return ", ".join(
+        f"{counters[name]} AS {name}" if name in counters else f"0 AS {name}"
+        for name in ROLLUP_COUNTERS
+    )
+
+
+def _rebuild_rollups_sql() -> str:
+    dims = ", ".join(DIMENSION_COLUMNS)
+    counters = ", ".join(ROLLUP_COUNTERS)
+    sums = ", ".join(f"SUM({name})" for name in ROLLUP_COUNTERS)
+    conversation_dims = (
+        "c.brand_id, COALESCE(c.social_account_id, 0) AS account_id, c.platform, "
+        "c.origin, c.sentiment"
+    )
+    facts = (
+        f"SELECT f.tenant_id, {_hour_sql('f.started_at')} AS hour, f.brand_id, "
+        "COALESCE(f.account_id, 0) AS account_id, f.platform, f.origin, "
+        "f.sentiment, CASE WHEN f.kind = 'opened' THEN 0 "
+        "ELSE COALESCE(f.agent_id, 0) END AS agent_id, f.follower_band, "
+        f"{_fact_counter_sql()} FROM {FACT_TABLE} f "
+        "WHERE f.\"tenant_id\" = %s AND NOT (f.kind = 'first_response' "
+        "AND f.reason = 'after_no_reply')"
+    )
+    inbound = (
+        f"SELECT m.tenant_id, {_hour_sql('m.created_at')} AS hour, "
+        f"{conversation_dims}, 0 AS agent_id, c.follower_band, "
+        f"{_message_counter_sql({'inbound': '1'})} FROM {MESSAGE_TABLE} m "
+        f"JOIN {CONVERSATION_TABLE} c ON c.tenant_id = m.tenant_id "
+        "AND c.id = m.conversation_id "
+        "WHERE m.\"tenant_id\" = %s AND m.kind = 'customer' AND m.direction = 'in'"
+    )
+    replies = (
+        f"SELECT m.tenant_id, {_hour_sql('m.created_at')} AS hour, "
+        f"{conversation_dims}, m.author_agent_id AS agent_id, c.follower_band, "
+        + _message_counter_sql(
+            {
+                "public_replies": (
+                    "CASE WHEN m.kind = 'reply' AND m.visibility = 'public' "
+                    "THEN 1 ELSE 0 END"
+                ),
+                "private_moves": (
+                    "CASE WHEN m.kind = 'private_invite' THEN 1 ELSE 0 END"
+                ),
+            }
+        )
+        + f" FROM {MESSAGE_TABLE} m "
+        f"JOIN {CONVERSATION_TABLE} c ON c.tenant_id = m.tenant_id "
+        "AND c.id = m.conversation_id "
+        "WHERE m.\"tenant_id\" = %s AND m.kind IN ('reply', 'private_invite') "
+        "AND m.author_agent_id IS NOT NULL "
+        "AND (m.kind = 'private_invite' OR m.visibility = 'public')"
+    )
+    return (
+        f"INSERT INTO {ROLLUP_TABLE} ({dims}, {counters}) "
+        f"SELECT {dims}, {sums} FROM ({facts} UNION ALL {inbound} UNION ALL "
+        f"{replies}) AS cells GROUP BY {dims}"
+    )
+
+
+def _rebuild_buckets_sql() -> str:
+    dims = ", ".join(DIMENSION_COLUMNS)
+    selects = []
+    for kind, (raw_metric, business_metric) in _HISTOGRAM_METRICS.items():
+        for metric, column in (
+            (raw_metric, "f.raw_seconds"),
+            (business_metric, "f.business_seconds"),
+        ):
+            selects.append(
+                f"SELECT f.tenant_id, {_hour_sql('f.started_at')} AS hour, "
+                "f.brand_id, COALESCE(f.account_id, 0) AS account_id, f.platform, "
+                "f.origin, f.sentiment, COALESCE(f.agent_id, 0) AS agent_id, "
+                f"f.follower_band, '{metric.value}' AS metric, "
+                f"{_key_sql(column)} AS key FROM {FACT_TABLE} f "
+                f"WHERE f.\"tenant_id\" = %s AND f.kind = '{kind.value}' "
+                f"AND {column} IS NOT NULL"
+            )
+    return (
+        f"INSERT INTO {BUCKET_TABLE} ({dims}, metric, key, count) "
+        f"SELECT {dims}, metric, key, COUNT(*) FROM ({' UNION ALL '.join(selects)}) "
+        f"AS cells GROUP BY {dims}, metric, key"
+    )
+
+
+def rebuild_rollups(tenant: Tenant | int) -> tuple[int, int]:
+    """Delete the tenant's rollups and histogram cells and recompute them.
+
+    Set-based: one DELETE and one INSERT ... SELECT per table, from the tenant's
+    `CareFact` rows, its inbound customer messages (dimensions from their
+    conversation as it is now) and its agents' messages: a public reply (kind
+    reply, visibility public) or a move to private (kind private_invite). A DM
+    reply counts as neither, as when it is queued. Opens
+    the tenant's context (a savepoint when it is open already). Returns the number
+    of rollup rows and histogram cells written.
+    """
+    tenant_id = int(tenant if isinstance(tenant, int) else tenant.pk)
+    with tenant_context(tenant_id), connection.cursor() as cursor:
+        cursor.execute(
+            f'DELETE FROM {ROLLUP_TABLE} WHERE "{ROLLUP_TABLE}"."tenant_id" = %s',
+            [tenant_id],
+        )
+        cursor.execute(
+            f'DELETE FROM {BUCKET_TABLE} WHERE "{BUCKET_TABLE}"."tenant_id" = %s',
+            [tenant_id],
+        )
+        cursor.execute(_rebuild_rollups_sql(), [tenant_id] * 3)
+        rows = cursor.rowcount
+        cursor.execute(_rebuild_buckets_sql(), [tenant_id] * 6)
+        cells = cursor.rowcount
+    return rows, cells
