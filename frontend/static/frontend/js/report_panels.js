@@ -246,7 +246,9 @@ export function offHours(summary) {
 export function simulation(runs, brand) {
   const section = panel("panel-simulation");
   const run = brand ? runs.find((r) => String(r.brand) === brand) : runs[0];
-  const policies = run ? Object.keys(run.policies) : [];
+  const known = Object.keys(POLICY_LABELS);
+  const rank = (p) => (known.includes(p) ? known.indexOf(p) : known.length);
+  const policies = run ? Object.keys(run.policies).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b)) : [];
   setEmpty(section, policies.length === 0);
   const canvas = section.querySelector("canvas");
   const caption = document.getElementById("sim-caption");

@@ -6,9 +6,6 @@ import { api } from "./api.js";
 import { change, day, duration, el, percent } from "./report_format.js";
 import * as panels from "./report_panels.js";
 
-const root = document.getElementById("reports");
-if (root) start(root);
-
 const FILTERS = ["start", "end", "brand", "account", "platform", "agent"];
 const RATES = new Set(["response_rate", "breach_rate"]);
 
@@ -194,3 +191,6 @@ function detail(metric, current, better) {
   }
   return `${direction}.`;
 }
+
+const root = document.getElementById("reports");
+if (root) start(root);
