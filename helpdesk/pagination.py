@@ -1,79 +1,113 @@
 """Keyset (cursor) pagination of the inbox order for the REST API.
 
-The inbox is ordered by queue time ascending with answered conversations (no queue
-time) last, then most recent activity, then id. An offset would skip or repeat rows
-while the inbox changes under it; a keyset cursor over those three columns does
-not. The cursor is opaque to clients (URL-safe base64 of JSON).
+The inbox is in queue order (helpdesk.queue): the queue key at a time `now`, then
+the due time, with answered conversations (no key) last, most recent activity
+first, then id. The key depends on `now`, so the first page's `now` travels in the
+cursor and every later page sorts by the same key: pages neither skip nor repeat
+rows while the inbox changes under them (an offset would). The cursor is opaque to
+clients (URL-safe base64 of JSON).
 """
 
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.utils.urls import replace_query_param
 
 from helpdesk.models import Conversation
-
-INBOX_ORDER = (
-    F("queue_at").asc(nulls_last=True),
-    F("last_activity_at").desc(),
-    F("id").asc(),
-)
+from helpdesk.queue import KEY, RECENT, with_queue_order
 
 
-def _encode(row: Conversation) -> str:
+@dataclass(frozen=True)
+class Cursor:
+    now: datetime  # the time the first page's queue key was taken at
+    key: datetime | None
+    due: datetime | None
+    recent: datetime | None
+    pk: int
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    if timezone.is_naive(parsed):
+        raise ValueError("naive time")
+    return parsed
+
+
+def _encode(row: Conversation, now: datetime) -> str:
     data = [
-        row.queue_at.isoformat() if row.queue_at else None,
-        row.last_activity_at.isoformat(),
+        _iso(now),
+        _iso(getattr(row, KEY)),
+        _iso(row.sla_due_at),
+        _iso(getattr(row, RECENT)),
         row.pk,
     ]
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> tuple[datetime | None, datetime, int]:
+def _decode(cursor: str) -> Cursor:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        queue, activity, pk = json.loads(base64.urlsafe_b64decode(padded))
-        return (
-            datetime.fromisoformat(queue) if queue is not None else None,
-            datetime.fromisoformat(activity),
-            int(pk),
-        )
+        now, key, due, recent, pk = json.loads(base64.urlsafe_b64decode(padded))
+        taken_at = _time(now)
+        if taken_at is None or (key is None) != (due is None):
+            raise ValueError("incomplete cursor")
+        if key is None and recent is None:
+            raise ValueError("incomplete cursor")
+        return Cursor(taken_at, _time(key), _time(due), _time(recent), int(pk))
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as error:
         raise ValidationError({"cursor": ["This cursor is not valid."]}) from error
 
 
-def _after(queue: datetime | None, activity: datetime, pk: int) -> Q:
-    same_queue_later = Q(last_activity_at__lt=activity) | Q(
-        last_activity_at=activity, id__gt=pk
-    )
-    if queue is None:
-        return Q(queue_at__isnull=True) & same_queue_later
+def _after(cursor: Cursor) -> Q:
+    if cursor.key is None:
+        return Q(**{f"{KEY}__isnull": True}) & (
+            Q(**{f"{RECENT}__lt": cursor.recent})
+            | Q(**{RECENT: cursor.recent, "id__gt": cursor.pk})
+        )
+    same_key = Q(**{KEY: cursor.key})
     return (
-        Q(queue_at__gt=queue)
-        | (Q(queue_at=queue) & same_queue_later)
-        | Q(queue_at__isnull=True)
+        Q(**{f"{KEY}__gt": cursor.key})
+        | (same_key & Q(sla_due_at__gt=cursor.due))
+        | (same_key & Q(sla_due_at=cursor.due, id__gt=cursor.pk))
+        | Q(**{f"{KEY}__isnull": True})
     )
 
 
 def inbox_page(
     queryset: QuerySet[Conversation], request: Request, *, size: int
 ) -> tuple[list[Conversation], str | None]:
-    """One page of `queryset` in inbox order after `?cursor=`; the next page's URL."""
-    cursor = request.query_params.get("cursor")
-    ordered = queryset.order_by(*INBOX_ORDER)
+    """One page of `queryset` in queue order after `?cursor=`; the next page's URL.
+
+    The first page takes the queue key at the current time; the cursor carries that
+    time to the later pages. Raises ValidationError (field `cursor`) for a cursor
+    this function did not write.
+    """
+    raw = request.query_params.get("cursor")
+    cursor = _decode(raw) if raw else None
+    now = cursor.now if cursor else timezone.now()
+    ordered = with_queue_order(queryset, now)
     if cursor:
-        ordered = ordered.filter(_after(*_decode(cursor)))
+        ordered = ordered.filter(_after(cursor))
     rows = list(ordered[: size + 1])
     if len(rows) <= size:
         return rows, None
     rows = rows[:size]
-    url = replace_query_param(request.build_absolute_uri(), "cursor", _encode(rows[-1]))
+    next_cursor = _encode(rows[-1], now)
+    url = replace_query_param(request.build_absolute_uri(), "cursor", next_cursor)
     return rows, url
 
 

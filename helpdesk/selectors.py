@@ -1,8 +1,10 @@
 """Read-only queries of the care core, with their joins and prefetches applied."""
 
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
+from django.utils import timezone
 
 from helpdesk.models import (
     Contact,
@@ -16,6 +18,7 @@ from helpdesk.models import (
     Tag,
 )
 from helpdesk.presence import presence_store
+from helpdesk.queue import with_queue_order
 from tenants.models import Membership
 
 Status = Conversation.Status
@@ -33,13 +36,18 @@ def inbox_conversations(
     unassigned: bool = False,
     sentiment: str | None = None,
     tag: str | None = None,
+    now: datetime | None = None,
 ) -> QuerySet[Conversation]:
-    """The inbox in queue order (R10): overdue first, then by bounded queue time.
+    """The inbox in queue order (R10) at `now` (default: the current time).
 
+    Waiting conversations sort by due time; reach or sentiment moves one forward
+    only within its brand's window, never past one that is breached or due first
+    (the key is helpdesk.queue.queue_key_expression, annotated as `queue_key`;
+    helpdesk.queue.queue_order is its pure twin). Conversations without an SLA
+    clock (answered) come after those waiting, most recent first, on every database.
     Every filter is optional (None: any); `tag` is a tag name. One query for the
     page: brand, contact, account and assignee are joined; the tag filter is a
-    subquery, not a join, so rows are never repeated. Conversations without an SLA
-    clock (answered) come after those waiting, most recent first, on every database.
+    subquery, not a join, so rows are never repeated.
     """
     queryset = Conversation.objects.select_related(
         "brand", "contact", "social_account", "assignee"
@@ -58,9 +66,7 @@ def inbox_conversations(
     )
     if status is not None:
         queryset = queryset.filter(status=status)
-    return queryset.order_by(
-        F("queue_at").asc(nulls_last=True), "-last_activity_at", "id"
-    )
+    return with_queue_order(queryset, now or timezone.now())
 
 
 def _inbox_filters(

@@ -1,0 +1,284 @@
+"""The inbox queue order (R10), as a property: reach or sentiment moves a conversation
+forward only within its brand's window, never past one breached or due first.
+
+The pure order (helpdesk.queue.queue_order) is checked on random inboxes; the SQL
+order of inbox_conversations is checked against it on real rows; the API's cursor
+keeps the first page's time so later pages sort by the same key.
+"""
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rest_framework.test import APIClient
+
+from helpdesk.models import Contact, Conversation
+from helpdesk.queue import KEY, QueueItem, item_of, key_time, queue_order
+from helpdesk.selectors import inbox_conversations
+from tenants.context import tenant_context
+from tenants.models import Brand, Tenant, User
+from tests.api_clients import base, session
+from tests.factories import membership_of
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+WINDOWS = (0, 5, 15)
+
+
+@st.composite
+def inboxes(draw: st.DrawFn, *, max_size: int = 30) -> list[QueueItem]:
+    """Conversations with due times from 3 h ago to 3 h ahead (to the second), a
+    bonus from 0 to the window, windows of 0-15 minutes; some answered."""
+    count = draw(st.integers(min_value=0, max_value=max_size))
+    items = []
+    for pk in range(1, count + 1):
+        window = timedelta(minutes=draw(st.sampled_from(WINDOWS)))
+        activity = NOW - timedelta(seconds=draw(st.integers(0, 7200)))
+        if draw(st.integers(0, 9)) == 0:
+            items.append(QueueItem(pk, None, None, window, activity))
+            continue
+        # Coarse due times make ties (equal keys and equal due times) common.
+        due = NOW + timedelta(seconds=draw(st.integers(-180, 180)) * 60)
+        bonus = timedelta(seconds=draw(st.integers(0, int(window.total_seconds()))))
+        items.append(QueueItem(pk, due, due - bonus, window, activity))
+    return items
+
+
+def violations(order: list[QueueItem], now: datetime) -> list[str]:
+    """Every pair where B, placed before A, breaks R10 although A is due first."""
+    found = []
+    for b_index, b in enumerate(order):
+        for a in order[b_index + 1 :]:
+            if a.due is None or b.due is None or not a.due < b.due:
+                continue
+            if a.due <= now:
+                found.append(f"{b.id} passed {a.id}, which is breached")
+            if a.due <= now + b.window:
+                found.append(f"{b.id} passed {a.id}, at risk within {b.id}'s window")
+            if b.due - a.due > b.window:
+                found.append(f"{b.id} moved more than its window past {a.id}")
+    return found
+
+
+@settings(max_examples=400, deadline=None)
+@given(inboxes())
+def test_nothing_moves_past_a_breach_or_more_than_its_window(
+    items: list[QueueItem],
+) -> None:
+    order = queue_order(items, NOW)
+
+    assert violations(order, NOW) == []
+    clocked = [item.due is not None for item in order]
+    assert clocked == sorted(clocked, reverse=True)
+    answered = [item for item in order if item.due is None]
+    assert answered == sorted(
+        answered, key=lambda i: (-i.last_activity.timestamp(), i.id)
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(inboxes(), st.integers(-600, 600))
+def test_the_key_never_passes_the_due_time_nor_the_window(
+    items: list[QueueItem], shift_seconds: int
+) -> None:
+    now = NOW + timedelta(seconds=shift_seconds)
+    for item in items:
+        key = key_time(item, now)
+        if item.due is None:
+            assert key is None
+            continue
+        assert key is not None
+        assert item.due - item.window <= key <= item.due
+        if item.due <= now + item.window:
+            assert key == item.due
+
+
+def test_a_worked_example_in_exact_order() -> None:
+    minute = timedelta(minutes=1)
+    five = 5 * minute
+    breached = QueueItem(1, NOW - 10 * minute, NOW - 10 * minute, five, NOW)
+    at_risk = QueueItem(2, NOW + 4 * minute, NOW + 4 * minute, five, NOW)
+    # Due 2 minutes after the at-risk one with the full bonus: it may not pass it.
+    famous_close = QueueItem(3, NOW + 6 * minute, NOW + minute, five, NOW)
+    plain = QueueItem(4, NOW + 30 * minute, NOW + 30 * minute, five, NOW)
+    # Due 3 minutes after `plain`, 5 minutes of bonus: it goes first of the two.
+    famous_far = QueueItem(5, NOW + 33 * minute, NOW + 28 * minute, five, NOW)
+    # A bonus stored under a wider window than the brand's now counts only 5 min.
+    stale_bonus = QueueItem(6, NOW + 40 * minute, NOW + 20 * minute, five, NOW)
+    answered_old = QueueItem(7, None, None, five, NOW - 30 * minute)
+    answered_new = QueueItem(8, None, None, five, NOW - minute)
+    items = [
+        answered_old,
+        stale_bonus,
+        plain,
+        famous_far,
+        answered_new,
+        famous_close,
+        at_risk,
+        breached,
+    ]
+
+    order = queue_order(items, NOW)
+
+    assert [item.id for item in order] == [1, 2, 3, 5, 4, 6, 8, 7]
+    assert key_time(famous_close, NOW) == NOW + 5 * minute
+    assert key_time(stale_bonus, NOW) == NOW + 35 * minute
+
+
+# --- the SQL order on real rows ---------------------------------------------------
+
+
+@pytest.fixture
+def brands(tenant: Tenant) -> dict[int, Brand]:
+    """One brand per window; the workspace's first brand gets window 0."""
+    with tenant_context(tenant):
+        first = Brand.objects.order_by("id")[0]
+        made = {0: first}
+        for window in WINDOWS[1:]:
+            made[window] = Brand.objects.create(
+                tenant=tenant, name=f"Window {window}", slug=f"window-{window}"
+            )
+        for window, brand in made.items():
+            brand.queue_window_minutes = window
+            brand.save(update_fields=["queue_window_minutes"])
+    return made
+
+
+def store(
+    tenant: Tenant, brands: dict[int, Brand], items: list[QueueItem]
+) -> dict[int, int]:
+    """Conversations for `items` (inside the caller's transaction): item id → pk."""
+    contact = Contact.objects.create(tenant=tenant, display_name="Customer")
+    stored = {}
+    for item in items:
+        conversation = Conversation.objects.create(
+            tenant=tenant,
+            brand=brands[int(item.window.total_seconds() // 60)],
+            contact=contact,
+            platform="sandbox",
+            origin=Conversation.Origin.MENTION,
+            sla_due_at=item.due,
+            queue_at=item.queue_at,
+            last_activity_at=item.last_activity,
+            created_at=item.last_activity,
+        )
+        stored[item.id] = conversation.pk
+    return stored
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(items=inboxes(max_size=15), shift_seconds=st.integers(-300, 300))
+def test_the_database_orders_as_the_pure_twin(
+    tenant: Tenant,
+    owner: User,
+    brands: dict[int, Brand],
+    items: list[QueueItem],
+    shift_seconds: int,
+) -> None:
+    now = NOW + timedelta(seconds=shift_seconds)
+    membership = membership_of(tenant, owner)
+    with tenant_context(tenant):
+        stored = store(tenant, brands, items)
+        rows = list(inbox_conversations(membership, status=None, now=now))
+        transaction.set_rollback(True)
+
+    # Ids in the database grow with the items' ids, so ties break alike.
+    expected = [stored[item.id] for item in queue_order(items, now)]
+    assert [row.pk for row in rows] == expected
+    assert [item.id for item in queue_order_of(rows, now)] == expected
+    for row in rows:
+        assert getattr(row, KEY) == key_time(item_of(row), now)
+
+
+def queue_order_of(rows: list[Conversation], now: datetime) -> list[QueueItem]:
+    return queue_order([item_of(row) for row in rows], now)
+
+
+@pytest.fixture
+def shifting(tenant: Tenant, brands: dict[int, Brand]) -> list[int]:
+    """In the 5-minute brand: A due NOW+20 with the full bonus (key NOW+15), B due
+    NOW+16 without one, and one answered conversation."""
+    minute = timedelta(minutes=1)
+    items = [
+        QueueItem(1, NOW + 20 * minute, NOW + 15 * minute, 5 * minute, NOW),
+        QueueItem(2, NOW + 16 * minute, NOW + 16 * minute, 5 * minute, NOW),
+        QueueItem(3, None, None, 5 * minute, NOW - minute),
+    ]
+    with tenant_context(tenant):
+        stored = store(tenant, brands, items)
+    return [stored[item.id] for item in items]
+
+
+def walk(client: APIClient, url: str | None, *, shift: timedelta) -> list[list[int]]:
+    pages: list[list[int]] = []
+    with time_machine.travel(NOW, tick=False) as clock:
+        while url and len(pages) < 5:
+            response = client.get(url)
+            assert response.status_code == 200
+            pages.append([row["id"] for row in response.json()["results"]])
+            url = response.json()["next"]
+            clock.shift(shift)
+    return pages
+
+
+@pytest.mark.django_db
+def test_later_pages_sort_by_the_first_pages_time(
+    tenant: Tenant, agent: User, shifting: list[int]
+) -> None:
+    a, b, answered = shifting
+    url = f"{base(tenant)}/conversations/?page_size=1"
+
+    # 14 minutes later B is at risk (key NOW+16) and A is not (key NOW+19): keyed
+    # anew, page 2 would show B and page 3 A again. The cursor keeps NOW.
+    pages = walk(session(agent), url, shift=timedelta(minutes=14))
+
+    assert pages == [[a], [b], [answered]]
+
+
+def cursor_of(data: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "data",
+    [
+        [None, None, None, "2026-03-10T11:59:00+00:00", 1],
+        ["2026-03-10T12:00:00", None, None, "2026-03-10T11:59:00+00:00", 1],
+        ["2026-03-10T12:00:00+00:00", "2026-03-10T12:00:00+00:00", None, None, 1],
+        ["2026-03-10T12:00:00+00:00", None, None, None, 1],
+        ["2026-03-10T12:00:00+00:00", None, None, "2026-03-10T11:59:00+00:00"],
+        {"now": "2026-03-10T12:00:00+00:00"},
+    ],
+)
+def test_a_cursor_it_did_not_write_is_refused(
+    tenant: Tenant, agent: User, shifting: list[int], data: object
+) -> None:
+    response = session(agent).get(
+        f"{base(tenant)}/conversations/?cursor={cursor_of(data)}"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"cursor": ["This cursor is not valid."]}
+
+
+@pytest.mark.django_db
+def test_a_written_cursor_round_trips(
+    tenant: Tenant, agent: User, shifting: list[int]
+) -> None:
+    a, b, answered = shifting
+    data = [NOW.isoformat(), None, None, (NOW - timedelta(minutes=1)).isoformat(), 0]
+    url = f"{base(tenant)}/conversations/?cursor={cursor_of(data)}"
+
+    # Past the waiting ones, at the answered one's activity time, before its id.
+    assert walk(session(agent), url, shift=timedelta(0)) == [[answered]]
+    assert a < b < answered
