@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from helpdesk.access import access_conversation, access_message
-from helpdesk.models import Conversation, Message, Note
+from helpdesk.models import Conversation, Message, NoReplyReason, Note
 from helpdesk.pagination import inbox_page, page_size, paginated
 from helpdesk.selectors import (
     conversation_tags,
@@ -23,6 +23,7 @@ from helpdesk.selectors import (
     inbox_conversations,
 )
 from helpdesk.services.conversations import UNSET, update_conversation
+from helpdesk.services.no_reply import mark_no_reply
 from helpdesk.services.notes import add_note
 from helpdesk.services.replies import (
     cancel_scheduled_reply,
@@ -342,6 +343,26 @@ class ConversationMovePrivateApi(TenantScopedApi):
             {"messages": MessageOutput(queued, many=True).data},
             status=status.HTTP_201_CREATED,
         )
+
+
+class ConversationNoReplyApi(TenantScopedApi):
+    """Mark a conversation "no reply needed" with a reason (R9); audited."""
+
+    class NoReplyInput(serializers.Serializer[Any]):
+        reason = serializers.ChoiceField(choices=NoReplyReason.choices)
+
+    @extend_schema(request=NoReplyInput, responses=ConversationOutput)
+    def post(self, request: Request, conversation_id: int) -> Response:
+        conversation = access_conversation(self.membership, conversation_id)
+        payload = self.NoReplyInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        mark_no_reply(
+            conversation,
+            membership=self.membership,
+            reason=payload.validated_data["reason"],
+        )
+        fresh = access_conversation(self.membership, conversation.pk)
+        return Response(_conversation_data([fresh], many=False))
 
 
 class MessageDetailApi(TenantScopedApi):
