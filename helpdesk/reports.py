@@ -1,0 +1,693 @@
+"""Report selectors (R9, R10): care performance read from the hourly rollups.
+
+Every selector takes the caller's `membership` (its tenant must be open) and a
+`ReportFilters`, and reads `ReportRollup` counters and `ReportBucket` histogram
+cells only, aggregated in SQL with a constant number of queries, never messages.
+The exception is `report_conversation_rows`, which streams facts joined to their
+conversations for the per-conversation CSV.
+
+Periods are whole days `[start, end]` in the report's time zone: the chosen
+brand's, else `filters.timezone` (UTC by default). A rollup hour belongs to the
+day its start falls in (zones offset by a fraction of an hour round to the UTC
+hour). Facts count in the hour their demand started (the customer's message), so
+a period's response rate describes the demand that arrived in it.
+
+Filters: `brand_id`, `account_id` and `platform` narrow every number. `agent_id`
+narrows what agents do (answers, response times, next responses, resolutions,
+replies); demand is never an agent's, so conversations, inbound, no-reply marks,
+off-hours demand and breach events stay those of the other filters, and the
+response rate becomes the agent's share of the demand.
+
+Durations are seconds (floats within 1% of the exact percentile, see
+helpdesk.histograms); a rate or share is a float in [0, 1], None when its
+denominator is 0, and so is a percentile with nothing measured.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import (
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import (
+    ExtractHour,
+    ExtractIsoWeekDay,
+    TruncDate,
+)
+
+from helpdesk import histograms
+from helpdesk.models import CareFact, Conversation, ReportBucket, ReportRollup
+from tenants.models import Brand, Membership
+from tenants.sla import sla_policy_view
+
+Metric = ReportBucket.Metric
+DIRECT_MESSAGE = Conversation.Origin.DIRECT_MESSAGE
+BANDS = ("small", "medium", "large")
+FAIRNESS_LIMIT = 1.2
+# Counters that describe demand (never attributed to an agent).
+DEMAND = ("opened", "off_hours_opened", "no_reply", "inbound", "breaches")
+# Counters that describe what agents did (narrowed by the agent filter).
+WORK = (
+    "answered",
+    "answered_1h",
+    "answered_24h",
+    "off_hours_answered_first_hour",
+    "first_breached",
+    "next_responses",
+    "next_breached",
+    "resolved",
+    "resolution_breached",
+)
+ROWS_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class ReportFilters:
+    """What a report covers: the days `start`..`end` (both included) and optional
+    brand, social account, platform and agent ids. `timezone` sets the day
+    boundaries when no brand is chosen (a chosen brand's own zone wins)."""
+
+    start: date
+    end: date
+    brand_id: int | None = None
+    account_id: int | None = None
+    platform: str | None = None
+    agent_id: int | None = None
+    timezone: str = "UTC"
+
+    @property
+    def days(self) -> int:
+        """How many days the period has (at least 1)."""
+        return max((self.end - self.start).days + 1, 1)
+
+    def previous(self) -> "ReportFilters":
+        """The same filters over the same number of days just before."""
+        return replace(
+            self,
+            start=self.start - timedelta(days=self.days),
+            end=self.start - timedelta(days=1),
+        )
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """A report's resolved context: the brand (if any), zone and UTC bounds."""
+
+    filters: ReportFilters
+    brand: Brand | None
+    zone: ZoneInfo
+
+    def bounds(self, filters: ReportFilters | None = None) -> tuple[datetime, datetime]:
+        f = filters or self.filters
+        first = datetime.combine(f.start, time(), tzinfo=self.zone)
+        after = datetime.combine(f.end + timedelta(days=1), time(), tzinfo=self.zone)
+        return first.astimezone(UTC), after.astimezone(UTC)
+
+
+def _scope(filters: ReportFilters) -> _Scope:
+    brand = None
+    if filters.brand_id is not None:
+        brand = Brand.objects.filter(pk=filters.brand_id).first()
+    zone_name = brand.timezone if brand is not None else filters.timezone
+    return _Scope(filters=filters, brand=brand, zone=ZoneInfo(zone_name or "UTC"))
+
+
+def _dimension_filter(filters: ReportFilters) -> Q:
+    """The brand, account and platform filters on rollup rows, cells or facts."""
+    q = Q()
+    if filters.brand_id is not None:
+        q &= Q(brand_id=filters.brand_id)
+    if filters.account_id is not None:
+        q &= Q(account_id=filters.account_id)
+    if filters.platform is not None:
+        q &= Q(platform=filters.platform)
+    return q
+
+
+def _agent_filter(filters: ReportFilters) -> Q:
+    return Q() if filters.agent_id is None else Q(agent_id=filters.agent_id)
+
+
+def _in(bounds: tuple[datetime, datetime]) -> Q:
+    return Q(hour__gte=bounds[0], hour__lt=bounds[1])
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _quantile(counts: dict[int, int], q: float) -> float | None:
+    return histograms.quantile(counts, q)
+
+
+# --- Summary -------------------------------------------------------------------
+
+
+def _period_sums(scope: _Scope, periods: dict[str, ReportFilters]) -> dict[str, Any]:
+    """One query: the counters of each period, split by start channel."""
+    agent = _agent_filter(scope.filters)
+    private = Q(origin=DIRECT_MESSAGE)
+    aggregates: dict[str, Any] = {}
+    widest: list[datetime] = []
+    for name, filters in periods.items():
+        bounds = scope.bounds(filters)
+        widest.extend(bounds)
+        when = _in(bounds)
+        for counter in DEMAND:
+            aggregates[f"{name}.{counter}"] = Sum(counter, filter=when)
+        for counter in WORK:
+            aggregates[f"{name}.{counter}"] = Sum(counter, filter=when & agent)
+        for channel, q in (("private", private), ("public", ~private)):
+            aggregates[f"{name}.opened_{channel}"] = Sum("opened", filter=when & q)
+            aggregates[f"{name}.no_reply_{channel}"] = Sum("no_reply", filter=when & q)
+            aggregates[f"{name}.answered_{channel}"] = Sum(
+                "answered", filter=when & q & agent
+            )
+    rows = ReportRollup.objects.filter(
+        _dimension_filter(scope.filters),
+        hour__gte=min(widest),
+        hour__lt=max(widest),
+    ).aggregate(**aggregates)
+    return {key: int(value or 0) for key, value in rows.items()}
+
+
+def _period_histograms(
+    scope: _Scope, periods: dict[str, ReportFilters], metrics: tuple[str, ...]
+) -> dict[tuple[str, str], dict[int, int]]:
+    """One query: the merged histogram of each (period, metric)."""
+    widest: list[datetime] = []
+    annotations: dict[str, Any] = {}
+    for name, filters in periods.items():
+        bounds = scope.bounds(filters)
+        widest.extend(bounds)
+        annotations[name] = Sum("count", filter=_in(bounds))
+    cells = (
+        ReportBucket.objects.filter(
+            _dimension_filter(scope.filters),
+            _agent_filter(scope.filters),
+            metric__in=metrics,
+            hour__gte=min(widest),
+            hour__lt=max(widest),
+        )
+        .values("metric", "key")
+        .annotate(**annotations)
+        .values_list("metric", "key", *annotations)
+    )
+    merged: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
+    for metric, key, *counts in cells:
+        for name, count in zip(annotations, counts, strict=True):
+            if count:
+                merged[(name, metric)][key] = int(count)
+    return merged
+
+
+def _summary_numbers(
+    sums: dict[str, Any], cells: dict[tuple[str, str], dict[int, int]], name: str
+) -> dict[str, Any]:
+    def n(counter: str) -> int:
+        return int(sums[f"{name}.{counter}"])
+
+    def q(metric: str, share: float) -> float | None:
+        return _quantile(cells.get((name, metric), {}), share)
+
+    needing = n("opened") - n("no_reply")
+    answered = n("answered")
+    needing_public = n("opened_public") - n("no_reply_public")
+    needing_private = n("opened_private") - n("no_reply_private")
+    responses = answered + n("next_responses")
+    return {
+        "conversations": n("opened"),
+        "needing_reply": needing,
+        "answered": answered,
+        "no_reply": n("no_reply"),
+        "unanswered": max(needing - answered, 0),
+        "response_rate": _rate(answered, needing),
+        "public_response_rate": _rate(n("answered_public"), needing_public),
+        "private_response_rate": _rate(n("answered_private"), needing_private),
+        "answered_within_1h": _rate(n("answered_1h"), needing),
+        "answered_within_24h": _rate(n("answered_24h"), needing),
+        "first_response_p50": q(Metric.FIRST_RAW, 0.5),
+        "first_response_p90": q(Metric.FIRST_RAW, 0.9),
+        "first_response_business_p50": q(Metric.FIRST_BUSINESS, 0.5),
+        "first_response_business_p90": q(Metric.FIRST_BUSINESS, 0.9),
+        "next_response_p50": q(Metric.NEXT_RAW, 0.5),
+        "next_response_p90": q(Metric.NEXT_RAW, 0.9),
+        "breaches": n("breaches"),
+        "breach_rate": _rate(n("first_breached") + n("next_breached"), responses),
+        "resolution_p50": q(Metric.RESOLUTION_RAW, 0.5),
+        "resolution_p90": q(Metric.RESOLUTION_RAW, 0.9),
+        "off_hours_coverage": _rate(
+            n("off_hours_answered_first_hour"), n("off_hours_opened")
+        ),
+        "inbound": n("inbound"),
+    }
+
+
+SUMMARY_FIELDS = (
+    "conversations",
+    "needing_reply",
+    "answered",
+    "no_reply",
+    "unanswered",
+    "response_rate",
+    "public_response_rate",
+    "private_response_rate",
+    "answered_within_1h",
+    "answered_within_24h",
+    "first_response_p50",
+    "first_response_p90",
+    "first_response_business_p50",
+    "first_response_business_p90",
+    "next_response_p50",
+    "next_response_p90",
+    "breaches",
+    "breach_rate",
+    "resolution_p50",
+    "resolution_p90",
+    "off_hours_coverage",
+    "inbound",
+)
+
+
+def report_summary(membership: Membership, filters: ReportFilters) -> dict[str, Any]:
+    """The headline numbers of a period and of the period just before.
+
+    Returns `{"period": {...}, "previous": {...}, "change": {...}}`. `period` and
+    `previous` hold `start` and `end` (dates) and SUMMARY_FIELDS:
+    conversations (opened), needing_reply (opened - no_reply), answered,
+    no_reply, unanswered, response_rate (answered / needing_reply),
+    public_response_rate and private_response_rate (by the conversation's start
+    channel: a direct message is private), answered_within_1h and
+    answered_within_24h (shares of needing_reply), first_response_p50/p90
+    (calendar seconds), first_response_business_p50/p90, next_response_p50/p90,
+    breaches (breach events), breach_rate (breached first and next responses /
+    those responses), resolution_p50/p90 (calendar seconds), off_hours_coverage
+    (off-hours demand answered within the first business hour / off-hours
+    demand) and inbound (customer messages). `change` is period - previous for
+    each of SUMMARY_FIELDS (None when either is None). At most three queries.
+    """
+    scope = _scope(filters)
+    periods = {"period": filters, "previous": filters.previous()}
+    sums = _period_sums(scope, periods)
+    cells = _period_histograms(
+        scope,
+        periods,
+        (
+            Metric.FIRST_RAW,
+            Metric.FIRST_BUSINESS,
+            Metric.NEXT_RAW,
+            Metric.RESOLUTION_RAW,
+        ),
+    )
+    result: dict[str, Any] = {}
+    for name, period in periods.items():
+        result[name] = {
+            "start": period.start,
+            "end": period.end,
+            **_summary_numbers(sums, cells, name),
+        }
+    result["change"] = {
+        field: (
+            None
+            if result["period"][field] is None or result["previous"][field] is None
+            else result["period"][field] - result["previous"][field]
+        )
+        for field in SUMMARY_FIELDS
+    }
+    return result
+
+
+# --- Time series -----------------------------------------------------------------
+
+
+def report_timeseries(
+    membership: Membership, filters: ReportFilters
+) -> list[dict[str, Any]]:
+    """One row per day of the period, in order.
+
+    Each row: `date`, `inbound` (customer messages), `inbound_by_platform`,
+    `inbound_by_origin` and `inbound_by_sentiment` (`{value: count}`, values
+    with none left out), `first_response_p50` and `first_response_p90` (calendar
+    seconds of the demand that started that day, None when none was answered)
+    and `target_seconds` (the first-response target of the brand's SLA policy;
+    with no brand, the workspace fallback's). Four queries at most.
+    """
+    scope = _scope(filters)
+    bounds = scope.bounds()
+    day = TruncDate("hour", tzinfo=scope.zone)
+    where = (_dimension_filter(filters), _in(bounds))
+    volume = (
+        ReportRollup.objects.filter(*where, inbound__gt=0)
+        .annotate(day=day)
+        .values("day", "platform", "origin", "sentiment")
+        .annotate(n=Sum("inbound"))
+        .values_list("day", "platform", "origin", "sentiment", "n")
+    )
+    cells = (
+        ReportBucket.objects.filter(
+            *where, _agent_filter(filters), metric=Metric.FIRST_RAW
+        )
+        .annotate(day=day)
+        .values("day", "key")
+        .annotate(n=Sum("count"))
+        .values_list("day", "key", "n")
+    )
+    target = sla_policy_view(scope.brand).first_response_minutes * 60
+    rows: dict[date, dict[str, Any]] = {}
+    for offset in range(filters.days):
+        current = filters.start + timedelta(days=offset)
+        rows[current] = {
+            "date": current,
+            "inbound": 0,
+            "inbound_by_platform": {},
+            "inbound_by_origin": {},
+            "inbound_by_sentiment": {},
+            "first_response_p50": None,
+            "first_response_p90": None,
+            "target_seconds": target,
+        }
+    for when, platform, origin, sentiment, n in volume:
+        row = rows.get(when)
+        if row is None:
+            continue
+        row["inbound"] += n
+        for group, value in (
+            ("inbound_by_platform", platform),
+            ("inbound_by_origin", origin),
+            ("inbound_by_sentiment", sentiment),
+        ):
+            row[group][value] = row[group].get(value, 0) + n
+    by_day: dict[date, dict[int, int]] = defaultdict(dict)
+    for when, key, n in cells:
+        by_day[when][key] = int(n)
+    for when, counts in by_day.items():
+        if when in rows:
+            rows[when]["first_response_p50"] = _quantile(counts, 0.5)
+            rows[when]["first_response_p90"] = _quantile(counts, 0.9)
+    return list(rows.values())
+
+
+# --- Agents --------------------------------------------------------------------
+
+
+def report_agents(
+    membership: Membership, filters: ReportFilters
+) -> list[dict[str, Any]]:
+    """One row per agent who did something in the period, most answers first.
+
+    Each row: `agent_id`, `display_name` and `email` (empty when the user is no
+    longer a member), `answered` (first responses), `first_response_p50`
+    (calendar seconds), `public_replies`, `private_moves` and `no_reply` (marks).
+    Agents with all counters zero are left out. Four queries at most.
+    """
+    scope = _scope(filters)
+    where = (
+        _dimension_filter(filters),
+        _agent_filter(filters),
+        _in(scope.bounds()),
+        ~Q(agent_id=0),
+    )
+    totals = (
+        ReportRollup.objects.filter(*where)
+        .values("agent_id")
+        .annotate(
+            answered=Sum("answered"),
+            public_replies=Sum("public_replies"),
+            private_moves=Sum("private_moves"),
+            no_reply=Sum("no_reply"),
+        )
+        .values_list(
+            "agent_id", "answered", "public_replies", "private_moves", "no_reply"
+        )
+    )
+    cells = (
+        ReportBucket.objects.filter(*where, metric=Metric.FIRST_RAW)
+        .values("agent_id", "key")
+        .annotate(n=Sum("count"))
+        .values_list("agent_id", "key", "n")
+    )
+    histogram: dict[int, dict[int, int]] = defaultdict(dict)
+    for agent_id, key, n in cells:
+        histogram[agent_id][key] = int(n)
+    rows: list[dict[str, Any]] = [
+        {
+            "agent_id": agent_id,
+            "display_name": "",
+            "email": "",
+            "answered": int(answered or 0),
+            "first_response_p50": _quantile(histogram.get(agent_id, {}), 0.5),
+            "public_replies": int(public or 0),
+            "private_moves": int(moves or 0),
+            "no_reply": int(no_reply or 0),
+        }
+        for agent_id, answered, public, moves, no_reply in totals
+        if answered or public or moves or no_reply
+    ]
+    members = Membership.objects.filter(
+        user_id__in=[row["agent_id"] for row in rows]
+    ).values_list("user_id", "user__display_name", "user__email")
+    names = {user_id: (name, email) for user_id, name, email in members}
+    for row in rows:
+        name, email = names.get(row["agent_id"], ("", ""))
+        row["display_name"] = name or email
+        row["email"] = email
+    rows.sort(key=lambda row: (-row["answered"], row["display_name"], row["agent_id"]))
+    return rows
+
+
+# --- Fairness --------------------------------------------------------------------
+
+
+def report_fairness(membership: Membership, filters: ReportFilters) -> dict[str, Any]:
+    """First-response times by the author's follower band (R10).
+
+    Returns `{"bands": {"small"|"medium"|"large": {"answered", "first_response_p50",
+    "first_response_p90"}}, "ratio", "flagged"}`: `ratio` is the slowest band's
+    p90 over the fastest band's p90 among bands with answers (None with fewer
+    than two such bands, or a fastest p90 of 0), `flagged` is ratio > 1.2.
+    Calendar seconds. Three queries at most.
+    """
+    scope = _scope(filters)
+    where = (_dimension_filter(filters), _agent_filter(filters), _in(scope.bounds()))
+    answered = dict(
+        ReportRollup.objects.filter(*where)
+        .values("follower_band")
+        .annotate(n=Sum("answered"))
+        .values_list("follower_band", "n")
+    )
+    cells = (
+        ReportBucket.objects.filter(*where, metric=Metric.FIRST_RAW)
+        .values("follower_band", "key")
+        .annotate(n=Sum("count"))
+        .values_list("follower_band", "key", "n")
+    )
+    histogram: dict[str, dict[int, int]] = defaultdict(dict)
+    for band, key, n in cells:
+        histogram[band][key] = int(n)
+    bands = {
+        band: {
+            "answered": int(answered.get(band) or 0),
+            "first_response_p50": _quantile(histogram.get(band, {}), 0.5),
+            "first_response_p90": _quantile(histogram.get(band, {}), 0.9),
+        }
+        for band in BANDS
+    }
+    p90s = [
+        row["first_response_p90"]
+        for row in bands.values()
+        if row["answered"] and row["first_response_p90"] is not None
+    ]
+    ratio = max(p90s) / min(p90s) if len(p90s) >= 2 and min(p90s) > 0 else None
+    return {
+        "bands": bands,
+        "ratio": ratio,
+        "flagged": ratio is not None and ratio > FAIRNESS_LIMIT,
+    }
+
+
+# --- Heatmap -------------------------------------------------------------------
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _staffed(brand: Brand | None) -> list[list[bool]]:
+    """Weekday x hour: whether any business hours of the brand fall in that hour."""
+    if brand is None:
+        return [[False] * 24 for _ in range(7)]
+    hours = brand.business_hours or {}
+    if not any(hours.get(day) for day in hours):
+        return [[True] * 24 for _ in range(7)]
+    grid = []
+    for weekday in WEEKDAYS:
+        intervals = [
+            (_minutes(start), _minutes(end)) for start, end in hours.get(weekday, [])
+        ]
+        grid.append(
+            [
+                any(start < (h + 1) * 60 and end > h * 60 for start, end in intervals)
+                for h in range(24)
+            ]
+        )
+    return grid
+
+
+def report_heatmap(membership: Membership, filters: ReportFilters) -> dict[str, Any]:
+    """Inbound volume by hour of the week against staffed hours.
+
+    Returns `{"timezone": name, "inbound": [[int] * 24] * 7, "staffed":
+    [[bool] * 24] * 7}`, weekday 0 = Monday, hours in the report's time zone.
+    `staffed` marks the hours that overlap the brand's business hours (all True
+    for a brand with no hours, which counts as staffed around the clock; all
+    False with no brand). Two queries at most.
+    """
+    scope = _scope(filters)
+    counts = (
+        ReportRollup.objects.filter(
+            _dimension_filter(filters), _in(scope.bounds()), inbound__gt=0
+        )
+        .annotate(
+            weekday=ExtractIsoWeekDay("hour", tzinfo=scope.zone),
+            local_hour=ExtractHour("hour", tzinfo=scope.zone),
+        )
+        .values("weekday", "local_hour")
+        .annotate(n=Sum("inbound"))
+        .values_list("weekday", "local_hour", "n")
+    )
+    grid = [[0] * 24 for _ in range(7)]
+    for weekday, hour, n in counts:
+        grid[weekday - 1][hour] += int(n)
+    return {
+        "timezone": str(scope.zone),
+        "inbound": grid,
+        "staffed": _staffed(scope.brand),
+    }
+
+
+# --- Per-conversation rows ------------------------------------------------------
+
+
+def _first_of(kind: str) -> QuerySet[CareFact]:
+    return CareFact.objects.filter(
+        conversation_id=OuterRef("conversation_id"), kind=kind
+    ).order_by("at", "id")
+
+
+def _last_of(kind: str) -> QuerySet[CareFact]:
+    return CareFact.objects.filter(
+        conversation_id=OuterRef("conversation_id"), kind=kind
+    ).order_by("-at", "-id")
+
+
+ROW_FIELDS = (
+    "conversation_id",
+    "brand_id",
+    "account_id",
+    "platform",
+    "origin",
+    "follower_band",
+    "opened_at",
+    "first_response_seconds",
+    "first_response_business_seconds",
+    "first_response_breached",
+    "next_response_breached",
+    "resolution_seconds",
+    "resolution_business_seconds",
+    "resolution_breached",
+    "resolved_at",
+    "agent_id",
+)
+
+
+def report_conversation_rows(
+    membership: Membership, filters: ReportFilters, *, chunk_size: int = ROWS_CHUNK
+) -> Iterator[dict[str, Any]]:
+    """One row per conversation opened in the period, oldest first, streamed.
+
+    Reads the "opened" facts of the period (with the brand, account and platform
+    filters) and, per conversation, its first response, next responses and last
+    resolution facts (subqueries); rows come from the database in chunks of
+    `chunk_size`, so a year of data never sits in memory. Each row has
+    ROW_FIELDS: ids, platform, origin, follower band, opened_at, the first
+    response's raw and business seconds and whether it breached, whether any
+    next response breached, the resolution's raw and business seconds, whether
+    it breached and when it happened (resolved_at), and the first responder's
+    agent id (None when unanswered). `agent_id` in the filters keeps the
+    conversations that agent answered first.
+    """
+    scope = _scope(filters)
+    first, after = scope.bounds()
+    first_response = _first_of(CareFact.Kind.FIRST_RESPONSE)
+    resolution = _last_of(CareFact.Kind.RESOLUTION)
+    rows = (
+        CareFact.objects.filter(
+            _dimension_filter(filters),
+            kind=CareFact.Kind.OPENED,
+            started_at__gte=first,
+            started_at__lt=after,
+        )
+        .annotate(
+            first_response_seconds=Subquery(first_response.values("raw_seconds")[:1]),
+            first_response_business_seconds=Subquery(
+                first_response.values("business_seconds")[:1]
+            ),
+            first_response_breached=Subquery(first_response.values("breached")[:1]),
+            first_agent_id=Subquery(
+                first_response.values("agent_id")[:1], output_field=IntegerField()
+            ),
+            next_response_breached=Exists(
+                CareFact.objects.filter(
+                    conversation_id=OuterRef("conversation_id"),
+                    kind=CareFact.Kind.NEXT_RESPONSE,
+                    breached=True,
+                )
+            ),
+            resolution_seconds=Subquery(resolution.values("raw_seconds")[:1]),
+            resolution_business_seconds=Subquery(
+                resolution.values("business_seconds")[:1]
+            ),
+            resolution_breached=Subquery(resolution.values("breached")[:1]),
+            resolved_at=Subquery(resolution.values("at")[:1]),
+        )
+        .order_by("started_at", "id")
+    )
+    if filters.agent_id is not None:
+        rows = rows.filter(first_agent_id=filters.agent_id)
+    values = rows.values_list(
+        "conversation_id",
+        "brand_id",
+        "account_id",
+        "platform",
+        "origin",
+        "follower_band",
+        "started_at",
+        "first_response_seconds",
+        "first_response_business_seconds",
+        "first_response_breached",
+        "next_response_breached",
+        "resolution_seconds",
+        "resolution_business_seconds",
+        "resolution_breached",
+        "resolved_at",
+        "first_agent_id",
+    )
+    for row in values.iterator(chunk_size=chunk_size):
+        record = dict(zip(ROW_FIELDS, row, strict=True))
+        record["first_response_breached"] = bool(record["first_response_breached"])
+        record["resolution_breached"] = bool(record["resolution_breached"])
+        yield record
