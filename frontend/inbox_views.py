@@ -12,7 +12,13 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 
 from frontend.forms import InboxFilterForm
-from frontend.presenters import composer_for, signature_for, timeline
+from frontend.presenters import (
+    NO_REPLY_CHOICES,
+    composer_for,
+    offers_no_reply,
+    signature_for,
+    timeline,
+)
 from helpdesk.access import access_contact, access_conversation, access_message
 from helpdesk.models import Conversation
 from helpdesk.selectors import (
@@ -162,6 +168,8 @@ def _conversation_context(
         "assignees": [m for m in members if m.role in ANSWERING],
         "can_act": request.membership.has_role(Membership.Role.AGENT),
         "is_admin": request.membership.has_role(Membership.Role.ADMIN),
+        "offer_no_reply": offers_no_reply(conversation, request.membership),
+        "no_reply_choices": NO_REPLY_CHOICES,
         "identities": contact_identities(conversation.contact),
         "history": list(contact_history(conversation)[:10]),
     }

@@ -10,7 +10,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from helpdesk.models import Conversation, Message
+from helpdesk.models import Conversation, Message, NoReplyReason
+from helpdesk.services.breaches import sla_state
 from helpdesk.services.replies import (
     capabilities_for,
     is_pending_public_answer,
@@ -211,3 +212,95 @@ def timeline(messages: list[Message], notes: list[Any]) -> list[Entry]:
     entries = [Entry("message", m.created_at, m) for m in messages]
     entries += [Entry("note", n.created_at, n) for n in notes]
     return sorted(entries, key=lambda entry: (entry.at, entry.kind == "note"))
+
+
+@dataclass(frozen=True)
+class SlaBadge:
+    """What the list row and the thread header show of the SLA clock.
+
+    `due` is the deadline that counts (the response clock's, else the resolution
+    target's); `soon` starts its last fifth. The page's clock (js/sla.js)
+    re-renders `label` from them every second, with the same wording.
+    """
+
+    state: str
+    label: str
+    title: str
+    kind: str
+    urgent: bool
+    due: datetime | None
+    soon: datetime | None
+
+
+def sla_span(seconds: float, *, up: bool) -> str:
+    """A duration as "12 min", "1 h 5 min" or "3 d"; `up` rounds minutes up (time
+    left: "1 min" until it is over), else down (time elapsed)."""
+    whole = int(seconds // 60) + (1 if up and seconds % 60 else 0)
+    if whole < 60:
+        return f"{whole} min"
+    hours, rest = divmod(whole, 60)
+    if hours >= 48:
+        return f"{hours // 24} d"
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+KIND_TITLES = {
+    "first": "First response",
+    "next": "Next response",
+    "resolution": "Resolution",
+}
+
+
+def sla_badge(conversation: Conversation, now: datetime) -> SlaBadge | None:
+    """The SLA badge of `conversation` at `now`, or None when no clock counts.
+
+    Labels: "Due in 12 min", "Due soon · 4 min", "Breached 8 min ago" (from the due
+    time), "Paused · 40 min left" (the business time the target has left).
+    """
+    state = sla_state(conversation, now)
+    if state == "none":
+        return None
+    urgent = conversation.sla_lane == "urgent" and bool(conversation.sla_kind)
+    kind = conversation.sla_kind or "resolution"
+    due = conversation.sla_due_at if conversation.sla_kind else None
+    due = due or (None if conversation.sla_kind else conversation.resolution_due_at)
+    soon = conversation.sla_due_soon_at if conversation.sla_kind else None
+    title = f"{KIND_TITLES[kind]} target"
+    if urgent:
+        title += ", urgent lane"
+    if state == "paused":
+        left = (conversation.sla_target_seconds or 0) - conversation.sla_used_seconds
+        label = f"Paused · {sla_span(max(left, 0), up=True)} left"
+        return SlaBadge(
+            state, label, f"{title}: waiting on the customer", kind, urgent, None, None
+        )
+    assert due is not None  # noqa: S101 - sla_state found a deadline
+    seconds = (due - now).total_seconds()
+    if state == "breached":
+        ago = -seconds
+        label = (
+            "Breached just now"
+            if ago < 60
+            else f"Breached {sla_span(ago, up=False)} ago"
+        )
+    elif state == "due_soon":
+        label = f"Due soon · {sla_span(seconds, up=True)}"
+    else:
+        label = f"Due in {sla_span(seconds, up=True)}"
+    return SlaBadge(state, label, title, kind, urgent, due, soon)
+
+
+def offers_no_reply(conversation: Conversation, membership: Membership) -> bool:
+    """Whether the thread offers "No reply needed": to agents and above, while the
+    conversation awaits its first answer (a customer wrote, nobody answered, not
+    marked yet, not resolved). The service decides again when it is used."""
+    return (
+        membership.has_role(Membership.Role.AGENT)
+        and conversation.first_customer_message_at is not None
+        and conversation.first_response_at is None
+        and not conversation.no_reply_reason
+        and conversation.status != Conversation.Status.RESOLVED
+    )
+
+
+NO_REPLY_CHOICES = NoReplyReason.choices

@@ -15,11 +15,11 @@ from django.utils import timezone
 from helpdesk.services import (
     breaches,
     delivery,
-    digest,
     lifecycle,
     webhook_delivery,
     webhook_outbox,
 )
+from helpdesk.services.digest import claim_due_digests, send_digest
 from helpdesk.services.inbound import record_inbound_message
 from helpdesk.webhooks.transport import post_webhook
 from social import http
@@ -237,9 +237,9 @@ def send_sla_digests(tenant: Tenant) -> int:
     sending it twice. Returns how many were sent.
     """
     with tenant_context(tenant):
-        emails = digest.claim_due_digests(tenant, now=timezone.now())
+        emails = claim_due_digests(tenant, now=timezone.now())
     for email in emails:
-        digest.send_digest(email)
+        send_digest(email)
     return len(emails)
 
 

@@ -11,7 +11,6 @@ a second run that day (or an overlapping one) finds it and builds nothing. The
 email is sent after that transaction, by the task: at most once per brand and day.
 """
 
-import importlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from helpdesk.models import Conversation
+from helpdesk.reports import ReportFilters, report_summary
 from tenants.models import AuditEvent, Brand, Membership, Tenant
 from tenants.services import record_audit
 
@@ -119,12 +119,11 @@ def day_figures(brand: Brand, day: date) -> dict[str, Any]:
     """The reports' summary of `brand` for `day`: its "period" figures
     (conversations, response_rate, first_response_p50/p90 in seconds, breaches).
 
-    Read as the workspace's first owner. Call in the tenant's context.
+    `day` is a date in the brand's time zone (the reports count a brand's days
+    there). Read as the workspace's first owner. Call in the tenant's context.
     """
-    # TODO(#11): a plain import once helpdesk.reports (engineer `rollups`) lands.
-    reports = importlib.import_module("helpdesk.reports")
-    filters = reports.ReportFilters(start=day, end=day, brand_id=brand.pk)
-    summary = reports.report_summary(_owner_membership(), filters)
+    filters = ReportFilters(start=day, end=day, brand_id=brand.pk)
+    summary = report_summary(_owner_membership(), filters)
     return dict(summary["period"])
 
 

@@ -10,7 +10,22 @@ import { toast } from "./toast.js";
 const VIEWING_EVERY_MS = 20_000;
 const VIEWING_TTL_MS = 45_000;
 const TYPING_TTL_MS = 7_000;
-const HEADER_FIELDS = ["status", "assignee_id", "tags", "channel_state", "awaiting_private", "sla_due_at", "snoozed_until"];
+const HEADER_FIELDS = [
+  "status",
+  "assignee_id",
+  "tags",
+  "channel_state",
+  "awaiting_private",
+  "sla_due_at",
+  "snoozed_until",
+  // The SLA badge (the breach sweep sends sla_state) and the "No reply needed" control.
+  "sla_state",
+  "sla_kind",
+  "sla_lane",
+  "sla_breached_at",
+  "first_response_at",
+  "no_reply_reason",
+];
 const COMPOSER_FIELDS = ["public_reply_count", "channel_state", "awaiting_private", "status"];
 
 export function createConversation({ slug, socket, userId, names, inbox, list }) {
@@ -339,7 +354,19 @@ export function createConversation({ slug, socket, userId, names, inbox, list })
 
   threadPane.addEventListener("submit", async (event) => {
     const form = event.target;
-    if (form.matches(".tag-form")) {
+    if (form.matches(".no-reply-form")) {
+      event.preventDefault();
+      const id = currentId;
+      const reason = form.querySelector("select").value;
+      form.querySelector("button").disabled = true;
+      act(api(slug, "POST", `conversations/${id}/no-reply/`, { reason }), async () => {
+        toast("Marked: no reply needed.");
+        await Promise.all([refreshHeader(), list.refresh(id)]);
+      }).finally(() => {
+        const button = document.querySelector(".no-reply-form button");
+        if (button) button.disabled = false;
+      });
+    } else if (form.matches(".tag-form")) {
       event.preventDefault();
       const tag = form.querySelector("input").value.trim();
       if (tag) patch({ tags: [...currentTags(), tag] });

@@ -4,6 +4,7 @@
 import { fragment, swap } from "./api.js";
 import { startClock, tick } from "./clock.js";
 import { createConversation } from "./conversation.js";
+import { startSlaClock } from "./sla.js";
 import { LiveSocket } from "./socket.js";
 
 const inbox = document.getElementById("inbox");
@@ -78,6 +79,7 @@ function start(root) {
 
   list.paintUnread();
   startClock();
+  startSlaClock();
   socket.connect();
 }
 
