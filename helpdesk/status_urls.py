@@ -1,8 +1,9 @@
-"""Public, login-free URLs of the care core: the brand status endpoint (R8)."""
+"""Public, login-free URLs of the care core: the brand status endpoint (R8) and
+the brand's response badge (R9)."""
 
 from django.urls import path
 
-from helpdesk.status_views import brand_status_view
+from helpdesk.status_views import brand_badge_view, brand_status_view
 
 app_name = "status"
 
@@ -11,5 +12,10 @@ urlpatterns = [
         "<slug:tenant_slug>/<slug:brand_slug>.json",
         brand_status_view,
         name="brand",
+    ),
+    path(
+        "<slug:tenant_slug>/<slug:brand_slug>/badge.svg",
+        brand_badge_view,
+        name="badge",
     ),
 ]

@@ -1,11 +1,14 @@
-"""The public status endpoint (R8): `GET /status/<tenant_slug>/<brand_slug>.json`.
+"""The public status endpoint (R8), `GET /status/<tenant_slug>/<brand_slug>.json`,
+and the brand's response badge (R9), `GET /status/<tenant_slug>/<brand_slug>/badge.svg`.
 
 Public by design, for a brand's website or help page: no login, any origin may read
 it (`Access-Control-Allow-Origin: *`). It shows only helpdesk.status.BrandStatus.
 It lives outside `/t/<slug>/`, so it opens the tenant's context itself. An unknown,
 deleted or suspended workspace and an unknown brand (including another workspace's
 brand) all get the same 404 body. Answers are cached for 30 seconds per URL, and
-each client address may ask STATUS_RATE_LIMIT_PER_MINUTE times a minute.
+each client address may ask STATUS_RATE_LIMIT_PER_MINUTE times a minute, both URLs
+together. The badge exists only for a brand that publishes it (`publish_badge`);
+for any other it is the same 404.
 """
 
 import hashlib
@@ -15,11 +18,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from helpdesk.status import brand_status
+from helpdesk.badge import badge_svg
+from helpdesk.status import badge_figures, brand_status
 from tenants.access import find_tenant
 from tenants.context import tenant_context
 from tenants.models import Brand, Tenant
@@ -34,29 +38,49 @@ NOT_FOUND: dict[str, Any] = {"error": "not_found"}
 @require_safe
 def brand_status_view(
     request: HttpRequest, tenant_slug: str, brand_slug: str
-) -> JsonResponse:
+) -> HttpResponse:
     """The brand's public status as JSON; 404 (one body) when there is no such brand
     in a live workspace; 429 with Retry-After past the per-client limit."""
+    return _public(request, "status", tenant_slug, brand_slug)
+
+
+@require_safe
+def brand_badge_view(
+    request: HttpRequest, tenant_slug: str, brand_slug: str
+) -> HttpResponse:
+    """The brand's response badge as SVG when it publishes one, else the same 404
+    as the status endpoint; cached and rate-limited with it."""
+    return _public(request, "badge", tenant_slug, brand_slug)
+
+
+def _public(
+    request: HttpRequest, kind: str, tenant_slug: str, brand_slug: str
+) -> HttpResponse:
     wait = _rate_limited(request)
     if wait is not None:
-        response = _json({"error": "rate_limited"}, status=429)
-        response["Retry-After"] = str(wait)
-        return response
-    key = (
-        "helpdesk.status."
-        + hashlib.sha256(f"{tenant_slug}/{brand_slug}".encode()).hexdigest()
-    )
+        limited = _json({"error": "rate_limited"}, status=429)
+        limited["Retry-After"] = str(wait)
+        return limited
+    digest = hashlib.sha256(f"{tenant_slug}/{brand_slug}".encode()).hexdigest()
+    key = f"helpdesk.{kind}.{digest}"
     cached = _cache_get(key)
     if cached is None:
-        cached = _lookup(tenant_slug, brand_slug)
+        cached = _lookup(kind, tenant_slug, brand_slug)
         _cache_set(key, cached)
     status, payload = cached
-    response = _json(payload, status=status)
+    response: HttpResponse
+    if isinstance(payload, str):
+        response = HttpResponse(payload, content_type="image/svg+xml; charset=utf-8")
+        response["Access-Control-Allow-Origin"] = "*"
+    else:
+        response = _json(payload, status=status)
     response["Cache-Control"] = f"public, max-age={STATUS_CACHE_SECONDS}"
     return response
 
 
-def _lookup(tenant_slug: str, brand_slug: str) -> tuple[int, dict[str, Any]]:
+def _lookup(
+    kind: str, tenant_slug: str, brand_slug: str
+) -> tuple[int, dict[str, Any] | str]:
     try:
         tenant = find_tenant(tenant_slug)
     except Http404:
@@ -67,7 +91,12 @@ def _lookup(tenant_slug: str, brand_slug: str) -> tuple[int, dict[str, Any]]:
         brand = Brand.objects.filter(slug=brand_slug).first()
         if brand is None:
             return 404, NOT_FOUND
-        return 200, dict(brand_status(brand, at=timezone.now()))
+        if kind == "status":
+            return 200, dict(brand_status(brand, at=timezone.now()))
+        if not brand.publish_badge:
+            return 404, NOT_FOUND
+        figures = badge_figures(brand, at=timezone.now())
+        return 200, badge_svg(brand.name, figures["text"])
 
 
 def _json(payload: dict[str, Any], *, status: int) -> JsonResponse:
@@ -87,7 +116,7 @@ def _rate_limited(request: HttpRequest) -> int | None:
     )
 
 
-def _cache_get(key: str) -> tuple[int, dict[str, Any]] | None:
+def _cache_get(key: str) -> tuple[int, dict[str, Any] | str] | None:
     try:
         value = cache.get(key)
     except Exception:
@@ -96,7 +125,7 @@ def _cache_get(key: str) -> tuple[int, dict[str, Any]] | None:
     return value if isinstance(value, tuple) else None
 
 
-def _cache_set(key: str, value: tuple[int, dict[str, Any]]) -> None:
+def _cache_set(key: str, value: tuple[int, dict[str, Any] | str]) -> None:
     try:
         cache.set(key, value, STATUS_CACHE_SECONDS)
     except Exception:
