@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from helpdesk.models import Conversation, Message
+from helpdesk.models import CareFact, Conversation, Message, ReportRollup
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
@@ -19,7 +19,11 @@ def test_the_demo_inbox_is_populated_across_platforms_and_states() -> None:
     call_command("seed_demo", stdout=StringIO())  # a second run adds nothing
     tenant = Tenant.objects.get(slug="acme-air")
     with tenant_context(tenant):
-        conversations = list(Conversation.objects.all())
+        everything = list(Conversation.objects.all())
+        conversations = [c for c in everything if not _history(c)]
+        history = [c for c in everything if _history(c)]
+        facts = sorted(CareFact.objects.values_list("kind", flat=True))
+        rollups = ReportRollup.objects.count()
         failed = Message.objects.filter(delivery_status="failed").count()
         moved = (
             Conversation.objects.filter(
@@ -29,6 +33,13 @@ def test_the_demo_inbox_is_populated_across_platforms_and_states() -> None:
             .count()
         )
     assert len(conversations) == 12
+    # A seeded month of closed history feeds the reports page.
+    assert len(history) == 193
+    assert {c.status for c in history} == {"resolved"}
+    assert facts.count("opened") == 205
+    assert facts.count("no_reply") == 5
+    assert facts.count("first_response") == 191
+    assert rollups > 0
     assert {c.platform for c in conversations} == {
         "sandbox",
         "x",
@@ -51,3 +62,8 @@ def test_the_demo_inbox_is_populated_across_platforms_and_states() -> None:
     page = client.get("/t/acme-air/inbox/")
     assert page.status_code == 200
     assert page.content.decode().count('class="conv-row') == 9  # the open tab
+
+
+def _history(conversation: Conversation) -> bool:
+    ref = conversation.public_thread_ref or conversation.private_thread_ref
+    return ref.startswith("demo-history-")

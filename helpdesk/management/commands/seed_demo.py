@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from helpdesk.demo_history import seed_history
 from helpdesk.models import Contact, Conversation, Message, SavedReply
 from helpdesk.services.assignment import assign_conversation
 from helpdesk.services.contacts import upsert_identity
@@ -52,6 +53,8 @@ DEMO_ACCOUNTS = [
     ("mastodon", "acmeair", "Acme Air", "md-acmeair", "https://mastodon.social"),
     ("bluesky", "acmeair.bsky.social", "Acme Air", "bs-acmeair", ""),
 ]
+# The month of answered history behind the reports page (helpdesk/demo_history.py).
+HISTORY_PLATFORMS = ("sandbox", "x", "mastodon", "bluesky")
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,18 @@ class Command(BaseCommand):
                 if sandbox is not None:
                     accounts["sandbox"] = sandbox
                 _saved_replies(tenant, brand)
+                self.stdout.write(
+                    "Writing 30 days of history for the reports (about 20 s)..."
+                )
+                history = seed_history(
+                    [accounts[p] for p in HISTORY_PLATFORMS if p in accounts],
+                    [_member(tenant, user) for user in (owner, agent, nina)],
+                )
                 seeded = _seed_inbox(tenant, accounts, owner, agent, nina)
-                self.stdout.write(f"Seeded {seeded} conversations.")
+                self.stdout.write(
+                    f"Seeded {seeded - history} conversations in the inbox and "
+                    f"{history} closed ones from the last 30 days (for the reports)."
+                )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo workspace {tenant.name} at {settings.SITE_URL}/t/{tenant.slug}/"
@@ -123,6 +136,12 @@ class Command(BaseCommand):
                 )
             )
         )
+
+
+def _member(tenant: Tenant, user: User) -> Membership:
+    membership = Membership.objects.select_related("user").get(user=user)
+    membership.tenant = tenant
+    return membership
 
 
 def _user(email: str, password: str, name: str, *, operator: bool = False) -> User:
