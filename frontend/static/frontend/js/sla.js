@@ -17,7 +17,7 @@ export function span(seconds, { up }) {
 }
 
 export function describe(due, soon, now, { breached = false } = {}) {
-  const seconds = Math.floor((due - now) / 1000);
+  const seconds = (due - now) / 1000;
   if (breached || seconds <= 0) {
     const ago = -seconds;
     return { state: "breached", label: ago < 60 ? "Breached just now" : `Breached ${span(ago, { up: false })} ago` };
