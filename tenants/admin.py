@@ -15,13 +15,24 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from tenants.brand_rules import apply_brand_settings, clean_sla_policy_settings
 from tenants.exceptions import WorkspaceError
-from tenants.models import AuditEvent, Brand, Invitation, Membership, Tenant, User
+from tenants.models import (
+    AuditEvent,
+    Brand,
+    Holiday,
+    Invitation,
+    Membership,
+    SlaPolicy,
+    Tenant,
+    User,
+)
 from tenants.selectors import tenant_usage
 from tenants.services import (
     change_role,
@@ -29,6 +40,14 @@ from tenants.services import (
     reactivate_tenant,
     remove_member,
     suspend_tenant,
+)
+from tenants.sla import (
+    POLICY_FIELDS,
+    add_holiday,
+    check_holiday,
+    remove_holiday,
+    reset_sla_policy,
+    update_sla_policy,
 )
 
 
@@ -254,6 +273,44 @@ class ReadOnlyTenantAdmin[M: Any](TenantScopedAdmin[M]):
         return False
 
 
+BRAND_ADMIN_FIELDS = (
+    "name",
+    "slug",
+    "timezone",
+    "business_hours",
+    "public_reply_limit",
+    "send_hold_seconds",
+    "private_first_allowed",
+    "auto_assign",
+    "signature_rules",
+    "pause_while_pending",
+    "queue_window_minutes",
+    "publish_badge",
+    "sla_digest",
+)
+
+
+class BrandAdminForm(forms.ModelForm[Brand]):
+    """The brand checks of `tenants.brand_rules` for what the calendar and the
+    queue read (hours, signatures, queue window), as field errors."""
+
+    class Meta:
+        model = Brand
+        fields = BRAND_ADMIN_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for field in ("business_hours", "signature_rules", "queue_window_minutes"):
+            if field not in cleaned:
+                continue
+            try:
+                apply_brand_settings(Brand(), {field: cleaned[field]})  # type: ignore[misc]
+            except ValidationError as error:
+                for message in error.message_dict.get(field, []):
+                    self.add_error(field, message)
+        return cleaned
+
+
 @admin.register(Brand, site=tenant_admin_site)
 class BrandAdmin(TenantScopedAdmin[Brand]):
     list_display = (
@@ -264,17 +321,8 @@ class BrandAdmin(TenantScopedAdmin[Brand]):
         "send_hold_seconds",
     )
     search_fields = ("name", "slug")
-    fields = (
-        "name",
-        "slug",
-        "timezone",
-        "business_hours",
-        "public_reply_limit",
-        "send_hold_seconds",
-        "private_first_allowed",
-        "first_response_target_minutes",
-        "signature_rules",
-    )
+    fields = BRAND_ADMIN_FIELDS
+    form = BrandAdminForm
 
 
 class TeamUserAdmin(ReadOnlyTenantAdmin[User]):
@@ -360,3 +408,114 @@ class AuditEventAdmin(ReadOnlyTenantAdmin[AuditEvent]):
         "data",
     )
     fields = readonly_fields
+
+
+class SlaPolicyAdminForm(forms.ModelForm[SlaPolicy]):
+    """The targets checked as the API checks them (1 minute to a week)."""
+
+    class Meta:
+        model = SlaPolicy
+        # The admin adds `brand` per request: its choices need the open tenant.
+        fields = POLICY_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        given = {name: cleaned[name] for name in POLICY_FIELDS if name in cleaned}
+        try:
+            cleaned.update(clean_sla_policy_settings(given))  # type: ignore[arg-type]
+        except ValidationError as error:
+            for field, messages_ in error.message_dict.items():
+                for message in messages_:
+                    self.add_error(field, message)
+        return cleaned
+
+
+@admin.register(SlaPolicy, site=tenant_admin_site)
+class SlaPolicyAdmin(TenantScopedAdmin[SlaPolicy]):
+    """Brands' own targets and the workspace fallback (no brand). Saves and
+    deletions go through `tenants.sla`, so they are audited like the API's."""
+
+    form = SlaPolicyAdminForm
+    list_display = (
+        "__str__",
+        "first_response_minutes",
+        "next_response_minutes",
+        "resolution_minutes",
+        "urgent_first_response_minutes",
+        "updated_at",
+    )
+    fields = ("brand", *POLICY_FIELDS)
+    actions = None
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Any = None
+    ) -> tuple[str, ...]:
+        return ("brand",) if obj is not None else ()
+
+    def save_model(
+        self, request: HttpRequest, obj: SlaPolicy, form: Any, change: bool
+    ) -> None:
+        changes = {name: form.cleaned_data[name] for name in POLICY_FIELDS}
+        update_sla_policy(obj.brand, membership=_membership(request), changes=changes)  # type: ignore[arg-type]
+        saved = SlaPolicy.objects.get(brand=obj.brand)
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: SlaPolicy) -> None:
+        reset_sla_policy(obj.brand, membership=_membership(request))
+
+
+class HolidayAdminForm(forms.ModelForm[Holiday]):
+    """A holiday checked as the API checks it (order, length, no overlap)."""
+
+    class Meta:
+        model = Holiday
+        # The admin adds `brand` per request: its choices need the open tenant.
+        fields = ("name", "start_date", "end_date")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        needed = ("brand", "name", "start_date", "end_date")
+        if all(cleaned.get(name) is not None for name in needed):
+            try:
+                check_holiday(
+                    cleaned["brand"],
+                    name=cleaned["name"],
+                    start_date=cleaned["start_date"],
+                    end_date=cleaned["end_date"],
+                )
+            except ValidationError as error:
+                for field, messages_ in error.message_dict.items():
+                    for message in messages_:
+                        self.add_error(field, message)
+        return cleaned
+
+
+@admin.register(Holiday, site=tenant_admin_site)
+class HolidayAdmin(TenantScopedAdmin[Holiday]):
+    """Holidays are added and removed (as in the API), not edited; both go
+    through `tenants.sla` and are audited."""
+
+    form = HolidayAdminForm
+    list_display = ("name", "brand", "start_date", "end_date")
+    list_filter = ("brand",)
+    fields = ("brand", "name", "start_date", "end_date")
+    actions = None
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: Holiday, form: Any, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        holiday = add_holiday(
+            data["brand"],
+            membership=_membership(request),
+            name=data["name"],
+            start_date=data["start_date"],
+            end_date=data["end_date"],
+        )
+        obj.pk = holiday.pk
+
+    def delete_model(self, request: HttpRequest, obj: Holiday) -> None:
+        remove_holiday(obj, membership=_membership(request))

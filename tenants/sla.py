@@ -165,11 +165,12 @@ def _save_policy(
     return _view(brand, row)
 
 
-def reset_sla_policy(brand: Brand, *, membership: Membership) -> SlaPolicyView:
-    """Drop the brand's own policy so it inherits the workspace fallback again.
+def reset_sla_policy(brand: Brand | None, *, membership: Membership) -> SlaPolicyView:
+    """Drop the brand's own policy so it inherits the workspace fallback again
+    (None: drop the fallback, so brands without their own use the defaults).
 
     Admins only; idempotent (no row, nothing written). Audited as
-    `sla_policy.removed` with the values the brand had.
+    `sla_policy.removed` with the values the row had.
     """
     require_role(membership, Role.ADMIN)
     with transaction.atomic():
@@ -180,7 +181,10 @@ def reset_sla_policy(brand: Brand, *, membership: Membership) -> SlaPolicyView:
                 actor=membership.user,
                 action="sla_policy.removed",
                 obj=row,
-                data={"brand_id": brand.pk, "values": _view(brand, row).values()},
+                data={
+                    "brand_id": brand.pk if brand is not None else None,
+                    "values": _view(brand, row).values(),
+                },
             )
             row.delete()
     return sla_policy_view(brand)
@@ -224,29 +228,9 @@ def add_holiday(
     so two overlapping adds cannot both pass). Audited as `holiday.added`.
     """
     require_role(membership, Role.ADMIN)
-    name = name.strip()
-    errors: dict[str, list[str]] = {}
-    if not name:
-        errors["name"] = ["Give the holiday a name."]
-    elif len(name) > HOLIDAY_NAME_MAX:
-        errors["name"] = [f"Give a name of at most {HOLIDAY_NAME_MAX} characters."]
-    if end_date < start_date:
-        errors["end_date"] = ["The last day is before the first."]
-    elif (end_date - start_date).days + 1 > MAX_HOLIDAY_DAYS:
-        errors["end_date"] = [f"A holiday lasts at most {MAX_HOLIDAY_DAYS} days."]
-    if errors:
-        raise ValidationError(errors)
     with transaction.atomic():
         Brand.objects.select_for_update().filter(pk=brand.pk).first()
-        clash = (
-            brand_holidays(brand)
-            .filter(start_date__lte=end_date, end_date__gte=start_date)
-            .first()
-        )
-        if clash is not None:
-            raise ValidationError(
-                {"start_date": [f"These dates overlap {clash.name} ({_span(clash)})."]}
-            )
+        name = check_holiday(brand, name=name, start_date=start_date, end_date=end_date)
         holiday = Holiday.objects.create(
             tenant=membership.tenant,
             brand=brand,
@@ -262,6 +246,37 @@ def add_holiday(
             data=_holiday_data(holiday),
         )
     return holiday
+
+
+def check_holiday(brand: Brand, *, name: str, start_date: date, end_date: date) -> str:
+    """The holiday's name, stripped, once the holiday may be added to `brand`.
+
+    Raises ValidationError per field: an empty or too long name, an end before
+    the start, a closure longer than MAX_HOLIDAY_DAYS, or dates that overlap
+    another holiday of the brand (`start_date`, naming it). Reads only.
+    """
+    name = name.strip()
+    errors: dict[str, list[str]] = {}
+    if not name:
+        errors["name"] = ["Give the holiday a name."]
+    elif len(name) > HOLIDAY_NAME_MAX:
+        errors["name"] = [f"Give a name of at most {HOLIDAY_NAME_MAX} characters."]
+    if end_date < start_date:
+        errors["end_date"] = ["The last day is before the first."]
+    elif (end_date - start_date).days + 1 > MAX_HOLIDAY_DAYS:
+        errors["end_date"] = [f"A holiday lasts at most {MAX_HOLIDAY_DAYS} days."]
+    if errors:
+        raise ValidationError(errors)
+    clash = (
+        brand_holidays(brand)
+        .filter(start_date__lte=end_date, end_date__gte=start_date)
+        .first()
+    )
+    if clash is not None:
+        raise ValidationError(
+            {"start_date": [f"These dates overlap {clash.name} ({_span(clash)})."]}
+        )
+    return name
 
 
 def remove_holiday(holiday: Holiday, *, membership: Membership) -> None:
