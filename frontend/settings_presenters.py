@@ -12,9 +12,10 @@ from typing import Any
 from helpdesk.models import Message, SavedReply
 from helpdesk.services.replies import with_signature
 from social.models import ListeningRule, Platform
-from tenants.brand_rules import BRAND_LIMITS, WEEKDAYS
+from tenants.brand_rules import BRAND_LIMITS, SLA_TARGET_LIMITS, WEEKDAYS
 from tenants.hours import availability
 from tenants.models import Brand, User
+from tenants.sla import SlaPolicyView, brand_holidays, sla_policy_view
 
 DAY_NAMES = dict(
     zip(
@@ -177,10 +178,53 @@ def replies_by_brand(brands: list[Brand], replies: list[SavedReply]) -> list[Gro
     return [group for group in groups.values() if group.items]
 
 
+# The SLA targets the brand page edits: field, label, help text.
+SLA_FIELDS = (
+    ("first_response_minutes", "First response", "Until the first answer."),
+    (
+        "next_response_minutes",
+        "Next response",
+        "Until the next answer after the customer writes again.",
+    ),
+    (
+        "resolution_minutes",
+        "Resolution",
+        "Until the conversation is resolved. Leave empty for no target.",
+    ),
+    (
+        "urgent_first_response_minutes",
+        "Urgent: first response",
+        "The urgent lane's first answer.",
+    ),
+    (
+        "urgent_next_response_minutes",
+        "Urgent: next response",
+        "The urgent lane's next answer.",
+    ),
+)
+
+
+def sla_fields(view: SlaPolicyView) -> list[tuple[str, str, str, int | None]]:
+    """The target inputs with the values in force."""
+    return [
+        (name, label, help, getattr(view, name)) for name, label, help in SLA_FIELDS
+    ]
+
+
+def sla_source(view: SlaPolicyView) -> str:
+    """Where the brand's targets come from, in words."""
+    if view.own:
+        return "This brand has its own targets."
+    if view.source == "workspace":
+        return "This brand uses the workspace's targets until you save its own."
+    return "This brand uses the default targets until you save its own."
+
+
 def brand_page(
     brand: Brand, viewer: User, *, can_manage: bool, at: datetime
 ) -> dict[str, Any]:
     """The brand settings page's context."""
+    sla = sla_policy_view(brand)
     return {
         "brand": brand,
         "state": brand_state(brand, at),
@@ -193,4 +237,9 @@ def brand_page(
         },
         "sample_reply": SAMPLE_REPLY,
         "can_manage": can_manage,
+        "sla": sla,
+        "sla_source": sla_source(sla),
+        "sla_fields": sla_fields(sla),
+        "sla_limits": {"min": SLA_TARGET_LIMITS[0], "max": SLA_TARGET_LIMITS[1]},
+        "holidays": list(brand_holidays(brand)),
     }

@@ -6,13 +6,14 @@ get no editing controls and that the API refuses their writes all the same.
 """
 
 import re
+from datetime import date
 
 import pytest
 
 from helpdesk.models import SavedReply
 from social.models import ListeningRule
 from tenants.context import tenant_context
-from tenants.models import Brand, Tenant, User
+from tenants.models import Brand, Holiday, SlaPolicy, Tenant, User
 from tests.conftest import login
 from tests.factories import make_brand
 
@@ -85,7 +86,7 @@ def test_admins_get_the_brand_settings_form(tenant: Tenant, admin: User) -> None
         },
         public_reply_limit=3,
         send_hold_seconds=45,
-        first_response_target_minutes=90,
+        queue_window_minutes=12,
         private_first_allowed=True,
         auto_assign=False,
         signature_rules={"x": " ^{initials}", "default": "- {first_name}"},
@@ -116,7 +117,7 @@ def test_admins_get_the_brand_settings_form(tenant: Tenant, admin: User) -> None
     for name, value in (
         ("public_reply_limit", "3"),
         ("send_hold_seconds", "45"),
-        ("first_response_target_minutes", "90"),
+        ("queue_window_minutes", "12"),
     ):
         assert re.search(rf'name="{name}" type="number"[^>]* value="{value}"', html)
     assert 'min="0" max="120" value="45"' in html
@@ -137,6 +138,116 @@ def test_admins_get_the_brand_settings_form(tenant: Tenant, admin: User) -> None
     assert "frontend/js/brand_settings" in html
     assert '<fieldset class="plain">' in html
     assert "readonly-note" not in html
+
+
+def test_the_brand_page_shows_the_queue_and_publishing_settings(
+    tenant: Tenant, admin: User
+) -> None:
+    brand = set_brand(
+        tenant,
+        pause_while_pending=False,
+        queue_window_minutes=0,
+        publish_badge=True,
+        sla_digest=True,
+    )
+    html = squash(login(admin).get(f"{BASE}/brands/{brand.pk}/").content.decode())
+    assert re.search(
+        r'name="queue_window_minutes" type="number" inputmode="numeric" '
+        r'min="0" max="60" value="0"',
+        html,
+    )
+    assert 'name="pause_while_pending" id="f-pause_while_pending">' in html
+    assert 'name="publish_badge" id="f-publish_badge" checked>' in html
+    assert 'name="sla_digest" id="f-sla_digest" checked>' in html
+    for field in ("queue_window_minutes", "pause_while_pending", "sla_digest"):
+        assert f'data-field="{field}"></p>' in html
+
+
+def sla_inputs(html: str) -> list[tuple[str, str]]:
+    return re.findall(
+        r'<input id="f-(\w+_minutes)" name="\w+" type="number" inputmode="numeric" '
+        r'min="1" max="10080" value="(\d*)"',
+        html,
+    )
+
+
+def test_admins_see_the_targets_inherited_from_the_workspace(
+    tenant: Tenant, admin: User
+) -> None:
+    brand = brand_of(tenant)
+    with tenant_context(tenant):
+        SlaPolicy.objects.create(
+            tenant=tenant, brand=None, first_response_minutes=30, urgent_tags=["vip"]
+        )
+    html = squash(login(admin).get(f"{BASE}/brands/{brand.pk}/").content.decode())
+    assert sla_inputs(html) == [
+        ("first_response_minutes", "30"),
+        ("next_response_minutes", "60"),
+        ("resolution_minutes", ""),
+        ("urgent_first_response_minutes", "10"),
+        ("urgent_next_response_minutes", "10"),
+    ]
+    assert (
+        '<p class="helptext" id="sla-source" data-own="false">This brand uses the '
+        "workspace&#x27;s targets until you save its own.</p>"
+    ) in html
+    assert 'name="urgent_tags" value="vip"' in html
+    assert 'name="urgent_on_negative" id="f-urgent_on_negative" checked>' in html
+    assert 'id="reset-sla" hidden>' in html
+    assert 'id="save-sla">Save targets</button>' in html
+    assert '<p class="muted" id="holiday-list">No holidays.</p>' in html
+    assert '<form id="holiday-form"' in html
+
+
+def test_admins_see_the_brands_own_targets_and_its_holidays(
+    tenant: Tenant, admin: User
+) -> None:
+    brand = brand_of(tenant)
+    with tenant_context(tenant):
+        SlaPolicy.objects.create(
+            tenant=tenant,
+            brand=brand,
+            first_response_minutes=15,
+            resolution_minutes=1440,
+            urgent_on_negative=False,
+        )
+        christmas = Holiday.objects.create(
+            tenant=tenant,
+            brand=brand,
+            name="Christmas",
+            start_date=date(2026, 12, 25),
+            end_date=date(2026, 12, 26),
+        )
+        founders = Holiday.objects.create(
+            tenant=tenant,
+            brand=brand,
+            name="Founders' day",
+            start_date=date(2026, 6, 1),
+            end_date=date(2026, 6, 1),
+        )
+    html = squash(login(admin).get(f"{BASE}/brands/{brand.pk}/").content.decode())
+    assert sla_inputs(html)[:3] == [
+        ("first_response_minutes", "15"),
+        ("next_response_minutes", "60"),
+        ("resolution_minutes", "1440"),
+    ]
+    assert 'data-own="true">This brand has its own targets.</p>' in html
+    assert 'id="reset-sla">Use the workspace' in html
+    assert 'name="urgent_on_negative" id="f-urgent_on_negative">' in html
+    assert re.findall(
+        r'<tr data-holiday-id="(\d+)"> <td>([^<]+)</td> '
+        r'<td><time datetime="([\d-]+)">[^<]+</time></td> '
+        r'<td><time datetime="([\d-]+)">',
+        html,
+    ) == [
+        (str(founders.pk), "Founders&#x27; day", "2026-06-01", "2026-06-01"),
+        (str(christmas.pk), "Christmas", "2026-12-25", "2026-12-26"),
+    ]
+    assert (
+        f'class="icon-button remove-holiday" data-holiday-id="{christmas.pk}"' in html
+    )
+    for field in ("name", "start_date", "end_date"):
+        assert f'data-field="{field}"></p>' in html
 
 
 @pytest.mark.parametrize(
@@ -175,8 +286,20 @@ def test_agents_and_viewers_see_brand_settings_read_only(
     client = login(user)
     before = brand_settings(tenant)
 
+    with tenant_context(tenant):
+        Holiday.objects.create(
+            tenant=tenant,
+            brand=brand,
+            name="Christmas",
+            start_date=date(2026, 12, 25),
+            end_date=date(2026, 12, 25),
+        )
     html = squash(client.get(f"{BASE}/brands/{brand.pk}/").content.decode())
-    assert '<fieldset class="plain" disabled>' in html
+    assert html.count('<fieldset class="plain" disabled>') == 2
+    assert "<td>Christmas</td>" in html
+    assert "remove-holiday" not in html
+    assert "holiday-form" not in html
+    assert "save-sla" not in html
     assert "only admins and owners can change them" in html
     assert "Save changes" not in html
     assert "brand_settings.js" not in html

@@ -3,6 +3,8 @@
 
 import { api } from "./api.js";
 import { clearErrors, flash, refresh, showErrors } from "./forms.js";
+// The SLA targets and holidays, which save through their own endpoints.
+import "./brand_sla.js";
 
 const form = document.getElementById("brand-form");
 const { slug, brandId, statusUrl, agentName } = form.dataset;
@@ -162,9 +164,12 @@ form.addEventListener("submit", async (event) => {
       business_hours: businessHours(),
       public_reply_limit: number("public_reply_limit"),
       send_hold_seconds: number("send_hold_seconds"),
-      first_response_target_minutes: number("first_response_target_minutes"),
+      queue_window_minutes: number("queue_window_minutes"),
       private_first_allowed: form.elements.private_first_allowed.checked,
       auto_assign: form.elements.auto_assign.checked,
+      pause_while_pending: form.elements.pause_while_pending.checked,
+      publish_badge: form.elements.publish_badge.checked,
+      sla_digest: form.elements.sla_digest.checked,
       signature_rules: signatureRules(),
     });
     document.getElementById("brand-title").textContent = brand.name;
