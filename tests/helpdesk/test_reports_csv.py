@@ -14,6 +14,7 @@ from django.http import StreamingHttpResponse
 
 from helpdesk import histograms
 from helpdesk.models import Conversation
+from helpdesk.reports import ROW_FIELDS
 from helpdesk.services import exports
 from helpdesk.services.exports import cell
 from helpdesk.streaming import TenantStreamingResponse, in_tenant
@@ -38,8 +39,10 @@ def b(seconds: float) -> str:
 
 @pytest.fixture
 def day(tenant: Tenant, agent: User) -> dict[str, Conversation]:
-    """Monday 2 March: a (answered by Andy in 10 minutes, in public) and e
-    (unanswered); Sunday 1 March: f (answered by Andy in 20 minutes)."""
+    """Monday 2 March: a (answered by Andy in 10 minutes, in public; the
+    customer's next message answered late, after 4000 s; resolved after an hour,
+    late) and e (unanswered); Sunday 1 March: f (answered by Andy in 20
+    minutes)."""
     a = make_conversation(tenant)
     make_fact(a, "opened", at(2, 9, 10))
     make_message(a, at(2, 9, 10))
@@ -51,6 +54,25 @@ def day(tenant: Tenant, agent: User) -> dict[str, Conversation]:
         visibility="public",
         raw_seconds=600,
         business_seconds=600,
+    )
+    make_fact(
+        a,
+        "next_response",
+        at(2, 9, 30),
+        agent=agent,
+        raw_seconds=4000,
+        business_seconds=4000,
+        breached=True,
+    )
+    make_fact(
+        a,
+        "resolution",
+        at(2, 9, 10),
+        at=at(2, 10, 10),
+        agent=agent,
+        raw_seconds=3600,
+        business_seconds=3000,
+        breached=True,
     )
     e = make_conversation(tenant)
     make_fact(e, "opened", at(2, 11))
@@ -103,12 +125,12 @@ def test_aggregates_csv(
         ("first_response_p90", b(600), b(1200), b_change(600, 1200)),
         ("first_response_business_p50", b(600), b(1200), b_change(600, 1200)),
         ("first_response_business_p90", b(600), b(1200), b_change(600, 1200)),
-        ("next_response_p50", "", "", ""),
-        ("next_response_p90", "", "", ""),
+        ("next_response_p50", b(4000), "", ""),
+        ("next_response_p90", b(4000), "", ""),
         ("breaches", "0", "0", "0"),
-        ("breach_rate", "0", "0", "0"),
-        ("resolution_p50", "", "", ""),
-        ("resolution_p90", "", "", ""),
+        ("breach_rate", "0.5", "0", "0.5"),
+        ("resolution_p50", b(3600), "", ""),
+        ("resolution_p90", b(3600), "", ""),
         ("off_hours_coverage", "", "", ""),
         ("inbound", "1", "0", "1"),
     ]
@@ -173,31 +195,20 @@ def test_conversations_csv_has_one_row_per_conversation(
         brand = str(Brand.objects.get().pk)
     a, e = str(day["a"].pk), str(day["e"].pk)
     assert rows_of(response) == [
-        list(exports.CONVERSATION_COLUMNS),
+        ["conversation_id", "brand_id", "account_id", "platform", "origin",
+         "follower_band", "opened_at", "first_response_seconds",
+         "first_response_business_seconds", "first_response_breached",
+         "next_response_breached", "resolution_seconds",
+         "resolution_business_seconds", "resolution_breached", "resolved_at",
+         "agent_id", "agent"],
         [a, brand, "", "x", "mention", "small", "2026-03-02T09:10:00+00:00",
-         "600", "600", "false", "false", "", "", "false", "", str(agent.pk), "Andy"],
+         "600", "600", "false", "true", "3600", "3000", "true",
+         "2026-03-02T10:10:00+00:00", str(agent.pk), "Andy"],
         [e, brand, "", "x", "mention", "small", "2026-03-02T11:00:00+00:00",
          "", "", "false", "false", "", "", "false", "", "", ""],
     ]  # fmt: skip
-    assert exports.CONVERSATION_COLUMNS == (
-        "conversation_id",
-        "brand_id",
-        "account_id",
-        "platform",
-        "origin",
-        "follower_band",
-        "opened_at",
-        "first_response_seconds",
-        "first_response_business_seconds",
-        "first_response_breached",
-        "next_response_breached",
-        "resolution_seconds",
-        "resolution_business_seconds",
-        "resolution_breached",
-        "resolved_at",
-        "agent_id",
-        "agent",
-    )
+    # Every column but the agent's name is the selector's field of that name.
+    assert (*ROW_FIELDS, "agent") == exports.CONVERSATION_COLUMNS
 
 
 def test_the_conversation_rows_are_read_while_the_answer_is_sent(
