@@ -1,12 +1,12 @@
 """The inbox page, its filters and counts, the row fragment and the selector."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from helpdesk.models import Conversation
 from helpdesk.selectors import inbox_conversations, inbox_counts
@@ -33,17 +33,20 @@ def row_ids(html: str) -> list[int]:
 def test_the_inbox_lists_open_conversations_most_urgent_first(
     owner: User, account: SocialAccount
 ) -> None:
-    now = timezone.now()
-    later = customer_post(account, text="@acmeair hello", created_at=now)
-    overdue = customer_post(
-        account, author="c2", handle="sam", created_at=now - timedelta(hours=2)
-    )
-    response = login(owner).get("/t/acme-air/inbox/")
+    # A Wednesday afternoon, inside the brand's default hours (Mon-Fri 09-17 UTC).
+    now = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+    with time_machine.travel(now, tick=False):
+        later = customer_post(account, text="@acmeair hello", created_at=now)
+        overdue = customer_post(
+            account, author="c2", handle="sam", created_at=now - timedelta(hours=2)
+        )
+        response = login(owner).get("/t/acme-air/inbox/")
     assert response.status_code == 200
     html = response.content.decode()
     assert row_ids(html) == [overdue.pk, later.pk]
     assert 'data-seq="4"' in html
-    assert "overdue 1h" in html
+    # Its 10-minute urgent-lane target (negative sentiment) ran out at 13:10.
+    assert "Breached 1 h 50 min ago" in html
     assert '<span class="tab-count">2</span>' in html
     assert 'class="conv-row awaiting' in html
 
