@@ -55,7 +55,7 @@ def simulations(html: str) -> list[dict[str, object]]:
 
 
 def selected(html: str, name: str) -> list[str]:
-    select = html.split(f'<select name="{name}">', 1)[1].split("</select>", 1)[0]
+    select = html.split(f'name="{name}">', 1)[1].split("</select>", 1)[0]
     return re.findall(r'<option value="([^"]*)"[^>]* selected>', select)
 
 
@@ -105,10 +105,12 @@ def test_the_page_opens_on_the_last_30_days_with_comparison(
     html = login(viewer).get(URL).content.decode()
     today = timezone.localdate()
     start = (today - timedelta(days=29)).isoformat()
-    assert f'<input type="date" name="start" value="{start}" required>' in html
     assert (
-        f'<input type="date" name="end" value="{today.isoformat()}" required>' in html
+        f'<input type="date" id="f-start" name="start" value="{start}" required>'
+        in html
     )
+    end = today.isoformat()
+    assert f'<input type="date" id="f-end" name="end" value="{end}" required>' in html
     assert 'name="compare" value="1" checked>' in html
     assert selected(html, "brand") == []
     assert 'href="/api/v1/t/acme-air/reports/conversations.csv" download>' in html
@@ -133,7 +135,9 @@ def test_the_query_string_sets_the_filters(
     assert selected(html, "agent") == [str(agent.pk)]
     assert 'name="compare" value="1">' in html
     # Agents who can answer are offered; viewers are not.
-    agent_select = html.split('<select name="agent">', 1)[1].split("</select>")[0]
+    agent_select = html.split('<select id="f-agent" name="agent">', 1)[1].split(
+        "</select>"
+    )[0]
     assert re.findall(r">([^<]+)</option>", agent_select) == [
         "All agents",
         "Olivia",

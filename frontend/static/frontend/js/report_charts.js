@@ -76,7 +76,9 @@ export function lines(labels, series, yTitle, target) {
     borderColor: colour(key, i),
     backgroundColor: colour(key, i),
     borderWidth: 2,
-    pointRadius: labels.length > 40 ? 0 : 3,
+    // The p90 marker is larger and square, so it shows where it meets the p50.
+    pointRadius: labels.length > 40 ? 0 : key === "p90" ? 5 : 3,
+    pointStyle: key === "p90" ? "rect" : "circle",
     spanGaps: true,
     tension: 0.25,
   }));

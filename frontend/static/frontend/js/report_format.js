@@ -54,17 +54,13 @@ export function day(iso, { year = true } = {}) {
   });
 }
 
-export function bucketLabel(iso, bucket) {
-  if (bucket !== "hour") return day(iso, { year: false });
-  const date = new Date(iso);
-  const hour = String(date.getUTCHours()).padStart(2, "0");
-  return `${day(iso, { year: false })} ${hour}:00`;
-}
-
 // The change from `previous` to `current` of a metric whose good direction is
 // `better` ("up" or "down"): {arrow, text, verdict, spoken}.
 export function change(kind, current, previous, better) {
-  if (!isNumber(current) || !isNumber(previous)) {
+  if (!isNumber(current)) {
+    return { arrow: "", text: "", verdict: "none", spoken: "" };
+  }
+  if (!isNumber(previous)) {
     return { arrow: "", text: "no earlier figure", verdict: "none", spoken: "No figure for the previous period." };
   }
   const delta = current - previous;

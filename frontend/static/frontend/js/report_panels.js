@@ -6,7 +6,7 @@ import { draw, groupedBars, lines, stackedBars } from "./report_charts.js";
 import {
   BAND_LABELS,
   WEEKDAYS,
-  bucketLabel,
+  day,
   count,
   duration,
   el,
@@ -16,7 +16,7 @@ import {
   table,
 } from "./report_format.js";
 
-const FAIRNESS_LIMIT = 1.2;
+const FAIRNESS_LIMIT = 1.2; // helpdesk.reports.FAIRNESS_LIMIT
 const SPLIT_LABELS = {
   platform: {
     sandbox: "Sandbox", x: "X", facebook: "Facebook", instagram: "Instagram", reddit: "Reddit",
@@ -44,17 +44,10 @@ function fill(section, node) {
   section.querySelector("[data-table]").replaceChildren(...(node ? [node] : []));
 }
 
-function unit(bucket) {
-  for (const span of document.querySelectorAll("[data-bucket-unit]")) {
-    span.textContent = bucket === "hour" ? "hour" : "day";
-  }
-}
-
 // Volume over time, split by platform, origin or sentiment.
-export function volume(series, by) {
+export function volume(days, by) {
   const section = panel("panel-volume");
-  const points = series.points || [];
-  unit(series.bucket);
+  const points = days || [];
   const total = points.reduce((sum, p) => sum + (p.inbound || 0), 0);
   setEmpty(section, total === 0);
   const canvas = section.querySelector("canvas");
@@ -63,21 +56,21 @@ export function volume(series, by) {
     fill(section, null);
     return;
   }
-  const field = `by_${by}`;
+  const field = `inbound_by_${by}`;
   const keys = [...new Set(points.flatMap((p) => Object.keys(p[field] || {})))].sort();
   const names = SPLIT_LABELS[by] || {};
-  const labels = points.map((p) => bucketLabel(p.start, series.bucket));
+  const labels = points.map((p) => day(p.date, { year: false }));
   const split = keys.map((key) => ({
     key,
     label: names[key] || key,
     values: points.map((p) => (p[field] || {})[key] || 0),
   }));
   draw(canvas, stackedBars(labels, split, "messages"));
-  canvas.setAttribute("aria-label", `Inbound messages per ${series.bucket || "day"} by ${by}`);
+  canvas.setAttribute("aria-label", `Inbound messages per day by ${by}`);
   fill(section, table(
-    `Inbound messages per ${series.bucket || "day"} by ${by}`,
+    `Inbound messages per day by ${by}`,
     [
-      [series.bucket === "hour" ? "Hour" : "Day", (row) => row.label],
+      ["Day", (row) => row.label],
       ...split.map((s) => [s.label, (row) => count(row.values[s.key]), { numeric: true }]),
       ["Total", (row) => count(row.total), { numeric: true }],
     ],
@@ -89,10 +82,10 @@ export function volume(series, by) {
   ));
 }
 
-// First-response p50 and p90 per bucket against the target line (minutes).
-export function firstResponse(series) {
+// First-response p50 and p90 per day against the target line (minutes).
+export function firstResponse(days) {
   const section = panel("panel-first-response");
-  const points = series.points || [];
+  const points = days || [];
   const answered = points.filter((p) => typeof p.first_response_p50 === "number");
   setEmpty(section, answered.length === 0);
   const canvas = section.querySelector("canvas");
@@ -101,8 +94,8 @@ export function firstResponse(series) {
     fill(section, null);
     return;
   }
-  const labels = points.map((p) => bucketLabel(p.start, series.bucket));
-  const target = series.first_response_target;
+  const labels = points.map((p) => day(p.date, { year: false }));
+  const target = points[0]?.target_seconds ?? null;
   draw(canvas, lines(
     labels,
     [
@@ -115,7 +108,7 @@ export function firstResponse(series) {
   fill(section, table(
     "First-response time per period",
     [
-      [series.bucket === "hour" ? "Hour" : "Day", (row) => row.label],
+      ["Day", (row) => row.label],
       ["Median", (row) => duration(row.p50), { numeric: true }],
       ["90th percentile", (row) => duration(row.p90), { numeric: true }],
       ["Target", () => duration(target), { numeric: true }],
@@ -127,7 +120,7 @@ export function firstResponse(series) {
 // R10: first-response time by follower band, and slowest ÷ fastest.
 export function fairness(data) {
   const section = panel("panel-fairness");
-  const bands = data.bands || [];
+  const bands = Object.keys(BAND_LABELS).map((band) => ({ band, ...(data.bands || {})[band] }));
   const measured = bands.filter((b) => typeof b.first_response_p50 === "number");
   const box = document.getElementById("fairness-ratio");
   setEmpty(section, measured.length === 0);
@@ -140,10 +133,10 @@ export function fairness(data) {
     return;
   }
   const value = data.ratio;
-  const unfair = typeof value === "number" && value > FAIRNESS_LIMIT;
+  const unfair = Boolean(data.flagged);
   box.classList.add(unfair ? "unfair" : "fair");
   box.append(
-    el("span", { className: "ratio-label", text: "Slowest band ÷ fastest (median)" }),
+    el("span", { className: "ratio-label", text: "Slowest band ÷ fastest band (90th percentile)" }),
     el("strong", { className: "ratio-value", text: ratio(value) }),
     el("span", {
       className: "ratio-note",
@@ -154,7 +147,7 @@ export function fairness(data) {
           : `Within ${FAIRNESS_LIMIT}: customers are answered alike, whatever their reach.`,
     }),
   );
-  const label = (b) => BAND_LABELS[b.band] || b.label || b.band;
+  const label = (b) => BAND_LABELS[b.band];
   draw(canvas, groupedBars(
     bands.map((b) => `${label(b)} followers`),
     [
@@ -178,15 +171,16 @@ export function fairness(data) {
 // Hour-of-week grid of inbound volume; staffed hours outlined.
 export function heatmap(data) {
   const section = panel("panel-heatmap");
-  const cells = data.cells || [];
-  const max = Math.max(0, ...cells.map((c) => c.inbound || 0));
+  const inbound = data.inbound || [];
+  const staffed = data.staffed || [];
+  const max = Math.max(0, ...inbound.flat());
   document.getElementById("heatmap-zone").textContent = data.timezone ? ` (${data.timezone})` : "";
+  document.getElementById("heatmap-hint").hidden = max === 0 || staffed.flat().some(Boolean);
   setEmpty(section, max === 0);
   if (max === 0) {
     fill(section, null);
     return;
   }
-  const grid = new Map(cells.map((c) => [`${c.weekday}:${c.hour}`, c]));
   const hours = [...Array(24).keys()];
   const head = el("tr", {}, [
     el("td", { className: "corner" }),
@@ -195,8 +189,8 @@ export function heatmap(data) {
   const rows = WEEKDAYS.map((name, weekday) => el("tr", {}, [
     el("th", { text: name.slice(0, 3), attrs: { scope: "row", abbr: name } }),
     ...hours.map((hour) => {
-      const cell = grid.get(`${weekday}:${hour}`) || { inbound: 0, staffed: false };
-      const n = cell.inbound || 0;
+      const cell = { staffed: Boolean(staffed[weekday]?.[hour]) };
+      const n = inbound[weekday]?.[hour] || 0;
       const level = n === 0 ? 0 : Math.max(1, Math.ceil((n / max) * 5));
       const td = el("td", {
         className: `heat-${level}${cell.staffed ? " staffed" : ""}`,
@@ -216,12 +210,12 @@ export function heatmap(data) {
 
 export function agents(data) {
   const section = panel("panel-agents");
-  const rows = data.agents || [];
+  const rows = data || [];
   setEmpty(section, rows.length === 0);
   fill(section, rows.length === 0 ? null : table(
     "Answers per agent",
     [
-      ["Agent", (a) => a.name || `Agent ${a.agent}`],
+      ["Agent", (a) => a.display_name || `Former member ${a.agent_id}`],
       ["Answered", (a) => count(a.answered), { numeric: true }],
       ["Median first response", (a) => duration(a.first_response_p50), { numeric: true }],
       ["Public replies", (a) => count(a.public_replies), { numeric: true }],
@@ -234,12 +228,12 @@ export function agents(data) {
 }
 
 export function offHours(summary) {
-  const current = summary.current || {};
-  const opened = current.off_hours_opened || 0;
-  document.getElementById("offhours-figure").textContent = opened ? percent(current.off_hours_coverage) : "—";
-  document.getElementById("offhours-detail").textContent = opened
-    ? `${count(current.off_hours_answered_first_hour)} of ${count(opened)} off-hours conversations.`
-    : "No conversations began outside business hours in this period.";
+  const coverage = (summary.period || {}).off_hours_coverage;
+  const measured = typeof coverage === "number";
+  document.getElementById("offhours-figure").textContent = measured ? percent(coverage) : "—";
+  document.getElementById("offhours-detail").textContent = measured
+    ? "of the conversations that began outside business hours."
+    : "No conversation began outside business hours in this period.";
 }
 
 // The last simulated day of the chosen brand (or the newest of any brand).

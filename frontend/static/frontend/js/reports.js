@@ -61,7 +61,7 @@ function start(root) {
       ]);
       if (mine !== generation) return;
       showErrors(form, alertBox, null);
-      headline(summary);
+      headline(summary, series);
       lastSeries = series;
       panels.volume(series, volumeBy);
       panels.firstResponse(series);
@@ -139,9 +139,10 @@ function showErrors(form, alertBox, error) {
     const input = form.elements[name];
     if (input instanceof Element) {
       input.setAttribute("aria-invalid", "true");
-      input.closest("label").append(el("span", { className: "field-error", text, attrs: { "data-field": name } }));
+      input.closest(".filter").append(el("span", { className: "field-error", text, attrs: { "data-field": name } }));
     }
-    messages.push(input instanceof Element ? `${input.closest("label").firstChild.textContent.trim()}: ${text}` : text);
+    const label = input instanceof Element ? input.labels?.[0]?.textContent.trim() : "";
+    messages.push(label ? `${label}: ${text}` : text);
   }
   alertBox.textContent = messages.length
     ? `The report could not be drawn. ${messages.join(" ")}`
@@ -149,14 +150,13 @@ function showErrors(form, alertBox, error) {
   alertBox.hidden = false;
 }
 
-function headline(summary) {
-  const current = summary.current || {};
+function headline(summary, days) {
+  const current = summary.period || {};
   const previous = summary.previous || null;
-  const period = summary.period || {};
-  const before = summary.previous_period || null;
-  let text = `${day(period.start)} to ${day(period.end)}`;
-  if (before && previous) text += `, compared with ${day(before.start)} to ${day(before.end)}`;
+  let text = `${day(current.start)} to ${day(current.end)}`;
+  if (previous) text += `, compared with ${day(previous.start)} to ${day(previous.end)}`;
   document.getElementById("report-period").textContent = text;
+  const target = days[0]?.target_seconds ?? null;
 
   for (const item of document.querySelectorAll("#kpis .kpi")) {
     const metric = item.dataset.metric;
@@ -170,26 +170,31 @@ function headline(summary) {
     if (previous) {
       const delta = change(kind, value, previous[metric], better);
       item.dataset.verdict = delta.verdict;
+      if (delta.arrow) box.append(el("span", { className: "arrow", text: delta.arrow, attrs: { "aria-hidden": "true" } }));
       box.append(
-        el("span", { className: "arrow", text: delta.arrow, attrs: { "aria-hidden": "true" } }),
         el("span", { text: delta.text, attrs: { "aria-hidden": "true" } }),
         el("span", { className: "sr-only", text: delta.spoken }),
       );
     }
-    item.querySelector(".kpi-detail").textContent = detail(metric, current, better);
+    item.querySelector(".kpi-detail").textContent = detail(metric, current, better, target);
   }
-  const conversations = current.conversations ?? null;
-  document.getElementById("kpi-foot").textContent = conversations === 0
-    ? "No conversations in this period."
-    : `${conversations ?? "—"} conversations needed an answer; ${current.answered ?? "—"} were answered (${percent(current.public_response_rate)} in public, ${percent(current.private_response_rate)} in private; ${percent(current.answered_1h_rate)} within 1 hour, ${percent(current.answered_24h_rate)} within 24 hours). Times are in business hours.`;
+  document.getElementById("kpi-foot").textContent = current.conversations
+    ? `${current.conversations} conversations, ${current.needing_reply} needed an answer (${current.no_reply} marked "no reply needed"), ${current.answered} answered: ${percent(current.public_response_rate)} of public ones and ${percent(current.private_response_rate)} of private ones; ${percent(current.answered_within_1h)} within 1 hour, ${percent(current.answered_within_24h)} within 24 hours. Times are in calendar hours; percentiles are accurate to within 1%.`
+    : "No conversations in this period.";
 }
 
-function detail(metric, current, better) {
-  const direction = better === "up" ? "Higher is better" : "Lower is better";
-  if (metric === "first_response_p50" && current.first_response_target) {
-    return `${direction}. Target ${duration(current.first_response_target)}.`;
+// Which way is good, and the figure's context (target, business hours).
+function detail(metric, current, better, target) {
+  const parts = [better === "up" ? "Higher is better." : "Lower is better."];
+  const business = current[metric.replace("first_response", "first_response_business")];
+  if (metric.startsWith("first_response") && typeof business === "number") {
+    parts.push(`In business hours: ${duration(business)}.`);
   }
-  return `${direction}.`;
+  if (metric === "first_response_p90" && target !== null) parts.push(`Target ${duration(target)}.`);
+  if (metric === "breach_rate" && current.breaches) {
+    parts.push(`${current.breaches} ${current.breaches === 1 ? "breach" : "breaches"}.`);
+  }
+  return parts.join(" ");
 }
 
 const root = document.getElementById("reports");

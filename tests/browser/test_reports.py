@@ -1,0 +1,369 @@
+"""The reports page in a real Chromium against a real server process: the headline
+figures from constructed care facts, a filter that redraws them without a reload,
+the comparison with the previous period, the CSV exports, the empty states, and a
+screenshot of every chart (tests/browser/artifacts/reports-*.png)."""
+
+import csv
+import io
+import itertools
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+
+from helpdesk.models import CareFact, Contact, Conversation, Message, SimulationRun
+from helpdesk.services.exports import CONVERSATION_COLUMNS
+from helpdesk.services.rollups import rebuild_rollups
+from tenants.context import tenant_context
+from tenants.models import Brand, Membership, Tenant, User
+from tests.browser.conftest import ARTIFACTS, agent_page, screenshot, sign_in
+from tests.browser.live import LiveServer
+from tests.factories import PASSWORD, add_member, make_brand, make_user, make_workspace
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+_ids = itertools.count(1)
+
+
+def conversation(
+    tenant: Tenant,
+    brand: Brand,
+    at: datetime,
+    *,
+    platform: str,
+    origin: str = "mention",
+    sentiment: str = "neutral",
+    band: str = "small",
+) -> Conversation:
+    """A conversation whose customer wrote once, at `at`, and its opened fact."""
+    with tenant_context(tenant):
+        contact = Contact.objects.create(display_name=f"Customer {next(_ids)}")
+        conv = Conversation.objects.create(
+            brand=brand,
+            contact=contact,
+            platform=platform,
+            origin=origin,
+            sentiment=sentiment,
+            follower_band=band,
+            created_at=at,
+            first_customer_message_at=at,
+        )
+        Message.objects.create(
+            conversation=conv,
+            platform=platform,
+            direction="in",
+            kind="customer",
+            text="Where is my bag?",
+            created_at=at,
+        )
+        fact(conv, "opened", at, off_hours=at.hour < 9 or at.hour >= 17)
+    return conv
+
+
+def fact(conv: Conversation, kind: str, started_at: datetime, **fields: Any) -> None:
+    CareFact.objects.create(
+        conversation=conv,
+        kind=kind,
+        brand_id=conv.brand_id,
+        platform=conv.platform,
+        origin=conv.origin,
+        sentiment=conv.sentiment,
+        follower_band=conv.follower_band,
+        lane="normal",
+        started_at=started_at,
+        at=started_at + timedelta(seconds=fields.get("raw_seconds") or 0),
+        **fields,
+    )
+
+
+def answer(
+    tenant: Tenant,
+    conv: Conversation,
+    agent: User,
+    seconds: int,
+    *,
+    private: bool = False,
+    target: int = 3600,
+) -> None:
+    """The agent's first response `seconds` after the customer wrote."""
+    with tenant_context(tenant):
+        started = conv.first_customer_message_at
+        assert started is not None
+        Message.objects.create(
+            conversation=conv,
+            platform=conv.platform,
+            direction="out",
+            visibility="private" if private else "public",
+            kind="private_invite" if private else "reply",
+            author_agent=agent,
+            text="On it.",
+            created_at=started + timedelta(seconds=seconds),
+        )
+        fact(
+            conv,
+            "first_response",
+            started,
+            agent=agent,
+            visibility="private" if private else "public",
+            raw_seconds=seconds,
+            business_seconds=seconds,
+            target_seconds=target,
+            breached=seconds > target,
+        )
+        if seconds > target:
+            fact(conv, "breach", started, agent=agent)
+
+
+@pytest.fixture
+def skyline() -> dict[str, Any]:
+    """Skyline Air (brands Skyline Air and Skyline Cargo), two agents, a viewer, and
+    six conversations: five in the last 30 days, one in the 30 days before."""
+    sam = make_user("sam@skyline.example", display_name="Sam Rivera")
+    tenant = make_workspace("Skyline Air", owner=sam)
+    cargo = make_brand(tenant, "Skyline Cargo")
+    nina = make_user("nina@skyline.example", display_name="Nina Patel")
+    add_member(tenant, nina, Membership.Role.AGENT)
+    vic = make_user("vic@skyline.example", display_name="Vic Lane")
+    add_member(tenant, vic, Membership.Role.VIEWER)
+    with tenant_context(tenant):
+        air = Brand.objects.get(name="Skyline Air")
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    day3, day2, day1 = (today - timedelta(days=n) for n in (3, 2, 1))
+
+    a = conversation(tenant, air, day3 + timedelta(hours=10), platform="x")
+    answer(tenant, a, nina, 600)
+    b = conversation(
+        tenant,
+        air,
+        day3 + timedelta(hours=11),
+        platform="x",
+        sentiment="negative",
+        band="medium",
+    )
+    answer(tenant, b, nina, 1200)
+    c = conversation(
+        tenant,
+        air,
+        day2 + timedelta(hours=14),
+        platform="mastodon",
+        origin="direct_message",
+        sentiment="positive",
+        band="large",
+    )
+    answer(tenant, c, sam, 300, private=True)
+    conversation(tenant, air, day2 + timedelta(hours=22), platform="mastodon")
+    e = conversation(tenant, cargo, day1 + timedelta(hours=9), platform="x")
+    answer(tenant, e, nina, 4200)
+    earlier = conversation(
+        tenant, air, today - timedelta(days=40) + timedelta(hours=10), platform="x"
+    )
+    answer(tenant, earlier, nina, 1800)
+    rebuild_rollups(tenant)
+    return {"tenant": tenant, "air": air, "cargo": cargo}
+
+
+def add_simulation(tenant: Tenant, brand: Brand) -> None:
+    figures = {
+        "earshot": (1.0, 420, 2640, 1500, 0, 1.04),
+        "fifo": (0.96, 900, 5400, 3000, 31, 1.18),
+        "loudest": (0.81, 300, 9000, 4200, 77, 3.9),
+    }
+    names = (
+        "response_rate",
+        "first_response_p50",
+        "first_response_p90",
+        "next_response_p90",
+        "breaches",
+        "fairness_ratio",
+    )
+    with tenant_context(tenant):
+        SimulationRun.objects.create(
+            tenant=tenant,
+            brand=brand,
+            parameters={"volume": 400, "agents": 4, "seed": 11, "policy": "all"},
+            results={p: dict(zip(names, v, strict=True)) for p, v in figures.items()},
+        )
+
+
+def watch(page: Page) -> list[str]:
+    """Collect console errors (a CSP refusal is one) and uncaught exceptions."""
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return problems
+
+
+def kpi(page: Page, metric: str) -> str:
+    return page.locator(f'.kpi[data-metric="{metric}"] .kpi-value').inner_text()
+
+
+PANELS = (
+    ("kpis", ".kpi-section"),
+    ("volume", "#panel-volume"),
+    ("first-response", "#panel-first-response"),
+    ("fairness", "#panel-fairness"),
+    ("off-hours", "#panel-offhours"),
+    ("heatmap", "#panel-heatmap"),
+    ("agents", "#panel-agents"),
+    ("simulation", "#panel-simulation"),
+)
+
+
+def screenshot_all(page: Page, view: str) -> None:
+    """The whole page and each panel: artifacts/reports-<view>[-<panel>].png."""
+    screenshot(page, f"reports-{view}")
+    for name, selector in PANELS:
+        page.locator(selector).screenshot(
+            path=str(ARTIFACTS / f"reports-{view}-{name}.png")
+        )
+
+
+def download(page: Page, link: str) -> tuple[str, list[str], list[list[str]]]:
+    """Click an export link; the file's name, header row and data rows."""
+    with page.expect_download() as info:
+        page.locator(link).click()
+    text = info.value.path().read_text(encoding="utf-8")
+    header, *rows = csv.reader(io.StringIO(text))
+    return info.value.suggested_filename, header, rows
+
+
+def test_the_reports_page(
+    browser: Browser, live: LiveServer, skyline: dict[str, Any]
+) -> None:
+    tenant, air = skyline["tenant"], skyline["air"]
+    add_simulation(tenant, air)
+    page = agent_page(browser)
+    problems = watch(page)
+    sign_in(page, live.url, "vic@skyline.example", PASSWORD)
+    page.goto(f"{live.url}/t/skyline-air/reports/")
+
+    # All brands, the last 30 days: 4 of 5 conversations answered; the 30 days
+    # before had 1 of 1, so the rate fell 20 points (worse).
+    expect(page.locator('.kpi[data-metric="response_rate"] .kpi-value')).to_have_text(
+        "80%"
+    )
+    rate = page.locator('.kpi[data-metric="response_rate"]')
+    expect(rate.locator(".kpi-change")).to_have_text(
+        "▼20 ptsDown 20 pts from 100%: worse."
+    )
+    expect(rate).to_have_attribute("data-verdict", "bad")
+    # First responses of 5, 10, 20 and 70 minutes: the rollups' histograms read
+    # the p50 and the p90 at ranks 1.5 and 2.7 of 0..3, rounded down.
+    assert kpi(page, "first_response_p50") == "10 min"
+    assert kpi(page, "first_response_p90") == "20 min"
+    assert kpi(page, "breach_rate") == "25%"
+    assert kpi(page, "next_response_p50") == "—"
+    expect(page.locator("#kpi-foot")).to_contain_text(
+        '5 conversations, 5 needed an answer (0 marked "no reply needed"), 4 answered'
+    )
+    fairness = page.locator("#fairness-ratio")
+    expect(fairness).to_have_class("fairness-ratio unfair")
+    # p90 by band: 10 min (under 100), 20 min (100-10k), 5 min (over 10k); the
+    # histograms are within 1%, so 20 / 5 reads 3.98.
+    expect(fairness.locator(".ratio-value")).to_have_text("3.98\N{MULTIPLICATION SIGN}")
+    agents = page.locator("#panel-agents tbody tr")
+    expect(agents).to_have_count(2)
+    expect(agents.nth(0).locator("th, td")).to_have_text(
+        [
+            "Nina Patel",
+            "3",
+            "20 min",
+            "3",
+            "0",
+            "0",
+        ]
+    )
+    expect(agents.nth(1).locator("th, td")).to_have_text(
+        [
+            "Sam Rivera",
+            "1",
+            "5 min",
+            "0",
+            "1",
+            "0",
+        ]
+    )
+    expect(page.locator("#panel-simulation tbody tr")).to_have_count(3)
+    expect(page.locator("#panel-simulation tbody tr").nth(0)).to_contain_text(
+        "Earshot's order"
+    )
+    screenshot_all(page, "all-brands")
+
+    # One brand, without a reload: 3 of its 4 answered, nothing breached; the
+    # filters are in the URL and a fresh page at that URL shows the same view.
+    page.evaluate("window.stayedOnPage = true")
+    page.get_by_label("Brand", exact=True).select_option(label="Skyline Air")
+    expect(page.locator('.kpi[data-metric="response_rate"] .kpi-value')).to_have_text(
+        "75%"
+    )
+    assert kpi(page, "breach_rate") == "0%"
+    assert page.evaluate("window.stayedOnPage") is True
+    assert f"brand={air.pk}" in page.url
+    expect(agents.nth(0).locator("th, td")).to_have_text(
+        ["Nina Patel", "2", "10 min", "2", "0", "0"]
+    )
+    expect(page.locator(".heatmap td.staffed")).to_have_count(40)
+    expect(page.locator("#heatmap-hint")).to_be_hidden()
+    screenshot_all(page, "one-brand")
+
+    again = agent_page(browser)
+    sign_in(again, live.url, "vic@skyline.example", PASSWORD)
+    again.goto(page.url)
+    expect(again.get_by_label("Brand", exact=True)).to_have_value(str(air.pk))
+    expect(again.locator('.kpi[data-metric="response_rate"] .kpi-value')).to_have_text(
+        "75%"
+    )
+    again.context.close()
+
+    # The exports carry the filters.
+    name, header, rows = download(page, "#export-conversations")
+    assert name.startswith("skyline-air-conversations-")
+    assert header == list(CONVERSATION_COLUMNS)
+    assert len(rows) == 4
+    name, header, rows = download(page, "#export-aggregates")
+    assert name.startswith("skyline-air-aggregates-")
+    assert header == [
+        "section",
+        "key",
+        "label",
+        "metric",
+        "value",
+        "previous",
+        "change",
+    ]
+
+    # Empty states tell the truth.
+    page.locator('#report-filters [name="platform"]').select_option(label="Reddit")
+    expect(page.locator("#panel-volume [data-empty]")).to_be_visible()
+    expect(page.locator("#panel-volume [data-empty]")).to_have_text(
+        "No conversations in this period."
+    )
+    expect(page.locator("#kpi-foot")).to_have_text("No conversations in this period.")
+    assert kpi(page, "response_rate") == "—"
+    expect(rate.locator(".kpi-change")).to_have_text("")
+    expect(page.locator("#panel-agents [data-empty]")).to_be_visible()
+    screenshot(page, "reports-empty")
+
+    assert problems == [], problems
+
+    # A bad period is a field error beside the filter (the 400 is the only
+    # console error), and the figures drawn before stay as they were.
+    page.get_by_label("To", exact=True).fill("2020-01-01")
+    page.get_by_label("To", exact=True).dispatch_event("change")
+    expect(page.locator('.field-error[data-field="end"]')).to_have_text(
+        "The end is before the start."
+    )
+    expect(page.get_by_label("To", exact=True)).to_have_attribute(
+        "aria-invalid", "true"
+    )
+    expect(page.locator("#report-alert")).to_have_text(
+        "The report could not be drawn. To: The end is before the start."
+    )
+    assert [p for p in problems if "400 (Bad Request)" not in p] == [], problems
