@@ -4,15 +4,18 @@ under WSGI and ASGI alike)."""
 
 import csv
 import io
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from asgiref.testing import ApplicationCommunicator
+from django.conf import settings
 from django.http import StreamingHttpResponse
 
-from helpdesk import histograms
+from helpdesk import api_reports, histograms, reports
 from helpdesk.models import Conversation
 from helpdesk.reports import ROW_FIELDS
 from helpdesk.services import exports
@@ -21,10 +24,13 @@ from helpdesk.streaming import TenantStreamingResponse, in_tenant
 from tenants.context import current_tenant_id, tenant_context
 from tenants.models import Brand, Tenant, User
 from tests.api_clients import base, session
+from tests.conftest import login
 from tests.helpdesk.report_support import make_conversation, make_fact, make_message
 
 pytestmark = pytest.mark.django_db
 
+# asgiref ships no type hints.
+Communicator: Any = ApplicationCommunicator
 DAY = {"start": "2026-03-02", "end": "2026-03-02"}
 
 
@@ -331,3 +337,68 @@ def test_accepting_only_csv_still_gets_the_csv_and_errors_in_json(
             "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."
         ]
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_through_the_asgi_application_rows_go_out_as_they_are_read(
+    tenant: Tenant,
+    owner: User,
+    day: dict[str, Conversation],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real ASGI app (as uvicorn runs it) sends the first row before the
+    second is read: the selector waits for the test to receive the first row.
+    (Django's own StreamingHttpResponse would read every row before sending.)"""
+    from helpdesk.asgi import application
+
+    gate = threading.Event()
+    read = reports.report_conversation_rows
+
+    def gated(membership: Any, filters: Any) -> Iterator[dict[str, Any]]:
+        for n, row in enumerate(read(membership, filters)):
+            if n == 1:
+                assert gate.wait(10)
+            yield row
+
+    monkeypatch.setattr(api_reports, "report_conversation_rows", gated)
+    monkeypatch.setattr(exports, "CHUNK_ROWS", 1)
+    cookie = login(owner).cookies[settings.SESSION_COOKIE_NAME].value
+    path = f"{base(tenant)}/reports/conversations.csv"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"start=2026-03-02&end=2026-03-02",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+    async def exchange() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        communicator: Any = Communicator(application, scope)
+        await communicator.send_input({"type": "http.request", "body": b""})
+        start = await communicator.receive_output(5)
+        bodies = [await communicator.receive_output(5) for _ in range(2)]
+        gate.set()
+        while bodies[-1].get("more_body"):
+            bodies.append(await communicator.receive_output(5))
+        await communicator.wait(5)
+        return start, bodies
+
+    start, bodies = async_to_sync(exchange)()
+    assert start["status"] == 200
+    assert (b"Content-Type", b"text/csv; charset=utf-8") in start["headers"]
+    assert bodies[0]["body"].startswith(b"conversation_id,brand_id,")
+    assert [message["body"].split(b",")[0] for message in bodies[1:3]] == [
+        str(day["a"].pk).encode(),
+        str(day["e"].pk).encode(),
+    ]
+    assert bodies[3] == {"type": "http.response.body"}
+    assert len(bodies) == 4
