@@ -121,7 +121,7 @@ def _record(
         seq=seq + 1,
         conversation_id=conversation.pk,
         brand_id=conversation.brand_id,
-        changed=_jsonable(changed),
+        changed=sla.jsonable(changed),
     )
     # After the conversation's event, so clients know the thread the reply joins.
     if away_reply:
@@ -239,10 +239,3 @@ def _priority(sentiment: str, followers: int) -> int:
     return min(
         3, (sentiment == "negative") + (followers >= 10_000) + (followers >= 1_000_000)
     )
-
-
-def _jsonable(changed: dict[str, object]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in changed.items():
-        out[key] = value.isoformat() if hasattr(value, "isoformat") else value
-    return out

@@ -24,6 +24,7 @@ in its conversation.updated event (see `jsonable`).
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -156,11 +157,16 @@ class BrandTime:
 
 
 def jsonable(changed: Changed) -> Changed:
-    """`changed` with datetimes as ISO strings, for an event payload."""
-    return {
-        key: value.isoformat() if isinstance(value, datetime) else value
-        for key, value in changed.items()
-    }
+    """`changed` with datetimes as ISO strings and choices as their plain values,
+    for an event payload."""
+    out: Changed = {}
+    for key, value in changed.items():
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Enum):
+            value = value.value
+        out[key] = value
+    return out
 
 
 def _assign(conversation: Conversation, values: Changed) -> Changed:
