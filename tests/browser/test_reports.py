@@ -296,6 +296,16 @@ def test_the_reports_page(
     )
     screenshot_all(page, "all-brands")
 
+    # Volume split by sentiment instead of platform: the chart's table follows.
+    volume = page.locator("#panel-volume")
+    volume.get_by_role("radio", name="Sentiment").check()
+    volume.get_by_text("Show as table").click()
+    expect(volume.locator("thead th")).to_have_text(
+        ["Day", "Negative", "Neutral", "Positive", "Total"]
+    )
+    volume.screenshot(path=str(ARTIFACTS / "reports-volume-by-sentiment.png"))
+    volume.get_by_role("radio", name="Platform").check()
+
     # One brand, without a reload: 3 of its 4 answered, nothing breached; the
     # filters are in the URL and a fresh page at that URL shows the same view.
     page.evaluate("window.stayedOnPage = true")
@@ -320,7 +330,28 @@ def test_the_reports_page(
     expect(again.locator('.kpi[data-metric="response_rate"] .kpi-value')).to_have_text(
         "75%"
     )
+    # A phone shows the same view in one column, nothing wider than the screen.
+    again.set_viewport_size({"width": 390, "height": 844})
+    expect(again.locator(".heatmap td.staffed")).to_have_count(40)
+    assert again.evaluate("document.documentElement.scrollWidth") == 390
+    screenshot(again, "reports-phone")
+    for name, selector in PANELS[:3]:
+        again.locator(selector).screenshot(
+            path=str(ARTIFACTS / f"reports-phone-{name}.png")
+        )
     again.context.close()
+
+    # Back to all brands with the browser's Back button, still without a reload.
+    page.go_back()
+    expect(page.get_by_label("Brand", exact=True)).to_have_value("")
+    expect(page.locator('.kpi[data-metric="response_rate"] .kpi-value')).to_have_text(
+        "80%"
+    )
+    assert page.evaluate("window.stayedOnPage") is True
+    page.go_forward()
+    expect(page.locator('.kpi[data-metric="response_rate"] .kpi-value')).to_have_text(
+        "75%"
+    )
 
     # The exports carry the filters.
     name, header, rows = download(page, "#export-conversations")

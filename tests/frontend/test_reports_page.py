@@ -153,6 +153,20 @@ def test_nonsense_filters_still_render_the_page(tenant: Tenant, viewer: User) ->
     assert selected(html, "brand") == []
 
 
+def test_another_workspaces_ids_select_nothing(
+    tenant: Tenant, owner: User, other_tenant: Tenant
+) -> None:
+    with tenant_context(other_tenant):
+        globex = Brand.objects.get(name="Globex")
+    account = make_account(other_tenant)
+    response = login(owner).get(f"{URL}?brand={globex.pk}&account={account.pk}")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert selected(html, "brand") == []
+    assert selected(html, "account") == []
+    assert "Globex" not in html
+
+
 def test_the_page_runs_under_csp_without_inline_script(
     tenant: Tenant, viewer: User
 ) -> None:

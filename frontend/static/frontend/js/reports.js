@@ -89,12 +89,16 @@ function filterQuery(form) {
   return params.toString();
 }
 
+// The URL's filters into the form; a filter the URL leaves out is "all" (the
+// dates fall back to the period the page opened with).
 function readUrl(form) {
   const params = new URLSearchParams(window.location.search);
   for (const name of FILTERS) {
-    if (params.has(name)) form.elements[name].value = params.get(name);
+    const field = form.elements[name];
+    const fallback = field.tagName === "SELECT" ? "" : field.defaultValue;
+    field.value = params.get(name) ?? fallback;
   }
-  if (params.has("compare")) form.elements.compare.checked = params.get("compare") !== "0";
+  form.elements.compare.checked = params.get("compare") !== "0";
 }
 
 function writeUrl(query, push) {
