@@ -197,6 +197,12 @@ def watch(page: Page) -> list[str]:
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(str(error)))
+    # Also every CSP refusal the page sees (Chart.js must draw under the app's CSP).
+    page.add_init_script(
+        "window.cspViolations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " (e) => window.cspViolations.push(e.violatedDirective));"
+    )
     return problems
 
 
@@ -353,6 +359,20 @@ def test_the_reports_page(
         "75%"
     )
 
+    # Without the comparison the headline shows no change and no earlier period.
+    page.get_by_label("Compare with the previous period").uncheck()
+    end = timezone.localdate()
+    start = end - timedelta(days=29)
+    expect(page.locator("#report-period")).to_have_text(
+        f"{start.day} {start:%b %Y} to {end.day} {end:%b %Y}"
+    )
+    expect(rate.locator(".kpi-change")).to_have_text("")
+    assert "compare=0" in page.url
+    page.get_by_label("Compare with the previous period").check()
+    expect(rate.locator(".kpi-change")).to_have_text(
+        "▼25 ptsDown 25 pts from 100%: worse."
+    )
+
     # The exports carry the filters.
     name, header, rows = download(page, "#export-conversations")
     assert name.startswith("skyline-air-conversations-")
@@ -383,6 +403,7 @@ def test_the_reports_page(
     screenshot(page, "reports-empty")
 
     assert problems == [], problems
+    assert page.evaluate("window.cspViolations") == []
 
     # A bad period is a field error beside the filter (the 400 is the only
     # console error), and the figures drawn before stay as they were.
