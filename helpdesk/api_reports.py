@@ -45,6 +45,10 @@ from tenants.selectors import workspace_members
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 MAX_ID = 2**63 - 1
+# Reports start no earlier than this and end no later than that: far dates have
+# no data, and the previous period and day bounds must stay representable.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2999, 12, 31)
 
 
 class ReportQuery(serializers.Serializer[Any]):
@@ -73,6 +77,12 @@ class ReportQuery(serializers.Serializer[Any]):
         default=True,
         help_text="Include the previous period of the same length (summary).",
     )
+
+    def validate_start(self, value: date) -> date:
+        return _within_range(value)
+
+    def validate_end(self, value: date) -> date:
+        return _within_range(value)
 
     def validate_account(self, value: int) -> int:
         if not SocialAccount.objects.filter(pk=value).exists():
@@ -105,6 +115,12 @@ class ReportQuery(serializers.Serializer[Any]):
             agent_id=attrs.get("agent"),
         )
         return attrs
+
+
+def _within_range(value: date) -> date:
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise serializers.ValidationError(f"Pick a day from {FIRST_DAY} to {LAST_DAY}.")
+    return value
 
 
 COUNTS = (

@@ -363,6 +363,17 @@ BAD_INPUT = [
         {"start": "2025-03-07", "end": "2026-03-08"},
         {"end": ["A report covers at most 366 days."]},
     ),
+    (
+        {"start": "0001-01-01", "end": "0001-01-05"},
+        {
+            "start": ["Pick a day from 2000-01-01 to 2999-12-31."],
+            "end": ["Pick a day from 2000-01-01 to 2999-12-31."],
+        },
+    ),
+    (
+        {"start": "2999-12-30", "end": "9999-12-31"},
+        {"end": ["Pick a day from 2000-01-01 to 2999-12-31."]},
+    ),
     ({"platform": "myspace"}, {"platform": ['"myspace" is not a valid choice.']}),
     ({"brand": "first"}, {"brand": ["A valid integer is required."]}),
     ({"account": "1.5"}, {"account": ["A valid integer is required."]}),
@@ -397,12 +408,23 @@ def test_bad_input_is_a_field_error_on_every_route(
         assert list(ReportRollup.objects.order_by("id").values()) == before
 
 
-def test_a_full_year_is_allowed(tenant: Tenant, owner: User) -> None:
-    response = get(
-        session(owner), tenant, "summary/", start="2025-03-08", end="2026-03-08"
-    )
+def test_a_full_year_and_the_first_and_last_days_are_allowed(
+    tenant: Tenant, owner: User
+) -> None:
+    client = session(owner)
+    response = get(client, tenant, "summary/", start="2025-03-08", end="2026-03-08")
     assert response.status_code == 200
     assert response.json()["period"]["start"] == "2025-03-08"
+    for start, end in (("2000-01-01", "2000-01-31"), ("2999-12-01", "2999-12-31")):
+        for route in ROUTES:
+            response = get(client, tenant, route, start=start, end=end)
+            assert response.status_code == 200, (route, start)
+            if response.streaming:
+                # Nothing happened then: a header and no conversation; the
+                # header, 22 summary figures, 4 per day of 31 and 11 fairness.
+                assert b"".join(response.streaming_content).count(b"\r\n") == (
+                    1 if route == "conversations.csv" else 1 + 22 + 4 * 31 + 11
+                )
 
 
 def test_another_workspaces_ids_are_field_errors_and_show_nothing(
