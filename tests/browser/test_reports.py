@@ -225,6 +225,8 @@ PANELS = (
 def screenshot_all(page: Page, view: str) -> None:
     """The whole page and each panel: artifacts/reports-<view>[-<panel>].png."""
     screenshot(page, f"reports-{view}")
+    # The sticky top bar would cover the top of a panel scrolled into view.
+    page.evaluate("document.querySelector('.topbar').style.position = 'static'")
     for name, selector in PANELS:
         page.locator(selector).screenshot(
             path=str(ARTIFACTS / f"reports-{view}-{name}.png")
@@ -297,8 +299,21 @@ def test_the_reports_page(
         ]
     )
     expect(page.locator("#panel-simulation tbody tr")).to_have_count(3)
-    expect(page.locator("#panel-simulation tbody tr").nth(0)).to_contain_text(
-        "Earshot's order"
+    expect(
+        page.locator("#panel-simulation tbody tr").nth(0).locator("th, td")
+    ).to_have_text(
+        [
+            "Earshot's order",
+            "100%",
+            "7 min",
+            "44 min",
+            "25 min",
+            "0",
+            "1.04\N{MULTIPLICATION SIGN}",
+        ]
+    )
+    expect(page.locator("#sim-caption")).to_contain_text(
+        "(400 conversations, 4 agents, seed 11): first-response time by queue policy."
     )
     screenshot_all(page, "all-brands")
 

@@ -258,7 +258,8 @@ export function simulation(runs, brand) {
     params.agents && `${params.agents} agents`,
     params.seed !== undefined && `seed ${params.seed}`,
   ].filter(Boolean);
-  caption.textContent = `${run.brand_name}, run ${new Date(run.created_at).toLocaleString("en-GB", { timeZone: "UTC" })} UTC${bits.length ? ` (${bits.join(", ")})` : ""}: first-response time by queue policy.`;
+  const at = new Date(run.created_at).toISOString().slice(11, 16);
+  caption.textContent = `${run.brand_name}, run on ${day(run.created_at)} at ${at} UTC${bits.length ? ` (${bits.join(", ")})` : ""}: first-response time by queue policy.`;
   const label = (p) => POLICY_LABELS[p] || p;
   const figures = (p) => run.policies[p];
   draw(canvas, groupedBars(
