@@ -440,14 +440,10 @@ def pause_clock(conversation: Conversation, *, at: datetime) -> Changed:
     return _assign(conversation, values)
 
 
-def resume_clock(conversation: Conversation, *, at: datetime) -> Changed:
-    """Count a paused clock again from `at` (the conversation was reopened): the
-    target less the seconds used before the pause. Nothing when no clock is paused.
-    Reads the author's reach for the queue position (one query) and the holidays.
-    """
-    if not conversation.sla_kind or conversation.sla_run_started_at is not None:
-        return {}
-    followers = (
+def _followers(conversation: Conversation) -> int:
+    # The customer's reach on this platform, for a queue position recomputed
+    # without a message in hand.
+    return (
         Identity.objects.filter(
             contact_id=conversation.contact_id, platform=conversation.platform
         )
@@ -455,9 +451,37 @@ def resume_clock(conversation: Conversation, *, at: datetime) -> Changed:
         .values_list("followers", flat=True)
         .first()
     ) or 0
+
+
+def resume_clock(conversation: Conversation, *, at: datetime) -> Changed:
+    """Count a paused clock again from `at` (the conversation was reopened): the
+    target less the seconds used before the pause. Nothing when no clock is paused.
+    Reads the author's reach for the queue position (one query) and the holidays.
+    """
+    if not conversation.sla_kind or conversation.sla_run_started_at is not None:
+        return {}
     return _resume(
-        conversation, BrandTime(conversation.brand), at=at, followers=followers
+        conversation,
+        BrandTime(conversation.brand),
+        at=at,
+        followers=_followers(conversation),
     )
+
+
+def tags_changed_clock(conversation: Conversation) -> Changed:
+    """The conversation's tags changed: a running normal clock moves to the urgent
+    lane (same start, same used seconds) when it now carries one of the policy's
+    urgent tags. Nothing otherwise. Call after the tags were written, in the same
+    transaction, with the row locked; reads the policy, then (only with urgent
+    tags) the tags, the holidays and the author's reach.
+    """
+    if not conversation.sla_kind or conversation.sla_lane == SlaLane.URGENT:
+        return {}
+    time = BrandTime(conversation.brand)
+    targets = time.targets
+    if not targets.urgent_tags or not _urgent(conversation, targets, fresh=False):
+        return {}
+    return _to_urgent(conversation, time, followers=_followers(conversation))
 
 
 def record_resolution(

@@ -497,3 +497,25 @@ def test_a_reply_with_no_clock_running_records_nothing(
     assert kinds == ["opened", "first_response"]
     assert reload(conversation).first_response_at == nov(25, 10, 10)
     assert clock_of(conversation) == CLEARED
+
+
+def test_tagging_a_running_clock_urgent_moves_it_to_the_urgent_lane(
+    tenant: Tenant, agent: User, account: SocialAccount
+) -> None:
+    set_policy(tenant, urgent_tags=["outage"])
+    conversation = write(account, WED_10, followers=1_000)
+    with tenant_context(tenant):
+        set_tags(conversation, membership=member(tenant, agent), names=["billing"])
+        assert sla.tags_changed_clock(reload(conversation)) == {}
+        set_tags(conversation, membership=member(tenant, agent), names=["Outage"])
+        locked = reload(conversation)
+        changed = sla.tags_changed_clock(locked)
+        locked.save(update_fields=list(changed))
+    assert changed == {
+        "sla_lane": "urgent",
+        "sla_target_seconds": 600,
+        "sla_due_at": nov(25, 10, 10),
+        "sla_due_soon_at": nov(25, 10, 8),
+        "queue_at": nov(25, 10, 9),  # 1,000 followers: one minute
+    }
+    assert clock_of(conversation)[:6] == ("first", "urgent", WED_10, WED_10, 0, 600)
