@@ -5,7 +5,6 @@ screenshot of every chart (tests/browser/artifacts/reports-*.png)."""
 
 import csv
 import io
-import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
-from helpdesk.models import CareFact, Contact, Conversation, Message, SimulationRun
+from helpdesk.models import Conversation, SimulationRun
 from helpdesk.services.exports import CONVERSATION_COLUMNS
 from helpdesk.services.rollups import rebuild_rollups
 from tenants.context import tenant_context
@@ -21,10 +20,9 @@ from tenants.models import Brand, Membership, Tenant, User
 from tests.browser.conftest import ARTIFACTS, agent_page, screenshot, sign_in
 from tests.browser.live import LiveServer
 from tests.factories import PASSWORD, add_member, make_brand, make_user, make_workspace
+from tests.helpdesk.report_support import make_conversation, make_fact, make_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-_ids = itertools.count(1)
 
 
 def conversation(
@@ -37,49 +35,23 @@ def conversation(
     sentiment: str = "neutral",
     band: str = "small",
 ) -> Conversation:
-    """A conversation whose customer wrote once, at `at`, and its opened fact."""
-    with tenant_context(tenant):
-        contact = Contact.objects.create(display_name=f"Customer {next(_ids)}")
-        conv = Conversation.objects.create(
-            brand=brand,
-            contact=contact,
-            platform=platform,
-            origin=origin,
-            sentiment=sentiment,
-            follower_band=band,
-            created_at=at,
-            first_customer_message_at=at,
-        )
-        Message.objects.create(
-            conversation=conv,
-            platform=platform,
-            direction="in",
-            kind="customer",
-            text="Where is my bag?",
-            created_at=at,
-        )
-        fact(conv, "opened", at, off_hours=at.hour < 9 or at.hour >= 17)
+    """A conversation whose customer wrote once, at `at`, and its opened fact
+    (off hours outside 09:00-17:00 UTC, the brand's default hours on weekdays)."""
+    conv = make_conversation(
+        tenant,
+        brand=brand,
+        platform=platform,
+        origin=origin,
+        sentiment=sentiment,
+        follower_band=band,
+        created_at=at,
+    )
+    make_message(conv, at, apply=False)
+    make_fact(conv, "opened", at, apply=False, off_hours=not 9 <= at.hour < 17)
     return conv
 
 
-def fact(conv: Conversation, kind: str, started_at: datetime, **fields: Any) -> None:
-    CareFact.objects.create(
-        conversation=conv,
-        kind=kind,
-        brand_id=conv.brand_id,
-        platform=conv.platform,
-        origin=conv.origin,
-        sentiment=conv.sentiment,
-        follower_band=conv.follower_band,
-        lane="normal",
-        started_at=started_at,
-        at=started_at + timedelta(seconds=fields.get("raw_seconds") or 0),
-        **fields,
-    )
-
-
 def answer(
-    tenant: Tenant,
     conv: Conversation,
     agent: User,
     seconds: int,
@@ -87,33 +59,28 @@ def answer(
     private: bool = False,
     target: int = 3600,
 ) -> None:
-    """The agent's first response `seconds` after the customer wrote."""
-    with tenant_context(tenant):
-        started = conv.first_customer_message_at
-        assert started is not None
-        Message.objects.create(
-            conversation=conv,
-            platform=conv.platform,
-            direction="out",
-            visibility="private" if private else "public",
-            kind="private_invite" if private else "reply",
-            author_agent=agent,
-            text="On it.",
-            created_at=started + timedelta(seconds=seconds),
-        )
-        fact(
-            conv,
-            "first_response",
-            started,
-            agent=agent,
-            visibility="private" if private else "public",
-            raw_seconds=seconds,
-            business_seconds=seconds,
-            target_seconds=target,
-            breached=seconds > target,
-        )
-        if seconds > target:
-            fact(conv, "breach", started, agent=agent)
+    """The agent's first response (a public reply or a move to private) `seconds`
+    after the customer wrote; a breach fact too when it missed `target`."""
+    started = conv.first_customer_message_at
+    assert started is not None
+    at = started + timedelta(seconds=seconds)
+    kind = "private_invite" if private else "reply"
+    make_message(conv, at, kind=kind, agent_id=agent.pk, apply=False)
+    make_fact(
+        conv,
+        "first_response",
+        started,
+        apply=False,
+        at=at,
+        agent_id=agent.pk,
+        visibility="private" if private else "public",
+        raw_seconds=seconds,
+        business_seconds=seconds,
+        target_seconds=target,
+        breached=seconds > target,
+    )
+    if seconds > target:
+        make_fact(conv, "breach", started, apply=False, at=at, agent_id=agent.pk)
 
 
 @pytest.fixture
@@ -133,7 +100,7 @@ def skyline() -> dict[str, Any]:
     day3, day2, day1 = (today - timedelta(days=n) for n in (3, 2, 1))
 
     a = conversation(tenant, air, day3 + timedelta(hours=10), platform="x")
-    answer(tenant, a, nina, 600)
+    answer(a, nina, 600)
     b = conversation(
         tenant,
         air,
@@ -142,7 +109,7 @@ def skyline() -> dict[str, Any]:
         sentiment="negative",
         band="medium",
     )
-    answer(tenant, b, nina, 1200)
+    answer(b, nina, 1200)
     c = conversation(
         tenant,
         air,
@@ -152,14 +119,16 @@ def skyline() -> dict[str, Any]:
         sentiment="positive",
         band="large",
     )
-    answer(tenant, c, sam, 300, private=True)
+    answer(c, sam, 300, private=True)
     conversation(tenant, air, day2 + timedelta(hours=22), platform="mastodon")
     e = conversation(tenant, cargo, day1 + timedelta(hours=9), platform="x")
-    answer(tenant, e, nina, 4200)
+    answer(e, nina, 4200)
     earlier = conversation(
         tenant, air, today - timedelta(days=40) + timedelta(hours=10), platform="x"
     )
-    answer(tenant, earlier, nina, 1800)
+    answer(earlier, nina, 1800)
+    # The facts were written without touching the rollups: rebuild them, as
+    # `manage.py rebuild_rollups` does.
     rebuild_rollups(tenant)
     return {"tenant": tenant, "air": air, "cargo": cargo}
 

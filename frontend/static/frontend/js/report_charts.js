@@ -47,11 +47,13 @@ export function draw(canvas, config) {
   return chart;
 }
 
-// Stacked bars: one bar per bucket, one colour per series.
-export function stackedBars(labels, series, yTitle) {
+// Bars: one group per label, one bar per series in each (`stacked`: one bar per
+// label, the series on top of each other).
+function bars(labels, series, yTitle, { stacked = false } = {}) {
   const options = baseOptions(yTitle);
-  options.scales.x.stacked = true;
-  options.scales.y.stacked = true;
+  options.scales.x.stacked = stacked;
+  options.scales.y.stacked = stacked;
+  if (!stacked) options.scales.y.ticks = {};
   return {
     type: "bar",
     data: {
@@ -61,12 +63,15 @@ export function stackedBars(labels, series, yTitle) {
         data: values,
         backgroundColor: colour(key, i),
         borderWidth: 0,
-        maxBarThickness: 36,
+        maxBarThickness: stacked ? 36 : 48,
       })),
     },
     options,
   };
 }
+
+export const stackedBars = (labels, series, yTitle) => bars(labels, series, yTitle, { stacked: true });
+export const groupedBars = (labels, series, yTitle) => bars(labels, series, yTitle);
 
 // Lines over time, with an optional dashed horizontal target.
 export function lines(labels, series, yTitle, target) {
@@ -95,24 +100,4 @@ export function lines(labels, series, yTitle, target) {
     });
   }
   return { type: "line", data: { labels, datasets }, options: baseOptions(yTitle) };
-}
-
-// Grouped bars: categories along x, one bar per series in each.
-export function groupedBars(labels, series, yTitle) {
-  const options = baseOptions(yTitle);
-  options.scales.y.ticks = {};
-  return {
-    type: "bar",
-    data: {
-      labels,
-      datasets: series.map(({ key, label, values }, i) => ({
-        label,
-        data: values,
-        backgroundColor: colour(key, i),
-        borderWidth: 0,
-        maxBarThickness: 48,
-      })),
-    },
-    options,
-  };
 }
