@@ -5,6 +5,7 @@ has no SLA policy unless a test sets one (defaults: 60 minutes, urgent 10). Ever
 message and reply happens at a pinned instant (tests/helpdesk/clock_support.py).
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -519,3 +520,17 @@ def test_tagging_a_running_clock_urgent_moves_it_to_the_urgent_lane(
         "queue_at": nov(25, 10, 9),  # 1,000 followers: one minute
     }
     assert clock_of(conversation)[:6] == ("first", "urgent", WED_10, WED_10, 0, 600)
+
+
+def test_the_clock_follows_the_brands_zone_across_the_end_of_summer_time(
+    tenant: Tenant, agent: User, account: SocialAccount
+) -> None:
+    set_brand(tenant, timezone="Europe/London")
+    # Friday 16:30 BST (UTC+1); the clocks go back on Sunday 25 October.
+    friday = datetime(2026, 10, 23, 15, 30, tzinfo=UTC)
+    monday = datetime(2026, 10, 26, 9, 30, tzinfo=UTC)  # 09:30 GMT
+    conversation = write(account, friday)
+    assert reload(conversation).sla_due_at == monday
+    answer(tenant, agent, conversation, monday)
+    [fact] = facts(tenant)
+    assert fact[3:7] == (66 * 3600, 3600, 3600, False)
