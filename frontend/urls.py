@@ -3,6 +3,7 @@ from django.urls import path
 from frontend import (
     account_views,
     inbox_views,
+    reports_views,
     settings_views,
     token_views,
     views,
@@ -66,6 +67,7 @@ urlpatterns = [
         inbox_views.contact_merge_candidates,
         name="contact-merge-candidates",
     ),
+    path(f"{tenant}reports/", reports_views.reports, name="reports"),
     path(f"{tenant}settings/members/", views.members, name="members"),
     path(
         f"{tenant}settings/members/<int:membership_id>/role/",

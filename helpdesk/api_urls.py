@@ -2,7 +2,14 @@
 
 from django.urls import path
 
-from helpdesk import api, api_contacts, api_saved_replies, api_webhooks
+from helpdesk import (
+    api,
+    api_contacts,
+    api_reports,
+    api_saved_replies,
+    api_webhooks,
+)
+from tenants import api_sla
 
 urlpatterns = [
     path("conversations/", api.ConversationListApi.as_view(), name="conversation-list"),
@@ -20,6 +27,11 @@ urlpatterns = [
         "conversations/<int:conversation_id>/move-private/",
         api.ConversationMovePrivateApi.as_view(),
         name="conversation-move-private",
+    ),
+    path(
+        "conversations/<int:conversation_id>/no-reply/",
+        api.ConversationNoReplyApi.as_view(),
+        name="conversation-no-reply",
     ),
     path(
         "conversations/<int:conversation_id>/notes/",
@@ -91,5 +103,56 @@ urlpatterns = [
         "webhooks/<int:endpoint_id>/deliveries/",
         api_webhooks.WebhookDeliveryListApi.as_view(),
         name="webhook-delivery-list",
+    ),
+    # SLA policies and holidays (tenants.api_sla).
+    path(
+        "brands/<int:brand_id>/sla-policy/",
+        api_sla.BrandSlaPolicyApi.as_view(),
+        name="brand-sla-policy",
+    ),
+    path("sla-policy/", api_sla.WorkspaceSlaPolicyApi.as_view(), name="sla-policy"),
+    path(
+        "brands/<int:brand_id>/holidays/",
+        api_sla.HolidayListApi.as_view(),
+        name="brand-holiday-list",
+    ),
+    path(
+        "brands/<int:brand_id>/holidays/<int:holiday_id>/",
+        api_sla.HolidayDetailApi.as_view(),
+        name="brand-holiday-detail",
+    ),
+    # Care reports (helpdesk.api_reports).
+    path(
+        "reports/summary/",
+        api_reports.ReportSummaryApi.as_view(),
+        name="report-summary",
+    ),
+    path(
+        "reports/timeseries/",
+        api_reports.ReportTimeseriesApi.as_view(),
+        name="report-timeseries",
+    ),
+    path(
+        "reports/agents/", api_reports.ReportAgentsApi.as_view(), name="report-agents"
+    ),
+    path(
+        "reports/fairness/",
+        api_reports.ReportFairnessApi.as_view(),
+        name="report-fairness",
+    ),
+    path(
+        "reports/heatmap/",
+        api_reports.ReportHeatmapApi.as_view(),
+        name="report-heatmap",
+    ),
+    path(
+        "reports/aggregates.csv",
+        api_reports.ReportAggregatesCsvApi.as_view(),
+        name="report-aggregates-csv",
+    ),
+    path(
+        "reports/conversations.csv",
+        api_reports.ReportConversationsCsvApi.as_view(),
+        name="report-conversations-csv",
     ),
 ]

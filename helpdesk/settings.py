@@ -383,6 +383,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "helpdesk.sweep_all_webhook_deliveries",
         "schedule": 60.0,
     },
+    # SLA clocks that ran out (breach facts, events, the sla_breached webhook) or
+    # entered their last fifth ("due soon"), per tenant.
+    "sweep-sla-clocks": {"task": "helpdesk.sweep_all_sla_clocks", "schedule": 30.0},
+    # The daily SLA digest: hourly, because each brand's morning is in its own
+    # time zone; each brand gets one email per local day (helpdesk.services.digest).
+    "sla-digests": {"task": "helpdesk.send_all_sla_digests", "schedule": 3600.0},
 }
 
 # --- Social platforms ---------------------------------------------------------------

@@ -11,6 +11,7 @@ when a new route has no entry.
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import pytest
@@ -34,8 +35,10 @@ from tenants.models import (
     ApiToken,
     AuditEvent,
     Brand,
+    Holiday,
     Invitation,
     Membership,
+    SlaPolicy,
     Tenant,
     User,
 )
@@ -201,6 +204,7 @@ def _inbox() -> dict[str, Paths]:
         ],
         "frontend:inbox-counts": lambda s, i: [Call("get", f"/t/{s}/inbox/counts/")],
         "frontend:presence": lambda s, i: [Call("get", f"/t/{s}/inbox/presence/")],
+        "frontend:reports": lambda s, i: [Call("get", f"/t/{s}/reports/")],
         "frontend:conversation": lambda s, i: [
             Call("get", f"/t/{s}/conversations/{i['conversation']}/")
         ],
@@ -240,6 +244,8 @@ ADMIN_OBJECTS = {
     "helpdesk_conversation": "conversation",
     "social_listeningrule": "listening_rule",
     "social_socialaccount": "social_account",
+    "tenants_slapolicy": "sla_policy",
+    "tenants_holiday": "holiday",
 }
 
 
@@ -337,6 +343,9 @@ def _api() -> dict[str, Paths]:
         "api:conversation-move-private": calls(
             ("post", "conversations/{conversation}/move-private/")
         ),
+        "api:conversation-no-reply": calls(
+            ("post", "conversations/{conversation}/no-reply/")
+        ),
         "api:note-list": calls(
             ("get", "conversations/{conversation}/notes/"),
             ("post", "conversations/{conversation}/notes/"),
@@ -364,6 +373,27 @@ def _api() -> dict[str, Paths]:
         "api:channel-message-create": calls(
             ("post", "channels/{api_channel}/messages/")
         ),
+        **_api_reports(),
+    }
+
+
+def _api_reports() -> dict[str, Paths]:
+    """The reports (read only). Another workspace's brand, account or agent id in
+    the filters is a field error (tests/helpdesk/test_reports_api.py)."""
+    v = "/api/v1/t/{s}/reports/"
+    return {
+        f"api:report-{name}": (
+            lambda s, i, path=path: [Call("get", v.format(s=s) + path)]
+        )
+        for name, path in (
+            ("summary", "summary/"),
+            ("timeseries", "timeseries/"),
+            ("agents", "agents/"),
+            ("fairness", "fairness/"),
+            ("heatmap", "heatmap/"),
+            ("aggregates-csv", "aggregates.csv"),
+            ("conversations-csv", "conversations.csv"),
+        )
     }
 
 
@@ -437,6 +467,26 @@ def _api_resources() -> dict[str, Paths]:
         "api:listening-rule-test": calls(
             ("post", "listening-rules/test/", {"query": "acme", "text": "acme"})
         ),
+        "api:brand-sla-policy": calls(
+            ("get", "brands/{brand}/sla-policy/", None),
+            ("put", "brands/{brand}/sla-policy/", {"first_response_minutes": 1}),
+            ("delete", "brands/{brand}/sla-policy/", None),
+        ),
+        "api:sla-policy": calls(
+            ("get", "sla-policy/", None),
+            ("put", "sla-policy/", {"first_response_minutes": 1}),
+        ),
+        "api:brand-holiday-list": calls(
+            ("get", "brands/{brand}/holidays/", None),
+            (
+                "post",
+                "brands/{brand}/holidays/",
+                {"name": "Pwned", "start_date": "2030-01-01"},
+            ),
+        ),
+        "api:brand-holiday-detail": calls(
+            ("delete", "brands/{brand}/holidays/{holiday}/", None),
+        ),
     }
 
 
@@ -480,6 +530,8 @@ PUBLIC_ROUTES = {
     # R8: online/offline and typical reply time, for anyone (an unknown brand, or
     # another workspace's brand under this slug, is 404).
     "status:brand": "tests/helpdesk/test_status_endpoint.py",
+    # R9: the response badge of a brand that publishes it (404 otherwise).
+    "status:badge": "tests/helpdesk/test_badge.py",
 }
 
 
@@ -544,6 +596,17 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
             "api_tokens": sorted(
                 map(repr, ApiToken.objects.values_list("name", "scope", "revoked_at"))
             ),
+            "sla_policies": sorted(
+                map(
+                    repr,
+                    SlaPolicy.objects.values_list(
+                        "brand_id", "first_response_minutes", "updated_at"
+                    ),
+                )
+            ),
+            "holidays": sorted(
+                Holiday.objects.values_list("name", "start_date", "end_date")
+            ),
         }
 
 
@@ -596,6 +659,15 @@ def world(owner: User, tenant: Tenant, outsider: User, other_tenant: Tenant) -> 
                     body="Hi {first_name}",
                 ).pk,
                 "tag": Tag.objects.create(name=f"tag-{workspace.slug}").pk,
+                "sla_policy": SlaPolicy.objects.create(
+                    brand=brand, first_response_minutes=42
+                ).pk,
+                "holiday": Holiday.objects.create(
+                    brand=brand,
+                    name=f"Holiday of {workspace.name}",
+                    start_date=date(2026, 12, 25),
+                    end_date=date(2026, 12, 26),
+                ).pk,
                 "contact": contact.pk,
                 "conversation": conversation.pk,
                 "message": Message.objects.create(
