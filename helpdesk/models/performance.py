@@ -59,7 +59,7 @@ class CareFact(TenantModel):
     # The response's channel: public, or private (a DM, or the move to private).
     visibility = models.CharField(max_length=8, blank=True)
     # Only for no_reply facts: the reason given.
-    reason = models.CharField(max_length=10, blank=True)
+    reason = models.CharField(max_length=16, blank=True)
     # started_at: when the demand began (the customer's message; for a resolution,
     # the conversation's first customer message). at: when the fact happened.
     started_at = models.DateTimeField()
