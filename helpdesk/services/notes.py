@@ -5,6 +5,7 @@ from django.db import transaction
 from helpdesk import events
 from helpdesk.exceptions import HelpdeskError
 from helpdesk.models import Conversation, ConversationTag, Note, Tag
+from helpdesk.services import sla
 from tenants.access import require_role
 from tenants.models import Membership
 
@@ -35,7 +36,12 @@ def add_note(conversation: Conversation, *, membership: Membership, text: str) -
 def set_tags(
     conversation: Conversation, *, membership: Membership, names: list[str]
 ) -> list[str]:
-    """Make the conversation's tags exactly `names` (created as needed)."""
+    """Make the conversation's tags exactly `names` (created as needed).
+
+    A tag among the SLA policy's urgent tags moves a running clock to the urgent
+    lane (helpdesk.services.sla.tags_changed_clock), under the row lock. Emits
+    conversation.updated with the tags and any clock fields that changed.
+    """
     require_role(membership, Membership.Role.AGENT)
     wanted = sorted({name.strip().lower()[:60] for name in names if name.strip()})
     with transaction.atomic():
@@ -58,11 +64,19 @@ def set_tags(
             for tag in tags
             if tag.pk not in have
         )
+        locked = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("brand")
+            .get(pk=conversation.pk)
+        )
+        clock = sla.tags_changed_clock(locked)
+        if clock:
+            locked.save(update_fields=list(clock))
         events.emit(
             conversation.tenant_id,
             "conversation.updated",
             conversation_id=conversation.pk,
             brand_id=conversation.brand_id,
-            changed={"tags": wanted},
+            changed={"tags": wanted, **sla.jsonable(clock)},
         )
     return wanted

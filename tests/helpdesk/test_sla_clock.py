@@ -13,7 +13,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from helpdesk.models import CareFact, Message
+from helpdesk.models import CareFact, Event, Message
 from helpdesk.services import sla
 from helpdesk.services.lifecycle import mark_pending, reopen_conversation
 from helpdesk.services.notes import set_tags
@@ -507,19 +507,25 @@ def test_tagging_a_running_clock_urgent_moves_it_to_the_urgent_lane(
     conversation = write(account, WED_10, followers=1_000)
     with tenant_context(tenant):
         set_tags(conversation, membership=member(tenant, agent), names=["billing"])
+        assert clock_of(conversation)[:2] == ("first", "normal")
         assert sla.tags_changed_clock(reload(conversation)) == {}
         set_tags(conversation, membership=member(tenant, agent), names=["Outage"])
-        locked = reload(conversation)
-        changed = sla.tags_changed_clock(locked)
-        locked.save(update_fields=list(changed))
-    assert changed == {
+        event = Event.objects.order_by("-seq").values_list("payload", flat=True)[0]
+    assert clock_of(conversation)[:6] == ("first", "urgent", WED_10, WED_10, 0, 600)
+    current = reload(conversation)
+    assert (current.sla_due_at, current.sla_due_soon_at, current.queue_at) == (
+        nov(25, 10, 10),
+        nov(25, 10, 8),
+        nov(25, 10, 9),  # 1,000 followers: one minute
+    )
+    assert event["changed"] == {
+        "tags": ["outage"],
         "sla_lane": "urgent",
         "sla_target_seconds": 600,
-        "sla_due_at": nov(25, 10, 10),
-        "sla_due_soon_at": nov(25, 10, 8),
-        "queue_at": nov(25, 10, 9),  # 1,000 followers: one minute
+        "sla_due_at": nov(25, 10, 10).isoformat(),
+        "sla_due_soon_at": nov(25, 10, 8).isoformat(),
+        "queue_at": nov(25, 10, 9).isoformat(),
     }
-    assert clock_of(conversation)[:6] == ("first", "urgent", WED_10, WED_10, 0, 600)
 
 
 def test_the_clock_follows_the_brands_zone_across_the_end_of_summer_time(
