@@ -45,6 +45,8 @@ class Command(BaseCommand):
             raise CommandError("--agents: give a whole number from 1 to 100.")
         if not 1 <= options["volume"] <= 100_000:
             raise CommandError("--volume: give a whole number from 1 to 100000.")
+        if options["policy"] not in (*POLICIES, "all"):
+            raise CommandError("--policy: choose earshot, fifo, loudest or all.")
         try:
             brand = find_brand(options["brand"], workspace=options.get("workspace"))
         except ValueError as error:
