@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +22,7 @@ from helpdesk.models import (
     ReportBucket,
     ReportRollup,
 )
+from helpdesk.services import rollups
 from helpdesk.services.rollups import rebuild_rollups
 from tenants.context import tenant_context
 from tenants.models import Tenant, User
@@ -417,4 +418,44 @@ def test_rebuild_command_refuses_an_unknown_slug(tenant: Tenant) -> None:
 def test_fact_kinds_are_all_known() -> None:
     assert set(KINDS) - {"inbound", "reply", "private_invite"} == {
         k.value for k in CareFact.Kind
+    }
+
+
+def bucket_edges(limit: int) -> list[int]:
+    """Each integer where the bucket changes (and the one before it), up to limit."""
+    edges: list[int] = [0, 1]
+    low = 1
+    while low < limit:
+        current = histograms.key(low)
+        high = low
+        while histograms.key(high) == current and high < limit:
+            high *= 2
+        if histograms.key(high) == current:
+            break
+        lo, hi = high // 2, high
+        while hi - lo > 1:  # smallest integer in the next bucket
+            mid = (lo + hi) // 2
+            if histograms.key(mid) == current:
+                lo = mid
+            else:
+                hi = mid
+        edges.extend([hi - 1, hi])
+        low = hi
+    return edges
+
+
+@pytest.mark.django_db
+def test_rebuild_computes_bucket_keys_in_sql_exactly_as_python_does() -> None:
+    edges = bucket_edges(2_000_000_000)
+    values = ", ".join(f"({value})" for value in edges)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.v, {rollups._key_sql('t.v')} FROM (VALUES {values}) AS t(v)"
+        )
+        in_sql = dict(cursor.fetchall())
+
+    assert len(edges) == 1852  # 925 bucket changes between 1 s and 63 years
+    assert {value: int(key) for value, key in in_sql.items()} == {
+        value: histograms.key(value) for value in edges
     }
