@@ -9,6 +9,7 @@ care rules and their errors are the same for browsers and integrations.
 from typing import Any, ClassVar
 
 from django.http import Http404
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -22,6 +23,7 @@ from helpdesk.selectors import (
     conversation_thread,
     inbox_conversations,
 )
+from helpdesk.services.breaches import sla_state
 from helpdesk.services.conversations import UNSET, update_conversation
 from helpdesk.services.no_reply import mark_no_reply
 from helpdesk.services.notes import add_note
@@ -52,6 +54,10 @@ class ConversationOutput(serializers.ModelSerializer[Conversation]):
     channel_state = serializers.CharField(
         help_text="`public` or `private`: where the next reply goes by default."
     )
+    sla_state = serializers.SerializerMethodField(
+        help_text="`none`, `on_track`, `due_soon` (the last fifth of the target), "
+        "`breached` or `paused` (pending, waiting on the customer)."
+    )
 
     class Meta:
         model = Conversation
@@ -72,8 +78,17 @@ class ConversationOutput(serializers.ModelSerializer[Conversation]):
             "contact",
             "tags",
             "preview",
+            "sla_state",
+            "sla_kind",
+            "sla_lane",
             "sla_due_at",
+            "sla_due_soon_at",
+            "sla_breached_at",
+            "resolution_due_at",
             "queue_at",
+            "follower_band",
+            "no_reply_reason",
+            "no_reply_at",
             "first_response_at",
             "last_customer_message_at",
             "last_activity_at",
@@ -94,6 +109,9 @@ class ConversationOutput(serializers.ModelSerializer[Conversation]):
     def get_tags(self, conversation: Conversation) -> list[str]:
         tags: dict[int, list[str]] = self.context.get("tags", {})
         return tags.get(conversation.pk, [])
+
+    def get_sla_state(self, conversation: Conversation) -> str:
+        return sla_state(conversation, timezone.now())
 
 
 class MessageOutput(serializers.ModelSerializer[Message]):
