@@ -632,12 +632,14 @@ def _queue_private_reply(
     conversation: Conversation, membership: Membership, text: str, *, move: bool
 ) -> Message:
     # The platform opens the private thread from the public item (Meta private reply).
+    # Alone (the public limit used up), it is the move to private itself, and says
+    # so in its kind, so the thread shows it and a rollup rebuild counts it as one.
     return _queue(
         conversation,
         membership,
         text,
         Visibility.PRIVATE,
-        Message.Kind.REPLY,
+        Message.Kind.PRIVATE_INVITE if move else Message.Kind.REPLY,
         move=move,
     )
 

@@ -388,7 +388,8 @@ def test_move_to_private_at_the_limit_uses_the_private_reply_only(
             public_text="DM us",
             private_text="Hi Jo, what's your booking reference?",
         )
-    assert [(m.kind, m.visibility) for m in queued] == [("reply", "private")]
+    # Alone, the private reply is the move itself.
+    assert [(m.kind, m.visibility) for m in queued] == [("private_invite", "private")]
     assert reload(comment).public_reply_count == 1
 
 
