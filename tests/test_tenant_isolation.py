@@ -380,11 +380,15 @@ def _api() -> dict[str, Paths]:
 def _api_reports() -> dict[str, Paths]:
     """The reports (read only). Another workspace's brand, account or agent id in
     the filters is a field error (tests/helpdesk/test_reports_api.py)."""
-    v = "/api/v1/t/{s}/reports/"
+
+    def get(path: str) -> Paths:
+        def build(s: str, i: dict[str, int]) -> list[Call]:
+            return [Call("get", f"/api/v1/t/{s}/reports/{path}")]
+
+        return build
+
     return {
-        f"api:report-{name}": (
-            lambda s, i, path=path: [Call("get", v.format(s=s) + path)]
-        )
+        f"api:report-{name}": get(path)
         for name, path in (
             ("summary", "summary/"),
             ("timeseries", "timeseries/"),
