@@ -53,5 +53,24 @@ def quantile(counts: Mapping[int, int], q: float) -> float | None:
 
 
 def quantiles(counts: Mapping[int, int], qs: Iterable[float]) -> list[float | None]:
-    """Several quantiles of one merged histogram, in the order of `qs`."""
-    return [quantile(counts, q) for q in qs]
+    """Several quantiles of one merged histogram, in the order of `qs`: the same
+    values as `quantile` for each, with one sort and one walk for all."""
+    wanted = list(qs)
+    if any(not 0.0 <= q <= 1.0 for q in wanted):
+        raise ValueError("q must lie between 0 and 1")
+    items = sorted((k, c) for k, c in counts.items() if c > 0)
+    total = sum(c for _, c in items)
+    if total == 0:
+        return [None] * len(wanted)
+    order = sorted(range(len(wanted)), key=lambda n: wanted[n])
+    found: list[float | None] = [value(items[-1][0])] * len(wanted)
+    running = 0
+    position = 0
+    for bucket, count in items:
+        running += count
+        while position < len(order) and running > wanted[order[position]] * (total - 1):
+            found[order[position]] = value(bucket)
+            position += 1
+        if position == len(order):
+            break
+    return found

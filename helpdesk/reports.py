@@ -18,6 +18,12 @@ replies); demand is never an agent's, so conversations, inbound, no-reply marks,
 off-hours demand and breach events stay those of the other filters, and the
 response rate becomes the agent's share of the demand.
 
+Levels: whole UTC days inside a period are read from the coarse levels
+(`ReportDailyRollup` counters when no agent is chosen; `ReportBlockBucket`
+histogram blocks of 1, 4, 16 and 64 days when no agent, account or platform is
+chosen), the hours at its edges (a zone that is not UTC) from the hourly
+level; both hold the same sums, so the numbers do not depend on the level.
+
 Durations are seconds (floats within 1% of the exact percentile, see
 helpdesk.histograms); a rate or share is a float in [0, 1], None when its
 denominator is 0, and so is a percentile with nothing measured.
@@ -30,6 +36,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Exists,
@@ -47,9 +54,18 @@ from django.db.models.functions import (
     ExtractIsoWeekDay,
     TruncDate,
 )
+from django.db.models.sql.constants import MULTI
 
 from helpdesk import histograms
-from helpdesk.models import CareFact, Conversation, ReportBucket, ReportRollup
+from helpdesk.models import (
+    BLOCK_SPANS,
+    CareFact,
+    Conversation,
+    ReportBlockBucket,
+    ReportBucket,
+    ReportDailyRollup,
+    ReportRollup,
+)
 from tenants.models import Brand, Membership
 from tenants.sla import sla_policy_view
 
@@ -149,22 +165,106 @@ def _rate(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
+def _fetch(queryset: QuerySet[Any]) -> list[tuple[Any, ...]]:
+    """The rows of a `values_list` queryset. On PostgreSQL without Django's
+    per-row converters (its values are Python's already: bool, int, date), which
+    cost more than the query itself on thousands of histogram cells."""
+    if connection.vendor != "postgresql":
+        return list(queryset)
+    compiler = queryset.query.get_compiler(using=queryset.db)
+    chunks = compiler.execute_sql(MULTI, chunked_fetch=False)
+    return [tuple(row) for chunk in chunks or () for row in chunk]
+
+
 def _quantile(counts: dict[int, int], q: float) -> float | None:
     return histograms.quantile(counts, q)
+
+
+# --- Levels --------------------------------------------------------------------
+
+EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A span of time `[first, after)` as the hours at its edges (read hourly)
+    and the whole UTC days `[days[0], days[1])` between them (read coarse)."""
+
+    hours: tuple[tuple[datetime, datetime], ...]
+    days: tuple[date, date] | None
+
+
+def _split(first: datetime, after: datetime) -> _Split:
+    first, after = first.astimezone(UTC), after.astimezone(UTC)
+    midnight = datetime.combine(first.date(), time(), tzinfo=UTC)
+    lo = midnight if midnight == first else midnight + timedelta(days=1)
+    hi = datetime.combine(after.date(), time(), tzinfo=UTC)
+    if lo >= hi:
+        return _Split(hours=((first, after),) if first < after else (), days=None)
+    hours = tuple(
+        (start, end) for start, end in ((first, lo), (hi, after)) if start < end
+    )
+    return _Split(hours=hours, days=(lo.date(), hi.date()))
+
+
+def _blocks(lo: date, hi: date, spans: tuple[int, ...] = ()) -> list[Q]:
+    """Conditions on `ReportBlockBucket` rows covering the days `[lo, hi)`
+    exactly once: the largest aligned blocks inside, smaller ones at the ends."""
+    spans = spans or tuple(sorted(BLOCK_SPANS, reverse=True))
+    if lo >= hi:
+        return []
+    span, rest = spans[0], spans[1:]
+    a, b = (lo - EPOCH).days, (hi - EPOCH).days
+    first, last = -(-a // span) * span, b // span * span
+    if not rest:
+        return [Q(span=span, day__gte=lo, day__lt=hi)]
+    if first >= last:
+        return _blocks(lo, hi, rest)
+    inner_lo, inner_hi = EPOCH + timedelta(days=first), EPOCH + timedelta(days=last)
+    return [
+        *_blocks(lo, inner_lo, rest),
+        Q(span=span, day__gte=inner_lo, day__lt=inner_hi),
+        *_blocks(inner_hi, hi, rest),
+    ]
+
+
+def _any(conditions: list[Q]) -> Q:
+    combined = Q(pk__in=[])
+    for condition in conditions:
+        combined |= condition
+    return combined
+
+
+def _coarse_histograms(filters: ReportFilters) -> bool:
+    """Whether histogram blocks can serve these filters (they keep only brand)."""
+    return (
+        filters.agent_id is None
+        and filters.account_id is None
+        and filters.platform is None
+    )
+
+
+def _utc_days(scope: _Scope) -> bool:
+    """Whether the report's days are UTC days (each local midnight is one)."""
+    f = scope.filters
+    return all(
+        datetime.combine(
+            f.start + timedelta(days=n), time(), tzinfo=scope.zone
+        ).utcoffset()
+        == timedelta(0)
+        for n in range(f.days + 1)
+    )
 
 
 # --- Summary -------------------------------------------------------------------
 
 
-def _period_flag(scope: _Scope, periods: dict[str, ReportFilters]) -> Any:
-    """True for rows of the current period, False for the previous one (they are
-    adjacent)."""
-    return _flag(Q(hour__gte=scope.bounds(periods["period"])[0]))
-
-
-def _both_periods(scope: _Scope, periods: dict[str, ReportFilters]) -> Q:
-    bounds = [scope.bounds(filters) for filters in periods.values()]
-    return _in((min(b[0] for b in bounds), max(b[1] for b in bounds)))
+def _period_splits(
+    scope: _Scope, periods: dict[str, ReportFilters]
+) -> tuple[datetime, list[_Split]]:
+    """Where the current period starts, and each period split into levels."""
+    mid = scope.bounds(periods["period"])[0]
+    return mid, [_split(*scope.bounds(filters)) for filters in periods.values()]
 
 
 def _flag(condition: Q) -> Any:
@@ -173,34 +273,66 @@ def _flag(condition: Q) -> Any:
     return ExpressionWrapper(condition, output_field=BooleanField())
 
 
+def _hour_ranges(splits: list[_Split]) -> list[Q]:
+    return [_in(hours) for split in splits for hours in split.hours]
+
+
 def _period_sums(scope: _Scope, periods: dict[str, ReportFilters]) -> dict[str, int]:
     """One query: the counters of each period, split by start channel.
 
     Grouped by (period, direct message or not, the agent's or not) with plain
     sums, which reads the rollup rows once (cheaper than filtered aggregates).
+    With no agent chosen, whole UTC days come from the daily rows (a UNION ALL
+    with the hourly rows of the edges, when there are any).
     """
     agent_id = scope.filters.agent_id
-    groups = {
-        "in_period": _period_flag(scope, periods),
-        "is_private": _flag(Q(origin=DIRECT_MESSAGE)),
-        "is_mine": (
-            Value(True, output_field=BooleanField())
-            if agent_id is None
-            else _flag(Q(agent_id=agent_id))
-        ),
-    }
+    mid, splits = _period_splits(scope, periods)
     counters = (*DEMAND, *WORK)
-    rows = (
-        ReportRollup.objects.filter(
-            _dimension_filter(scope.filters), _both_periods(scope, periods)
+
+    def grouped(queryset: QuerySet[Any], in_period: Q) -> QuerySet[Any]:
+        groups = {
+            "in_period": _flag(in_period),
+            "is_private": _flag(Q(origin=DIRECT_MESSAGE)),
+            "is_mine": (
+                Value(True, output_field=BooleanField())
+                if agent_id is None
+                else _flag(Q(agent_id=agent_id))
+            ),
+        }
+        result: QuerySet[Any] = (
+            queryset.filter(_dimension_filter(scope.filters))
+            .annotate(**groups)
+            .values(*groups)
+            .annotate(**{f"sum_{counter}": Sum(counter) for counter in counters})
+            .values_list(*groups, *(f"sum_{counter}" for counter in counters))
         )
-        .annotate(**groups)
-        .values(*groups)
-        .annotate(**{f"sum_{counter}": Sum(counter) for counter in counters})
-        .values_list(*groups, *(f"sum_{counter}" for counter in counters))
-    )
+        return result
+
+    if agent_id is None:
+        days = [split.days for split in splits if split.days is not None]
+        hours = _hour_ranges(splits)
+        parts = []
+        if days:
+            parts.append(
+                grouped(
+                    ReportDailyRollup.objects.filter(
+                        _any([Q(day__gte=lo, day__lt=hi) for lo, hi in days])
+                    ),
+                    Q(day__gte=mid.astimezone(UTC).date()),
+                )
+            )
+        if hours or not parts:
+            parts.append(
+                grouped(ReportRollup.objects.filter(_any(hours)), Q(hour__gte=mid))
+            )
+        rows = parts[0] if len(parts) == 1 else parts[0].union(parts[1], all=True)
+    else:
+        rows = grouped(
+            ReportRollup.objects.filter(_both_periods(scope, periods)),
+            Q(hour__gte=mid),
+        )
     sums: dict[str, int] = defaultdict(int)
-    for in_period, is_private, is_mine, *values in rows:
+    for in_period, is_private, is_mine, *values in _fetch(rows):
         name = "period" if in_period else "previous"
         channel = "private" if is_private else "public"
         n = dict(zip(counters, (int(value or 0) for value in values), strict=True))
@@ -215,26 +347,62 @@ def _period_sums(scope: _Scope, periods: dict[str, ReportFilters]) -> dict[str, 
     return sums
 
 
+def _both_periods(scope: _Scope, periods: dict[str, ReportFilters]) -> Q:
+    bounds = [scope.bounds(filters) for filters in periods.values()]
+    return _in((min(b[0] for b in bounds), max(b[1] for b in bounds)))
+
+
 def _period_histograms(
     scope: _Scope, periods: dict[str, ReportFilters], metrics: tuple[str, ...]
 ) -> dict[tuple[str, str], dict[int, int]]:
-    """One query: the merged histogram of each (period, metric)."""
-    cells = (
-        ReportBucket.objects.filter(
-            _dimension_filter(scope.filters),
-            _agent_filter(scope.filters),
-            _both_periods(scope, periods),
-            metric__in=metrics,
+    """One query: the merged histogram of each (period, metric).
+
+    With no agent, account or platform chosen, whole UTC days come from the
+    histogram blocks (a UNION ALL with the hourly cells of the edges).
+    """
+    mid, splits = _period_splits(scope, periods)
+
+    def grouped(queryset: QuerySet[Any], in_period: Q) -> QuerySet[Any]:
+        result: QuerySet[Any] = (
+            queryset.filter(metric__in=metrics)
+            .annotate(in_period=_flag(in_period))
+            .values("in_period", "metric", "key")
+            .annotate(n=Sum("count"))
+            .values_list("in_period", "metric", "key", "n")
         )
-        .annotate(in_period=_period_flag(scope, periods))
-        .values("in_period", "metric", "key")
-        .annotate(n=Sum("count"))
-        .values_list("in_period", "metric", "key", "n")
+        return result
+
+    hourly = ReportBucket.objects.filter(
+        _dimension_filter(scope.filters), _agent_filter(scope.filters)
     )
+    if _coarse_histograms(scope.filters):
+        blocks = [
+            condition
+            for split in splits
+            if split.days is not None
+            for condition in _blocks(*split.days)
+        ]
+        hours = _hour_ranges(splits)
+        parts = []
+        if blocks:
+            parts.append(
+                grouped(
+                    ReportBlockBucket.objects.filter(
+                        _dimension_filter(scope.filters), _any(blocks)
+                    ),
+                    Q(day__gte=mid.astimezone(UTC).date()),
+                )
+            )
+        if hours or not parts:
+            parts.append(grouped(hourly.filter(_any(hours)), Q(hour__gte=mid)))
+        cells = parts[0] if len(parts) == 1 else parts[0].union(parts[1], all=True)
+    else:
+        cells = grouped(hourly.filter(_both_periods(scope, periods)), Q(hour__gte=mid))
     merged: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
-    for in_period, metric, key, n in cells:
+    for in_period, metric, key, n in _fetch(cells):
         if n:
-            merged[("period" if in_period else "previous", metric)][key] = int(n)
+            slot = merged[("period" if in_period else "previous", metric)]
+            slot[key] = slot.get(key, 0) + int(n)
     return merged
 
 
@@ -244,8 +412,15 @@ def _summary_numbers(
     def n(counter: str) -> int:
         return sums.get(f"{name}.{counter}", 0)
 
+    shares = (0.5, 0.9)
+    computed: dict[str, list[float | None]] = {}
+
     def q(metric: str, share: float) -> float | None:
-        return _quantile(cells.get((name, metric), {}), share)
+        if metric not in computed:
+            computed[metric] = histograms.quantiles(
+                cells.get((name, metric), {}), shares
+            )
+        return computed[metric][shares.index(share)]
 
     needing = n("opened") - n("no_reply")
     answered = n("answered")
@@ -373,22 +548,37 @@ def report_timeseries(
     bounds = scope.bounds()
     day = TruncDate("hour", tzinfo=scope.zone)
     where = (_dimension_filter(filters), _in(bounds))
-    volume = (
-        ReportRollup.objects.filter(*where, inbound__gt=0)
-        .annotate(day=day)
-        .values("day", "platform", "origin", "sentiment")
-        .annotate(n=Sum("inbound"))
-        .values_list("day", "platform", "origin", "sentiment", "n")
-    )
-    cells = (
-        ReportBucket.objects.filter(
-            *where, _agent_filter(filters), metric=Metric.FIRST_RAW
+    utc_days = _utc_days(scope)
+    volume: QuerySet[Any]
+    cells: QuerySet[Any]
+    if utc_days:
+        # The report's days are UTC days: the daily rows and one-day blocks.
+        days = Q(day__gte=filters.start, day__lte=filters.end)
+        volume = ReportDailyRollup.objects.filter(
+            _dimension_filter(filters), days, inbound__gt=0
+        ).values("day", "platform", "origin", "sentiment")
+    else:
+        volume = (
+            ReportRollup.objects.filter(*where, inbound__gt=0)
+            .annotate(day=day)
+            .values("day", "platform", "origin", "sentiment")
         )
-        .annotate(day=day)
-        .values("day", "key")
-        .annotate(n=Sum("count"))
-        .values_list("day", "key", "n")
+    volume = volume.annotate(n=Sum("inbound")).values_list(
+        "day", "platform", "origin", "sentiment", "n"
     )
+    if utc_days and _coarse_histograms(filters):
+        cells = ReportBlockBucket.objects.filter(
+            _dimension_filter(filters), days, span=1, metric=Metric.FIRST_RAW
+        ).values("day", "key")
+    else:
+        cells = (
+            ReportBucket.objects.filter(
+                *where, _agent_filter(filters), metric=Metric.FIRST_RAW
+            )
+            .annotate(day=day)
+            .values("day", "key")
+        )
+    cells = cells.annotate(n=Sum("count")).values_list("day", "key", "n")
     target = sla_policy_view(scope.brand).first_response_minutes * 60
     rows: dict[date, dict[str, Any]] = {}
     for offset in range(filters.days):
@@ -403,7 +593,7 @@ def report_timeseries(
             "first_response_p90": None,
             "target_seconds": target,
         }
-    for when, platform, origin, sentiment, n in volume:
+    for when, platform, origin, sentiment, n in _fetch(volume):
         row = rows.get(when)
         if row is None:
             continue
@@ -415,12 +605,13 @@ def report_timeseries(
         ):
             row[group][value] = row[group].get(value, 0) + n
     by_day: dict[date, dict[int, int]] = defaultdict(dict)
-    for when, key, n in cells:
+    for when, key, n in _fetch(cells):
         by_day[when][key] = int(n)
     for when, counts in by_day.items():
         if when in rows:
-            rows[when]["first_response_p50"] = _quantile(counts, 0.5)
-            rows[when]["first_response_p90"] = _quantile(counts, 0.9)
+            p50, p90 = histograms.quantiles(counts, (0.5, 0.9))
+            rows[when]["first_response_p50"] = p50
+            rows[when]["first_response_p90"] = p90
     return list(rows.values())
 
 
@@ -464,7 +655,7 @@ def report_agents(
         .values_list("agent_id", "key", "n")
     )
     histogram: dict[int, dict[int, int]] = defaultdict(dict)
-    for agent_id, key, n in cells:
+    for agent_id, key, n in _fetch(cells):
         histogram[agent_id][key] = int(n)
     rows: list[dict[str, Any]] = [
         {
@@ -477,7 +668,7 @@ def report_agents(
             "private_moves": int(moves or 0),
             "no_reply": int(no_reply or 0),
         }
-        for agent_id, answered, public, moves, no_reply in totals
+        for agent_id, answered, public, moves, no_reply in _fetch(totals)
         if answered or public or moves or no_reply
     ]
     members = Membership.objects.filter(
@@ -507,10 +698,12 @@ def report_fairness(membership: Membership, filters: ReportFilters) -> dict[str,
     scope = _scope(filters)
     where = (_dimension_filter(filters), _agent_filter(filters), _in(scope.bounds()))
     answered = dict(
-        ReportRollup.objects.filter(*where)
-        .values("follower_band")
-        .annotate(n=Sum("answered"))
-        .values_list("follower_band", "n")
+        _fetch(
+            ReportRollup.objects.filter(*where)
+            .values("follower_band")
+            .annotate(n=Sum("answered"))
+            .values_list("follower_band", "n")
+        )
     )
     cells = (
         ReportBucket.objects.filter(*where, metric=Metric.FIRST_RAW)
@@ -519,16 +712,16 @@ def report_fairness(membership: Membership, filters: ReportFilters) -> dict[str,
         .values_list("follower_band", "key", "n")
     )
     histogram: dict[str, dict[int, int]] = defaultdict(dict)
-    for band, key, n in cells:
+    for band, key, n in _fetch(cells):
         histogram[band][key] = int(n)
-    bands = {
-        band: {
+    bands: dict[str, dict[str, Any]] = {}
+    for band in BANDS:
+        p50, p90 = histograms.quantiles(histogram.get(band, {}), (0.5, 0.9))
+        bands[band] = {
             "answered": int(answered.get(band) or 0),
-            "first_response_p50": _quantile(histogram.get(band, {}), 0.5),
-            "first_response_p90": _quantile(histogram.get(band, {}), 0.9),
+            "first_response_p50": p50,
+            "first_response_p90": p90,
         }
-        for band in BANDS
-    }
     p90s = [
         row["first_response_p90"]
         for row in bands.values()
@@ -597,8 +790,8 @@ def report_heatmap(membership: Membership, filters: ReportFilters) -> dict[str, 
         .values_list("weekday", "local_hour", "n")
     )
     grid = [[0] * 24 for _ in range(7)]
-    for weekday, hour, n in counts:
-        grid[weekday - 1][hour] += int(n)
+    for weekday, hour, n in _fetch(counts):
+        grid[int(weekday) - 1][int(hour)] += int(n)
     return {
         "timezone": str(scope.zone),
         "inbound": grid,

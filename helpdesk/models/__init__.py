@@ -19,16 +19,22 @@ from helpdesk.models.core import (
     agent_reference,
 )
 from helpdesk.models.performance import (
+    BLOCK_SPANS,
+    DAILY_DIMENSIONS,
     ROLLUP_COUNTERS,
     ROLLUP_DIMENSIONS,
     CareFact,
+    ReportBlockBucket,
     ReportBucket,
+    ReportDailyRollup,
     ReportRollup,
     SimulationRun,
 )
 from helpdesk.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "BLOCK_SPANS",
+    "DAILY_DIMENSIONS",
     "ROLLUP_COUNTERS",
     "ROLLUP_DIMENSIONS",
     "CareFact",
@@ -42,7 +48,9 @@ __all__ = [
     "Message",
     "NoReplyReason",
     "Note",
+    "ReportBlockBucket",
     "ReportBucket",
+    "ReportDailyRollup",
     "ReportRollup",
     "SavedReply",
     "SimulationRun",

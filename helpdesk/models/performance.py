@@ -213,6 +213,94 @@ class ReportBucket(_RollupDimensions):
         return f"{self.metric}[{self.key}] = {self.count}"
 
 
+# The dimensions of one daily rollup row: fewer than the hourly ones (no agent,
+# no follower band), so a day of a brand's demand folds into a few dozen rows.
+DAILY_DIMENSIONS = (
+    "day",
+    "brand_id",
+    "account_id",
+    "platform",
+    "origin",
+    "sentiment",
+)
+# The spans (in days) of the coarse histogram blocks (at most three blocks of
+# each span at either end of a range, so few cells to read): a block of span s starts on
+# a day whose number since 1970-01-01 is a multiple of s, so any range of whole
+# days is a few blocks of each span.
+BLOCK_SPANS = (1, 4, 16, 64)
+
+
+class ReportDailyRollup(TenantModel):
+    """The hourly rollup rows of one UTC day, summed over agents and follower
+    bands: what reports read for whole days when no agent is chosen."""
+
+    day = models.DateField()
+    brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    account_id = models.BigIntegerField(default=0)
+    platform = models.CharField(max_length=20)
+    origin = models.CharField(max_length=16)
+    sentiment = models.CharField(max_length=10)
+    inbound = models.PositiveIntegerField(default=0)
+    opened = models.PositiveIntegerField(default=0)
+    off_hours_opened = models.PositiveIntegerField(default=0)
+    no_reply = models.PositiveIntegerField(default=0)
+    answered = models.PositiveIntegerField(default=0)
+    answered_public = models.PositiveIntegerField(default=0)
+    answered_private = models.PositiveIntegerField(default=0)
+    answered_1h = models.PositiveIntegerField(default=0)
+    answered_24h = models.PositiveIntegerField(default=0)
+    off_hours_answered_first_hour = models.PositiveIntegerField(default=0)
+    first_breached = models.PositiveIntegerField(default=0)
+    next_responses = models.PositiveIntegerField(default=0)
+    next_breached = models.PositiveIntegerField(default=0)
+    resolved = models.PositiveIntegerField(default=0)
+    resolution_breached = models.PositiveIntegerField(default=0)
+    breaches = models.PositiveIntegerField(default=0)
+    public_replies = models.PositiveIntegerField(default=0)
+    private_moves = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["brand"]),
+            models.UniqueConstraint(
+                fields=["tenant", "brand", *DAILY_DIMENSIONS[2:], "day"],
+                name="helpdesk_daily_cell_uniq",
+            ),
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["tenant", "brand", "day"], name="helpdesk_daily_ix"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Rollup {self.day:%Y-%m-%d} brand {self.brand_id}"
+
+
+class ReportBlockBucket(TenantModel):
+    """A histogram cell of one brand over a block of `span` UTC days starting on
+    `day` (BLOCK_SPANS): the hourly cells of those days summed over every other
+    dimension. Reports merge a period's blocks when no agent, account or
+    platform is chosen."""
+
+    brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=20, choices=ReportBucket.Metric.choices)
+    span = models.PositiveSmallIntegerField()
+    day = models.DateField()
+    key = models.IntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["brand"]),
+            models.UniqueConstraint(
+                fields=["tenant", "brand", "metric", "span", "day", "key"],
+                name="helpdesk_block_cell_uniq",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric}[{self.key}] x{self.span} {self.day} = {self.count}"
+
+
 class SimulationRun(TenantModel):
     """The outcome of one `manage.py simulate_day` run for a brand: its
     parameters and, per queue policy, the figures it printed (the reports page

@@ -10,24 +10,35 @@ Dimensions (`ROLLUP_DIMENSIONS`): the UTC hour the demand started (a fact's
 `started_at`; a message's time for inbound and replies), brand, account id (0 for
 none), platform, origin, sentiment, agent id (the responder for response, no-reply
 and other agent facts; 0 for opened facts and inbound messages) and follower band.
+
+Two coarser levels move in the same statement (PostgreSQL: one statement with a
+data-modifying WITH; SQLite: one more), for reports over whole days:
+`ReportDailyRollup` (the UTC day, brand, account, platform, origin and sentiment:
+no agent, no follower band) and `ReportBlockBucket` (per brand and metric, the
+cells of blocks of 1, 4, 16 and 64 UTC days, `BLOCK_SPANS`). Each coarse row always
+equals the sum of the hourly rows (cells) it covers.
 """
 
 # ruff: noqa: S608 - the SQL is built from module constants; values are parameters.
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import connection
 
 from helpdesk import histograms
 from helpdesk.models import (
+    BLOCK_SPANS,
+    DAILY_DIMENSIONS,
     ROLLUP_COUNTERS,
     ROLLUP_DIMENSIONS,
     CareFact,
     Conversation,
     Message,
+    ReportBlockBucket,
     ReportBucket,
+    ReportDailyRollup,
     ReportRollup,
 )
 from tenants.context import tenant_context
@@ -35,6 +46,12 @@ from tenants.models import Tenant
 
 ROLLUP_TABLE = ReportRollup._meta.db_table
 BUCKET_TABLE = ReportBucket._meta.db_table
+DAILY_TABLE = ReportDailyRollup._meta.db_table
+BLOCK_TABLE = ReportBlockBucket._meta.db_table
+# The unique keys of the coarse levels (their ON CONFLICT targets).
+DAILY_KEY = ("tenant_id", "brand_id", *DAILY_DIMENSIONS[2:], "day")
+BLOCK_KEY = ("tenant_id", "brand_id", "metric", "span", "day", "key")
+EPOCH = date(1970, 1, 1)
 # Column names of the dimensions (brand is a foreign key).
 DIMENSION_COLUMNS = ("tenant_id", *ROLLUP_DIMENSIONS)
 # A first response given after a "no reply needed" mark: it feeds the time
@@ -48,6 +65,11 @@ Dims = dict[str, Any]
 def truncate_hour(moment: datetime) -> datetime:
     """`moment` in UTC, truncated to its hour."""
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def block_start(day: date, span: int) -> date:
+    """The first day of the block of `span` days (BLOCK_SPANS) holding `day`."""
+    return EPOCH + timedelta(days=(day - EPOCH).days // span * span)
 
 
 def fact_counters(fact: CareFact) -> dict[str, int]:
@@ -152,29 +174,64 @@ def _params(dims: Dims) -> list[Any]:
     return values
 
 
-def _upsert_rollup(dims: Dims, counters: Mapping[str, int]) -> None:
-    if not counters:
+Statement = tuple[str, list[Any]]
+
+
+def _execute(statements: Sequence[Statement]) -> None:
+    """Run the upserts as one statement on PostgreSQL (all but the last in a
+    data-modifying WITH, which always runs to completion), one by one elsewhere."""
+    if not statements:
         return
-    columns = [*DIMENSION_COLUMNS, *ROLLUP_COUNTERS]
-    placeholders = ", ".join(["%s"] * len(columns))
-    updates = ", ".join(
-        f"{name} = {ROLLUP_TABLE}.{name} + EXCLUDED.{name}" for name in counters
-    )
-    sql = (
-        f"INSERT INTO {ROLLUP_TABLE} ({', '.join(columns)}) VALUES ({placeholders}) "
-        f"ON CONFLICT ({', '.join(DIMENSION_COLUMNS)}) DO UPDATE SET {updates}"
-    )
-    params = [*_params(dims), *(counters.get(name, 0) for name in ROLLUP_COUNTERS)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            *first, (last_sql, last_params) = statements
+            prefix = ", ".join(f"u{n} AS ({sql})" for n, (sql, _) in enumerate(first))
+            params = [value for _, values in first for value in values]
+            sql = f"WITH {prefix} {last_sql}" if first else last_sql
+            cursor.execute(sql, [*params, *last_params])
+        else:
+            for sql, params in statements:
+                cursor.execute(sql, params)
 
 
-def _upsert_buckets(dims: Dims, cells: Sequence[tuple[str, int]]) -> None:
+def _rollup_statements(dims: Dims, counters: Mapping[str, int]) -> list[Statement]:
+    if not counters:
+        return []
+    values = [counters.get(name, 0) for name in ROLLUP_COUNTERS]
+    statements: list[Statement] = []
+    for table, columns, key, params in (
+        (ROLLUP_TABLE, DIMENSION_COLUMNS, DIMENSION_COLUMNS, _params(dims)),
+        (
+            DAILY_TABLE,
+            DAILY_KEY,
+            DAILY_KEY,
+            [
+                dims[column] if column != "day" else dims["hour"].date()
+                for column in DAILY_KEY
+            ],
+        ),
+    ):
+        names = [*columns, *ROLLUP_COUNTERS]
+        updates = ", ".join(
+            f"{name} = {table}.{name} + EXCLUDED.{name}" for name in counters
+        )
+        statements.append(
+            (
+                f"INSERT INTO {table} ({', '.join(names)}) "
+                f"VALUES ({', '.join(['%s'] * len(names))}) "
+                f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
+                [*params, *values],
+            )
+        )
+    return statements
+
+
+def _bucket_statements(dims: Dims, cells: Sequence[tuple[str, int]]) -> list[Statement]:
     if not cells:
-        return
+        return []
     columns = [*DIMENSION_COLUMNS, "metric", "key", "count"]
     row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    sql = (
+    hourly = (
         f"INSERT INTO {BUCKET_TABLE} ({', '.join(columns)}) "
         f"VALUES {', '.join([row] * len(cells))} "
         f"ON CONFLICT ({', '.join(DIMENSION_COLUMNS)}, metric, key) "
@@ -184,8 +241,33 @@ def _upsert_buckets(dims: Dims, cells: Sequence[tuple[str, int]]) -> None:
     params: list[Any] = []
     for metric, bucket in cells:
         params.extend([*base, metric, bucket, 1])
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    day = dims["hour"].date()
+    block_row = "(" + ", ".join(["%s"] * (len(BLOCK_KEY) + 1)) + ")"
+    blocks = (
+        f"INSERT INTO {BLOCK_TABLE} ({', '.join(BLOCK_KEY)}, count) "
+        f"VALUES {', '.join([block_row] * (len(cells) * len(BLOCK_SPANS)))} "
+        f"ON CONFLICT ({', '.join(BLOCK_KEY)}) "
+        f"DO UPDATE SET count = {BLOCK_TABLE}.count + EXCLUDED.count"
+    )
+    block_params: list[Any] = []
+    for metric, bucket in cells:
+        for span in BLOCK_SPANS:
+            block_params.extend(
+                [
+                    dims["tenant_id"],
+                    dims["brand_id"],
+                    metric,
+                    span,
+                    block_start(day, span),
+                    bucket,
+                    1,
+                ]
+            )
+    return [(hourly, params), (blocks, block_params)]
+
+
+def _upsert_rollup(dims: Dims, counters: Mapping[str, int]) -> None:
+    _execute(_rollup_statements(dims, counters))
 
 
 def apply_fact(fact: CareFact) -> None:
@@ -194,18 +276,24 @@ def apply_fact(fact: CareFact) -> None:
     Call once per fact, inside the transaction that created it. Counters follow
     `fact_counters` (a first response after a "no reply needed" mark adds none);
     response and resolution facts add their raw and business seconds to the
-    histogram cells of their metrics. At most two statements.
+    histogram cells of their metrics, at every level (hourly, daily, blocks).
+    One statement on PostgreSQL (at most four elsewhere).
     """
     dims = fact_dimensions(fact)
-    _upsert_rollup(dims, fact_counters(fact))
-    _upsert_buckets(dims, fact_buckets(fact))
+    _execute(
+        [
+            *_rollup_statements(dims, fact_counters(fact)),
+            *_bucket_statements(dims, fact_buckets(fact)),
+        ]
+    )
 
 
 def count_inbound(conversation: Conversation, message: Message) -> None:
     """Count one inbound customer message in its hour's rollup row.
 
     The cell is the message's UTC hour with the conversation's dimensions and
-    agent 0. One statement; call inside the transaction that stored the message.
+    agent 0 (and its day's row). One statement on PostgreSQL; call inside the
+    transaction that stored the message.
     """
     dims = conversation_dimensions(conversation, message.created_at, agent_id=None)
     _upsert_rollup(dims, {"inbound": 1})
@@ -215,7 +303,8 @@ def count_reply(message: Message, *, move_to_private: bool) -> None:
     """Count one queued public reply or move to private for its agent.
 
     The cell is the message's UTC hour, its conversation's dimensions and its
-    author agent (0 when none). One statement (plus loading the conversation when
+    author agent (0 when none), and its day's row. One statement on PostgreSQL
+    (plus loading the conversation when
     the message does not carry it already).
     """
     dims = conversation_dimensions(
@@ -365,6 +454,50 @@ def _rebuild_buckets_sql() -> str:
     )
 
 
+def _day_sql(column: str) -> str:
+    """SQL for the UTC date of `column` (a timestamp)."""
+    if connection.vendor == "postgresql":
+        return f"CAST({column} AT TIME ZONE 'UTC' AS date)"
+    return f"date({column})"
+
+
+def _block_sql(day: str, span: str) -> str:
+    """SQL for `block_start(day, span)` (days since 1970-01-01, floored to a
+    multiple of the span; the data lies after 1970, so division truncates as
+    floor does)."""
+    if connection.vendor == "postgresql":
+        return f"DATE '1970-01-01' + (({day} - DATE '1970-01-01') / {span}) * {span}"
+    return (
+        f"date('1970-01-01', '+' || ((CAST(julianday({day}) - 2440587.5 AS INTEGER) "
+        f"/ {span}) * {span}) || ' days')"
+    )
+
+
+def _rebuild_daily_sql() -> str:
+    """The daily rows from the tenant's (just rebuilt) hourly rows."""
+    groups = ", ".join(f"r.{column}" for column in DAILY_KEY if column != "day")
+    day = _day_sql("r.hour")
+    sums = ", ".join(f"SUM(r.{name})" for name in ROLLUP_COUNTERS)
+    return (
+        f"INSERT INTO {DAILY_TABLE} ({', '.join(DAILY_KEY)}, "
+        f"{', '.join(ROLLUP_COUNTERS)}) SELECT {groups}, {day}, {sums} "
+        f'FROM {ROLLUP_TABLE} r WHERE r."tenant_id" = %s GROUP BY {groups}, {day}'
+    )
+
+
+def _rebuild_blocks_sql() -> str:
+    """The block cells from the tenant's (just rebuilt) hourly cells."""
+    spans = " UNION ALL ".join(f"SELECT {span} AS span" for span in BLOCK_SPANS)
+    start = _block_sql(_day_sql("b.hour"), "s.span")
+    return (
+        f"INSERT INTO {BLOCK_TABLE} ({', '.join(BLOCK_KEY)}, count) "
+        f"SELECT b.tenant_id, b.brand_id, b.metric, s.span, {start}, b.key, "
+        f"SUM(b.count) FROM {BUCKET_TABLE} b CROSS JOIN ({spans}) s "
+        f'WHERE b."tenant_id" = %s '
+        f"GROUP BY b.tenant_id, b.brand_id, b.metric, s.span, {start}, b.key"
+    )
+
+
 def rebuild_rollups(tenant: Tenant | int) -> tuple[int, int]:
     """Delete the tenant's rollups and histogram cells and recompute them.
 
@@ -372,9 +505,10 @@ def rebuild_rollups(tenant: Tenant | int) -> tuple[int, int]:
     `CareFact` rows, its inbound customer messages (dimensions from their
     conversation as it is now) and its agents' messages: a public reply (kind
     reply, visibility public) or a move to private (kind private_invite). A DM
-    reply counts as neither, as when it is queued. Opens
+    reply counts as neither, as when it is queued. Then the daily rows and
+    the block cells, summed from the new hourly rows and cells. Opens
     the tenant's context (a savepoint when it is open already). Returns the number
-    of rollup rows and histogram cells written.
+    of hourly rollup rows and histogram cells written.
     """
     tenant_id = int(tenant if isinstance(tenant, int) else tenant.pk)
     with tenant_context(tenant_id), connection.cursor() as cursor:
@@ -390,4 +524,10 @@ def rebuild_rollups(tenant: Tenant | int) -> tuple[int, int]:
         rows = cursor.rowcount
         cursor.execute(_rebuild_buckets_sql(), [tenant_id] * 6)
         cells = cursor.rowcount
+        for table in (DAILY_TABLE, BLOCK_TABLE):
+            cursor.execute(
+                f'DELETE FROM {table} WHERE "{table}"."tenant_id" = %s', [tenant_id]
+            )
+        cursor.execute(_rebuild_daily_sql(), [tenant_id])
+        cursor.execute(_rebuild_blocks_sql(), [tenant_id])
     return rows, cells

@@ -90,3 +90,21 @@ def test_quantiles_reads_several_in_order() -> None:
     assert p0 == pytest.approx(10, rel=0.01)
     assert p50 == pytest.approx(30, rel=0.01)
     assert p100 == pytest.approx(1000, rel=0.01)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    counts=st.dictionaries(st.integers(-5, 2000), st.integers(-2, 50), max_size=60),
+    qs=st.lists(st.floats(0, 1), max_size=6),
+)
+def test_quantiles_in_one_walk_equal_quantile_for_each_share(
+    counts: dict[int, int], qs: list[float]
+) -> None:
+    assert histograms.quantiles(counts, qs) == [
+        histograms.quantile(counts, q) for q in qs
+    ]
+
+
+def test_quantiles_refuses_a_share_outside_zero_to_one() -> None:
+    with pytest.raises(ValueError, match="q must lie between 0 and 1"):
+        histograms.quantiles({5: 1}, (0.5, -0.1))

@@ -2,15 +2,19 @@
 from the rollups; another workspace's facts never appear."""
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pytest_django import DjangoAssertNumQueries
 
 from helpdesk import histograms
 from helpdesk.models import Conversation
 from helpdesk.reports import (
     ReportFilters,
+    _blocks,
     report_agents,
     report_conversation_rows,
     report_fairness,
@@ -208,6 +212,106 @@ def test_summary_gives_exact_numbers_and_the_change(
     assert change["private_response_rate"] is None
     assert change["breach_rate"] == 0.25
     assert "start" not in change
+
+
+def test_summary_in_a_brand_zone_reads_edge_hours_and_whole_days_alike(
+    scenario: Scenario,
+    lead: Membership,
+    agent: User,
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
+    # New York: 2 March starts at 05:00 UTC; 8 March (the DST switch) ends at
+    # 04:00 UTC on 9 March, so the edges of both periods are hours.
+    early = make_conversation(lead.tenant)
+    late = make_conversation(lead.tenant)
+    after = make_conversation(lead.tenant)
+    for conversation, started, seconds in (
+        (early, at(2, 4), 100),
+        (late, at(9, 3, 30), 200),
+        (after, at(9, 4), 300),
+    ):
+        make_fact(conversation, "opened", started)
+        make_fact(
+            conversation,
+            "first_response",
+            started,
+            agent=agent,
+            raw_seconds=seconds,
+            business_seconds=seconds,
+            visibility="public",
+        )
+    with tenant_context(lead.tenant):
+        Brand.objects.filter(pk=scenario.brand.pk).update(timezone="America/New_York")
+        with django_assert_num_queries(3):
+            summary = report_summary(
+                lead, ReportFilters(**{**vars(WEEK), "brand_id": scenario.brand.pk})
+            )
+
+    period, previous = summary["period"], summary["previous"]
+    assert (period["conversations"], period["answered"]) == (6, 4)
+    assert (period["first_response_p50"], period["first_response_p90"]) == (
+        v(600),
+        v(5400),
+    )
+    assert (previous["conversations"], previous["answered"]) == (2, 2)
+    # {100, 1200}: lower nearest rank puts both percentiles on 100.
+    assert (previous["first_response_p50"], previous["first_response_p90"]) == (
+        v(100),
+        v(100),
+    )
+
+
+def test_summary_over_months_merges_histogram_blocks_exactly(
+    scenario: Scenario,
+    lead: Membership,
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
+    # 121 days: 27 January .. 1 April 2026 is one 64-day block, the rest
+    # smaller blocks; the previous 121 days hold nothing.
+    months = ReportFilters(start=date(2025, 12, 1), end=date(2026, 3, 31))
+
+    with tenant_context(lead.tenant), django_assert_num_queries(2):
+        summary = report_summary(lead, months)
+
+    period = summary["period"]
+    assert (period["conversations"], period["answered"], period["inbound"]) == (
+        6,
+        4,
+        4,
+    )
+    assert (period["first_response_p50"], period["first_response_p90"]) == (
+        v(1200),
+        v(5400),
+    )
+    assert (period["first_response_business_p50"], period["resolution_p90"]) == (
+        v(1200),
+        v(7200),
+    )
+    assert summary["previous"]["conversations"] == 0
+    assert summary["previous"]["first_response_p50"] is None
+
+
+@given(
+    start=st.dates(date(2025, 1, 1), date(2027, 1, 1)),
+    days=st.integers(0, 400),
+)
+def test_histogram_blocks_cover_every_day_of_a_range_once(
+    start: date, days: int
+) -> None:
+    end = start + timedelta(days=days)
+    covered: list[date] = []
+    for condition in _blocks(start, end):
+        fields = dict(cast(list[tuple[str, Any]], condition.children))
+        span, first, last = fields["span"], fields["day__gte"], fields["day__lt"]
+        day = first
+        while day < last:
+            assert (day - date(1970, 1, 1)).days % span == 0
+            covered.extend(day + timedelta(days=n) for n in range(span))
+            day += timedelta(days=span)
+
+    assert covered == [start + timedelta(days=n) for n in range(days)]
+    # One range of 64-day blocks, at most two of each smaller span.
+    assert len(_blocks(start, end)) <= 7
 
 
 def test_summary_for_one_agent_counts_their_answers_against_all_demand(

@@ -3,23 +3,28 @@ count_reply, equal to a recount from the facts, and rebuilt by rebuild_rollups."
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpdesk import histograms
 from helpdesk.models import (
+    BLOCK_SPANS,
+    DAILY_DIMENSIONS,
     ROLLUP_COUNTERS,
     ROLLUP_DIMENSIONS,
     CareFact,
     Conversation,
+    ReportBlockBucket,
     ReportBucket,
+    ReportDailyRollup,
     ReportRollup,
 )
 from helpdesk.services import rollups
@@ -62,6 +67,46 @@ def bucket_table(tenant: Tenant) -> dict[tuple[Any, ...], int]:
             *ROLLUP_DIMENSIONS, "metric", "key", "count"
         )
         return {tuple(row[:-1]): row[-1] for row in rows}
+
+
+def daily_table(tenant: Tenant) -> dict[tuple[Any, ...], dict[str, int]]:
+    """The tenant's daily rows: dimensions -> non-zero counters."""
+    with tenant_context(tenant):
+        rows = ReportDailyRollup.objects.values(*DAILY_DIMENSIONS, *ROLLUP_COUNTERS)
+        return {
+            tuple(row[d] for d in DAILY_DIMENSIONS): {
+                c: row[c] for c in ROLLUP_COUNTERS if row[c]
+            }
+            for row in rows
+        }
+
+
+def block_table(tenant: Tenant) -> dict[tuple[Any, ...], int]:
+    """The tenant's block cells: (brand, metric, span, day, key) -> count."""
+    with tenant_context(tenant):
+        rows = ReportBlockBucket.objects.values_list(
+            "brand_id", "metric", "span", "day", "key", "count"
+        )
+        return {tuple(row[:-1]): row[-1] for row in rows}
+
+
+def coarse(
+    hourly: dict[tuple[Any, ...], dict[str, int]], cells: dict[tuple[Any, ...], int]
+) -> tuple[dict[tuple[Any, ...], dict[str, int]], dict[tuple[Any, ...], int]]:
+    """The daily rows and block cells an hourly recount adds up to: the UTC day
+    and brand, account, platform, origin and sentiment; blocks of BLOCK_SPANS
+    days counted from 1970-01-01."""
+    daily: dict[tuple[Any, ...], Counter[str]] = {}
+    for (hour, brand, account, platform, origin, sentiment, *_), sums in hourly.items():
+        key = (hour.date(), brand, account, platform, origin, sentiment)
+        daily.setdefault(key, Counter()).update(sums)
+    blocks: Counter[tuple[Any, ...]] = Counter()
+    epoch = datetime(1970, 1, 1, tzinfo=UTC).date()
+    for (hour, brand, *_, metric, bucket), count in cells.items():
+        for span in BLOCK_SPANS:
+            start = epoch + timedelta(days=(hour.date() - epoch).days // span * span)
+            blocks[(brand, metric, span, start, bucket)] += count
+    return {key: dict(sums) for key, sums in daily.items()}, dict(blocks)
 
 
 @pytest.mark.django_db
@@ -111,6 +156,58 @@ def test_first_response_fact_adds_its_counters_and_two_histogram_cells(
         ("first_business", histograms.key(1200), 1, agent.pk),
         ("first_raw", histograms.key(4000), 1, agent.pk),
     ]
+
+
+@pytest.mark.django_db
+def test_one_statement_per_fact_moves_every_level_of_the_rollups(
+    tenant: Tenant, agent: User
+) -> None:
+    conversation = make_conversation(tenant, origin="direct_message")
+    fact = make_fact(
+        conversation,
+        "first_response",
+        T0,
+        apply=False,
+        agent=agent,
+        visibility="private",
+        raw_seconds=4000,
+        business_seconds=1200,
+    )
+
+    message = make_message(conversation, T0 + timedelta(days=1), apply=False)
+
+    with tenant_context(tenant):
+        with CaptureQueriesContext(connection) as fact_queries:
+            rollups.apply_fact(fact)
+        with CaptureQueriesContext(connection) as inbound_queries:
+            rollups.count_inbound(conversation, message)
+
+    assert len(fact_queries.captured_queries) == 1
+    assert len(inbound_queries.captured_queries) == 1
+    brand = conversation.brand_id
+    assert daily_table(tenant) == {
+        (T0.date(), brand, 0, "x", "direct_message", "neutral"): {
+            "answered": 1,
+            "answered_private": 1,
+            "answered_24h": 1,
+        },
+        (T0.date() + timedelta(days=1), brand, 0, "x", "direct_message", "neutral"): {
+            "inbound": 1
+        },
+    }
+    # Day 20514 (2026-03-02) lies in the 4-day block of 20512, the 16-day
+    # block of 20512 and the 64-day block of 20480.
+    blocks = {
+        (1, date(2026, 3, 2)),
+        (4, date(2026, 2, 28)),
+        (16, date(2026, 2, 28)),
+        (64, date(2026, 1, 27)),
+    }
+    assert block_table(tenant) == {
+        (brand, metric, span, day, histograms.key(seconds)): 1
+        for metric, seconds in (("first_raw", 4000), ("first_business", 1200))
+        for span, day in blocks
+    }
 
 
 @pytest.mark.django_db
@@ -187,7 +284,8 @@ events = st.lists(
         Event,
         kind=st.sampled_from(KINDS),
         conversation=st.integers(0, 2),
-        minutes=st.integers(0, 3 * 24 * 60),
+        # Twelve days from T0 (day 20514) cross the 4-day blocks of 20516 and 20520.
+        minutes=st.integers(0, 12 * 24 * 60),
         agent=st.integers(0, 2),
         visibility=st.sampled_from(("public", "private")),
         raw=st.none() | st.integers(0, 200_000),
@@ -343,13 +441,19 @@ def test_rollups_equal_a_recount_of_the_events_and_after_a_rebuild(
         ]
         expected, expected_cells = play(tenant, [agent.pk, admin.pk], sequence)
 
+        expected_daily, expected_blocks = coarse(expected, expected_cells)
+
         assert rollup_table(tenant) == expected
         assert bucket_table(tenant) == expected_cells
+        assert daily_table(tenant) == expected_daily
+        assert block_table(tenant) == expected_blocks
 
         rebuild_rollups(tenant)
 
         assert rollup_table(tenant) == expected
         assert bucket_table(tenant) == expected_cells
+        assert daily_table(tenant) == expected_daily
+        assert block_table(tenant) == expected_blocks
         transaction.set_rollback(True)
 
 
