@@ -37,22 +37,6 @@ def ago(moment: datetime | None) -> str:
 
 
 @register.filter
-def due(moment: datetime | None) -> str:
-    """An SLA deadline as "due in 12m" or "overdue 5m"."""
-    if moment is None:
-        return ""
-    seconds = (moment - timezone.now()).total_seconds()
-    if seconds < 0:
-        return f"overdue {_span(seconds)}"
-    return f"due in {_span(seconds)}"
-
-
-@register.filter
-def overdue(moment: datetime | None) -> bool:
-    return moment is not None and moment < timezone.now()
-
-
-@register.filter
 def initials(name: str | None) -> str:
     """Up to two initials for an avatar ("Jo Martin" -> "JM", "@jo" -> "J")."""
     words = (name or "").replace("@", " ").replace("_", " ").replace(".", " ").split()

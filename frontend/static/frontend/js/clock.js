@@ -1,5 +1,5 @@
-// Keeps relative times ("5m"), SLA deadlines ("due in 12m") and hold countdowns
-// current. The server renders the first value; this only refreshes it.
+// Keeps relative times ("5m") and hold countdowns current (SLA badges: sla.js).
+// The server renders the first value; this only refreshes it.
 
 function span(seconds) {
   const s = Math.abs(Math.trunc(seconds));
@@ -23,11 +23,6 @@ export function secondsLeft(iso) {
 export function tick(root = document) {
   for (const el of root.querySelectorAll("[data-ago]")) {
     el.textContent = ago(el.dataset.ago);
-  }
-  for (const el of root.querySelectorAll("[data-due]")) {
-    const seconds = (Date.parse(el.dataset.due) - Date.now()) / 1000;
-    el.textContent = seconds < 0 ? `overdue ${span(seconds)}` : `due in ${span(seconds)}`;
-    el.classList.toggle("overdue", seconds < 0);
   }
   for (const el of root.querySelectorAll("[data-countdown]")) {
     const left = secondsLeft(el.dataset.countdown);
