@@ -30,7 +30,7 @@ denominator is 0, and so is a percentile with nothing measured.
 """
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -63,7 +63,9 @@ from helpdesk.models import (
     Conversation,
     ReportBlockBucket,
     ReportBucket,
+    ReportDailyAgentRollup,
     ReportDailyRollup,
+    ReportHourlyInbound,
     ReportRollup,
 )
 from tenants.models import Brand, Membership
@@ -88,6 +90,9 @@ WORK = (
     "resolution_breached",
 )
 ROWS_CHUNK = 2000
+# The histogram blocks' grouping that counts every duration (not per agent or
+# per follower band).
+ALL_DURATIONS = {"agent_id": 0, "follower_band": ""}
 
 
 @dataclass(frozen=True)
@@ -256,6 +261,22 @@ def _utc_days(scope: _Scope) -> bool:
     )
 
 
+def _levels(
+    split: _Split,
+    coarse: Callable[[date, date], QuerySet[Any]],
+    hourly: Callable[[Q], QuerySet[Any]],
+) -> list[tuple[Any, ...]]:
+    """One query: the rows of `coarse(first day, day after)` for the split's
+    whole UTC days and of `hourly(hours)` for its edge hours (UNION ALL; the
+    caller adds rows of the same group)."""
+    parts = []
+    if split.days is not None:
+        parts.append(coarse(*split.days))
+    if split.hours or not parts:
+        parts.append(hourly(_any(_hour_ranges([split]))))
+    return _fetch(parts[0] if len(parts) == 1 else parts[0].union(parts[1], all=True))
+
+
 # --- Summary -------------------------------------------------------------------
 
 
@@ -388,7 +409,9 @@ def _period_histograms(
             parts.append(
                 grouped(
                     ReportBlockBucket.objects.filter(
-                        _dimension_filter(scope.filters), _any(blocks)
+                        _dimension_filter(scope.filters),
+                        _any(blocks),
+                        **ALL_DURATIONS,
                     ),
                     Q(day__gte=mid.astimezone(UTC).date()),
                 )
@@ -568,7 +591,11 @@ def report_timeseries(
     )
     if utc_days and _coarse_histograms(filters):
         cells = ReportBlockBucket.objects.filter(
-            _dimension_filter(filters), days, span=1, metric=Metric.FIRST_RAW
+            _dimension_filter(filters),
+            days,
+            span=1,
+            metric=Metric.FIRST_RAW,
+            **ALL_DURATIONS,
         ).values("day", "key")
     else:
         cells = (
@@ -626,49 +653,71 @@ def report_agents(
     Each row: `agent_id`, `display_name` and `email` (empty when the user is no
     longer a member), `answered` (first responses), `first_response_p50`
     (calendar seconds), `public_replies`, `private_moves` and `no_reply` (marks).
-    Agents with all counters zero are left out. Four queries at most.
+    Agents with all counters zero are left out. Four queries at most: whole UTC
+    days from the daily per-agent rows and the per-agent histogram blocks (the
+    latter with no account or platform chosen), edge hours from the hourly level.
     """
     scope = _scope(filters)
-    where = (
-        _dimension_filter(filters),
-        _agent_filter(filters),
-        _in(scope.bounds()),
-        ~Q(agent_id=0),
-    )
-    totals = (
-        ReportRollup.objects.filter(*where)
-        .values("agent_id")
-        .annotate(
-            answered=Sum("answered"),
-            public_replies=Sum("public_replies"),
-            private_moves=Sum("private_moves"),
-            no_reply=Sum("no_reply"),
+    split = _split(*scope.bounds())
+    where = (_dimension_filter(filters), _agent_filter(filters), ~Q(agent_id=0))
+    counters = ("answered", "public_replies", "private_moves", "no_reply")
+
+    def totals(queryset: QuerySet[Any]) -> QuerySet[Any]:
+        result: QuerySet[Any] = (
+            queryset.values("agent_id")
+            .annotate(**{f"sum_{name}": Sum(name) for name in counters})
+            .values_list("agent_id", *(f"sum_{name}" for name in counters))
         )
-        .values_list(
-            "agent_id", "answered", "public_replies", "private_moves", "no_reply"
+        return result
+
+    def cells(queryset: QuerySet[Any]) -> QuerySet[Any]:
+        result: QuerySet[Any] = (
+            queryset.filter(metric=Metric.FIRST_RAW)
+            .values("agent_id", "key")
+            .annotate(n=Sum("count"))
+            .values_list("agent_id", "key", "n")
         )
-    )
-    cells = (
-        ReportBucket.objects.filter(*where, metric=Metric.FIRST_RAW)
-        .values("agent_id", "key")
-        .annotate(n=Sum("count"))
-        .values_list("agent_id", "key", "n")
-    )
+        return result
+
+    sums: dict[int, list[int]] = defaultdict(lambda: [0] * len(counters))
+    for agent_id, *values in _levels(
+        split,
+        lambda lo, hi: totals(
+            ReportDailyAgentRollup.objects.filter(*where, day__gte=lo, day__lt=hi)
+        ),
+        lambda hours: totals(ReportRollup.objects.filter(*where, hours)),
+    ):
+        for n, value in enumerate(values):
+            sums[agent_id][n] += int(value or 0)
+    if filters.account_id is None and filters.platform is None:
+        cell_rows = _levels(
+            split,
+            lambda lo, hi: cells(
+                ReportBlockBucket.objects.filter(
+                    *where, _any(_blocks(lo, hi)), follower_band=""
+                )
+            ),
+            lambda hours: cells(ReportBucket.objects.filter(*where, hours)),
+        )
+    else:
+        cell_rows = _fetch(
+            cells(ReportBucket.objects.filter(*where, _in(scope.bounds())))
+        )
     histogram: dict[int, dict[int, int]] = defaultdict(dict)
-    for agent_id, key, n in _fetch(cells):
-        histogram[agent_id][key] = int(n)
+    for agent_id, key, n in cell_rows:
+        histogram[agent_id][key] = histogram[agent_id].get(key, 0) + int(n)
     rows: list[dict[str, Any]] = [
         {
             "agent_id": agent_id,
             "display_name": "",
             "email": "",
-            "answered": int(answered or 0),
+            "answered": answered,
             "first_response_p50": _quantile(histogram.get(agent_id, {}), 0.5),
-            "public_replies": int(public or 0),
-            "private_moves": int(moves or 0),
-            "no_reply": int(no_reply or 0),
+            "public_replies": public,
+            "private_moves": moves,
+            "no_reply": no_reply,
         }
-        for agent_id, answered, public, moves, no_reply in _fetch(totals)
+        for agent_id, (answered, public, moves, no_reply) in sums.items()
         if answered or public or moves or no_reply
     ]
     members = Membership.objects.filter(
@@ -693,27 +742,57 @@ def report_fairness(membership: Membership, filters: ReportFilters) -> dict[str,
     "first_response_p90"}}, "ratio", "flagged"}`: `ratio` is the slowest band's
     p90 over the fastest band's p90 among bands with answers (None with fewer
     than two such bands, or a fastest p90 of 0), `flagged` is ratio > 1.2.
-    Calendar seconds. Three queries at most.
+    Calendar seconds. Three queries at most: whole UTC days from the daily
+    per-agent rows and the per-band histogram blocks (the latter with no agent,
+    account or platform chosen), edge hours from the hourly level.
     """
     scope = _scope(filters)
-    where = (_dimension_filter(filters), _agent_filter(filters), _in(scope.bounds()))
-    answered = dict(
-        _fetch(
-            ReportRollup.objects.filter(*where)
-            .values("follower_band")
+    split = _split(*scope.bounds())
+    where = (_dimension_filter(filters), _agent_filter(filters))
+
+    def answers(queryset: QuerySet[Any]) -> QuerySet[Any]:
+        result: QuerySet[Any] = (
+            queryset.values("follower_band")
             .annotate(n=Sum("answered"))
             .values_list("follower_band", "n")
         )
-    )
-    cells = (
-        ReportBucket.objects.filter(*where, metric=Metric.FIRST_RAW)
-        .values("follower_band", "key")
-        .annotate(n=Sum("count"))
-        .values_list("follower_band", "key", "n")
-    )
+        return result
+
+    def cells(queryset: QuerySet[Any]) -> QuerySet[Any]:
+        result: QuerySet[Any] = (
+            queryset.filter(metric=Metric.FIRST_RAW)
+            .values("follower_band", "key")
+            .annotate(n=Sum("count"))
+            .values_list("follower_band", "key", "n")
+        )
+        return result
+
+    answered: dict[str, int] = defaultdict(int)
+    for band, n in _levels(
+        split,
+        lambda lo, hi: answers(
+            ReportDailyAgentRollup.objects.filter(*where, day__gte=lo, day__lt=hi)
+        ),
+        lambda hours: answers(ReportRollup.objects.filter(*where, hours)),
+    ):
+        answered[band] += int(n or 0)
+    if _coarse_histograms(filters):
+        cell_rows = _levels(
+            split,
+            lambda lo, hi: cells(
+                ReportBlockBucket.objects.filter(
+                    *where, _any(_blocks(lo, hi)), ~Q(follower_band="")
+                )
+            ),
+            lambda hours: cells(ReportBucket.objects.filter(*where, hours)),
+        )
+    else:
+        cell_rows = _fetch(
+            cells(ReportBucket.objects.filter(*where, _in(scope.bounds())))
+        )
     histogram: dict[str, dict[int, int]] = defaultdict(dict)
-    for band, key, n in _fetch(cells):
-        histogram[band][key] = int(n)
+    for band, key, n in cell_rows:
+        histogram[band][key] = histogram[band].get(key, 0) + int(n)
     bands: dict[str, dict[str, Any]] = {}
     for band in BANDS:
         p50, p90 = histograms.quantiles(histogram.get(band, {}), (0.5, 0.9))
@@ -774,11 +853,11 @@ def report_heatmap(membership: Membership, filters: ReportFilters) -> dict[str, 
     [[bool] * 24] * 7}`, weekday 0 = Monday, hours in the report's time zone.
     `staffed` marks the hours that overlap the brand's business hours (all True
     for a brand with no hours, which counts as staffed around the clock; all
-    False with no brand). Two queries at most.
+    False with no brand). Two queries at most (the hourly inbound rows).
     """
     scope = _scope(filters)
     counts = (
-        ReportRollup.objects.filter(
+        ReportHourlyInbound.objects.filter(
             _dimension_filter(filters), _in(scope.bounds()), inbound__gt=0
         )
         .annotate(

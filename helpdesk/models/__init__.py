@@ -19,6 +19,7 @@ from helpdesk.models.core import (
     agent_reference,
 )
 from helpdesk.models.performance import (
+    AGENT_COUNTERS,
     BLOCK_SPANS,
     DAILY_DIMENSIONS,
     ROLLUP_COUNTERS,
@@ -26,13 +27,16 @@ from helpdesk.models.performance import (
     CareFact,
     ReportBlockBucket,
     ReportBucket,
+    ReportDailyAgentRollup,
     ReportDailyRollup,
+    ReportHourlyInbound,
     ReportRollup,
     SimulationRun,
 )
 from helpdesk.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "AGENT_COUNTERS",
     "BLOCK_SPANS",
     "DAILY_DIMENSIONS",
     "ROLLUP_COUNTERS",
@@ -50,7 +54,9 @@ __all__ = [
     "Note",
     "ReportBlockBucket",
     "ReportBucket",
+    "ReportDailyAgentRollup",
     "ReportDailyRollup",
+    "ReportHourlyInbound",
     "ReportRollup",
     "SavedReply",
     "SimulationRun",

@@ -275,6 +275,75 @@ class ReportDailyRollup(TenantModel):
         return f"Rollup {self.day:%Y-%m-%d} brand {self.brand_id}"
 
 
+# The counters kept per agent and follower band (ReportDailyAgentRollup).
+AGENT_COUNTERS = ("answered", "public_replies", "private_moves", "no_reply")
+
+
+class ReportDailyAgentRollup(TenantModel):
+    """What agents did on one UTC day, per brand, account, platform, agent (0
+    for none) and follower band: the agents table and the fairness panel read
+    these for whole days."""
+
+    day = models.DateField()
+    brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    account_id = models.BigIntegerField(default=0)
+    platform = models.CharField(max_length=20)
+    agent_id = models.BigIntegerField(default=0)
+    follower_band = models.CharField(max_length=8)
+    answered = models.PositiveIntegerField(default=0)
+    public_replies = models.PositiveIntegerField(default=0)
+    private_moves = models.PositiveIntegerField(default=0)
+    no_reply = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["brand"]),
+            models.UniqueConstraint(
+                fields=[
+                    "tenant",
+                    "brand",
+                    "account_id",
+                    "platform",
+                    "agent_id",
+                    "follower_band",
+                    "day",
+                ],
+                name="helpdesk_daily_agent_uniq",
+            ),
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(
+                fields=["tenant", "brand", "day"], name="helpdesk_daily_agent_ix"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Agent {self.agent_id} on {self.day:%Y-%m-%d} brand {self.brand_id}"
+
+
+class ReportHourlyInbound(TenantModel):
+    """Inbound customer messages per UTC hour, brand, account and platform: the
+    hour-of-week heatmap reads these."""
+
+    hour = models.DateTimeField()
+    brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    account_id = models.BigIntegerField(default=0)
+    platform = models.CharField(max_length=20)
+    inbound = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["brand"]),
+            models.UniqueConstraint(
+                fields=["tenant", "brand", "hour", "account_id", "platform"],
+                name="helpdesk_hourly_inbound_uniq",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.inbound} inbound {self.hour:%Y-%m-%d %H}:00"
+
+
 class ReportBlockBucket(TenantModel):
     """A histogram cell of one brand over a block of `span` UTC days starting on
     `day` (BLOCK_SPANS): the hourly cells of those days summed over every other
@@ -283,6 +352,11 @@ class ReportBlockBucket(TenantModel):
 
     brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
     metric = models.CharField(max_length=20, choices=ReportBucket.Metric.choices)
+    # The grouping: (0, "") counts every duration; first responses are also
+    # counted per agent (agent_id, "") for agents other than 0, and per follower
+    # band (0, band), for the agents table and the fairness panel.
+    agent_id = models.BigIntegerField(default=0)
+    follower_band = models.CharField(max_length=8, blank=True)
     span = models.PositiveSmallIntegerField()
     day = models.DateField()
     key = models.IntegerField()
@@ -292,7 +366,16 @@ class ReportBlockBucket(TenantModel):
         constraints: ClassVar[list[Any]] = [
             *tenant_constraints(fks=["brand"]),
             models.UniqueConstraint(
-                fields=["tenant", "brand", "metric", "span", "day", "key"],
+                fields=[
+                    "tenant",
+                    "brand",
+                    "metric",
+                    "agent_id",
+                    "follower_band",
+                    "span",
+                    "day",
+                    "key",
+                ],
                 name="helpdesk_block_cell_uniq",
             ),
         ]

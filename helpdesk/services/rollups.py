@@ -11,12 +11,16 @@ Dimensions (`ROLLUP_DIMENSIONS`): the UTC hour the demand started (a fact's
 none), platform, origin, sentiment, agent id (the responder for response, no-reply
 and other agent facts; 0 for opened facts and inbound messages) and follower band.
 
-Two coarser levels move in the same statement (PostgreSQL: one statement with a
-data-modifying WITH; SQLite: one more), for reports over whole days:
+Coarser levels move in the same statement (PostgreSQL: one statement with
+data-modifying WITHs; SQLite: one statement per table), for reports:
 `ReportDailyRollup` (the UTC day, brand, account, platform, origin and sentiment:
-no agent, no follower band) and `ReportBlockBucket` (per brand and metric, the
-cells of blocks of 1, 4, 16 and 64 UTC days, `BLOCK_SPANS`). Each coarse row always
-equals the sum of the hourly rows (cells) it covers.
+no agent, no follower band), `ReportDailyAgentRollup` (the UTC day, brand,
+account, platform, agent and follower band: AGENT_COUNTERS),
+`ReportHourlyInbound` (the hour, brand, account and platform: inbound) and
+`ReportBlockBucket` (per brand and metric, the cells of blocks of 1, 4, 16 and
+64 UTC days, `BLOCK_SPANS`; first responses also per agent and per follower
+band). Each coarse row always equals the sum of the hourly rows (cells) it
+covers.
 """
 
 # ruff: noqa: S608 - the SQL is built from module constants; values are parameters.
@@ -29,6 +33,7 @@ from django.db import connection
 
 from helpdesk import histograms
 from helpdesk.models import (
+    AGENT_COUNTERS,
     BLOCK_SPANS,
     DAILY_DIMENSIONS,
     ROLLUP_COUNTERS,
@@ -38,7 +43,9 @@ from helpdesk.models import (
     Message,
     ReportBlockBucket,
     ReportBucket,
+    ReportDailyAgentRollup,
     ReportDailyRollup,
+    ReportHourlyInbound,
     ReportRollup,
 )
 from tenants.context import tenant_context
@@ -50,7 +57,28 @@ DAILY_TABLE = ReportDailyRollup._meta.db_table
 BLOCK_TABLE = ReportBlockBucket._meta.db_table
 # The unique keys of the coarse levels (their ON CONFLICT targets).
 DAILY_KEY = ("tenant_id", "brand_id", *DAILY_DIMENSIONS[2:], "day")
-BLOCK_KEY = ("tenant_id", "brand_id", "metric", "span", "day", "key")
+AGENT_TABLE = ReportDailyAgentRollup._meta.db_table
+AGENT_KEY = (
+    "tenant_id",
+    "brand_id",
+    "account_id",
+    "platform",
+    "agent_id",
+    "follower_band",
+    "day",
+)
+INBOUND_TABLE = ReportHourlyInbound._meta.db_table
+INBOUND_KEY = ("tenant_id", "brand_id", "hour", "account_id", "platform")
+BLOCK_KEY = (
+    "tenant_id",
+    "brand_id",
+    "metric",
+    "agent_id",
+    "follower_band",
+    "span",
+    "day",
+    "key",
+)
 EPOCH = date(1970, 1, 1)
 # Column names of the dimensions (brand is a foreign key).
 DIMENSION_COLUMNS = ("tenant_id", *ROLLUP_DIMENSIONS)
@@ -194,76 +222,128 @@ def _execute(statements: Sequence[Statement]) -> None:
                 cursor.execute(sql, params)
 
 
+def _upsert(
+    table: str,
+    key: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    values: Sequence[str],
+    added: Sequence[str] | None = None,
+) -> Statement:
+    """One INSERT of `rows` (the key's values, then `values`' columns) that adds
+    `added` (all of `values` by default) to the rows already there."""
+    names = [*key, *values]
+    row = "(" + ", ".join(["%s"] * len(names)) + ")"
+    updates = ", ".join(
+        f"{name} = {table}.{name} + EXCLUDED.{name}"
+        for name in (values if added is None else added)
+    )
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) "
+        f"VALUES {', '.join([row] * len(rows))} "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
+        [value for values_row in rows for value in values_row],
+    )
+
+
 def _rollup_statements(dims: Dims, counters: Mapping[str, int]) -> list[Statement]:
     if not counters:
         return []
-    values = [counters.get(name, 0) for name in ROLLUP_COUNTERS]
-    statements: list[Statement] = []
-    for table, columns, key, params in (
-        (ROLLUP_TABLE, DIMENSION_COLUMNS, DIMENSION_COLUMNS, _params(dims)),
-        (
-            DAILY_TABLE,
-            DAILY_KEY,
-            DAILY_KEY,
-            [
-                dims[column] if column != "day" else dims["hour"].date()
-                for column in DAILY_KEY
-            ],
-        ),
-    ):
-        names = [*columns, *ROLLUP_COUNTERS]
-        updates = ", ".join(
-            f"{name} = {table}.{name} + EXCLUDED.{name}" for name in counters
+    day = dims["hour"].date()
+    changed = [name for name in ROLLUP_COUNTERS if counters.get(name)]
+    statements = [
+        _upsert(
+            table,
+            key,
+            [[*params, *(counters.get(name, 0) for name in ROLLUP_COUNTERS)]],
+            ROLLUP_COUNTERS,
+            changed,
         )
-        statements.append(
+        for table, key, params in (
+            (ROLLUP_TABLE, DIMENSION_COLUMNS, _params(dims)),
             (
-                f"INSERT INTO {table} ({', '.join(names)}) "
-                f"VALUES ({', '.join(['%s'] * len(names))}) "
-                f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
-                [*params, *values],
+                DAILY_TABLE,
+                DAILY_KEY,
+                [dims[c] if c != "day" else day for c in DAILY_KEY],
+            ),
+        )
+    ]
+    agent_work = [name for name in AGENT_COUNTERS if counters.get(name)]
+    if agent_work:
+        statements.append(
+            _upsert(
+                AGENT_TABLE,
+                AGENT_KEY,
+                [
+                    [
+                        *(dims[c] if c != "day" else day for c in AGENT_KEY),
+                        *(counters.get(name, 0) for name in AGENT_COUNTERS),
+                    ]
+                ],
+                AGENT_COUNTERS,
+                agent_work,
+            )
+        )
+    if counters.get("inbound"):
+        hour = connection.ops.adapt_datetimefield_value(dims["hour"])
+        statements.append(
+            _upsert(
+                INBOUND_TABLE,
+                INBOUND_KEY,
+                [
+                    [
+                        *(dims[c] if c != "hour" else hour for c in INBOUND_KEY),
+                        counters["inbound"],
+                    ]
+                ],
+                ["inbound"],
             )
         )
     return statements
 
 
+def _block_groups(dims: Dims, metric: str) -> list[tuple[int, str]]:
+    """The (agent_id, follower_band) groupings a cell of `metric` counts in."""
+    groups = [(0, "")]
+    if metric == ReportBucket.Metric.FIRST_RAW:
+        if dims["agent_id"]:
+            groups.append((dims["agent_id"], ""))
+        groups.append((0, dims["follower_band"]))
+    return groups
+
+
 def _bucket_statements(dims: Dims, cells: Sequence[tuple[str, int]]) -> list[Statement]:
     if not cells:
         return []
-    columns = [*DIMENSION_COLUMNS, "metric", "key", "count"]
-    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    hourly = (
-        f"INSERT INTO {BUCKET_TABLE} ({', '.join(columns)}) "
-        f"VALUES {', '.join([row] * len(cells))} "
-        f"ON CONFLICT ({', '.join(DIMENSION_COLUMNS)}, metric, key) "
-        f"DO UPDATE SET count = {BUCKET_TABLE}.count + EXCLUDED.count"
-    )
     base = _params(dims)
-    params: list[Any] = []
-    for metric, bucket in cells:
-        params.extend([*base, metric, bucket, 1])
-    day = dims["hour"].date()
-    block_row = "(" + ", ".join(["%s"] * (len(BLOCK_KEY) + 1)) + ")"
-    blocks = (
-        f"INSERT INTO {BLOCK_TABLE} ({', '.join(BLOCK_KEY)}, count) "
-        f"VALUES {', '.join([block_row] * (len(cells) * len(BLOCK_SPANS)))} "
-        f"ON CONFLICT ({', '.join(BLOCK_KEY)}) "
-        f"DO UPDATE SET count = {BLOCK_TABLE}.count + EXCLUDED.count"
+    hourly = _upsert(
+        BUCKET_TABLE,
+        [*DIMENSION_COLUMNS, "metric", "key"],
+        [[*base, metric, bucket, 1] for metric, bucket in cells],
+        ["count"],
     )
-    block_params: list[Any] = []
-    for metric, bucket in cells:
-        for span in BLOCK_SPANS:
-            block_params.extend(
-                [
-                    dims["tenant_id"],
-                    dims["brand_id"],
-                    metric,
-                    span,
-                    block_start(day, span),
-                    bucket,
-                    1,
-                ]
-            )
-    return [(hourly, params), (blocks, block_params)]
+    day = dims["hour"].date()
+    blocks = _upsert(
+        BLOCK_TABLE,
+        BLOCK_KEY,
+        [
+            [
+                dims["tenant_id"],
+                dims["brand_id"],
+                metric,
+                agent_id,
+                band,
+                span,
+                block_start(day, span),
+                bucket,
+                1,
+            ]
+            for metric, bucket in cells
+            for agent_id, band in _block_groups(dims, metric)
+            for span in BLOCK_SPANS
+        ],
+        ["count"],
+    )
+    return [hourly, blocks]
 
 
 def _upsert_rollup(dims: Dims, counters: Mapping[str, int]) -> None:
@@ -485,16 +565,54 @@ def _rebuild_daily_sql() -> str:
     )
 
 
+def _rebuild_agent_sql() -> str:
+    """The daily per-agent rows from the tenant's (just rebuilt) hourly rows."""
+    groups = ", ".join(f"r.{column}" for column in AGENT_KEY if column != "day")
+    day = _day_sql("r.hour")
+    sums = ", ".join(f"SUM(r.{name})" for name in AGENT_COUNTERS)
+    return (
+        f"INSERT INTO {AGENT_TABLE} ({', '.join(AGENT_KEY)}, "
+        f"{', '.join(AGENT_COUNTERS)}) SELECT {groups}, {day}, {sums} "
+        f'FROM {ROLLUP_TABLE} r WHERE r."tenant_id" = %s GROUP BY {groups}, {day} '
+        f"HAVING {' + '.join(f'SUM(r.{name})' for name in AGENT_COUNTERS)} > 0"
+    )
+
+
+def _rebuild_inbound_sql() -> str:
+    """The hourly inbound rows from the tenant's (just rebuilt) hourly rows."""
+    groups = ", ".join(f"r.{column}" for column in INBOUND_KEY)
+    return (
+        f"INSERT INTO {INBOUND_TABLE} ({', '.join(INBOUND_KEY)}, inbound) "
+        f"SELECT {groups}, SUM(r.inbound) FROM {ROLLUP_TABLE} r "
+        f'WHERE r."tenant_id" = %s AND r.inbound > 0 GROUP BY {groups}'
+    )
+
+
 def _rebuild_blocks_sql() -> str:
-    """The block cells from the tenant's (just rebuilt) hourly cells."""
+    """The block cells from the tenant's (just rebuilt) hourly cells: every
+    cell for all (0, ""); first responses also per agent (not 0) and per band."""
     spans = " UNION ALL ".join(f"SELECT {span} AS span" for span in BLOCK_SPANS)
-    start = _block_sql(_day_sql("b.hour"), "s.span")
+    first = ReportBucket.Metric.FIRST_RAW.value
+    columns = "b.tenant_id, b.brand_id, b.metric, {}, b.hour, b.key, b.count"
+    groupings = " UNION ALL ".join(
+        f"SELECT {columns.format(grouping)} FROM {BUCKET_TABLE} b "
+        f'WHERE b."tenant_id" = %s{condition}'
+        for grouping, condition in (
+            ("0 AS agent_id, '' AS follower_band", ""),
+            (
+                "b.agent_id, '' AS follower_band",
+                f" AND b.metric = '{first}' AND b.agent_id <> 0",
+            ),
+            ("0 AS agent_id, b.follower_band", f" AND b.metric = '{first}'"),
+        )
+    )
+    start = _block_sql(_day_sql("c.hour"), "s.span")
+    keys = "c.tenant_id, c.brand_id, c.metric, c.agent_id, c.follower_band"
     return (
         f"INSERT INTO {BLOCK_TABLE} ({', '.join(BLOCK_KEY)}, count) "
-        f"SELECT b.tenant_id, b.brand_id, b.metric, s.span, {start}, b.key, "
-        f"SUM(b.count) FROM {BUCKET_TABLE} b CROSS JOIN ({spans}) s "
-        f'WHERE b."tenant_id" = %s '
-        f"GROUP BY b.tenant_id, b.brand_id, b.metric, s.span, {start}, b.key"
+        f"SELECT {keys}, s.span, {start}, c.key, SUM(c.count) "
+        f"FROM ({groupings}) c CROSS JOIN ({spans}) s "
+        f"GROUP BY {keys}, s.span, {start}, c.key"
     )
 
 
@@ -505,8 +623,9 @@ def rebuild_rollups(tenant: Tenant | int) -> tuple[int, int]:
     `CareFact` rows, its inbound customer messages (dimensions from their
     conversation as it is now) and its agents' messages: a public reply (kind
     reply, visibility public) or a move to private (kind private_invite). A DM
-    reply counts as neither, as when it is queued. Then the daily rows and
-    the block cells, summed from the new hourly rows and cells. Opens
+    reply counts as neither, as when it is queued. Then the coarse levels
+    (daily rows, daily per-agent rows, hourly inbound rows and block cells),
+    summed from the new hourly rows and cells. Opens
     the tenant's context (a savepoint when it is open already). Returns the number
     of hourly rollup rows and histogram cells written.
     """
@@ -524,10 +643,12 @@ def rebuild_rollups(tenant: Tenant | int) -> tuple[int, int]:
         rows = cursor.rowcount
         cursor.execute(_rebuild_buckets_sql(), [tenant_id] * 6)
         cells = cursor.rowcount
-        for table in (DAILY_TABLE, BLOCK_TABLE):
+        for table in (DAILY_TABLE, AGENT_TABLE, INBOUND_TABLE, BLOCK_TABLE):
             cursor.execute(
                 f'DELETE FROM {table} WHERE "{table}"."tenant_id" = %s', [tenant_id]
             )
         cursor.execute(_rebuild_daily_sql(), [tenant_id])
-        cursor.execute(_rebuild_blocks_sql(), [tenant_id])
+        cursor.execute(_rebuild_agent_sql(), [tenant_id])
+        cursor.execute(_rebuild_inbound_sql(), [tenant_id])
+        cursor.execute(_rebuild_blocks_sql(), [tenant_id] * 3)
     return rows, cells

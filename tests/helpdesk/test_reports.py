@@ -473,6 +473,52 @@ def test_fairness_compares_the_bands_and_flags_a_ratio_over_1_2(
     }
 
 
+def test_agents_and_fairness_in_a_brand_zone_read_edge_hours_and_whole_days(
+    scenario: Scenario,
+    lead: Membership,
+    agent: User,
+    admin: User,
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
+    # New York's week of 2 March runs from 05:00 UTC on 2 March to 04:00 UTC on
+    # 9 March: c1's and c2's answers and replies fall in the edge hours of 2
+    # March, c3's answer and c4's mark in whole UTC days. An answer at 04:30
+    # UTC on 2 March (1 March in New York) stays out.
+    early = make_conversation(lead.tenant, follower_band="small")
+    make_fact(
+        early,
+        "first_response",
+        at(2, 4, 30),
+        agent=agent,
+        raw_seconds=60,
+        business_seconds=60,
+        visibility="public",
+    )
+    week = ReportFilters(start=WEEK.start, end=WEEK.end, brand_id=scenario.brand.pk)
+    with tenant_context(lead.tenant):
+        Brand.objects.filter(pk=scenario.brand.pk).update(timezone="America/New_York")
+        with django_assert_num_queries(4):
+            rows = report_agents(lead, week)
+        with django_assert_num_queries(3):
+            fairness = report_fairness(lead, week)
+
+    assert [
+        (row["agent_id"], row["answered"], row["first_response_p50"]) for row in rows
+    ] == [(agent.pk, 2, v(600)), (admin.pk, 1, v(5400))]
+    assert [
+        (row["public_replies"], row["private_moves"], row["no_reply"]) for row in rows
+    ] == [(2, 0, 1), (0, 1, 0)]
+    assert {
+        band: (row["answered"], row["first_response_p50"], row["first_response_p90"])
+        for band, row in fairness["bands"].items()
+    } == {
+        "small": (1, v(600), v(600)),
+        "medium": (1, v(5400), v(5400)),
+        "large": (1, v(30000), v(30000)),
+    }
+    assert fairness["ratio"] == v(30000) / v(600)
+
+
 def test_fairness_with_one_band_has_no_ratio(
     scenario: Scenario, lead: Membership
 ) -> None:

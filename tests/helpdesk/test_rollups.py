@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from helpdesk import histograms
 from helpdesk.models import (
+    AGENT_COUNTERS,
     BLOCK_SPANS,
     DAILY_DIMENSIONS,
     ROLLUP_COUNTERS,
@@ -24,7 +25,9 @@ from helpdesk.models import (
     Conversation,
     ReportBlockBucket,
     ReportBucket,
+    ReportDailyAgentRollup,
     ReportDailyRollup,
+    ReportHourlyInbound,
     ReportRollup,
 )
 from helpdesk.services import rollups
@@ -81,32 +84,107 @@ def daily_table(tenant: Tenant) -> dict[tuple[Any, ...], dict[str, int]]:
         }
 
 
+AGENT_DIMENSIONS = (
+    "day",
+    "brand_id",
+    "account_id",
+    "platform",
+    "agent_id",
+    "follower_band",
+)
+
+
+def agent_table(tenant: Tenant) -> dict[tuple[Any, ...], dict[str, int]]:
+    """The tenant's daily per-agent rows: dimensions -> non-zero counters."""
+    with tenant_context(tenant):
+        rows = ReportDailyAgentRollup.objects.values(*AGENT_DIMENSIONS, *AGENT_COUNTERS)
+        return {
+            tuple(row[d] for d in AGENT_DIMENSIONS): {
+                c: row[c] for c in AGENT_COUNTERS if row[c]
+            }
+            for row in rows
+        }
+
+
+def inbound_table(tenant: Tenant) -> dict[tuple[Any, ...], int]:
+    """The tenant's hourly inbound rows: (hour, brand, account, platform) -> n."""
+    with tenant_context(tenant):
+        rows = ReportHourlyInbound.objects.values_list(
+            "hour", "brand_id", "account_id", "platform", "inbound"
+        )
+        return {tuple(row[:-1]): row[-1] for row in rows}
+
+
 def block_table(tenant: Tenant) -> dict[tuple[Any, ...], int]:
-    """The tenant's block cells: (brand, metric, span, day, key) -> count."""
+    """The tenant's block cells: (brand, metric, agent, band, span, day, key) ->
+    count."""
     with tenant_context(tenant):
         rows = ReportBlockBucket.objects.values_list(
-            "brand_id", "metric", "span", "day", "key", "count"
+            "brand_id",
+            "metric",
+            "agent_id",
+            "follower_band",
+            "span",
+            "day",
+            "key",
+            "count",
         )
         return {tuple(row[:-1]): row[-1] for row in rows}
 
 
 def coarse(
     hourly: dict[tuple[Any, ...], dict[str, int]], cells: dict[tuple[Any, ...], int]
-) -> tuple[dict[tuple[Any, ...], dict[str, int]], dict[tuple[Any, ...], int]]:
-    """The daily rows and block cells an hourly recount adds up to: the UTC day
-    and brand, account, platform, origin and sentiment; blocks of BLOCK_SPANS
-    days counted from 1970-01-01."""
+) -> dict[str, dict[tuple[Any, ...], Any]]:
+    """The coarse levels an hourly recount adds up to: daily rows (the UTC day,
+    brand, account, platform, origin, sentiment), daily per-agent rows (day,
+    brand, account, platform, agent, band; AGENT_COUNTERS), hourly inbound
+    (hour, brand, account, platform) and block cells of BLOCK_SPANS days counted
+    from 1970-01-01, for all durations and, for first responses, per agent (not
+    0) and per band."""
     daily: dict[tuple[Any, ...], Counter[str]] = {}
-    for (hour, brand, account, platform, origin, sentiment, *_), sums in hourly.items():
-        key = (hour.date(), brand, account, platform, origin, sentiment)
-        daily.setdefault(key, Counter()).update(sums)
+    agents: dict[tuple[Any, ...], Counter[str]] = {}
+    inbound: Counter[tuple[Any, ...]] = Counter()
+    for key, sums in hourly.items():
+        hour, brand, account, platform, origin, sentiment, agent, band = key
+        day = hour.date()
+        daily.setdefault(
+            (day, brand, account, platform, origin, sentiment), Counter()
+        ).update(sums)
+        work = {name: sums[name] for name in AGENT_COUNTERS if sums.get(name)}
+        if work:
+            agents.setdefault(
+                (day, brand, account, platform, agent, band), Counter()
+            ).update(work)
+        if sums.get("inbound"):
+            inbound[(hour, brand, account, platform)] += sums["inbound"]
     blocks: Counter[tuple[Any, ...]] = Counter()
     epoch = datetime(1970, 1, 1, tzinfo=UTC).date()
-    for (hour, brand, *_, metric, bucket), count in cells.items():
+    for (hour, brand, *_, agent, band, metric, bucket), count in cells.items():
+        groups = [(0, "")]
+        if metric == "first_raw":
+            groups += [(agent, "")] if agent else []
+            groups.append((0, band))
         for span in BLOCK_SPANS:
             start = epoch + timedelta(days=(hour.date() - epoch).days // span * span)
-            blocks[(brand, metric, span, start, bucket)] += count
-    return {key: dict(sums) for key, sums in daily.items()}, dict(blocks)
+            for group_agent, group_band in groups:
+                blocks[
+                    (brand, metric, group_agent, group_band, span, start, bucket)
+                ] += count
+    return {
+        "daily": {key: dict(sums) for key, sums in daily.items()},
+        "agents": {key: dict(sums) for key, sums in agents.items()},
+        "inbound": dict(inbound),
+        "blocks": dict(blocks),
+    }
+
+
+def coarse_tables(tenant: Tenant) -> dict[str, dict[tuple[Any, ...], Any]]:
+    return {
+        "daily": daily_table(tenant),
+        "agents": agent_table(tenant),
+        "inbound": inbound_table(tenant),
+        "blocks": block_table(tenant),
+    }
 
 
 @pytest.mark.django_db
@@ -195,6 +273,10 @@ def test_one_statement_per_fact_moves_every_level_of_the_rollups(
             "inbound": 1
         },
     }
+    assert agent_table(tenant) == {
+        (T0.date(), brand, 0, "x", agent.pk, "small"): {"answered": 1}
+    }
+    assert inbound_table(tenant) == {(HOUR + timedelta(days=1), brand, 0, "x"): 1}
     # Day 20514 (2026-03-02) lies in the 4-day block of 20512, the 16-day
     # block of 20512 and the 64-day block of 20480.
     blocks = {
@@ -203,10 +285,17 @@ def test_one_statement_per_fact_moves_every_level_of_the_rollups(
         (16, date(2026, 2, 28)),
         (64, date(2026, 1, 27)),
     }
+    raw, business = histograms.key(4000), histograms.key(1200)
     assert block_table(tenant) == {
-        (brand, metric, span, day, histograms.key(seconds)): 1
-        for metric, seconds in (("first_raw", 4000), ("first_business", 1200))
-        for span, day in blocks
+        **{
+            (brand, "first_raw", agent_id, band, span, day, raw): 1
+            for agent_id, band in ((0, ""), (agent.pk, ""), (0, "small"))
+            for span, day in blocks
+        },
+        **{
+            (brand, "first_business", 0, "", span, day, business): 1
+            for span, day in blocks
+        },
     }
 
 
@@ -441,19 +530,17 @@ def test_rollups_equal_a_recount_of_the_events_and_after_a_rebuild(
         ]
         expected, expected_cells = play(tenant, [agent.pk, admin.pk], sequence)
 
-        expected_daily, expected_blocks = coarse(expected, expected_cells)
+        expected_coarse = coarse(expected, expected_cells)
 
         assert rollup_table(tenant) == expected
         assert bucket_table(tenant) == expected_cells
-        assert daily_table(tenant) == expected_daily
-        assert block_table(tenant) == expected_blocks
+        assert coarse_tables(tenant) == expected_coarse
 
         rebuild_rollups(tenant)
 
         assert rollup_table(tenant) == expected
         assert bucket_table(tenant) == expected_cells
-        assert daily_table(tenant) == expected_daily
-        assert block_table(tenant) == expected_blocks
+        assert coarse_tables(tenant) == expected_coarse
         transaction.set_rollback(True)
 
 

@@ -63,7 +63,7 @@ BENCH_DB = "earshot_bench_reports"
 DATASET = "reports-v2"
 # The rollup schema the cached data set's rollups were built for: a change
 # (bump it) rebuilds every tenant's rollups without refilling the data.
-ROLLUPS = "rollups-v4-daily-blocks-1-4-16-64"
+ROLLUPS = "rollups-v5-daily-agents-inbound-blocks"
 TENANTS = 1000
 TARGET = {"conversations": 100_000, "per_conversation": 10}
 OTHERS = {"conversations": 100, "per_conversation": 2}
