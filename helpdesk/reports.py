@@ -689,12 +689,20 @@ def report_agents(
     ):
         for n, value in enumerate(values):
             sums[agent_id][n] += int(value or 0)
-    if filters.account_id is None and filters.platform is None:
+    agents = [agent_id for agent_id, values in sums.items() if any(values)]
+    if not agents:
+        cell_rows = []
+    elif filters.account_id is None and filters.platform is None:
+        # The agents by id (not "agent_id <> 0"): the index then finds each
+        # agent's blocks instead of scanning all their cells.
         cell_rows = _levels(
             split,
             lambda lo, hi: cells(
                 ReportBlockBucket.objects.filter(
-                    *where, _any(_blocks(lo, hi)), follower_band=""
+                    *where,
+                    _any(_blocks(lo, hi)),
+                    agent_id__in=agents,
+                    follower_band="",
                 )
             ),
             lambda hours: cells(ReportBucket.objects.filter(*where, hours)),
@@ -780,8 +788,13 @@ def report_fairness(membership: Membership, filters: ReportFilters) -> dict[str,
         cell_rows = _levels(
             split,
             lambda lo, hi: cells(
+                # The bands as a list (not "band <> ''"): the index then finds
+                # each band's blocks instead of scanning all its cells.
                 ReportBlockBucket.objects.filter(
-                    *where, _any(_blocks(lo, hi)), ~Q(follower_band="")
+                    *where,
+                    _any(_blocks(lo, hi)),
+                    agent_id=0,
+                    follower_band__in=BANDS,
                 )
             ),
             lambda hours: cells(ReportBucket.objects.filter(*where, hours)),
