@@ -101,7 +101,7 @@ def inbox_page(
     now = cursor.now if cursor else timezone.now()
     ordered = with_queue_order(queryset, now)
     if cursor:
-        ordered = ordered.filter(_after(cursor))
+        ordered = ordered.filter(_after(cursor)).queue_after(cursor.key, cursor.recent)
     rows = list(ordered[: size + 1])
     if len(rows) <= size:
         return rows, None

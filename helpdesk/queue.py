@@ -23,6 +23,19 @@ test_queue_order.py proves it with hypothesis).
 
 `queue_key_expression(now)` is the database twin of `queue_key` (PostgreSQL and
 SQLite); `inbox_conversations` orders by it and `helpdesk.pagination` pages by it.
+
+The key is an expression no index holds, so sorting by it reads every row. A slice
+of the first n rows reads a bounded range instead (`QueueQuerySet`): every key lies
+in [due - W, due]. Let D_n be the n-th smallest due time among the rows with a
+clock and W_max the largest window of the tenant's brands. The n rows of smallest
+due have keys <= D_n, and a row with due > D_n + W_max has a key
+>= due - W_max > D_n: it sorts after all n of them, so it is not among the first n.
+Only rows with due <= D_n + W_max are sorted. With n or more clock rows no answered
+row is among the first n; with fewer (D_n is NULL) every clock row is taken, and
+answered rows only down to R_n, the n-th most recent activity among them. D_n and
+R_n are scalar subqueries over the same filters (index range scans of
+helpdesk_conv_due_ix and helpdesk_conv_recent_ix), so the slice stays one statement
+and its order is exactly the unbounded order's first n rows.
 """
 
 from collections.abc import Iterable
@@ -38,12 +51,15 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     Func,
+    Model,
     OrderBy,
     QuerySet,
+    Subquery,
     Value,
     When,
 )
 from django.db.models.functions import Coalesce, Greatest, Least
+from django.db.models.lookups import IsNull
 from django.db.models.sql.compiler import SQLCompiler
 
 # The annotations inbox_conversations adds (helpdesk.pagination reads them back).
@@ -51,6 +67,9 @@ KEY = "queue_key"
 RECENT = "queue_recent"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Stand-ins for "no bound" that both databases compare as times.
+_FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
+_FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -156,12 +175,170 @@ QUEUE_ORDER: tuple[OrderBy, ...] = (
 )
 
 
-def with_queue_order[Q: QuerySet[Any]](queryset: Q, now: datetime) -> Q:
+class QueueQuerySet[M: Model](QuerySet[M]):
+    """A queryset in queue order whose slices [:n] read a bounded range.
+
+    Slicing with an end n adds the candidate filter of the module docstring (the
+    bounds are subqueries over this queryset's own filters, the cursor's included),
+    so the result equals the first n rows of the unbounded order in one statement.
+    Iterating without a slice sorts every row, as before.
+    """
+
+    _queue_bounded: bool = False
+    _queue_due_floor: datetime | None = None
+    _queue_recent_ceiling: datetime | None = None
+    _queue_clock_done: bool = False
+    _queue_base: QuerySet[Any] | None = None  # the rows before the annotations
+
+    def _clone(self) -> "QueueQuerySet[M]":
+        clone: QueueQuerySet[M] = super()._clone()  # type: ignore[misc]
+        clone._queue_bounded = self._queue_bounded
+        clone._queue_due_floor = self._queue_due_floor
+        clone._queue_recent_ceiling = self._queue_recent_ceiling
+        clone._queue_clock_done = self._queue_clock_done
+        clone._queue_base = self._queue_base
+        return clone
+
+    def queue_after(
+        self, key: datetime | None, recent: datetime | None
+    ) -> "QueueQuerySet[M]":
+        """Record what a cursor filter (helpdesk.pagination) implies, for the bounds:
+        after key k every clock row has due >= k; after an answered row (no key)
+        no clock row is left and every answered row has activity <= `recent`.
+        The caller filters by the cursor itself."""
+        clone = self._clone()
+        if key is not None:
+            clone._queue_due_floor = key
+        else:
+            clone._queue_clock_done = True
+            clone._queue_recent_ceiling = recent
+        return clone
+
+    def __getitem__(self, k: Any) -> Any:
+        bounded = (
+            isinstance(k, slice)
+            and self._queue_bounded
+            and self._result_cache is None
+            and isinstance(k.stop, int)
+            and k.stop > 0
+        )
+        if bounded:
+            return QuerySet.__getitem__(self.candidates(k.stop), k)
+        return super().__getitem__(k)
+
+    def _plain(self) -> "QueueQuerySet[M]":
+        clone = self._clone()
+        clone._queue_bounded = False
+        return clone
+
+    def candidates(self, n: int) -> "QueueQuerySet[M]":
+        """This queryset limited to the candidates for its first n rows: the rows
+        with due in [D_1, D_n + W_max], or with no clock and activity in
+        [R_n, R_1] when there is no D_n (subscripts count this queryset's rows in
+        due order and in recency order)."""
+        from tenants.models import Brand
+
+        plain = self._plain()
+        clock = plain.filter(sla_due_at__isnull=False)
+        answered = plain.filter(sla_due_at__isnull=True)
+        # What a cursor implies, so that the subqueries below scan from there.
+        if self._queue_due_floor is not None:
+            clock = clock.filter(sla_due_at__gte=self._queue_due_floor)
+        if self._queue_recent_ceiling is not None:
+            answered = answered.filter(last_activity_at__lte=self._queue_recent_ceiling)
+
+        def nth(rows: QuerySet[Any], field: str, index: int) -> Subquery | Value:
+            if field == "sla_due_at" and self._queue_clock_done:
+                return Value(None, output_field=DateTimeField())
+            order = (field, "id") if field == "sla_due_at" else (f"-{field}", "id")
+            values = rows.order_by(*order).values(field)
+            return Subquery(QuerySet.__getitem__(values, slice(index - 1, index)))
+
+        widest = Subquery(
+            Brand.objects.order_by("-queue_window_minutes").values(
+                "queue_window_minutes"
+            )[:1]
+        )
+        # D_n + W_max is computed inside the subquery: under row-level security
+        # PostgreSQL keeps a comparison with a non-leakproof expression (the
+        # addition) out of the index condition.
+        if self._queue_clock_done:
+            limit: Subquery | Value = Value(None, output_field=DateTimeField())
+        else:
+            reach = ExpressionWrapper(
+                F("sla_due_at") + Minutes(widest), output_field=DateTimeField()
+            )
+            limits = (
+                clock.order_by("sla_due_at", "id")
+                .annotate(queue_limit=reach)
+                .values("queue_limit")
+            )
+            limit = Subquery(QuerySet.__getitem__(limits, slice(n - 1, n)))
+        # CASE, not COALESCE: PostgreSQL does not count COALESCE as leakproof.
+        due_limit = Case(
+            When(IsNull(limit, True), then=Value(_FAR_FUTURE)),
+            default=limit,
+            output_field=DateTimeField(),
+        )
+        # Answered rows only when fewer than n clock rows remain (no D_n).
+        recent_floor = Case(
+            When(
+                IsNull(nth(clock, "sla_due_at", n), True),
+                then=Coalesce(nth(answered, "last_activity_at", n), Value(_FAR_PAST)),
+            ),
+            default=Value(_FAR_FUTURE),
+            output_field=DateTimeField(),
+        )
+        # The ranges are read from the rows before the queue order's annotations
+        # (no brand join) as a UNION ALL of ids: each arm a closed range on
+        # helpdesk_conv_due_ix or helpdesk_conv_recent_ix, which PostgreSQL
+        # estimates as narrow. Filters added after the order only narrow
+        # `plain`, which the outer query applies.
+        base = self._queue_base if self._queue_base is not None else plain
+        ids = base.filter(
+            sla_due_at__isnull=True,
+            last_activity_at__gte=recent_floor,
+            last_activity_at__lte=Case(
+                When(
+                    IsNull(nth(clock, "sla_due_at", n), True),
+                    then=nth(answered, "last_activity_at", 1),
+                ),
+                default=Value(_FAR_PAST),
+                output_field=DateTimeField(),
+            ),
+        ).values("pk")
+        if not self._queue_clock_done:
+            clock_ids = base.filter(
+                sla_due_at__gte=nth(clock, "sla_due_at", 1),
+                sla_due_at__lte=due_limit,
+            ).values("pk")
+            ids = clock_ids.order_by().union(ids.order_by(), all=True)
+        return plain.filter(pk__in=ids)
+
+
+def with_queue_order(queryset: QuerySet[Any], now: datetime) -> QueueQuerySet[Any]:
     """Annotate the queue key at `now` (and the answered rows' recency); order by it.
 
-    Annotating again (a later page's `now`) replaces the earlier annotations.
+    Annotating again (a later page's `now`) replaces the earlier annotations. The
+    result is a QueueQuerySet: its slices [:n] sort only the candidates.
     """
+    base = getattr(queryset, "_queue_base", None)
+    if base is None:
+        base = queryset.order_by()
     annotated = queryset.annotate(
         **{KEY: queue_key_expression(now), RECENT: recent_expression()}
-    )
-    return annotated.order_by(*QUEUE_ORDER)
+    ).order_by(*QUEUE_ORDER)
+    if isinstance(annotated, QueueQuerySet):
+        ordered = annotated._clone()
+    else:
+        ordered = QueueQuerySet(
+            model=annotated.model,
+            query=annotated.query.chain(),
+            using=annotated._db,
+            hints=annotated._hints,
+        )
+        lookups = getattr(annotated, "_prefetch_related_lookups", ())
+        setattr(ordered, "_prefetch_related_lookups", tuple(lookups))  # noqa: B010
+    ordered._queue_bounded = True
+    ordered._queue_base = base
+    return ordered

@@ -18,7 +18,7 @@ from helpdesk.models import (
     Tag,
 )
 from helpdesk.presence import presence_store
-from helpdesk.queue import with_queue_order
+from helpdesk.queue import QueueQuerySet, with_queue_order
 from tenants.models import Membership
 
 Status = Conversation.Status
@@ -37,7 +37,7 @@ def inbox_conversations(
     sentiment: str | None = None,
     tag: str | None = None,
     now: datetime | None = None,
-) -> QuerySet[Conversation]:
+) -> QueueQuerySet[Conversation]:
     """The inbox in queue order (R10) at `now` (default: the current time).
 
     Waiting conversations sort by due time; reach or sentiment moves one forward
@@ -47,7 +47,9 @@ def inbox_conversations(
     clock (answered) come after those waiting, most recent first, on every database.
     Every filter is optional (None: any); `tag` is a tag name. One query for the
     page: brand, contact, account and assignee are joined; the tag filter is a
-    subquery, not a join, so rows are never repeated.
+    subquery, not a join, so rows are never repeated. A slice [:n] (a page) sorts
+    only the rows that can be among the first n (helpdesk.queue.QueueQuerySet):
+    bounded index ranges, same statement count, same order.
     """
     queryset = Conversation.objects.select_related(
         "brand", "contact", "social_account", "assignee"

@@ -12,16 +12,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rest_framework.test import APIClient
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
 
 from helpdesk.models import Contact, Conversation
+from helpdesk.pagination import inbox_page
 from helpdesk.queue import KEY, QueueItem, item_of, key_time, queue_order
 from helpdesk.selectors import inbox_conversations
 from tenants.context import tenant_context
-from tenants.models import Brand, Tenant, User
+from tenants.models import Brand, Membership, Tenant, User
 from tests.api_clients import base, session
 from tests.factories import membership_of
 
@@ -282,3 +285,122 @@ def test_a_written_cursor_round_trips(
     # Past the waiting ones, at the answered one's activity time, before its id.
     assert walk(session(agent), url, shift=timedelta(0)) == [[answered]]
     assert a < b < answered
+
+
+# --- slices read only the candidates ----------------------------------------------
+
+
+def walk_pages(membership: Membership, size: int, now: datetime) -> list[list[int]]:
+    """Every page of inbox_page at `now`, following its cursors."""
+    factory = APIRequestFactory()
+    pages: list[list[int]] = []
+    url = "/conversations/"
+    with time_machine.travel(now, tick=False):
+        while url and len(pages) < 40:
+            request = Request(factory.get(url))
+            queryset = inbox_conversations(membership, status=None)
+            rows, next_url = inbox_page(queryset, request, size=size)
+            pages.append([row.pk for row in rows])
+            url = next_url or ""
+    return pages
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    items=inboxes(max_size=15),
+    shift_seconds=st.integers(-300, 300),
+    size=st.integers(1, 4),
+)
+def test_slices_and_pages_are_the_unbounded_orders_rows(
+    tenant: Tenant,
+    owner: User,
+    brands: dict[int, Brand],
+    items: list[QueueItem],
+    shift_seconds: int,
+    size: int,
+) -> None:
+    now = NOW + timedelta(seconds=shift_seconds)
+    membership = membership_of(tenant, owner)
+    with tenant_context(tenant):
+        stored = store(tenant, brands, items)
+        slices = {
+            n: [
+                row.pk
+                for row in inbox_conversations(membership, status=None, now=now)[:n]
+            ]
+            for n in (1, 2, 3, 5, 8, 13)
+        }
+        pages = walk_pages(membership, size, now)
+        transaction.set_rollback(True)
+
+    expected = [stored[item.id] for item in queue_order(items, now)]
+    assert slices == {n: expected[:n] for n in slices}
+    assert [pk for page in pages for pk in page] == expected
+    assert all(len(page) == size for page in pages[:-1])
+
+
+@pytest.fixture
+def spread(tenant: Tenant, brands: dict[int, Brand]) -> list[int]:
+    """72 waiting conversations due every 5 minutes from NOW+30m to NOW+6h25m, in
+    the three brands by turn (windows 0, 5 and 15), each with its full bonus; then
+    10 answered ones, a minute apart."""
+    minute = timedelta(minutes=1)
+    items = []
+    for index in range(72):
+        window = WINDOWS[index % 3] * minute
+        due = NOW + 30 * minute + 5 * index * minute
+        items.append(QueueItem(index + 1, due, due - window, window, NOW))
+    for index in range(10):
+        items.append(
+            QueueItem(73 + index, None, None, 0 * minute, NOW - index * minute)
+        )
+    with tenant_context(tenant):
+        stored = store(tenant, brands, items)
+    return [stored[item.id] for item in items]
+
+
+@pytest.mark.django_db
+def test_a_slice_sorts_only_the_rows_due_within_the_widest_window_of_the_nth(
+    tenant: Tenant, owner: User, spread: list[int]
+) -> None:
+    membership = membership_of(tenant, owner)
+    with tenant_context(tenant):
+        ordered = inbox_conversations(membership, now=NOW)
+        # D_5 is the 5th due time, NOW+50m; the widest window is 15 minutes, so
+        # the candidates are those due up to NOW+65m: the first 8 by due time.
+        candidates = [row.pk for row in ordered.candidates(5).order_by("id")]
+        first = [row.pk for row in ordered[:5]]
+        everything = [row.pk for row in ordered]
+        # Fewer than 80 clock rows: all 72, and the answered ones down to the
+        # 80th most recent (all 10 of them).
+        wide = ordered.candidates(80).count()
+        # Past the clock rows (a cursor on an answered row): only answered rows
+        # at or before its activity, down to the 3rd most recent of them.
+        answered = ordered.queue_after(None, NOW - 4 * timedelta(minutes=1))
+        tail = [row.pk for row in answered.candidates(3).order_by("id")]
+
+    assert candidates == spread[:8]
+    assert first == everything[:5]
+    # Keys (minutes after NOW): 30, 30, 25, 45, 45, 40, 60, 60 for the 8.
+    assert first == [spread[2], spread[0], spread[1], spread[5], spread[3]]
+    assert wide == 82
+    assert tail == spread[76:79]
+
+
+@pytest.mark.django_db
+def test_a_slice_is_one_statement(
+    tenant: Tenant, owner: User, spread: list[int]
+) -> None:
+    membership = membership_of(tenant, owner)
+    with tenant_context(tenant), CaptureQueriesContext(connection) as captured:
+        rows = list(inbox_conversations(membership, now=NOW)[:25])
+        names = [(row.brand.name, row.contact.display_name) for row in rows]
+
+    assert len(captured.captured_queries) == 1
+    assert len(names) == 25
+    assert "LIMIT 1 OFFSET 24" in captured.captured_queries[0]["sql"]

@@ -18,7 +18,9 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, connections
+from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from helpdesk.models import Conversation
 from helpdesk.selectors import inbox_conversations
@@ -38,7 +40,7 @@ from tests.perf.report import (
 pytestmark = [pytest.mark.bench, pytest.mark.sql_audit_exempt]
 
 BENCH_DB = "earshot_bench"
-DATASET = "inbox-v2"
+DATASET = "inbox-v3"
 TENANTS = 1000
 TARGET = {"contacts": 20_000, "conversations": 100_000, "per_conversation": 10}
 OTHERS = {"contacts": 20, "conversations": 100, "per_conversation": 2}
@@ -84,7 +86,8 @@ BEGIN
         channel_state, awaiting_private, mentions_account, public_reply_count,
         customer_message_count, status, priority, sentiment, team, preview,
         assignee_id, first_customer_message_at, last_customer_message_at,
-        sla_due_at, queue_at, last_activity_at, created_at)
+        sla_due_at, queue_at, last_activity_at, created_at, sla_lane, sla_kind,
+        sla_used_seconds, follower_band, no_reply_reason)
     SELECT t, b, a, cs[1 + g % array_length(cs, 1)], 'sandbox', 'mention',
         'post-' || g, '', 'public', false, true, 0, per_conv / 2 + 1,
         (ARRAY['open', 'open', 'pending', 'snoozed', 'resolved', 'resolved',
@@ -93,7 +96,7 @@ BEGIN
         CASE WHEN g % 5 = 0 THEN agent END, at, at,
         at + interval '60 minutes',
         at + interval '60 minutes' - (g % 300) * interval '1 second',
-        at + (g % 50) * interval '1 minute', at
+        at + (g % 50) * interval '1 minute', at, 'normal', 'first', 0, 'small', ''
     FROM (SELECT g, now() - g * interval '37 seconds' AS at
           FROM generate_series(1, convs) g) s;
     INSERT INTO helpdesk_message (tenant_id, conversation_id, account_id, platform,
@@ -246,7 +249,7 @@ def test_inbox_selector_at_scale(django_db_blocker: Any) -> None:
             membership = Membership.objects.select_related("user", "tenant").get(
                 user__email=OWNER_EMAIL
             )
-            figures, queries, plan = measure(membership)
+            figures, queries, plan, full_plan = measure(membership)
 
     print_report(
         "inbox selector at scale (runtime role, RLS, Postgres)",
@@ -258,14 +261,22 @@ def test_inbox_selector_at_scale(django_db_blocker: Any) -> None:
             f"account read per row; up to {RUNS} runs (15 s) per variant after "
             f"{WARMUP} warm-up",
             f"queries per page: {queries} (25 rows and 50 rows alike)",
-            "plan of the default page:",
+            "plan of the default page (candidates of the bound only):",
             *(f"  {line}" for line in plan),
+            "plan of the same page sorting every open row (before the bound):",
+            *(f"  {line}" for line in full_plan),
         ],
         figures,
     )
 
 
-def measure(membership: Membership) -> tuple[list[Figure], int, list[str]]:
+def explain(sql: str, params: Any) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def measure(membership: Membership) -> tuple[list[Figure], int, list[str], list[str]]:
     """Time the selector's variants inside the open tenant context."""
 
     def page(size: int = PAGE, **filters: Any) -> Callable[[], object]:
@@ -277,6 +288,25 @@ def measure(membership: Membership) -> tuple[list[Figure], int, list[str]]:
 
         return run
 
+    def full_sort(size: int = PAGE) -> Callable[[], object]:
+        """The same page without the bound: the SQL sorts every open row."""
+
+        def run() -> object:
+            ordered = inbox_conversations(membership)
+            rows = list(QuerySet.__getitem__(ordered, slice(0, size)))
+            return [
+                (r.brand.name, r.contact.display_name, r.social_account) for r in rows
+            ]
+
+        return run
+
+    now = timezone.now()
+    for size in (1, PAGE, 4 * PAGE):
+        ordered = inbox_conversations(membership, now=now)
+        bounded = [row.pk for row in ordered[:size]]
+        assert bounded == [row.pk for row in QuerySet.__getitem__(ordered, slice(size))]
+        assert len(bounded) == size
+
     counts = set()
     for size in (PAGE, 2 * PAGE):
         with CaptureQueriesContext(connection) as captured:
@@ -284,11 +314,12 @@ def measure(membership: Membership) -> tuple[list[Figure], int, list[str]]:
         counts.add(len(captured.captured_queries))
     assert len(counts) == 1, counts
     sql, params = inbox_conversations(membership)[:PAGE].query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
-        plan = [row[0] for row in cursor.fetchall()]
+    plan = explain(sql, params)
+    unbounded = QuerySet.__getitem__(inbox_conversations(membership), slice(PAGE))
+    full_plan = explain(*unbounded.query.sql_with_params())
     brand_id = Conversation.objects.values_list("brand_id", flat=True).first()
     variants = {
+        "open, full sort (before)": full_sort(),
         "open, queue order": page(),
         "open, one brand": page(brand_id=brand_id),
         "open, unassigned": page(unassigned=True),
@@ -319,4 +350,4 @@ def measure(membership: Membership) -> tuple[list[Figure], int, list[str]]:
             for figure in latency_figures(label, samples, target)
             if figure.name.endswith(("p50", "p95", "p99"))
         )
-    return figures, counts.pop(), plan
+    return figures, counts.pop(), plan, full_plan
