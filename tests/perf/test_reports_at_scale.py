@@ -31,7 +31,9 @@ from helpdesk.models import (
     Message,
     ReportBlockBucket,
     ReportBucket,
+    ReportDailyAgentRollup,
     ReportDailyRollup,
+    ReportHourlyInbound,
     ReportRollup,
 )
 from helpdesk.reports import (
@@ -528,6 +530,8 @@ def measure(membership: Membership, brand_id: int) -> tuple[list[Figure], list[s
         "rollup_rows": ReportRollup.objects.count(),
         "histogram_cells": ReportBucket.objects.count(),
         "daily_rows": ReportDailyRollup.objects.count(),
+        "daily_agent_rows": ReportDailyAgentRollup.objects.count(),
+        "hourly_inbound_rows": ReportHourlyInbound.objects.count(),
         "block_cells": ReportBlockBucket.objects.count(),
         "hourly_rows_in_both_periods": ReportRollup.objects.filter(
             brand_id=brand_id,
