@@ -50,3 +50,28 @@ def test_concurrent_writers_all_land_without_database_is_locked(
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+
+
+def test_rollups_kept_on_sqlite_equal_their_rebuild(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key not in SUITE_ONLY}
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "helpdesk.settings",
+        "EARSHOT_DEMO": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+    }
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.sqlite_rollups"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["conversations"] == 32  # a seeded week (helpdesk.demo_history)
+    assert all(count > 0 for count in outcome["rows"].values()), outcome["rows"]
+    assert outcome["differ"] == []

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import time_machine
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
@@ -286,13 +287,15 @@ class _Inbox:
         """A reply as post_reply queues it, then sent (or failed) as delivery records
         it, with its times set back."""
         conversation = Conversation.objects.get(pk=conversation.pk)
-        message = post_reply(
-            conversation,
-            membership=self.membership(user),
-            text=text,
-            visibility=visibility,
-            confirm=("near_duplicate", "stale_view"),
-        ).message
+        # Queued at its own time, so the response facts measure what a customer saw.
+        with time_machine.travel(self.now - timedelta(minutes=minutes_ago), tick=False):
+            message = post_reply(
+                conversation,
+                membership=self.membership(user),
+                text=text,
+                visibility=visibility,
+                confirm=("near_duplicate", "stale_view"),
+            ).message
         return self._deliver(message, minutes_ago, failure)
 
     def _deliver(self, message: Message, minutes_ago: float, failure: str) -> Message:
@@ -322,9 +325,11 @@ class _Inbox:
         self, conversation: Conversation, user: User, text: str, minutes_ago: float
     ) -> None:
         conversation = Conversation.objects.get(pk=conversation.pk)
-        for message in move_to_private(
-            conversation, membership=self.membership(user), public_text=text
-        ):
+        with time_machine.travel(self.now - timedelta(minutes=minutes_ago), tick=False):
+            queued = move_to_private(
+                conversation, membership=self.membership(user), public_text=text
+            )
+        for message in queued:
             self._deliver(message, minutes_ago, "")
 
 
