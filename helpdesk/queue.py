@@ -239,8 +239,15 @@ class QueueQuerySet[M: Model](QuerySet[M]):
         from tenants.models import Brand
 
         plain = self._plain()
-        clock = plain.filter(sla_due_at__isnull=False)
-        answered = plain.filter(sla_due_at__isnull=True)
+        # The subqueries keep every filter (the cursor's too: a filter holds its
+        # own copy of the key expression) but not the annotations, which would be
+        # copied and relabelled into each of them.
+        bare = plain._clone()
+        bare.query.annotations = {}
+        bare.query.set_annotation_mask(None)
+        bare.query.select_related = False
+        clock = bare.filter(sla_due_at__isnull=False)
+        answered = bare.filter(sla_due_at__isnull=True)
         # What a cursor implies, so that the subqueries below scan from there.
         if self._queue_due_floor is not None:
             clock = clock.filter(sla_due_at__gte=self._queue_due_floor)
@@ -280,10 +287,11 @@ class QueueQuerySet[M: Model](QuerySet[M]):
             default=limit,
             output_field=DateTimeField(),
         )
-        # Answered rows only when fewer than n clock rows remain (no D_n).
+        # Answered rows only when fewer than n clock rows remain (no D_n, so no
+        # limit; a limit is missing only then, or with no brand and no row).
         recent_floor = Case(
             When(
-                IsNull(nth(clock, "sla_due_at", n), True),
+                IsNull(limit, True),
                 then=Coalesce(nth(answered, "last_activity_at", n), Value(_FAR_PAST)),
             ),
             default=Value(_FAR_FUTURE),
@@ -300,7 +308,7 @@ class QueueQuerySet[M: Model](QuerySet[M]):
             last_activity_at__gte=recent_floor,
             last_activity_at__lte=Case(
                 When(
-                    IsNull(nth(clock, "sla_due_at", n), True),
+                    IsNull(limit, True),
                     then=nth(answered, "last_activity_at", 1),
                 ),
                 default=Value(_FAR_PAST),

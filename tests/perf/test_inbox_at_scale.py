@@ -288,11 +288,11 @@ def measure(membership: Membership) -> tuple[list[Figure], int, list[str], list[
 
         return run
 
-    def full_sort(size: int = PAGE) -> Callable[[], object]:
-        """The same page without the bound: the SQL sorts every open row."""
+    def full_sort(size: int = PAGE, **filters: Any) -> Callable[[], object]:
+        """The same page without the bound: the SQL sorts every matching row."""
 
         def run() -> object:
-            ordered = inbox_conversations(membership)
+            ordered = inbox_conversations(membership, **filters)
             rows = list(QuerySet.__getitem__(ordered, slice(0, size)))
             return [
                 (r.brand.name, r.contact.display_name, r.social_account) for r in rows
@@ -325,6 +325,7 @@ def measure(membership: Membership) -> tuple[list[Figure], int, list[str], list[
         "open, unassigned": page(unassigned=True),
         "mine (assignee)": page(assignee_id=membership.user_id),
         "all statuses": page(status=None),
+        "all statuses, full sort (before)": full_sort(status=None),
     }
 
     def database_only() -> object:
