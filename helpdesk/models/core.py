@@ -223,6 +223,19 @@ class Conversation(TenantModel):
                 condition=Q(sla_due_at__isnull=False),
                 name="helpdesk_conv_due_ix",
             ),
+            # The same for the inbox's "All" tab (no status filter): the queue
+            # order's bounds and candidates are due-time ranges (helpdesk.queue).
+            models.Index(
+                fields=["tenant", "sla_due_at", "id"],
+                condition=Q(sla_due_at__isnull=False),
+                name="helpdesk_conv_all_due_ix",
+            ),
+            # ...and its answered rows (no clock), most recent first.
+            models.Index(
+                fields=["tenant", "-last_activity_at", "id"],
+                condition=Q(sla_due_at__isnull=True),
+                name="helpdesk_conv_all_recent_ix",
+            ),
             models.Index(
                 fields=["tenant", "status", "-last_activity_at", "id"],
                 name="helpdesk_conv_recent_ix",

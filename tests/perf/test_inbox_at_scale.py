@@ -317,6 +317,10 @@ def measure(membership: Membership) -> tuple[list[Figure], int, list[str], list[
     plan = explain(sql, params)
     unbounded = QuerySet.__getitem__(inbox_conversations(membership), slice(PAGE))
     full_plan = explain(*unbounded.query.sql_with_params())
+    all_sql, all_params = inbox_conversations(membership, status=None)[
+        :PAGE
+    ].query.sql_with_params()
+    plan += ["", "plan of the 'All' tab's page:", *explain(all_sql, all_params)]
     brand_id = Conversation.objects.values_list("brand_id", flat=True).first()
     variants = {
         "open, full sort (before)": full_sort(),
