@@ -8,6 +8,34 @@ import tenants.rls
 from django.db import migrations, models
 
 
+def carry_first_response_targets(apps, schema_editor):
+    """Copy each brand's first-response target into a policy of its own.
+
+    Tenant tables have forced row-level security on PostgreSQL, so each tenant's
+    rows are read and written with that tenant set for the transaction.
+    """
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM tenants_tenant ORDER BY id")
+        for (tenant_id,) in cursor.fetchall():
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    "SELECT set_config('app.tenant_id', %s, true)", [str(tenant_id)]
+                )
+            cursor.execute(
+                "INSERT INTO tenants_slapolicy (tenant_id, brand_id, "
+                "first_response_minutes, next_response_minutes, resolution_minutes, "
+                "urgent_first_response_minutes, urgent_next_response_minutes, "
+                "urgent_on_negative, urgent_tags, updated_at) "
+                "SELECT tenant_id, id, first_response_target_minutes, 60, NULL, 10, 10, "
+                "TRUE, '[]', CURRENT_TIMESTAMP FROM tenants_brand "
+                "WHERE tenant_id = %s AND first_response_target_minutes <> 60",
+                [tenant_id],
+            )
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT set_config('app.tenant_id', '', true)")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -15,10 +43,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveField(
-            model_name='brand',
-            name='first_response_target_minutes',
-        ),
         migrations.AddField(
             model_name='brand',
             name='pause_while_pending',
@@ -83,5 +107,12 @@ class Migration(migrations.Migration):
                 ('objects', django.db.models.manager.Manager()),
                 ('scoped_base', django.db.models.manager.Manager()),
             ],
+        ),
+        # A brand's first-response target moves into its own SLA policy (the other
+        # targets keep their defaults); brands at the old default of 60 inherit.
+        migrations.RunPython(carry_first_response_targets, migrations.RunPython.noop),
+        migrations.RemoveField(
+            model_name='brand',
+            name='first_response_target_minutes',
         ),
     ]
