@@ -138,8 +138,8 @@ class _RollupDimensions(TenantModel):
         abstract = True
 
 
-class ReportRollup(_RollupDimensions):
-    """Counters for one hour and one combination of dimensions."""
+class _RollupCounters(models.Model):
+    """The counters (ROLLUP_COUNTERS) of the hourly and the daily rollup rows."""
 
     inbound = models.PositiveIntegerField(default=0)
     opened = models.PositiveIntegerField(default=0)
@@ -159,6 +159,13 @@ class ReportRollup(_RollupDimensions):
     breaches = models.PositiveIntegerField(default=0)
     public_replies = models.PositiveIntegerField(default=0)
     private_moves = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class ReportRollup(_RollupDimensions, _RollupCounters):
+    """Counters for one hour and one combination of dimensions."""
 
     class Meta:
         constraints: ClassVar[list[Any]] = [
@@ -230,7 +237,7 @@ DAILY_DIMENSIONS = (
 BLOCK_SPANS = (1, 4, 16, 64)
 
 
-class ReportDailyRollup(TenantModel):
+class ReportDailyRollup(TenantModel, _RollupCounters):
     """The hourly rollup rows of one UTC day, summed over agents and follower
     bands: what reports read for whole days when no agent is chosen."""
 
@@ -240,24 +247,6 @@ class ReportDailyRollup(TenantModel):
     platform = models.CharField(max_length=20)
     origin = models.CharField(max_length=16)
     sentiment = models.CharField(max_length=10)
-    inbound = models.PositiveIntegerField(default=0)
-    opened = models.PositiveIntegerField(default=0)
-    off_hours_opened = models.PositiveIntegerField(default=0)
-    no_reply = models.PositiveIntegerField(default=0)
-    answered = models.PositiveIntegerField(default=0)
-    answered_public = models.PositiveIntegerField(default=0)
-    answered_private = models.PositiveIntegerField(default=0)
-    answered_1h = models.PositiveIntegerField(default=0)
-    answered_24h = models.PositiveIntegerField(default=0)
-    off_hours_answered_first_hour = models.PositiveIntegerField(default=0)
-    first_breached = models.PositiveIntegerField(default=0)
-    next_responses = models.PositiveIntegerField(default=0)
-    next_breached = models.PositiveIntegerField(default=0)
-    resolved = models.PositiveIntegerField(default=0)
-    resolution_breached = models.PositiveIntegerField(default=0)
-    breaches = models.PositiveIntegerField(default=0)
-    public_replies = models.PositiveIntegerField(default=0)
-    private_moves = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints: ClassVar[list[Any]] = [
