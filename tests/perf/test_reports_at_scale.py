@@ -11,8 +11,8 @@ Budget (issue 11): p95 < 50 ms for the summary, < 150 ms for the full page's dat
 """
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
 from typing import Any
@@ -51,6 +51,7 @@ from tenants.context import tenant_context
 from tenants.dbroles import RolePlan, ensure_roles_and_database
 from tenants.models import Brand, Membership, Tenant
 from tests.factories import add_member, make_brand, make_user, make_workspace
+from tests.perf import benchdb
 from tests.perf.report import (
     Figure,
     conninfo,
@@ -256,55 +257,17 @@ SELECT count(*) AS conversations,
 FROM timed
 """
 
-SUPERUSER_URL: str = getattr(settings, "TEST_PG_SUPERUSER_URL")  # noqa: B009
-
 
 def owner_conninfo() -> str:
-    return conninfo("migrator", dbname=BENCH_DB)
+    return benchdb.owner_conninfo(BENCH_DB)
 
 
 def dataset_facts() -> dict[str, Any] | None:
-    """What the cached data set holds, or None when it must be (re)built."""
-    with psycopg.connect(SUPERUSER_URL, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]
-        ).fetchone()
-    if not exists:
-        return None
-    with psycopg.connect(owner_conninfo(), autocommit=True) as conn:
-        table = conn.execute("SELECT to_regclass('bench_dataset')").fetchone()
-        if table is None or table[0] is None:
-            return None
-        row = conn.execute(
-            "SELECT facts FROM bench_dataset WHERE name = %s", [DATASET]
-        ).fetchone()
-    return dict(row[0]) if row else None
+    return benchdb.dataset_facts(BENCH_DB, DATASET)
 
 
-@contextmanager
-def bench_database() -> Iterator[None]:
-    """Point the `default` and `migrator` connections at BENCH_DB for the block."""
-    aliases = ("default", "migrator")
-    saved = {alias: settings.DATABASES[alias]["NAME"] for alias in aliases}
-
-    def reset() -> None:
-        connections.close_all()
-        for alias in aliases:
-            close_pool = getattr(connections[alias], "close_pool", None)
-            if close_pool is not None:
-                close_pool()
-
-    reset()
-    for alias in aliases:
-        settings.DATABASES[alias]["NAME"] = BENCH_DB
-        connections[alias].settings_dict["NAME"] = BENCH_DB
-    try:
-        yield
-    finally:
-        reset()
-        for alias, name in saved.items():
-            settings.DATABASES[alias]["NAME"] = name
-            connections[alias].settings_dict["NAME"] = name
+def bench_database() -> AbstractContextManager[None]:
+    return benchdb.bench_database(BENCH_DB)
 
 
 def make_target() -> tuple[Tenant, list[int], list[int], list[str], list[int]]:
@@ -337,7 +300,7 @@ def build_dataset() -> dict[str, Any]:
     started = perf_counter()
     default, owner = settings.DATABASES["default"], settings.DATABASES["migrator"]
     plan = RolePlan(
-        superuser_url=SUPERUSER_URL,
+        superuser_url=benchdb.SUPERUSER_URL,
         database=BENCH_DB,
         owner=owner["USER"],
         app=default["USER"],
