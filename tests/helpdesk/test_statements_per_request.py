@@ -1,0 +1,114 @@
+"""Statements per API request on the hot paths, BEGIN and COMMIT included.
+
+Issue 12's budgets: a fixed cost of at most 3 statements per request (BEGIN, one
+statement that opens the tenant and resolves the token and membership, COMMIT),
+create (an API-channel push) at most 10, reply at most 8, the inbox list at most
+4, and the conversation detail plus its thread at most 6 together. Each test
+prints the statements it saw when it fails, so a new one is easy to name.
+"""
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from social.api_channel import create_api_channel
+from social.models import SocialAccount
+from tenants.context import tenant_context
+from tenants.models import Brand, Tenant, User
+from tests.api_clients import base, token_client
+from tests.factories import membership_of
+from tests.statements import Statements, count_statements
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ALL_DAY = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+ALL_WEEK = {**ALL_DAY, "sat": [["00:00", "24:00"]], "sun": [["00:00", "24:00"]]}
+
+
+@pytest.fixture
+def channel(tenant: Tenant, owner: User) -> SocialAccount:
+    with tenant_context(tenant):
+        Brand.objects.update(business_hours=ALL_WEEK, send_hold_seconds=0)
+        return create_api_channel(
+            membership_of(tenant, owner), brand=Brand.objects.get(), name="Chat"
+        )
+
+
+@pytest.fixture
+def client(tenant: Tenant, owner: User) -> APIClient:
+    return token_client(tenant, owner, "admin")
+
+
+def push(client: APIClient, tenant: Tenant, channel: SocialAccount, n: int) -> Any:
+    return client.post(
+        f"{base(tenant)}/channels/{channel.pk}/messages/",
+        {
+            "external_id": f"m-{n}",
+            "text": f"Order {n} has not arrived yet, can you check?",
+            "author": {"id": f"cust-{n}", "name": f"Customer {n}"},
+        },
+        format="json",
+    )
+
+
+def measured(call: Any) -> tuple[Any, Statements]:
+    with count_statements() as seen:
+        response = call()
+    return response, seen
+
+
+def test_create_statements(
+    client: APIClient, tenant: Tenant, channel: SocialAccount
+) -> None:
+    assert push(client, tenant, channel, 0).status_code == 201  # warm caches
+    response, seen = measured(lambda: push(client, tenant, channel, 1))
+    assert response.status_code == 201, response.content
+    assert len(seen) <= 10, seen.listing()
+
+
+def test_reply_statements(
+    client: APIClient, tenant: Tenant, channel: SocialAccount
+) -> None:
+    first = push(client, tenant, channel, 0).json()["conversation_id"]
+    second = push(client, tenant, channel, 1).json()["conversation_id"]
+    url = f"{base(tenant)}/conversations/{{}}/messages/"
+    assert client.post(url.format(first), {"text": "Hi, on it."}, format="json").status_code == 201
+    response, seen = measured(
+        lambda: client.post(
+            url.format(second),
+            {"text": "Sorry about that, checking now."},
+            format="json",
+        )
+    )
+    assert response.status_code == 201, response.content
+    assert len(seen) <= 8, seen.listing()
+
+
+def test_list_statements(
+    client: APIClient, tenant: Tenant, channel: SocialAccount
+) -> None:
+    for n in range(3):
+        push(client, tenant, channel, n)
+    url = f"{base(tenant)}/conversations/?status=open"
+    client.get(url)
+    response, seen = measured(lambda: client.get(url))
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 3
+    assert len(seen) <= 4, seen.listing()
+
+
+def test_detail_and_thread_statements(
+    client: APIClient, tenant: Tenant, channel: SocialAccount
+) -> None:
+    conversation = push(client, tenant, channel, 0).json()["conversation_id"]
+    url = f"{base(tenant)}/conversations/{conversation}/"
+    client.post(f"{url}messages/", {"text": "Looking into it."}, format="json")
+    client.get(url)
+    detail, seen_detail = measured(lambda: client.get(url))
+    thread, seen_thread = measured(lambda: client.get(f"{url}messages/"))
+    assert detail.status_code == 200
+    assert [m["direction"] for m in thread.json()] == ["in", "out"]
+    assert len(seen_detail) + len(seen_thread) <= 6, (
+        seen_detail.listing() + "\n--- thread\n" + seen_thread.listing()
+    )
