@@ -3,7 +3,8 @@
 Connectors call `request()`; it maps platform answers onto ConnectorError:
 401 → auth (re-authorize), 429 → retry after Retry-After (or x-rate-limit-reset),
 5xx and network errors → retry, other 4xx → permanent with the platform's message.
-Tokens never reach the logs: only method, host and path are logged.
+The error keeps the answer's status, headers and body for the connectors' own
+mapping. Tokens never reach the logs: only method, host and path are logged.
 """
 
 import logging
@@ -184,10 +185,13 @@ def request(method: str, url: str, **kwargs: Any) -> httpx.Response:
         return response
     message = _platform_message(response)
     status = response.status_code
+    answer: dict[str, Any] = {
+        "status": status,
+        "headers": response.headers,
+        "body": response.content,
+    }
     if status == 401:
-        raise ConnectorError(message, auth=True, permanent=True, status=status)
-    if status == 429:
-        raise ConnectorError(message, retry_after=_retry_after(response), status=status)
-    if status >= 500:
-        raise ConnectorError(message, retry_after=_retry_after(response), status=status)
-    raise ConnectorError(message, permanent=True, status=status)
+        raise ConnectorError(message, auth=True, permanent=True, **answer)
+    if status == 429 or status >= 500:
+        raise ConnectorError(message, retry_after=_retry_after(response), **answer)
+    raise ConnectorError(message, permanent=True, **answer)

@@ -5,9 +5,10 @@ send replies through `social.http`. They never touch the database and never impo
 helpdesk code; callers pass them an `AccountRef` with what they need.
 """
 
+import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -19,6 +20,9 @@ class ConnectorError(Exception):
     `permanent` errors will fail again on retry (bad request, deleted post, policy
     refusal); others are retried, after `retry_after` seconds when the platform said.
     `auth` marks credentials that need the account to be re-authorized.
+    When the platform answered, `status`, `headers` (case-insensitive when they come
+    from social.http) and the raw `body` are its answer's, so a connector refines
+    the mapping from them (an error code in the body, a rate-limit reset header).
     """
 
     def __init__(
@@ -29,6 +33,8 @@ class ConnectorError(Exception):
         retry_after: float | None = None,
         auth: bool = False,
         status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -36,6 +42,17 @@ class ConnectorError(Exception):
         self.retry_after = retry_after
         self.auth = auth
         self.status = status
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.body = body
+
+    def json(self) -> Any:
+        """The answer's body as JSON; None when there is none or it is not JSON."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True)

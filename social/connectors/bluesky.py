@@ -25,7 +25,6 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Generator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -73,22 +72,6 @@ NO_OAUTH = (
 Json = dict[str, Any]
 
 
-class _XrpcAuth(httpx.Auth):
-    """Bearer auth that keeps the last answer (headers and error body) for mapping."""
-
-    requires_response_body = True
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-        self.response: httpx.Response | None = None
-
-    def auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response]:
-        request.headers["Authorization"] = f"Bearer {self.token}"
-        self.response = yield request
-
-
 class _Api:
     """XRPC calls with one token against one PDS."""
 
@@ -98,7 +81,7 @@ class _Api:
                 "The Bluesky account has no session.", permanent=True, auth=True
             )
         self.base = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.auth = _XrpcAuth(token)
+        self.token = token
 
     @classmethod
     def for_account(cls, account: AccountRef) -> "_Api":
@@ -109,15 +92,12 @@ class _Api:
     ) -> httpx.Response:
         """Call `nsid`; `chat` adds the chat proxy header. Raises ConnectorError:
         expired or invalid tokens are auth errors, 429s carry retry_after."""
+        headers = {**kwargs.get("headers", {}), "Authorization": f"Bearer {self.token}"}
         if chat:
-            kwargs["headers"] = {
-                **kwargs.get("headers", {}),
-                "atproto-proxy": CHAT_PROXY,
-            }
+            headers["atproto-proxy"] = CHAT_PROXY
+        kwargs["headers"] = headers
         try:
-            return http.request(
-                method, f"{self.base}/xrpc/{nsid}", auth=self.auth, **kwargs
-            )
+            return http.request(method, f"{self.base}/xrpc/{nsid}", **kwargs)
         except ConnectorError as error:
             mapped = self._mapped(error)
             if mapped is error:
@@ -125,14 +105,13 @@ class _Api:
             raise mapped from error
 
     def _mapped(self, error: ConnectorError) -> ConnectorError:
-        response = self.auth.response
-        if response is None:
+        if error.status is None:
             return error
         if error.status == 429 and error.retry_after is None:
             error.retry_after = _seconds_until_epoch(
-                response.headers.get("ratelimit-reset", "")
+                error.headers.get("ratelimit-reset", "")
             )
-        if error.status == 400 and _error_code(response) in TOKEN_ERRORS:
+        if error.status == 400 and _error_code(error) in TOKEN_ERRORS:
             return ConnectorError(
                 error.message, permanent=True, auth=True, status=error.status
             )
@@ -578,11 +557,8 @@ def _jwt_expiry(token: str) -> datetime | None:
         return None
 
 
-def _error_code(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
+def _error_code(error: ConnectorError) -> str:
+    body = error.json()
     return str(body.get("error") or "") if isinstance(body, dict) else ""
 
 

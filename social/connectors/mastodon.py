@@ -21,7 +21,7 @@ time, which social.http cannot read, so this module turns it into `retry_after`.
 
 import json
 import re
-from collections.abc import Generator, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from html.parser import HTMLParser
@@ -58,21 +58,6 @@ LOOKUP_SIZE = 40
 Json = dict[str, Any]
 
 
-class _RateLimitAuth(httpx.Auth):
-    """Bearer auth that keeps the last answer's headers for the rate-limit reset."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-        self.headers = httpx.Headers()
-
-    def auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response]:
-        request.headers["Authorization"] = f"Bearer {self.token}"
-        response = yield request
-        self.headers = response.headers
-
-
 class _Api:
     """Authenticated requests to one account's instance."""
 
@@ -87,16 +72,18 @@ class _Api:
                 "The Mastodon account has no instance URL.", permanent=True
             )
         self.base = account.base_url.rstrip("/")
-        self.auth = _RateLimitAuth(str(token))
+        self.token = str(token)
+        self.headers = {"Authorization": f"Bearer {token}"}
 
     def call(self, method: str, path_or_url: str, **kwargs: Any) -> httpx.Response:
         url = path_or_url if "://" in path_or_url else self.base + path_or_url
+        kwargs["headers"] = {**kwargs.get("headers", {}), **self.headers}
         try:
-            return http.request(method, url, auth=self.auth, **kwargs)
+            return http.request(method, url, **kwargs)
         except ConnectorError as error:
             if error.status == 429 and error.retry_after is None:
                 error.retry_after = seconds_until(
-                    self.auth.headers.get("x-ratelimit-reset", "")
+                    error.headers.get("x-ratelimit-reset", "")
                 )
             raise
 
@@ -209,7 +196,7 @@ class MastodonConnector(Connector):
         api = _Api(account)
         me = api.call("GET", "/api/v1/accounts/verify_credentials").json()
         return TokenSet(
-            access_token=api.auth.token,
+            access_token=api.token,
             account_external_id=str(me["id"]),
             handle=me["acct"],
             display_name=me.get("display_name") or "",

@@ -6,9 +6,9 @@ Pure adapters (house rule 11): no database; every call goes through
 
 Decisions:
 - Token: the Page access token travels as `Authorization: Bearer`, never in the URL,
-  so it stays out of access logs and proxies. A small httpx Auth keeps the last
-  response so Graph's error body (`error.code`, `error_subcode`) can refine the
-  mapping social.http made from the status alone.
+  so it stays out of access logs and proxies. Graph's error body (`error.code`,
+  `error_subcode`), which the ConnectorError carries, refines the mapping
+  social.http made from the status alone.
 - Error mapping on top of social.http: code 190 → re-authorize (auth, permanent);
   4/17/32/613 → rate limit, retried after Retry-After, the BUC header's
   `estimated_time_to_regain_access`, or DEFAULT_RATE_LIMIT_WAIT; the messaging
@@ -42,13 +42,11 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Generator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
-import httpx
 from django.utils import timezone
 
 from social.connectors import register_connector
@@ -134,29 +132,12 @@ class MetaError(ConnectorError):
         return self.subcode in WINDOW_SUBCODES
 
 
-class _GraphAuth(httpx.Auth):
-    """Sends the token as a bearer and keeps the response for Graph's error body."""
-
-    requires_response_body = True
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-        self.response: httpx.Response | None = None
-
-    def auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response]:
-        if self.token:
-            request.headers["Authorization"] = f"Bearer {self.token}"
-        self.response = yield request
-
-
-def _rate_limit_wait(response: httpx.Response) -> float:
-    header = response.headers.get("retry-after", "")
+def _rate_limit_wait(error: ConnectorError) -> float:
+    header = error.headers.get("retry-after", "")
     if header.isdigit():
         return float(header)
     try:
-        usage = json.loads(response.headers.get("x-business-use-case-usage", "{}"))
+        usage = json.loads(error.headers.get("x-business-use-case-usage", "{}"))
     except ValueError:
         usage = {}
     minutes = [
@@ -168,14 +149,9 @@ def _rate_limit_wait(response: httpx.Response) -> float:
     return wait or DEFAULT_RATE_LIMIT_WAIT
 
 
-def map_graph_error(
-    error: ConnectorError, response: httpx.Response | None
-) -> ConnectorError:
+def map_graph_error(error: ConnectorError) -> ConnectorError:
     """Refine social.http's mapping with the Graph error body, when there is one."""
-    try:
-        body = _obj(_obj(response.json() if response is not None else {}).get("error"))
-    except ValueError:
-        body = {}
+    body = _obj(_obj(error.json()).get("error"))
     if not body:
         return error
     code, subcode = _int(body.get("code")), _int(body.get("error_subcode"))
@@ -184,8 +160,8 @@ def map_graph_error(
     if code == TOKEN_EXPIRED:
         message = f"Meta rejected the access token ({said}). Connect the account again."
         return MetaError(message, auth=True, permanent=True, **kwargs)
-    if code in RATE_LIMIT_CODES and response is not None:
-        wait = _rate_limit_wait(response)
+    if code in RATE_LIMIT_CODES:
+        wait = _rate_limit_wait(error)
         return MetaError(f"Meta rate limit: {said}", retry_after=wait, **kwargs)
     if subcode in WINDOW_SUBCODES:
         message = f"The messaging window with this person has closed ({said})."
@@ -212,11 +188,15 @@ def graph_call(
 
     Raises ConnectorError, refined by `map_graph_error` (MetaError) when Graph said why.
     """
-    auth = _GraphAuth(token)
+    if token:
+        kwargs["headers"] = {
+            **kwargs.get("headers", {}),
+            "Authorization": f"Bearer {token}",
+        }
     try:
-        response = request(method, url, auth=auth, **kwargs)
+        response = request(method, url, **kwargs)
     except ConnectorError as error:
-        raise map_graph_error(error, auth.response) from error
+        raise map_graph_error(error) from error
     return _obj(response.json())
 
 
