@@ -7,21 +7,20 @@ resumes "after N" misses nothing. Ephemeral events (presence, viewing, typing) a
 sent at once, carry no sequence and are not stored.
 
 Payloads carry ids plus the changed fields; browsers re-fetch what they display.
+`emit_many` stores a batch with one sequence allocation and one INSERT. Sending
+(channel layer, Celery) is helpdesk.publish's, which imports no service.
 """
 
-import asyncio
 import logging
-import os
-import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, NotRequired, TypedDict
 
-from asgiref.sync import async_to_sync
-from channels.layers import InMemoryChannelLayer, get_channel_layer
-from django.db import connection, transaction
+from django.db import connection
 
 from helpdesk.models import Event
-from helpdesk.services.webhook_outbox import queue_webhook_deliveries
+from helpdesk.publish import group_send as _group_send
+from helpdesk.publish import on_commit, send_control
+from helpdesk.services.webhook_outbox import queue_webhook_deliveries_many
 from tenants.outages import outage_service
 
 logger = logging.getLogger(__name__)
@@ -33,6 +32,7 @@ DurableType = Literal[
     "message.updated",
 ]
 EphemeralType = Literal["presence", "viewing", "typing"]
+__all__ = ["emit", "emit_many", "next_seq", "send_control", "send_to_group"]
 
 
 class ConversationEvent(TypedDict):
@@ -108,13 +108,64 @@ def emit(
     same transaction queues the event's outbound webhook deliveries (`fields` is
     their `data`), which costs one cache read when the tenant has no endpoints.
     """
-    seq = seq if seq is not None else next_seq(tenant_id)
-    payload: dict[str, Any] = {"type": type, "seq": seq, **fields}
-    Event.objects.create(tenant_id=tenant_id, seq=seq, type=type, payload=payload)
-    queue_webhook_deliveries(tenant_id, type, fields)
+    return emit_many(tenant_id, [(type, fields)], first_seq=seq)[0]
+
+
+EventSpec = tuple[DurableType, dict[str, Any]]
+
+
+def emit_many(
+    tenant_id: int,
+    items: Sequence[EventSpec],
+    *,
+    first_seq: int | None = None,
+    known: Iterable[Any] = (),
+    store: Callable[[list[Event]], None] | None = None,
+) -> list[int]:
+    """Store several durable events of one tenant at once; send them on commit.
+
+    `items` are `(type, fields)` pairs in order; `fields` are what `emit` takes
+    (conversation_id, brand_id, message_id, changed, ...). Call inside the
+    tenant's transaction. Returns the sequences, consecutive and in item order.
+
+    Costs, whatever the number of items:
+    - one sequence allocation (`next_seq(count=len(items))`), none when the
+      caller passes `first_seq` (it allocated `first_seq .. first_seq + n - 1`);
+    - one INSERT of all the Event rows, or none when `store` is given: it gets
+      the unsaved rows to write with its own statement (same transaction);
+    - outbound webhooks: one cached check; with active endpoints one endpoint
+      query for the whole batch, the messages and conversations the events name
+      read at most once each (none for those passed in `known`, loaded instances
+      as they are now in this transaction), and one INSERT of all deliveries,
+      enqueued after commit;
+    - one on-commit callback that pushes the payloads to the tenant's group in
+      order (nothing is published before the commit).
+    """
+    if not items:
+        return []
+    if first_seq is None:
+        first_seq = next_seq(tenant_id, count=len(items)) - len(items) + 1
+    payloads: list[dict[str, Any]] = [
+        {"type": type, "seq": first_seq + n, **fields}
+        for n, (type, fields) in enumerate(items)
+    ]
+    rows = [
+        Event(tenant_id=tenant_id, seq=p["seq"], type=p["type"], payload=p)
+        for p in payloads
+    ]
+    if store is None:
+        Event.objects.bulk_create(rows)
+    else:
+        store(rows)
+    queue_webhook_deliveries_many(tenant_id, items, known=known)
     group = inbox_group(tenant_id)
-    transaction.on_commit(lambda: send_to_group(group, payload))
-    return seq
+
+    def publish() -> None:
+        for payload in payloads:
+            send_to_group(group, payload)
+
+    on_commit(publish)
+    return [p["seq"] for p in payloads]
 
 
 def send_to_group(group: str, payload: dict[str, Any]) -> None:
@@ -135,65 +186,6 @@ def send_to_group(group: str, payload: dict[str, Any]) -> None:
                 group,
                 error,
             )
-
-
-def send_control(group: str, message_type: str, **fields: Any) -> None:
-    """A control message to consumers (e.g. close a revoked member's sockets)."""
-    _group_send(group, {"type": message_type, **fields})
-
-
-PUSH_TIMEOUT = 5.0  # seconds a sync caller waits for the layer to take a message
-
-
-def _group_send(group: str, message: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    if isinstance(layer, InMemoryChannelLayer):
-        # Its queues belong to the consumers' event loop: send from that loop.
-        async_to_sync(layer.group_send)(group, message)
-        return
-    _publisher().run(layer.group_send(group, message))
-
-
-class _Publisher:
-    """A long-lived event loop on a daemon thread, for sends from sync code.
-
-    `async_to_sync` in a thread without an event loop (a Celery worker, a command)
-    makes a new loop per call, and channels-redis keeps its Redis connections per
-    loop, so every push paid for a new loop and a new connection (about 8 ms on the
-    2-core machine, where the publish itself takes 0.1-0.2 ms). Network layers
-    publish from this one loop instead and keep their connections.
-    """
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(
-            target=self.loop.run_forever, name="earshot-layer-publisher", daemon=True
-        ).start()
-
-    def run(self, send: Coroutine[Any, Any, Any]) -> None:
-        future = asyncio.run_coroutine_threadsafe(send, self.loop)
-        try:
-            future.result(timeout=PUSH_TIMEOUT)
-        except TimeoutError:
-            # An unreachable Redis can hang a connect: cancel the send, or it would
-            # hold the shard's lock and every later push would queue behind it.
-            future.cancel()
-            raise
-
-
-_publishers: dict[int, _Publisher] = {}
-_publishers_lock = threading.Lock()
-
-
-def _publisher() -> _Publisher:
-    """This process's publisher (keyed by pid: a forked child starts its own)."""
-    pid = os.getpid()
-    with _publishers_lock:
-        if pid not in _publishers:
-            _publishers[pid] = _Publisher()
-        return _publishers[pid]
 
 
 def events_after(

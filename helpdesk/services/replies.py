@@ -27,13 +27,13 @@ from helpdesk.exceptions import (
     ReplyNeedsConfirmation,
 )
 from helpdesk.models import Conversation, Message
+from helpdesk.publish import enqueue_task_on_commit
 from helpdesk.services import rollups, sla
 from social.connectors import get_connector
 from social.connectors.base import Capabilities
 from tenants.access import require_role
 from tenants.models import Brand, Membership, User
 from tenants.services import record_audit
-from tenants.tasks import enqueue_on_commit
 
 Visibility = Message.Visibility
 Delivery = Message.DeliveryStatus
@@ -467,10 +467,8 @@ def _emit_message(
 
 def schedule_delivery(message: Message) -> None:
     """Enqueue helpdesk.deliver_message for the message's send time, on commit."""
-    from helpdesk.tasks import deliver_message
-
-    enqueue_on_commit(
-        deliver_message,
+    enqueue_task_on_commit(
+        "helpdesk.deliver_message",
         message.tenant_id,
         message.pk,
         eta=message.send_after,

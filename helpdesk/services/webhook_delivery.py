@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from helpdesk.publish import enqueue_task_on_commit
 from helpdesk.services.webhook_outbox import endpoints_changed
 from helpdesk.webhooks.crypto import SecretUnreadable, decrypt_secret
 from helpdesk.webhooks.models import (
@@ -28,7 +29,6 @@ from helpdesk.webhooks.signing import envelope, signature_header
 from helpdesk.webhooks.transport import PostOutcome
 from tenants.models import Membership, Tenant, User
 from tenants.services import record_audit
-from tenants.tasks import enqueue_on_commit
 
 Status = WebhookDelivery.Status
 MAX_ATTEMPTS = 8
@@ -217,11 +217,12 @@ def disable_endpoint(
         data={"reason": endpoint.disabled_reason, "automatic": actor is None},
     )
     if notify:
-        from helpdesk.tasks import send_webhook_disabled_email
-
         # No sweep resends it; the endpoint keeps `disabled_reason` for its page.
-        enqueue_on_commit(
-            send_webhook_disabled_email, tenant.pk, endpoint.pk, swept_by=None
+        enqueue_task_on_commit(
+            "helpdesk.send_webhook_disabled_email",
+            tenant.pk,
+            endpoint.pk,
+            swept_by=None,
         )
 
 

@@ -2,17 +2,18 @@
 
 `queue_webhook_deliveries` writes one WebhookDelivery per subscribed active endpoint
 inside the caller's transaction (the rows commit or roll back with the change) and
-enqueues `helpdesk.deliver_webhook` for each on commit; the beat sweep re-enqueues
-anything a lost broker message left behind. helpdesk/events.py `emit()` calls it for
-every durable event, merge_contacts for contact.merged, and social's account services
-through `notify_account_status_changed`.
+enqueues `helpdesk.deliver_webhook` for each on commit (by name, through
+helpdesk.publish); the beat sweep re-enqueues anything a lost broker message left
+behind. helpdesk/events.py `emit()` and `emit_many()` call it for every durable
+event (one endpoint query per batch), merge_contacts for contact.merged, and
+social's account services through `notify_account_status_changed`.
 
 Whether a tenant has an active endpoint is cached (Django cache), so a tenant
 without endpoints pays one cache read per event and no query.
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Protocol
 from uuid import uuid4
@@ -21,8 +22,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from helpdesk.publish import enqueue_each_on_commit, enqueue_task
 from helpdesk.webhooks.models import WebhookDelivery, WebhookEndpoint
-from tenants.tasks import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "account.status_changed",
 )
 PING = "ping"
+DELIVER_TASK = "helpdesk.deliver_webhook"
 _ACTIVE_TTL = 300
 _STALE_TTL = 10
 _STALE = "stale"
@@ -71,23 +73,48 @@ def has_active_endpoints(tenant_id: int) -> bool:
     (`cache.add`), so an answer computed before a change can never overwrite it.
     A cache outage falls back to the database.
     """
-    key = _cache_key(tenant_id)
-    try:
-        cached = cache.get(key)
-    except Exception:  # the cache is an optimisation; the database decides
-        logger.warning("webhook endpoint cache unavailable", exc_info=True)
-        cached = _STALE
+    cached = _cached(tenant_id)
     if isinstance(cached, bool):
         return cached
     active = WebhookEndpoint.objects.filter(
         tenant_id=tenant_id, is_active=True
     ).exists()
+    _fill(tenant_id, cached, active)
+    return active
+
+
+def _cached(tenant_id: int) -> object:
+    """The cached answer: True/False, None when absent, _STALE while stale."""
+    try:
+        return cache.get(_cache_key(tenant_id))
+    except Exception:  # the cache is an optimisation; the database decides
+        logger.warning("webhook endpoint cache unavailable", exc_info=True)
+        return _STALE
+
+
+def _fill(tenant_id: int, cached: object, active: bool) -> None:
     if cached is None:
         try:
-            cache.add(key, active, _ACTIVE_TTL)
+            cache.add(_cache_key(tenant_id), active, _ACTIVE_TTL)
         except Exception:
             logger.warning("webhook endpoint cache unavailable", exc_info=True)
-    return active
+
+
+def active_endpoints(tenant_id: int) -> list[WebhookEndpoint]:
+    """The tenant's active endpoints (pk, tenant, events): none and no query
+    when the cache knows there are none, else one query (which also refills an
+    absent cache entry)."""
+    cached = _cached(tenant_id)
+    if cached is False:
+        return []
+    endpoints = list(
+        WebhookEndpoint.objects.filter(tenant_id=tenant_id, is_active=True).only(
+            "pk", "tenant_id", "events"
+        )
+    )
+    if not isinstance(cached, bool):
+        _fill(tenant_id, cached, bool(endpoints))
+    return endpoints
 
 
 def endpoints_changed(tenant_id: int) -> None:
@@ -112,55 +139,103 @@ def queue_webhook_deliveries(
     rows commit or roll back with it). Enqueues helpdesk.deliver_webhook per
     delivery on commit. `data` must be JSON-serializable (DjangoJSONEncoder).
     """
-    if not has_active_endpoints(tenant_id):
+    return queue_webhook_deliveries_many(tenant_id, [(event_type, data)])
+
+
+def queue_webhook_deliveries_many(
+    tenant_id: int,
+    items: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    known: Iterable[Any] = (),
+) -> list[int]:
+    """queue_webhook_deliveries for several events of one tenant at once.
+
+    One cached check for active endpoints; with endpoints (or while the cached
+    answer is stale or absent), one query for them,
+    at most one query each for the messages and conversations the events name
+    that are not in `known` (loaded Message and Conversation instances, as they
+    are now in this transaction), and one INSERT for all the deliveries. Returns
+    the delivery ids in event order.
+    """
+    if not items:
         return []
-    endpoints = [
-        endpoint
-        for endpoint in WebhookEndpoint.objects.filter(
-            tenant_id=tenant_id, is_active=True
-        ).only("pk", "tenant_id", "events")
-        if endpoint.wants(event_type)
+    endpoints = active_endpoints(tenant_id)
+    wanted = [
+        (event_type, data, [e for e in endpoints if e.wants(event_type)])
+        for event_type, data in items
     ]
-    if not endpoints:
+    wanted = [entry for entry in wanted if entry[2]]
+    if not wanted:
         return []
-    return create_deliveries(tenant_id, endpoints, event_type, _enriched(data))
+    snapshots = _Snapshots(known, [data for _, data, _ in wanted])
+    moment = timezone.now()
+    rows = [
+        WebhookDelivery(
+            tenant_id=tenant_id,
+            endpoint_id=endpoint.pk,
+            event_id=event_id,
+            event_type=event_type,
+            payload=payload,
+            next_attempt_at=moment,
+            created_at=moment,
+        )
+        for event_type, data, targets in wanted
+        for event_id, payload in [(uuid4(), snapshots.enriched(data))]
+        for endpoint in targets
+    ]
+    ids = [row.pk for row in WebhookDelivery.objects.bulk_create(rows)]
+    enqueue_each_on_commit(
+        DELIVER_TASK, tenant_id, ids, swept_by="helpdesk.sweep_webhook_deliveries"
+    )
+    return ids
 
 
-def _enriched(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The event's ids and changes, plus the current state of what it is about.
+class _Snapshots:
+    """The messages and conversations a batch of events names, each read once.
 
     Browsers re-fetch what they show; an integration should not have to, so a
     message event carries the message (with its text: the API channel delivers
     replies this way) and a conversation event the conversation's state.
     """
-    from helpdesk.models import Conversation, Message
 
-    enriched = dict(data)
-    message_id = data.get("message_id")
-    if message_id is not None:
-        message = (
-            Message.objects.select_related("author_agent").filter(pk=message_id).first()
-        )
+    def __init__(self, known: Iterable[Any], batch: Sequence[Mapping[str, Any]]):
+        from helpdesk.models import Conversation, Message
+
+        self.messages: dict[int, Any] = {}
+        self.conversations: dict[int, Any] = {}
+        for row in known:
+            if isinstance(row, Message):
+                self.messages[row.pk] = row
+            elif isinstance(row, Conversation):
+                self.conversations[row.pk] = row
+        missing_messages = {
+            d["message_id"] for d in batch if d.get("message_id") is not None
+        } - set(self.messages)
+        if missing_messages:
+            self.messages.update(
+                (row.pk, row)
+                for row in Message.objects.select_related("author_agent").filter(
+                    pk__in=missing_messages
+                )
+            )
+        missing_conversations = {
+            d["conversation_id"] for d in batch if d.get("conversation_id") is not None
+        } - set(self.conversations)
+        if missing_conversations:
+            self.conversations.update(
+                (row.pk, row)
+                for row in Conversation.objects.filter(pk__in=missing_conversations)
+            )
+
+    def enriched(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The event's ids and changes, plus the current state of what it is about."""
+        enriched = dict(data)
+        message = self.messages.get(data.get("message_id"))  # type: ignore[arg-type]
         if message is not None:
-            enriched["message"] = {
-                "id": message.pk,
-                "conversation_id": message.conversation_id,
-                "account_id": message.account_id,
-                "platform": message.platform,
-                "direction": message.direction,
-                "visibility": message.visibility,
-                "kind": message.kind,
-                "text": message.text,
-                "delivery_status": message.delivery_status,
-                "external_id": message.external_id,
-                "in_reply_to": message.in_reply_to_external_id,
-                "agent": message.author_agent.public_name
-                if message.author_agent
-                else None,
-            }
-    conversation_id = data.get("conversation_id")
-    if conversation_id is not None:
-        conversation = Conversation.objects.filter(pk=conversation_id).first()
+            enriched["message"] = _message_state(message)
+        conversation = self.conversations.get(
+            data.get("conversation_id")  # type: ignore[arg-type]
+        )
         if conversation is not None:
             enriched["conversation"] = {
                 "id": conversation.pk,
@@ -174,7 +249,25 @@ def _enriched(data: Mapping[str, Any]) -> dict[str, Any]:
                 "assignee_id": conversation.assignee_id,
                 "public_thread_ref": conversation.public_thread_ref,
             }
-    return enriched
+        return enriched
+
+
+def _message_state(message: Any) -> dict[str, Any]:
+    agent = message.author_agent if message.author_agent_id is not None else None
+    return {
+        "id": message.pk,
+        "conversation_id": message.conversation_id,
+        "account_id": message.account_id,
+        "platform": message.platform,
+        "direction": message.direction,
+        "visibility": message.visibility,
+        "kind": message.kind,
+        "text": message.text,
+        "delivery_status": message.delivery_status,
+        "external_id": message.external_id,
+        "in_reply_to": message.in_reply_to_external_id,
+        "agent": agent.public_name if agent else None,
+    }
 
 
 def create_deliveries(
@@ -200,17 +293,17 @@ def create_deliveries(
         for endpoint in endpoints
     )
     ids = [row.pk for row in rows]
-    transaction.on_commit(partial(enqueue_deliveries, tenant_id, ids))
+    enqueue_each_on_commit(
+        DELIVER_TASK, tenant_id, ids, swept_by="helpdesk.sweep_webhook_deliveries"
+    )
     return ids
 
 
 def enqueue_deliveries(tenant_id: int, delivery_ids: Sequence[int]) -> None:
     """Hand deliveries to the broker now; an outage is logged (the sweep retries)."""
-    from helpdesk.tasks import deliver_webhook
-
     for delivery_id in delivery_ids:
-        if not enqueue(
-            deliver_webhook,
+        if not enqueue_task(
+            DELIVER_TASK,
             tenant_id,
             delivery_id,
             swept_by="helpdesk.sweep_webhook_deliveries",

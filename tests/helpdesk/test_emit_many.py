@@ -1,0 +1,195 @@
+"""events.emit_many: several durable events in one allocation and one INSERT,
+their webhook deliveries with one endpoint lookup, and nothing sent before commit."""
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from helpdesk import events
+from helpdesk.models import Event, WebhookDelivery
+from helpdesk.services.webhook_outbox import has_active_endpoints
+from social.models import SocialAccount
+from tenants.context import tenant_context
+from tenants.models import Tenant, User
+from tests.helpdesk.conftest import item, receive
+from tests.helpdesk.webhook_support import (  # noqa: F401 - fixtures
+    FakeDns,
+    WebhookQueue,
+    add_endpoint,
+    fake_dns_fixture,
+    webhook_queue_fixture,
+)
+
+pytestmark = pytest.mark.django_db
+
+URL = "https://hooks.example.com/earshot"
+
+
+@pytest.fixture(autouse=True)
+def _fixtures(fake_dns: FakeDns, webhook_queue: WebhookQueue) -> None:
+    """No real DNS, and deliveries are captured rather than sent."""
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    pushed: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(
+        "helpdesk.events.send_to_group",
+        lambda group, payload: pushed.append((group, payload)),
+    )
+    return pushed
+
+
+def test_a_batch_gets_consecutive_sequences_one_insert_and_one_push_callback(
+    tenant: Tenant,
+    sent: list[tuple[str, dict[str, Any]]],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with tenant_context(tenant):
+        events.emit(tenant.pk, "conversation.updated", conversation_id=1, changed={})
+        with (
+            django_capture_on_commit_callbacks(execute=False) as callbacks,
+            CaptureQueriesContext(connection) as queries,
+        ):
+            seqs = events.emit_many(
+                tenant.pk,
+                [
+                    ("message.created", {"conversation_id": 7, "message_id": 9}),
+                    ("conversation.updated", {"conversation_id": 7, "changed": {}}),
+                    ("message.updated", {"conversation_id": 7, "message_id": 9}),
+                ],
+            )
+        stored = list(Event.objects.order_by("seq").values_list("seq", "type"))
+    assert seqs == [2, 3, 4]
+    assert stored == [
+        (1, "conversation.updated"),
+        (2, "message.created"),
+        (3, "conversation.updated"),
+        (4, "message.updated"),
+    ]
+    # One sequence allocation and one INSERT; no endpoint query (none exist).
+    assert len(queries.captured_queries) == 2, queries.captured_queries
+    assert sent == []
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert [(group, p["type"], p["seq"]) for group, p in sent] == [
+        (f"t{tenant.pk}", "message.created", 2),
+        (f"t{tenant.pk}", "conversation.updated", 3),
+        (f"t{tenant.pk}", "message.updated", 4),
+    ]
+    assert sent[0][1] == {
+        "type": "message.created",
+        "seq": 2,
+        "conversation_id": 7,
+        "message_id": 9,
+    }
+
+
+def test_a_caller_allocated_range_and_store_write_no_event_statement(
+    tenant: Tenant,
+) -> None:
+    stored: list[Event] = []
+    with tenant_context(tenant):
+        assert has_active_endpoints(tenant.pk) is False  # fills the cache
+    with tenant_context(tenant), CaptureQueriesContext(connection) as queries:
+        seqs = events.emit_many(
+            tenant.pk,
+            [
+                ("message.created", {"message_id": 1}),
+                ("conversation.created", {"conversation_id": 2}),
+            ],
+            first_seq=40,
+            store=stored.extend,
+        )
+    assert seqs == [40, 41]
+    assert [(e.seq, e.type, e.payload["seq"]) for e in stored] == [
+        (40, "message.created", 40),
+        (41, "conversation.created", 41),
+    ]
+    assert queries.captured_queries == []
+    with tenant_context(tenant):
+        assert Event.objects.count() == 0
+
+
+def test_an_empty_batch_does_nothing(tenant: Tenant) -> None:
+    with tenant_context(tenant), CaptureQueriesContext(connection) as queries:
+        assert events.emit_many(tenant.pk, []) == []
+    assert queries.captured_queries == []
+
+
+def test_webhooks_of_a_batch_read_the_endpoints_and_rows_once(
+    tenant: Tenant,
+    owner: User,
+    account: SocialAccount,
+    webhook_queue: WebhookQueue,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    endpoint = add_endpoint(tenant, owner, URL).endpoint
+    first = receive(account, item(external_id="a1", text="One"))
+    second = receive(account, item(external_id="a2", text="Two", thread="t2"))
+    with tenant_context(tenant):
+        before = WebhookDelivery.objects.count()
+        with (
+            django_capture_on_commit_callbacks(execute=True),
+            CaptureQueriesContext(connection) as queries,
+        ):
+            events.emit_many(
+                tenant.pk,
+                [
+                    (
+                        "message.updated",
+                        {
+                            "conversation_id": result.conversation.pk,
+                            "message_id": result.message.pk,
+                        },
+                    )
+                    for result in (first, second)
+                ],
+            )
+        new = list(WebhookDelivery.objects.order_by("id")[before:])
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert sum('FROM "helpdesk_webhookendpoint"' in s for s in sql) == 1
+    assert sum('FROM "helpdesk_message"' in s for s in sql) == 1
+    assert sum('FROM "helpdesk_conversation"' in s for s in sql) == 1
+    assert sum('INSERT INTO "helpdesk_webhookdelivery"' in s for s in sql) == 1
+    assert [(d.endpoint_id, d.event_type) for d in new] == [
+        (endpoint.pk, "message.updated"),
+        (endpoint.pk, "message.updated"),
+    ]
+    assert [d.payload["message"]["text"] for d in new] == ["One", "Two"]
+    assert [d.payload["conversation"]["id"] for d in new] == [
+        first.conversation.pk,
+        second.conversation.pk,
+    ]
+    assert new[0].event_id != new[1].event_id
+    assert webhook_queue.ids() == [d.pk for d in new]
+
+
+def test_known_rows_are_not_read_again(
+    tenant: Tenant, owner: User, account: SocialAccount
+) -> None:
+    add_endpoint(tenant, owner, URL)
+    result = receive(account, item(text="Known"))
+    with tenant_context(tenant):
+        with CaptureQueriesContext(connection) as queries:
+            events.emit_many(
+                tenant.pk,
+                [
+                    (
+                        "message.updated",
+                        {
+                            "conversation_id": result.conversation.pk,
+                            "message_id": result.message.pk,
+                        },
+                    )
+                ],
+                known=[result.message, result.conversation],
+            )
+        (delivery,) = WebhookDelivery.objects.filter(event_type="message.updated")
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert not any('FROM "helpdesk_message"' in s for s in sql), sql
+    assert not any('FROM "helpdesk_conversation"' in s for s in sql), sql
+    assert delivery.payload["message"]["text"] == "Known"
+    assert delivery.payload["conversation"]["id"] == result.conversation.pk
