@@ -2,7 +2,9 @@
 
 import logging
 import random
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -22,13 +24,13 @@ from helpdesk.services import (
 from helpdesk.services.digest import claim_due_digests, send_digest
 from helpdesk.services.inbound import record_inbound_message
 from helpdesk.webhooks.transport import post_webhook
-from social import http
+from social import http, sending
 from social.connectors import get_connector
 from social.connectors.base import ConnectorError, DeliveryResult, item_from_dict
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Tenant
-from tenants.tasks import system_task, tenant_task
+from tenants.tasks import enqueue, system_task, tenant_task
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,78 @@ def backoff_seconds(retries: int, retry_after: float | None) -> float:
     """Exponential backoff with jitter, never sooner than the platform's Retry-After."""
     exponential = min(600.0, 2.0 ** (retries + 1)) * (0.8 + 0.4 * random.random())  # noqa: S311
     return max(exponential, retry_after or 0.0)
+
+
+# How many due replies of a tenant one delivery task claims and sends together
+# (DELIVERY_BATCH_SIZE; 1 is one reply per task). The sends run concurrently
+# (social.sending, DELIVERY_CONCURRENCY threads per worker process).
+DEFAULT_DELIVERY_BATCH_SIZE = 100
+# Replies this process marked sent (tenant id, message id): sent is final, so their
+# own tasks, arriving after a batch sent them, skip without a query. Bounded.
+_SENT_HERE_MAX = 50_000
+_sent_here: dict[tuple[int, int], None] = {}
+
+
+def _batch_size() -> int:
+    return max(
+        1, int(getattr(settings, "DELIVERY_BATCH_SIZE", DEFAULT_DELIVERY_BATCH_SIZE))
+    )
+
+
+def _remember_sent(tenant_id: int, message_ids: list[int]) -> None:
+    for message_id in message_ids:
+        _sent_here[(tenant_id, message_id)] = None
+    while len(_sent_here) > _SENT_HERE_MAX:
+        del _sent_here[next(iter(_sent_here))]
+
+
+@dataclass
+class _Attempt:
+    """Where one claimed reply stands in its task's attempt."""
+
+    plan: delivery.DeliveryPlan
+    result: DeliveryResult | None = None
+    reconciled: bool = False
+    error: ConnectorError | None = None
+    skipped: bool = False  # its claim was taken over: not ours to send or record
+
+
+def _reconcile(attempts: list[_Attempt]) -> None:
+    """Ask the platform about the replies an earlier attempt may have sent."""
+    looking = [attempt for attempt in attempts if attempt.plan.reconcile]
+    calls = [
+        sending.Call(
+            attempt.plan.account,
+            partial(
+                get_connector(attempt.plan.platform).find_delivery,
+                attempt.plan.account,
+                attempt.plan.reply,
+            ),
+        )
+        for attempt in looking
+    ]
+    end = time.monotonic() + http.DEADLINE
+    for attempt, outcome in zip(looking, sending.run_all(calls, end=end), strict=True):
+        attempt.error = outcome.error
+        if outcome.value is not None:
+            attempt.result, attempt.reconciled = outcome.value, True
+
+
+def _send(attempts: list[_Attempt], *, end: float) -> None:
+    """Send the replies still to send, concurrently, all by `end`."""
+    calls = []
+    for attempt in attempts:
+        connector = get_connector(attempt.plan.platform)
+        account, reply = attempt.plan.account, attempt.plan.reply
+        calls.append(
+            sending.Call(
+                account,
+                partial(connector.send, account, reply),
+                connector.send_limit(account, reply),
+            )
+        )
+    for attempt, outcome in zip(attempts, sending.run_all(calls, end=end), strict=True):
+        attempt.result, attempt.error = outcome.value, outcome.error
 
 
 @tenant_task(
@@ -52,46 +126,112 @@ def backoff_seconds(retries: int, retry_after: float | None) -> float:
 def deliver_message(task: Task, tenant: Tenant, message_id: int) -> str:  # type: ignore[type-arg]
     """Send a reply at most once: claim, reconcile, send (outside transactions), record.
 
-    Returns what happened, for logs: sent, reconciled, retry, failed or skipped.
+    The task claims its own reply and up to DELIVERY_BATCH_SIZE - 1 other due
+    replies of the tenant (committed as `sending` before any platform call), sends
+    them concurrently within each account's rate limit, and records the outcomes in
+    one transaction. Its own reply's transient failure is retried as this task's
+    retry; another's as a task of its own, with the same backoff.
+
+    Returns what happened to its own reply, for logs: sent, reconciled, retry,
+    failed or skipped.
     """
+    if not task.request.is_eager and (tenant.pk, message_id) in _sent_here:
+        return "skipped"
     task_id = str(task.request.id or f"local-{message_id}")
     # This attempt's own token: a redelivered copy of the same task is another
     # attempt, and must not share the claim (see delivery.CLAIM_LEASE).
     token = f"{task_id[:40]}.{uuid.uuid4().hex[:16]}"
+    # The claim stamps claimed_at after this instant: calls that end by
+    # claimed + SEND_BUDGET cannot overlap a takeover (see delivery.CLAIM_LEASE).
+    claimed = time.monotonic()
     with tenant_context(tenant):
-        plan = delivery.claim_for_delivery(message_id, token=token, task_id=task_id)
-    if plan is None:
+        plans = delivery.claim_batch(
+            message_id, token=token, task_id=task_id, limit=_batch_size()
+        )
+    if not plans:
         return "skipped"
-    connector = get_connector(plan.platform)
-    try:
-        found: DeliveryResult | None = None
-        if plan.reconcile:
-            found = connector.find_delivery(plan.account, plan.reply)
-        if found is None:
-            # Restart the lease, then send within SEND_BUDGET: a takeover cannot
-            # start while this call may still be in flight (see CLAIM_LEASE).
-            with tenant_context(tenant):
-                still_ours = delivery.renew_claim(message_id, token=token)
-            if not still_ours:
-                return "skipped"
-            with http.deadline(delivery.SEND_BUDGET):
-                result = connector.send(plan.account, plan.reply)
-        else:
-            result = found
-    except ConnectorError as error:
-        final = error.permanent or task.request.retries >= MAX_DELIVERY_RETRIES
-        countdown = backoff_seconds(task.request.retries, error.retry_after)
+    attempts = [_Attempt(plan) for plan in plans]
+    if any(plan.reconcile for plan in plans):
+        _reconcile(attempts)
+        # Restart the lease, then send within SEND_BUDGET: a takeover cannot
+        # start while these calls may still be in flight (see CLAIM_LEASE).
+        unsettled = [a for a in attempts if a.result is None and a.error is None]
+        claimed = time.monotonic()
         with tenant_context(tenant):
-            delivery.record_failure(message_id, error, final=final, retry_in=countdown)
-        if final:
-            logger.warning(
-                "delivery of message %s failed: %s", message_id, error.message
+            ours = delivery.renew_claims(
+                [a.plan.message_id for a in unsettled], token=token
             )
-            return "failed"
-        raise task.retry(countdown=countdown, exc=error) from error
+        for attempt in unsettled:
+            attempt.skipped = attempt.plan.message_id not in ours
+    _send(
+        [a for a in attempts if a.result is None and a.error is None and not a.skipped],
+        end=claimed + delivery.SEND_BUDGET,
+    )
+    return _record(task, tenant, message_id, attempts)
+
+
+def _record(
+    task: Task,  # type: ignore[type-arg]
+    tenant: Tenant,
+    message_id: int,
+    attempts: list[_Attempt],
+) -> str:
+    """Record the batch's outcomes in one transaction, then hand out the retries."""
+    retries: list[tuple[_Attempt, int, float]] = []
+    own: _Attempt | None = None
     with tenant_context(tenant):
-        delivery.record_delivery(message_id, result)
-    return "reconciled" if found else "sent"
+        sent = delivery.record_deliveries(
+            {
+                a.plan.message_id: a.result
+                for a in attempts
+                if a.result is not None and not a.skipped
+            }
+        )
+        for attempt in attempts:
+            if attempt.plan.message_id == message_id:
+                own = attempt
+            if attempt.error is None or attempt.skipped:
+                continue
+            error = attempt.error
+            done = (
+                task.request.retries
+                if attempt is own
+                else max(0, attempt.plan.attempts - 1)
+            )
+            final = error.permanent or done >= MAX_DELIVERY_RETRIES
+            countdown = backoff_seconds(done, error.retry_after)
+            delivery.record_failure(
+                attempt.plan.message_id, error, final=final, retry_in=countdown
+            )
+            if final:
+                logger.warning(
+                    "delivery of message %s failed: %s",
+                    attempt.plan.message_id,
+                    error.message,
+                )
+            elif attempt is not own:
+                retries.append((attempt, done + 1, countdown))
+    if not task.request.is_eager:
+        _remember_sent(tenant.pk, sent)
+    for attempt, retry, countdown in retries:
+        enqueue(
+            deliver_message,
+            tenant.pk,
+            attempt.plan.message_id,
+            swept_by="helpdesk.sweep_outbox",
+            countdown=countdown,
+            retries=retry,
+        )
+    if own is None:  # claim_batch puts this task's message first
+        raise RuntimeError(f"message {message_id} missing from its own batch")
+    if own.skipped:
+        return "skipped"
+    if own.error is not None:
+        if own.error.permanent or task.request.retries >= MAX_DELIVERY_RETRIES:
+            return "failed"
+        countdown = backoff_seconds(task.request.retries, own.error.retry_after)
+        raise task.retry(countdown=countdown, exc=own.error) from own.error
+    return "reconciled" if own.reconciled else "sent"
 
 
 @tenant_task(name="helpdesk.record_inbound_item")

@@ -27,6 +27,9 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # sum: a platform that answers a byte every 9 s would hold a call for ever. The
 # delivery lease (helpdesk.services.delivery.CLAIM_LEASE) is sized from this bound.
 DEADLINE = 12.0
+# Delivery sends concurrently (social.sending): enough kept-alive connections that a
+# batch reuses them instead of opening one per call.
+LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100)
 _client: httpx.Client | None = None
 
 
@@ -54,7 +57,15 @@ _outer_deadline: ContextVar[float | None] = ContextVar("outer_deadline", default
 def deadline(seconds: float) -> Iterator[None]:
     """Bound all the requests made in the block to `seconds` in total (a connector's
     send may make several: a token refresh, an upload, the post)."""
-    token = _outer_deadline.set(time.monotonic() + seconds)
+    with deadline_at(time.monotonic() + seconds):
+        yield
+
+
+@contextmanager
+def deadline_at(end: float) -> Iterator[None]:
+    """Bound all the requests made in the block to end by `end` (time.monotonic()):
+    the sends of one delivery batch share the deadline of their claim."""
+    token = _outer_deadline.set(end)
     try:
         yield
     finally:
@@ -116,7 +127,9 @@ def client() -> httpx.Client:
     """The process's pooled client (tests replace it through `install_transport`)."""
     global _client
     if _client is None:
-        _client = httpx.Client(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT})
+        _client = httpx.Client(
+            timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, limits=LIMITS
+        )
     return _client
 
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from helpdesk import events
-from helpdesk.models import Conversation, Message
+from helpdesk.models import Conversation, Identity, Message
 from helpdesk.services.replies import release_public_slot
 from social.connectors.base import (
     AccountRef,
@@ -29,6 +29,7 @@ from social.connectors.base import (
     OutboundReply,
 )
 from social.models import connector_ref
+from tenants.context import current_tenant_id
 
 Delivery = Message.DeliveryStatus
 
@@ -72,6 +73,7 @@ class DeliveryPlan:
     account: AccountRef
     reply: OutboundReply
     reconcile: bool  # a previous attempt may have reached the platform
+    attempts: int = 1  # claims of the message so far, this one included
 
 
 def claim_for_delivery(
@@ -86,6 +88,59 @@ def claim_for_delivery(
     reconcile=True. Not yet due (edited hold, early task): re-enqueued for its time
     under `task_id`. Sending under a live lease, cancelled, sent or failed: None.
     """
+    if not _claim(message_id, token=token, task_id=task_id):
+        return None
+    plans = _plans([message_id])
+    return plans[0] if plans else None
+
+
+def claim_batch(
+    message_id: int, *, token: str, task_id: str | None = None, limit: int = 1
+) -> list[DeliveryPlan]:
+    """Claim this task's message as claim_for_delivery does and, when it was
+    claimed, up to `limit` - 1 more of the tenant's due scheduled replies under the
+    same token, oldest due first, skipping rows another attempt has locked; their
+    plans, this task's message first. Empty when this task's message was not
+    claimed (the others have tasks of their own). Call inside the tenant's context;
+    the claims hold once it commits, before any platform call.
+
+    The others take exactly the transition a task of their own would take
+    (scheduled → sending, attempts + 1); their own tasks then find them claimed
+    or done and skip.
+    """
+    if not _claim(message_id, token=token, task_id=task_id):
+        return []
+    others: list[int] = []
+    if limit > 1:
+        tenant_id = current_tenant_id()
+        if tenant_id is None:
+            raise RuntimeError("claim_batch runs in a tenant's context")
+        others = list(
+            Message.objects.filter(
+                tenant_id=tenant_id,
+                direction=Message.Direction.OUT,
+                delivery_status=Delivery.SCHEDULED,
+                send_after__lte=timezone.now(),
+            )
+            .exclude(pk=message_id)
+            .order_by("send_after")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[: limit - 1]
+        )
+        if others:
+            Message.objects.filter(
+                pk__in=others, delivery_status=Delivery.SCHEDULED
+            ).update(
+                delivery_status=Delivery.SENDING,
+                claim_token=token,
+                claimed_at=Now(),
+                attempts=F("attempts") + 1,
+            )
+    return _plans([message_id, *others])
+
+
+def _claim(message_id: int, *, token: str, task_id: str | None) -> bool:
+    """The claim of one message (see claim_for_delivery); True when it is ours."""
     now = timezone.now()
     claimed = Message.objects.filter(
         pk=message_id, delivery_status=Delivery.SCHEDULED, send_after__lte=now
@@ -95,45 +150,83 @@ def claim_for_delivery(
         claimed_at=Now(),
         attempts=F("attempts") + 1,
     )
-    if not claimed:
-        taken_over = Message.objects.filter(
-            pk=message_id,
-            delivery_status=Delivery.SENDING,
-            claimed_at__lt=Now() - CLAIM_LEASE,
-        ).update(claim_token=token, claimed_at=Now(), attempts=F("attempts") + 1)
-        if not taken_over:
-            _reschedule_if_early(message_id, now, task_id=task_id or token)
-            return None
-    message = Message.objects.select_related("conversation", "account").get(
-        pk=message_id
-    )
-    # attempts counts this claim: more than one means an attempt before this one
-    # may have reached the platform.
-    reconcile = message.attempts > 1
-    if message.account is None:
-        record_failure(
-            message.pk,
-            ConnectorError(
-                "The conversation has no connected account.", permanent=True
-            ),
-            final=True,
+    if claimed:
+        return True
+    taken_over = Message.objects.filter(
+        pk=message_id,
+        delivery_status=Delivery.SENDING,
+        claimed_at__lt=Now() - CLAIM_LEASE,
+    ).update(claim_token=token, claimed_at=Now(), attempts=F("attempts") + 1)
+    if not taken_over:
+        _reschedule_if_early(message_id, now, task_id=task_id or token)
+        return False
+    return True
+
+
+def _plans(message_ids: list[int]) -> list[DeliveryPlan]:
+    """What to send for freshly claimed messages, in the order given (two queries
+    whatever their number); one `sending` event each. A message without an account
+    fails at once and has no plan."""
+    inbound = Message.objects.filter(
+        conversation_id=OuterRef("conversation_id"),
+        direction=Message.Direction.IN,
+        visibility=OuterRef("visibility"),
+    ).order_by("-created_at")
+    identity = Identity.objects.filter(
+        contact_id=OuterRef("conversation__contact_id"), platform=OuterRef("platform")
+    ).order_by("platform", "handle")
+    messages = {
+        message.pk: message
+        for message in Message.objects.filter(pk__in=message_ids)
+        .select_related("conversation", "account")
+        .annotate(
+            answered=Subquery(inbound.values("external_id")[:1]),
+            recipient=Subquery(identity.values("external_id")[:1]),
         )
-        return None
-    events.emit(
-        message.tenant_id,
-        "message.updated",
-        conversation_id=message.conversation_id,
-        brand_id=message.conversation.brand_id,
-        message_id=message.pk,
-        changed={"delivery_status": Delivery.SENDING},
-    )
-    return DeliveryPlan(
-        message_id=message.pk,
-        platform=message.platform,
-        account=connector_ref(message.account),
-        reply=_outbound(message),
-        reconcile=reconcile,
-    )
+    }
+    plans: list[DeliveryPlan] = []
+    sending: list[events.EventSpec] = []
+    for message_id in message_ids:
+        message = messages[message_id]
+        if message.account is None:
+            record_failure(
+                message.pk,
+                ConnectorError(
+                    "The conversation has no connected account.", permanent=True
+                ),
+                final=True,
+            )
+            continue
+        sending.append(
+            (
+                "message.updated",
+                {
+                    "conversation_id": message.conversation_id,
+                    "brand_id": message.conversation.brand_id,
+                    "message_id": message.pk,
+                    "changed": {"delivery_status": Delivery.SENDING},
+                },
+            )
+        )
+        plans.append(
+            DeliveryPlan(
+                message_id=message.pk,
+                platform=message.platform,
+                account=connector_ref(message.account),
+                reply=_outbound(
+                    message,
+                    answered=message.answered,
+                    recipient=message.recipient,
+                ),
+                # attempts counts this claim: more than one means an attempt
+                # before this one may have reached the platform.
+                reconcile=message.attempts > 1,
+                attempts=message.attempts,
+            )
+        )
+    if sending:
+        events.emit_many(messages[message_ids[0]].tenant_id, sending)
+    return plans
 
 
 def renew_claim(message_id: int, *, token: str) -> bool:
@@ -173,28 +266,13 @@ def _reschedule_if_early(message_id: int, now: datetime, *, task_id: str) -> Non
         )
 
 
-def _outbound(message: Message) -> OutboundReply:
+def _outbound(
+    message: Message, *, answered: str | None, recipient: str | None
+) -> OutboundReply:
+    """The reply to send. `answered`: the latest inbound message of the same
+    visibility in the conversation; `recipient`: the contact's id on the platform."""
     conversation: Conversation = message.conversation
     public = message.visibility == Message.Visibility.PUBLIC
-    answered = (
-        Message.objects.filter(
-            conversation=conversation, direction=Message.Direction.IN
-        )
-        .filter(
-            visibility=message.visibility if not public else Message.Visibility.PUBLIC
-        )
-        .order_by("-created_at")
-        .values_list("external_id", flat=True)
-        .first()
-    )
-    recipient = ""
-    if conversation.contact_id:
-        recipient = (
-            conversation.contact.identities.filter(platform=message.platform)
-            .values_list("external_id", flat=True)
-            .first()
-            or ""
-        )
     private_reply = not public and not conversation.private_thread_ref
     in_reply_to = (
         (answered or conversation.public_thread_ref)
@@ -206,9 +284,66 @@ def _outbound(message: Message) -> OutboundReply:
         text=message.text,
         visibility=message.visibility,
         in_reply_to=in_reply_to or "",
-        recipient_id=recipient,
+        recipient_id=(recipient or "") if conversation.contact_id else "",
         private_reply_to_public=private_reply,
     )
+
+
+def renew_claims(message_ids: list[int], *, token: str) -> set[int]:
+    """renew_claim for several messages at once: those still this attempt's."""
+    claimed = Message.objects.filter(
+        pk__in=message_ids, delivery_status=Delivery.SENDING, claim_token=token
+    )
+    ours = set(claimed.values_list("pk", flat=True))
+    if ours:
+        Message.objects.filter(pk__in=ours).update(claimed_at=Now())
+    return ours
+
+
+def record_deliveries(results: dict[int, DeliveryResult]) -> list[int]:
+    """record_delivery for a batch: two statements and one event insert whatever
+    its size. Returns the ids marked sent (those still `sending`)."""
+    if not results:
+        return []
+    messages = list(
+        Message.objects.select_for_update(of=("self",))
+        .select_related("conversation")
+        .filter(pk__in=list(results), delivery_status=Delivery.SENDING)
+        .order_by("pk")
+    )
+    if not messages:
+        return []
+    now = timezone.now()
+    for message in messages:
+        result = results[message.pk]
+        message.delivery_status = Delivery.SENT
+        message.external_id = result.external_id
+        message.external_url = result.url
+        message.sent_at = result.sent_at or now
+        message.last_error = ""
+    Message.objects.bulk_update(
+        messages,
+        ["delivery_status", "external_id", "external_url", "sent_at", "last_error"],
+    )
+    events.emit_many(
+        messages[0].tenant_id,
+        [
+            (
+                "message.updated",
+                {
+                    "conversation_id": message.conversation_id,
+                    "brand_id": message.conversation.brand_id,
+                    "message_id": message.pk,
+                    "changed": {
+                        "delivery_status": Delivery.SENT,
+                        "external_url": message.external_url,
+                    },
+                },
+            )
+            for message in messages
+        ],
+    )
+    return [message.pk for message in messages]
 
 
 def record_delivery(message_id: int, result: DeliveryResult) -> Message | None:

@@ -126,6 +126,16 @@ class OutboundReply:
 
 
 @dataclass(frozen=True)
+class SendLimit:
+    """A platform's limit on one account's sends: `requests` per `per_seconds`,
+    counted in the named `bucket` (X counts posts and direct messages apart)."""
+
+    requests: int
+    per_seconds: int
+    bucket: str = "send"
+
+
+@dataclass(frozen=True)
 class DeliveryResult:
     external_id: str
     url: str = ""
@@ -272,6 +282,12 @@ class Connector(ABC):
         Returns the item complete (needs_hydration False). Raises ConnectorError.
         """
         raise NotImplementedError
+
+    def send_limit(self, account: AccountRef, reply: OutboundReply) -> SendLimit | None:
+        """The platform's limit on the account's sends of this kind, which delivery
+        keeps to (waiting for the next window rather than failing); None when the
+        platform publishes none (its 429 and Retry-After still apply)."""
+        return None
 
     @abstractmethod
     def send(self, account: AccountRef, reply: OutboundReply) -> DeliveryResult:

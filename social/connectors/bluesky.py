@@ -45,6 +45,7 @@ from social.connectors.base import (
     FetchResult,
     InboundItem,
     OutboundReply,
+    SendLimit,
     TokenSet,
 )
 
@@ -249,6 +250,10 @@ class BlueskyConnector(Connector):
         return FetchResult(
             items=items, cursor=str(since.advanced(notifications, chat_cursor))
         )
+
+    def send_limit(self, account: AccountRef, reply: OutboundReply) -> SendLimit:
+        """5,000 write points an hour per account, 3 per created record."""
+        return SendLimit(5000 // 3, 3600, "writes")
 
     def send(self, account: AccountRef, reply: OutboundReply) -> DeliveryResult:
         """Post a reply in the thread, or send a direct message.

@@ -44,6 +44,7 @@ from social.connectors.base import (
     FetchResult,
     InboundItem,
     OutboundReply,
+    SendLimit,
     TokenSet,
 )
 
@@ -306,6 +307,10 @@ class MastodonConnector(Connector):
             replace(item, thread_ref=roots.get(item.thread_ref, item.thread_ref))
             for item in chained
         ]
+
+    def send_limit(self, account: AccountRef, reply: OutboundReply) -> SendLimit:
+        """300 requests per 5 minutes per account (platforms.md section 9)."""
+        return SendLimit(300, 300, "api")
 
     def send(self, account: AccountRef, reply: OutboundReply) -> DeliveryResult:
         """Post the reply as a status in the customer's thread.

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.utils import timezone
 
 from social import http
@@ -29,6 +30,7 @@ from social.connectors.base import (
     FetchResult,
     InboundItem,
     OutboundReply,
+    SendLimit,
     TokenSet,
     WebhookItem,
 )
@@ -134,6 +136,12 @@ class SandboxConnector(Connector):
         return {
             "Authorization": f"Bearer {account.credentials.get('access_token', '')}"
         }
+
+    def send_limit(self, account: AccountRef, reply: OutboundReply) -> SendLimit:
+        """The network's limit: SANDBOX_RATE_LIMIT_PER_MINUTE API calls per token."""
+        return SendLimit(
+            int(getattr(settings, "SANDBOX_RATE_LIMIT_PER_MINUTE", 600)), 60, "api"
+        )
 
     def send(self, account: AccountRef, reply: OutboundReply) -> DeliveryResult:
         headers = {**self._auth(account), "Idempotency-Key": reply.client_ref}

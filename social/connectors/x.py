@@ -56,6 +56,7 @@ from social.connectors.base import (
     FetchResult,
     InboundItem,
     OutboundReply,
+    SendLimit,
     TokenSet,
     WebhookItem,
     search_tokens,
@@ -619,6 +620,13 @@ class XConnector(Connector):
         return FetchResult(items=items, cursor=newest)
 
     # Sending
+
+    def send_limit(self, account: AccountRef, reply: OutboundReply) -> SendLimit:
+        """Per user: 100 posts and 15 direct messages per 15 minutes (the stricter
+        table of platforms.md section 3.6)."""
+        if reply.visibility == "public":
+            return SendLimit(100, 900, "posts")
+        return SendLimit(15, 900, "dm")
 
     def send(self, account: AccountRef, reply: OutboundReply) -> DeliveryResult:
         """Post a public reply (`POST /2/tweets`) or a DM

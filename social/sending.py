@@ -1,0 +1,151 @@
+"""Platform calls of one delivery batch, made concurrently, within each account's
+rate limit and by one shared deadline.
+
+A worker sends a batch of claimed replies through a bounded thread pool of its own
+process (DELIVERY_CONCURRENCY threads; the calls wait on the network, and
+social.http's pooled client is thread-safe). The threads only talk HTTP: the
+caller claims and records in its own thread and transactions.
+
+Rate limits. A connector may declare the platform's limit on an account's sends
+(`Connector.send_limit`). Each call first takes a slot in that limit's current
+window, counted in the Django cache (shared by every worker process, as the
+platform counts them across all of Earshot's calls); when the window is used up
+the call waits for the next one instead of failing, as long as the wait ends
+before the batch's deadline. A wait that would pass it ends the call without
+sending, as a transient error with `retry_after` the wait: the delivery is retried
+then. The platform's own 429 (with Retry-After) stays the last word.
+
+The deadline. Every call of a batch ends by one time (`end`, time.monotonic()),
+the claim's renewal plus delivery.SEND_BUDGET (see helpdesk.services.delivery
+CLAIM_LEASE): a call that would start with less than MIN_CALL_SECONDS left is not
+made at all.
+"""
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from social import http
+from social.connectors.base import AccountRef, ConnectorError, SendLimit
+from tenants.ratelimit import fixed_window_wait
+
+logger = logging.getLogger(__name__)
+
+
+# A call starts only with at least this much of the batch's deadline left.
+MIN_CALL_SECONDS = 1.0
+DEFAULT_CONCURRENCY = 32
+
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+_pool_lock = threading.Lock()
+
+
+def concurrency() -> int:
+    return max(1, int(getattr(settings, "DELIVERY_CONCURRENCY", DEFAULT_CONCURRENCY)))
+
+
+def pool() -> ThreadPoolExecutor:
+    """This process's pool (a forked pool child makes its own)."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(
+                max_workers=concurrency(), thread_name_prefix="delivery"
+            )
+            _pool_pid = os.getpid()
+        return _pool
+
+
+@dataclass(frozen=True)
+class Call[T]:
+    """One platform call for `account`; `limit` is the account's send limit to keep."""
+
+    account: AccountRef
+    run: Callable[[], T]
+    limit: SendLimit | None = None
+
+
+@dataclass(frozen=True)
+class Outcome[T]:
+    """A call's value, or the ConnectorError it raised (or was ended with)."""
+
+    value: T | None = None
+    error: ConnectorError | None = None
+    attempted: bool = True  # False: ended before calling the platform
+
+
+def limit_key(account: AccountRef, limit: SendLimit) -> str:
+    return f"{account.platform}:{account.external_id}:{limit.bucket}"
+
+
+def take_slot(account: AccountRef, limit: SendLimit, *, end: float) -> float | None:
+    """Take one request in the account's current window, waiting for the next
+    window while this one is used up. None once taken; else the seconds still to
+    wait, when waiting would pass `end`."""
+    key = limit_key(account, limit)
+    while True:
+        wait = fixed_window_wait(
+            "platform-send", key, limit=limit.requests, window=limit.per_seconds
+        )
+        if wait is None:
+            return None
+        # The window ends at the next multiple of per_seconds (epoch time).
+        left = limit.per_seconds - (time.time() % limit.per_seconds) + 0.01
+        if time.monotonic() + left > end - MIN_CALL_SECONDS:
+            return left
+        logger.info("send limit of %s used up; waiting %.2f s", key, left)
+        time.sleep(left)
+
+
+def _attempt[T](call: Call[T], end: float) -> Outcome[T]:
+    if call.limit is not None:
+        wait = take_slot(call.account, call.limit, end=end)
+        if wait is not None:
+            return Outcome(
+                error=ConnectorError(
+                    "The account's rate limit on the platform is used up for now.",
+                    retry_after=wait,
+                ),
+                attempted=False,
+            )
+    if time.monotonic() > end - MIN_CALL_SECONDS:
+        return Outcome(
+            error=ConnectorError("No time was left to call the platform."),
+            attempted=False,
+        )
+    try:
+        with http.deadline_at(end):
+            return Outcome(value=call.run())
+    except ConnectorError as error:
+        return Outcome(error=error)
+
+
+def run_all[T](calls: Sequence[Call[T]], *, end: float) -> list[Outcome[T]]:
+    """Make the calls, concurrently when there are several; outcomes in call order.
+
+    Anything but a ConnectorError (a bug, or a test's simulated crash) is raised
+    once every call has ended.
+    """
+    if len(calls) <= 1 or concurrency() == 1:
+        return [_attempt(call, end) for call in calls]
+    futures: list[Future[Outcome[T]]] = [
+        pool().submit(_attempt, call, end) for call in calls
+    ]
+    outcomes: list[Outcome[T]] = []
+    crash: BaseException | None = None
+    for future in futures:
+        try:
+            outcomes.append(future.result())
+        except BaseException as exc:
+            crash = crash or exc
+            outcomes.append(Outcome(error=ConnectorError(repr(exc))))
+    if crash is not None:
+        raise crash
+    return outcomes

@@ -1,0 +1,413 @@
+"""Batched, concurrent delivery (issue 12 item 5) keeps invariant 3: one task
+claims its reply and the tenant's other due replies (committed `sending` before any
+platform call), sends them concurrently within each account's rate limit, records
+the outcomes together, and hands each transient failure a retry of its own."""
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from celery.exceptions import Retry
+from django.test import override_settings
+from django.utils import timezone
+
+from helpdesk import tasks
+from helpdesk.models import Conversation, Message
+from helpdesk.services import delivery
+from helpdesk.services.replies import post_reply
+from social.connectors.base import (
+    AccountRef,
+    ConnectorError,
+    DeliveryResult,
+    OutboundReply,
+    SendLimit,
+)
+from social.models import SocialAccount
+from tenants.context import tenant_context
+from tenants.models import Tenant, User
+from tests.helpdesk.conftest import item, make_account, member, receive, reload
+from tests.helpdesk.fakes import CrashAfterSend, FakeConnector
+
+pytestmark = pytest.mark.django_db
+
+Row = tuple[str, str | None, int, str]
+
+
+@pytest.fixture(autouse=True)
+def _retries_are_results() -> Iterator[None]:
+    conf = tasks.deliver_message.app.conf
+    previous = conf.task_eager_propagates
+    conf.task_eager_propagates = False
+    yield
+    conf.task_eager_propagates = previous
+
+
+class Script:
+    """Per reply text: an error to raise instead of sending, or a crash after it."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, ConnectorError] = {}
+        self.crash_after: set[str] = set()
+        self.limit: SendLimit | None = None
+        self.sent_at: dict[str, float] = {}
+        self.lookups: list[str] = []
+        self.lock = threading.Lock()
+
+
+@pytest.fixture
+def script(
+    fake_platforms: type[FakeConnector], monkeypatch: pytest.MonkeyPatch
+) -> Script:
+    scripted = Script()
+    send, find = FakeConnector.send, FakeConnector.find_delivery
+
+    def scripted_send(
+        self: FakeConnector, account: AccountRef, reply: OutboundReply
+    ) -> DeliveryResult:
+        error = scripted.errors.pop(reply.text, None)
+        if error is not None:
+            raise error
+        with scripted.lock:
+            result = send(self, account, reply)
+            scripted.sent_at[reply.text] = time.time()
+        if reply.text in scripted.crash_after:
+            scripted.crash_after.discard(reply.text)
+            raise CrashAfterSend
+        return result
+
+    def scripted_find(
+        self: FakeConnector, account: AccountRef, reply: OutboundReply
+    ) -> DeliveryResult | None:
+        scripted.lookups.append(reply.text)
+        return find(self, account, reply)
+
+    monkeypatch.setattr(FakeConnector, "send", scripted_send)
+    monkeypatch.setattr(FakeConnector, "find_delivery", scripted_find)
+    monkeypatch.setattr(
+        FakeConnector, "send_limit", lambda self, account, reply: scripted.limit
+    )
+    return scripted
+
+
+def due_replies(
+    tenant: Tenant, agent: User, accounts: list[SocialAccount], count: int
+) -> list[Message]:
+    """`count` replies in conversations of their own, spread over `accounts`, all
+    due now, oldest first ("reply 0", "reply 1", ...)."""
+    messages = []
+    for n in range(count):
+        account = accounts[n % len(accounts)]
+        conversation = receive(
+            account, item(external_id=f"batch-post-{account.pk}-{n}", author=f"c{n}")
+        ).conversation
+        with tenant_context(tenant):
+            messages.append(
+                post_reply(
+                    conversation, membership=member(tenant, agent), text=f"reply {n}"
+                ).message
+            )
+    with tenant_context(tenant):
+        for n, message in enumerate(messages):
+            Message.objects.filter(pk=message.pk).update(
+                send_after=timezone.now() - timedelta(seconds=count - n)
+            )
+    return messages
+
+
+def run(message: Message, *, task_id: str = "task-1") -> Any:
+    return tasks.deliver_message.apply(
+        args=(message.tenant_id, message.pk), task_id=task_id, throw=False
+    ).result
+
+
+def rows(messages: list[Message]) -> list[Row]:
+    with tenant_context(messages[0].tenant_id):
+        found = {
+            m.pk: (m.delivery_status, m.external_id, m.attempts, m.last_error)
+            for m in Message.objects.filter(pk__in=[m.pk for m in messages])
+        }
+    return [found[m.pk] for m in messages]
+
+
+def statuses(messages: list[Message]) -> list[str]:
+    return [row[0] for row in rows(messages)]
+
+
+def expire_claims(messages: list[Message]) -> None:
+    with tenant_context(messages[0].tenant_id):
+        Message.objects.filter(pk__in=[m.pk for m in messages]).update(
+            claimed_at=timezone.now() - delivery.CLAIM_LEASE - timedelta(seconds=1)
+        )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_account_ids(account: SocialAccount) -> None:
+    """Rate-limit windows are counted in the (shared) cache by the account's
+    platform id: a new one per test."""
+    with tenant_context(account.tenant_id):
+        SocialAccount.objects.filter(pk=account.pk).update(
+            external_id=f"batch-{uuid.uuid4().hex}"
+        )
+
+
+@pytest.fixture
+def retries(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[int, int], Any]]:
+    """The retries handed to other replies' own tasks: (args, options)."""
+    handed: list[tuple[tuple[int, int], Any]] = []
+    monkeypatch.setattr(
+        tasks.deliver_message,
+        "apply_async",
+        lambda args, **options: handed.append((tuple(args), options)),
+    )
+    return handed
+
+
+def test_one_task_sends_the_tenants_due_replies_concurrently_and_once(
+    tenant: Tenant, agent: User, account: SocialAccount, script: Script
+) -> None:
+    other = make_account(tenant, handle="acmeair_help")
+    messages = due_replies(tenant, agent, [account, other], 6)
+
+    assert run(messages[3]) == "sent"
+
+    assert sorted(reply.text for reply in FakeConnector.sent) == [
+        f"reply {n}" for n in range(6)
+    ]
+    assert [(s, a, e) for s, _x, a, e in rows(messages)] == [("sent", 1, "")] * 6
+    assert len({row[1] for row in rows(messages)}) == 6
+    # Their own tasks come later and find nothing to do.
+    assert [run(m, task_id=f"own-{m.pk}") for m in messages] == ["skipped"] * 6
+    assert len(FakeConnector.sent) == 6
+    assert script.lookups == []
+
+
+def test_the_batch_is_bounded_and_takes_the_oldest_due_first(
+    tenant: Tenant, agent: User, account: SocialAccount, script: Script
+) -> None:
+    messages = due_replies(tenant, agent, [account], 5)
+    with override_settings(DELIVERY_BATCH_SIZE=3):
+        assert run(messages[4]) == "sent"
+    assert statuses(messages) == ["sent", "sent", "scheduled", "scheduled", "sent"]
+
+
+def test_a_reply_not_yet_due_or_claimed_elsewhere_stays_out_of_the_batch(
+    tenant: Tenant, agent: User, account: SocialAccount, script: Script
+) -> None:
+    messages = due_replies(tenant, agent, [account], 3)
+    with tenant_context(tenant):
+        Message.objects.filter(pk=messages[1].pk).update(
+            send_after=timezone.now() + timedelta(seconds=20)
+        )
+        assert delivery.claim_for_delivery(messages[2].pk, token="other") is not None
+    assert run(messages[0]) == "sent"
+    assert statuses(messages) == ["sent", "scheduled", "sending"]
+    assert [reply.text for reply in FakeConnector.sent] == ["reply 0"]
+
+
+def test_a_crash_between_claim_and_send_sends_nothing_twice(
+    tenant: Tenant, agent: User, account: SocialAccount, script: Script
+) -> None:
+    messages = due_replies(tenant, agent, [account], 3)
+    # A worker claimed the batch (committed) and died before any platform call.
+    with tenant_context(tenant):
+        plans = delivery.claim_batch(messages[0].pk, token="dead", limit=10)
+    assert [plan.message_id for plan in plans] == [m.pk for m in messages]
+    assert statuses(messages) == ["sending"] * 3
+
+    # While the dead claim's lease lasts, nothing is sent, by nobody.
+    assert [run(m, task_id=f"early-{m.pk}") for m in messages] == ["skipped"] * 3
+    assert FakeConnector.sent == []
+
+    # Then each reply's own task (the sweep's) takes it over, asks the platform
+    # first, and sends it once.
+    expire_claims(messages)
+    assert [run(m, task_id=f"sweep-{m.pk}") for m in messages] == ["sent"] * 3
+    assert script.lookups == ["reply 0", "reply 1", "reply 2"]
+    assert sorted(r.text for r in FakeConnector.sent) == [
+        "reply 0",
+        "reply 1",
+        "reply 2",
+    ]
+    assert [(s, a) for s, _x, a, _e in rows(messages)] == [("sent", 2)] * 3
+
+
+def test_a_crash_after_a_send_in_a_batch_is_reconciled_not_resent(
+    tenant: Tenant, agent: User, account: SocialAccount, script: Script
+) -> None:
+    messages = due_replies(tenant, agent, [account], 3)
+    script.crash_after = {"reply 1"}
+    with pytest.raises(CrashAfterSend):
+        tasks.deliver_message.apply(
+            args=(tenant.pk, messages[0].pk), task_id="crashing", throw=True
+        )
+    # Nothing was recorded: the worker died with the batch.
+    assert statuses(messages) == ["sending"] * 3
+    sent_before = sorted(r.text for r in FakeConnector.sent)
+    assert sent_before == ["reply 0", "reply 1", "reply 2"]
+
+    expire_claims(messages)
+    assert [run(m, task_id=f"sweep-{m.pk}") for m in messages] == ["reconciled"] * 3
+    assert len(FakeConnector.sent) == 3
+    assert [row[0] for row in rows(messages)] == ["sent"] * 3
+    assert sorted(row[1] or "" for row in rows(messages)) == [
+        "found-0",
+        "found-1",
+        "found-2",
+    ]
+
+
+def test_a_rate_limited_account_waits_for_its_window_and_does_not_fail(
+    tenant: Tenant, agent: User, account: SocialAccount, script: Script
+) -> None:
+    script.limit = SendLimit(2, 1, "api")
+    messages = due_replies(tenant, agent, [account], 5)
+    started = time.time()
+
+    assert run(messages[0]) == "sent"
+
+    assert [(s, a, e) for s, _x, a, e in rows(messages)] == [("sent", 1, "")] * 5
+    assert len(FakeConnector.sent) == 5
+    windows: dict[int, int] = {}
+    for moment in script.sent_at.values():
+        windows[int(moment)] = windows.get(int(moment), 0) + 1
+    assert max(windows.values()) <= 2
+    assert len(windows) >= 3
+    assert time.time() - started < delivery.SEND_BUDGET
+
+
+def test_a_rate_limit_longer_than_the_send_budget_hands_the_reply_to_a_retry(
+    tenant: Tenant,
+    agent: User,
+    account: SocialAccount,
+    script: Script,
+    retries: list[tuple[tuple[int, int], Any]],
+) -> None:
+    script.limit = SendLimit(2, 10**7, "api")  # the window outlasts the budget
+    messages = due_replies(tenant, agent, [account], 3)
+
+    assert run(messages[0]) == "sent"
+
+    assert sorted(r.text for r in FakeConnector.sent) == ["reply 0", "reply 1"]
+    [waiting] = [
+        m
+        for m, row in zip(messages, rows(messages), strict=True)
+        if row[0] == "sending"
+    ]
+    status, external_id, attempts, error = rows([waiting])[0]
+    assert (status, external_id, attempts, error) == (
+        "sending",
+        None,
+        1,
+        "The account's rate limit on the platform is used up for now.",
+    )
+    [(args, options)] = retries
+    assert args == (tenant.pk, waiting.pk)
+    assert options["retries"] == 1
+    assert options["countdown"] > delivery.SEND_BUDGET
+    # Its lease runs out when the retry is due, not before: the sweep leaves it.
+    with tenant_context(tenant):
+        assert delivery.stale_deliveries() == []
+
+
+def test_a_429_in_a_batch_retries_that_reply_after_retry_after(
+    tenant: Tenant,
+    agent: User,
+    account: SocialAccount,
+    script: Script,
+    retries: list[tuple[tuple[int, int], Any]],
+) -> None:
+    messages = due_replies(tenant, agent, [account], 3)
+    script.errors["reply 1"] = ConnectorError(
+        "Too Many Requests", retry_after=30, status=429
+    )
+    script.errors["reply 2"] = ConnectorError("Bad Gateway", status=502)
+
+    assert run(messages[0]) == "sent"
+
+    assert [(s, a, e) for s, _x, a, e in rows(messages)] == [
+        ("sent", 1, ""),
+        ("sending", 1, "Too Many Requests"),
+        ("sending", 1, "Bad Gateway"),
+    ]
+    assert [r.text for r in FakeConnector.sent] == ["reply 0"]
+    by_message = {args[1]: options for args, options in retries}
+    assert set(by_message) == {messages[1].pk, messages[2].pk}
+    assert by_message[messages[1].pk]["countdown"] == 30.0
+    assert by_message[messages[1].pk]["retries"] == 1
+    assert 1.6 <= by_message[messages[2].pk]["countdown"] <= 2.4
+    with tenant_context(tenant):
+        lease = {
+            m.pk: m.claimed_at
+            for m in Message.objects.filter(pk__in=[messages[1].pk, messages[2].pk])
+        }
+    claimed_at = lease[messages[1].pk]
+    assert claimed_at is not None
+    hand_over = claimed_at + delivery.CLAIM_LEASE - timezone.now()
+    assert timedelta(seconds=28) < hand_over <= timedelta(seconds=30)
+
+    # The retry takes the claim over when it is due, reconciles, then sends once.
+    expire_claims(messages[1:])
+    assert [
+        tasks.deliver_message.apply(
+            args=args, task_id=f"retry-{args[1]}", retries=options["retries"]
+        ).result
+        for args, options in retries
+    ] == ["sent", "sent"]
+    assert sorted(script.lookups) == ["reply 1", "reply 2"]
+    assert sorted(r.text for r in FakeConnector.sent) == [
+        "reply 0",
+        "reply 1",
+        "reply 2",
+    ]
+    assert [(s, a, e) for s, _x, a, e in rows(messages)] == [
+        ("sent", 1, ""),
+        ("sent", 2, ""),
+        ("sent", 2, ""),
+    ]
+
+
+def test_the_tasks_own_429_is_its_retry_with_retry_after(
+    tenant: Tenant,
+    agent: User,
+    account: SocialAccount,
+    script: Script,
+    monkeypatch: pytest.MonkeyPatch,
+    retries: list[tuple[tuple[int, int], Any]],
+) -> None:
+    messages = due_replies(tenant, agent, [account], 2)
+    script.errors["reply 0"] = ConnectorError("slow down", retry_after=45, status=429)
+    asked: list[dict[str, Any]] = []
+
+    def retry(**options: Any) -> Retry:
+        asked.append(options)
+        return Retry()
+
+    monkeypatch.setattr(tasks.deliver_message, "retry", retry)
+    tasks.deliver_message.apply(
+        args=(tenant.pk, messages[0].pk), task_id="own-429", throw=False
+    )
+    assert [o["countdown"] for o in asked] == [45.0]
+    assert retries == []  # its own retry, not a task of its own
+    assert statuses(messages) == ["sending", "sent"]
+
+
+def test_a_permanent_error_fails_only_its_reply_and_frees_its_slot(
+    tenant: Tenant, agent: User, account: SocialAccount, script: Script
+) -> None:
+    messages = due_replies(tenant, agent, [account], 3)
+    script.errors["reply 2"] = ConnectorError("Status is a duplicate.", permanent=True)
+
+    assert run(messages[0]) == "sent"
+
+    assert [(s, a, e) for s, _x, a, e in rows(messages)] == [
+        ("sent", 1, ""),
+        ("sent", 1, ""),
+        ("failed", 1, "Status is a duplicate."),
+    ]
+    failed: Conversation = messages[2].conversation
+    assert reload(failed).public_reply_count == 0
+    assert reload(messages[0].conversation).public_reply_count == 1
