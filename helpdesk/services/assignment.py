@@ -10,6 +10,7 @@ from helpdesk import events
 from helpdesk.exceptions import InvalidTransition
 from helpdesk.models import Conversation
 from helpdesk.presence import presence_store
+from helpdesk.services import writebatch
 from tenants.access import require_role
 from tenants.models import Membership, User
 
@@ -100,8 +101,19 @@ def route_inbound(conversation: Conversation, *, opened: bool) -> dict[str, obje
 
 def _assign_quietly(conversation: Conversation, user_id: int) -> dict[str, object]:
     conversation.assignee_id = user_id
-    conversation.save(update_fields=["assignee"])
-    Membership.objects.filter(user_id=user_id).update(last_assigned_at=timezone.now())
+    batch = writebatch.current()
+    if batch is None:
+        conversation.save(update_fields=["assignee"])
+        Membership.objects.filter(user_id=user_id).update(
+            last_assigned_at=timezone.now()
+        )
+    else:
+        # The caller writes the conversation's changed fields with its batch.
+        batch.add(
+            "UPDATE tenants_membership SET last_assigned_at = %s"
+            ' WHERE tenants_membership."tenant_id" = %s AND user_id = %s',
+            [timezone.now(), conversation.tenant_id, user_id],
+        )
     return {"assignee_id": user_id}
 
 

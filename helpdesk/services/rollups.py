@@ -26,6 +26,7 @@ covers.
 # ruff: noqa: S608 - the SQL is built from module constants; values are parameters.
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -48,6 +49,7 @@ from helpdesk.models import (
     ReportHourlyInbound,
     ReportRollup,
 )
+from helpdesk.services import writebatch
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
@@ -202,24 +204,72 @@ def _params(dims: Dims) -> list[Any]:
     return values
 
 
-Statement = tuple[str, list[Any]]
+@dataclass
+class Upsert:
+    """One INSERT of `rows` (the key's values, then `values`' columns) into
+    `table` that adds `added` (all of `values` by default) to the rows there."""
+
+    table: str
+    key: tuple[str, ...]
+    values: tuple[str, ...]
+    rows: list[list[Any]]
+    added: tuple[str, ...]
+
+    def statement(self) -> tuple[str, list[Any]]:
+        names = [*self.key, *self.values]
+        row = "(" + ", ".join(["%s"] * len(names)) + ")"
+        updates = ", ".join(
+            f"{name} = {self.table}.{name} + EXCLUDED.{name}" for name in self.added
+        )
+        return (
+            f"INSERT INTO {self.table} ({', '.join(names)}) "
+            f"VALUES {', '.join([row] * len(self.rows))} "
+            f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {updates}",
+            [value for values_row in self.rows for value in values_row],
+        )
 
 
-def _execute(statements: Sequence[Statement]) -> None:
+Statement = Upsert
+
+
+def _merged(upserts: Sequence[Upsert]) -> list[Upsert]:
+    """One upsert per table and column set, rows of the same key summed (one
+    statement may not touch a row twice), in first-seen order."""
+    merged: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Upsert] = {}
+    for upsert in upserts:
+        group = (upsert.table, upsert.key, upsert.values)
+        target = merged.get(group)
+        if target is None:
+            target = merged[group] = Upsert(
+                upsert.table, upsert.key, upsert.values, [], ()
+            )
+        width = len(upsert.key)
+        for row in upsert.rows:
+            for existing in target.rows:
+                if existing[:width] == row[:width]:
+                    for n in range(width, len(row)):
+                        existing[n] += row[n]
+                    break
+            else:
+                target.rows.append(list(row))
+        target.added = tuple(dict.fromkeys([*target.added, *upsert.added]))
+    return list(merged.values())
+
+
+def _execute(upserts: Sequence[Upsert]) -> None:
     """Run the upserts as one statement on PostgreSQL (all but the last in a
-    data-modifying WITH, which always runs to completion), one by one elsewhere."""
-    if not statements:
+    data-modifying WITH, which always runs to completion), one by one elsewhere.
+    Inside a write batch (helpdesk.services.writebatch) they join the batch's
+    final statement, merged with the batch's other rollup rows."""
+    if not upserts:
         return
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            *first, (last_sql, last_params) = statements
-            prefix = ", ".join(f"u{n} AS ({sql})" for n, (sql, _) in enumerate(first))
-            params = [value for _, values in first for value in values]
-            sql = f"WITH {prefix} {last_sql}" if first else last_sql
-            cursor.execute(sql, [*params, *last_params])
-        else:
-            for sql, params in statements:
-                cursor.execute(sql, params)
+    batch = writebatch.current()
+    if batch is not None:
+        pending: list[Upsert] = batch.data.setdefault("rollups", [])
+        pending.extend(upserts)
+        batch.defer_once("rollups", lambda: [u.statement() for u in _merged(pending)])
+        return
+    writebatch.execute([u.statement() for u in _merged(upserts)])
 
 
 def _upsert(
@@ -228,20 +278,15 @@ def _upsert(
     rows: Sequence[Sequence[Any]],
     values: Sequence[str],
     added: Sequence[str] | None = None,
-) -> Statement:
+) -> Upsert:
     """One INSERT of `rows` (the key's values, then `values`' columns) that adds
     `added` (all of `values` by default) to the rows already there."""
-    names = [*key, *values]
-    row = "(" + ", ".join(["%s"] * len(names)) + ")"
-    updates = ", ".join(
-        f"{name} = {table}.{name} + EXCLUDED.{name}"
-        for name in (values if added is None else added)
-    )
-    return (
-        f"INSERT INTO {table} ({', '.join(names)}) "
-        f"VALUES {', '.join([row] * len(rows))} "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
-        [value for values_row in rows for value in values_row],
+    return Upsert(
+        table,
+        tuple(key),
+        tuple(values),
+        [list(row) for row in rows],
+        tuple(values if added is None else added),
     )
 
 

@@ -22,9 +22,11 @@ in its conversation.updated event (see `jsonable`).
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -38,7 +40,7 @@ from helpdesk.models import (
     SlaKind,
     SlaLane,
 )
-from helpdesk.services import rollups
+from helpdesk.services import rollups, writebatch
 from tenants.calendar import (
     Calendar,
     add_business_seconds,
@@ -99,19 +101,50 @@ def policy_for(brand: Brand) -> Targets:
     )
     if policy is None:
         return DEFAULT_TARGETS
-    return Targets(
-        first=policy.first_response_minutes * 60,
-        next=policy.next_response_minutes * 60,
-        resolution=(
-            policy.resolution_minutes * 60
-            if policy.resolution_minutes is not None
-            else None
-        ),
-        urgent_first=policy.urgent_first_response_minutes * 60,
-        urgent_next=policy.urgent_next_response_minutes * 60,
-        urgent_on_negative=policy.urgent_on_negative,
-        urgent_tags=tuple(str(name) for name in policy.urgent_tags or ()),
+    return targets_of(
+        {f: getattr(policy, f) for f in POLICY_FIELDS},
     )
+
+
+# Attributes a loader may set on a Brand instance it read together with the brand's
+# SLA policy and holidays (social.api_channel does, in the same statement), so the
+# clock reads neither again. Only for the instance's own request: never cache it.
+PRELOADED_TARGETS = "_earshot_sla_targets"
+PRELOADED_HOLIDAYS = "_earshot_holidays"
+
+
+POLICY_FIELDS = (
+    "first_response_minutes",
+    "next_response_minutes",
+    "resolution_minutes",
+    "urgent_first_response_minutes",
+    "urgent_next_response_minutes",
+    "urgent_on_negative",
+    "urgent_tags",
+)
+
+
+def targets_of(policy: Mapping[str, Any] | None) -> Targets:
+    """Targets from a policy row's columns (as a dict; None: the defaults)."""
+    if policy is None:
+        return DEFAULT_TARGETS
+    resolution = policy["resolution_minutes"]
+    return Targets(
+        first=policy["first_response_minutes"] * 60,
+        next=policy["next_response_minutes"] * 60,
+        resolution=resolution * 60 if resolution is not None else None,
+        urgent_first=policy["urgent_first_response_minutes"] * 60,
+        urgent_next=policy["urgent_next_response_minutes"] * 60,
+        urgent_on_negative=policy["urgent_on_negative"],
+        urgent_tags=tuple(str(name) for name in policy["urgent_tags"] or ()),
+    )
+
+
+def preload(brand: Brand, policy: Mapping[str, Any] | None, holidays: Any) -> None:
+    """Attach the brand's policy row (dict or None) and holidays (objects with
+    start_date and end_date) read with it, for BrandTime."""
+    setattr(brand, PRELOADED_TARGETS, targets_of(policy))
+    setattr(brand, PRELOADED_HOLIDAYS, list(holidays))
 
 
 def reach_bonus(
@@ -142,13 +175,15 @@ class BrandTime:
     @property
     def calendar(self) -> Calendar:
         if self._calendar is None:
-            self._calendar = brand_calendar(self.brand)
+            holidays = getattr(self.brand, PRELOADED_HOLIDAYS, None)
+            self._calendar = brand_calendar(self.brand, holidays)
         return self._calendar
 
     @property
     def targets(self) -> Targets:
         if self._targets is None:
-            self._targets = policy_for(self.brand)
+            preloaded = getattr(self.brand, PRELOADED_TARGETS, None)
+            self._targets = preloaded or policy_for(self.brand)
         return self._targets
 
     @property
@@ -341,7 +376,7 @@ def record_fact(
     """Create one CareFact of `kind` with the conversation's dimensions as they are
     now (brand, account, platform, origin, sentiment, follower band, lane) plus
     `fields`, and add it to the rollups. Call once, in the change's transaction."""
-    fact = CareFact.objects.create(
+    fact = CareFact(
         tenant_id=conversation.tenant_id,
         conversation=conversation,
         kind=kind,
@@ -356,6 +391,11 @@ def record_fact(
         at=at,
         **fields,
     )
+    batch = writebatch.current()
+    if batch is None:
+        fact.save(force_insert=True)
+    else:  # written with the batch (helpdesk.services.writebatch)
+        batch.insert([fact])
     rollups.apply_fact(fact)
     return fact
 

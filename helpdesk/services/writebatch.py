@@ -1,0 +1,134 @@
+"""A request's trailing writes as one statement (PostgreSQL), in order elsewhere.
+
+The inbound and reply paths end with several independent writes: the
+conversation's row, care facts, rollup counters, Event rows, a refreshed
+identity. Inside `write_batch()` the services that make them (helpdesk.services.
+sla, rollups, events.emit_many) hand them to the active batch instead of running
+them; the batch runs them at the end of the block. On PostgreSQL that is one
+statement (all but the last in a data-modifying WITH, which always runs to
+completion, and foreign keys are checked at commit); elsewhere one by one.
+
+Rows written in one batch must not touch the same row twice (PostgreSQL cannot
+update a row twice in one statement): rollups merges its counters per key
+before it adds them (`defer_once`). Imports no helpdesk module.
+"""
+
+# ruff: noqa: S608 - table and column names come from the models; values are parameters.
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from django.db import connection, models
+
+Statement = tuple[str, list[Any]]
+
+_active: ContextVar["WriteBatch | None"] = ContextVar("write_batch", default=None)
+
+
+class WriteBatch:
+    def __init__(self) -> None:
+        self.statements: list[Statement] = []
+        self.finishers: dict[str, Callable[[], list[Statement]]] = {}
+        self.data: dict[str, Any] = {}
+
+    def add(self, sql: str, params: Sequence[Any]) -> None:
+        self.statements.append((sql, list(params)))
+
+    def insert(self, rows: Sequence[models.Model]) -> None:
+        """INSERT the unsaved rows (one model, explicit pk or none) at the end."""
+        if not rows:
+            return
+        model = type(rows[0])
+        fields = [
+            f
+            for f in model._meta.concrete_fields
+            if not (f.primary_key and rows[0].pk is None)
+        ]
+        values: list[Any] = []
+        for row in rows:
+            for f in fields:
+                value = f.pre_save(row, add=True)
+                values.append(f.get_db_prep_save(value, connection))
+        one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        quote = connection.ops.quote_name
+        self.add(
+            f"INSERT INTO {quote(model._meta.db_table)} "
+            f"({', '.join(quote(str(f.column)) for f in fields)}) "
+            f"VALUES {', '.join([one] * len(rows))}",
+            values,
+        )
+
+    def update(self, row: models.Model, names: Sequence[str]) -> None:
+        """UPDATE the row's `names` fields (their current values) at the end."""
+        if not names:
+            return
+        meta = row._meta
+        quote = connection.ops.quote_name
+        by_name: dict[str, Any] = {}
+        for f in meta.concrete_fields:
+            by_name[f.name] = by_name[f.attname] = f
+        fields = list({id(by_name[name]): by_name[name] for name in names}.values())
+        sets = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
+        values = [
+            f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields
+        ]
+        table = quote(meta.db_table)
+        where, params = f"{table}.{quote(str(meta.pk.column))} = %s", [row.pk]
+        if "tenant_id" in by_name:  # explicit, besides RLS (tests audit it)
+            where += f' AND {table}."tenant_id" = %s'
+            params.append(row.tenant_id)  # type: ignore[attr-defined]
+        self.add(f"UPDATE {table} SET {sets} WHERE {where}", [*values, *params])
+
+    def defer_once(self, key: str, finish: Callable[[], list[Statement]]) -> None:
+        """Run `finish` once at flush time and add the statements it returns."""
+        self.finishers.setdefault(key, finish)
+
+    def flush(self) -> None:
+        statements = list(self.statements)
+        for finish in self.finishers.values():
+            statements.extend(finish())
+        self.statements, self.finishers, self.data = [], {}, {}
+        execute(statements)
+
+
+def execute(statements: Sequence[Statement]) -> None:
+    """Run the statements as one on PostgreSQL (all but the last in a
+    data-modifying WITH), one by one elsewhere."""
+    if not statements:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            *first, (last_sql, last_params) = statements
+            prefix = ", ".join(f"w{n} AS ({sql})" for n, (sql, _) in enumerate(first))
+            params = [value for _, values in first for value in values]
+            sql = f"WITH {prefix} {last_sql}" if first else last_sql
+            cursor.execute(sql, [*params, *last_params])
+        else:
+            for sql, params in statements:
+                cursor.execute(sql, params)
+
+
+def current() -> WriteBatch | None:
+    """The active batch of this context, if any."""
+    return _active.get()
+
+
+@contextmanager
+def write_batch() -> Iterator[WriteBatch]:
+    """Collect the block's trailing writes; run them when it exits normally.
+
+    Nested blocks share the outermost batch. Call inside a transaction.
+    """
+    outer = _active.get()
+    if outer is not None:
+        yield outer
+        return
+    batch = WriteBatch()
+    token = _active.set(batch)
+    try:
+        yield batch
+    finally:
+        _active.reset(token)
+    batch.flush()
