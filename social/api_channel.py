@@ -7,11 +7,9 @@ and replies reach it through the outbound webhooks (see social/connectors/api.py
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
-from django.db import connection, transaction
-from django.db.models import JSONField
-from django.db.models.expressions import RawSQL
+from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
@@ -48,57 +46,23 @@ def create_api_channel(
     return account
 
 
-# On PostgreSQL the brand's SLA policy and holidays come with the account (the
-# inbound message's clock needs both), so recording costs no query for them.
-_POLICY_SQL = (
-    "SELECT row_to_json(p)::jsonb FROM tenants_slapolicy p"
-    ' WHERE p."tenant_id" = social_socialaccount.tenant_id'
-    " AND (p.brand_id = social_socialaccount.brand_id OR p.brand_id IS NULL)"
-    " ORDER BY p.brand_id NULLS LAST LIMIT 1"
-)
-_HOLIDAYS_SQL = (
-    "SELECT coalesce(jsonb_agg(jsonb_build_array(h.start_date, h.end_date)),"
-    " '[]'::jsonb) FROM tenants_holiday h"
-    ' WHERE h."tenant_id" = social_socialaccount.tenant_id'
-    " AND h.brand_id = social_socialaccount.brand_id"
-)
-
-
-@dataclass(frozen=True)
-class _Span:
-    start_date: date
-    end_date: date
-
-
 def access_api_channel(membership: Membership, account_id: int) -> SocialAccount:
     """The API channel with this id in the member's workspace, or 404.
 
     One query: the account with its tenant and brand, and on PostgreSQL the
     brand's SLA policy and holidays (helpdesk.services.sla.preload).
     """
-    rows = SocialAccount.objects.select_related("tenant", "brand").filter(
-        pk=account_id, platform=Platform.API
+    account = (
+        SocialAccount.objects.select_related("tenant", "brand")
+        .filter(pk=account_id, platform=Platform.API)
+        .annotate(**sla.brand_time_annotations("social_socialaccount"))
+        .first()
     )
-    preload = connection.vendor == "postgresql"
-    if preload:
-        rows = rows.annotate(
-            sla_policy=RawSQL(f"({_POLICY_SQL})", [], JSONField()),  # noqa: S611
-            brand_holidays=RawSQL(f"({_HOLIDAYS_SQL})", [], JSONField()),  # noqa: S611
-        )
-    account = rows.first()
     if account is None:
         raise Http404("No such API channel")
     if account.tenant_id != membership.tenant_id:
         raise Http404("No such API channel")
-    if preload:
-        sla.preload(
-            account.brand,
-            account.sla_policy,  # type: ignore[attr-defined]
-            [
-                _Span(date.fromisoformat(first), date.fromisoformat(last))
-                for first, last in account.brand_holidays  # type: ignore[attr-defined]
-            ],
-        )
+    sla.preload_annotated(account, account.brand)
     return account
 
 

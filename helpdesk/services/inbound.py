@@ -171,7 +171,7 @@ def _record_pg(
         text=item.text,
         created_at=item.created_at,
     )
-    if not _insert_message_pg(message, events_count=2):
+    if not writebatch.insert_with_sequences(message, events=2, dedupe=True):
         return _replay(item)
     seq = message.seq
     assert seq is not None  # noqa: S101 - set by the insert
@@ -383,49 +383,6 @@ def _find_or_open_pg(
         created_at=item.created_at,
     )
     return conversation, True
-
-
-def _insert_message_pg(message: Message, *, events_count: int) -> bool:
-    """Allocate `events_count` event sequences (the first is the message's) and
-    insert the message unless its (platform, external id) is there already; one
-    statement. Sets `pk` and `seq`; False when it was a duplicate."""
-    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
-    names: list[str] = []
-    values: list[Any] = []
-    for f in fields:
-        names.append(str(f.column))
-        if f.attname == "seq":
-            values.append(None)
-        else:
-            values.append(f.get_db_prep_save(f.pre_save(message, add=True), connection))
-    placeholders = ", ".join(
-        "(SELECT value - %s + 1 FROM s)" if name == "seq" else "%s" for name in names
-    )
-    params = [
-        message.tenant_id,
-        events_count,
-        *(
-            events_count if name == "seq" else value
-            for name, value in zip(names, values, strict=True)
-        ),
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "WITH s AS (INSERT INTO helpdesk_eventcounter (tenant_id, value)"
-            " VALUES (%s, %s) ON CONFLICT (tenant_id) DO UPDATE SET value ="
-            " helpdesk_eventcounter.value + EXCLUDED.value RETURNING value)"
-            f" INSERT INTO helpdesk_message ({', '.join(names)}) VALUES"
-            f" ({placeholders}) ON CONFLICT (tenant_id, platform, external_id)"
-            " WHERE external_id IS NOT NULL DO NOTHING RETURNING id, seq",
-            params,
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    message.pk, message.seq = row
-    message._state.adding = False
-    message._state.db = "default"
-    return True
 
 
 def _existing(item: InboundItem) -> Message | None:

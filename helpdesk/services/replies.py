@@ -9,6 +9,7 @@ schedules delivery on commit.
 import difflib
 import re
 from collections.abc import Collection
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -28,7 +29,7 @@ from helpdesk.exceptions import (
 )
 from helpdesk.models import Conversation, Message
 from helpdesk.publish import enqueue_task_on_commit
-from helpdesk.services import rollups, sla
+from helpdesk.services import rollups, sla, writebatch
 from social.connectors import get_connector
 from social.connectors.base import Capabilities
 from tenants.access import require_role
@@ -99,12 +100,23 @@ def post_reply(
     body = text.strip()
     if not body:
         raise ReplyInvalid("Write a reply first.", field="text")
-    with transaction.atomic():
+    # Inside a transaction already (an API request): no savepoint. Every check
+    # below raises before anything is written, so a refusal leaves the caller's
+    # transaction as it was; the row lock lasts until it ends.
+    with (
+        transaction.atomic()
+        if not transaction.get_connection().in_atomic_block
+        else nullcontext()
+    ):
         locked = (
             Conversation.objects.select_for_update(of=("self",))
             .select_related("brand", "social_account")
+            .annotate(
+                **sla.brand_time_annotations("helpdesk_conversation", policy=False)
+            )
             .get(pk=conversation.pk)
         )
+        sla.preload_annotated(locked, locked.brand)
         if locked.status == Conversation.Status.RESOLVED:
             raise ConversationResolved(
                 "This conversation is resolved. Reopen it to reply.", field="status"
@@ -382,8 +394,7 @@ def _queue(
     now = timezone.now()
     public = visibility == Visibility.PUBLIC
     move = move or kind == Message.Kind.PRIVATE_INVITE
-    seq = events.next_seq(conversation.tenant_id)
-    message = Message.objects.create(
+    message = Message(
         tenant_id=conversation.tenant_id,
         conversation=conversation,
         account=conversation.social_account,
@@ -396,43 +407,66 @@ def _queue(
         delivery_status=Delivery.SCHEDULED,
         counts_toward_limit=public,
         send_after=now + timedelta(seconds=conversation.brand.send_hold_seconds),
-        seq=seq,
         created_at=now,
     )
-    _fact, clock = sla.stop_for_response(
-        conversation,
-        at=now,
-        agent=membership.user,
-        visibility=Visibility.PRIVATE if move or not public else Visibility.PUBLIC,
-    )
-    changed: dict[str, object] = {"last_activity_at": now, **clock}
-    conversation.last_activity_at = now
-    conversation.last_answered_by = membership.user
-    if public:
-        conversation.public_reply_count += 1
-        changed["public_reply_count"] = conversation.public_reply_count
-    if conversation.first_response_at is None:
-        conversation.first_response_at = now
-        changed["first_response_at"] = now
-    conversation.save(
-        update_fields=[
-            "last_activity_at",
-            "last_answered_by",
-            "public_reply_count",
-            "first_response_at",
-            *clock,
-        ]
-    )
-    if public or move:
-        rollups.count_reply(message, move_to_private=move)
-    _emit_message(message, "message.created", seq=seq, changed=_message_fields(message))
-    events.emit(
-        conversation.tenant_id,
-        "conversation.updated",
-        conversation_id=conversation.pk,
-        brand_id=conversation.brand_id,
-        changed=sla.jsonable(changed),
-    )
+    # The message and the sequences of both its events: one statement.
+    writebatch.insert_with_sequences(message, events=2, dedupe=False)
+    seq = message.seq
+    assert seq is not None  # noqa: S101 - set by the insert
+    # The fact, rollups, conversation and events: one more (writebatch).
+    with writebatch.write_batch() as batch:
+        _fact, clock = sla.stop_for_response(
+            conversation,
+            at=now,
+            agent=membership.user,
+            visibility=Visibility.PRIVATE if move or not public else Visibility.PUBLIC,
+        )
+        changed: dict[str, object] = {"last_activity_at": now, **clock}
+        conversation.last_activity_at = now
+        conversation.last_answered_by = membership.user
+        if public:
+            conversation.public_reply_count += 1
+            changed["public_reply_count"] = conversation.public_reply_count
+        if conversation.first_response_at is None:
+            conversation.first_response_at = now
+            changed["first_response_at"] = now
+        batch.update(
+            conversation,
+            [
+                "last_activity_at",
+                "last_answered_by",
+                "public_reply_count",
+                "first_response_at",
+                *clock,
+            ],
+        )
+        if public or move:
+            rollups.count_reply(message, move_to_private=move)
+        events.emit_many(
+            conversation.tenant_id,
+            [
+                (
+                    "message.created",
+                    {
+                        "conversation_id": conversation.pk,
+                        "brand_id": conversation.brand_id,
+                        "message_id": message.pk,
+                        "changed": _message_fields(message),
+                    },
+                ),
+                (
+                    "conversation.updated",
+                    {
+                        "conversation_id": conversation.pk,
+                        "brand_id": conversation.brand_id,
+                        "changed": sla.jsonable(changed),
+                    },
+                ),
+            ],
+            first_seq=seq,
+            known=[message, conversation],
+            store=batch.insert,
+        )
     schedule_delivery(message)
     return message
 

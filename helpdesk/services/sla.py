@@ -24,12 +24,13 @@ in its conversation.updated event (see `jsonable`).
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import F, JSONField, Q
+from django.db.models.expressions import RawSQL
 
 from helpdesk.models import (
     CareFact,
@@ -138,6 +139,55 @@ def targets_of(policy: Mapping[str, Any] | None) -> Targets:
         urgent_on_negative=policy["urgent_on_negative"],
         urgent_tags=tuple(str(name) for name in policy["urgent_tags"] or ()),
     )
+
+
+def brand_time_annotations(table: str, *, policy: bool = True) -> dict[str, RawSQL]:
+    """Annotations that read the SLA policy and holidays of the brand of `table`'s
+    row (it has tenant_id and brand_id) with that row, on PostgreSQL (none
+    elsewhere); pass the annotated row to `preload_annotated`. `policy=False`:
+    the holidays only (stopping a clock needs no targets)."""
+    if connection.vendor != "postgresql":
+        return {}
+    # `table` is a model's table name, never input.
+    policy_sql = (
+        '(SELECT row_to_json(p)::jsonb FROM "tenants_slapolicy" p'  # noqa: S608
+        f' WHERE p."tenant_id" = {table}.tenant_id'
+        f" AND (p.brand_id = {table}.brand_id OR p.brand_id IS NULL)"
+        " ORDER BY p.brand_id NULLS LAST LIMIT 1)"
+    )
+    holidays = (
+        "(SELECT coalesce(jsonb_agg(jsonb_build_array(h.start_date, h.end_date)),"  # noqa: S608
+        " '[]'::jsonb) FROM \"tenants_holiday\" h"
+        f' WHERE h."tenant_id" = {table}.tenant_id AND h.brand_id = {table}.brand_id)'
+    )
+    annotations = {
+        "preloaded_holidays": RawSQL(holidays, [], JSONField()),  # noqa: S611
+    }
+    if policy:
+        annotations["preloaded_sla_policy"] = RawSQL(  # noqa: S611
+            policy_sql, [], JSONField()
+        )
+    return annotations
+
+
+@dataclass(frozen=True)
+class _Span:
+    start_date: date
+    end_date: date
+
+
+def preload_annotated(row: Any, brand: Brand) -> None:
+    """`preload` from a row annotated with brand_time_annotations (no-op without)."""
+    if not hasattr(row, "preloaded_holidays"):
+        return
+    holidays = [
+        _Span(date.fromisoformat(first), date.fromisoformat(last))
+        for first, last in row.preloaded_holidays
+    ]
+    if hasattr(row, "preloaded_sla_policy"):
+        preload(brand, row.preloaded_sla_policy, holidays)
+    else:
+        setattr(brand, PRELOADED_HOLIDAYS, holidays)
 
 
 def preload(brand: Brand, policy: Mapping[str, Any] | None, holidays: Any) -> None:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from django.db import connection, models
+from django.db import IntegrityError, connection, models, transaction
 
 Statement = tuple[str, list[Any]]
 
@@ -108,6 +108,71 @@ def execute(statements: Sequence[Statement]) -> None:
         else:
             for sql, params in statements:
                 cursor.execute(sql, params)
+
+
+def insert_with_sequences(row: models.Model, *, events: int, dedupe: bool) -> bool:
+    """Allocate the tenant's next `events` event sequences and insert `row` (a
+    Message) with the first as its `seq`: one statement on PostgreSQL, two
+    elsewhere. `dedupe`: skip the row when its (platform, external id) is there
+    already (ON CONFLICT DO NOTHING) and return False. Sets `pk` and `seq`.
+
+    The counter row stays locked until commit (sequences follow commit order):
+    lock the conversation first, as every writer does.
+    """
+    tenant_id = row.tenant_id  # type: ignore[attr-defined]
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_NEXT_SEQ, [tenant_id, events])
+            (last,) = cursor.fetchone()
+        row.seq = last - events + 1  # type: ignore[attr-defined]
+        if dedupe:
+            with transaction.atomic():
+                try:
+                    row.save(force_insert=True)
+                except IntegrityError:
+                    return False
+        else:
+            row.save(force_insert=True)
+        return True
+    model = type(row)
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    names = [str(f.column) for f in fields]
+    values: list[Any] = [
+        events
+        if f.attname == "seq"
+        else f.get_db_prep_save(f.pre_save(row, add=True), connection)
+        for f in fields
+    ]
+    placeholders = ", ".join(
+        "(SELECT value - %s + 1 FROM s)" if f.attname == "seq" else "%s" for f in fields
+    )
+    conflict = (
+        " ON CONFLICT (tenant_id, platform, external_id)"
+        " WHERE external_id IS NOT NULL DO NOTHING"
+        if dedupe
+        else ""
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH s AS ({_NEXT_SEQ}) INSERT INTO {model._meta.db_table}"
+            f" ({', '.join(names)}) VALUES ({placeholders}){conflict}"
+            " RETURNING id, seq",
+            [tenant_id, events, *values],
+        )
+        returned = cursor.fetchone()
+    if returned is None:
+        return False
+    row.pk, row.seq = returned  # type: ignore[attr-defined]
+    row._state.adding = False
+    row._state.db = connection.alias
+    return True
+
+
+_NEXT_SEQ = (
+    "INSERT INTO helpdesk_eventcounter (tenant_id, value) VALUES (%s, %s) "
+    "ON CONFLICT (tenant_id) DO UPDATE SET value = helpdesk_eventcounter.value "
+    "+ EXCLUDED.value RETURNING value"
+)
 
 
 def current() -> WriteBatch | None:
