@@ -17,6 +17,75 @@ from tests.perf.report import conninfo
 
 SUPERUSER_URL: str = getattr(settings, "TEST_PG_SUPERUSER_URL")  # noqa: B009
 
+# Fills one tenant as the table owner: a brand and an account when it has none, then
+# `contacts` contacts, `convs` conversations (a fifth of them open, the rest pending,
+# snoozed or resolved; every one with a due time) and `per_conv` messages each.
+FILL_FUNCTION = """
+CREATE FUNCTION pg_temp.bench_fill(
+    t bigint, contacts int, convs int, per_conv int, agent bigint
+) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    b bigint;
+    a bigint;
+    cs bigint[];
+BEGIN
+    PERFORM set_config('app.tenant_id', t::text, true);
+    SELECT id INTO b FROM tenants_brand WHERE tenant_id = t ORDER BY id LIMIT 1;
+    IF b IS NULL THEN
+        INSERT INTO tenants_brand (tenant_id, name, slug, timezone, business_hours,
+            public_reply_limit, send_hold_seconds, private_first_allowed,
+            pause_while_pending, queue_window_minutes, publish_badge, sla_digest,
+            signature_rules, created_at, auto_assign)
+        VALUES (t, 'Brand', 'brand', 'UTC', '{}', 2, 20, false, true, 5, false, false,
+            '{}', now(), false)
+        RETURNING id INTO b;
+    END IF;
+    SELECT id INTO a FROM social_socialaccount WHERE tenant_id = t ORDER BY id LIMIT 1;
+    IF a IS NULL THEN
+        INSERT INTO social_socialaccount (tenant_id, brand_id, platform, external_id,
+            handle, display_name, purpose, status, last_error, credentials, base_url,
+            poll_cursor, search_cursor, poll_failures, created_at)
+        VALUES (t, b, 'sandbox', 'acct-' || t, 'brand' || t, '', 'care', 'connected',
+            '', '{}', '', '', '', 0, now())
+        RETURNING id INTO a;
+    END IF;
+    INSERT INTO helpdesk_contact (tenant_id, display_name, email, external_crm_id,
+        notes, created_at)
+    SELECT t, 'Customer ' || g, '', '', '', now() FROM generate_series(1, contacts) g;
+    SELECT array_agg(id ORDER BY id) INTO cs FROM helpdesk_contact WHERE tenant_id = t;
+    INSERT INTO helpdesk_conversation (tenant_id, brand_id, social_account_id,
+        contact_id, platform, origin, public_thread_ref, private_thread_ref,
+        channel_state, awaiting_private, mentions_account, public_reply_count,
+        customer_message_count, status, priority, sentiment, team, preview,
+        assignee_id, first_customer_message_at, last_customer_message_at,
+        sla_due_at, queue_at, last_activity_at, created_at, sla_lane, sla_kind,
+        sla_used_seconds, follower_band, no_reply_reason)
+    SELECT t, b, a, cs[1 + g % array_length(cs, 1)], 'sandbox', 'mention',
+        'post-' || g, '', 'public', false, true, 0, per_conv / 2 + 1,
+        (ARRAY['open', 'open', 'pending', 'snoozed', 'resolved', 'resolved',
+               'resolved', 'resolved', 'resolved', 'resolved'])[1 + g % 10],
+        g % 4, 'neutral', '', 'My bag did not arrive, flight ' || g,
+        CASE WHEN g % 5 = 0 THEN agent END, at, at,
+        at + interval '60 minutes',
+        at + interval '60 minutes' - (g % 300) * interval '1 second',
+        at + (g % 50) * interval '1 minute', at, 'normal', 'first', 0, 'small', ''
+    FROM (SELECT g, now() - g * interval '37 seconds' AS at
+          FROM generate_series(1, convs) g) s;
+    INSERT INTO helpdesk_message (tenant_id, conversation_id, account_id, platform,
+        direction, visibility, kind, external_id, external_url,
+        in_reply_to_external_id, text, delivery_status, counts_toward_limit,
+        attempts, last_error, client_ref, claim_token, seq, created_at)
+    SELECT c.tenant_id, c.id, a, 'sandbox',
+        CASE WHEN k % 2 = 1 THEN 'in' ELSE 'out' END, 'public',
+        CASE WHEN k % 2 = 1 THEN 'customer' ELSE 'reply' END,
+        'bm-' || c.id || '-' || k, '', '', 'Message ' || k || ' about ' || c.id,
+        CASE WHEN k % 2 = 1 THEN 'received' ELSE 'sent' END, k % 2 = 0, 0, '',
+        gen_random_uuid(), '', 0, c.created_at + k * interval '1 minute'
+    FROM helpdesk_conversation c CROSS JOIN generate_series(1, per_conv) k
+    WHERE c.tenant_id = t;
+END $$;
+"""
+
 
 def owner_conninfo(bench_db: str) -> str:
     """libpq conninfo of `bench_db` as the owner (migrator) role."""
