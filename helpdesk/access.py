@@ -1,5 +1,6 @@
 """The gates to single care objects: the only way interface code gets one."""
 
+from django.db.models import QuerySet
 from django.http import Http404
 
 from helpdesk.models import (
@@ -12,13 +13,21 @@ from helpdesk.models import (
 from tenants.models import Membership
 
 
-def access_conversation(membership: Membership, conversation_id: int) -> Conversation:
-    """The conversation with this id in the member's workspace, or 404."""
-    conversation = (
-        Conversation.objects.select_related("brand", "contact", "social_account")
-        .filter(pk=conversation_id)
-        .first()
-    )
+def access_conversation(
+    membership: Membership,
+    conversation_id: int,
+    *,
+    rows: QuerySet[Conversation] | None = None,
+) -> Conversation:
+    """The conversation with this id in the member's workspace, or 404.
+
+    `rows`: the shape to read it in (a selector's queryset, such as
+    helpdesk.selectors.conversation_rows); by default brand, contact and account
+    are joined.
+    """
+    if rows is None:
+        rows = Conversation.objects.select_related("brand", "contact", "social_account")
+    conversation = rows.filter(pk=conversation_id).first()
     if conversation is None:
         raise Http404("No such conversation")
     if conversation.tenant_id != membership.tenant_id:

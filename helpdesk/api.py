@@ -19,8 +19,10 @@ from helpdesk.access import access_conversation, access_message
 from helpdesk.models import Conversation, Message, NoReplyReason, Note
 from helpdesk.pagination import inbox_page, page_size, paginated
 from helpdesk.selectors import (
+    conversation_messages,
+    conversation_notes,
+    conversation_rows,
     conversation_tags,
-    conversation_thread,
     inbox_conversations,
 )
 from helpdesk.services.breaches import sla_state
@@ -107,6 +109,9 @@ class ConversationOutput(serializers.ModelSerializer[Conversation]):
         }
 
     def get_tags(self, conversation: Conversation) -> list[str]:
+        loaded: list[str] | None = getattr(conversation, "tag_names", None)
+        if loaded is not None:
+            return loaded
         tags: dict[int, list[str]] = self.context.get("tags", {})
         return tags.get(conversation.pk, [])
 
@@ -164,7 +169,9 @@ class NoteOutput(serializers.ModelSerializer[Note]):
 
 
 def _conversation_data(conversations: list[Conversation], *, many: bool = True) -> Any:
-    tags = conversation_tags([c.pk for c in conversations])
+    # Rows read through helpdesk.selectors.conversation_rows carry their tag names.
+    missing = [c.pk for c in conversations if not hasattr(c, "tag_names")]
+    tags = conversation_tags(missing) if missing else {}
     serializer = ConversationOutput(
         conversations if many else conversations[0],
         many=many,
@@ -231,8 +238,60 @@ class ConversationListApi(TenantScopedApi):
         return Response(paginated(_conversation_data(rows), next_url))
 
 
+class IncludeField(serializers.CharField):
+    """A comma-separated list of names from `choices` (repeats allowed)."""
+
+    def __init__(self, *, choices: list[str], **kwargs: Any) -> None:
+        self.names = choices
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> set[str]:  # type: ignore[override]
+        text = super().to_internal_value(data)
+        if len(text) > 100:
+            self.fail("max_length", max_length=100)
+        names = {name.strip() for name in text.split(",") if name.strip()}
+        unknown = sorted(names - set(self.names))
+        if unknown:
+            allowed = ", ".join(self.names)
+            raise serializers.ValidationError(
+                f"Unknown: {', '.join(unknown)}. Choose from: {allowed}."
+            )
+        return names
+
+
+class ConversationThreadOutput(ConversationOutput):
+    """A conversation with the parts of its thread that `include` asked for."""
+
+    messages = MessageOutput(
+        many=True,
+        required=False,
+        help_text="With `include=messages`: as `GET .../messages/` returns them.",
+    )
+    notes = NoteOutput(
+        many=True,
+        required=False,
+        help_text="With `include=notes`: as `GET .../notes/` returns them.",
+    )
+
+    class Meta(ConversationOutput.Meta):
+        fields: ClassVar[list[str]] = [
+            *ConversationOutput.Meta.fields,
+            "messages",
+            "notes",
+        ]
+
+
 class ConversationDetailApi(TenantScopedApi):
-    """Read one conversation; change its status, priority, assignee or tags."""
+    """Read one conversation (with its thread on request); change its status,
+    priority, assignee or tags."""
+
+    class DetailInput(serializers.Serializer[Any]):
+        include = IncludeField(
+            choices=["messages", "notes"],
+            required=False,
+            help_text="Parts of the thread to return with the conversation, "
+            "comma-separated: `messages`, `notes` (one request instead of two).",
+        )
 
     class ConversationUpdateInput(serializers.Serializer[Any]):
         status = serializers.ChoiceField(
@@ -255,10 +314,22 @@ class ConversationDetailApi(TenantScopedApi):
                 raise serializers.ValidationError("No such member in this workspace.")
             return member.user
 
-    @extend_schema(responses=ConversationOutput)
+    @extend_schema(parameters=[DetailInput], responses=ConversationThreadOutput)
     def get(self, request: Request, conversation_id: int) -> Response:
-        conversation = access_conversation(self.membership, conversation_id)
-        return Response(_conversation_data([conversation], many=False))
+        query = self.DetailInput(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        include = query.validated_data.get("include", set())
+        conversation = access_conversation(
+            self.membership, conversation_id, rows=conversation_rows(self.membership)
+        )
+        data = _conversation_data([conversation], many=False)
+        if "messages" in include:
+            messages = conversation_messages(conversation)
+            data["messages"] = MessageOutput(messages, many=True).data
+        if "notes" in include:
+            notes = conversation_notes(conversation)
+            data["notes"] = NoteOutput(notes, many=True).data
+        return Response(data)
 
     @extend_schema(request=ConversationUpdateInput, responses=ConversationOutput)
     def patch(self, request: Request, conversation_id: int) -> Response:
@@ -275,7 +346,9 @@ class ConversationDetailApi(TenantScopedApi):
             assignee=data.get("assignee_id", UNSET),
             tags=data.get("tags"),
         )
-        fresh = access_conversation(self.membership, updated.pk)
+        fresh = access_conversation(
+            self.membership, updated.pk, rows=conversation_rows(self.membership)
+        )
         return Response(_conversation_data([fresh], many=False))
 
 
@@ -300,8 +373,8 @@ class MessageListApi(TenantScopedApi):
     @extend_schema(responses=MessageOutput(many=True))
     def get(self, request: Request, conversation_id: int) -> Response:
         conversation = access_conversation(self.membership, conversation_id)
-        thread = conversation_thread(conversation)
-        return Response(MessageOutput(thread["messages"], many=True).data)
+        messages = conversation_messages(conversation)
+        return Response(MessageOutput(messages, many=True).data)
 
     @extend_schema(request=ReplyCreateInput, responses={201: MessageOutput})
     def post(self, request: Request, conversation_id: int) -> Response:
@@ -379,7 +452,9 @@ class ConversationNoReplyApi(TenantScopedApi):
             membership=self.membership,
             reason=payload.validated_data["reason"],
         )
-        fresh = access_conversation(self.membership, conversation.pk)
+        fresh = access_conversation(
+            self.membership, conversation.pk, rows=conversation_rows(self.membership)
+        )
         return Response(_conversation_data([fresh], many=False))
 
 
@@ -436,8 +511,8 @@ class NoteListApi(TenantScopedApi):
     @extend_schema(responses=NoteOutput(many=True))
     def get(self, request: Request, conversation_id: int) -> Response:
         conversation = access_conversation(self.membership, conversation_id)
-        thread = conversation_thread(conversation)
-        return Response(NoteOutput(thread["notes"], many=True).data)
+        notes = conversation_notes(conversation)
+        return Response(NoteOutput(notes, many=True).data)
 
     @extend_schema(request=NoteCreateInput, responses={201: NoteOutput})
     def post(self, request: Request, conversation_id: int) -> Response:

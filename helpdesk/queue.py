@@ -61,6 +61,10 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.db.models.lookups import IsNull
 from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.where import AND
+
+from helpdesk.lookups import filter_ids_in, outer_join
+from tenants.models import Brand
 
 # The annotations inbox_conversations adds (helpdesk.pagination reads them back).
 KEY = "queue_key"
@@ -236,8 +240,6 @@ class QueueQuerySet[M: Model](QuerySet[M]):
         with due in [D_1, D_n + W_max], or with no clock and activity in
         [R_n, R_1] when there is no D_n (subscripts count this queryset's rows in
         due order and in recency order)."""
-        from tenants.models import Brand
-
         plain = self._plain()
         # The subqueries keep every filter (the cursor's too: a filter holds its
         # own copy of the key expression) but not the annotations, which would be
@@ -321,7 +323,29 @@ class QueueQuerySet[M: Model](QuerySet[M]):
                 sla_due_at__lte=due_limit,
             ).values("pk")
             ids = clock_ids.order_by().union(ids.order_by(), all=True)
-        return plain.filter(pk__in=ids)
+        return self._by_ids(plain, base, ids)
+
+    def _by_ids(
+        self, plain: "QueueQuerySet[M]", base: QuerySet[Any], ids: QuerySet[Any]
+    ) -> "QueueQuerySet[M]":
+        """`plain`'s rows among `ids`, read by primary key.
+
+        The arms of `ids` already apply every filter of `base`, so the outer query
+        keeps only the tenant scope and the filters added after the order (a
+        cursor's): no filter of its own may tempt the planner into scanning the
+        tenant's rows (a status index looks like one row on unanalyzed tables). The
+        ids are an array built once, and the brand is a left join, so neither can
+        drive a nested loop over the conversations.
+        """
+        where = plain.query.where
+        first = len(base.query.where.children)
+        outer = plain._clone()
+        if where.connector == AND and not where.negated and first <= len(where):
+            scope = self.model._default_manager.all().query.where.children
+            outer.query.where.children = [*scope, *where.children[first:]]
+        by_ids: Any = outer_join(filter_ids_in(outer, ids), "brand")
+        result: QueueQuerySet[M] = by_ids
+        return result
 
 
 def with_queue_order(queryset: QuerySet[Any], now: datetime) -> QueueQuerySet[Any]:
@@ -347,6 +371,7 @@ def with_queue_order(queryset: QuerySet[Any], now: datetime) -> QueueQuerySet[An
         )
         lookups = getattr(annotated, "_prefetch_related_lookups", ())
         setattr(ordered, "_prefetch_related_lookups", tuple(lookups))  # noqa: B010
+        ordered._iterable_class = annotated._iterable_class
     ordered._queue_bounded = True
     ordered._queue_base = base
     return ordered

@@ -6,6 +6,7 @@ from typing import Any
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
+from helpdesk.lookups import attach_columns, outer_join, tag_names
 from helpdesk.models import (
     Contact,
     Conversation,
@@ -46,14 +47,14 @@ def inbox_conversations(
     helpdesk.queue.queue_order is its pure twin). Conversations without an SLA
     clock (answered) come after those waiting, most recent first, on every database.
     Every filter is optional (None: any); `tag` is a tag name. One query for the
-    page: brand, contact, account and assignee are joined; the tag filter is a
-    subquery, not a join, so rows are never repeated. A slice [:n] (a page) sorts
-    only the rows that can be among the first n (helpdesk.queue.QueueQuerySet):
-    bounded index ranges, same statement count, same order.
+    page: brand, account and assignee are joined, the contact (its name loaded) and
+    the tag names (`tag_names`, a sorted list) are subqueries per row; the tag
+    filter is a subquery, not a join, so rows are never repeated. A slice [:n] (a
+    page) sorts only the rows that can be among the first n
+    (helpdesk.queue.QueueQuerySet): bounded index ranges, then primary-key lookups,
+    whatever the table statistics say; same statement count, same order.
     """
-    queryset = Conversation.objects.select_related(
-        "brand", "contact", "social_account", "assignee"
-    )
+    queryset = conversation_rows(membership).select_related("assignee")
     queryset = _inbox_filters(
         queryset,
         membership,
@@ -135,19 +136,48 @@ def inbox_counts(
     return {key: int(value or 0) for key, value in counts.items()}
 
 
-def conversation_thread(conversation: Conversation) -> dict[str, list[Any]]:
-    """Messages (with authors) and notes of one conversation, oldest first."""
-    messages = list(
-        Message.objects.filter(conversation=conversation)
-        .select_related("author_identity", "author_agent")
+def conversation_rows(membership: Membership) -> QuerySet[Conversation]:
+    """The workspace's conversations shaped for reading: brand and account joined
+    (the brand as a left join), the contact with its name and the tag names
+    (`tag_names`) as subqueries by primary key. No plan of it depends on table
+    statistics (helpdesk.lookups); one statement for any number of rows."""
+    rows = Conversation.objects.select_related("brand", "social_account")
+    rows = attach_columns(rows, "contact", ["display_name"])
+    rows = rows.annotate(tag_names=tag_names())
+    return outer_join(rows, "brand")
+
+
+def conversation_messages(conversation: Conversation) -> list[Message]:
+    """The conversation's messages with their authors, oldest first (one query:
+    the customer identity's contact, name and handle by primary key, the agent
+    joined)."""
+    messages = (
+        Message.objects.filter(conversation_id=conversation.pk)
+        .select_related("author_agent")
         .order_by("created_at", "id")
     )
-    notes = list(
-        Note.objects.filter(conversation=conversation)
-        .select_related("author")
-        .order_by("created_at")
+    return list(
+        attach_columns(
+            messages, "author_identity", ["contact_id", "display_name", "handle"]
+        )
     )
-    return {"messages": messages, "notes": notes}
+
+
+def conversation_notes(conversation: Conversation) -> list[Note]:
+    """The conversation's internal notes with their authors, oldest first."""
+    return list(
+        Note.objects.filter(conversation_id=conversation.pk)
+        .select_related("author")
+        .order_by("created_at", "id")
+    )
+
+
+def conversation_thread(conversation: Conversation) -> dict[str, list[Any]]:
+    """Messages (with authors) and notes of one conversation, oldest first."""
+    return {
+        "messages": conversation_messages(conversation),
+        "notes": conversation_notes(conversation),
+    }
 
 
 def contact_history(conversation: Conversation) -> QuerySet[Conversation]:
