@@ -13,11 +13,17 @@ signed but malformed bodies get 400 and are kept.
 import hashlib
 import json
 import logging
-from functools import partial
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache, partial
+from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -32,6 +38,21 @@ logger = logging.getLogger(__name__)
 # Events a replayed delivery queues again: not processed yet, or given up.
 PENDING = (WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED)
 STORE_FAILED = "the delivery could not be stored right now; retry later"
+KEY_LENGTH = 128
+# The INSERT's columns (items and attempts are 0), its conflict target and RETURNING.
+COLUMNS = (
+    "platform",
+    "event_key",
+    "body",
+    "headers_digest",
+    "status",
+    "error",
+    "items",
+    "attempts",
+    "received_at",
+)
+UNIQUE = ("platform", "event_key")
+RETURNED = ("id", "platform", "event_key")
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -75,18 +96,39 @@ def receive_webhook(request: HttpRequest, platform: str) -> HttpResponse:
     return HttpResponse(answer, status=status, content_type=content_type)
 
 
-def accept_delivery(
-    platform: str, body: bytes, headers: dict[str, str]
-) -> tuple[int, dict[str, str]]:
-    """Verify one POSTed delivery, store it raw and enqueue it: (status, answer).
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A verified delivery, ready to be stored: the row it becomes."""
 
-    The whole acknowledgement path, shared by the Django view and the ASGI fast
-    path (social/webhook_asgi.py). `headers` have lower-case names. 404 for a
-    platform without webhooks here, 413 over WEBHOOK_MAX_BYTES, 401 for a missing
-    or wrong signature (nothing stored), 400 for a signed but malformed body
-    (stored as malformed), 200 otherwise (a replay is acknowledged, not stored).
-    Opens its own short transaction; enqueues `social.process_webhook_event` on
-    commit.
+    platform: str
+    key: str
+    body: bytes
+    digest: str
+    malformed: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The answer to one stored (or refused) delivery, and the event to queue."""
+
+    status: int
+    answer: dict[str, str]
+    queue: int | None = None
+
+
+REFUSED = Stored(503, {"error": STORE_FAILED})
+
+
+def check_delivery(
+    platform: str, body: bytes, headers: dict[str, str]
+) -> Delivery | tuple[int, dict[str, str]]:
+    """Verify one POSTed delivery: the row to store, or (status, answer) to refuse.
+
+    Pure (no database): the ASGI fast path runs it on the event loop. `headers`
+    have lower-case names. 404 for a platform without webhooks here, 413 over
+    WEBHOOK_MAX_BYTES, 401 for a missing or wrong signature. A signed but malformed
+    body is a Delivery too: it is stored as malformed and answered 400.
     """
     if platform not in settings.SOCIAL_PLATFORMS:
         return 404, {"error": "unknown platform"}
@@ -100,72 +142,193 @@ def accept_delivery(
         return 413, {"error": f"body over {settings.WEBHOOK_MAX_BYTES} bytes"}
     if not connector.verify_webhook(body, headers, app_secrets(platform)):
         return 401, {"error": "missing or invalid signature"}
-    return _store(
-        platform, connector.webhook_signature_header, body, headers, connector
-    )
+    return _delivery(platform, connector, body, headers)
 
 
-def _store(
-    platform: str,
-    signature_header: str,
-    body: bytes,
-    headers: dict[str, str],
-    connector: Connector,
-) -> tuple[int, dict[str, str]]:
-    digest = hashlib.sha256(
-        headers.get(signature_header.lower(), "").encode()
-    ).hexdigest()
+def _delivery(
+    platform: str, connector: Connector, body: bytes, headers: dict[str, str]
+) -> Delivery:
+    signature = headers.get(connector.webhook_signature_header.lower(), "")
+    digest = hashlib.sha256(signature.encode()).hexdigest()
     try:
         json.loads(body)
-        key = connector.webhook_event_id(body)
+        key = _storable_key(connector.webhook_event_id(body))
         malformed = ""
     except (ValueError, KeyError, TypeError) as exc:
         key = "malformed-" + hashlib.sha256(body).hexdigest()
-        malformed = f"not a valid {platform} delivery: {exc}"
+        malformed = _storable_text(f"not a valid {platform} delivery: {exc}")
+    return Delivery(platform, key, body, digest, malformed, timezone.now())
+
+
+def _storable_key(key: str) -> str:
+    """`key` as a database text value: a key with a NUL or a lone surrogate (which
+    PostgreSQL or the UTF-8 codec refuse) stands for itself by its hash."""
+    if "\x00" in key or not _encodable(key):
+        raw = key.encode("utf-8", "surrogatepass")
+        return "sha256-" + hashlib.sha256(raw).hexdigest()
+    return key[:KEY_LENGTH]
+
+
+def _storable_text(text: str) -> str:
+    if "\x00" in text or not _encodable(text):
+        return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode()
+    return text
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
     try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(
-                platform=platform,
-                event_key=key[:128],
-                body=body,
-                headers_digest=digest,
-                status=WebhookEvent.Status.MALFORMED
-                if malformed
-                else WebhookEvent.Status.RECEIVED,
-                error=malformed,
-            )
-    except IntegrityError:
-        return _replayed(platform, key[:128])
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def accept_delivery(
+    platform: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, dict[str, str]]:
+    """Verify one POSTed delivery, store it raw and enqueue it: (status, answer).
+
+    The Django view's path (the ASGI fast path groups concurrent deliveries in
+    social/group_commit.py): `check_delivery`, then `store_deliveries` on the
+    caller's connection, then `social.process_webhook_event` on commit. 200 when
+    stored (a replay is acknowledged, not stored), 400 when stored as malformed,
+    503 when it could not be stored.
+    """
+    checked = check_delivery(platform, body, headers)
+    if not isinstance(checked, Delivery):
+        return checked
+    try:
+        [stored] = store_deliveries([checked])
     except DatabaseError:
-        # Not stored: only now may the platform be refused, so that it retries.
         logger.warning("%s delivery not stored: database unavailable", platform)
-        return 503, {"error": STORE_FAILED}
-    if malformed:
-        return 400, {"error": malformed}
-    transaction.on_commit(partial(enqueue_event, event.pk))
-    return 200, {"status": "accepted"}
+        return REFUSED.status, REFUSED.answer
+    if stored.queue is not None:
+        transaction.on_commit(partial(enqueue_event, stored.queue))
+    return stored.status, stored.answer
 
 
-def _replayed(platform: str, key: str) -> tuple[int, dict[str, str]]:
+def store_deliveries(
+    deliveries: Sequence[Delivery], *, using: str = "default"
+) -> list[Stored]:
+    """Store verified deliveries with one multi-row INSERT; their answers, in order.
+
+    One statement, so one transaction: every row is committed or none (inside an
+    atomic block it runs under a savepoint and commits with the block). A delivery
+    whose (platform, key) is already stored, or appears earlier in the same call,
+    is a replay: acknowledged, and queued again while the stored copy is still
+    unprocessed (`received` or `failed`). Raises DatabaseError when nothing could
+    be stored; the caller refuses them all (503). Queues nothing itself: each
+    Stored names the event to queue once the rows are committed.
+    """
+    first: dict[tuple[str, str], Delivery] = {}
+    for delivery in deliveries:
+        first.setdefault((delivery.platform, delivery.key), delivery)
+    connection = connections[using]
+    if connection.in_atomic_block:
+        with transaction.atomic(using=using):
+            inserted = _insert(connection, list(first.values()))
+    else:
+        inserted = _insert(connection, list(first.values()))
+    replays = _stored_before([key for key in first if key not in inserted], using=using)
+    answers = []
+    seen: set[tuple[str, str]] = set()
+    for delivery in deliveries:
+        key = (delivery.platform, delivery.key)
+        if key in inserted and key not in seen:
+            seen.add(key)
+            answers.append(_answer_new(delivery, inserted[key]))
+        elif key in inserted:  # a later copy in the same call shares the first's
+            copied = "duplicate" if first[key].malformed else "accepted"
+            answers.append(Stored(200, {"status": copied}))
+        else:
+            answers.append(_answer_replay(replays.get(key)))
+    return answers
+
+
+def _answer_new(delivery: Delivery, event_id: int) -> Stored:
+    if delivery.malformed:
+        return Stored(400, {"error": delivery.malformed})
+    return Stored(200, {"status": "accepted"}, event_id)
+
+
+def _answer_replay(stored: tuple[int, str] | None) -> Stored:
     """A delivery stored before: acknowledged; queued again if still unprocessed.
 
     A platform retries what it thinks failed (a timeout, a 5xx from a proxy): when
     the first copy is still `received` (its task was lost with a dead worker or a
     broker outage) or gave up (`failed`), the retry processes it. Processing is
-    idempotent, so a copy queued twice records nothing twice.
+    idempotent, so a copy queued twice records nothing twice. When the database
+    cannot say (None), the replay is acknowledged as a duplicate.
     """
-    try:
-        event = (
-            WebhookEvent.objects.filter(platform=platform, event_key=key)
-            .only("pk", "status")
-            .first()
+    if stored is None:
+        return Stored(200, {"status": "duplicate"})
+    event_id, event_status = stored
+    if event_status in PENDING:
+        return Stored(200, {"status": "accepted"}, event_id)
+    return Stored(200, {"status": "duplicate"})
+
+
+def _insert(
+    connection: BaseDatabaseWrapper, rows: Sequence[Delivery]
+) -> dict[tuple[str, str], int]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING: the ids of the new rows."""
+    received = WebhookEvent.Status.RECEIVED.value
+    malformed = WebhookEvent.Status.MALFORMED.value
+    adapt = connection.ops.adapt_datetimefield_value
+    params: list[Any] = []
+    for row in rows:
+        params += (
+            row.platform,
+            row.key,
+            row.body,
+            row.digest,
+            malformed if row.malformed else received,
+            row.malformed,
+            adapt(row.received_at),
         )
+    head, tail = _insert_statement(connection.ops.quote_name)
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, 0, 0, %s)"] * len(rows))
+    sql = f"{head} {values} {tail}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {(platform, key): pk for pk, platform, key in cursor.fetchall()}
+
+
+@cache
+def _insert_statement(quote: Callable[[str], str]) -> tuple[str, str]:
+    """The INSERT around its VALUES: identifiers from the model's meta (every
+    value is a parameter)."""
+    meta = WebhookEvent._meta
+    column = {field.name: quote(str(field.column)) for field in meta.concrete_fields}
+    columns = ", ".join(column[name] for name in COLUMNS)
+    unique = ", ".join(column[name] for name in UNIQUE)
+    returning = ", ".join(column[name] for name in RETURNED)
+    head = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES"
+    tail = f"ON CONFLICT ({unique}) DO NOTHING RETURNING {returning}"
+    return head, tail
+
+
+def _stored_before(
+    keys: Sequence[tuple[str, str]], *, using: str
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """(id, status) of the stored events with these keys; empty when the database
+    cannot say (the replays are then acknowledged as duplicates, as stored)."""
+    by_platform: dict[str, list[str]] = {}
+    for platform, key in keys:
+        by_platform.setdefault(platform, []).append(key)
+    found: dict[tuple[str, str], tuple[int, str]] = {}
+    try:
+        for platform, platform_keys in by_platform.items():
+            rows = WebhookEvent.objects.using(using).filter(
+                platform=platform, event_key__in=platform_keys
+            )
+            for pk, key, status in rows.values_list("pk", "event_key", "status"):
+                found[platform, key] = (pk, status)
     except DatabaseError:
-        return 200, {"status": "duplicate"}
-    if event is not None and event.status in PENDING:
-        enqueue_event(event.pk)
-        return 200, {"status": "accepted"}
-    return 200, {"status": "duplicate"}
+        return {}
+    return found
 
 
 def enqueue_event(event_id: int) -> bool:
@@ -184,3 +347,27 @@ def enqueue_event(event_id: int) -> bool:
         )
         return False
     return True
+
+
+def enqueue_events(event_ids: Iterable[int]) -> int:
+    """Queue `social.process_webhook_event` for each stored event, published as one
+    batch (social/publishing.py); returns how many were handed to the broker. Never
+    raises: what the broker refused stays `received` and the sweep queues it, as
+    with `enqueue_event` (which this is, one event at a time, when tasks run
+    eagerly)."""
+    from helpdesk.celery import app
+    from social.publishing import publish_events
+
+    ids = list(event_ids)
+    if not ids or app.conf.task_always_eager:
+        return sum(enqueue_event(event_id) for event_id in ids)
+    try:
+        publish_events(app, ids)
+    except Exception as exc:  # any broker failure: the stored events are safe
+        logger.warning(
+            "%s webhook events stored but not queued (%r); the sweep will queue them",
+            len(ids),
+            exc,
+        )
+        return 0
+    return len(ids)

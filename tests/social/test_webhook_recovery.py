@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from celery.exceptions import Retry
 from django.db import OperationalError
+from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 from django.test import override_settings
 from django.utils import timezone
@@ -38,10 +39,15 @@ def broker_down(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @pytest.fixture
 def database_refuses_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise OperationalError("connection to server at 127.0.0.1 failed")
+    """Every INSERT of a webhook event fails as with the database down."""
+    execute = CursorWrapper.execute
 
-    monkeypatch.setattr(WebhookEvent.objects, "create", refuse)
+    def refuse(self: CursorWrapper, sql: str, params: Any = None) -> Any:
+        if sql.startswith('INSERT INTO "social_webhookevent"'):
+            raise OperationalError("connection to server at 127.0.0.1 failed")
+        return execute(self, sql, params)
+
+    monkeypatch.setattr(CursorWrapper, "execute", refuse)
 
 
 @pytest.fixture

@@ -1,0 +1,197 @@
+"""Group commit of webhook deliveries: one INSERT for the deliveries that arrive
+together, one answer each after the commit, their tasks published afterwards.
+
+The ASGI fast path (social/webhook_asgi.py) verifies a delivery on the event loop
+and awaits `GroupCommit.store`. One committer thread per process takes every
+delivery that is waiting, inserts them with one multi-row statement (one
+transaction: all rows or none, `social.webhooks.store_deliveries`) and answers them
+all once it has committed. The deliveries that arrive while that insert is in
+flight (and within WEBHOOK_GROUP_WINDOW_MS, 0 by default) form the next group, so
+under load a commit costs one round trip for many deliveries, and an idle server
+commits each delivery at once.
+
+- A failed insert answers 503 (with Retry-After) to every delivery of its group, so
+  each platform retries and none is answered 200 without its row. A row the
+  database rejects for its own content (not an outage) would fail its neighbours
+  too: such a group is stored again one delivery at a time, so only that one is
+  refused.
+- Publishing the tasks (`social.process_webhook_event`, one per new event) waits
+  for nothing: the publisher thread hands them to the broker in batches after the
+  answers went out. An event whose publish failed or was cut short by a restart
+  stays `received`, and the sweep (`social.sweep_webhook_events`) queues it. With
+  CELERY_TASK_ALWAYS_EAGER (the tests) the tasks run before the answer, as the
+  Django view does.
+"""
+
+import asyncio
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from queue import Empty, SimpleQueue
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connections
+
+from social.webhooks import REFUSED, Delivery, Stored, enqueue_events, store_deliveries
+
+logger = logging.getLogger(__name__)
+
+MAX_ROWS = 500  # WEBHOOK_GROUP_MAX_ROWS
+MAX_BYTES = 4 * 1024 * 1024  # WEBHOOK_GROUP_MAX_BYTES: bodies in one statement
+PUBLISH_SLICE = 32  # tasks published between two chances for the event loop to run
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    delivery: Delivery
+    loop: asyncio.AbstractEventLoop
+    future: "asyncio.Future[Stored]"
+
+
+def _answer(items: Sequence[_Waiting], answers: Sequence[Stored]) -> None:
+    """On the event loop: resolve the futures of one group (skip abandoned ones)."""
+    for item, answer in zip(items, answers, strict=True):
+        if not item.future.done():
+            item.future.set_result(answer)
+
+
+def store_group(deliveries: Sequence[Delivery]) -> list[Stored]:
+    """Store one group on this thread's connection: the answers, in order; never
+    raises. An outage refuses the whole group; any other failure of a group of
+    several is retried one delivery at a time."""
+    try:
+        return store_deliveries(deliveries)
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("%s deliveries not stored: %s", len(deliveries), exc)
+        connections["default"].close()  # the next group starts on a fresh one
+        return [REFUSED] * len(deliveries)
+    except Exception:
+        if len(deliveries) == 1:
+            logger.exception("%s delivery not stored", deliveries[0].platform)
+            connections["default"].close()
+            return [REFUSED]
+        logger.warning("group of %s not stored; storing one by one", len(deliveries))
+    return [answer for delivery in deliveries for answer in store_group([delivery])]
+
+
+class GroupCommit:
+    """The process's committer and publisher threads (started on first use)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._waiting: SimpleQueue[_Waiting] = SimpleQueue()
+        self._publish: SimpleQueue[list[int]] = SimpleQueue()
+
+    async def store(self, delivery: Delivery) -> Stored:
+        """Store `delivery` with the others waiting; its answer once committed."""
+        self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Stored] = loop.create_future()
+        self._waiting.put(_Waiting(delivery, loop, future))
+        return await future
+
+    def _start(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # A forked child has none of its parent's threads: start its own.
+            self._waiting = SimpleQueue()
+            self._publish = SimpleQueue()
+            for target, name in (
+                (self._commit_forever, "webhook-group-commit"),
+                (self._publish_forever, "webhook-publish"),
+            ):
+                threading.Thread(target=target, name=name, daemon=True).start()
+            atexit.register(self.flush_publishing)
+            self._pid = os.getpid()
+
+    def _next_group(self) -> list[_Waiting]:
+        """Block for one delivery, then take all that wait, within the bounds."""
+        group = [self._waiting.get()]
+        window = getattr(settings, "WEBHOOK_GROUP_WINDOW_MS", 0) / 1000
+        max_rows = getattr(settings, "WEBHOOK_GROUP_MAX_ROWS", MAX_ROWS)
+        max_bytes = getattr(settings, "WEBHOOK_GROUP_MAX_BYTES", MAX_BYTES)
+        size = len(group[0].delivery.body)
+        closes = time.monotonic() + window
+        while len(group) < max_rows and size < max_bytes:
+            try:
+                remaining = closes - time.monotonic()
+                if remaining > 0:
+                    item = self._waiting.get(timeout=remaining)
+                else:
+                    item = self._waiting.get_nowait()
+            except Empty:
+                break
+            group.append(item)
+            size += len(item.delivery.body)
+        return group
+
+    def _commit_forever(self) -> None:
+        while True:
+            group = self._next_group()
+            try:
+                self._commit(group)
+            except Exception:  # never leave a delivery waiting, never stop
+                logger.exception("group of %s deliveries not answered", len(group))
+                self._hand_back(group, [REFUSED] * len(group))
+
+    def _commit(self, group: Sequence[_Waiting]) -> None:
+        answers = store_group([item.delivery for item in group])
+        queue = [answer.queue for answer in answers if answer.queue is not None]
+        eager = bool(getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False))
+        if eager:
+            enqueue_events(queue)
+        self._hand_back(group, answers)
+        if queue and not eager:
+            self._publish.put(queue)
+
+    @staticmethod
+    def _hand_back(group: Sequence[_Waiting], answers: Sequence[Stored]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, tuple[list[_Waiting], list[Stored]]]
+        by_loop = {}
+        for item, answer in zip(group, answers, strict=True):
+            items, loop_answers = by_loop.setdefault(item.loop, ([], []))
+            items.append(item)
+            loop_answers.append(answer)
+        for loop, (items, loop_answers) in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_answer, items, loop_answers)
+            except RuntimeError:  # that loop is closed: nobody waits any more
+                continue
+
+    def _publish_forever(self) -> None:
+        while True:
+            ids = self._publish.get()
+            while True:
+                try:
+                    ids += self._publish.get_nowait()
+                except Empty:
+                    break
+            self._publish_ids(ids)
+
+    @staticmethod
+    def _publish_ids(ids: list[int]) -> None:
+        for start in range(0, len(ids), PUBLISH_SLICE):
+            enqueue_events(ids[start : start + PUBLISH_SLICE])
+            time.sleep(0)  # let the event loop answer between slices
+
+    def flush_publishing(self) -> None:
+        """At exit: publish what is still waiting (the sweep would, later)."""
+        ids: list[int] = []
+        while True:
+            try:
+                ids += self._publish.get_nowait()
+            except Empty:
+                break
+        if ids:
+            self._publish_ids(ids)
+
+
+group_commit = GroupCommit()

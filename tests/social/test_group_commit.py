@@ -1,0 +1,241 @@
+"""Group commit of webhook deliveries (social/group_commit.py, issue 12 item 6).
+
+Concurrent deliveries reach the real ASGI fast path in-process (httpx's ASGI
+transport, one event loop). So that the deliveries of a test land in one group
+whatever the machine's speed, a group waits up to WEBHOOK_GROUP_WINDOW_MS (raised
+to 5 s) for its WEBHOOK_GROUP_MAX_ROWS (set to the test's count) deliveries. The
+groups the committer formed are recorded, so each test also proves it grouped.
+"""
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from celery.signals import before_task_publish
+from django.core.asgi import get_asgi_application
+from django.db import DataError, OperationalError
+from django.db.backends.utils import CursorWrapper
+from pytest_django.fixtures import Settings
+
+from helpdesk.celery import app as celery_app
+from social import group_commit, tasks
+from social.models import SocialAccount, WebhookEvent
+from social.publishing import publish_events
+from social.webhook_asgi import WebhookFastPath
+from social.webhooks import Delivery, Stored, store_deliveries
+from tests.helpdesk.live import real_broker
+from tests.social.test_webhook_asgi import signed
+from tests.social.test_webhooks import post_event
+from tests.social.test_webhooks import routed as routed
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ACCEPTED = (200, {"status": "accepted"})
+STORE_FAILED = "the delivery could not be stored right now; retry later"
+
+
+@pytest.fixture
+def groups(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every group the committer stores; one window holds a test."""
+    settings.WEBHOOK_GROUP_WINDOW_MS = 5000
+    sizes: list[int] = []
+    store = store_deliveries
+
+    def recorded(deliveries: list[Delivery], **options: Any) -> list[Stored]:
+        sizes.append(len(deliveries))
+        return store(deliveries, **options)
+
+    monkeypatch.setattr(group_commit, "store_deliveries", recorded)
+    return sizes
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The events queued for processing (the tasks themselves do not run)."""
+    ids: list[int] = []
+    monkeypatch.setattr(tasks.process_webhook_event, "delay", ids.append)
+    return ids
+
+
+def post_all(
+    requests: list[tuple[bytes, dict[str, str]]],
+) -> list[tuple[int, dict[str, Any], str]]:
+    """POST every (body, headers) at once: (status, JSON, Retry-After) of each."""
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=WebhookFastPath(get_asgi_application()))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver"
+        ) as client:
+            return await asyncio.gather(
+                *(
+                    client.post("/hooks/sandbox/", content=body, headers=headers)
+                    for body, headers in requests
+                )
+            )
+
+    return [
+        (r.status_code, r.json(), r.headers.get("retry-after", ""))
+        for r in asyncio.run(run())
+    ]
+
+
+def test_concurrent_deliveries_are_stored_by_one_insert_and_all_acknowledged(
+    routed: SocialAccount, groups: list[int], queued: list[int], settings: Settings
+) -> None:
+    settings.WEBHOOK_GROUP_MAX_ROWS = 12
+    requests = [signed(post_event("100", text=f"@acmeair {n}")) for n in range(12)]
+
+    answers = post_all(requests)
+
+    assert [(status, body) for status, body, _ in answers] == [ACCEPTED] * 12
+    assert groups == [12]
+    events = WebhookEvent.objects.order_by("pk")
+    assert [bytes(event.body) for event in events] == [body for body, _ in requests]
+    assert {event.status for event in events} == {"received"}
+    assert sorted(queued) == [event.pk for event in events]
+
+
+def test_a_failed_group_insert_refuses_every_delivery_and_stores_none(
+    routed: SocialAccount,
+    groups: list[int],
+    queued: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+) -> None:
+    settings.WEBHOOK_GROUP_MAX_ROWS = 8
+    execute = CursorWrapper.execute
+
+    def database_down(self: CursorWrapper, sql: str, params: Any = None) -> Any:
+        if sql.startswith('INSERT INTO "social_webhookevent"'):
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(self, sql, params)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CursorWrapper, "execute", database_down)
+        answers = post_all([signed(post_event("100")) for _ in range(8)])
+
+    assert answers == [(503, {"error": STORE_FAILED}, "30")] * 8
+    assert groups == [8]
+    assert WebhookEvent.objects.count() == 0
+    assert queued == []
+
+    # The committer carries on with a fresh connection.
+    settings.WEBHOOK_GROUP_MAX_ROWS = 1
+    [again] = post_all([signed(post_event("100"))])
+    assert again[:2] == ACCEPTED
+    assert WebhookEvent.objects.count() == 1
+
+
+def test_a_malformed_or_unsigned_delivery_in_the_window_does_not_affect_the_others(
+    routed: SocialAccount, groups: list[int], queued: list[int], settings: Settings
+) -> None:
+    settings.WEBHOOK_GROUP_MAX_ROWS = 6
+    good = [signed(post_event("100", text=f"@acmeair {n}")) for n in range(5)]
+    malformed = signed({"type": "post.created"})  # signed, but no event_id
+    unsigned = (good[0][0], {"X-Sandbox-Signature": "sha256=" + "0" * 64})
+
+    answers = post_all([*good[:2], malformed, unsigned, *good[2:]])
+
+    statuses = [(status, body) for status, body, _ in answers]
+    assert statuses == [
+        ACCEPTED,
+        ACCEPTED,
+        (400, {"error": "not a valid sandbox delivery: 'event_id'"}),
+        (401, {"error": "missing or invalid signature"}),
+        ACCEPTED,
+        ACCEPTED,
+        ACCEPTED,
+    ]
+    assert groups == [6]  # the unsigned one never reached the database
+    rows = WebhookEvent.objects.order_by("pk").values_list("body", "status")
+    assert [(bytes(body), status) for body, status in rows] == [
+        (good[0][0], "received"),
+        (good[1][0], "received"),
+        (malformed[0], "malformed"),
+        *((body, "received") for body, _ in good[2:]),
+    ]
+    assert len(queued) == 5
+
+
+def test_two_copies_of_a_delivery_in_one_group_are_one_row_and_one_task(
+    routed: SocialAccount, groups: list[int], queued: list[int], settings: Settings
+) -> None:
+    settings.WEBHOOK_GROUP_MAX_ROWS = 2
+    copy = signed(post_event("100"))
+
+    answers = post_all([copy, copy])
+
+    assert [(status, body) for status, body, _ in answers] == [ACCEPTED] * 2
+    assert groups == [2]
+    event = WebhookEvent.objects.get()
+    assert queued == [event.pk]
+
+
+def _delivery(key: str) -> Delivery:
+    body = f'{{"event_id": "{key}"}}'.encode()
+    return Delivery("sandbox", key, body, "d" * 64, "", datetime.now(UTC))
+
+
+def test_a_group_statement_the_database_rejects_writes_no_row() -> None:
+    poisoned = [_delivery("a"), _delivery("b\x00"), _delivery("c")]
+
+    with pytest.raises(DataError):
+        store_deliveries(poisoned)
+
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_a_row_the_database_rejects_is_refused_alone() -> None:
+    poisoned = [_delivery("a"), _delivery("b\x00"), _delivery("c")]
+
+    answers = group_commit.store_group(poisoned)
+
+    assert [answer.status for answer in answers] == [200, 503, 200]
+    keys = WebhookEvent.objects.order_by("pk").values_list("event_key", flat=True)
+    assert list(keys) == ["a", "c"]
+
+
+def test_a_key_postgres_cannot_store_is_kept_by_its_hash(
+    routed: SocialAccount, queued: list[int]
+) -> None:
+    answers = post_all([signed(post_event("100", event_id="nul\x00key"))])
+
+    assert [(status, body) for status, body, _ in answers] == [ACCEPTED]
+    event = WebhookEvent.objects.get()
+    assert event.event_key.startswith("sha256-")
+    assert len(event.event_key) == 71
+
+
+def test_batched_publishing_sends_what_apply_async_sends() -> None:
+    published: list[dict[str, Any]] = []
+
+    def record(**message: Any) -> None:
+        headers = dict(message["headers"])
+        for varying in ("id", "root_id", "argsrepr"):
+            headers.pop(varying)
+        properties = dict(message["properties"])
+        properties.pop("correlation_id")
+        published.append(
+            {
+                "body": message["body"],
+                "exchange": message["exchange"],
+                "routing_key": message["routing_key"],
+                "headers": headers,
+                "properties": properties,
+            }
+        )
+
+    before_task_publish.connect(record, weak=False)
+    try:
+        with real_broker("memory://"):
+            tasks.process_webhook_event.apply_async((41,))
+            publish_events(celery_app, [41, 42])
+    finally:
+        before_task_publish.disconnect(record)
+
+    assert len(published) == 3
+    assert published[1] == published[0]
+    assert published[2]["body"][0] == (42,)
