@@ -8,6 +8,7 @@ tasks no longer import each other. tests/helpdesk/test_import_cycles.py keeps it
 """
 
 import asyncio
+import importlib
 import logging
 import os
 import threading
@@ -28,7 +29,14 @@ PUSH_TIMEOUT = 5.0  # seconds a sync caller waits for the layer to take a messag
 
 
 def task(name: str) -> Any:
-    """The Celery task registered as `name` (e.g. "helpdesk.deliver_message")."""
+    """The Celery task registered as `name` (e.g. "helpdesk.deliver_message").
+
+    A process that has not imported the task yet (a command or script: Celery
+    discovers tasks only when a worker starts) imports `<app>.tasks` of the
+    name's app, where the project defines them, which registers it.
+    """
+    if name not in current_app.tasks:
+        importlib.import_module(f"{name.split('.', 1)[0]}.tasks")
     return current_app.tasks[name]
 
 

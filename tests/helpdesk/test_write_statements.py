@@ -1,0 +1,199 @@
+"""The write paths' own statements (issue 12): what an API-channel push and an
+agent's reply send besides the request's fixed part (tenant, token, membership,
+BEGIN, COMMIT), with and without an outbound webhook endpoint, named one by one.
+
+Create (new author): the account with its brand's SLA policy and holidays; the
+replay and author lookup; the new contact and identity; the conversation (locked)
+or a new id; the sequences and the message; the rest in one statement. A known
+author skips the identity insert. A reply: the conversation (locked, with the
+brand's holidays); the sequences and the message; the rest. An endpoint adds its
+lookup and one INSERT of the deliveries, for all the request's events.
+"""
+
+import re
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from rest_framework.test import APIClient
+
+from helpdesk.models import CareFact, Conversation, Event, Message, WebhookDelivery
+from helpdesk.services import webhook_outbox
+from social.api_channel import create_api_channel
+from social.models import SocialAccount
+from tenants.context import tenant_context
+from tenants.models import Brand, Tenant, User
+from tests.api_clients import base, token_client
+from tests.factories import membership_of
+from tests.helpdesk.webhook_support import (  # noqa: F401 - fixtures
+    FakeDns,
+    WebhookQueue,
+    add_endpoint,
+    fake_dns_fixture,
+    webhook_queue_fixture,
+)
+from tests.statements import Statements, count_statements
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ALL_WEEK = {
+    day: [["00:00", "24:00"]]
+    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+}
+FIXED = re.compile(
+    r"^(BEGIN|COMMIT|SET LOCAL|SELECT set_config)|tenants_apitoken|tenant_row"
+    r'|FROM "tenants_tenant"|FROM "tenants_membership"'
+)
+
+
+@pytest.fixture(autouse=True)
+def _fixtures(
+    fake_dns: FakeDns, webhook_queue: WebhookQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No real DNS, deliveries are captured rather than sent, and the endpoint
+    cache is this test's own (other test databases share Redis and tenant ids)."""
+    prefix = uuid4().hex
+    monkeypatch.setattr(
+        webhook_outbox, "_cache_key", lambda tenant_id: f"{prefix}.t{tenant_id}"
+    )
+
+
+@pytest.fixture
+def channel(tenant: Tenant, owner: User) -> SocialAccount:
+    with tenant_context(tenant):
+        Brand.objects.update(business_hours=ALL_WEEK, send_hold_seconds=0)
+        return create_api_channel(
+            membership_of(tenant, owner), brand=Brand.objects.get(), name="Chat"
+        )
+
+
+@pytest.fixture
+def client(tenant: Tenant, owner: User) -> APIClient:
+    return token_client(tenant, owner, "admin")
+
+
+def push(
+    client: APIClient, tenant: Tenant, channel: SocialAccount, n: int, author: int
+) -> Any:
+    return client.post(
+        f"{base(tenant)}/channels/{channel.pk}/messages/",
+        {
+            "external_id": f"m-{n}",
+            "text": f"Order {n} has not arrived yet, can you check?",
+            "author": {"id": f"cust-{author}", "name": f"Customer {author}"},
+        },
+        format="json",
+    )
+
+
+def own(seen: Statements) -> list[str]:
+    """The statements besides the request's fixed part, shortened for messages."""
+    return [sql[:90] for sql in seen.sql if not FIXED.search(sql)]
+
+
+def measured(call: Any) -> tuple[Any, list[str]]:
+    with count_statements() as seen:
+        response = call()
+    return response, own(seen)
+
+
+def reply(client: APIClient, tenant: Tenant, conversation: int, text: str) -> Any:
+    return client.post(
+        f"{base(tenant)}/conversations/{conversation}/messages/",
+        {"text": text},
+        format="json",
+    )
+
+
+def test_create_new_author_known_author_and_replay(
+    client: APIClient, tenant: Tenant, channel: SocialAccount
+) -> None:
+    assert push(client, tenant, channel, 0, author=0).status_code == 201  # warm
+    new, new_sql = measured(lambda: push(client, tenant, channel, 1, author=1))
+    known, known_sql = measured(lambda: push(client, tenant, channel, 2, author=1))
+    again, again_sql = measured(lambda: push(client, tenant, channel, 2, author=1))
+    assert new.status_code == 201, new.content
+    assert known.status_code == 201, known.content
+    assert again.status_code == 200, again.content
+    assert len(new_sql) == 6, new_sql
+    assert new_sql[2].startswith("WITH c AS (INSERT INTO helpdesk_contact")
+    assert len(known_sql) == 5, known_sql
+    # The replay: the account, the lookup that finds it, and the stored message.
+    assert len(again_sql) == 3, again_sql
+    assert known.json()["conversation_id"] == new.json()["conversation_id"]
+    assert again.json() == {**known.json(), "created": False}
+    with tenant_context(tenant):
+        conversation = Conversation.objects.get(pk=new.json()["conversation_id"])
+        assert conversation.customer_message_count == 2
+        assert Message.objects.filter(conversation=conversation).count() == 2
+        assert CareFact.objects.filter(conversation=conversation).count() == 1
+        assert list(Event.objects.order_by("seq").values_list("seq", "type")) == [
+            (1, "message.created"),
+            (2, "conversation.created"),
+            (3, "message.created"),
+            (4, "conversation.created"),
+            (5, "message.created"),
+            (6, "conversation.updated"),
+        ]
+
+
+def test_reply_statements(
+    client: APIClient, tenant: Tenant, channel: SocialAccount
+) -> None:
+    first = push(client, tenant, channel, 0, author=0).json()["conversation_id"]
+    second = push(client, tenant, channel, 1, author=1).json()["conversation_id"]
+    assert reply(client, tenant, first, "Hi, on it.").status_code == 201
+    response, sql = measured(lambda: reply(client, tenant, second, "Checking now."))
+    assert response.status_code == 201, response.content
+    # The view's conversation, then the service's three.
+    assert len(sql) == 4, sql
+    with tenant_context(tenant):
+        conversation = Conversation.objects.get(pk=second)
+        assert conversation.first_response_at is not None
+        assert conversation.sla_kind == ""
+        assert list(
+            CareFact.objects.filter(conversation=conversation).values_list(
+                "kind", flat=True
+            )
+        ) == ["opened", "first_response"]
+
+
+def test_an_outbound_endpoint_adds_two_statements_per_request(
+    client: APIClient,
+    tenant: Tenant,
+    owner: User,
+    channel: SocialAccount,
+    webhook_queue: WebhookQueue,
+) -> None:
+    add_endpoint(tenant, owner, "https://hooks.example.com/earshot")
+    first = push(client, tenant, channel, 0, author=0)  # warm
+    created, create_sql = measured(lambda: push(client, tenant, channel, 1, author=1))
+    conversation = created.json()["conversation_id"]
+    assert (
+        reply(client, tenant, first.json()["conversation_id"], "Hi").status_code == 201
+    )
+    replied, reply_sql = measured(lambda: reply(client, tenant, conversation, "On it"))
+    assert created.status_code == 201, created.content
+    assert replied.status_code == 201, replied.content
+    assert len(create_sql) == 6 + 2, create_sql
+    assert len(reply_sql) == 4 + 2, reply_sql
+    with tenant_context(tenant):
+        rows = list(
+            WebhookDelivery.objects.filter(
+                payload__conversation_id=conversation
+            ).order_by("id")
+        )
+    assert [d.event_type for d in rows] == [
+        "message.created",
+        "conversation.created",
+        "message.created",
+        "conversation.updated",
+    ]
+    assert [
+        d.payload["message"]["direction"] for d in rows if "message" in d.payload
+    ] == [
+        "in",
+        "out",
+    ]
+    assert all(d.payload["conversation"]["id"] == conversation for d in rows)
+    assert len(webhook_queue.ids()) == 8
