@@ -236,7 +236,8 @@ _IDENTITY_COLUMNS = (
 
 
 def _lookup_pg(tenant_id: int, item: InboundItem) -> tuple[bool, Identity | None]:
-    """Whether the item was recorded before, and its author's identity: one query."""
+    """Whether the item was recorded before, and its author's identity (None when
+    unknown): one query."""
     columns = ", ".join(f"i.{name}" for name in _IDENTITY_COLUMNS)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -255,9 +256,9 @@ def _lookup_pg(tenant_id: int, item: InboundItem) -> tuple[bool, Identity | None
         )
         row = cursor.fetchone()
     assert row is not None  # noqa: S101 - one row always
-    if row[0] or row[1] is None:
+    if row[1] is None:
         return bool(row[0]), None
-    return False, _identity(
+    return bool(row[0]), _identity(
         tenant_id, item, dict(zip(_IDENTITY_COLUMNS, row[1:], strict=True))
     )
 
