@@ -9,6 +9,11 @@ first copy is still running (a blip of the worker's connection), and both would
 send. A takeover reconciles first: the connector is asked whether the reply reached
 the platform before sending again. A transient failure hands the claim on to its
 retry by letting the lease run out when the retry is due.
+
+Batches (issue 12): a task claims its own reply and the tenant's other due replies
+(claim_batch, SKIP LOCKED), each with the transition its own task would make; the
+claims commit before any platform call, the calls run concurrently in the worker
+(social.sending), and the outcomes are recorded together (record_deliveries).
 """
 
 from dataclasses import dataclass
@@ -35,9 +40,11 @@ Delivery = Message.DeliveryStatus
 
 # How long an attempt may hold a claim before another attempt takes the reply over.
 #
-# Why a takeover cannot send twice. An attempt renews its claim (renew_claim) right
-# before it calls the platform, and the call it then makes is bounded: every HTTP
-# request of connector.send runs under SEND_BUDGET (social.http.deadline), which
+# Why a takeover cannot send twice. An attempt's claim (or, after reconciling, its
+# renewal: renew_claims) restarts the lease right before it calls the platform, and
+# the calls it then makes are bounded: every HTTP request of connector.send runs
+# under SEND_BUDGET from that moment (social.http.deadline_at, one deadline for the
+# whole batch; social.sending starts no call with less than a second left), which
 # caps each connect, write and read to what is left of the budget, so by
 # renewal + SEND_BUDGET the attempt has its answer or has given up on the request.
 # A takeover needs claimed_at older than CLAIM_LEASE, and it reconciles first
