@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ROWS = 500  # WEBHOOK_GROUP_MAX_ROWS
 MAX_BYTES = 4 * 1024 * 1024  # WEBHOOK_GROUP_MAX_BYTES: bodies in one statement
-PUBLISH_SLICE = 32  # tasks published between two chances for the event loop to run
+PUBLISH_SLICE = 64  # tasks published between two chances for the event loop to run
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -96,12 +97,21 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 
 async def _answer(send: Send, status: int, payload: dict[str, str]) -> None:
-    body = json.dumps(payload).encode()
+    headers, body = _encoded(status, tuple(payload.items()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@lru_cache(maxsize=256)
+def _encoded(
+    status: int, payload: tuple[tuple[str, str], ...]
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and body of an answer; the few frequent ones are encoded once."""
+    body = json.dumps(dict(payload)).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
     ]
     if status == 503:
         headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    return headers, body

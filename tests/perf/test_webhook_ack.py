@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -111,9 +112,34 @@ def _requests(port: int, first: int, count: int) -> list[bytes]:
     return prepared
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (uvicorn's workers)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pending += [int(child) for child in children.split()]
+    return total
+
+
+@dataclass
+class _Server:
+    port: int
+    pid: int
+
+    def cpu(self) -> float:
+        return _cpu_seconds(self.pid)
+
+
 @contextmanager
-def _served(app: str, log_dir: Path) -> Iterator[int]:
-    """`app` under the benchmark's uvicorn command on a free port; yields the port."""
+def _served(app: str, log_dir: Path) -> Iterator[_Server]:
+    """`app` under the benchmark's uvicorn command on a free port."""
     port = free_port()
     command = [app if part == EARSHOT_APP else part for part in uvicorn_command(port)]
     command += ["--workers", str(WORKERS)]
@@ -138,7 +164,7 @@ def _served(app: str, log_dir: Path) -> Iterator[int]:
                 time.sleep(0.2)
         else:
             raise RuntimeError(f"{app} did not start; see {log.name}")
-        yield port
+        yield _Server(port, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -182,17 +208,25 @@ def test_webhook_acknowledgement_beside_a_bare_app(
     broker.flushdb()
     paced_count = int(PACED_RATE * PACED_SECONDS)
     notes: list[str] = []
-    with _served(BARE_APP, tmp_path) as port:
+    cpu: dict[str, float] = {}
+    with _served(BARE_APP, tmp_path) as bare:
+        port = bare.port
         warm = _requests(port, 0, WARM_UP)
         burst = _requests(port, WARM_UP, BURST)
         paced = _requests(port, WARM_UP + BURST, paced_count)
         closed_loop(port, warm, CONNECTIONS)
+        before = bare.cpu()
         bare_burst = closed_loop(port, burst, CONNECTIONS)
+        cpu["bare burst"] = bare.cpu() - before
         notes.append(f"bare burst done ({_load()})")
+        before = bare.cpu()
         bare_paced = open_loop(port, paced, PACED_RATE)
+        cpu["bare paced"] = bare.cpu() - before
         notes.append(f"bare paced done ({_load()})")
 
-    with _served(EARSHOT_APP, tmp_path) as earshot:
+    with _served(EARSHOT_APP, tmp_path) as server:
+        earshot = server.port
+
         # Same bodies and signatures; only the Host line names the other port.
         def moved(requests: list[bytes]) -> list[bytes]:
             old, new = f":{port}\r\n".encode(), f":{earshot}\r\n".encode()
@@ -202,18 +236,22 @@ def test_webhook_acknowledgement_beside_a_bare_app(
         _published(broker, WARM_UP, time.perf_counter())
         WebhookEvent.objects.all().delete()
         broker.flushdb()
+        before = server.cpu()
         earshot_burst = closed_loop(earshot, moved(burst), CONNECTIONS)
         acked_at = time.perf_counter()
         stored = WebhookEvent.objects.count()
         burst_publish_lag = _published(broker, stored, acked_at)
+        cpu["Earshot burst"] = server.cpu() - before
         queued = broker.llen("celery")
         notes.append(f"Earshot burst done ({_load()})")
         WebhookEvent.objects.all().delete()
         broker.flushdb()
+        before = server.cpu()
         earshot_paced = open_loop(earshot, moved(paced), PACED_RATE)
         acked_at = time.perf_counter()
         paced_stored = WebhookEvent.objects.count()
         paced_publish_lag = _published(broker, paced_stored, acked_at)
+        cpu["Earshot paced"] = server.cpu() - before
         paced_queued = broker.llen("celery")
         notes.append(f"Earshot paced done ({_load()})")
     WebhookEvent.objects.all().delete()
@@ -228,7 +266,8 @@ def test_webhook_acknowledgement_beside_a_bare_app(
             "Sandbox deliveries, the lean load generator (tests/perf/loadgen.py)",
             "Earshot: POST /hooks/<platform>/ answered by the ASGI fast path "
             "(social/webhook_asgi.py): verify on the event loop, group commit, "
-            "publish after the answer",
+            "publish after the answer; server CPU: uvicorn's processes (not "
+            "PostgreSQL, Redis or the load generator), publishing included",
             f"burst: {BURST} deliveries from {CONNECTIONS} connections (closed "
             f"loop); bare {bare_burst.statuses}, Earshot {earshot_burst.statuses}; "
             f"stored {stored}, {queued} tasks in the broker "
@@ -245,6 +284,15 @@ def test_webhook_acknowledgement_beside_a_bare_app(
             Figure("bare app burst throughput", bare_burst.rate, "req/s"),
             Figure("Earshot burst throughput", earshot_burst.rate, "acks/s"),
             Figure("Earshot share of the bare app", share * 100, "%", 50, True),
+            *(
+                Figure(f"{phase}: server CPU per request", spent / count * 1e6, "us")
+                for phase, spent, count in (
+                    ("bare burst", cpu["bare burst"], BURST),
+                    ("Earshot burst", cpu["Earshot burst"], BURST),
+                    ("bare paced", cpu["bare paced"], paced_count),
+                    ("Earshot paced", cpu["Earshot paced"], paced_count),
+                )
+            ),
             *_figures("bare burst", bare_burst, None),
             *_figures("Earshot burst: request to 200", earshot_burst, None),
             *_figures(f"bare paced {PACED_RATE:.0f}/s", bare_paced, None),
