@@ -167,8 +167,12 @@ status=0
 PYTHONPATH=$PEER_WORK:$HERE/tests/perf "${cmd[@]}" > "$OUT/bench.out" 2> >(tee "$OUT/bench.log" >&2) || status=$?
 tail -1 "$OUT/bench.out" > "$OUT/summary.json"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
-python3 "$HERE/scripts/peer_report.py" "$OUT/summary.json" \
-  --title "Side by side, $(date -u +%F) (Earshot $rev)" > "$OUT/table.md" || status=$?
-cat "$OUT/table.md"
+if [ -s "$OUT/summary.json" ]; then
+  python3 "$HERE/scripts/peer_report.py" "$OUT/summary.json" \
+    --title "Side by side, $(date -u +%F) (Earshot $rev)" > "$OUT/table.md" || status=$?
+  cat "$OUT/table.md"
+else
+  log "bench.py wrote no summary; see $OUT/bench.log"
+fi
 log "results in $OUT (bench.py exit $status)"
 exit "$status"
