@@ -10,8 +10,10 @@ from helpdesk import (
     api_webhooks,
 )
 from tenants import api_sla
+from tenants.api import WorkspacePingApi
 
 urlpatterns = [
+    path("ping/", WorkspacePingApi.as_view(), name="ping"),
     path("conversations/", api.ConversationListApi.as_view(), name="conversation-list"),
     path(
         "conversations/<int:conversation_id>/",

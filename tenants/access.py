@@ -6,6 +6,7 @@ from django.http import Http404
 
 from tenants.context import current_tenant_id
 from tenants.models import ApiToken, Brand, Invitation, Membership, Tenant, User
+from tenants.opening import OpenedTenant, fetch_by_member
 
 
 def find_tenant(tenant_slug: str) -> Tenant:
@@ -37,6 +38,28 @@ def access_tenant(user: User | AnonymousUser, tenant: Tenant) -> Membership:
     membership.tenant = tenant
     membership.user = user
     return membership
+
+
+def open_tenant_for_member(
+    user: User | AnonymousUser, tenant_slug: str
+) -> OpenedTenant:
+    """The workspace and the user's membership of it, or 404 so existence does not leak.
+
+    The opener of `open_tenant_context` for sessions: on PostgreSQL its one
+    statement also applies the workspace's setting (tenants/opening.py). Unknown
+    and deleted workspaces, inactive users and non-members look the same.
+    Suspension is not checked here, as in `access_tenant`.
+    """
+    if not user.is_authenticated:
+        raise Http404("No such workspace")
+    if not user.is_active:
+        raise Http404("No such workspace")
+    opened = fetch_by_member(tenant_slug, user)
+    if opened is None:
+        raise Http404("No such workspace")
+    if opened.tenant.status == Tenant.Status.DELETED:
+        raise Http404("No such workspace")
+    return opened
 
 
 def require_role(membership: Membership, role: Membership.Role) -> None:

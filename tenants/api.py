@@ -30,6 +30,23 @@ Role = Membership.Role
 Scope = ApiToken.Scope
 
 
+class PingOutput(serializers.Serializer[Any]):
+    ok = serializers.BooleanField(help_text="Always true.")
+
+
+class WorkspacePingApi(TenantScopedApi):
+    """Answer a constant once the caller is authenticated in the workspace.
+
+    The baseline of the benchmarks: the framework, the tenant opening, the token and
+    membership check, the role and scope check and the rate limit, and no work.
+    Any member passes (read scope).
+    """
+
+    @extend_schema(responses=PingOutput)
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
 class BrandOutput(serializers.ModelSerializer[Brand]):
     class Meta:
         model = Brand

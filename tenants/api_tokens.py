@@ -9,10 +9,12 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from django.http import Http404
 from django.utils.timezone import now
 
 from tenants.access import require_role
-from tenants.models import ApiToken, Membership
+from tenants.models import ApiToken, Membership, Tenant
+from tenants.opening import OpenedTenant, fetch_by_token
 from tenants.services import record_audit
 
 TOKEN_PREFIX = "esk_"  # noqa: S105 - a public marker, not a secret
@@ -74,24 +76,29 @@ def revoke_api_token(membership: Membership, *, token: ApiToken) -> ApiToken:
     return token
 
 
-def authenticate_api_token(raw: str) -> ApiToken | None:
-    """The live token of the open tenant whose digest matches `raw`, or None.
+def open_tenant_with_token(tenant_slug: str, raw: str) -> OpenedTenant:
+    """The workspace, its live token matching `raw`, the membership and user, or 404.
 
-    Call inside the tenant's context: a token of another workspace is not found,
-    so using it on this workspace's URLs looks like an unknown workspace (404).
-    Touches `last_used_at` at most once a minute.
+    The opener of `open_tenant_context` for bearer tokens: on PostgreSQL its one
+    statement also applies the workspace's setting (tenants/opening.py). A token
+    of another workspace is not found there, so using it on this workspace's URLs
+    looks like an unknown workspace; revoked tokens, deleted workspaces and
+    inactive users look the same. Touches `last_used_at` at most once a minute,
+    in that same statement.
     """
     if not raw.startswith(TOKEN_PREFIX):
-        return None
-    token = (
-        ApiToken.objects.select_related("membership__user")
-        .filter(digest=token_digest(raw), revoked_at__isnull=True)
-        .first()
-    )
-    if token is None:
-        return None
+        raise Http404("No such workspace")
     moment = now()
-    if token.last_used_at is None or moment - token.last_used_at > LAST_USED_RESOLUTION:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=moment)
-        token.last_used_at = moment
-    return token
+    opened = fetch_by_token(
+        tenant_slug,
+        token_digest(raw),
+        used_at=moment,
+        stale_before=moment - LAST_USED_RESOLUTION,
+    )
+    if opened is None:
+        raise Http404("No such workspace")
+    if opened.tenant.status == Tenant.Status.DELETED:
+        raise Http404("No such workspace")
+    if not opened.membership.user.is_active:
+        raise Http404("No such workspace")
+    return opened

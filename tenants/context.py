@@ -8,12 +8,18 @@ request or task that reuses the connection (reference/tenancy.md P4, P5).
 Only the edges call it: `TenantMiddleware`, `@tenant_task`, `tenant_db()` for
 websocket consumers, and the few global views that act for one tenant (invitation
 accept, operator actions). Code below the edges receives `tenant` explicitly.
+
+`open_tenant_context(opener)` is the request's variant: the workspace is not known
+before the transaction starts, and the opener's one statement both finds it and
+applies the setting (a SQL function that runs `SET LOCAL` inside;
+tenants/opening.py). The ContextVar, the atomic block and the exit rules are those
+of `tenant_context`.
 """
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.db import database_sync_to_async
 from django.db import connections, transaction
@@ -81,6 +87,48 @@ def tenant_context(tenant: "Tenant | int", *, using: str = "default") -> Iterato
                 _set_local("app.tenant_id", None, using)
     finally:
         _current_tenant_id.reset(token)
+
+
+class Opened(Protocol):
+    """What an opener returns: at least the workspace it opened."""
+
+    @property
+    def tenant(self) -> "Tenant": ...
+
+
+@contextmanager
+def open_tenant_context[O: Opened](
+    opener: Callable[[], O], *, using: str = "default"
+) -> Iterator[O]:
+    """Open the workspace `opener` finds, with the setting applied by its statement.
+
+    `opener` runs first inside the block's transaction. On PostgreSQL its first
+    statement must apply `app.tenant_id` of the workspace it returns, for this
+    transaction only (`SET LOCAL` inside a function, or `set_config(..., true)`),
+    so BEGIN, that statement and COMMIT are the whole cost of opening. When it
+    raises (unknown workspace, bad credentials: 404), the transaction is rolled
+    back, undoing whatever it applied, and no tenant is open.
+    Then, as in `tenant_context`: the ContextVar holds the workspace for the
+    block, a different workspace inside an open one raises `TenantContextConflict`,
+    and inside an outer transaction that is not a tenant's the setting is cleared
+    on exit.
+    """
+    current = _current_tenant_id.get()
+    outer_atomic = connections[using].in_atomic_block
+    with transaction.atomic(using=using):
+        opened = opener()
+        tenant_id = int(opened.tenant.pk)
+        if current is not None and current != tenant_id:
+            raise TenantContextConflict(
+                f"tenant {tenant_id} opened inside tenant {current}"
+            )
+        token = _current_tenant_id.set(tenant_id)
+        try:
+            yield opened
+            if outer_atomic and current is None and not _rolling_back(using):
+                _set_local("app.tenant_id", None, using)
+        finally:
+            _current_tenant_id.reset(token)
 
 
 @contextmanager

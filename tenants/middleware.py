@@ -1,9 +1,11 @@
 """Open the tenant of `/t/<slug>/...` requests around the whole view.
 
-The middleware owns the request transaction: it resolves the workspace, opens
-`tenant_context` (transaction + SET LOCAL), checks membership inside it and only
-then calls the view, so the view and the template rendering run in that one
-transaction (reference/tenancy.md P6). A 5xx response rolls the transaction back.
+The middleware owns the request transaction: `open_tenant_context` begins it and
+its first statement resolves the workspace, applies the tenant setting (SET LOCAL)
+and checks the session's membership or the bearer token (tenants/opening.py); only
+then is the view called, so the view and the template rendering run in that one
+transaction (reference/tenancy.md P6). BEGIN, that statement and COMMIT are the
+whole fixed cost of a request. A 5xx response rolls the transaction back.
 """
 
 import re
@@ -20,10 +22,11 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from tenants.access import access_tenant, find_tenant
-from tenants.api_tokens import authenticate_api_token
-from tenants.context import tenant_context
+from tenants.access import open_tenant_for_member
+from tenants.api_tokens import open_tenant_with_token
+from tenants.context import open_tenant_context
 from tenants.models import Tenant
+from tenants.opening import OpenedTenant
 
 TENANT_PATH = re.compile(r"^/t/(?P<slug>[-a-zA-Z0-9_]+)/")
 API_PATH = re.compile(r"^/api/v\d+/t/(?P<slug>[-a-zA-Z0-9_]+)/")
@@ -59,11 +62,11 @@ class TenantMiddleware:
             return self.get_response(request)
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        tenant = find_tenant(match["slug"])
-        with tenant_context(tenant):
-            membership = access_tenant(request.user, tenant)
+        user, slug = request.user, match["slug"]
+        with open_tenant_context(lambda: open_tenant_for_member(user, slug)) as opened:
+            tenant = opened.tenant
             request.tenant = tenant  # type: ignore[attr-defined]
-            request.membership = membership  # type: ignore[attr-defined]
+            request.membership = opened.membership  # type: ignore[attr-defined]
             if tenant.status == Tenant.Status.SUSPENDED:
                 return self.suspended(request, tenant)
             if TENANT_ADMIN_PATH.match(request.path_info):
@@ -84,18 +87,13 @@ class TenantMiddleware:
         if bearer is None and not request.user.is_authenticated:
             return api_error(401, "not_authenticated", "Send a token or log in.")
         try:
-            tenant = find_tenant(slug)
-            with tenant_context(tenant):
-                if bearer is not None:
-                    token = authenticate_api_token(bearer)
-                    if token is None:
-                        raise Http404("No such workspace")
-                    request.user = token.membership.user
-                    request.api_token = token  # type: ignore[attr-defined]
-                membership = access_tenant(request.user, tenant)
-                request.tenant = tenant  # type: ignore[attr-defined]
-                request.membership = membership  # type: ignore[attr-defined]
-                if tenant.status == Tenant.Status.SUSPENDED:
+            with open_tenant_context(self.api_opener(request, slug, bearer)) as opened:
+                if opened.token is not None:
+                    request.user = opened.membership.user
+                    request.api_token = opened.token  # type: ignore[attr-defined]
+                request.tenant = opened.tenant  # type: ignore[attr-defined]
+                request.membership = opened.membership  # type: ignore[attr-defined]
+                if opened.tenant.status == Tenant.Status.SUSPENDED:
                     return api_error(
                         403, "workspace_suspended", "This workspace is suspended."
                     )
@@ -111,6 +109,17 @@ class TenantMiddleware:
             )
         except PermissionDenied as error:
             return api_error(403, "permission_denied", str(error))
+
+    @staticmethod
+    def api_opener(
+        request: HttpRequest, slug: str, bearer: str | None
+    ) -> Callable[[], OpenedTenant]:
+        """The bearer token's opener when one is sent (the session is then not
+        read), else the session's."""
+        if bearer is not None:
+            return lambda: open_tenant_with_token(slug, bearer)
+        user = request.user
+        return lambda: open_tenant_for_member(user, slug)
 
     def suspended(self, request: HttpRequest, tenant: Tenant) -> HttpResponse:
         response = TemplateResponse(

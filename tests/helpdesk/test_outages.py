@@ -107,7 +107,7 @@ def thread(account: SocialAccount) -> InboundResult:
 
 # Where the outage strikes: the tenant middleware's lookup (Django converts the
 # error into a 500 response) or the API view (DRF's exception handler sees it).
-WHERE = [(middleware, "find_tenant"), (api, "inbox_conversations")]
+WHERE = [(middleware, "open_tenant_with_token"), (api, "inbox_conversations")]
 
 
 @pytest.mark.parametrize("debug", [False, True], ids=["prod", "debug"])
@@ -172,7 +172,7 @@ def test_a_page_answers_the_plain_503_page_without_a_traceback(
     client = login(agent)
     client.raise_request_exception = False
     settings.DEBUG = debug
-    monkeypatch.setattr(middleware, "find_tenant", failing(error))
+    monkeypatch.setattr(middleware, "open_tenant_for_member", failing(error))
 
     response = client.get(f"/t/{tenant.slug}/inbox/")
 
@@ -192,7 +192,7 @@ def test_a_json_client_of_a_page_gets_the_api_shape(
 ) -> None:
     client = login(agent)
     client.raise_request_exception = False
-    monkeypatch.setattr(middleware, "find_tenant", failing(OperationalError))
+    monkeypatch.setattr(middleware, "open_tenant_for_member", failing(OperationalError))
 
     response = client.get(f"/t/{tenant.slug}/inbox/", HTTP_ACCEPT="application/json")
 

@@ -1,0 +1,217 @@
+"""Fetch what a request needs to open its workspace, in one statement on PostgreSQL.
+
+A request to `/t/<slug>/` or `/api/v1/t/<slug>/` needs the workspace, the setting
+its RLS policies read, and the caller's membership (with a token: the token, its
+membership and user). On PostgreSQL one call of a function from migration tenants
+0005 does all of it as the first statement of the request's transaction:
+`earshot_open_api` or `earshot_open_member` finds the workspace, applies
+`app.tenant_id` with `SET LOCAL` (it lasts until the transaction ends) and then
+reads the credentials under RLS. The rows come back as whole-row values,
+expanded here field by field from each model's own fields, so a column added by a
+later migration is read without changing the functions.
+
+On SQLite (the demo) ordinary queries give the same results: no RLS, so each one is
+filtered by the workspace's id explicitly.
+
+These functions only fetch; the gates (`tenants.access.open_tenant_for_member`,
+`tenants.api_tokens.open_tenant_with_token`) decide. Call them through
+`tenants.context.open_tenant_context`, which runs them inside the transaction.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any, cast
+
+from django.db import connections
+from django.db.models import Model
+
+from tenants.models import ApiToken, Membership, Tenant, User
+
+Converter = Callable[[Any, Any, Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedTenant:
+    """The workspace a request opened and who opened it (`token` for API tokens)."""
+
+    tenant: Tenant
+    membership: Membership
+    token: ApiToken | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    model: type[Model]
+    names: tuple[str, ...]
+    converters: tuple[tuple[int, tuple[Converter, ...], Any], ...]
+
+    def build(self, values: Sequence[Any], using: str) -> Model:
+        row = list(values)
+        for index, converters, expression in self.converters:
+            for convert in converters:
+                row[index] = convert(row[index], expression, connections[using])
+        return self.model.from_db(using, self.names, row)
+
+
+@cache
+def _statement(
+    function: str,
+    arguments: int,
+    parts: tuple[tuple[str, type[Model]], ...],
+    using: str,
+) -> tuple[str, tuple[_Part, ...]]:
+    """The SELECT that calls `function` and lists every field of each part."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    columns: list[str] = []
+    built: list[_Part] = []
+    for column, model in parts:
+        fields = model._meta.concrete_fields
+        columns.extend(f"(r.{column}).{quote(str(field.column))}" for field in fields)
+        converters = []
+        for index, field in enumerate(fields):
+            expression = field.get_col(model._meta.db_table)
+            found = connection.ops.get_db_converters(
+                expression
+            ) + expression.get_db_converters(connection)
+            if found:
+                converters.append((index, tuple(found), expression))
+        names = tuple(field.attname for field in fields)
+        built.append(_Part(model, names, tuple(converters)))
+    placeholders = ", ".join(["%s"] * arguments)
+    # Names from this module's constants and the models' own columns, quoted; the
+    # values are parameters.
+    sql = f"SELECT {', '.join(columns)} FROM {function}({placeholders}) r"  # noqa: S608
+    return sql, tuple(built)
+
+
+def _call(
+    function: str,
+    arguments: list[Any],
+    parts: tuple[tuple[str, type[Model]], ...],
+    using: str,
+) -> list[Model] | None:
+    sql, built = _statement(function, len(arguments), parts, using)
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, arguments)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instances, start = [], 0
+    for part in built:
+        end = start + len(part.names)
+        instances.append(part.build(row[start:end], using))
+        start = end
+    return instances
+
+
+def _link(instance: Model, field: str, target: Model) -> None:
+    """Cache `target` as `instance.<field>` (as select_related does; no checks)."""
+    instance._meta.get_field(field).set_cached_value(instance, target)  # type: ignore[union-attr]
+
+
+API_PARTS = (
+    ("tenant_row", Tenant),
+    ("token_row", ApiToken),
+    ("membership_row", Membership),
+    ("user_row", User),
+)
+MEMBER_PARTS = (("tenant_row", Tenant), ("membership_row", Membership))
+
+
+def fetch_by_token(
+    tenant_slug: str,
+    digest: str,
+    *,
+    used_at: datetime,
+    stale_before: datetime,
+    using: str = "default",
+) -> OpenedTenant | None:
+    """The workspace, live token (by digest), membership and user, or None.
+
+    Must run inside a transaction: on PostgreSQL it applies the workspace's
+    setting for the rest of it. None when the slug, the digest or a live token of
+    this workspace is unknown. Sets `last_used_at` to `used_at` when it is empty or
+    older than `stale_before` (in the same statement on PostgreSQL).
+    """
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        raise RuntimeError("open a workspace only inside a transaction")
+    if connection.vendor == "postgresql":
+        found = _call(
+            "earshot_open_api",
+            [tenant_slug, digest, used_at, stale_before],
+            API_PARTS,
+            using,
+        )
+        if found is None:
+            return None
+        tenant = cast(Tenant, found[0])
+        token = cast(ApiToken, found[1])
+        membership = cast(Membership, found[2])
+        user = cast(User, found[3])
+    else:
+        tenant_or_none = Tenant.objects.using(using).filter(slug=tenant_slug).first()
+        if tenant_or_none is None:
+            return None
+        tenant = tenant_or_none
+        token_or_none = (
+            ApiToken._base_manager.using(using)
+            .select_related("membership__user")
+            .filter(tenant_id=tenant.pk, digest=digest, revoked_at__isnull=True)
+            .first()
+        )
+        if token_or_none is None:
+            return None
+        token = token_or_none
+        if token.last_used_at is None or token.last_used_at < stale_before:
+            ApiToken._base_manager.using(using).filter(
+                tenant_id=tenant.pk, pk=token.pk
+            ).update(last_used_at=used_at)
+            token.last_used_at = used_at
+        membership, user = token.membership, token.membership.user
+    _link(membership, "user", user)
+    _link(membership, "tenant", tenant)
+    _link(token, "membership", membership)
+    _link(token, "tenant", tenant)
+    return OpenedTenant(tenant=tenant, membership=membership, token=token)
+
+
+def fetch_by_member(
+    tenant_slug: str, user: User, *, using: str = "default"
+) -> OpenedTenant | None:
+    """The workspace and `user`'s membership of it, or None.
+
+    Must run inside a transaction: on PostgreSQL it applies the workspace's
+    setting for the rest of it. None when the slug is unknown or the user is not
+    a member.
+    """
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        raise RuntimeError("open a workspace only inside a transaction")
+    if connection.vendor == "postgresql":
+        found = _call(
+            "earshot_open_member", [tenant_slug, user.pk], MEMBER_PARTS, using
+        )
+        if found is None:
+            return None
+        tenant = cast(Tenant, found[0])
+        membership = cast(Membership, found[1])
+    else:
+        tenant_or_none = Tenant.objects.using(using).filter(slug=tenant_slug).first()
+        if tenant_or_none is None:
+            return None
+        tenant = tenant_or_none
+        membership_or_none = (
+            Membership._base_manager.using(using)
+            .filter(tenant_id=tenant.pk, user_id=user.pk)
+            .first()
+        )
+        if membership_or_none is None:
+            return None
+        membership = membership_or_none
+    _link(membership, "user", user)
+    _link(membership, "tenant", tenant)
+    return OpenedTenant(tenant=tenant, membership=membership)
