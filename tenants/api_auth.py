@@ -4,15 +4,37 @@ Kept apart from `tenants.permissions` (which imports `APIView`): DRF imports the
 classes from its settings while `rest_framework.views` is still loading.
 """
 
+import itertools
 import logging
+import os
 from typing import Any
+from weakref import WeakKeyDictionary
 
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework import authentication, throttling
 from rest_framework.request import Request
 
 from tenants.outages import CACHE_ERRORS
 
 logger = logging.getLogger(__name__)
+
+# One redis client per cache backend: Django's RedisCache builds a new client (with
+# its table of ~170 reply parsers) for every operation, and the rate limit runs on
+# every API request. The client shares the backend's connection pool.
+_clients: "WeakKeyDictionary[Any, Any]" = WeakKeyDictionary()
+_sequence = itertools.count()
+
+
+def _redis_client(backend: Any) -> Any | None:
+    """The redis client of a Redis cache backend (None for other backends)."""
+    if not isinstance(backend, RedisCache):
+        return None
+    holder = backend._cache
+    client = _clients.get(holder)
+    if client is None:
+        client = _clients[holder] = holder.get_client(write=True)
+    return client
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -38,19 +60,72 @@ class SessionAuthentication(authentication.SessionAuthentication):
 class ApiRateThrottle(throttling.SimpleRateThrottle):
     """Requests per token (or per member for browser sessions), with Retry-After.
 
-    The history lives in the Django cache (Redis). When the cache cannot be
-    reached the request is allowed and a warning logged: the limit protects the
-    servers, and a Redis outage must not refuse every API call.
+    The window lives in Redis, as a sorted set per caller reached through the
+    cache's connection pool (other cache backends, like the demo's, keep DRF's
+    list). When the cache cannot be reached the request is allowed and a warning
+    logged: the limit protects the servers, and a Redis outage must not refuse
+    every API call.
     """
 
     scope = "api"
+    num_requests: int
+    duration: int
+    oldest: float | None = None
+    counted = 0
 
     def allow_request(self, request: Request, view: Any) -> bool:
         try:
-            return super().allow_request(request, view)
+            backend = caches[DEFAULT_CACHE_ALIAS]
+            client = _redis_client(backend)
+            if client is None:
+                return super().allow_request(request, view)
+            return self._allow_in_redis(client, backend, request, view)
         except CACHE_ERRORS as error:
             logger.warning("API rate limit not applied, cache unavailable: %r", error)
             return True
+
+    def _allow_in_redis(
+        self, client: Any, backend: Any, request: Request, view: Any
+    ) -> bool:
+        """DRF's sliding window, kept as a sorted set: one round trip per request.
+
+        DRF keeps the window's timestamps as a pickled list read and written whole
+        (two round trips, and the list grows to the rate). Here the request is added
+        first and taken back only when it is over the limit, which is the same rule:
+        allowed while fewer than `num_requests` are in the last `duration` seconds.
+        """
+        if self.rate is None:
+            return True
+        ident = self.get_cache_key(request, view)
+        if ident is None:
+            return True
+        key = backend.make_and_validate_key(f"{ident}:window")
+        self.now = now = self.timer()
+        member = f"{now!r}:{os.getpid()}:{next(_sequence)}"
+        pipe = client.pipeline()
+        pipe.zremrangebyscore(key, "-inf", now - self.duration)
+        pipe.zadd(key, {member: now})
+        pipe.expire(key, self.duration)
+        pipe.zcard(key)
+        pipe.zrange(key, 0, 0, withscores=True)
+        *_, count, oldest = pipe.execute()
+        if count <= self.num_requests:
+            return True
+        client.zrem(key, member)
+        self.counted = count - 1
+        self.oldest = oldest[0][1] if oldest else None
+        return False
+
+    def wait(self) -> float | None:
+        """Seconds until a request would pass, as DRF computes it."""
+        if self.oldest is None:
+            drf: float | None = super().wait()
+            return drf
+        remaining = self.duration - (self.now - self.oldest)
+        available = self.num_requests - self.counted + 1
+        if available <= 0:
+            return None
+        return remaining / float(available)
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         token = getattr(request._request, "api_token", None)
