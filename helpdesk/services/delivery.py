@@ -105,15 +105,17 @@ def claim_batch(
     message_id: int, *, token: str, task_id: str | None = None, limit: int = 1
 ) -> list[DeliveryPlan]:
     """Claim this task's message as claim_for_delivery does and, when it was
-    claimed, up to `limit` - 1 more of the tenant's due scheduled replies under the
-    same token, oldest due first, skipping rows another attempt has locked; their
-    plans, this task's message first. Empty when this task's message was not
-    claimed (the others have tasks of their own). Call inside the tenant's context;
-    the claims hold once it commits, before any platform call.
+    claimed, up to `limit` - 1 more of the tenant's replies a task of their own
+    would claim now: due scheduled ones, and `sending` ones whose lease ran out
+    (their attempt died, or their retry is due; reconciled before any resend).
+    Oldest due first, skipping rows another attempt has locked; the plans, this
+    task's message first. Empty when this task's message was not claimed (the
+    others have tasks of their own). Call inside the tenant's context; the claims
+    hold once it commits, before any platform call.
 
-    The others take exactly the transition a task of their own would take
-    (scheduled → sending, attempts + 1); their own tasks then find them claimed
-    or done and skip.
+    Each reply takes exactly the transition its own task would take (scheduled →
+    sending, or a takeover; attempts + 1); its own task then finds it claimed or
+    done and skips.
     """
     if not _claim(message_id, token=token, task_id=task_id):
         return []
@@ -122,12 +124,12 @@ def claim_batch(
         tenant_id = current_tenant_id()
         if tenant_id is None:
             raise RuntimeError("claim_batch runs in a tenant's context")
+        expired = Now() - CLAIM_LEASE
         others = list(
-            Message.objects.filter(
-                tenant_id=tenant_id,
-                direction=Message.Direction.OUT,
-                delivery_status=Delivery.SCHEDULED,
-                send_after__lte=timezone.now(),
+            Message.objects.filter(tenant_id=tenant_id, direction=Message.Direction.OUT)
+            .filter(
+                Q(delivery_status=Delivery.SCHEDULED, send_after__lte=timezone.now())
+                | Q(delivery_status=Delivery.SENDING, claimed_at__lt=expired)
             )
             .exclude(pk=message_id)
             .order_by("send_after")
@@ -135,6 +137,11 @@ def claim_batch(
             .values_list("pk", flat=True)[: limit - 1]
         )
         if others:
+            # The rows are locked: the takeover cannot match a row just claimed
+            # (its claimed_at is now), and nothing else can change them.
+            Message.objects.filter(
+                pk__in=others, delivery_status=Delivery.SENDING, claimed_at__lt=expired
+            ).update(claim_token=token, claimed_at=Now(), attempts=F("attempts") + 1)
             Message.objects.filter(
                 pk__in=others, delivery_status=Delivery.SCHEDULED
             ).update(
