@@ -73,7 +73,12 @@ def test_reply_statements(
     first = push(client, tenant, channel, 0).json()["conversation_id"]
     second = push(client, tenant, channel, 1).json()["conversation_id"]
     url = f"{base(tenant)}/conversations/{{}}/messages/"
-    assert client.post(url.format(first), {"text": "Hi, on it."}, format="json").status_code == 201
+    assert (
+        client.post(
+            url.format(first), {"text": "Hi, on it."}, format="json"
+        ).status_code
+        == 201
+    )
     response, seen = measured(
         lambda: client.post(
             url.format(second),
@@ -101,14 +106,30 @@ def test_list_statements(
 def test_detail_and_thread_statements(
     client: APIClient, tenant: Tenant, channel: SocialAccount
 ) -> None:
+    """The detail with its thread and notes is one request (`?include=`)."""
     conversation = push(client, tenant, channel, 0).json()["conversation_id"]
     url = f"{base(tenant)}/conversations/{conversation}/"
     client.post(f"{url}messages/", {"text": "Looking into it."}, format="json")
+    client.post(f"{url}notes/", {"text": "Checked the order."}, format="json")
+    whole = f"{url}?include=messages,notes"
+    client.get(whole)
+    response, seen = measured(lambda: client.get(whole))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == conversation
+    assert [m["direction"] for m in body["messages"]] == ["in", "out"]
+    assert [n["text"] for n in body["notes"]] == ["Checked the order."]
+    assert len(seen) <= 6, seen.listing()
+
+
+def test_fixed_cost_is_three_statements(
+    client: APIClient, tenant: Tenant, channel: SocialAccount
+) -> None:
+    """BEGIN, the statement that opens the workspace for the token, COMMIT."""
+    url = f"{base(tenant)}/ping/"
     client.get(url)
-    detail, seen_detail = measured(lambda: client.get(url))
-    thread, seen_thread = measured(lambda: client.get(f"{url}messages/"))
-    assert detail.status_code == 200
-    assert [m["direction"] for m in thread.json()] == ["in", "out"]
-    assert len(seen_detail) + len(seen_thread) <= 6, (
-        seen_detail.listing() + "\n--- thread\n" + seen_thread.listing()
-    )
+    response, seen = measured(lambda: client.get(url))
+    assert response.status_code == 200
+    assert len(seen) == 3, seen.listing()
+    assert (seen.sql[0], seen.sql[2]) == ("BEGIN", "COMMIT")
+    assert "earshot_open_api" in seen.sql[1]
