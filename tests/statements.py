@@ -65,7 +65,8 @@ def count_statements() -> Iterator[Statements]:
         seen.sql.append(sql)
         return execute(sql, params, many, context)
 
-    original_commit, original_rollback = connection._commit, connection._rollback
+    wrapped: Any = connection  # _commit and _rollback are the backend's, untyped
+    original_commit, original_rollback = wrapped._commit, wrapped._rollback
 
     def commit() -> None:
         if not _idle():
@@ -77,11 +78,11 @@ def count_statements() -> Iterator[Statements]:
             seen.sql.append("ROLLBACK")
         original_rollback()
 
-    connection._commit = commit  # type: ignore[method-assign]
-    connection._rollback = rollback  # type: ignore[method-assign]
+    wrapped._commit = commit
+    wrapped._rollback = rollback
     try:
         with connection.execute_wrapper(wrapper):
             yield seen
     finally:
-        del connection._commit
-        del connection._rollback
+        del wrapped._commit
+        del wrapped._rollback
