@@ -185,10 +185,16 @@ def _wait_all_sent(tenant: Tenant, ids: list[int]) -> float:
     raise AssertionError(f"not all sent: {_statuses(tenant, ids)}")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (its threads included) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def _worker(
     log_dir: Path, broker: str, *, batch: int, pool: int, name: str
-) -> Iterator[None]:
+) -> Iterator[int]:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.perf.delivery_settings",
@@ -198,8 +204,8 @@ def _worker(
         "EARSHOT_DELIVERY_CONCURRENCY": str(pool),
         "PYTHONPATH": str(ROOT),
     }
-    with worker_subprocess(env, log_dir / f"{name}.log", name=name):
-        yield
+    with worker_subprocess(env, log_dir / f"{name}.log", name=name) as worker:
+        yield worker.pid
 
 
 def _throughput(
@@ -245,23 +251,29 @@ def test_delivery_throughput_and_lag(tmp_path: Path) -> None:
         ):
             tenant, conversations = _workspace(base)
 
-            with _worker(logs, broker, batch=1, pool=1, name="before"):
+            with _worker(logs, broker, batch=1, pool=1, name="before") as pid:
+                cpu = _cpu_seconds(pid)
                 before, before_ids = _throughput(
                     tenant, conversations, REPLIES_BEFORE, start=0
                 )
+                cpu = _cpu_seconds(pid) - cpu
             notes.append(
                 f"before (one reply per task, DELIVERY_BATCH_SIZE=1, "
-                f"DELIVERY_CONCURRENCY=1): {REPLIES_BEFORE} replies; {_load()}"
+                f"DELIVERY_CONCURRENCY=1): {REPLIES_BEFORE} replies; worker CPU "
+                f"{cpu / REPLIES_BEFORE * 1000:.2f} ms per reply; {_load()}"
             )
             figures.append(Figure("replies/s per worker, before", before, "/s"))
 
-            with _worker(logs, broker, batch=100, pool=32, name="after"):
+            with _worker(logs, broker, batch=100, pool=32, name="after") as pid:
+                cpu = _cpu_seconds(pid)
                 after, after_ids = _throughput(
                     tenant, conversations, REPLIES, start=REPLIES_BEFORE
                 )
+                cpu = _cpu_seconds(pid) - cpu
                 notes.append(
                     f"after (DELIVERY_BATCH_SIZE=100, DELIVERY_CONCURRENCY=32): "
-                    f"{REPLIES} replies; {_load()}"
+                    f"{REPLIES} replies; worker CPU "
+                    f"{cpu / REPLIES * 1000:.2f} ms per reply; {_load()}"
                 )
                 figures.append(
                     Figure(
