@@ -8,8 +8,9 @@ behind. helpdesk/events.py `emit()` and `emit_many()` call it for every durable
 event (one endpoint query per batch), merge_contacts for contact.merged, and
 social's account services through `notify_account_status_changed`.
 
-Whether a tenant has an active endpoint is cached (Django cache), so a tenant
-without endpoints pays one cache read per event and no query.
+A tenant's active endpoints (ids and subscriptions) are cached (Django cache), so
+a batch of events pays one cache read and no endpoint query, with or without
+endpoints.
 """
 
 import logging
@@ -66,25 +67,13 @@ def _cache_key(tenant_id: int) -> str:
 
 
 def has_active_endpoints(tenant_id: int) -> bool:
-    """Whether the tenant has an active endpoint; cached, fresh after any change.
-
-    Endpoint services mark the answer stale (endpoints_changed); while it is
-    stale every caller asks the database, and only an absent key is filled
-    (`cache.add`), so an answer computed before a change can never overwrite it.
-    A cache outage falls back to the database.
-    """
-    cached = _cached(tenant_id)
-    if isinstance(cached, bool):
-        return cached
-    active = WebhookEndpoint.objects.filter(
-        tenant_id=tenant_id, is_active=True
-    ).exists()
-    _fill(tenant_id, cached, active)
-    return active
+    """Whether the tenant has an active endpoint; cached, fresh after any change."""
+    return bool(active_endpoints(tenant_id))
 
 
 def _cached(tenant_id: int) -> object:
-    """The cached answer: True/False, None when absent, _STALE while stale."""
+    """The cached answer: the endpoints as ((pk, events), ...) or False; None
+    when absent, _STALE while stale (or unreadable)."""
     try:
         return cache.get(_cache_key(tenant_id))
     except Exception:  # the cache is an optimisation; the database decides
@@ -92,28 +81,35 @@ def _cached(tenant_id: int) -> object:
         return _STALE
 
 
-def _fill(tenant_id: int, cached: object, active: bool) -> None:
-    if cached is None:
-        try:
-            cache.add(_cache_key(tenant_id), active, _ACTIVE_TTL)
-        except Exception:
-            logger.warning("webhook endpoint cache unavailable", exc_info=True)
-
-
 def active_endpoints(tenant_id: int) -> list[WebhookEndpoint]:
-    """The tenant's active endpoints (pk, tenant, events): none and no query
-    when the cache knows there are none, else one query (which also refills an
-    absent cache entry)."""
+    """The tenant's active endpoints (pk, tenant and events only); cached.
+
+    The cache holds the endpoints' ids and subscriptions (or False for none),
+    so a tenant pays one cache read per batch of events, with or without
+    endpoints. Endpoint services mark the entry stale (endpoints_changed);
+    while it is stale every caller asks the database, and only an absent key
+    is filled (`cache.add`), so an answer read before a change can never
+    overwrite it. A cache outage falls back to the database.
+    """
     cached = _cached(tenant_id)
     if cached is False:
         return []
+    if isinstance(cached, tuple):
+        return [
+            WebhookEndpoint(pk=pk, tenant_id=tenant_id, events=list(events))
+            for pk, events in cached
+        ]
     endpoints = list(
-        WebhookEndpoint.objects.filter(tenant_id=tenant_id, is_active=True).only(
-            "pk", "tenant_id", "events"
-        )
+        WebhookEndpoint.objects.filter(tenant_id=tenant_id, is_active=True)
+        .only("pk", "tenant_id", "events")
+        .order_by("pk")
     )
-    if not isinstance(cached, bool):
-        _fill(tenant_id, cached, bool(endpoints))
+    if cached is None:
+        answer = tuple((e.pk, tuple(e.events or ())) for e in endpoints) or False
+        try:
+            cache.add(_cache_key(tenant_id), answer, _ACTIVE_TTL)
+        except Exception:
+            logger.warning("webhook endpoint cache unavailable", exc_info=True)
     return endpoints
 
 
@@ -150,8 +146,8 @@ def queue_webhook_deliveries_many(
 ) -> list[int]:
     """queue_webhook_deliveries for several events of one tenant at once.
 
-    One cached check for active endpoints; with endpoints (or while the cached
-    answer is stale or absent), one query for them,
+    The endpoints from the cache (one query only while its entry is stale or
+    absent),
     at most one query each for the messages and conversations the events name
     that are not in `known` (loaded Message and Conversation instances, as they
     are now in this transaction), and one INSERT for all the deliveries. Returns
