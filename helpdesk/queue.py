@@ -357,6 +357,11 @@ def with_queue_order(queryset: QuerySet[Any], now: datetime) -> QueueQuerySet[An
     base = getattr(queryset, "_queue_base", None)
     if base is None:
         base = queryset.order_by()
+        # The bounds read only ids and filters from it: without the caller's
+        # annotations (subqueries per row) nothing has to copy and relabel them
+        # into each arm.
+        base.query.annotations = {}
+        base.query.set_annotation_mask(None)
     annotated = queryset.annotate(
         **{KEY: queue_key_expression(now), RECENT: recent_expression()}
     ).order_by(*QUEUE_ORDER)
