@@ -439,6 +439,14 @@ WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 1024 * 1024, minimum=1024)
 # queued again by the sweep (their task was lost), at most WEBHOOK_SWEEP_BATCH a run.
 WEBHOOK_SWEEP_AFTER_SECONDS = env_int("WEBHOOK_SWEEP_AFTER_SECONDS", 60, minimum=5)
 WEBHOOK_SWEEP_BATCH = env_int("WEBHOOK_SWEEP_BATCH", 500, minimum=1)
+# Webhook group commit (social/group_commit.py): how long a group waits for more
+# deliveries (0 = only those that arrive while the previous insert is in flight),
+# and its size bounds.
+WEBHOOK_GROUP_WINDOW_MS = env_int("WEBHOOK_GROUP_WINDOW_MS", 0, minimum=0)
+WEBHOOK_GROUP_MAX_ROWS = env_int("WEBHOOK_GROUP_MAX_ROWS", 500, minimum=1)
+WEBHOOK_GROUP_MAX_BYTES = env_int(
+    "WEBHOOK_GROUP_MAX_BYTES", 4 * 1024 * 1024, minimum=1024
+)
 # An untagged reply that arrives before its thread waits this long for it, then is
 # decided on its own merits (social/waiting.py).
 INBOUND_WAIT_FOR_THREAD_SECONDS = env_int(
