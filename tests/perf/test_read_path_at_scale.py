@@ -66,7 +66,7 @@ PURPOSES = {
 
 def purpose(sql: str) -> str:
     for key, text in PURPOSES.items():
-        if sql.startswith(key) or f'"{key}"' in sql or f"{key} " in sql[:80]:
+        if sql.startswith(key) or key in sql[:200]:
             return text
     return "?"
 
