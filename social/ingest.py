@@ -181,8 +181,53 @@ def _thread_followed(account: SocialAccount, item: InboundItem) -> bool:
     ).exists()
 
 
-def process_webhook_event(event_id: int) -> str:
-    """Parse, route and record one stored delivery; returns its final status.
+def process_webhook_event(event_id: int, *, batch_size: int | None = None) -> str:
+    """Process a stored delivery together with other waiting ones; returns its
+    final status.
+
+    Claims the event (waiting for a worker that holds it) and up to
+    `batch_size - 1` other `received` events no task has started yet (SKIP
+    LOCKED), then records all their items in one transaction (see
+    social.batch_ingest). A delivery with an item to hydrate is recorded on its
+    own after the batch commits (process_one_webhook_event); one claimed by the
+    batch as a neighbour is left to its own task. When the batch fails on
+    anything but the database, its events are tried one at a time (a poisoned
+    event fails alone); the error of this event then propagates so the task
+    retries, and the error of a neighbour is left to the neighbour's task.
+    """
+    from social.batch_ingest import BatchFailed, process_batch
+
+    size = batch_size or int(getattr(settings, "WEBHOOK_INGEST_BATCH", 100))
+    try:
+        return process_batch(event_id, limit=size)
+    except BatchFailed as failed:
+        logger.warning(
+            "batch of %s webhook events failed (%r); processing them one by one",
+            len(failed.claimed),
+            failed.__cause__,
+        )
+        status, own_error = "received", None
+        # In claim order (the items' arrival order), each alone.
+        for claimed in failed.claimed:
+            try:
+                result = process_batch(claimed, limit=1)
+            except BatchFailed as alone:
+                if claimed == event_id:
+                    own_error = alone
+                else:
+                    logger.warning("webhook event %s failed; its task retries", claimed)
+                continue
+            if claimed == event_id:
+                status = result
+        if own_error is not None:
+            raise own_error.__cause__ or own_error from own_error
+        return status
+
+
+def process_one_webhook_event(event_id: int) -> str:
+    """Parse, route and record one stored delivery on its own, one transaction per
+    item; returns its final status. The path of deliveries whose items need
+    hydration (a platform call, outside any transaction).
 
     Unknown accounts leave the event `unroutable` (kept, answered 200 at receipt so
     the platform keeps the webhook enabled). A malformed body leaves it `malformed`.

@@ -1,0 +1,532 @@
+"""Recording many inbound items of one tenant at once: the set-based twin of
+`helpdesk.services.inbound.record_inbound_message`.
+
+The rows, counters, SLA clocks, rollups and events equal what recording the same
+items one at a time, in the same order, would leave (the property test in
+tests/social/test_batch_ingest.py compares both). The work that is the same for
+every item is done once per batch: one query for the replays, one for the authors'
+identities, one locking the candidate conversations, one multi-row INSERT each for
+new contacts, identities, conversations, messages and events, one UPDATE each for
+the changed conversations and identities, one upsert per rollup cell, and one
+allocation of event sequence numbers. The per-item logic itself (counters, status,
+sentiment, priority, the SLA clock, routing, the away reply) is the one-at-a-time
+path's own code, run on the rows in memory.
+
+What is not set-based: a conversation's first SLA clock reads the brand's policy
+and holidays and records the `opened` care fact (as one at a time does); routing
+writes an assignment when agents are online; an away reply is queued by
+`queue_away_reply`. Items are *deferred* (left to the caller to record one at a
+time, after this batch, in the same transaction) when they follow an away reply
+candidate from the same author in this batch, so that reply's events keep their
+place in the conversation's order.
+"""
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from helpdesk import events
+from helpdesk.models import Contact, Conversation, Identity, Message
+from helpdesk.presence import presence_store
+from helpdesk.services import rollups, sla
+from helpdesk.services.assignment import route_inbound
+from helpdesk.services.away import (
+    AWAY_REPLY_MAX_AGE,
+    NO_AWAY_REPLY_ORIGINS,
+    queue_away_reply,
+)
+from helpdesk.services.contacts import _refresh as refresh_identity
+from helpdesk.services.inbound import (
+    InboundResult,
+    _apply_customer_message,
+    origin_of,
+)
+from social.connectors.base import InboundItem
+from social.models import SocialAccount
+from tenants.hours import availability
+from tenants.models import Tenant
+
+Status = Conversation.Status
+AuthorKey = tuple[str, str]  # (platform, author external id)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """`results[i]` for the i-th entry (None when deferred); `deferred` lists the
+    entries the caller records one at a time, in this order, after the batch."""
+
+    results: list[InboundResult | None]
+    deferred: list[int]
+
+
+@dataclass
+class _Shadow:
+    """The fields that decide which conversation an item joins, as they will be
+    after the items mapped so far (`_find` reads them; the rows change later)."""
+
+    conversation: Conversation
+    awaiting_private: bool
+    private_thread_ref: str
+    channel_state: str
+    status: str
+    last_activity_at: datetime
+    customer_message_count: int
+
+    @classmethod
+    def of(cls, conversation: Conversation) -> "_Shadow":
+        return cls(
+            conversation,
+            conversation.awaiting_private,
+            conversation.private_thread_ref,
+            conversation.channel_state,
+            conversation.status,
+            conversation.last_activity_at,
+            conversation.customer_message_count,
+        )
+
+    def add(self, item: InboundItem) -> None:
+        # Mirrors the fields _apply_customer_message sets that _find reads.
+        self.customer_message_count += 1
+        self.last_activity_at = max(self.last_activity_at, item.created_at)
+        if item.visibility == "private":
+            self.channel_state = Conversation.ChannelState.PRIVATE
+            self.awaiting_private = False
+            if not self.private_thread_ref:
+                self.private_thread_ref = item.thread_ref or item.external_id
+        if self.status in (Status.RESOLVED, Status.SNOOZED, Status.PENDING):
+            self.status = Status.OPEN
+
+
+@dataclass
+class _Slot:
+    account: SocialAccount
+    item: InboundItem
+    shadow: _Shadow
+    opened: bool
+    identity: Identity | None = None
+    message: Message | None = None
+    changed: dict[str, object] = field(default_factory=dict)
+
+
+def record_inbound_batch(
+    tenant: Tenant,
+    entries: Sequence[tuple[SocialAccount, InboundItem]],
+    *,
+    away_reply: bool = True,
+) -> BatchOutcome:
+    """Record `entries` (accounts of `tenant`, items in arrival order) together.
+
+    Call inside the tenant's context; runs in one savepoint. Equal in effect to
+    `record_inbound_message(account, item)` for each entry in order, for the
+    entries not deferred: replays and repeats are no-ops, identities, contacts and
+    conversations are found or created, counters, SLA clocks, rollups and routing
+    are kept, and message.created plus conversation.created/updated are stored for
+    every item and sent after commit, in sequence order. An IntegrityError (a
+    concurrent worker recorded one of the same items or authors) rolls the whole
+    batch back: the caller records the entries one at a time then.
+    """
+    with transaction.atomic():
+        return _Batch(tenant, list(entries), away_reply=away_reply).run()
+
+
+class _Batch:
+    def __init__(
+        self,
+        tenant: Tenant,
+        entries: list[tuple[SocialAccount, InboundItem]],
+        *,
+        away_reply: bool,
+    ) -> None:
+        self.tenant = tenant
+        self.entries = entries
+        self.away_reply = away_reply and settings.AWAY_REPLIES_ENABLED
+        self.results: list[InboundResult | None] = [None] * len(entries)
+        self.deferred: list[int] = []
+        self.slots: list[_Slot] = []
+        self.identities: dict[AuthorKey, Identity] = {}
+        self.new_authors: dict[AuthorKey, InboundItem] = {}
+        self.candidates: dict[tuple[int, object], list[_Shadow]] = {}
+        self.new_conversations: list[Conversation] = []
+        self.slot_index: list[int] = []  # the entry index of each slot
+
+    def run(self) -> BatchOutcome:
+        fresh, repeats = self._replays()
+        if fresh:
+            self._load_identities([self.entries[i][1] for i in fresh])
+            self._load_conversations([self.entries[i][0] for i in fresh])
+            self._map(fresh)
+        if self.slots:
+            self._create_authors()
+            self._create_conversations()
+            self._apply()
+        for index, first in repeats:
+            earlier = self.results[first]
+            if earlier is not None:
+                self.results[index] = InboundResult(
+                    earlier.message, earlier.conversation, created=False
+                )
+            elif first in self.deferred:
+                self.deferred.append(index)
+        self.deferred.sort()
+        return BatchOutcome(self.results, self.deferred)
+
+    # --- reading --------------------------------------------------------------
+
+    def _replays(self) -> tuple[list[int], list[tuple[int, int]]]:
+        """Entries that are new, and (index, first index) of in-batch repeats;
+        results for items recorded before."""
+        by_platform: dict[str, set[str]] = {}
+        for _account, item in self.entries:
+            by_platform.setdefault(item.platform, set()).add(item.external_id)
+        query = Q()
+        for platform, ids in by_platform.items():
+            query |= Q(platform=platform, external_id__in=ids)
+        recorded = {
+            (message.platform, message.external_id): message
+            for message in Message.objects.select_related("conversation").filter(query)
+        }
+        fresh: list[int] = []
+        repeats: list[tuple[int, int]] = []
+        first_of: dict[tuple[str, str], int] = {}
+        for index, (_account, item) in enumerate(self.entries):
+            key = (item.platform, item.external_id)
+            duplicate = recorded.get(key)
+            if duplicate is not None:
+                self.results[index] = InboundResult(
+                    duplicate, duplicate.conversation, created=False
+                )
+            elif key in first_of:
+                repeats.append((index, first_of[key]))
+            else:
+                first_of[key] = index
+                fresh.append(index)
+        return fresh, repeats
+
+    def _load_identities(self, items: list[InboundItem]) -> None:
+        by_platform: dict[str, set[str]] = {}
+        for item in items:
+            by_platform.setdefault(item.platform, set()).add(item.author.external_id)
+        query = Q()
+        for platform, ids in by_platform.items():
+            query |= Q(platform=platform, external_id__in=ids)
+        for identity in Identity.objects.select_related("contact").filter(query):
+            self.identities[(identity.platform, identity.external_id)] = identity
+
+    def _load_conversations(self, accounts: list[SocialAccount]) -> None:
+        """Lock every conversation an item may join, in id order (two batches
+        lock shared rows in the same order)."""
+        contacts = {identity.contact_id for identity in self.identities.values()}
+        if not contacts:
+            return
+        rows = (
+            Conversation.objects.select_for_update(of=("self",))
+            .filter(
+                social_account_id__in={account.pk for account in accounts},
+                contact_id__in=contacts,
+            )
+            .order_by("id")
+        )
+        for conversation in rows:
+            key = (conversation.social_account_id or 0, conversation.contact_id)
+            self.candidates.setdefault(key, []).append(_Shadow.of(conversation))
+
+    # --- deciding -----------------------------------------------------------
+
+    def _map(self, fresh: list[int]) -> None:
+        """Decide, in order, which conversation each item joins or opens."""
+        deferred_authors: set[AuthorKey] = set()
+        now = timezone.now()
+        for index in fresh:
+            account, item = self.entries[index]
+            author: AuthorKey = (item.platform, item.author.external_id)
+            if author in deferred_authors:
+                self.deferred.append(index)
+                continue
+            identity = self.identities.get(author)
+            if identity is None:
+                self.new_authors.setdefault(author, item)
+            contact: object = identity.contact_id if identity else author
+            mine = self.candidates.setdefault((account.pk, contact), [])
+            shadow = _find(mine, item)
+            opened = shadow is None
+            if shadow is None:
+                shadow = _Shadow.of(_opened(self.tenant, account, item))
+                mine.append(shadow)
+                self.new_conversations.append(shadow.conversation)
+            shadow.add(item)
+            self.slots.append(_Slot(account, item, shadow, opened))
+            self.slot_index.append(index)
+            if self._away_possible(account, shadow, item, now):
+                # Its away reply takes sequence numbers after this batch's: the
+                # author's later items follow it one at a time.
+                deferred_authors.add(author)
+
+    def _away_possible(
+        self, account: SocialAccount, shadow: _Shadow, item: InboundItem, now: datetime
+    ) -> bool:
+        """The necessary conditions of queue_away_reply (it decides for itself)."""
+        if not self.away_reply or shadow.customer_message_count != 1:
+            return False
+        if shadow.conversation.origin in NO_AWAY_REPLY_ORIGINS:
+            return False
+        if now - item.created_at > AWAY_REPLY_MAX_AGE:
+            return False
+        state = availability(account.brand, item.created_at)
+        return not state.online and state.next_change is not None
+
+    # --- writing --------------------------------------------------------------
+
+    def _create_authors(self) -> None:
+        needed = {
+            (slot.item.platform, slot.item.author.external_id) for slot in self.slots
+        }
+        new = [(key, item) for key, item in self.new_authors.items() if key in needed]
+        if not new:
+            return
+        contacts = Contact.objects.bulk_create(
+            [
+                Contact(
+                    tenant=self.tenant,
+                    display_name=item.author.display_name or item.author.handle,
+                )
+                for _key, item in new
+            ]
+        )
+        identities = Identity.objects.bulk_create(
+            [
+                Identity(
+                    tenant=self.tenant,
+                    contact=contact,
+                    platform=platform,
+                    external_id=item.author.external_id,
+                    handle=item.author.handle,
+                    display_name=item.author.display_name,
+                    followers=item.author.followers,
+                    profile_url=item.author.profile_url,
+                )
+                for ((platform, _ext), item), contact in zip(new, contacts, strict=True)
+            ]
+        )
+        for (key, _item), identity in zip(new, identities, strict=True):
+            self.identities[key] = identity
+
+    def _create_conversations(self) -> None:
+        for slot in self.slots:
+            author = (slot.item.platform, slot.item.author.external_id)
+            slot.identity = self.identities[author]
+        for conversation in self.new_conversations:
+            # Set before the INSERT: the opener's identity gives the contact.
+            opener = next(
+                s for s in self.slots if s.shadow.conversation is conversation
+            )
+            assert opener.identity is not None  # noqa: S101 - set just above
+            conversation.contact = opener.identity.contact
+        if self.new_conversations:
+            Conversation.objects.bulk_create(self.new_conversations)
+
+    def _apply(self) -> None:
+        tenant_id = self.tenant.pk
+        online = bool(presence_store().online(tenant_id))
+        dirty: dict[int, tuple[Conversation, set[str]]] = {}
+        identity_fields: dict[int, tuple[Identity, set[str]]] = {}
+        cells: Counter[tuple[tuple[str, Any], ...]] = Counter()
+        away: list[_Slot] = []
+        for slot in self.slots:
+            self._apply_one(slot, online, dirty, identity_fields)
+            conversation = slot.shadow.conversation
+            dims = rollups.conversation_dimensions(
+                conversation, slot.item.created_at, agent_id=None
+            )
+            cells[tuple(dims.items())] += 1
+            if self.away_reply and conversation.customer_message_count == 1:
+                away.append(slot)
+        # The counter row stays locked until commit: take it last.
+        count = 2 * len(self.slots)
+        first_seq = events.next_seq(tenant_id, count=count) - count + 1
+        messages = []
+        for number, slot in enumerate(self.slots):
+            assert slot.message is not None  # noqa: S101 - set by _apply_one
+            slot.message.seq = first_seq + 2 * number
+            messages.append(slot.message)
+        Message.objects.bulk_create(messages)
+        self._save_rows(dirty, identity_fields)
+        for dims_items, inbound in cells.items():
+            rollups._upsert_rollup(dict(dims_items), {"inbound": inbound})
+        events.emit_many(
+            tenant_id,
+            [spec for slot in self.slots for spec in _event_specs(slot)],
+            first_seq=first_seq,
+            known=[*messages, *(c for c, _fields in dirty.values())],
+        )
+        for number, slot in enumerate(self.slots):
+            self.results[self.slot_index[number]] = InboundResult(
+                messages[number],
+                slot.shadow.conversation,
+                created=True,
+                opened=slot.opened,
+            )
+        # After the batch's events, as one at a time sends it after its item's
+        # (the author's later items were deferred past it).
+        for slot in away:
+            assert slot.identity is not None  # noqa: S101
+            queue_away_reply(
+                slot.shadow.conversation, item=slot.item, author=slot.identity
+            )
+
+    def _apply_one(
+        self,
+        slot: _Slot,
+        online: bool,
+        dirty: dict[int, tuple[Conversation, set[str]]],
+        identity_fields: dict[int, tuple[Identity, set[str]]],
+    ) -> None:
+        account, item, identity = slot.account, slot.item, slot.identity
+        assert identity is not None  # noqa: S101 - set by _create_conversations
+        changed_identity = refresh_identity(identity, item.author)
+        if changed_identity:
+            identity_fields.setdefault(identity.pk, (identity, set()))[1].update(
+                changed_identity
+            )
+        conversation = slot.shadow.conversation
+        conversation.brand = account.brand
+        conversation.social_account = account
+        slot.message = Message(
+            tenant=self.tenant,
+            conversation=conversation,
+            account=account,
+            platform=item.platform,
+            direction=Message.Direction.IN,
+            visibility=item.visibility,
+            kind=Message.Kind.CUSTOMER,
+            external_id=item.external_id,
+            external_url=item.url,
+            in_reply_to_external_id=item.in_reply_to,
+            author_identity=identity,
+            text=item.text,
+            created_at=item.created_at,
+        )
+        fields = dirty.setdefault(conversation.pk, (conversation, set()))[1]
+        with _saves_recorded(conversation, fields):
+            slot.changed = _apply_customer_message(
+                conversation, account.brand, identity, item, opened=slot.opened
+            )
+        if online:
+            slot.changed.update(_route(conversation, fields, opened=slot.opened))
+
+    def _save_rows(
+        self,
+        dirty: dict[int, tuple[Conversation, set[str]]],
+        identity_fields: dict[int, tuple[Identity, set[str]]],
+    ) -> None:
+        conversation_fields = sorted(set().union(*(f for _c, f in dirty.values())))
+        if conversation_fields:
+            Conversation.objects.bulk_update(
+                [conversation for conversation, _f in dirty.values()],
+                conversation_fields,
+            )
+        changed = sorted(set().union(*(f for _i, f in identity_fields.values())))
+        if changed:
+            Identity.objects.bulk_update(
+                [identity for identity, _f in identity_fields.values()], changed
+            )
+
+
+def _find(mine: list[_Shadow], item: InboundItem) -> _Shadow | None:
+    """The conversation `item` joins among its author's on the account (the rules
+    of inbound._find_or_open, over the shadows)."""
+
+    def latest(shadows: Iterator[_Shadow]) -> _Shadow | None:
+        return max(shadows, key=lambda s: s.last_activity_at, default=None)
+
+    ref = item.thread_ref or item.external_id
+    if item.visibility == "private":
+        return (
+            latest(s for s in mine if s.awaiting_private)
+            or latest(s for s in mine if s.private_thread_ref == ref)
+            or latest(
+                s
+                for s in mine
+                if s.channel_state == Conversation.ChannelState.PRIVATE
+                and s.status != Status.RESOLVED
+            )
+        )
+    return latest(s for s in mine if s.conversation.public_thread_ref == ref)
+
+
+def _opened(tenant: Tenant, account: SocialAccount, item: InboundItem) -> Conversation:
+    """A new conversation as inbound._find_or_open creates it (not saved yet)."""
+    private = item.visibility == "private"
+    ref = item.thread_ref or item.external_id
+    return Conversation(
+        tenant=tenant,
+        brand=account.brand,
+        social_account=account,
+        platform=item.platform,
+        origin=origin_of(item),
+        public_thread_ref="" if private else ref,
+        private_thread_ref=ref if private else "",
+        channel_state="private" if private else "public",
+        mentions_account=item.mentions_account,
+        last_activity_at=item.created_at,
+        created_at=item.created_at,
+    )
+
+
+@contextmanager
+def _saves_recorded(conversation: Conversation, fields: set[str]) -> Iterator[None]:
+    """While open, `conversation.save(update_fields=...)` only notes the fields;
+    the batch writes every changed conversation in one UPDATE."""
+    every = [f.name for f in Conversation._meta.concrete_fields if not f.primary_key]
+
+    def record(
+        *args: Any, update_fields: Sequence[str] | None = None, **kw: Any
+    ) -> None:
+        fields.update(update_fields if update_fields is not None else every)
+
+    conversation.__dict__["save"] = record
+    try:
+        yield
+    finally:
+        del conversation.__dict__["save"]
+
+
+def _route(
+    conversation: Conversation, fields: set[str], *, opened: bool
+) -> dict[str, object]:
+    """route_inbound, with the row's status written first when this batch changed
+    it: the agents' load it counts is read from the database. An assignment it
+    makes is saved at once (one statement), as one at a time does."""
+    if "status" in fields:
+        Conversation.objects.filter(pk=conversation.pk).update(
+            status=conversation.status
+        )
+    return route_inbound(conversation, opened=opened)
+
+
+def _event_specs(slot: _Slot) -> list[tuple[events.DurableType, dict[str, Any]]]:
+    """The two events record_inbound_message emits for the item."""
+    conversation = slot.shadow.conversation
+    assert slot.message is not None  # noqa: S101
+    ids = {"conversation_id": conversation.pk, "brand_id": conversation.brand_id}
+    return [
+        (
+            "message.created",
+            {
+                **ids,
+                "message_id": slot.message.pk,
+                "changed": {"direction": "in", "visibility": slot.item.visibility},
+            },
+        ),
+        (
+            "conversation.created" if slot.opened else "conversation.updated",
+            {**ids, "changed": sla.jsonable(slot.changed)},
+        ),
+    ]

@@ -1,0 +1,339 @@
+"""Stored webhook deliveries, many at a time: claim, parse, route, record, mark.
+
+One transaction holds the claim (`FOR UPDATE ... SKIP LOCKED`), every item's rows
+and the events' final status, so a crash loses and doubles nothing: either all of
+it commits, or the events are `received` again and their tasks (or the sweep)
+process them. Items are grouped by tenant (one `ChannelRoute` query for the whole
+batch) and each group is recorded inside one `tenant_context`, set-based
+(helpdesk.services.inbound_batch). Live events are sent after the commit.
+
+What takes the one-at-a-time path (social.ingest.record_for_account), inside the
+same tenant transaction and after the group's batch, in arrival order: untagged
+public items in threads Earshot did not follow before the batch (listening rules,
+waiting), the later items of their authors, items the batch defers (after an away
+reply), and items that waited for a thread this batch opened. A whole group goes
+one at a time when its batch hits a unique key that a concurrent worker just
+wrote.
+"""
+
+import hashlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
+from django.db.models import Q
+from django.utils import timezone
+
+from helpdesk.services.inbound_batch import record_inbound_batch
+from social.connectors import get_connector
+from social.connectors.base import InboundItem, WebhookItem, item_from_dict
+from social.ingest import process_one_webhook_event, record_for_account
+from social.models import ChannelRoute, SocialAccount, WaitingItem, WebhookEvent
+from tenants.context import tenant_context
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+Status = WebhookEvent.Status
+DONE = (Status.PROCESSED, Status.MALFORMED)
+
+
+class BatchFailed(Exception):
+    """The batch rolled back on an error that is not the database's; `claimed`
+    are the events it held (the cause is chained)."""
+
+    def __init__(self, claimed: list[int]) -> None:
+        super().__init__(f"batch of {len(claimed)} webhook events failed")
+        self.claimed = claimed
+
+
+@dataclass
+class _Event:
+    row: WebhookEvent
+    items: list[WebhookItem] = field(default_factory=list)
+    routed: int = 0
+    tenant_id: int | None = None
+
+
+def process_batch(event_id: int, *, limit: int) -> str:
+    """Process `event_id` with up to `limit - 1` claimable neighbours; returns its
+    status. Raises BatchFailed (nothing of the batch committed) on an error that is
+    not the database's; database errors propagate as they are."""
+    claimed: list[int] = []
+    hydrate = False
+    try:
+        with transaction.atomic():
+            own = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
+            if own is None:
+                return "missing"
+            if own.status in DONE:
+                return own.status
+            rows = [own, *_neighbours(event_id, limit - 1)]
+            claimed.extend(row.pk for row in rows)
+            batch, hydrate = _parsed(rows, event_id)
+            _record(batch)
+            _mark(batch)
+            status = own.status
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as error:
+        raise BatchFailed(claimed or [event_id]) from error
+    if hydrate:
+        return process_one_webhook_event(event_id)
+    return status
+
+
+def _neighbours(event_id: int, limit: int) -> list[WebhookEvent]:
+    """`received` events whose task has not started (attempts 0: an event that
+    failed once is retried on its own), oldest first, skipping held ones."""
+    if limit <= 0:
+        return []
+    return list(
+        WebhookEvent.objects.select_for_update(skip_locked=True)
+        .filter(status=Status.RECEIVED, attempts=0)
+        .exclude(pk=event_id)
+        .order_by("received_at", "pk")[:limit]
+    )
+
+
+def _parsed(rows: list[WebhookEvent], own_id: int) -> tuple[list[_Event], bool]:
+    """The claimed events with their items; a malformed one is marked so (and
+    kept); one with items to hydrate leaves the batch (True when it is the
+    claimer's own: it runs after the commit)."""
+    batch: list[_Event] = []
+    hydrate = False
+    for row in rows:
+        try:
+            items = get_connector(row.platform).parse_webhook(bytes(row.body))
+        except (ValueError, KeyError, TypeError) as exc:
+            row.status, row.error = Status.MALFORMED, str(exc)
+            batch.append(_Event(row))
+            continue
+        if any(each.item.needs_hydration for each in items):
+            hydrate = hydrate or row.pk == own_id
+            continue
+        batch.append(_Event(row, items))
+    return batch, hydrate
+
+
+def _record(batch: list[_Event]) -> None:
+    """Route every item (one query) and record each tenant's items together."""
+    pending = [event for event in batch if event.row.status != Status.MALFORMED]
+    keys = {(e.row.platform, w.account_external_id) for e in pending for w in e.items}
+    routes = _routes(keys)
+    groups: dict[int, list[tuple[ChannelRoute, InboundItem]]] = defaultdict(list)
+    tenants: dict[int, Tenant] = {}
+    for event in pending:
+        for each in event.items:
+            route = routes.get((event.row.platform, each.account_external_id))
+            if route is None:
+                logger.info(
+                    "unroutable %s item for account %s",
+                    event.row.platform,
+                    each.account_external_id,
+                )
+                continue
+            event.routed += 1
+            event.tenant_id = route.tenant_id
+            tenants[route.tenant_id] = route.tenant
+            if route.tenant.status != Tenant.Status.DELETED:
+                groups[route.tenant_id].append((route, each.item))
+    # Tenants in id order: two batches take the tenants' counter rows in one order.
+    for tenant_id in sorted(groups):
+        _record_group(tenants[tenant_id], groups[tenant_id])
+
+
+def _routes(keys: set[tuple[str, str]]) -> dict[tuple[str, str], ChannelRoute]:
+    if not keys:
+        return {}
+    by_platform: dict[str, set[str]] = defaultdict(set)
+    for platform, account in keys:
+        by_platform[platform].add(account)
+    query = Q()
+    for platform, accounts in by_platform.items():
+        query |= Q(platform=platform, external_account_id__in=accounts)
+    return {
+        (route.platform, route.external_account_id): route
+        for route in ChannelRoute.objects.select_related("tenant").filter(query)
+    }
+
+
+def _record_group(
+    tenant: Tenant, routed: list[tuple[ChannelRoute, InboundItem]]
+) -> None:
+    try:
+        with tenant_context(tenant):
+            record_items(_entries(routed))
+    except IntegrityError:
+        # A concurrent worker wrote one of the same items or authors first: the
+        # one-at-a-time path settles each item against it.
+        logger.info("batch of tenant %s raced; recording one at a time", tenant.pk)
+        with tenant_context(tenant):
+            for account, item in _entries(routed):
+                record_for_account(account, item)
+
+
+def _entries(
+    routed: list[tuple[ChannelRoute, InboundItem]],
+) -> list[tuple[SocialAccount, InboundItem]]:
+    accounts = {
+        account.pk: account
+        for account in SocialAccount.objects.select_related("tenant", "brand").filter(
+            pk__in={route.account_id for route, _item in routed}
+        )
+    }
+    return [
+        (accounts[route.account_id], item)
+        for route, item in routed
+        if route.account_id in accounts
+    ]
+
+
+def record_items(entries: list[tuple[SocialAccount, InboundItem]]) -> list[bool]:
+    """Record one tenant's items as record_for_account would, in order; True for
+    each item recorded new. Call inside the tenant's context.
+
+    Items that need no listening decision go through one set-based batch; the
+    others (and their authors' later items, to keep each conversation's order)
+    follow one at a time, after the followers that waited for a thread the batch
+    opened.
+    """
+    if not entries:
+        return []
+    followed = _followed(entries)
+    simple: list[int] = []
+    alone: list[int] = []
+    held: set[tuple[str, str]] = set()
+    for index, (account, item) in enumerate(entries):
+        author = (item.platform, item.author.external_id)
+        if author in held or _needs_rule(account, item, followed):
+            held.add(author)
+            alone.append(index)
+        else:
+            simple.append(index)
+    tenant: Tenant = entries[0][0].tenant
+    outcome = record_inbound_batch(tenant, [entries[i] for i in simple])
+    created = [False] * len(entries)
+    opened: list[tuple[SocialAccount, str]] = []
+    for position, result in enumerate(outcome.results):
+        if result is None:
+            continue
+        created[simple[position]] = result.created
+        if result.opened and entries[simple[position]][1].visibility == "public":
+            opened.append(
+                (entries[simple[position]][0], result.conversation.public_thread_ref)
+            )
+    _record_followers(opened)
+    for index in sorted([*alone, *(simple[p] for p in outcome.deferred)]):
+        created[index] = record_for_account(*entries[index])
+    return created
+
+
+def _needs_rule(
+    account: SocialAccount, item: InboundItem, followed: set[tuple[int, str]]
+) -> bool:
+    """social.ingest._needs_listening, with the followed threads read at once."""
+    if item.visibility != "public" or item.mentions_account:
+        return False
+    if item.kind in ("comment", "review"):
+        return False
+    return (account.pk, item.thread_ref) not in followed
+
+
+def _followed(entries: list[tuple[SocialAccount, InboundItem]]) -> set[tuple[int, str]]:
+    """(account, thread) pairs of the untagged public items that Earshot follows."""
+    from helpdesk.models import Conversation
+
+    asked = {
+        (account.pk, item.thread_ref)
+        for account, item in entries
+        if item.visibility == "public"
+        and not item.mentions_account
+        and item.kind not in ("comment", "review")
+    }
+    if not asked:
+        return set()
+    rows = Conversation.objects.filter(
+        social_account_id__in={account for account, _ref in asked},
+        public_thread_ref__in={ref for _account, ref in asked},
+    ).values_list("social_account_id", "public_thread_ref")
+    return {(account or 0, ref) for account, ref in rows} & asked
+
+
+def _record_followers(opened: list[tuple[SocialAccount, str]]) -> None:
+    """Record the items that waited for a thread the batch opened (what
+    record_for_account does after an opener), with one lock statement and one
+    query for all the threads."""
+    if not opened:
+        return
+    _lock_threads(opened)
+    query = Q()
+    for account, thread in opened:
+        query |= Q(account_id=account.pk, thread_ref=thread)
+    rows = list(
+        WaitingItem.objects.select_for_update(skip_locked=True)
+        .filter(query)
+        .order_by("created_at", "pk")
+    )
+    if not rows:
+        return
+    accounts = {account.pk: account for account, _thread in opened}
+    WaitingItem.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    for row in rows:
+        follower = item_from_dict(row.item)
+        record_for_account(accounts[row.account_id], follower, may_wait=False)
+
+
+def _lock_threads(threads: list[tuple[SocialAccount, str]]) -> None:
+    """waiting.lock_thread for many threads in one statement (the same keys, taken
+    in key order so two batches cannot deadlock on them)."""
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted(
+        {
+            int.from_bytes(
+                hashlib.blake2b(
+                    f"{account.tenant_id}:{account.pk}:{thread}".encode(),
+                    digest_size=8,
+                ).digest(),
+                "big",
+            )
+            - 2**63
+            for account, thread in threads
+        }
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k",
+            [keys],
+        )
+
+
+def _mark(batch: list[_Event]) -> None:
+    """The events' final status, in the transaction of their items."""
+    now = timezone.now()
+    rows = []
+    for event in batch:
+        row = event.row
+        if row.status != Status.MALFORMED:
+            row.status = (
+                Status.PROCESSED
+                if event.routed or not event.items
+                else Status.UNROUTABLE
+            )
+            row.error = ""
+            row.tenant_id = event.tenant_id
+        row.items = len(event.items)
+        row.processed_at = now
+        rows.append(row)
+    if rows:
+        WebhookEvent.objects.bulk_update(
+            rows, ["status", "error", "items", "tenant_id", "processed_at"]
+        )

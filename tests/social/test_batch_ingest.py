@@ -1,0 +1,576 @@
+"""Batched ingest (social.batch_ingest, helpdesk.services.inbound_batch) leaves what
+processing the same deliveries one at a time leaves (invariants 2 and 5).
+
+The property test builds two identical worlds (a workspace with two accounts and
+agents, and a second workspace with one account), delivers the same random
+Sandbox deliveries to both (duplicates, replies before their thread, private
+messages, untagged posts, a malformed body, an item the database refuses), records
+them one at a time in the first and in batches in the second, and compares every
+row they wrote: identities, contacts, conversations, messages, care facts, rollups,
+events and the deliveries' statuses.
+"""
+
+import itertools
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from django.db import DatabaseError
+from django.utils import timezone
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from helpdesk.models import (
+    CareFact,
+    Contact,
+    Conversation,
+    Event,
+    EventCounter,
+    Identity,
+    Message,
+)
+from helpdesk.models.performance import ReportDailyRollup, ReportRollup
+from helpdesk.presence import MemoryPresence
+from social.connectors.base import TokenSet
+from social.ingest import process_one_webhook_event, process_webhook_event
+from social.models import SocialAccount, WebhookEvent
+from social.services import connect_account
+from tenants.context import tenant_context
+from tenants.models import Brand, Membership, Tenant, User
+from tests.factories import add_member, make_user, make_workspace, membership_of
+from tests.statements import count_statements
+
+pytestmark = pytest.mark.django_db
+
+_labels = itertools.count()
+TEXTS = [
+    "@acmeair my bag is lost",
+    "this is terrible, awful service, I am furious",
+    "thanks, great help!",
+    "still waiting...",
+]
+# Open one minute a week: almost always offline with an opening ahead, so first
+# messages get the away reply (when fresh).
+RARE_HOURS = {"mon": [["03:00", "03:01"]]}
+
+
+@dataclass
+class World:
+    label: str
+    tenants: list[Tenant]
+    accounts: list[SocialAccount]  # a1, a2 in tenants[0]; b1 in tenants[1]
+    agent: User
+    users: dict[int, str]
+
+
+def make_world(*, hours: dict[str, Any] | None = None) -> World:
+    label = f"w{next(_labels)}"
+    owner = make_user(f"{label}-owner@batch.example")
+    agent = make_user(f"{label}-agent@batch.example")
+    other_owner = make_user(f"{label}-other@batch.example")
+    first = make_workspace(f"First {label}", owner=owner)
+    add_member(first, agent, Membership.Role.AGENT)
+    second = make_workspace(f"Second {label}", owner=other_owner)
+    accounts = []
+    for tenant, user, names in (
+        (first, owner, ("a1", "a2")),
+        (second, other_owner, ("b1",)),
+    ):
+        with tenant_context(tenant):
+            brand = Brand.objects.get()
+            if hours is not None:
+                brand.business_hours = hours
+                brand.save(update_fields=["business_hours"])
+            for name in names:
+                accounts.append(
+                    connect_account(
+                        membership_of(tenant, user),
+                        brand=brand,
+                        platform="sandbox",
+                        tokens=TokenSet(
+                            access_token="t",
+                            account_external_id=f"{label}-{name}",
+                            handle=name,
+                        ),
+                    )
+                )
+    users = {owner.pk: "owner", agent.pk: "agent", other_owner.pk: "other"}
+    return World(label, [first, second], accounts, agent, users)
+
+
+@dataclass(frozen=True)
+class Post:
+    number: int
+    account: int  # 0..2
+    author: int
+    private: bool
+    mentions: bool
+    root: int  # the post number of its thread's root (itself: a root)
+    text: str
+    followers: int
+    minute: int
+    poison: bool = False
+
+
+def body(world: World, post: Post, base: datetime) -> bytes:
+    account = f"{world.label}-{('a1', 'a2', 'b1')[post.account]}"
+    author = {
+        "id": f"u{post.author}",
+        "handle": f"user{post.author}",
+        "name": f"User {post.author}",
+        "followers": post.followers,
+    }
+    at = (base + timedelta(minutes=post.minute)).isoformat()
+    text = post.text + ("\x00" if post.poison else "")
+    if post.private:
+        return json.dumps(
+            {
+                "type": "message.created",
+                "for_account": {"id": account},
+                "message": {
+                    "id": f"m{post.number}",
+                    "sender": author,
+                    "text": text,
+                    "thread": f"dm{post.author}",
+                    "created_at": at,
+                },
+            }
+        ).encode()
+    root = f"p{post.root}"
+    return json.dumps(
+        {
+            "type": "post.created",
+            "for_account": {"id": account},
+            "mentions_account": post.mentions,
+            "post": {
+                "id": f"p{post.number}",
+                "author": author,
+                "text": text,
+                "in_reply_to": None if post.root == post.number else root,
+                "root": root,
+                "created_at": at,
+            },
+        }
+    ).encode()
+
+
+MALFORMED = b'{"type": "post.created", "for_account": {}}'
+
+
+def store(world: World, bodies: list[bytes], base: datetime) -> list[int]:
+    rows = [
+        WebhookEvent(
+            platform="sandbox",
+            event_key=f"{world.label}-{n}",
+            body=raw,
+            headers_digest="test",
+            received_at=base + timedelta(microseconds=n),
+        )
+        for n, raw in enumerate(bodies)
+    ]
+    return [row.pk for row in WebhookEvent.objects.bulk_create(rows)]
+
+
+def one_at_a_time(event_ids: list[int]) -> None:
+    for event_id in event_ids:
+        try:
+            process_one_webhook_event(event_id)
+        except DatabaseError:
+            # The task retries it until it gives up and marks it failed.
+            WebhookEvent.objects.filter(pk=event_id).update(status="failed")
+
+
+def in_batches(event_ids: list[int], size: int) -> None:
+    for event_id in event_ids:
+        if WebhookEvent.objects.get(pk=event_id).status != "received":
+            continue
+        try:
+            process_webhook_event(event_id, batch_size=size)
+        except DatabaseError:
+            WebhookEvent.objects.filter(pk=event_id).update(status="failed")
+
+
+def snapshot(world: World) -> dict[str, Any]:
+    """Every row the deliveries wrote, without ids and world labels."""
+    state: dict[str, Any] = {
+        "deliveries": list(
+            WebhookEvent.objects.filter(event_key__startswith=f"{world.label}-")
+            .order_by("received_at")
+            .values_list("status", "items")
+        )
+    }
+    for number, tenant in enumerate(world.tenants):
+        with tenant_context(tenant):
+            state[f"tenant{number}"] = tenant_rows(world)
+    return state
+
+
+def tenant_rows(world: World) -> dict[str, Any]:
+    accounts = {a.pk: a.external_id.split("-", 1)[1] for a in world.accounts}
+    identities = {i.pk: i for i in Identity.objects.all()}
+    contact_of: dict[int, frozenset[str]] = {}
+    for identity in identities.values():
+        contact_of[identity.contact_id] = contact_of.get(
+            identity.contact_id, frozenset()
+        ) | {identity.external_id}
+    conversations = {}
+    key_of: dict[int, tuple[Any, ...]] = {}
+    skip = {"id", "tenant", "brand", "social_account", "contact"}
+    users = {"assignee", "last_answered_by", "no_reply_by"}
+    for conversation in Conversation.objects.all():
+        key = (
+            accounts[conversation.social_account_id or 0],
+            contact_of[conversation.contact_id],
+            conversation.public_thread_ref,
+            conversation.private_thread_ref,
+            conversation.created_at,
+        )
+        key_of[conversation.pk] = key
+        fields = {}
+        for f in Conversation._meta.concrete_fields:
+            if f.name in skip:
+                continue
+            value = getattr(conversation, f.attname)
+            fields[f.name] = world.users.get(value) if f.name in users else value
+        conversations[key] = fields
+    messages = sorted(
+        (
+            key_of[m.conversation_id],
+            m.external_id or "",
+            m.direction,
+            m.visibility,
+            m.kind,
+            m.text,
+            m.in_reply_to_external_id,
+            identities[m.author_identity_id].external_id
+            if m.author_identity_id
+            else "",
+            m.delivery_status,
+            m.counts_toward_limit,
+            m.created_at if m.direction == "in" else None,
+        )
+        for m in Message.objects.all()
+    )
+    external = {m.pk: m.external_id or m.kind for m in Message.objects.all()}
+    events: dict[tuple[Any, ...], list[Any]] = {}
+    for event in Event.objects.order_by("seq"):
+        payload = dict(event.payload)
+        changed = dict(payload.get("changed", {}))
+        changed.pop("send_after", None)  # the away reply's: now + hold
+        if "assignee_id" in changed:
+            changed["assignee_id"] = world.users.get(changed["assignee_id"])
+        events.setdefault(key_of[payload["conversation_id"]], []).append(
+            (
+                event.type,
+                changed,
+                external.get(payload.get("message_id", 0)),
+            )
+        )
+    return {
+        "identities": sorted(
+            (i.platform, i.external_id, i.handle, i.display_name, i.followers)
+            for i in identities.values()
+        ),
+        "contacts": sorted(
+            (c.display_name, contact_of.get(c.pk, frozenset()))
+            for c in Contact.objects.all()
+        ),
+        "conversations": conversations,
+        "messages": messages,
+        "events": events,
+        "event_count": sum(len(v) for v in events.values()),
+        "counter": list(EventCounter.objects.values_list("value", flat=True)),
+        "facts": sorted(
+            (
+                key_of[f.conversation_id],
+                f.kind,
+                f.started_at,
+                f.at,
+                f.off_hours,
+                f.sentiment,
+                f.follower_band,
+                f.lane,
+                f.origin,
+            )
+            for f in CareFact.objects.all()
+        ),
+        "rollups": sorted(
+            rollup_row(row, accounts)
+            for model in (ReportRollup, ReportDailyRollup)
+            for row in model.objects.all()
+        ),
+    }
+
+
+def rollup_row(row: Any, accounts: dict[int, str]) -> tuple[Any, ...]:
+    values = []
+    for f in type(row)._meta.concrete_fields:
+        if f.name in ("id", "tenant", "brand"):
+            continue
+        value = getattr(row, f.attname)
+        if f.name in ("account", "account_id"):
+            value = accounts.get(value, value)
+        values.append((f.name, value))
+    return (type(row).__name__, tuple(values))
+
+
+def assert_same(actual: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Equal, compared part by part (so a difference names its table)."""
+    assert actual.keys() == expected.keys()
+    for section, rows in expected.items():
+        if not isinstance(rows, dict):
+            assert actual[section] == rows, section
+            continue
+        for part, value in rows.items():
+            got = actual[section][part]
+            if isinstance(value, dict) and got != value:
+                assert got.keys() == value.keys(), (section, part)
+                for key, one in value.items():
+                    diff = _first_difference(got[key], one)
+                    assert got[key] == one, (section, part, key, diff)
+            assert got == value, (section, part)
+
+
+def _first_difference(got: Any, expected: Any) -> Any:
+    if isinstance(expected, dict):
+        return {k: (got.get(k), v) for k, v in expected.items() if got.get(k) != v}
+    if isinstance(expected, list):
+        for n, (a, b) in enumerate(zip(got, expected, strict=False)):
+            if a != b:
+                return (n, a, b)
+        return (len(got), len(expected))
+    return (got, expected)
+
+
+posts = st.builds(
+    Post,
+    number=st.just(0),
+    account=st.sampled_from([0, 0, 1, 2]),
+    author=st.integers(0, 3),
+    private=st.booleans(),
+    mentions=st.sampled_from([True, True, False]),
+    root=st.integers(0, 5),
+    text=st.sampled_from(TEXTS),
+    followers=st.sampled_from([10, 2_000, 20_000]),
+    minute=st.integers(-20, 0),
+    poison=st.sampled_from([False] * 12 + [True]),
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    drawn=st.lists(posts, min_size=1, max_size=10),
+    data=st.data(),
+    size=st.integers(1, 8),
+    online=st.booleans(),
+    away=st.booleans(),
+)
+def test_batches_leave_what_one_at_a_time_leaves(
+    drawn: list[Post], data: st.DataObject, size: int, online: bool, away: bool
+) -> None:
+    table = [
+        Post(**{**vars(post), "number": n, "root": min(post.root, n)})
+        for n, post in enumerate(drawn)
+    ]
+    # Deliveries: every post at least once, in any order, some twice (replays),
+    # and maybe a malformed body among them.
+    order = data.draw(st.permutations(range(len(table))))
+    repeats = data.draw(st.lists(st.integers(0, len(table) - 1), max_size=4))
+    malformed_at = data.draw(st.none() | st.integers(0, len(order) + len(repeats)))
+    note(f"posts {table}, size {size}, online {online}, away {away}")
+    base = timezone.now().replace(microsecond=0)
+    hours = RARE_HOURS if away else {}
+    worlds = [make_world(hours=hours), make_world(hours=hours)]
+    # In memory: the tests' Redis database is shared with other test processes.
+    presence = MemoryPresence()
+    for world in worlds:
+        if online:
+            presence.touch(world.tenants[0].pk, world.agent.pk)
+    with (
+        patch("helpdesk.services.assignment.presence_store", lambda: presence),
+        patch("helpdesk.services.inbound_batch.presence_store", lambda: presence),
+    ):
+        ids = []
+        for world in worlds:
+            bodies = [body(world, table[n], base) for n in [*order, *repeats]]
+            if malformed_at is not None:
+                bodies.insert(malformed_at, MALFORMED)
+            ids.append(store(world, bodies, base))
+        one_at_a_time(ids[0])
+        in_batches(ids[1], size)
+        assert_same(snapshot(worlds[1]), snapshot(worlds[0]))
+
+
+# --- Exact examples ----------------------------------------------------------
+
+
+def post(world: World, number: int, **overrides: Any) -> bytes:
+    fields: dict[str, Any] = {
+        "number": number,
+        "account": 0,
+        "author": number % 3,
+        "private": False,
+        "mentions": True,
+        "root": number,
+        "text": TEXTS[0],
+        "followers": 10,
+        "minute": 0,
+    }
+    fields.update(overrides)
+    return body(world, Post(**fields), timezone.now())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_task_records_its_batch_in_one_transaction_and_marks_every_event() -> None:
+    world = make_world(hours={})
+    ids = store(world, [post(world, n) for n in range(5)], timezone.now())
+
+    with count_statements() as seen:
+        assert process_webhook_event(ids[0], batch_size=10) == "processed"
+
+    assert (
+        list(WebhookEvent.objects.filter(pk__in=ids).values_list("status", "items"))
+        == [("processed", 1)] * 5
+    )
+    assert [sql for sql in seen.sql if sql in ("BEGIN", "COMMIT")] == [
+        "BEGIN",
+        "COMMIT",
+    ]
+    with tenant_context(world.tenants[0]):
+        assert Message.objects.count() == 5
+        assert Event.objects.count() == 10
+        assert sorted(Event.objects.values_list("seq", flat=True)) == list(range(1, 11))
+    # The later tasks find their events processed and do nothing.
+    with count_statements() as later:
+        assert process_webhook_event(ids[3], batch_size=10) == "processed"
+    assert len(later) == 3  # BEGIN, the claim, COMMIT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_are_pushed_only_after_the_batch_commits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from helpdesk import events
+
+    world = make_world(hours={})
+    ids = store(world, [post(world, n) for n in range(3)], timezone.now())
+    pushed: list[tuple[str, bool]] = []
+
+    def send(group: str, payload: dict[str, Any]) -> None:
+        from django.db import connection
+
+        pushed.append((payload["type"], connection.in_atomic_block))
+
+    monkeypatch.setattr(events, "send_to_group", send)
+    process_webhook_event(ids[0], batch_size=10)
+
+    assert (
+        pushed
+        == [
+            ("message.created", False),
+            ("conversation.created", False),
+        ]
+        * 3
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_mid_batch_leaves_every_event_received_and_nothing_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from social import batch_ingest
+
+    world = make_world(hours={})
+    ids = store(world, [post(world, n) for n in range(4)], timezone.now())
+
+    def crash(batch: list[Any]) -> None:
+        raise RuntimeError("the worker died here")
+
+    monkeypatch.setattr(batch_ingest, "_mark", crash)
+    with pytest.raises(batch_ingest.BatchFailed) as failed:
+        batch_ingest.process_batch(ids[0], limit=10)
+
+    assert failed.value.claimed == ids
+    assert set(
+        WebhookEvent.objects.filter(pk__in=ids).values_list("status", flat=True)
+    ) == {"received"}
+    with tenant_context(world.tenants[0]):
+        assert (Message.objects.count(), Event.objects.count()) == (0, 0)
+    monkeypatch.undo()
+    assert process_webhook_event(ids[0], batch_size=10) == "processed"
+    with tenant_context(world.tenants[0]):
+        assert (Message.objects.count(), Event.objects.count()) == (4, 8)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poisoned_event_fails_alone_and_its_neighbours_are_recorded() -> None:
+    world = make_world(hours={})
+    bodies = [post(world, 0), post(world, 1, text="bad\x00byte"), post(world, 2)]
+    ids = store(world, bodies, timezone.now())
+
+    assert process_webhook_event(ids[0], batch_size=10) == "processed"
+
+    assert list(
+        WebhookEvent.objects.filter(pk__in=ids).order_by("pk").values_list("status")
+    ) == [("processed",), ("received",), ("processed",)]
+    with tenant_context(world.tenants[0]):
+        assert list(
+            Message.objects.order_by("external_id").values_list("external_id")
+        ) == [("p0",), ("p2",)]
+    with pytest.raises(DatabaseError):
+        process_webhook_event(ids[1], batch_size=10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_malformed_delivery_is_kept_as_malformed_beside_recorded_neighbours() -> None:
+    world = make_world(hours={})
+    ids = store(world, [post(world, 0), MALFORMED, post(world, 1)], timezone.now())
+
+    assert process_webhook_event(ids[0], batch_size=10) == "processed"
+
+    rows = WebhookEvent.objects.filter(pk__in=ids).order_by("pk")
+    assert [(r.status, r.items, r.error != "") for r in rows] == [
+        ("processed", 1, False),
+        ("malformed", 0, True),
+        ("processed", 1, False),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retried_event_is_not_claimed_by_other_batches() -> None:
+    world = make_world(hours={})
+    ids = store(world, [post(world, n) for n in range(3)], timezone.now())
+    WebhookEvent.objects.filter(pk=ids[1]).update(attempts=2)
+
+    assert process_webhook_event(ids[0], batch_size=10) == "processed"
+
+    assert list(
+        WebhookEvent.objects.filter(pk__in=ids).order_by("pk").values_list("status")
+    ) == [("processed",), ("received",), ("processed",)]
+    assert process_webhook_event(ids[1], batch_size=10) == "processed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reply_before_its_thread_waits_and_joins_it_when_the_batch_opens_it() -> None:
+    world = make_world(hours={})
+    reply = post(world, 1, author=0, root=0, mentions=False, minute=1)
+    root = post(world, 0, author=0)
+    ids = store(world, [reply, root], timezone.now())
+
+    process_one_webhook_event(ids[0])  # the reply comes first: it waits
+    assert process_webhook_event(ids[1], batch_size=10) == "processed"
+
+    with tenant_context(world.tenants[0]):
+        conversation = Conversation.objects.get()
+        assert list(conversation.messages.values_list("external_id", flat=True)) == [
+            "p0",
+            "p1",
+        ]
+        assert conversation.customer_message_count == 2
