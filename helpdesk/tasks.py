@@ -115,8 +115,19 @@ def _send(attempts: list[_Attempt], *, end: float) -> None:
         attempt.result, attempt.error = outcome.value, outcome.error
 
 
+class _DeliveryTask(Task):  # type: ignore[type-arg]
+    """Skips, before the tenant is even loaded, a reply this worker process
+    already recorded sent (a batch sent it before its own task came)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.request.is_eager and tuple(args[:2]) in _sent_here:
+            return "skipped"
+        return super().__call__(*args, **kwargs)
+
+
 @tenant_task(
     name="helpdesk.deliver_message",
+    base=_DeliveryTask,
     atomic=False,
     bind=True,
     max_retries=MAX_DELIVERY_RETRIES,
@@ -135,8 +146,6 @@ def deliver_message(task: Task, tenant: Tenant, message_id: int) -> str:  # type
     Returns what happened to its own reply, for logs: sent, reconciled, retry,
     failed or skipped.
     """
-    if not task.request.is_eager and (tenant.pk, message_id) in _sent_here:
-        return "skipped"
     task_id = str(task.request.id or f"local-{message_id}")
     # This attempt's own token: a redelivered copy of the same task is another
     # attempt, and must not share the claim (see delivery.CLAIM_LEASE).
