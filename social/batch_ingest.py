@@ -31,6 +31,7 @@ from django.db import (
 from django.db.models import Q
 from django.utils import timezone
 
+from helpdesk.services import sla
 from helpdesk.services.inbound_batch import record_inbound_batch
 from social.connectors import get_connector
 from social.connectors.base import InboundItem, WebhookItem, item_from_dict
@@ -183,12 +184,17 @@ def _record_group(
 def _entries(
     routed: list[tuple[ChannelRoute, InboundItem]],
 ) -> list[tuple[SocialAccount, InboundItem]]:
-    accounts = {
-        account.pk: account
-        for account in SocialAccount.objects.select_related("tenant", "brand").filter(
-            pk__in={route.account_id for route, _item in routed}
-        )
-    }
+    # Each account brings its brand's SLA policy and holidays (PostgreSQL), so no
+    # clock that starts in the batch reads them again.
+    rows = (
+        SocialAccount.objects.select_related("tenant", "brand")
+        .annotate(**sla.brand_time_annotations(SocialAccount._meta.db_table))
+        .filter(pk__in={route.account_id for route, _item in routed})
+    )
+    accounts = {}
+    for account in rows:
+        sla.preload_annotated(account, account.brand)
+        accounts[account.pk] = account
     return [
         (accounts[route.account_id], item)
         for route, item in routed
@@ -210,11 +216,21 @@ def record_items(entries: list[tuple[SocialAccount, InboundItem]]) -> list[bool]
     followed = _followed(entries)
     simple: list[int] = []
     alone: list[int] = []
+    # An item that goes alone holds back its author's later items and the later
+    # items of its thread (one of them could open the thread before it).
     held: set[tuple[str, str]] = set()
+    held_threads: set[tuple[int, str]] = set()
     for index, (account, item) in enumerate(entries):
         author = (item.platform, item.author.external_id)
-        if author in held or _needs_rule(account, item, followed):
+        thread = (account.pk, item.thread_ref or item.external_id)
+        if (
+            author in held
+            or (item.visibility == "public" and thread in held_threads)
+            or _needs_rule(account, item, followed)
+        ):
             held.add(author)
+            if item.visibility == "public":
+                held_threads.add(thread)
             alone.append(index)
         else:
             simple.append(index)

@@ -23,7 +23,7 @@ place in the conversation's order.
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,7 +36,7 @@ from django.utils import timezone
 from helpdesk import events
 from helpdesk.models import Contact, Conversation, Identity, Message
 from helpdesk.presence import presence_store
-from helpdesk.services import rollups, sla
+from helpdesk.services import rollups, sla, writebatch
 from helpdesk.services.assignment import route_inbound
 from helpdesk.services.away import (
     AWAY_REPLY_MAX_AGE,
@@ -335,6 +335,13 @@ class _Batch:
     def _apply(self) -> None:
         tenant_id = self.tenant.pk
         online = bool(presence_store().online(tenant_id))
+        # Care facts and rollup counters join one trailing statement, unless
+        # routing runs: it reads the agents' load from the rows as written.
+        with nullcontext() if online else writebatch.write_batch():
+            self._write(online)
+
+    def _write(self, online: bool) -> None:
+        tenant_id = self.tenant.pk
         dirty: dict[int, tuple[Conversation, set[str]]] = {}
         identity_fields: dict[int, tuple[Identity, set[str]]] = {}
         cells: Counter[tuple[tuple[str, Any], ...]] = Counter()

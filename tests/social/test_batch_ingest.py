@@ -211,11 +211,12 @@ def snapshot(world: World) -> dict[str, Any]:
 def tenant_rows(world: World) -> dict[str, Any]:
     accounts = {a.pk: a.external_id.split("-", 1)[1] for a in world.accounts}
     identities = {i.pk: i for i in Identity.objects.all()}
-    contact_of: dict[int, frozenset[str]] = {}
+    # Sorted tuples, not sets: sets order by inclusion, so rows would not sort.
+    contact_of: dict[int, tuple[str, ...]] = {}
     for identity in identities.values():
-        contact_of[identity.contact_id] = contact_of.get(
-            identity.contact_id, frozenset()
-        ) | {identity.external_id}
+        contact_of[identity.contact_id] = tuple(
+            sorted({*contact_of.get(identity.contact_id, ()), identity.external_id})
+        )
     conversations = {}
     key_of: dict[int, tuple[Any, ...]] = {}
     skip = {"id", "tenant", "brand", "social_account", "contact"}
@@ -275,8 +276,7 @@ def tenant_rows(world: World) -> dict[str, Any]:
             for i in identities.values()
         ),
         "contacts": sorted(
-            (c.display_name, contact_of.get(c.pk, frozenset()))
-            for c in Contact.objects.all()
+            (c.display_name, contact_of.get(c.pk, ())) for c in Contact.objects.all()
         ),
         "conversations": conversations,
         "messages": messages,
