@@ -2,10 +2,11 @@
 at least 200 replies/s per worker; at 100 replies/s offered, the delivery lag p99
 within the hold + 2 s).
 
-The stack, all on 127.0.0.1: the Sandbox network served by a real uvicorn process
-(its HTTP API, bearer tokens, rate limit per token, idempotency keys), a private
-redis-server as the broker, and one real `celery worker -P solo` process (one
-worker process) running helpdesk.deliver_message from the queue, as in production.
+The stack, all on 127.0.0.1: the Sandbox network served by a real uvicorn server
+with SANDBOX_WORKERS processes (its HTTP API, bearer tokens, rate limit per token,
+idempotency keys), a private redis-server as the broker, and one real
+`celery worker -P solo` process (one worker process) running
+helpdesk.deliver_message from the queue, as in production.
 The workspace has ACCOUNTS Sandbox accounts (a reply goes out through its
 conversation's account; each account keeps the Sandbox's per-token limit).
 
@@ -67,6 +68,9 @@ OFFERED = 100  # replies per second
 OFFERED_SECONDS = 10
 HOLD = 5  # seconds (a brand's send_hold_seconds)
 TARGET_PER_SECOND = 200.0
+SANDBOX_WORKERS = (
+    4  # the Sandbox's uvicorn processes (a platform is not the bottleneck)
+)
 WAIT_LIMIT = float(os.environ.get("EARSHOT_BENCH_WAIT", "180"))
 
 
@@ -241,12 +245,14 @@ def test_delivery_throughput_and_lag(tmp_path: Path) -> None:
     notes = [
         f"{ACCOUNTS} Sandbox accounts, {ACCOUNTS * CONVERSATIONS_PER_ACCOUNT} "
         "conversations; one `celery worker -P solo` process; the Sandbox in "
-        "uvicorn --workers 2; a private redis-server as the broker",
+        f"uvicorn --workers {SANDBOX_WORKERS}; a private redis-server as the broker",
     ]
     figures: list[Figure] = []
     try:
         with (
-            uvicorn_server(logs, workers=2, env={"CELERY_BROKER_URL": broker}) as base,
+            uvicorn_server(
+                logs, workers=SANDBOX_WORKERS, env={"CELERY_BROKER_URL": broker}
+            ) as base,
             real_broker(broker),
         ):
             tenant, conversations = _workspace(base)
