@@ -331,6 +331,7 @@ def _api() -> dict[str, Paths]:
         return build
 
     return {
+        "api:ping": calls(("get", "ping/")),
         "api:conversation-list": calls(("get", "conversations/")),
         "api:conversation-detail": calls(
             ("get", "conversations/{conversation}/"),
