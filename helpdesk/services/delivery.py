@@ -24,7 +24,7 @@ from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from helpdesk import events
+from helpdesk import events, publish
 from helpdesk.models import Conversation, Identity, Message
 from helpdesk.services.replies import release_public_slot
 from social.connectors.base import (
@@ -262,8 +262,6 @@ def _reschedule_if_early(message_id: int, now: datetime, *, task_id: str) -> Non
     The copy keeps this task's id, and this message is acknowledged when the task
     returns: one message in, one out, so redelivered duplicates cannot multiply.
     """
-    from helpdesk.tasks import deliver_message
-
     early = (
         Message.objects.filter(
             pk=message_id, delivery_status=Delivery.SCHEDULED, send_after__gt=now
@@ -274,7 +272,7 @@ def _reschedule_if_early(message_id: int, now: datetime, *, task_id: str) -> Non
     if early is not None:
         tenant_id, eta = early
         transaction.on_commit(
-            lambda: deliver_message.apply_async(
+            lambda: publish.task("helpdesk.deliver_message").apply_async(
                 (tenant_id, message_id), eta=eta, task_id=task_id
             )
         )
