@@ -1,26 +1,35 @@
 """Inbound processing throughput of one process on Postgres, as the runtime role.
 
-2,000 items from 200 contacts over 600 threads (so most are follow-ups), each in its
-own transaction the way the worker runs them, with events pushed on commit over
-channels-redis pub/sub. Budget (DESIGN.md section 6): >= 1,000 events/s per worker
-process.
+Stored webhook deliveries (one item each) of 2,000 items from 200 contacts over 600
+threads (so most are follow-ups), processed in the same run two ways, on the same
+shape of data:
+- one at a time: `process_one_webhook_event`, one transaction per item (the path
+  before batching);
+- batched: `process_webhook_event` claiming up to BATCH events per transaction,
+  grouped by tenant, set-based (social.batch_ingest).
+Events are pushed on commit over channels-redis pub/sub. Budget (DESIGN.md section
+6): >= 1,000 events/s per worker process. Prints the statements per batch and the
+load average.
 """
 
+import json
+import os
 from collections.abc import Callable
+from datetime import timedelta
 from time import perf_counter
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
-from helpdesk import tasks
-from helpdesk.models import Conversation, Message
-from helpdesk.services.inbound import record_inbound_message
-from social.connectors.base import InboundItem, item_to_dict
-from social.models import SocialAccount
+from helpdesk.models import Conversation, Event, Message
+from social.connectors.base import TokenSet
+from social.ingest import process_one_webhook_event, process_webhook_event
+from social.models import SocialAccount, WebhookEvent
+from social.services import connect_account
 from tenants.context import tenant_context
-from tenants.models import Membership
-from tests.factories import add_member, make_user, make_workspace
-from tests.helpdesk.conftest import item, make_account
+from tenants.models import Brand, Membership, Tenant
+from tests.factories import add_member, make_user, make_workspace, membership_of
 from tests.helpdesk.live import REDIS_LAYERS
 from tests.perf.report import (
     Figure,
@@ -29,6 +38,7 @@ from tests.perf.report import (
     machine_facts,
     print_report,
 )
+from tests.statements import count_statements
 
 pytestmark = [
     pytest.mark.bench,
@@ -40,82 +50,166 @@ ITEMS = 2000
 CONTACTS = 200
 THREADS = 600
 AGENTS = 10
+BATCH = 100
 TARGET_PER_SECOND = 1000.0
+ACCOUNT_ID = "bench-acct"
 
 
-def items(prefix: str) -> list[InboundItem]:
-    return [
-        item(
-            author=f"{prefix}-cust-{n % CONTACTS}",
-            handle=f"c{n % CONTACTS}",
-            thread=f"{prefix}-t-{n % THREADS}",
-            followers=n % 5000,
+def store_events(prefix: str, count: int = ITEMS) -> list[int]:
+    """`count` stored Sandbox deliveries, one post each (a mention opens or
+    follows up its thread), received a minute ago."""
+    now = timezone.now() - timedelta(minutes=1)
+    rows = []
+    for n in range(count):
+        post_id = f"{prefix}-p-{n}"
+        root = f"{prefix}-t-{n % THREADS}"
+        body = {
+            "event_id": post_id,
+            "type": "post.created",
+            "for_account": {"id": ACCOUNT_ID, "handle": "acmeair"},
+            "mentions_account": True,
+            "post": {
+                "id": post_id,
+                "text": "@acmeair my flight is delayed again, what is going on?",
+                "author": {
+                    "id": f"{prefix}-cust-{n % CONTACTS}",
+                    "handle": f"c{n % CONTACTS}",
+                    "name": f"C{n % CONTACTS}",
+                    "followers": n % 5000,
+                },
+                "in_reply_to": None if n < THREADS else root,
+                "root": root,
+                "created_at": (now + timedelta(milliseconds=n)).isoformat(),
+            },
+        }
+        rows.append(
+            WebhookEvent(
+                platform="sandbox",
+                event_key=post_id,
+                body=json.dumps(body).encode(),
+                headers_digest="bench",
+                received_at=now + timedelta(milliseconds=n),
+            )
         )
-        for n in range(ITEMS)
-    ]
+    return [row.pk for row in WebhookEvent.objects.bulk_create(rows)]
 
 
-def timed(
-    run: Callable[[InboundItem], object], batch: list[InboundItem]
-) -> list[float]:
+def one_at_a_time(event_ids: list[int]) -> list[float]:
     seconds = []
-    for each in batch:
+    for event_id in event_ids:
         started = perf_counter()
-        run(each)
+        assert process_one_webhook_event(event_id) == "processed"
         seconds.append(perf_counter() - started)
     return seconds
 
 
-def test_record_inbound_message_throughput() -> None:
-    tenant = make_workspace("Ingest Bench", owner=make_user())
+def batched(event_ids: list[int], statements: list[int]) -> list[float]:
+    """Process in batches as the worker does: each task claims its own event and
+    the oldest waiting ones; later tasks find theirs processed."""
+    seconds = []
+    remaining = list(event_ids)
+    while remaining:
+        started = perf_counter()
+        with count_statements() as seen:
+            assert process_webhook_event(remaining[0], batch_size=BATCH) == "processed"
+        seconds.append(perf_counter() - started)
+        statements.append(len(seen))
+        done = set(
+            WebhookEvent.objects.filter(
+                pk__in=remaining[: BATCH * 2], status="processed"
+            ).values_list("pk", flat=True)
+        )
+        remaining = [pk for pk in remaining if pk not in done]
+    return seconds
+
+
+def counts(tenant: Tenant, prefix: str) -> tuple[int, int, int]:
+    """Conversations, messages and events of one path's items."""
+    with tenant_context(tenant):
+        conversations = Conversation.objects.filter(
+            public_thread_ref__startswith=f"{prefix}-"
+        )
+        messages = Message.objects.filter(external_id__startswith=f"{prefix}-")
+        return (
+            conversations.count(),
+            messages.count(),
+            Event.objects.filter(
+                payload__conversation_id__in=list(
+                    conversations.values_list("pk", flat=True)
+                )
+            ).count(),
+        )
+
+
+def run_timed(run: Callable[[], list[float]]) -> tuple[float, list[float]]:
+    started = perf_counter()
+    seconds = run()
+    return perf_counter() - started, seconds
+
+
+def test_ingest_throughput_batched_against_one_at_a_time() -> None:
+    owner = make_user()
+    tenant = make_workspace("Ingest Bench", owner=owner)
     for n in range(AGENTS):
         add_member(tenant, make_user(f"agent{n}@ingest.example"), Membership.Role.AGENT)
-    account = make_account(tenant)
-
-    def service(inbound: InboundItem) -> None:
-        with tenant_context(tenant):
-            loaded = SocialAccount.objects.select_related("tenant", "brand").get(
-                pk=account.pk
-            )
-            record_inbound_message(loaded, inbound)
-
-    def task_body(inbound: InboundItem) -> None:
-        tasks.record_inbound_item.run(tenant.pk, account.pk, item_to_dict(inbound))
+    with tenant_context(tenant):
+        brand = Brand.objects.get()
+        # Always open: the away reply is its own path (measured elsewhere).
+        brand.business_hours = {}
+        brand.save(update_fields=["business_hours"])
+        connect_account(
+            membership_of(tenant, owner),
+            brand=brand,
+            platform="sandbox",
+            tokens=TokenSet(access_token="t", account_external_id=ACCOUNT_ID),
+        )
+        assert SocialAccount.objects.count() == 1
 
     with override_settings(CHANNEL_LAYERS=REDIS_LAYERS):
-        timed(service, items("warm")[:50])
-        by_service = timed(service, items("svc"))
-        by_task = timed(task_body, items("task"))
+        one_at_a_time(store_events("warm", 50))
+        single_ids = store_events("one")
+        single_wall, single = run_timed(lambda: one_at_a_time(single_ids))
+        batch_ids = store_events("batch")
+        statements: list[int] = []
+        batch_wall, per_batch = run_timed(lambda: batched(batch_ids, statements))
 
-    with tenant_context(tenant):
-        conversations, messages = Conversation.objects.count(), Message.objects.count()
-    assert messages == 2 * ITEMS + 50
+    rows = counts(tenant, "batch")
+    # The same data through both paths leaves the same rows.
+    assert rows == counts(tenant, "one") == (THREADS, ITEMS, 2 * ITEMS)
+    assert WebhookEvent.objects.exclude(status="processed").count() == 0
     print_report(
-        "record_inbound_message throughput (in-process, Postgres, runtime role)",
+        "inbound throughput per worker process: batched against one at a time "
+        "(stored webhook deliveries, Postgres, runtime role)",
         machine_facts(conninfo()),
         [
-            f"{ITEMS} items per run, {CONTACTS} contacts, {THREADS} threads, "
-            f"{AGENTS + 1} members, one transaction per item, events pushed on "
-            "commit over channels-redis pub/sub",
-            f"stored: {messages} messages in {conversations} conversations "
-            "(an item is one inbound event; it pushes 2-3 websocket events)",
+            f"{ITEMS} deliveries of one item each per path, {CONTACTS} contacts, "
+            f"{THREADS} threads, {AGENTS + 1} members, events pushed on commit over "
+            f"channels-redis pub/sub; batches of up to {BATCH} events",
+            f"rows per path: {rows[1]} messages in {rows[0]} conversations, "
+            f"{rows[2]} events",
+            f"statements per batch (BEGIN and COMMIT included): "
+            f"{min(statements)}..{max(statements)}, mean "
+            f"{sum(statements) / len(statements):.1f} for {len(statements)} batches "
+            f"({sum(statements) / ITEMS:.2f} per item)",
+            f"load average after the run: {os.getloadavg()[0]:.2f}",
         ],
         [
             Figure(
-                "service: items/s",
-                ITEMS / sum(by_service),
+                "one at a time: items/s",
+                ITEMS / single_wall,
                 "/s",
                 TARGET_PER_SECOND,
                 higher_is_better=True,
             ),
-            *latency_figures("service: per item", by_service),
+            *latency_figures("one at a time: per item", single),
             Figure(
-                "task body (record_inbound_item.run): items/s",
-                ITEMS / sum(by_task),
+                "batched: items/s",
+                ITEMS / batch_wall,
                 "/s",
                 TARGET_PER_SECOND,
                 higher_is_better=True,
             ),
-            *latency_figures("task body: per item", by_task),
+            Figure("batched / one at a time", single_wall / batch_wall, "x"),
+            *latency_figures(f"batched: per batch of {BATCH}", per_batch),
         ],
     )
