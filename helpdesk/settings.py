@@ -439,6 +439,8 @@ WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 1024 * 1024, minimum=1024)
 # queued again by the sweep (their task was lost), at most WEBHOOK_SWEEP_BATCH a run.
 WEBHOOK_SWEEP_AFTER_SECONDS = env_int("WEBHOOK_SWEEP_AFTER_SECONDS", 60, minimum=5)
 WEBHOOK_SWEEP_BATCH = env_int("WEBHOOK_SWEEP_BATCH", 500, minimum=1)
+# Stored webhook events one ingest task claims and records together (SKIP LOCKED).
+WEBHOOK_INGEST_BATCH = env_int("WEBHOOK_INGEST_BATCH", 100, minimum=1)
 # Reply delivery: replies one task claims and sends together, and platform calls in
 # flight per worker process (each account's send limit still applies).
 DELIVERY_BATCH_SIZE = env_int("DELIVERY_BATCH_SIZE", 100, minimum=1)
