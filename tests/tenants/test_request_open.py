@@ -8,10 +8,6 @@ answers to outsiders, and that the setting still lives only as long as the
 request's transaction.
 """
 
-import json
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,12 +27,12 @@ from tenants.exceptions import TenantContextConflict
 from tenants.models import ApiToken, Membership, Tenant, User
 from tests.api_clients import base, session
 from tests.conftest import login
+from tests.demo_subprocess import run_on_demo_sqlite
 from tests.factories import membership_of
 from tests.statements import Statements, count_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parents[2]
 NOT_FOUND = {
     "code": "not_found",
     "message": "No such workspace, or it is not open to you.",
@@ -419,26 +415,7 @@ def test_the_member_function_sees_no_membership_of_another_workspace(
 
 
 def test_sqlite_opens_the_same_way(tmp_path: Path) -> None:
-    suite_only = ("MIGRATOR_DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DEBUG")
-    env = {key: value for key, value in os.environ.items() if key not in suite_only}
-    env |= {
-        "DJANGO_SETTINGS_MODULE": "helpdesk.settings",
-        "EARSHOT_DEMO": "1",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
-    }
-
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.tenants.sqlite_request_open"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    outcome = run_on_demo_sqlite("tests.tenants.sqlite_request_open", tmp_path)
     assert outcome == {
         "token ping": [200, {"ok": True}],
         "session ping": [200, {"ok": True}],
