@@ -31,6 +31,31 @@ class InboundResult:
     opened: bool = False  # True when the item opened a new conversation
 
 
+def customer_message(
+    tenant: Tenant,
+    conversation: Conversation,
+    account: SocialAccount,
+    identity: Identity,
+    item: InboundItem,
+) -> Message:
+    """The unsaved message row of one inbound item (every path writes this shape)."""
+    return Message(
+        tenant=tenant,
+        conversation=conversation,
+        account=account,
+        platform=item.platform,
+        direction=Message.Direction.IN,
+        visibility=item.visibility,
+        kind=Message.Kind.CUSTOMER,
+        external_id=item.external_id,
+        external_url=item.url,
+        in_reply_to_external_id=item.in_reply_to,
+        author_identity=identity,
+        text=item.text,
+        created_at=item.created_at,
+    )
+
+
 def origin_of(item: InboundItem) -> str:
     """The conversation origin an item implies when the caller does not say."""
     if item.visibility == "private":
@@ -91,22 +116,9 @@ def _record(
     conversation.brand = account.brand
     # Both events of this item get their sequence numbers in one statement.
     seq = events.next_seq(tenant.pk, count=2) - 1
-    message = Message.objects.create(
-        tenant=tenant,
-        conversation=conversation,
-        account=account,
-        platform=item.platform,
-        direction=Message.Direction.IN,
-        visibility=item.visibility,
-        kind=Message.Kind.CUSTOMER,
-        external_id=item.external_id,
-        external_url=item.url,
-        in_reply_to_external_id=item.in_reply_to,
-        author_identity=identity,
-        text=item.text,
-        seq=seq,
-        created_at=item.created_at,
-    )
+    message = customer_message(tenant, conversation, account, identity, item)
+    message.seq = seq
+    message.save(force_insert=True)
     changed = _apply_customer_message(
         conversation, account.brand, identity, item, opened=opened
     )
@@ -156,21 +168,7 @@ def _record_pg(
     conversation, opened = _find_or_open_pg(account, identity, item, origin)
     conversation.brand = account.brand
     conversation.social_account = account
-    message = Message(
-        tenant=tenant,
-        conversation=conversation,
-        account=account,
-        platform=item.platform,
-        direction=Message.Direction.IN,
-        visibility=item.visibility,
-        kind=Message.Kind.CUSTOMER,
-        external_id=item.external_id,
-        external_url=item.url,
-        in_reply_to_external_id=item.in_reply_to,
-        author_identity=identity,
-        text=item.text,
-        created_at=item.created_at,
-    )
+    message = customer_message(tenant, conversation, account, identity, item)
     if not writebatch.insert_with_sequences(message, events=2, dedupe=True):
         return _replay(item)
     seq = message.seq

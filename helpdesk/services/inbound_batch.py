@@ -47,6 +47,7 @@ from helpdesk.services.contacts import _refresh as refresh_identity
 from helpdesk.services.inbound import (
     InboundResult,
     _apply_customer_message,
+    customer_message,
     origin_of,
 )
 from social.connectors.base import InboundItem
@@ -405,20 +406,8 @@ class _Batch:
         conversation = slot.shadow.conversation
         conversation.brand = account.brand
         conversation.social_account = account
-        slot.message = Message(
-            tenant=self.tenant,
-            conversation=conversation,
-            account=account,
-            platform=item.platform,
-            direction=Message.Direction.IN,
-            visibility=item.visibility,
-            kind=Message.Kind.CUSTOMER,
-            external_id=item.external_id,
-            external_url=item.url,
-            in_reply_to_external_id=item.in_reply_to,
-            author_identity=identity,
-            text=item.text,
-            created_at=item.created_at,
+        slot.message = customer_message(
+            self.tenant, conversation, account, identity, item
         )
         fields = dirty.setdefault(conversation.pk, (conversation, set()))[1]
         with _saves_recorded(conversation, fields):
