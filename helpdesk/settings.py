@@ -15,6 +15,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from kombu import Exchange, Queue
 
 # Lets generic classes such as ModelAdmin[Brand] be subscripted at run time.
 django_stubs_ext.monkeypatch()
@@ -201,6 +202,18 @@ for _db in DATABASES.values():
             "min_size": 1,
             "max_size": DATABASE_POOL_MAX,
         }
+# Behind pgbouncer in transaction mode (DATABASE_PGBOUNCER=1) a connection may be
+# another server session at each transaction: no server-side prepared statements
+# (pgbouncer 1.18 does not track them) and no server-side cursors (a DECLARE
+# outlives the transaction that the pooler ends). SET LOCAL stays safe: it ends
+# with its transaction (tests/test_pgbouncer_isolation.py shows both).
+DATABASE_PGBOUNCER = env_bool("DATABASE_PGBOUNCER", default=False)
+if DATABASE_PGBOUNCER:
+    _runtime = DATABASES["default"]
+    _runtime["DISABLE_SERVER_SIDE_CURSORS"] = True
+    _runtime.setdefault("OPTIONS", {}).update(
+        server_side_binding=False, prepare_threshold=None
+    )
 DATABASE_ROUTERS = ["tenants.routers.MigratorRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -359,7 +372,51 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = False
-CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {}
+# Three queues, each with workers of its own (Procfile): a flood of inbound work
+# never delays replies that are due. Every task is routed here; a test checks that
+# none is left to the default by accident.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name, durable=True)
+    for name in ("inbound", "delivery", "default")
+]
+_TASK_QUEUES: dict[str, tuple[str, ...]] = {
+    "inbound": (
+        "social.process_webhook_event",
+        "social.sweep_webhook_events",
+        "helpdesk.record_inbound_item",
+        "social.poll_account",
+        "social.poll_due_accounts",
+        "social.poll_all_tenants",
+        "social.decide_waiting_items",
+        "social.decide_all_waiting_items",
+    ),
+    "delivery": (
+        "helpdesk.deliver_message",
+        "helpdesk.sweep_outbox",
+        "helpdesk.sweep_outboxes",
+    ),
+    "default": (
+        "helpdesk.wake_snoozed",
+        "helpdesk.wake_all_snoozed",
+        "helpdesk.deliver_webhook",
+        "helpdesk.send_webhook_disabled_email",
+        "helpdesk.sweep_webhook_deliveries",
+        "helpdesk.sweep_all_webhook_deliveries",
+        "helpdesk.sweep_sla_clocks",
+        "helpdesk.sweep_all_sla_clocks",
+        "helpdesk.send_sla_digests",
+        "helpdesk.send_all_sla_digests",
+        "social.refresh_account_token",
+        "social.refresh_due_tokens",
+        "social.refresh_all_tenants",
+        "tenants.send_invitation_email",
+        "sandbox.deliver_webhook",
+    ),
+}
+CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
+    task: {"queue": queue} for queue, tasks in _TASK_QUEUES.items() for task in tasks
+}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Hand lost or stuck outbound replies back to delivery (invariant 3).
     # Every 10 s: a reply whose worker died is taken over within about 30 s

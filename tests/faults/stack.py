@@ -43,6 +43,9 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672"
 # The Sandbox's webhook task goes to this queue (stack_settings.py routes it).
 SANDBOX_QUEUE = "sandbox"
+# Earshot's workers here take all three queues (helpdesk/settings.py routes every
+# task to one); `make serve` gives each queue workers of its own.
+WORKER_QUEUES = "inbound,delivery,default"
 
 
 class Process:
@@ -240,7 +243,7 @@ class Stack:
 
     def _worker(self, index: int) -> Process:
         command = self._celery_worker_command(
-            f"earshot{index}", "celery", "prefork", self.concurrency
+            f"earshot{index}", WORKER_QUEUES, "prefork", self.concurrency
         )
         return Process(f"worker-{index}", command, self.env)
 
@@ -385,7 +388,10 @@ def publishing_to(broker_url: str) -> Iterator[None]:
     conf.update(
         task_always_eager=False,
         broker_url=broker_url,
-        task_routes={"sandbox.deliver_webhook": {"queue": SANDBOX_QUEUE}},
+        task_routes={
+            **(saved["task_routes"] or {}),
+            "sandbox.deliver_webhook": {"queue": SANDBOX_QUEUE},
+        },
     )
     try:
         yield

@@ -174,7 +174,7 @@ def _served(app: str, log_dir: Path) -> Iterator[_Server]:
 def _published(broker: redis.Redis, expected: int, acked_at: float) -> float:
     """Wait until `expected` tasks are in the broker; seconds after `acked_at`."""
     deadline = time.monotonic() + PUBLISH_WAIT
-    while broker.llen("celery") < expected and time.monotonic() < deadline:
+    while broker.llen("inbound") < expected and time.monotonic() < deadline:
         time.sleep(0.01)
     return max(0.0, time.perf_counter() - acked_at)
 
@@ -242,7 +242,7 @@ def test_webhook_acknowledgement_beside_a_bare_app(
         stored = WebhookEvent.objects.count()
         burst_publish_lag = _published(broker, stored, acked_at)
         cpu["Earshot burst"] = server.cpu() - before
-        queued = broker.llen("celery")
+        queued = broker.llen("inbound")
         notes.append(f"Earshot burst done ({_load()})")
         WebhookEvent.objects.all().delete()
         broker.flushdb()
@@ -252,7 +252,7 @@ def test_webhook_acknowledgement_beside_a_bare_app(
         paced_stored = WebhookEvent.objects.count()
         paced_publish_lag = _published(broker, paced_stored, acked_at)
         cpu["Earshot paced"] = server.cpu() - before
-        paced_queued = broker.llen("celery")
+        paced_queued = broker.llen("inbound")
         notes.append(f"Earshot paced done ({_load()})")
     WebhookEvent.objects.all().delete()
     broker.flushdb()
