@@ -11,7 +11,6 @@ signed but malformed bodies get 400 and are kept.
 """
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from django.views.decorators.http import require_http_methods
 from social.config import app_secrets
 from social.connectors import get_connector
 from social.connectors.base import Connector, ConnectorError
+from social.connectors.text import load_json
 from social.models import WebhookEvent
 from tenants.outages import RETRY_AFTER_SECONDS
 
@@ -151,7 +151,7 @@ def _delivery(
     signature = headers.get(connector.webhook_signature_header.lower(), "")
     digest = hashlib.sha256(signature.encode()).hexdigest()
     try:
-        json.loads(body)
+        load_json(body)
         key = _storable_key(connector.webhook_event_id(body))
         malformed = ""
     except (ValueError, KeyError, TypeError) as exc:

@@ -10,8 +10,10 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+
+from social.connectors import text as _text
 
 
 class ConnectorError(Exception):
@@ -79,6 +81,21 @@ class Author:
     followers: int = 0
     profile_url: str = ""
 
+    def __post_init__(self) -> None:
+        """Customer text under social.connectors.text's rule, fitted to its columns;
+        ValueError when a field has the wrong type or the id cannot be stored."""
+        _clean(self, ("external_id", "handle", "display_name", "profile_url"))
+        _fit(self, "handle", _text.HANDLE_LENGTH)
+        _fit(self, "display_name", _text.NAME_LENGTH)
+        _drop_if_longer(self, "profile_url", _text.URL_LENGTH)
+        _check_id(self, "external_id")
+        followers = self.followers
+        if type(followers) is not int:
+            raise ValueError(f"author followers is not a number: {followers!r:.40}")
+        if not 0 <= followers <= _text.MAX_FOLLOWERS:
+            clamped = min(max(followers, 0), _text.MAX_FOLLOWERS)
+            object.__setattr__(self, "followers", clamped)
+
 
 @dataclass(frozen=True)
 class InboundItem:
@@ -100,6 +117,61 @@ class InboundItem:
     # Set when the webhook carried only ids (Instagram mentions): ingest calls the
     # connector's `hydrate` for the content before recording it.
     needs_hydration: bool = False
+
+    def __post_init__(self) -> None:
+        """Customer text under social.connectors.text's rule, fitted to its columns;
+        ValueError when a field has the wrong type or an id cannot be stored."""
+        _clean(self, _ITEM_TEXT)
+        for name in ("external_id", "thread_ref", "in_reply_to"):
+            _check_id(self, name)
+        _drop_if_longer(self, "url", _text.URL_LENGTH)
+        _fit(self, "language", _text.LANGUAGE_LENGTH)
+        if not isinstance(self.author, Author):
+            raise ValueError("the item has no author")
+        if not isinstance(self.created_at, datetime):
+            raise ValueError(f"created_at is not a time: {self.created_at!r:.40}")
+        if self.created_at.tzinfo is None:  # a platform's naive time is UTC
+            object.__setattr__(self, "created_at", self.created_at.replace(tzinfo=UTC))
+
+
+_ITEM_TEXT = (
+    "platform",
+    "external_id",
+    "text",
+    "visibility",
+    "kind",
+    "thread_ref",
+    "in_reply_to",
+    "url",
+    "language",
+)
+
+
+def _clean(item: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(item, name)
+        if not isinstance(value, str):
+            raise ValueError(f"{name} is not text: {value!r:.40}")
+        clean = _text.storable(value)
+        if clean is not value:
+            object.__setattr__(item, name, clean)
+
+
+def _fit(item: object, name: str, length: int) -> None:
+    value: str = getattr(item, name)
+    if len(value) > length:
+        object.__setattr__(item, name, value[:length])
+
+
+def _drop_if_longer(item: object, name: str, length: int) -> None:
+    if len(getattr(item, name)) > length:
+        object.__setattr__(item, name, "")
+
+
+def _check_id(item: object, name: str) -> None:
+    value: str = getattr(item, name)
+    if len(value) > _text.ID_LENGTH:
+        raise ValueError(f"{name} is longer than {_text.ID_LENGTH} characters")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ import json
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -63,6 +64,7 @@ from social.connectors.base import (
     TokenSet,
     WebhookItem,
 )
+from social.connectors.text import load_json, parsed_each
 from social.http import request
 
 logger = logging.getLogger(__name__)
@@ -202,8 +204,8 @@ def graph_call(
 
 def _load(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        payload = load_json(body)
+    except ValueError as exc:
         raise ValueError(f"Not JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise ValueError("The delivery is not a JSON object.")
@@ -316,19 +318,19 @@ class MetaConnector(Connector):
             account = _str(entry.get("id"))
             if not account:
                 raise ValueError("A webhook entry has no id.")
-            items = [
-                self._change_item(account, change, entry.get("time"))
-                for change in _dicts(entry.get("changes"))
-            ]
-            items += [
-                self._messaging_item(account, event)
-                for event in _dicts(entry.get("messaging"))
-            ]
+            change_item = partial(self._change_item, account, time=entry.get("time"))
+            items = parsed_each(
+                f"{self.platform} change", change_item, _dicts(entry.get("changes"))
+            )
+            items += parsed_each(
+                f"{self.platform} message",
+                partial(self._messaging_item, account),
+                _dicts(entry.get("messaging")),
+            )
             for item in items:
-                if item is not None:
-                    found.setdefault(
-                        (account, item.external_id), WebhookItem(account, item)
-                    )
+                found.setdefault(
+                    (account, item.external_id), WebhookItem(account, item)
+                )
         return list(found.values())
 
     def _change_item(

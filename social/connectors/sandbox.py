@@ -9,7 +9,6 @@ network whether a reply arrived before a crash.
 
 import hashlib
 import hmac
-import json
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -34,15 +33,23 @@ from social.connectors.base import (
     TokenSet,
     WebhookItem,
 )
+from social.connectors.text import load_json, malformed_as_value_error
 
 SIGNATURE_HEADER = "x-sandbox-signature"
 
 
+def _text(value: object) -> str:
+    """A string or number of the payload as text; TypeError for anything else."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    return str(value)
+
+
 def _author(data: dict[str, Any]) -> Author:
     return Author(
-        external_id=str(data["id"]),
-        handle=str(data.get("handle", "")),
-        display_name=str(data.get("name", "")),
+        external_id=_text(data["id"]),
+        handle=_text(data.get("handle") or ""),
+        display_name=_text(data.get("name") or ""),
         followers=int(data.get("followers") or 0),
     )
 
@@ -50,32 +57,32 @@ def _author(data: dict[str, Any]) -> Author:
 def _post_item(post: dict[str, Any], *, mentions_account: bool) -> InboundItem:
     return InboundItem(
         platform="sandbox",
-        external_id=str(post["id"]),
+        external_id=_text(post["id"]),
         author=_author(post["author"]),
-        text=str(post["text"]),
+        text=_text(post["text"]),
         created_at=datetime.fromisoformat(post["created_at"]),
         visibility="public",
         # A reply in the brand's thread is a comment to the brand; the firehose's
         # other replies are just posts (listening decides about them).
         kind="comment" if post.get("in_reply_to") and mentions_account else "post",
-        thread_ref=str(post.get("root") or post["id"]),
-        in_reply_to=str(post.get("in_reply_to") or ""),
+        thread_ref=_text(post.get("root") or post["id"]),
+        in_reply_to=_text(post.get("in_reply_to") or ""),
         mentions_account=mentions_account,
-        url=str(post.get("url", "")),
-        language=str(post.get("language", "")),
+        url=_text(post.get("url") or ""),
+        language=_text(post.get("language") or ""),
     )
 
 
 def _message_item(message: dict[str, Any]) -> InboundItem:
     return InboundItem(
         platform="sandbox",
-        external_id=str(message["id"]),
+        external_id=_text(message["id"]),
         author=_author(message["sender"]),
-        text=str(message["text"]),
+        text=_text(message["text"]),
         created_at=datetime.fromisoformat(message["created_at"]),
         visibility="private",
         kind="direct_message",
-        thread_ref=str(message["thread"]),
+        thread_ref=_text(message["thread"]),
     )
 
 
@@ -112,19 +119,24 @@ class SandboxConnector(Connector):
         return hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER, ""))
 
     def webhook_event_id(self, body: bytes) -> str:
-        return str(json.loads(body)["event_id"])
+        """The delivery's `event_id`; ValueError when there is none."""
+        with malformed_as_value_error("not a Sandbox delivery"):
+            return _text(load_json(body)["event_id"])
 
     def parse_webhook(self, body: bytes) -> list[WebhookItem]:
-        data = json.loads(body)
-        account = str(data["for_account"]["id"])
-        if data["type"] == "post.created":
-            item = _post_item(
-                data["post"], mentions_account=bool(data.get("mentions_account"))
-            )
-        elif data["type"] == "message.created":
-            item = _message_item(data["message"])
-        else:
-            raise ValueError(f"unknown event type {data['type']!r}")
+        """The post or message of a delivery (none for the account's own);
+        ValueError when the body is not a Sandbox delivery."""
+        with malformed_as_value_error("not a Sandbox delivery"):
+            data = load_json(body)
+            account = _text(data["for_account"]["id"])
+            if data["type"] == "post.created":
+                item = _post_item(
+                    data["post"], mentions_account=bool(data.get("mentions_account"))
+                )
+            elif data["type"] == "message.created":
+                item = _message_item(data["message"])
+            else:
+                raise ValueError(f"unknown event type {data['type']!r:.40}")
         if item.author.external_id == account:
             return []  # the account's own post or message
         return [WebhookItem(account_external_id=account, item=item)]

@@ -61,6 +61,7 @@ from social.connectors.base import (
     WebhookItem,
     search_tokens,
 )
+from social.connectors.text import load_json, parsed_each
 from social.http import request
 
 logger = logging.getLogger(__name__)
@@ -111,8 +112,8 @@ def _int(value: object) -> int:
 
 def _load(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        payload = load_json(body)
+    except ValueError as exc:
         raise ValueError(f"Not JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise ValueError("The delivery is not a JSON object.")
@@ -466,15 +467,18 @@ class XConnector(Connector):
         account = _str(payload.get("for_user_id"))
         if not account:
             raise ValueError("The delivery has no for_user_id.")
-        items = [
-            _v1_item(t, account) for t in _dicts(payload.get("tweet_create_events"))
-        ]
+        items = parsed_each(
+            "X post",
+            lambda tweet: _v1_item(tweet, account),
+            _dicts(payload.get("tweet_create_events")),
+        )
         users = _users(payload.get("users"))
-        items += [
-            _dm_item(event, users, account)
-            for event in _dicts(payload.get("direct_message_events"))
-        ]
-        return [WebhookItem(account, item) for item in items if item is not None]
+        items += parsed_each(
+            "X direct message",
+            lambda event: _dm_item(event, users, account),
+            _dicts(payload.get("direct_message_events")),
+        )
+        return [WebhookItem(account, item) for item in items]
 
     def _activity_event(
         self, data: dict[str, Any], outer_includes: dict[str, Any]
@@ -485,25 +489,25 @@ class XConnector(Connector):
         event_type = _str(data.get("event_type"))
         payload = _obj(data.get("payload"))
         includes = _obj(data.get("includes")) or outer_includes
-        items: list[InboundItem | None] = []
+        items: list[InboundItem] = []
         if event_type in ("post.mention.create", "post.reply.create"):
             tweets = {_str(t.get("id")): t for t in _dicts(includes.get("tweets"))}
-            items.append(
-                _v2_item(
-                    payload,
-                    _users(includes.get("users")),
-                    account,
-                    tweets=tweets,
-                    mentioned=event_type == "post.mention.create",
-                )
+            item = _v2_item(
+                payload,
+                _users(includes.get("users")),
+                account,
+                tweets=tweets,
+                mentioned=event_type == "post.mention.create",
             )
+            items += [item] if item is not None else []
         elif event_type == "dm.received":
             users = _users(payload.get("users") or includes.get("users"))
-            items += [
-                _dm_item(event, users, account)
-                for event in _dicts(payload.get("direct_message_events"))
-            ]
-        return [WebhookItem(account, item) for item in items if item is not None]
+            items += parsed_each(
+                "X direct message",
+                lambda event: _dm_item(event, users, account),
+                _dicts(payload.get("direct_message_events")),
+            )
+        return [WebhookItem(account, item) for item in items]
 
     # Polling
 

@@ -1,0 +1,96 @@
+"""What of a platform's text Earshot stores, and how a malformed payload is told.
+
+Customer text is kept as written, with one rule applied once, where an item is
+made (`InboundItem` and `Author` run it on every text field they are given, so no
+connector can skip it):
+
+- NUL (U+0000) is removed: PostgreSQL text cannot hold it, and it is never
+  meant as text.
+- A lone surrogate (U+D800 to U+DFFF outside a pair; JSON can carry one as a
+  `\\ud800` escape, UTF-8 cannot) becomes U+FFFD, the replacement character.
+- Everything else stays exactly as written: bidi controls (U+202E), zero-width
+  characters (U+200B, U+200D), emoji sequences, HTML and markdown. The pages
+  escape text on output, and an agent must see what the customer sent.
+
+Fields stored in bounded columns are fitted to them here: a name or handle is
+cut at its column's length, a link too long to store is left out, a follower
+count is kept within the column's range; an id too long to store makes the item
+malformed (cutting it could merge two messages).
+
+A parser says a payload is malformed with ValueError only: `malformed_as_value_error`
+turns the errors that reading a wrongly shaped payload raises (a missing key, a
+wrong type, an overflow, nesting too deep) into it, and `load_json` reads JSON
+that way.
+"""
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# The lengths of the columns these fields are stored in (helpdesk.models:
+# Identity, Message, Conversation; tests/social/test_hostile_parsers.py checks).
+ID_LENGTH = 128
+HANDLE_LENGTH = 128
+NAME_LENGTH = 200
+URL_LENGTH = 200
+LANGUAGE_LENGTH = 16
+# Identity.followers is a PostgreSQL integer.
+MAX_FOLLOWERS = 2**31 - 1
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# What reading a wrongly shaped payload raises, besides ValueError.
+SHAPE_ERRORS = (LookupError, TypeError, AttributeError, OverflowError, RecursionError)
+
+
+def storable(text: str) -> str:
+    """`text` under the rule above: NUL removed, lone surrogates replaced."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+@contextmanager
+def malformed_as_value_error(what: str) -> Iterator[None]:
+    """Inside, a payload read as the wrong shape raises ValueError naming `what`."""
+    try:
+        yield
+    except SHAPE_ERRORS as exc:
+        raise ValueError(f"{what}: {type(exc).__name__}: {exc}"[:500]) from exc
+
+
+def load_json(body: bytes | str) -> Any:
+    """`body` as JSON; ValueError when it is not JSON, or nested too deep to read."""
+    try:
+        return json.loads(body)
+    except RecursionError as exc:
+        raise ValueError("Not JSON: nested too deeply") from exc
+
+
+def parsed_each[T, R](
+    what: str, parse: Callable[[T], R | None], values: Iterable[T]
+) -> list[R]:
+    """`parse` of each value, leaving out None and the malformed ones (logged), so
+    one bad item of a delivery or a poll page does not lose its neighbours."""
+    parsed: list[R] = []
+    for value in values:
+        try:
+            with malformed_as_value_error(what):
+                result = parse(value)
+        except ValueError as exc:
+            logger.warning("skipped a malformed %s: %s", what, exc)
+            continue
+        if result is not None:
+            parsed.append(result)
+    return parsed
