@@ -1,4 +1,6 @@
-"""ASGI entry point: HTTP to Django; websockets via Origin check and session auth."""
+"""ASGI entry point: HTTP to Django; websockets via the exact Origin check
+(helpdesk/websocket_guard.py), session auth and routing, with every refusal closed
+with its 44xx code so the page can tell it from a dropped connection."""
 
 import os
 
@@ -10,29 +12,32 @@ django_asgi_app = get_asgi_application()
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from helpdesk.observability.asgi import WebhookAckMetrics  # noqa: E402
 from social.webhook_asgi import WebhookFastPath  # noqa: E402
 
 # The demo (DEBUG) serves its own static files; production serves them in front
 # (whitenoise or the proxy) from STATIC_ROOT after collectstatic. Webhook
 # deliveries are acknowledged before Django's middleware (social/webhook_asgi.py).
-http_app = WebhookFastPath(
-    ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app
+http_app = WebhookAckMetrics(
+    WebhookFastPath(
+        ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app
+    )
 )
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from helpdesk.routing import websocket_urlpatterns  # noqa: E402
 from helpdesk.startup import refuse_unsafe_database  # noqa: E402
+from helpdesk.websocket_guard import CloseWithCode, OriginGuard  # noqa: E402
 
 refuse_unsafe_database()
 
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        "websocket": CloseWithCode(
+            OriginGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

@@ -192,14 +192,17 @@ def test_an_outsider_gets_404(
         f"/t/acme-air/conversations/{conversation.pk}/contact/",
     ):
         assert page.request.get(live.url + path).status == 404, path
-    opened = page.evaluate(
+    # Refused with its reason: closed at once with 4404 (no such workspace), before
+    # any frame.
+    refusal = page.evaluate(
         """() => new Promise((resolve) => {
           const socket = new WebSocket(`ws://${location.host}/ws/t/acme-air/`);
-          socket.onopen = () => resolve(true);
-          socket.onclose = () => resolve(false);
+          const frames = [];
+          socket.onmessage = (message) => frames.push(message.data);
+          socket.onclose = (event) => resolve({ code: event.code, frames });
         })"""
     )
-    assert opened is False
+    assert refusal == {"code": 4404, "frames": []}
 
 
 def test_keyboard_shortcuts_and_the_phone_layout(

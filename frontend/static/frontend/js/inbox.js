@@ -16,17 +16,21 @@ function start(root) {
   const names = JSON.parse(document.getElementById("member-names")?.textContent || "{}");
   const listEl = document.getElementById("conversation-list");
   const banner = document.getElementById("connection-banner");
-  const socket = new LiveSocket({ path: `/ws/t/${slug}/`, seq: root.dataset.seq });
+  const accessBanner = document.getElementById("access-banner");
+  const socket = new LiveSocket({
+    path: `/ws/t/${slug}/`,
+    seq: root.dataset.seq,
+    probe: `/t/${slug}/inbox/presence/`,
+  });
   const filters = () => (root.dataset.filters ? `?${root.dataset.filters}` : "");
   const list = createList({ slug, root, listEl, filters });
   const conversation = createConversation({ slug, socket, userId, names, inbox: root, list });
   list.conversation = conversation;
 
   socket.on("state", (state) => {
-    banner.hidden = state === "open";
-    if (state === "denied") {
-      banner.textContent = "You no longer have access to this workspace. Reload the page.";
-    }
+    // Denied is final: the socket has stopped, and only signing in again helps.
+    banner.hidden = state !== "lost";
+    accessBanner.hidden = state !== "denied";
     if (state === "open") {
       conversation.resumeViewing();
       refreshPresence();

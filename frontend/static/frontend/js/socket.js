@@ -1,15 +1,24 @@
 // The page's one WebSocket to /ws/t/<slug>/: push only (writes go through the REST
 // API). It reconnects with exponential backoff and resumes after the last event
 // sequence it saw, so the server replays what happened while it was away.
+//
+// A refusal is final: the server closes a refused handshake with 4401 (signed out),
+// 4403 (no access, or a foreign Origin) or 4404 (no such workspace), and the socket
+// then stops and reports "denied" instead of reconnecting. A proxy that refuses the
+// handshake itself shows only 1006, like a dropped network: after a few failures in
+// a row the socket asks the `probe` URL (a page of the workspace) whether the
+// session still has access, and stops when it is redirected to sign in or refused.
 
 const DENIED = new Set([4401, 4403, 4404]);
+const PROBE_AFTER = 3; // failed attempts in a row before asking the probe URL
 const HEARTBEAT_MS = 25_000;
 const MAX_BACKOFF_MS = 15_000;
 const CATCH_UP_LIMIT = 500; // the server replays at most this many; beyond, reload
 
 export class LiveSocket {
-  constructor({ path, seq }) {
+  constructor({ path, seq, probe = null }) {
     this.path = path;
+    this.probe = probe;
     this.lastSeq = Number(seq) || 0;
     this.handlers = new Map();
     this.attempts = 0;
@@ -29,10 +38,10 @@ export class LiveSocket {
     return this;
   }
 
-  emit(type, payload) {
+  emit(type, payload, detail) {
     for (const handler of this.handlers.get(type) || []) {
       try {
-        handler(payload);
+        handler(payload, detail);
       } catch (error) {
         console.error(error);
       }
@@ -84,14 +93,38 @@ export class LiveSocket {
     clearInterval(this.heartbeat);
     this.ws = null;
     if (DENIED.has(code)) {
-      this.stopped = true;
-      this.emit("state", "denied");
+      this.deny(code);
       return;
     }
     this.emit("state", "lost");
     const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.attempts);
     this.attempts += 1;
-    this.timer = setTimeout(() => this.connect(), backoff * (0.8 + Math.random() * 0.4));
+    const retry = () => this.connect();
+    if (this.probe && this.attempts >= PROBE_AFTER) {
+      this.stillAllowed().then((allowed) => {
+        if (allowed) this.timer = setTimeout(retry, backoff * (0.8 + Math.random() * 0.4));
+        else this.deny(code);
+      });
+      return;
+    }
+    this.timer = setTimeout(retry, backoff * (0.8 + Math.random() * 0.4));
+  }
+
+  deny(code) {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.emit("state", "denied", code);
+  }
+
+  // False only when the server answers that this session has no access (a redirect
+  // to sign in, 401, 403 or 404); a network error or a 5xx keeps the retries going.
+  async stillAllowed() {
+    try {
+      const reply = await fetch(this.probe, { redirect: "manual", credentials: "same-origin" });
+      return !(reply.type === "opaqueredirect" || [401, 403, 404].includes(reply.status));
+    } catch {
+      return true;
+    }
   }
 
   reconnectNow() {
