@@ -44,5 +44,12 @@ demo: install
 	$(DEMO_ENV) $(BIN)/python manage.py seed_demo
 	$(DEMO_ENV) $(BIN)/python manage.py serve --port $(PORT) --traffic 0.05
 
+# The production topology on this machine (Procfile, run by honcho): pgbouncer, two
+# uvicorn workers on one port, Celery workers per queue and beat, on the local
+# PostgreSQL, Redis and broker (EARSHOT_BROKER=redis|rabbitmq). README "Running it
+# for real" lists its environment. Ctrl-C stops everything.
+serve: install
+	PORT=$(PORT) $(BIN)/python scripts/serve.py
+
 clean-demo:
 	rm -f $(DEMO_DB)

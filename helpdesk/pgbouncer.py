@@ -163,10 +163,11 @@ class Pgbouncer:
             ) from None
 
     def stop(self) -> None:
-        """SIGINT: pgbouncer's immediate shutdown (clients are disconnected)."""
+        """SIGTERM: pgbouncer 1.18's immediate shutdown (its clients and server
+        connections are closed; transactions in flight roll back)."""
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
