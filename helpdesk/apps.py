@@ -7,5 +7,9 @@ class HelpdeskConfig(AppConfig):
 
     def ready(self) -> None:
         from helpdesk.dbtuning import widen_statement_cache
+        from helpdesk.metrics import connect_worker_signals
+        from helpdesk.observability.logs import connect_task_signals
 
         widen_statement_cache()
+        connect_task_signals()
+        connect_worker_signals()

@@ -12,12 +12,14 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from helpdesk import events
+from helpdesk import events, metrics
 from helpdesk.models import Conversation
 from helpdesk.presence import presence_store
 from tenants.context import tenant_context, tenant_db
 from tenants.models import Membership, Tenant, User
 
+# The consumer kind of earshot_websocket_connections (never a tenant label).
+METRICS_KIND = "inbox"
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
@@ -48,6 +50,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     user_id: int
     membership_id: int
     joined: list[str]
+    counted = False
 
     async def connect(self) -> None:
         self.joined = []
@@ -69,6 +72,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.joined.append(group)
         await self.accept()
+        self.counted = True
+        metrics.websocket_opened(METRICS_KIND)
         await self._catch_up()
         await self._heartbeat()
 
@@ -132,6 +137,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=CLOSE_FORBIDDEN)
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            self.counted = False
+            metrics.websocket_closed(METRICS_KIND)
         for group in self.joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         if self.joined:

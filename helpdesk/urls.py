@@ -11,6 +11,7 @@ from django.views.decorators.csp import csp_override
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from helpdesk import api_urls as helpdesk_api
+from helpdesk.observability.views import metrics_view, readyz_view
 from social import api_urls as social_api
 from social import channel_api
 from social.webhooks import receive_webhook
@@ -52,6 +53,8 @@ urlpatterns = [
     ),
     path("accounts/", include("allauth.urls")),
     path("healthz", health, name="health"),
+    path("readyz", readyz_view, name="ready"),
+    path("metrics", metrics_view, name="metrics"),
     path("hooks/<str:platform>/", receive_webhook, name="webhook"),
     path("status/", include("helpdesk.status_urls")),
     path("", include("social.urls")),

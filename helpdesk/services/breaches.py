@@ -20,13 +20,14 @@ transaction and sent after it commits (helpdesk.events.emit, the webhook outbox)
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from helpdesk import events
+from helpdesk import events, metrics
 from helpdesk.models import Conversation
 from helpdesk.services import sla
 from helpdesk.services.webhook_outbox import queue_webhook_deliveries
@@ -145,6 +146,7 @@ def record_due_breaches(tenant: Tenant, *, now: datetime, limit: int) -> list[in
             tenant.pk, BREACHED_EVENT, breach_payload(conversation)
         )
         breached.append(conversation.pk)
+        transaction.on_commit(partial(metrics.count_sla_breach, conversation.sla_kind))
     return breached
 
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from helpdesk import metrics
 from helpdesk.publish import enqueue_task_on_commit
 from helpdesk.services.webhook_outbox import endpoints_changed
 from helpdesk.webhooks.crypto import SecretUnreadable, decrypt_secret
@@ -139,6 +140,7 @@ def record_webhook_attempt(
     if delivery is None or delivery.status == Status.SUCCEEDED:
         return None
     endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+    metrics.count_outbound_webhook_failure(outcome)
     moment = timezone.now()
     delivery.last_status_code = outcome.status_code
     delivery.last_error = outcome.error[:LAST_ERROR_MAX]

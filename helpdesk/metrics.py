@@ -1,0 +1,243 @@
+"""Prometheus metrics: the counters, one small hook per event, and the scrape.
+
+Code paths call the `count_*`/`observe_*` hooks with one line. A hook never raises
+into its caller: a metrics failure must not fail a webhook, a delivery or a sweep,
+so each one logs at debug level and returns. Labels are bounded on purpose: a
+platform outside settings.SOCIAL_PLATFORMS is "other", and no metric carries a
+tenant, user, conversation or any other unbounded or personal value.
+
+With PROMETHEUS_MULTIPROC_DIR set (`make serve`: two uvicorn workers and several
+Celery workers), prometheus_client keeps every process's values in files in that
+directory and the scrape sums them (`render_metrics`); the serving command empties
+the directory before it starts the processes, and each process marks itself dead
+on exit so its live gauges (websocket connections) drop out. Without it (the demo,
+the tests) the values live in this process's default registry.
+"""
+
+import atexit
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+logger = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+OTHER = "other"
+# The webhook acknowledgement budget is p99 < 20 ms (DESIGN §6): buckets around it.
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+WEBHOOK_ACK_SECONDS = Histogram(
+    "earshot_webhook_ack_seconds",
+    "Time from a platform's webhook POST to its answer, by platform and HTTP "
+    "status (the _count is the number of acknowledgements).",
+    ["platform", "status"],
+    buckets=ACK_BUCKETS,
+)
+INGEST_ITEMS = Counter(
+    "earshot_ingest_items",
+    "Inbound items recorded as new customer messages, by platform.",
+    ["platform"],
+)
+DELIVERIES = Counter(
+    "earshot_deliveries",
+    "Reply delivery attempts by outcome: sent, failed (final), retried (transient "
+    "error, tried again later).",
+    ["platform", "outcome"],
+)
+WEBSOCKET_CONNECTIONS = Gauge(
+    "earshot_websocket_connections",
+    "Open websocket connections by consumer kind.",
+    ["consumer"],
+    multiprocess_mode="livesum",
+)
+SLA_BREACHES = Counter(
+    "earshot_sla_breaches",
+    "SLA response clocks recorded as breached, by clock kind (first, next).",
+    ["kind"],
+)
+OUTBOUND_WEBHOOK_FAILURES = Counter(
+    "earshot_outbound_webhook_failures",
+    "Failed outbound webhook attempts by reason: refused (SSRF guard), timeout, "
+    "connect, redirect, http_4xx, http_5xx, other.",
+    ["reason"],
+)
+QUEUE_DEPTH_ERRORS = Counter(
+    "earshot_queue_depth_errors",
+    "Scrapes that could not read the Celery queue depths from the broker.",
+)
+
+DELIVERY_OUTCOMES = frozenset({"sent", "failed", "retried"})
+SLA_KINDS = frozenset({"first", "next"})
+
+
+def _platform(value: object) -> str:
+    text = str(value)
+    return text if text in settings.SOCIAL_PLATFORMS else OTHER
+
+
+def _never_raises[**P](hook: Callable[P, None]) -> Callable[P, None]:
+    @wraps(hook)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            hook(*args, **kwargs)
+        except Exception:
+            logger.debug("metrics hook %s failed", hook.__name__, exc_info=True)
+
+    return guarded
+
+
+@_never_raises
+def observe_webhook_ack(platform: str, status: int, seconds: float) -> None:
+    """One webhook POST answered with `status` after `seconds`."""
+    WEBHOOK_ACK_SECONDS.labels(_platform(platform), str(int(status))).observe(seconds)
+
+
+@_never_raises
+def count_ingested(platform: str, count: int = 1) -> None:
+    """`count` inbound items of `platform` became new messages."""
+    INGEST_ITEMS.labels(_platform(platform)).inc(count)
+
+
+@_never_raises
+def count_deliveries(messages: Iterable[Any], outcome: str) -> None:
+    """Reply delivery outcomes (`sent`, `failed`, `retried`) of `messages` (objects
+    with a `platform`)."""
+    label = outcome if outcome in DELIVERY_OUTCOMES else OTHER
+    for message in messages:
+        DELIVERIES.labels(_platform(message.platform), label).inc()
+
+
+@_never_raises
+def count_delivery_failure(message: Any) -> None:
+    """A recorded failed attempt: `failed` when the message is marked failed (final),
+    else `retried` (it stays sending and is tried again)."""
+    outcome = "failed" if message.delivery_status == "failed" else "retried"
+    DELIVERIES.labels(_platform(message.platform), outcome).inc()
+
+
+@_never_raises
+def count_sla_breach(kind: str) -> None:
+    """One SLA clock of `kind` recorded as breached."""
+    SLA_BREACHES.labels(kind if kind in SLA_KINDS else OTHER).inc()
+
+
+@_never_raises
+def count_outbound_webhook_failure(outcome: Any) -> None:
+    """One failed outbound webhook attempt (a transport PostOutcome); successes are
+    not counted here."""
+    if outcome.ok:
+        return
+    OUTBOUND_WEBHOOK_FAILURES.labels(failure_reason(outcome)).inc()
+
+
+def failure_reason(outcome: Any) -> str:
+    """The bounded reason of a failed attempt, from its status code or error text."""
+    code = outcome.status_code
+    if code is not None:
+        if 300 <= code < 400:
+            return "redirect"
+        if 400 <= code < 500:
+            return "http_4xx"
+        if code >= 500:
+            return "http_5xx"
+        return OTHER
+    error = str(outcome.error)
+    for prefix, reason in (
+        ("Refused", "refused"),
+        ("Timed out", "timeout"),
+        ("Could not connect", "connect"),
+    ):
+        if error.startswith(prefix):
+            return reason
+    return OTHER
+
+
+@_never_raises
+def websocket_opened(consumer: str) -> None:
+    """A websocket of `consumer` kind (a class name, not a tenant) was accepted."""
+    WEBSOCKET_CONNECTIONS.labels(consumer).inc()
+
+
+@_never_raises
+def websocket_closed(consumer: str) -> None:
+    """An accepted websocket of `consumer` kind closed."""
+    WEBSOCKET_CONNECTIONS.labels(consumer).dec()
+
+
+# --- the scrape ---------------------------------------------------------------------
+
+
+def multiprocess_dir() -> str | None:
+    """The multiprocess directory when this process runs in that mode, else None."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+class _Collected:
+    """A collector that yields another source's metrics (one registry per scrape)."""
+
+    def __init__(self, source: Callable[[], Iterable[Metric]]) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.source()
+
+    def describe(self) -> list[Metric]:
+        return []
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """The Prometheus text exposition of every process's metrics plus the queue
+    depths read from the broker now: (body, content type)."""
+    from helpdesk.observability.queues import QueueDepthCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    # First: a broker it cannot read counts an error that this scrape then shows.
+    registry.register(QueueDepthCollector())
+    if multiprocess_dir():
+        MultiProcessCollector(registry)
+    else:
+        registry.register(_Collected(REGISTRY.collect))
+    return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4
+
+
+def mark_this_process_dead() -> None:
+    """Drop this process's live gauges from the multiprocess files (on exit)."""
+    directory = multiprocess_dir()
+    if directory is None:
+        return
+    try:
+        mark_process_dead(os.getpid(), directory)
+    except OSError:
+        logger.debug("could not mark process %s dead", os.getpid(), exc_info=True)
+
+
+if multiprocess_dir():
+    atexit.register(mark_this_process_dead)
+
+
+def connect_worker_signals() -> None:
+    """Mark a Celery pool process dead when it exits (idempotent)."""
+    from celery.signals import worker_process_shutdown
+
+    worker_process_shutdown.connect(
+        _worker_process_exiting, weak=False, dispatch_uid="earshot-metrics-exit"
+    )
+
+
+def _worker_process_exiting(**_: Any) -> None:
+    mark_this_process_dead()
