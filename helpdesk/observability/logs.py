@@ -34,6 +34,9 @@ REDACTED = "[redacted]"
 
 _request_id: ContextVar[str | None] = ContextVar("earshot_request_id", default=None)
 _task_id: ContextVar[str | None] = ContextVar("earshot_task_id", default=None)
+_request_tenant: ContextVar[int | None] = ContextVar(
+    "earshot_request_tenant", default=None
+)
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization credentials (Bearer, Basic), wherever they appear.
@@ -42,13 +45,13 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Earshot's own API tokens (esk_...), even without a scheme in front.
     (re.compile(r"\besk_[A-Za-z0-9_-]+"), REDACTED),
     # user:password@ in URLs (database, broker, Redis).
-    (re.compile(r"(://)[^/\s:@]+:[^/\s@]+@"), rf"\1{REDACTED}@"),
+    (re.compile(r"(://)[^/\s:@]*:[^/\s@]+@"), rf"\1{REDACTED}@"),
     # key=value and "key": "value" pairs whose key says secret.
     (
         re.compile(
             r"(?i)(\b[\w-]*(?:password|passwd|secret|token|api[_-]?key|authorization"
-            r"|signature|cookie|session)[\w-]*[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'"
-            r"|[^\s,;&}\"']+)"
+            r"|signature|cookie|session)[\w-]*[\"']?\s*[:=]\s*)"
+            r"(?!(?i:bearer|basic)\s|\[redacted\])(\"[^\"]*\"|'[^']*'|[^\s,;&}\"']+)"
         ),
         rf"\1{REDACTED}",
     ),
@@ -101,7 +104,14 @@ def end_request(token: Token[str | None]) -> None:
 
 class RequestIdMiddleware:
     """Sets the request id for the request's log lines and echoes it in the
-    response. No database, one ContextVar: cheap on the API's hot path."""
+    response. No database, one ContextVar: cheap on the API's hot path.
+
+    The id is not reset when the response leaves: Django logs a 4xx/5xx response
+    (django.request) after the whole middleware chain returned, and that line must
+    carry it too. Under ASGI every request runs in a context of its own, so the id
+    goes no further; a sync caller's next request sets its own. The request's
+    tenant, once the tenant middleware resolved it, is remembered the same way.
+    """
 
     sync_capable = True
     async_capable = True
@@ -115,28 +125,36 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self._acall(request)
-        request_id, token = begin_request(request.headers.get(REQUEST_ID_HEADER))
-        try:
-            response: HttpResponseBase = self.get_response(request)
-        finally:
-            end_request(token)
-        response[REQUEST_ID_HEADER] = request_id
-        return response
+        request_id = _begin(request)
+        response: HttpResponseBase = self.get_response(request)
+        return _end(request, response, request_id)
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        request_id, token = begin_request(request.headers.get(REQUEST_ID_HEADER))
-        try:
-            response: HttpResponseBase = await self.get_response(request)
-        finally:
-            end_request(token)
-        response[REQUEST_ID_HEADER] = request_id
-        return response
+        request_id = _begin(request)
+        response: HttpResponseBase = await self.get_response(request)
+        return _end(request, response, request_id)
+
+
+def _begin(request: HttpRequest) -> str:
+    _request_tenant.set(None)
+    return begin_request(request.headers.get(REQUEST_ID_HEADER))[0]
+
+
+def _end(
+    request: HttpRequest, response: HttpResponseBase, request_id: str
+) -> HttpResponseBase:
+    tenant = getattr(request, "tenant", None)
+    if tenant is not None:
+        _request_tenant.set(tenant.pk)
+    response[REQUEST_ID_HEADER] = request_id
+    return response
 
 
 def _tenant_id() -> int | None:
     from tenants.context import current_tenant_id
 
-    return current_tenant_id()
+    tenant_id = current_tenant_id()
+    return tenant_id if tenant_id is not None else _request_tenant.get()
 
 
 class PlainFormatter(logging.Formatter):
