@@ -72,9 +72,9 @@ def test_a_sane_request_id_is_echoed() -> None:
 
 @pytest.mark.parametrize("given", [None, "", "has spaces", "x" * 129, "a\nb", "é"])
 def test_a_missing_or_odd_request_id_is_replaced(given: str | None) -> None:
-    extra = {} if given is None else {"HTTP_X_REQUEST_ID": given}
+    headers = {} if given is None else {"X-Request-ID": given}
 
-    response = Client().get("/healthz", **extra)
+    response = Client().get("/healthz", headers=headers)
 
     assert GENERATED.fullmatch(response["X-Request-ID"])
 
