@@ -10,7 +10,10 @@
   replacement at once, as a supervisor would;
 - `celery beat` (the sweepers) with its schedule in a temporary directory;
 - the Sandbox's webhook sender: a worker on the Sandbox's own queue, playing the
-  platform's infrastructure (never killed; see stack_settings.py).
+  platform's infrastructure (never killed; see stack_settings.py);
+- with `procfile=True`, `make serve`'s topology (Procfile): one worker per queue
+  (inbound, delivery, default) and the runtime role through a pgbouncer of its
+  own in transaction mode (helpdesk/pgbouncer.py).
 
 Every process uses tests/faults/stack_settings.py and reaches the test database as
 the runtime role. Logs go to tests/faults/artifacts/logs/<test>/.
@@ -20,6 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +35,7 @@ import httpx
 import redis
 
 from helpdesk.celery import app as celery_app
+from helpdesk.pgbouncer import Pgbouncer, PgbouncerConfig
 from tests.helpdesk.live import (
     CELERY,
     celery_worker_command,
@@ -46,6 +51,7 @@ SANDBOX_QUEUE = "sandbox"
 # Earshot's workers here take all three queues (helpdesk/settings.py routes every
 # task to one); `make serve` gives each queue workers of its own.
 WORKER_QUEUES = "inbound,delivery,default"
+PROCFILE_QUEUES = ("inbound", "delivery", "default")
 
 
 class Process:
@@ -178,8 +184,11 @@ class Stack:
         workers: int = 2,
         concurrency: int = 2,
         slow_post_seconds: float = 0.0,
+        procfile: bool = False,
     ) -> None:
         assert broker in ("redis", "rabbitmq")
+        # Procfile's worker lines: one worker per queue.
+        self.queues = PROCFILE_QUEUES if procfile else (WORKER_QUEUES,) * workers
         self.broker = broker
         self.log_dir = log_dir
         self.tmp = tmp
@@ -202,10 +211,14 @@ class Stack:
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
         }
+        self.bouncer = _stack_pgbouncer(log_dir) if procfile else None
+        if self.bouncer is not None:
+            self.env["DATABASE_URL"] = self.bouncer.url
+            self.env["DATABASE_PGBOUNCER"] = "1"
         self.concurrency = concurrency
         self.server = Process("server", self._server_command(), self.env)
-        self.workers = [self._worker(i) for i in range(workers)]
-        self.worker_starts = [0] * workers
+        self.workers = [self._worker(i) for i in range(len(self.queues))]
+        self.worker_starts = [0] * len(self.queues)
         self.sandbox_worker = Process(
             "sandbox-worker",
             self._celery_worker_command("sandbox", SANDBOX_QUEUE, "threads", 8),
@@ -243,7 +256,7 @@ class Stack:
 
     def _worker(self, index: int) -> Process:
         command = self._celery_worker_command(
-            f"earshot{index}", WORKER_QUEUES, "prefork", self.concurrency
+            f"earshot{index}", self.queues[index], "prefork", self.concurrency
         )
         return Process(f"worker-{index}", command, self.env)
 
@@ -253,6 +266,8 @@ class Stack:
         """Redis and the broker: what the test process needs to publish tasks."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.redis.start()
+        if self.bouncer is not None:
+            self.bouncer.start()
         if self.broker == "rabbitmq":
             rabbitmqctl("add_vhost", self.vhost)
             rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
@@ -307,6 +322,63 @@ class Stack:
             worker.wait_for_log(" ready.", 60)
         return time.monotonic()
 
+    # -- rolling restarts (a deploy) ------------------------------------------------
+
+    def asgi_children(self) -> set[int]:
+        """The uvicorn worker processes (spawned children of the server)."""
+        assert self.server.process is not None
+        parent = self.server.process.pid
+        children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        found = set()
+        for pid in children:
+            with suppress(OSError):
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.add(int(pid))
+        return found
+
+    def rolling_restart_server(self, timeout: float = 90) -> float:
+        """SIGHUP to uvicorn: it replaces each ASGI worker in turn, the new one
+        ready before the old one stops. Returns when all are new and answer."""
+        assert self.server.process is not None
+        old = self.asgi_children()
+        self.server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while True:
+            now = self.asgi_children()
+            if len(now) == len(old) and not now & old and self.healthy():
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ASGI workers not replaced:\n{self.server.tail()}")
+            time.sleep(0.2)
+        self.kills.append(f"asgi {sorted(old)} -> {sorted(now)}")
+        return time.monotonic()
+
+    def rolling_restart_worker(self, index: int, timeout: float = 60) -> float:
+        """Start worker `index`'s replacement, wait until it is ready, then stop the
+        old one with SIGTERM (a warm shutdown: it finishes what it runs)."""
+        old = self.workers[index]
+        new = Process(old.name, old.command, self.env)
+        self.worker_starts[index] += 1
+        new.start(self.log_dir / f"worker-{index}-{self.worker_starts[index]}.log")
+        new.wait_for_log(" ready.", timeout)
+        self.workers[index] = new
+        assert old.process is not None
+        old.process.send_signal(signal.SIGTERM)
+        try:
+            old.process.wait(timeout=timeout)
+        finally:
+            old.stop()
+        self.kills.append(f"worker-{index} ({self.queues[index]})")
+        return time.monotonic()
+
+    def restart_beat(self) -> float:
+        """Beat is a singleton: stop it, then start it again."""
+        self.beat.stop()
+        self.beat.start(self.log_dir / f"beat-{time.monotonic_ns()}.log")
+        self.beat.wait_for_log("beat: Starting", 30)
+        self.kills.append("beat")
+        return time.monotonic()
+
     def processes(self) -> list[Process]:
         return [self.server, *self.workers, self.sandbox_worker, self.beat]
 
@@ -320,6 +392,8 @@ class Stack:
     def stop(self) -> None:
         for process in reversed(self.processes()):
             process.stop()
+        if self.bouncer is not None:
+            self.bouncer.stop()
         self.redis.stop()
         if self.broker == "rabbitmq":
             with suppress(subprocess.CalledProcessError):
@@ -338,6 +412,46 @@ class Stack:
             log.read_text(errors="replace")
             for log in sorted(self.log_dir.glob("worker-*.log"))
         )
+
+
+class StackPgbouncer(Pgbouncer):
+    """The stack's pgbouncer: the test database, the runtime role, a free port."""
+
+    @property
+    def url(self) -> str:
+        from django.conf import settings
+
+        runtime = settings.DATABASES["default"]
+        return (
+            f"postgresql://{runtime['USER']}@127.0.0.1:{self.config.listen_port}"
+            f"/{runtime['NAME']}"
+        )
+
+    def restart(self, down: float) -> float:
+        """Stop it (immediate shutdown: its connections drop), stay down `down`
+        seconds, start it again on the same port; returns when it listens."""
+        self.stop()
+        time.sleep(down)
+        self.start()
+        return time.monotonic()
+
+
+def _stack_pgbouncer(log_dir: Path) -> StackPgbouncer:
+    from django.conf import settings
+
+    runtime = settings.DATABASES["default"]
+    # pgbouncer runs as `postgres` under root: its folder must be reachable.
+    folder = Path(tempfile.mkdtemp(prefix="earshot-faults-pgbouncer-"))
+    folder.chmod(0o755)
+    config = PgbouncerConfig(
+        directory=folder,
+        listen_port=free_port(),
+        databases=(runtime["NAME"],),
+        users={runtime["USER"]: None},
+        upstream_host=runtime["HOST"] or "127.0.0.1",
+        upstream_port=int(runtime["PORT"] or 5432),
+    )
+    return StackPgbouncer(config, log_dir / "pgbouncer.log")
 
 
 def restart_postgres() -> float:
