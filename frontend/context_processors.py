@@ -4,7 +4,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from social.selectors import accounts_needing_reauth
+from social.selectors import accounts_needing_reauth, degraded_accounts
 from tenants.selectors import user_workspaces
 
 
@@ -15,6 +15,9 @@ def workspace(request: HttpRequest) -> dict[str, Any]:
     tenant = getattr(request, "tenant", None)
     return {
         "reauth_accounts": (lambda: accounts_needing_reauth())
+        if tenant is not None
+        else None,
+        "degraded_accounts": (lambda: degraded_accounts())
         if tenant is not None
         else None,
         "current_membership": getattr(request, "membership", None),

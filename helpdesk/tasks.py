@@ -24,7 +24,7 @@ from helpdesk.services import (
 from helpdesk.services.digest import claim_due_digests, send_digest
 from helpdesk.services.inbound import record_inbound_message
 from helpdesk.webhooks.transport import post_webhook
-from social import http, sending
+from social import health, http, sending
 from social.connectors import get_connector
 from social.connectors.base import ConnectorError, DeliveryResult, item_from_dict
 from social.models import SocialAccount
@@ -34,12 +34,21 @@ from tenants.tasks import enqueue, system_task, tenant_task
 
 logger = logging.getLogger(__name__)
 
-MAX_DELIVERY_RETRIES = 8
+# A reply's transient failures before it is marked failed; with the backoff's cap
+# that is about ten minutes of trying, so a platform's bad quarter of an hour (429s
+# and 5xx) delays replies instead of failing them. A retry held back by its
+# account's pause (social.sending) counts as well.
+MAX_DELIVERY_RETRIES = 15
+# The longest wait between two attempts at one reply, unless the platform's
+# Retry-After asks for longer; the account's pause keeps the platform quiet between.
+MAX_DELIVERY_BACKOFF = 60.0
 
 
 def backoff_seconds(retries: int, retry_after: float | None) -> float:
     """Exponential backoff with jitter, never sooner than the platform's Retry-After."""
-    exponential = min(600.0, 2.0 ** (retries + 1)) * (0.8 + 0.4 * random.random())  # noqa: S311
+    exponential = min(MAX_DELIVERY_BACKOFF, 2.0 ** (retries + 1)) * (
+        0.8 + 0.4 * random.random()  # noqa: S311 - jitter, not secrets
+    )
     return max(exponential, retry_after or 0.0)
 
 
@@ -77,9 +86,26 @@ class _Attempt:
     skipped: bool = False  # its claim was taken over: not ours to send or record
 
 
+def _hold_paused(attempts: list[_Attempt]) -> dict[int, float]:
+    """Replies of accounts the platform asked us to leave alone wait, without a
+    call, until the pause is over; returns the pauses on record
+    (social.sending.pauses)."""
+    on_record = sending.pauses(
+        a.plan.account_id for a in attempts if a.plan.account_id is not None
+    )
+    for attempt in attempts:
+        left = on_record.get(attempt.plan.account_id or 0, 0.0)
+        if left > 0:
+            attempt.error = ConnectorError(
+                "The platform is refusing or failing calls; waiting before trying.",
+                retry_after=left,
+            )
+    return on_record
+
+
 def _reconcile(attempts: list[_Attempt]) -> None:
     """Ask the platform about the replies an earlier attempt may have sent."""
-    looking = [attempt for attempt in attempts if attempt.plan.reconcile]
+    looking = [a for a in attempts if a.plan.reconcile and a.error is None]
     calls = [
         sending.Call(
             attempt.plan.account,
@@ -160,7 +186,8 @@ def deliver_message(task: Task, tenant: Tenant, message_id: int) -> str:  # type
     if not plans:
         return "skipped"
     attempts = [_Attempt(plan) for plan in plans]
-    if any(plan.reconcile for plan in plans):
+    paused = _hold_paused(attempts)
+    if any(a.plan.reconcile and a.error is None for a in attempts):
         _reconcile(attempts)
         # Restart the lease, then send within SEND_BUDGET: a takeover cannot
         # start while these calls may still be in flight (see CLAIM_LEASE).
@@ -176,7 +203,40 @@ def deliver_message(task: Task, tenant: Tenant, message_id: int) -> str:  # type
         [a for a in attempts if a.result is None and a.error is None and not a.skipped],
         end=claimed + delivery.SEND_BUDGET,
     )
-    return _record(task, tenant, message_id, attempts)
+    return _record(task, tenant, message_id, attempts, paused=paused)
+
+
+def _account_health(attempts: list[_Attempt], paused: dict[int, float]) -> list[int]:
+    """After a batch: an account whose platform answered 429/5xx and never worked
+    in it is paused (social.sending) and marked degraded; one whose call worked
+    has its pause ended and is healthy again, and its replies waiting out a
+    backoff are made due. Returns those replies. Call in the tenant's context,
+    before the batch's failures are recorded (their waits are this batch's own)."""
+    worked = {
+        a.plan.account_id
+        for a in attempts
+        if a.result is not None and not a.skipped and a.plan.account_id is not None
+    }
+    troubled: dict[int, ConnectorError] = {}
+    for attempt in attempts:
+        account_id, error = attempt.plan.account_id, attempt.error
+        if account_id is None or account_id in worked or attempt.skipped:
+            continue
+        if error is None or not sending.platform_trouble(error):
+            continue
+        # The account waits for the longest Retry-After its platform gave.
+        known = troubled.get(account_id)
+        if known is None or (error.retry_after or 0) > (known.retry_after or 0):
+            troubled[account_id] = error
+    for account_id, error in troubled.items():
+        sending.pause(account_id, error)
+    if troubled:
+        error = next(iter(troubled.values()))
+        health.mark_degraded(
+            troubled, error=f"The platform answered {error.status}: {error.message}"
+        )
+    sending.resume(worked & set(paused))
+    return delivery.wake_replies(health.mark_healthy(worked))
 
 
 def _record(
@@ -184,6 +244,8 @@ def _record(
     tenant: Tenant,
     message_id: int,
     attempts: list[_Attempt],
+    *,
+    paused: dict[int, float],
 ) -> str:
     """Record the batch's outcomes in one transaction, then hand out the retries."""
     retries: list[tuple[_Attempt, int, float]] = []
@@ -196,6 +258,7 @@ def _record(
                 if a.result is not None and not a.skipped
             }
         )
+        woken = _account_health(attempts, paused)
         for attempt in attempts:
             if attempt.plan.message_id == message_id:
                 own = attempt
@@ -222,6 +285,8 @@ def _record(
                 retries.append((attempt, done + 1, countdown))
     if not task.request.is_eager:
         _remember_sent(tenant.pk, sent)
+    for woken_id in woken:
+        enqueue(deliver_message, tenant.pk, woken_id, swept_by="helpdesk.sweep_outbox")
     for attempt, retry, countdown in retries:
         enqueue(
             deliver_message,

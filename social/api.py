@@ -56,6 +56,7 @@ class CapabilitiesOutput(serializers.Serializer[Any]):
 class SocialAccountOutput(serializers.ModelSerializer[SocialAccount]):
     brand = BrandRefOutput()
     needs_reauth = serializers.SerializerMethodField()
+    degraded = serializers.BooleanField(read_only=True)
     capabilities = serializers.SerializerMethodField()
 
     class Meta:
@@ -69,6 +70,8 @@ class SocialAccountOutput(serializers.ModelSerializer[SocialAccount]):
             "purpose",
             "status",
             "needs_reauth",
+            "degraded",
+            "degraded_since",
             "last_error",
             "capabilities",
             "created_at",

@@ -1,7 +1,8 @@
 """The one outbound HTTP seam for connectors: timeouts, a user agent, error mapping.
 
 Connectors call `request()`; it maps platform answers onto ConnectorError:
-401 → auth (re-authorize), 429 → retry after Retry-After (or x-rate-limit-reset),
+401 → auth (re-authorize), 429 → retry after Retry-After (seconds or an HTTP-date;
+or x-rate-limit-reset),
 5xx and network errors → retry, other 4xx → permanent with the platform's message.
 The error keeps the answer's status, headers and body for the connectors' own
 mapping. Tokens never reach the logs: only method, host and path are logged.
@@ -9,14 +10,17 @@ mapping. Tokens never reach the logs: only method, host and path are logged.
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from social.connectors.base import ConnectorError
+from tenants import netguard
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +35,8 @@ DEADLINE = 12.0
 # batch reuses them instead of opening one per call.
 LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100)
 _client: httpx.Client | None = None
+# The SSRF policy of a host a tenant chose (see `guarded_client`).
+Guard = Callable[[], netguard.Policy]
 
 
 class _Budget(dict[str, float | None]):
@@ -81,7 +87,9 @@ def timeouts() -> dict[str, Any]:
     return {"timeout": _Budget(TIMEOUT.as_dict(), end)}
 
 
-def _send_within(method: str, url: str, **kwargs: Any) -> httpx.Response:
+def _send_within(
+    method: str, url: str, guard: Guard | None = None, **kwargs: Any
+) -> httpx.Response:
     """Send, and read the whole answer by the deadline of `timeouts()`.
 
     httpcore takes the body's read timeout once and applies it to each read, so an
@@ -91,7 +99,7 @@ def _send_within(method: str, url: str, **kwargs: Any) -> httpx.Response:
     """
     extensions = timeouts()
     end = extensions["timeout"].deadline
-    http = client()
+    http = client() if guard is None else guarded_client(guard)
     auth = kwargs.pop("auth", httpx.USE_CLIENT_DEFAULT)
     streamed = http.send(
         http.build_request(method, url, extensions=extensions, **kwargs),
@@ -137,12 +145,52 @@ def install_client(replacement: httpx.Client | None) -> None:
     """Swap the pooled client (tests: a blocking one, or one bound to a fake server)."""
     global _client
     _client = replacement
+    _guarded.clear()
+
+
+# Hosts a tenant chose (Mastodon instances) are called through clients of their own,
+# one per guard: every connection they open is checked by the SSRF guard and pinned
+# to the checked address (tenants/netguard.py). Tests do not replace these clients:
+# the guard itself keeps them off everything but the networks a test allows.
+_guarded: dict["Guard", httpx.Client] = {}
+
+
+def guarded_client(guard: Guard) -> httpx.Client:
+    """The pooled client whose connections go through `guard`'s SSRF policy."""
+    pooled = _guarded.get(guard)
+    if pooled is None:
+        pooled = _guarded[guard] = httpx.Client(
+            transport=netguard.guarded_transport(guard),
+            timeout=TIMEOUT,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+            trust_env=False,
+        )
+    return pooled
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (RFC 9110: delay-seconds or an
+    HTTP-date); None when absent or malformed. A date in the past is 0."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+        when = when.replace(tzinfo=UTC)
+    moment = time.time() if now is None else now
+    return max(0.0, when.timestamp() - moment)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    header = response.headers.get("retry-after")
-    if header and header.strip().isdigit():
-        return float(header)
+    parsed = parse_retry_after(response.headers.get("retry-after"))
+    if parsed is not None:
+        return parsed
     reset = response.headers.get("x-rate-limit-reset") or response.headers.get(
         "x-ratelimit-reset"
     )
@@ -171,19 +219,26 @@ def _platform_message(response: httpx.Response) -> str:
     return str(data)[:300]
 
 
-def request(method: str, url: str, **kwargs: Any) -> httpx.Response:
+def request(
+    method: str, url: str, *, guard: Guard | None = None, **kwargs: Any
+) -> httpx.Response:
     """Send one request; return the response when 2xx, else raise ConnectorError.
 
     The whole request, answer included, takes at most DEADLINE seconds (less inside
-    a `deadline()` block), however slowly the platform drips its answer.
+    a `deadline()` block), however slowly the platform drips its answer. With a
+    `guard` (a host a tenant chose), the connection goes through the SSRF guard; a
+    refused address is a permanent ConnectorError saying why.
     """
     try:
-        response = _send_within(method, url, **kwargs)
+        response = _send_within(method, url, guard, **kwargs)
     except httpx.TimeoutException as exc:
         raise ConnectorError(
             f"The platform did not answer in time ({exc.__class__.__name__})."
         ) from exc
     except httpx.TransportError as exc:
+        refusal = netguard.refusal_in(exc)
+        if refusal is not None:
+            raise ConnectorError(refusal, permanent=True) from exc
         raise ConnectorError(
             f"Could not reach the platform ({exc.__class__.__name__})."
         ) from exc

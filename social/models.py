@@ -66,6 +66,11 @@ class SocialAccount(TenantModel):
     search_cursor = models.CharField(max_length=255, blank=True)
     next_poll_at = models.DateTimeField(null=True, blank=True)
     poll_failures = models.PositiveSmallIntegerField(default=0)
+    # Since when the platform has been refusing or failing this account's calls
+    # (429, 5xx, no answer); None when its last call worked. Apart from `status`:
+    # a degraded account stays connected, polled and sent through (with backoff);
+    # social.health sets and clears it.
+    degraded_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=now)
 
     class Meta:
@@ -80,6 +85,10 @@ class SocialAccount(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.get_platform_display()} @{self.handle}"
+
+    @property
+    def degraded(self) -> bool:
+        return self.degraded_since is not None
 
 
 def connector_ref(account: SocialAccount) -> "AccountRef":

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
+from social import health, sending
 from social.connectors import get_connector
 from social.connectors.base import ConnectorError, FetchResult
 from social.ingest import record_for_account
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 POLL_INTERVAL = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(hours=1)
+# The longest wait after a 429 or 5xx beyond the platform's own pause: a poll
+# soon after a platform's outage catches up (from the cursor) without an hour's gap.
+TROUBLE_BACKOFF = timedelta(minutes=5)
 
 
 def due_accounts(*, now: datetime | None = None) -> list[int]:
@@ -54,6 +58,10 @@ def poll_account(tenant: Tenant, account_id: int) -> int:
     transaction, so a failed search keeps what the fetch recorded. A ConnectorError
     from either call backs the account off (or turns it `needs_reauth`) through
     `_record_failure`; the failure count is reset only when the whole poll worked.
+    An account its platform asked to leave alone (social.sending's pause after a
+    429 or 5xx) is not called: its next poll waits for the pause to end. A 429 or
+    5xx pauses it and marks it degraded; a poll that works ends both
+    (social.health), and the next one catches up from the cursor.
     """
     with tenant_context(tenant):
         account = SocialAccount.objects.filter(pk=account_id).first()
@@ -63,6 +71,12 @@ def poll_account(tenant: Tenant, account_id: int) -> int:
         ref = connector_ref(account)
         cursor, search_cursor = account.poll_cursor, account.search_cursor
         terms = brand_search_terms(account) if connector.keyword_search else []
+        wait = sending.pauses([account_id]).get(account_id, 0.0)
+        if wait > 0:
+            SocialAccount.objects.filter(pk=account_id).update(
+                next_poll_at=timezone.now() + timedelta(seconds=wait)
+            )
+            return 0
     try:
         fetched = connector.fetch_since(ref, cursor)
     except ConnectorError as error:
@@ -103,6 +117,10 @@ def _record(
             account.next_poll_at = timezone.now() + POLL_INTERVAL
             account.last_error = ""
             fields += ["poll_failures", "next_poll_at", "last_error"]
+        if finished and account.degraded_since is not None:
+            # Before the save, which then keeps the next poll a full interval away.
+            sending.resume([account_id])
+            health.mark_healthy([account_id])
         account.save(update_fields=fields)
     return new
 
@@ -120,6 +138,14 @@ def _record_failure(tenant: Tenant, account_id: int, error: ConnectorError) -> N
         timedelta(seconds=error.retry_after or 0),
         min(MAX_BACKOFF, POLL_INTERVAL * 2**account.poll_failures),
     )
+    if sending.platform_trouble(error):
+        paused = sending.pause(account_id, error)
+        health.mark_degraded(
+            [account_id], error=f"The platform answered {error.status}: {error.message}"
+        )
+        # The pause ends at the platform's word; the first success anywhere (a
+        # delivery) clears the degraded state and makes this poll due again.
+        wait = max(timedelta(seconds=paused), min(wait, TROUBLE_BACKOFF))
     account.last_error = error.message[:1000]
     account.next_poll_at = timezone.now() + wait
     account.save(update_fields=["last_error", "next_poll_at"])

@@ -24,6 +24,16 @@ def accounts_needing_reauth() -> list[SocialAccount]:
     )
 
 
+def degraded_accounts() -> list[SocialAccount]:
+    """The open workspace's accounts whose platform is refusing or failing calls
+    (social.health), for the UI banner."""
+    return list(
+        SocialAccount.objects.filter(degraded_since__isnull=False)
+        .exclude(status=SocialAccount.Status.DISCONNECTED)
+        .only("platform", "handle", "degraded_since")
+    )
+
+
 def platform_capabilities(platform: str) -> Capabilities | None:
     """What the platform's connector allows, or None when it has no connector."""
     try:

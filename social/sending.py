@@ -15,6 +15,14 @@ before the batch's deadline. A wait that would pass it ends the call without
 sending, as a transient error with `retry_after` the wait: the delivery is retried
 then. The platform's own 429 (with Retry-After) stays the last word.
 
+Platform trouble. An account whose platform answered 429 or 5xx is paused: its
+Retry-After (seconds or an HTTP-date, social.http), else an exponential backoff
+with jitter over its consecutive failures (PAUSE_CAP at most), counted in the
+Django cache like the limits. Delivery looks before a batch's calls and polling
+before a poll (`pauses`), and neither calls the platform for a paused account;
+its first success ends the pause (`resume`). Calls of one batch already made
+when a refusal comes back are not recalled.
+
 The deadline. Every call of a batch ends by one time (`end`, time.monotonic()),
 the claim's renewal plus delivery.SEND_BUDGET (see helpdesk.services.delivery
 CLAIM_LEASE): a call that would start with less than MIN_CALL_SECONDS left is not
@@ -23,16 +31,19 @@ made at all.
 
 import logging
 import os
+import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 
 from social import http
 from social.connectors.base import AccountRef, ConnectorError, SendLimit
+from tenants.outages import CACHE_ERRORS
 from tenants.ratelimit import fixed_window_wait
 
 logger = logging.getLogger(__name__)
@@ -41,6 +52,10 @@ logger = logging.getLogger(__name__)
 # A call starts only with at least this much of the batch's deadline left.
 MIN_CALL_SECONDS = 1.0
 DEFAULT_CONCURRENCY = 32
+# The longest pause of an account after 5xx answers without a Retry-After.
+PAUSE_CAP = 30.0
+# How long the cache remembers an account's failures after its pause ends.
+PAUSE_MEMORY = 3600
 
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0
@@ -156,3 +171,68 @@ def run_all[T](calls: Sequence[Call[T]], *, end: float) -> list[Outcome[T]]:
     if crash is not None:
         raise crash
     return outcomes
+
+
+def platform_trouble(error: ConnectorError) -> bool:
+    """The platform answered that it cannot serve us now: 429 or a 5xx."""
+    return error.status is not None and (error.status == 429 or error.status >= 500)
+
+
+def _pause_key(account_id: int) -> str:
+    return f"platform-pause:{account_id}"
+
+
+def pauses(account_ids: Iterable[int]) -> dict[int, float]:
+    """The accounts (SocialAccount ids) with a pause on record: seconds still to
+    wait (0 or less: over, but not yet ended by a success). One cache round trip;
+    an unreachable cache pauses nothing (the platform's 429 still applies)."""
+    keys = {_pause_key(account_id): account_id for account_id in set(account_ids)}
+    if not keys:
+        return {}
+    try:
+        found = cache.get_many(list(keys))
+    except CACHE_ERRORS as error:
+        logger.warning("account pauses not read, cache unavailable: %r", error)
+        return {}
+    now = time.time()
+    return {keys[key]: until - now for key, (until, _failures) in found.items()}
+
+
+def backoff(failures: int) -> float:
+    """Exponential backoff with jitter: about 2**failures seconds, PAUSE_CAP at
+    most, each wait 0.8 to 1.2 times that so accounts do not return together."""
+    base = min(PAUSE_CAP, 2.0 ** max(1, failures))
+    return base * (0.8 + 0.4 * random.random())  # noqa: S311 - jitter, not secrets
+
+
+def pause(account_id: int, error: ConnectorError) -> float:
+    """Pause the account after the platform refused or failed a call: for the
+    error's Retry-After, else `backoff` of its consecutive failures; never shorter
+    than a pause already running. Returns the seconds paused."""
+    key = _pause_key(account_id)
+    try:
+        previous: tuple[float, int] | None = cache.get(key)
+    except CACHE_ERRORS as error_:
+        logger.warning("account %s not paused, cache unavailable: %r", key, error_)
+        return 0.0
+    until_before, failures = previous if previous is not None else (0.0, 0)
+    failures += 1
+    wait = error.retry_after if error.retry_after is not None else backoff(failures)
+    now = time.time()
+    until = max(now + wait, until_before)
+    try:
+        cache.set(key, (until, failures), timeout=int(until - now) + PAUSE_MEMORY)
+    except CACHE_ERRORS as error_:
+        logger.warning("account %s not paused, cache unavailable: %r", key, error_)
+    return until - now
+
+
+def resume(account_ids: Iterable[int]) -> None:
+    """End the accounts' pauses (a call worked): their failures count from 0."""
+    keys = [_pause_key(account_id) for account_id in set(account_ids)]
+    if not keys:
+        return
+    try:
+        cache.delete_many(keys)
+    except CACHE_ERRORS as error:
+        logger.warning("account pauses not ended, cache unavailable: %r", error)

@@ -24,7 +24,7 @@ from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from helpdesk import events, publish
+from helpdesk import events, metrics, publish
 from helpdesk.models import Conversation, Identity, Message
 from helpdesk.services.replies import release_public_slot
 from social.connectors.base import (
@@ -81,6 +81,7 @@ class DeliveryPlan:
     reply: OutboundReply
     reconcile: bool  # a previous attempt may have reached the platform
     attempts: int = 1  # claims of the message so far, this one included
+    account_id: int | None = None  # the SocialAccount it goes out through
 
 
 def claim_for_delivery(
@@ -236,6 +237,7 @@ def _plans(message_ids: list[int]) -> list[DeliveryPlan]:
                 # before this one may have reached the platform.
                 reconcile=message.attempts > 1,
                 attempts=message.attempts,
+                account_id=message.account_id,
             )
         )
     if sending:
@@ -337,6 +339,7 @@ def record_deliveries(results: dict[int, DeliveryResult]) -> list[int]:
         messages,
         ["delivery_status", "external_id", "external_url", "sent_at", "last_error"],
     )
+    metrics.count_deliveries(messages, "sent")
     events.emit_many(
         messages[0].tenant_id,
         [
@@ -368,6 +371,7 @@ def record_delivery(message_id: int, result: DeliveryResult) -> Message | None:
     if message.delivery_status != Delivery.SENDING:
         return None
     message.delivery_status = Delivery.SENT
+    metrics.count_deliveries([message], "sent")
     message.external_id = result.external_id
     message.external_url = result.url
     message.sent_at = result.sent_at or timezone.now()
@@ -420,6 +424,7 @@ def record_failure(
         message.claimed_at = Now() + (timedelta(seconds=retry_in) - CLAIM_LEASE)
         fields.append("claimed_at")
     message.save(update_fields=fields)
+    metrics.count_delivery_failure(message)
     if message.delivery_status == Delivery.FAILED:
         release_public_slot(message)
     events.emit(
@@ -457,3 +462,29 @@ def stale_deliveries(*, now: datetime | None = None) -> list[int]:
         ).update(claimed_at=Now())
     dead = outbound.filter(delivery_status=Delivery.SENDING, claimed_at__lt=lease_ago)
     return lost_ids + list(dead.values_list("pk", flat=True)[: 500 - len(lost_ids)])
+
+
+def wake_replies(account_ids: list[int]) -> list[int]:
+    """Replies of the accounts waiting out a backoff (`sending`, their lease set to
+    run out in the future by record_failure), made due now: their platform works
+    again (social.health.mark_healthy). Returns their ids for the caller to hand
+    to delivery after commit.
+
+    A claim stamps claimed_at with the database's clock, never later, so a future
+    claimed_at is a reply between attempts, never one whose call is in flight; its
+    takeover reconciles first (attempts > 1) as any retry does.
+    """
+    if not account_ids:
+        return []
+    waiting = Message.objects.filter(
+        account_id__in=account_ids,
+        direction=Message.Direction.OUT,
+        delivery_status=Delivery.SENDING,
+        claimed_at__gt=Now(),
+    )
+    ids = list(waiting.values_list("pk", flat=True)[:500])
+    if ids:
+        Message.objects.filter(
+            pk__in=ids, delivery_status=Delivery.SENDING, claimed_at__gt=Now()
+        ).update(claimed_at=Now() - CLAIM_LEASE - timedelta(seconds=1))
+    return ids

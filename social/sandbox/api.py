@@ -1,6 +1,7 @@
 """The Sandbox's HTTP API, as a platform would expose it: OAuth 2.0 with PKCE, bearer
 tokens, posts, private messages, mention polling with cursors, idempotency keys,
-and a rate limit that answers 429 with Retry-After."""
+a rate limit that answers 429 with Retry-After, and an outage switch (429s and
+5xx for a while: social.sandbox.outage)."""
 
 import base64
 import hashlib
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from social.sandbox import network
 from social.sandbox.models import App, AuthCode, Grant, Person, Post
+from social.sandbox.outage import guarded
 from tenants.ratelimit import fixed_window_wait
 
 ApiView = Callable[..., HttpResponse]
@@ -41,9 +43,11 @@ def _rate_limited(token: str) -> int | None:
 
 
 def bearer(view: ApiView) -> ApiView:
-    """Authenticate the bearer token, apply the rate limit, pass the Grant."""
+    """Refuse calls during an outage (social.sandbox.outage), authenticate the
+    bearer token, apply the rate limit, pass the Grant."""
 
     @wraps(view)
+    @guarded
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         header = request.headers.get("Authorization", "")
         token = (
@@ -74,6 +78,7 @@ def _json_body(request: HttpRequest) -> dict[str, Any] | None:
 
 @csrf_exempt
 @require_http_methods(["POST"])
+@guarded
 def token(request: HttpRequest) -> HttpResponse:
     """Exchange an authorization code (with the PKCE verifier) or a refresh token."""
     form = request.POST

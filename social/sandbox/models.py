@@ -128,3 +128,41 @@ class AuthCode(models.Model):
 
     def __str__(self) -> str:
         return f"code for {self.person}"
+
+
+class Outage(models.Model):
+    """The network's fault switch (the fault suite, an operator's drill): until
+    `until`, every API call is refused as `mode` says. One row at most (pk 1);
+    social.sandbox.outage reads and writes it."""
+
+    class Mode(models.TextChoices):
+        RATE_LIMITED = "429", "429 Too Many Requests, with Retry-After"
+        SERVER_ERROR = "5xx", "500/502/503, without Retry-After"
+        MIXED = "mixed", "429 and 5xx mixed (some 503s carry an HTTP-date)"
+
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.MIXED)
+    retry_after = models.PositiveIntegerField(
+        default=30, help_text="Seconds a 429 (or a dated 503) asks clients to wait."
+    )
+    started_at = models.DateTimeField(default=now)
+    until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.get_mode_display()} until {self.until:%H:%M:%S}"
+
+
+class OutageHit(models.Model):
+    """One API call the switch refused: what the fault suite reads to see whether
+    clients backed off (no call of a grant before the Retry-After it was given)."""
+
+    at = models.DateTimeField(default=now)
+    grant_id = models.BigIntegerField(null=True)
+    path = models.CharField(max_length=120)
+    status = models.PositiveSmallIntegerField()
+    retry_after = models.FloatField(null=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["at"]
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.path} at {self.at:%H:%M:%S.%f}"

@@ -179,7 +179,11 @@ def test_a_reply_that_keeps_failing_transiently_ends_failed(
     make_due(queued)
     assert run(queued, task_id="task-f").result == "failed"
     status, _external_id, attempts, error = state(queued)
-    assert (status, attempts, error) == ("failed", 9, "503 attempt 8")
+    assert (status, attempts, error) == (
+        "failed",
+        tasks.MAX_DELIVERY_RETRIES + 1,
+        f"503 attempt {tasks.MAX_DELIVERY_RETRIES}",
+    )
     assert fake_platforms.sent == []
     assert reload(queued.conversation).public_reply_count == 0
 
@@ -219,7 +223,7 @@ def test_an_agent_retries_a_failed_reply(
 def test_retry_after_is_honoured() -> None:
     assert tasks.backoff_seconds(0, 120.0) == 120.0
     assert 1.6 <= tasks.backoff_seconds(0, None) <= 2.4
-    assert tasks.backoff_seconds(20, None) <= 720.0
+    assert 48.0 <= tasks.backoff_seconds(20, None) <= 72.0
 
 
 def test_a_worker_dying_after_the_platform_accepted_does_not_send_twice(

@@ -420,3 +420,61 @@ def test_a_permanent_error_fails_only_its_reply_and_frees_its_slot(
     failed: Conversation = messages[2].conversation
     assert reload(failed).public_reply_count == 0
     assert reload(messages[0].conversation).public_reply_count == 1
+
+
+def test_a_refusing_platform_pauses_and_degrades_the_account_until_a_call_works(
+    tenant: Tenant,
+    agent: User,
+    account: SocialAccount,
+    script: Script,
+    monkeypatch: pytest.MonkeyPatch,
+    retries: list[tuple[tuple[int, int], Any]],
+) -> None:
+    from social import sending
+
+    messages = due_replies(tenant, agent, [account], 2)
+    script.errors["reply 0"] = ConnectorError("slow down", retry_after=20, status=429)
+    script.errors["reply 1"] = ConnectorError("Bad Gateway", status=502)
+    asked: list[dict[str, Any]] = []
+
+    def retry(**options: Any) -> Retry:
+        asked.append(options)
+        return Retry()
+
+    monkeypatch.setattr(tasks.deliver_message, "retry", retry)
+    run(messages[0])
+
+    assert statuses(messages) == ["sending", "sending"]
+    with tenant_context(tenant):
+        degraded = SocialAccount.objects.get(pk=account.pk)
+    assert degraded.degraded_since is not None
+    assert degraded.last_error == "The platform answered 429: slow down"
+    assert 19 < sending.pauses([account.pk])[account.pk] <= 20
+    [(args, _options)] = retries
+    assert args == (tenant.pk, messages[1].pk)
+
+    # Reply 1's retry comes before the pause ends: it waits without a call.
+    expire_claims(messages[1:])
+    run(messages[1])
+    assert FakeConnector.sent == []
+    assert 19 < asked[-1]["countdown"] <= 20
+    assert rows(messages[1:])[0][3] == (
+        "The platform is refusing or failing calls; waiting before trying."
+    )
+
+    # The pause runs out; the next attempt works, which clears the degraded
+    # state and wakes reply 0 (waiting out its Retry-After) at once.
+    sending.resume([account.pk])
+    expire_claims(messages[1:])
+    retries.clear()
+    assert run(messages[1]) == "sent"
+    with tenant_context(tenant):
+        healthy = SocialAccount.objects.get(pk=account.pk)
+        [woken] = Message.objects.filter(pk=messages[0].pk)
+    assert (healthy.degraded_since, healthy.last_error) == (None, "")
+    assert [args for args, _options in retries] == [(tenant.pk, messages[0].pk)]
+    assert woken.claimed_at is not None
+    assert woken.claimed_at < timezone.now() - delivery.CLAIM_LEASE
+    assert run(messages[0], task_id="woken") == "sent"
+    assert sorted(r.text for r in FakeConnector.sent) == ["reply 0", "reply 1"]
+    assert script.lookups == ["reply 1", "reply 0"]

@@ -94,6 +94,8 @@ def test_accounts_show_status_and_capabilities(tenant: Tenant, viewer: User) -> 
         "purpose": "care",
         "status": "connected",
         "needs_reauth": False,
+        "degraded": False,
+        "degraded_since": None,
         "last_error": "",
         "capabilities": {
             "public_reply": True,
