@@ -32,6 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from helpdesk.services import sla
+from helpdesk.services.bulkrows import update_rows
 from helpdesk.services.inbound_batch import record_inbound_batch
 from social.connectors import get_connector
 from social.connectors.base import InboundItem, WebhookItem, item_from_dict
@@ -350,6 +351,4 @@ def _mark(batch: list[_Event]) -> None:
         row.processed_at = now
         rows.append(row)
     if rows:
-        WebhookEvent.objects.bulk_update(
-            rows, ["status", "error", "items", "tenant_id", "processed_at"]
-        )
+        update_rows(rows, ["status", "error", "items", "tenant_id", "processed_at"])

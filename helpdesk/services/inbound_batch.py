@@ -43,6 +43,7 @@ from helpdesk.services.away import (
     NO_AWAY_REPLY_ORIGINS,
     queue_away_reply,
 )
+from helpdesk.services.bulkrows import update_rows
 from helpdesk.services.contacts import _refresh as refresh_identity
 from helpdesk.services.inbound import (
     InboundResult,
@@ -424,13 +425,13 @@ class _Batch:
     ) -> None:
         conversation_fields = sorted(set().union(*(f for _c, f in dirty.values())))
         if conversation_fields:
-            Conversation.objects.bulk_update(
+            update_rows(
                 [conversation for conversation, _f in dirty.values()],
                 conversation_fields,
             )
         changed = sorted(set().union(*(f for _i, f in identity_fields.values())))
         if changed:
-            Identity.objects.bulk_update(
+            update_rows(
                 [identity for identity, _f in identity_fields.values()], changed
             )
 
