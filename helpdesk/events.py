@@ -19,6 +19,7 @@ from django.db import connection
 
 from helpdesk.models import Event
 from helpdesk.publish import group_send as _group_send
+from helpdesk.publish import group_send_many as _group_send_many
 from helpdesk.publish import on_commit, send_control
 from helpdesk.services.webhook_outbox import queue_webhook_deliveries_many
 from tenants.outages import outage_service
@@ -32,7 +33,14 @@ DurableType = Literal[
     "message.updated",
 ]
 EphemeralType = Literal["presence", "viewing", "typing"]
-__all__ = ["emit", "emit_many", "next_seq", "send_control", "send_to_group"]
+__all__ = [
+    "emit",
+    "emit_many",
+    "next_seq",
+    "send_all_to_group",
+    "send_control",
+    "send_to_group",
+]
 
 
 class ConversationEvent(TypedDict):
@@ -160,11 +168,7 @@ def emit_many(
     queue_webhook_deliveries_many(tenant_id, items, known=known)
     group = inbox_group(tenant_id)
 
-    def publish() -> None:
-        for payload in payloads:
-            send_to_group(group, payload)
-
-    on_commit(publish)
+    on_commit(lambda: send_all_to_group(group, payloads))
     return [p["seq"] for p in payloads]
 
 
@@ -173,19 +177,41 @@ def send_to_group(group: str, payload: dict[str, Any]) -> None:
     try:
         _group_send(group, {"type": "event.message", "event": payload})
     except Exception as error:
-        # The row is committed; a client that missed the push catches up by sequence,
-        # so this runs on commit without ever failing the request that wrote it.
-        if outage_service(error) is None and not isinstance(error, TimeoutError):
-            logger.exception(
-                "could not push event %s to %s", payload.get("type"), group
-            )
-        else:
-            logger.warning(
-                "could not push event %s to %s, channel layer unavailable: %r",
-                payload.get("type"),
-                group,
-                error,
-            )
+        _push_failed(group, payload, error)
+
+
+def send_all_to_group(group: str, payloads: Sequence[dict[str, Any]]) -> None:
+    """Push payloads to a channel-layer group now, in order, in one hand-over to
+    the layer (emit_many's on-commit callback). Never raises."""
+    sent: list[int] = []
+    try:
+        _group_send_many(
+            group, [{"type": "event.message", "event": p} for p in payloads], sent=sent
+        )
+    except Exception as error:
+        # The layer just failed: the later payloads are not tried (each would wait
+        # for it too); each is logged as send_to_group would have.
+        for payload in payloads[len(sent) :]:
+            _push_failed(group, payload, error)
+
+
+def _push_failed(group: str, payload: dict[str, Any], error: Exception) -> None:
+    # The row is committed; a client that missed the push catches up by sequence,
+    # so this runs on commit without ever failing the request that wrote it.
+    if outage_service(error) is None and not isinstance(error, TimeoutError):
+        logger.error(
+            "could not push event %s to %s",
+            payload.get("type"),
+            group,
+            exc_info=error,
+        )
+    else:
+        logger.warning(
+            "could not push event %s to %s, channel layer unavailable: %r",
+            payload.get("type"),
+            group,
+            error,
+        )
 
 
 def events_after(

@@ -1,9 +1,11 @@
 """events.emit_many: several durable events in one allocation and one INSERT,
 their webhook deliveries with one endpoint lookup, and nothing sent before commit."""
 
+import logging
 from typing import Any
 
 import pytest
+import redis
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -36,8 +38,8 @@ def _fixtures(fake_dns: FakeDns, webhook_queue: WebhookQueue) -> None:
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     pushed: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(
-        "helpdesk.events.send_to_group",
-        lambda group, payload: pushed.append((group, payload)),
+        "helpdesk.events.send_all_to_group",
+        lambda group, payloads: pushed.extend((group, p) for p in payloads),
     )
     return pushed
 
@@ -193,3 +195,36 @@ def test_known_rows_are_not_read_again(
     assert not any('FROM "helpdesk_conversation"' in s for s in sql), sql
     assert delivery.payload["message"]["text"] == "Known"
     assert delivery.payload["conversation"]["id"] == result.conversation.pk
+
+
+class _FailingLayer:
+    """A network channel layer that takes `works` messages, then is unreachable."""
+
+    def __init__(self, works: int) -> None:
+        self.works = works
+        self.taken: list[tuple[str, int]] = []
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        if len(self.taken) == self.works:
+            raise redis.exceptions.ConnectionError("Connection refused")
+        self.taken.append((group, message["event"]["seq"]))
+
+
+def test_a_batch_is_pushed_in_order_and_stops_at_the_first_failure(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    layer = _FailingLayer(works=2)
+    monkeypatch.setattr("helpdesk.publish.get_channel_layer", lambda: layer)
+    payloads: list[dict[str, Any]] = [
+        {"type": "message.created", "seq": n} for n in (5, 6, 7, 8)
+    ]
+
+    with caplog.at_level(logging.WARNING, logger="helpdesk.events"):
+        events.send_all_to_group("t9", payloads)
+
+    assert layer.taken == [("t9", 5), ("t9", 6)]
+    refused = redis.exceptions.ConnectionError("Connection refused")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"could not push event message.created to t9, channel layer unavailable: "
+        f"{refused!r}"
+    ] * 2

@@ -293,7 +293,7 @@ def test_a_broadcast_failure_is_logged_and_the_write_commits(
 ) -> None:
     monkeypatch.setattr(
         events,
-        "_group_send",
+        "_group_send_many",
         failing(lambda: redis.exceptions.ConnectionError("Connection refused")),
     )
     with tenant_context(tenant):

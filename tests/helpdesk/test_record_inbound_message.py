@@ -191,8 +191,8 @@ def test_events_are_sent_only_after_commit(
 ) -> None:
     sent: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(
-        "helpdesk.events.send_to_group",
-        lambda group, payload: sent.append((group, payload)),
+        "helpdesk.events.send_all_to_group",
+        lambda group, payloads: sent.extend((group, p) for p in payloads),
     )
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         receive(account, item())
