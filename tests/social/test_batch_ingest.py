@@ -18,7 +18,7 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.utils import timezone
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -64,6 +64,27 @@ class World:
     accounts: list[SocialAccount]  # a1, a2 in tenants[0]; b1 in tenants[1]
     agent: User
     users: dict[int, str]
+
+
+# An item the database refuses. Parsing makes every field storable (a NUL byte is
+# dropped, a long name cut), so the refusal is simulated where each path builds
+# the item's message row: a DataError, as PostgreSQL raises for a bad value.
+POISON = "<poisoned>"
+
+
+@pytest.fixture(autouse=True)
+def _poison_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpdesk.services import inbound, inbound_batch
+
+    build = inbound.customer_message
+
+    def refused(*args: Any) -> Any:
+        if POISON in args[-1].text:
+            raise DataError("invalid byte sequence for encoding UTF8: 0x00")
+        return build(*args)
+
+    monkeypatch.setattr(inbound, "customer_message", refused)
+    monkeypatch.setattr(inbound_batch, "customer_message", refused)
 
 
 def make_world(*, hours: dict[str, Any] | None = None) -> World:
@@ -124,7 +145,7 @@ def body(world: World, post: Post, base: datetime) -> bytes:
         "followers": post.followers,
     }
     at = (base + timedelta(minutes=post.minute)).isoformat()
-    text = post.text + ("\x00" if post.poison else "")
+    text = post.text + (POISON if post.poison else "")
     if post.private:
         return json.dumps(
             {
@@ -463,12 +484,12 @@ def test_events_are_pushed_only_after_the_batch_commits(
     ids = store(world, [post(world, n) for n in range(3)], timezone.now())
     pushed: list[tuple[str, bool]] = []
 
-    def send(group: str, payload: dict[str, Any]) -> None:
+    def send(group: str, payloads: list[dict[str, Any]]) -> None:
         from django.db import connection
 
-        pushed.append((payload["type"], connection.in_atomic_block))
+        pushed.extend((p["type"], connection.in_atomic_block) for p in payloads)
 
-    monkeypatch.setattr(events, "send_to_group", send)
+    monkeypatch.setattr(events, "send_all_to_group", send)
     process_webhook_event(ids[0], batch_size=10)
 
     assert (
@@ -512,7 +533,7 @@ def test_a_failure_mid_batch_leaves_every_event_received_and_nothing_written(
 @pytest.mark.django_db(transaction=True)
 def test_a_poisoned_event_fails_alone_and_its_neighbours_are_recorded() -> None:
     world = make_world(hours={})
-    bodies = [post(world, 0), post(world, 1, text="bad\x00byte"), post(world, 2)]
+    bodies = [post(world, 0), post(world, 1, text=f"bad{POISON}byte"), post(world, 2)]
     ids = store(world, bodies, timezone.now())
 
     assert process_webhook_event(ids[0], batch_size=10) == "processed"
