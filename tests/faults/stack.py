@@ -52,6 +52,15 @@ SANDBOX_QUEUE = "sandbox"
 # task to one); `make serve` gives each queue workers of its own.
 WORKER_QUEUES = "inbound,delivery,default"
 PROCFILE_QUEUES = ("inbound", "delivery", "default")
+# The Procfile's web line's timeouts: a new ASGI worker may take longer than
+# uvicorn's default 5 s to be ready on a loaded machine, and an old one stops
+# within 10 s of SIGTERM even with websockets open.
+PROCFILE_UVICORN = [
+    "--timeout-worker-healthcheck",
+    "30",
+    "--timeout-graceful-shutdown",
+    "10",
+]
 
 
 class Process:
@@ -189,6 +198,7 @@ class Stack:
         assert broker in ("redis", "rabbitmq")
         # Procfile's worker lines: one worker per queue.
         self.queues = PROCFILE_QUEUES if procfile else (WORKER_QUEUES,) * workers
+        self.procfile = procfile
         self.broker = broker
         self.log_dir = log_dir
         self.tmp = tmp
@@ -245,7 +255,10 @@ class Stack:
     # -- commands --------------------------------------------------------------
 
     def _server_command(self) -> list[str]:
-        return uvicorn_command(self.port, workers=2)
+        command = uvicorn_command(self.port, workers=2)
+        if self.procfile:
+            command += PROCFILE_UVICORN
+        return command
 
     def _celery_worker_command(
         self, name: str, queue: str, pool: str, concurrency: int
