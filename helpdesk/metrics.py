@@ -34,6 +34,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from helpdesk.observability.queues import QueueDepthCollector
+
 logger = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -75,10 +77,6 @@ OUTBOUND_WEBHOOK_FAILURES = Counter(
     "Failed outbound webhook attempts by reason: refused (SSRF guard), timeout, "
     "connect, redirect, http_4xx, http_5xx, other.",
     ["reason"],
-)
-QUEUE_DEPTH_ERRORS = Counter(
-    "earshot_queue_depth_errors",
-    "Scrapes that could not read the Celery queue depths from the broker.",
 )
 
 DELIVERY_OUTCOMES = frozenset({"sent", "failed", "retried"})
@@ -203,8 +201,6 @@ class _Collected:
 def render_metrics() -> tuple[bytes, str]:
     """The Prometheus text exposition of every process's metrics plus the queue
     depths read from the broker now: (body, content type)."""
-    from helpdesk.observability.queues import QueueDepthCollector
-
     registry = CollectorRegistry(auto_describe=False)
     # First: a broker it cannot read counts an error that this scrape then shows.
     registry.register(QueueDepthCollector())

@@ -15,12 +15,16 @@ from typing import Any
 import redis
 from django.conf import settings
 from kombu import Connection
+from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from helpdesk import metrics
-
 logger = logging.getLogger(__name__)
+
+QUEUE_DEPTH_ERRORS = Counter(
+    "earshot_queue_depth_errors",
+    "Scrapes that could not read the Celery queue depths from the broker.",
+)
 
 TIMEOUT_SECONDS = 1.0
 # The queues `make serve` runs workers for; the configured default queue and any
@@ -131,7 +135,7 @@ class QueueDepthCollector:
             depths = queue_depths(settings.CELERY_BROKER_URL, names)
         except Exception as exc:
             logger.warning("queue depths unavailable: %s", type(exc).__name__)
-            metrics.QUEUE_DEPTH_ERRORS.inc()
+            QUEUE_DEPTH_ERRORS.inc()
             depths = dict.fromkeys(names, -1)
         if depths is None:
             return
