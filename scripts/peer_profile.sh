@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# scripts/peer_profile.py on a fresh database, with the side-by-side's settings.
+#
+#   scripts/peer_profile.sh [peer_profile.py options]    # e.g. --wsgi --profile
+#
+# Env: EARSHOT_DB (earshot_profile), REDIS_DB (cache and broker; 1),
+# PG_SUPERUSER_URL, KEEP=1 reuses the database and workspace of the last run
+# (kept in /tmp/earshot_profile_workspace.json).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY=$HERE/.venv/bin/python
+EARSHOT_DB=${EARSHOT_DB:-earshot_profile}
+OWNER=${EARSHOT_OWNER:-earshot_profile_owner}; APP=${EARSHOT_APP:-earshot_profile_app}
+PG_SUPERUSER_URL=${PG_SUPERUSER_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
+REDIS_DB=${REDIS_DB:-1}
+STATE=${STATE:-/tmp/earshot_profile_workspace.json}
+export DJANGO_SETTINGS_MODULE=helpdesk.settings
+export DATABASE_URL=postgresql://$APP@127.0.0.1:5432/$EARSHOT_DB
+export MIGRATOR_DATABASE_URL=postgresql://$OWNER@127.0.0.1:5432/$EARSHOT_DB
+export REDIS_URL=redis://127.0.0.1:6379/$REDIS_DB
+export CELERY_BROKER_URL=redis://127.0.0.1:6379/$REDIS_DB
+export SECRET_KEY=profile-only-secret-key-$(printf 'x%.0s' {1..40})
+export EARSHOT_DEMO=0 DEBUG=0 SECURE_SSL_REDIRECT=0
+export ALLOWED_HOSTS=127.0.0.1,localhost
+export API_RATE_LIMIT=${API_RATE_LIMIT:-1000000/min}
+export EMAIL_BACKEND=django.core.mail.backends.dummy.EmailBackend
+export PYTHONPATH=$HERE
+cd "$HERE"
+if [ "${KEEP:-0}" != 1 ] || [ ! -s "$STATE" ]; then
+  "$PY" scripts/peer_setup.py database --superuser-url "$PG_SUPERUSER_URL" \
+    --database "$EARSHOT_DB" --owner "$OWNER" --app "$APP"
+  "$PY" manage.py migrate --database migrator --noinput -v 0
+  "$PY" scripts/peer_setup.py workspace | tail -1 > "$STATE"
+else  # others may have added migrations since
+  "$PY" manage.py migrate --database migrator --noinput -v 0
+fi
+read -r SLUG CHANNEL TOKEN < <("$PY" -c \
+  'import json,sys; w=json.load(open(sys.argv[1])); print(w["slug"], w["channel"], w["token"])' \
+  "$STATE")
+echo "uptime: $(uptime)"
+"$PY" scripts/peer_profile.py --slug "$SLUG" --channel "$CHANNEL" --token "$TOKEN" "$@"
+redis-cli -n "$REDIS_DB" flushdb > /dev/null
+echo "uptime: $(uptime)"
