@@ -28,6 +28,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -37,6 +38,10 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from helpdesk.observability.queues import QueueDepthCollector
 
 logger = logging.getLogger(__name__)
+
+# No `_created` series beside every counter and histogram: they double the
+# exposition and nothing here reads them.
+disable_created_metrics()
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
@@ -220,6 +225,15 @@ def mark_this_process_dead() -> None:
         mark_process_dead(os.getpid(), directory)
     except OSError:
         logger.debug("could not mark process %s dead", os.getpid(), exc_info=True)
+
+
+def clear_multiprocess_dir(directory: str) -> None:
+    """Empty a multiprocess directory of its value files: what a serving command
+    runs before it starts the processes (values of a previous run would be summed
+    in otherwise)."""
+    for entry in os.scandir(directory):
+        if entry.is_file() and entry.name.endswith(".db"):
+            os.remove(entry.path)
 
 
 if multiprocess_dir():

@@ -480,6 +480,8 @@ def test_multiprocess_mode_sums_every_process(tmp_path: Any) -> None:
         )
         return done.stdout
 
+    python(CHILD, "7", "exit")  # a previous run's values, cleared at start-up
+    metrics.clear_multiprocess_dir(str(tmp_path))
     python(CHILD, "2", "exit")
     alive = subprocess.Popen(
         [*command, CHILD, "3", "wait"],
