@@ -15,9 +15,9 @@ commits each delivery at once.
   database rejects for its own content (not an outage) would fail its neighbours
   too: such a group is stored again one delivery at a time, so only that one is
   refused.
-- Publishing the tasks (`social.process_webhook_event`, one per new event) waits
-  for nothing: the publisher thread hands them to the broker in batches after the
-  answers went out. An event whose publish failed or was cut short by a restart
+- Publishing the tasks (`social.process_webhook_event`, one for up to
+  PUBLISH_SLICE new events) waits for nothing: the publisher thread hands them to
+  the broker after the answers went out. An event whose publish failed or was cut short by a restart
   stays `received`, and the sweep (`social.sweep_webhook_events`) queues it. With
   CELERY_TASK_ALWAYS_EAGER (the tests) the tasks run before the answer, as the
   Django view does.
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ROWS = 500  # WEBHOOK_GROUP_MAX_ROWS
 MAX_BYTES = 4 * 1024 * 1024  # WEBHOOK_GROUP_MAX_BYTES: bodies in one statement
-PUBLISH_SLICE = 64  # tasks published between two chances for the event loop to run
+PUBLISH_SLICE = 64  # events per task message (one message, then the loop may run)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,13 +25,18 @@ logger = logging.getLogger(__name__)
     acks_late=True,
     reject_on_worker_lost=True,
 )
-def process_webhook_event(task: Task, event_id: int) -> str:  # type: ignore[type-arg]
+def process_webhook_event(task: Task, event_id: int, *more: int) -> str:  # type: ignore[type-arg]
     """Process one stored delivery; the tenant is learned from routing, per item.
 
-    Errors are retried with backoff; processing is idempotent.
+    Errors are retried with backoff; processing is idempotent. With `more` ids (the
+    web process publishes one task per group of stored deliveries) the events are
+    processed in order, each batch claiming the later ones it can; an event that
+    fails is handed to a task of its own, which carries the retry policy.
     """
     from social.models import WebhookEvent
 
+    if more:
+        return _process_group([event_id, *more])
     events = WebhookEvent.objects.filter(pk=event_id)
     try:
         events.update(attempts=task.request.retries + 1, touched_at=timezone.now())
@@ -44,6 +49,46 @@ def process_webhook_event(task: Task, event_id: int) -> str:  # type: ignore[typ
         # The sweep leaves the event alone until its retry is due.
         _mark_event(events, touched_at=timezone.now() + timedelta(seconds=countdown))
         raise task.retry(countdown=countdown, exc=exc) from exc
+
+
+def _process_group(event_ids: list[int]) -> str:
+    """The events of one group task, oldest first; "processed" when none failed.
+
+    Their `attempts` stay 0, so one event's batch claims the others as neighbours;
+    each call finds the events an earlier batch processed (one query between
+    calls). A failed event is queued alone (its own retries, attempts counted);
+    when that cannot be queued the sweep finds it `received`.
+    """
+    from social.models import WebhookEvent
+    from social.webhooks import enqueue_event
+
+    received = WebhookEvent.Status.RECEIVED
+    pending = list(
+        WebhookEvent.objects.filter(pk__in=event_ids, status=received)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    failed = 0
+    while pending:
+        event_id, rest = pending[0], pending[1:]
+        try:
+            ingest.process_webhook_event(event_id)
+        except Exception:
+            logger.warning(
+                "webhook event %s failed in its group", event_id, exc_info=True
+            )
+            failed += 1
+            enqueue_event(event_id)
+        pending = (
+            list(
+                WebhookEvent.objects.filter(pk__in=rest, status=received)
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+            if rest
+            else []
+        )
+    return "processed" if not failed else f"{failed} failed"
 
 
 def _mark_event(events: Any, **fields: Any) -> None:

@@ -350,11 +350,11 @@ def enqueue_event(event_id: int) -> bool:
 
 
 def enqueue_events(event_ids: Iterable[int]) -> int:
-    """Queue `social.process_webhook_event` for each stored event, published as one
-    batch (social/publishing.py); returns how many were handed to the broker. Never
-    raises: what the broker refused stays `received` and the sweep queues it, as
-    with `enqueue_event` (which this is, one event at a time, when tasks run
-    eagerly)."""
+    """Queue `social.process_webhook_event` for the stored events, as one task
+    message for all of them (social/publishing.py); returns how many events were
+    handed to the broker. Never raises: what the broker refused stays `received`
+    and the sweep queues it, as with `enqueue_event` (which this is, one event at
+    a time, when tasks run eagerly)."""
     from helpdesk.celery import app
     from social.publishing import publish_events
 
