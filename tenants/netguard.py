@@ -87,13 +87,9 @@ def check_host(
 ) -> str:
     """The public address to connect to for `host` (a name or an IP literal, lower
     case, no brackets), resolved once. Raises UrlRefused."""
-    check_host_name(host, policy)
-    literal = ip_literal(host)
+    literal = check_literal(host, policy)
     if literal is not None:
-        reason = address_refusal(literal)
-        if reason:
-            raise UrlRefused(f"{host} is {reason}. {policy.public_only}")
-        return str(literal)
+        return literal
     try:
         addresses = (resolve or resolve_host)(host, port)
     except (OSError, UnicodeError):
@@ -108,6 +104,20 @@ def check_host(
                 f"private, link-local or reserved). {policy.public_only}"
             )
     return addresses[0]
+
+
+def check_literal(host: str, policy: Policy) -> str | None:
+    """The checks that need no DNS: refuse loopback names, non-canonical numbers and
+    refused IP literals. Returns the address when `host` is an IP literal, else None
+    (the name still has to be resolved and checked). Raises UrlRefused."""
+    check_host_name(host, policy)
+    literal = ip_literal(host)
+    if literal is None:
+        return None
+    reason = address_refusal(literal)
+    if reason:
+        raise UrlRefused(f"{host} is {reason}. {policy.public_only}")
+    return str(literal)
 
 
 def check_host_name(host: str, policy: Policy) -> None:
