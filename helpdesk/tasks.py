@@ -114,6 +114,7 @@ def _reconcile(attempts: list[_Attempt]) -> None:
                 attempt.plan.account,
                 attempt.plan.reply,
             ),
+            account_id=attempt.plan.account_id,
         )
         for attempt in looking
     ]
@@ -135,6 +136,7 @@ def _send(attempts: list[_Attempt], *, end: float) -> None:
                 account,
                 partial(connector.send, account, reply),
                 connector.send_limit(account, reply),
+                account_id=attempt.plan.account_id,
             )
         )
     for attempt, outcome in zip(attempts, sending.run_all(calls, end=end), strict=True):
@@ -207,11 +209,12 @@ def deliver_message(task: Task, tenant: Tenant, message_id: int) -> str:  # type
 
 
 def _account_health(attempts: list[_Attempt], paused: dict[int, float]) -> list[int]:
-    """After a batch: an account whose platform answered 429/5xx and never worked
-    in it is paused (social.sending) and marked degraded; one whose call worked
-    has its pause ended and is healthy again, and its replies waiting out a
-    backoff are made due. Returns those replies. Call in the tenant's context,
-    before the batch's failures are recorded (their waits are this batch's own)."""
+    """After a batch: an account whose platform answered 429/5xx (which paused it
+    at once: social.sending) and never worked in it is marked degraded; one whose
+    call worked has its pause ended and is healthy again, and its replies waiting
+    out a backoff are made due. Returns those replies. Call in the tenant's
+    context, before the batch's failures are recorded (their waits are this
+    batch's own)."""
     worked = {
         a.plan.account_id
         for a in attempts
@@ -220,22 +223,20 @@ def _account_health(attempts: list[_Attempt], paused: dict[int, float]) -> list[
     troubled: dict[int, ConnectorError] = {}
     for attempt in attempts:
         account_id, error = attempt.plan.account_id, attempt.error
-        if account_id is None or account_id in worked or attempt.skipped:
+        if account_id is None or attempt.skipped:
             continue
-        if error is None or not sending.platform_trouble(error):
-            continue
-        # The account waits for the longest Retry-After its platform gave.
-        known = troubled.get(account_id)
-        if known is None or (error.retry_after or 0) > (known.retry_after or 0):
-            troubled[account_id] = error
-    for account_id, error in troubled.items():
-        sending.pause(account_id, error)
-    if troubled:
-        error = next(iter(troubled.values()))
+        if error is not None and sending.platform_trouble(error):
+            # The message shown: the longest Retry-After the platform gave.
+            known = troubled.get(account_id)
+            if known is None or (error.retry_after or 0) > (known.retry_after or 0):
+                troubled[account_id] = error
+    failing = {key: error for key, error in troubled.items() if key not in worked}
+    if failing:
+        error = next(iter(failing.values()))
         health.mark_degraded(
-            troubled, error=f"The platform answered {error.status}: {error.message}"
+            failing, error=f"The platform answered {error.status}: {error.message}"
         )
-    sending.resume(worked & set(paused))
+    sending.resume(worked & (set(paused) | set(troubled)))
     return delivery.wake_replies(health.mark_healthy(worked))
 
 

@@ -18,8 +18,9 @@ then. The platform's own 429 (with Retry-After) stays the last word.
 Platform trouble. An account whose platform answered 429 or 5xx is paused: its
 Retry-After (seconds or an HTTP-date, social.http), else an exponential backoff
 with jitter over its consecutive failures (PAUSE_CAP at most), counted in the
-Django cache like the limits. Delivery looks before a batch's calls and polling
-before a poll (`pauses`), and neither calls the platform for a paused account;
+Django cache like the limits, the moment the answer comes. Delivery looks before
+a batch's calls and polling before a poll (`pauses`), and neither calls the
+platform for a paused account;
 its first success ends the pause (`resume`). Calls of one batch already made
 when a refusal comes back are not recalled.
 
@@ -80,11 +81,14 @@ def pool() -> ThreadPoolExecutor:
 
 @dataclass(frozen=True)
 class Call[T]:
-    """One platform call for `account`; `limit` is the account's send limit to keep."""
+    """One platform call for `account`; `limit` is the account's send limit to keep;
+    `account_id` (its SocialAccount) is paused at once when the platform answers
+    429 or 5xx, so other workers' batches hold off without waiting for this one."""
 
     account: AccountRef
     run: Callable[[], T]
     limit: SendLimit | None = None
+    account_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,8 @@ def _attempt[T](call: Call[T], end: float) -> Outcome[T]:
         with http.deadline_at(end):
             return Outcome(value=call.run())
     except ConnectorError as error:
+        if call.account_id is not None and platform_trouble(error):
+            pause(call.account_id, error)
         return Outcome(error=error)
 
 
