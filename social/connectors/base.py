@@ -130,8 +130,13 @@ class InboundItem:
             raise ValueError("the item has no author")
         if not isinstance(self.created_at, datetime):
             raise ValueError(f"created_at is not a time: {self.created_at!r:.40}")
-        if self.created_at.tzinfo is None:  # a platform's naive time is UTC
-            object.__setattr__(self, "created_at", self.created_at.replace(tzinfo=UTC))
+        at = self.created_at
+        try:  # a platform's naive time is UTC
+            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError(f"created_at is out of range: {exc}") from exc
+        if at is not self.created_at:
+            object.__setattr__(self, "created_at", at)
 
 
 _ITEM_TEXT = (
@@ -164,7 +169,10 @@ def _fit(item: object, name: str, length: int) -> None:
 
 
 def _drop_if_longer(item: object, name: str, length: int) -> None:
-    if len(getattr(item, name)) > length:
+    """A link too long to store, or not a web link (`javascript:`, `data:`), is
+    left out: pages put it in an href."""
+    value: str = getattr(item, name)
+    if len(value) > length or not _text.is_web_link(value):
         object.__setattr__(item, name, "")
 
 
@@ -231,6 +239,10 @@ class WebhookItem:
 
     account_external_id: str
     item: InboundItem
+
+    def __post_init__(self) -> None:
+        """The account id is looked up in PostgreSQL: text under the same rule."""
+        _clean(self, ("account_external_id",))
 
 
 @dataclass(frozen=True)

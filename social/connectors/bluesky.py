@@ -27,6 +27,7 @@ import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar
 
 import httpx
@@ -48,6 +49,7 @@ from social.connectors.base import (
     SendLimit,
     TokenSet,
 )
+from social.connectors.text import malformed_as_value_error, parsed_each
 
 logger = logging.getLogger(__name__)
 
@@ -239,11 +241,11 @@ class BlueskyConnector(Connector):
         api = _Api.for_account(account)
         notifications = _new_notifications(api, since)
         logs, chat_cursor = _new_chat_logs(api, since.chat)
-        items = [
-            parse_notification(n)
-            for n in notifications
-            if n.get("reason") in KINDS and n["author"]["did"] != account.external_id
-        ]
+        items = parsed_each(
+            "bluesky notification",
+            partial(_other_notification, own_did=account.external_id),
+            notifications,
+        )
         items += _chat_items(logs, account.external_id)
         items = _with_profiles(api, items)
         items.sort(key=lambda item: (item.created_at, item.external_id))
@@ -352,9 +354,22 @@ class BlueskyConnector(Connector):
         return None
 
 
+def _other_notification(notification: Json, *, own_did: str) -> InboundItem | None:
+    if notification.get("reason") not in KINDS:
+        return None
+    if notification["author"]["did"] == own_did:
+        return None
+    return parse_notification(notification)
+
+
 def parse_notification(notification: Json) -> InboundItem:
     """A mention, reply or quote notification as a public item (a mention or a
-    quote `mentions_account`; a reply is a comment)."""
+    quote `mentions_account`; a reply is a comment). ValueError when malformed."""
+    with malformed_as_value_error("the Bluesky notification"):
+        return _notification_item(notification)
+
+
+def _notification_item(notification: Json) -> InboundItem:
     author = notification["author"]
     record = notification.get("record") or {}
     reply = record.get("reply") or {}
@@ -385,7 +400,13 @@ def parse_notification(notification: Json) -> InboundItem:
 
 
 def parse_chat_log(log: Json) -> InboundItem | None:
-    """A chat log entry as a private item; None unless it created a live message."""
+    """A chat log entry as a private item; None unless it created a live message.
+    ValueError when malformed."""
+    with malformed_as_value_error("the Bluesky chat log entry"):
+        return _chat_item(log)
+
+
+def _chat_item(log: Json) -> InboundItem | None:
     message = log.get("message") or {}
     if log.get("$type") != CREATE_MESSAGE_LOG or "text" not in message:
         return None
@@ -424,13 +445,30 @@ def _new_notifications(api: _Api, since: PollCursor) -> list[Json]:
         body = api.call(
             "GET", "app.bsky.notification.listNotifications", params=params
         ).json()
-        page = body.get("notifications") or []
+        page = _indexed(body.get("notifications"))
         new = [n for n in page if since.is_new(n)]
         fresh.extend(new)
         page_cursor = body.get("cursor") or ""
         if not since.newest or not page_cursor or not page or len(new) < len(page):
             break
     return fresh
+
+
+def _indexed(notifications: object) -> list[Json]:
+    """The notifications of a page that the cursor can place (a time and a uri);
+    the others are left out (logged)."""
+    placed: list[Json] = []
+    for notification in notifications if isinstance(notifications, list) else []:
+        try:
+            with malformed_as_value_error("bluesky notification"):
+                if _time(notification["indexedAt"]).tzinfo is None:
+                    raise ValueError("indexedAt has no time zone")
+                _short(notification["uri"])
+        except ValueError as exc:
+            logger.warning("skipped a malformed bluesky notification: %s", exc)
+            continue
+        placed.append(notification)
+    return placed
 
 
 def _new_chat_logs(api: _Api, cursor: str) -> tuple[list[Json], str]:
@@ -456,9 +494,8 @@ def _new_chat_logs(api: _Api, cursor: str) -> tuple[list[Json], str]:
 
 def _chat_items(logs: list[Json], own_did: str) -> list[InboundItem]:
     items: dict[str, InboundItem] = {}
-    for log in logs:
-        item = parse_chat_log(log)
-        if item is not None and item.author.external_id != own_did:
+    for item in parsed_each("bluesky chat log entry", parse_chat_log, logs):
+        if item.author.external_id != own_did:
             items.setdefault(item.external_id, item)
     return list(items.values())
 
@@ -477,7 +514,12 @@ def _with_profiles(api: _Api, items: list[InboundItem]) -> list[InboundItem]:
             answer = api.call(
                 "GET", "app.bsky.actor.getProfiles", params={"actors": batch}
             ).json()
-            profiles.update((p["did"], p) for p in answer.get("profiles") or [])
+            found = answer.get("profiles") if isinstance(answer, dict) else None
+            profiles.update(
+                (p["did"], p)
+                for p in (found if isinstance(found, list) else [])
+                if isinstance(p, dict) and isinstance(p.get("did"), str)
+            )
     except ConnectorError as error:
         if error.auth:
             raise
@@ -488,6 +530,15 @@ def _with_profiles(api: _Api, items: list[InboundItem]) -> list[InboundItem]:
 def _enriched(item: InboundItem, profile: Json | None) -> InboundItem:
     if profile is None:
         return item
+    try:
+        with malformed_as_value_error("bluesky profile"):
+            return _with_profile(item, profile)
+    except ValueError as exc:
+        logger.warning("a malformed Bluesky profile left out: %s", exc)
+        return item
+
+
+def _with_profile(item: InboundItem, profile: Json) -> InboundItem:
     handle = profile.get("handle") or item.author.handle
     author = replace(
         item.author,

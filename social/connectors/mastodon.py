@@ -19,7 +19,6 @@ Rate limit: 300 requests per 5 minutes per account; `X-RateLimit-Reset` is an IS
 time, which social.http cannot read, so this module turns it into `retry_after`.
 """
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import replace
@@ -47,6 +46,12 @@ from social.connectors.base import (
     SendLimit,
     TokenSet,
 )
+from social.connectors.text import (
+    load_json,
+    malformed_as_value_error,
+    parsed_each,
+)
+from tenants import netguard
 
 APP_NAME = "Earshot"
 APP_WEBSITE = "https://github.com/earshot-helpdesk"
@@ -57,6 +62,16 @@ MAX_PAGES = 5
 LOOKUP_SIZE = 40
 
 Json = dict[str, Any]
+# Every instance is an address a workspace admin typed: all calls to it go through
+# the SSRF guard, each connection pinned to the address it checked.
+INSTANCE_POLICY = netguard.Policy(
+    public_only="Earshot connects only to public Mastodon servers."
+)
+
+
+def instance_guard() -> netguard.Policy:
+    """The SSRF policy of calls to Mastodon instances (social.http's `guard`)."""
+    return INSTANCE_POLICY
 
 
 class _Api:
@@ -80,7 +95,7 @@ class _Api:
         url = path_or_url if "://" in path_or_url else self.base + path_or_url
         kwargs["headers"] = {**kwargs.get("headers", {}), **self.headers}
         try:
-            return http.request(method, url, **kwargs)
+            return http.request(method, url, guard=instance_guard, **kwargs)
         except ConnectorError as error:
             if error.status == 429 and error.retry_after is None:
                 error.retry_after = seconds_until(
@@ -127,6 +142,7 @@ class MastodonConnector(Connector):
         app = http.request(
             "POST",
             f"{base}/api/v1/apps",
+            guard=instance_guard,
             json={
                 "client_name": APP_NAME,
                 "redirect_uris": redirect_uri,
@@ -169,6 +185,7 @@ class MastodonConnector(Connector):
         token = http.request(
             "POST",
             f"{base}/oauth/token",
+            guard=instance_guard,
             data={
                 "grant_type": "authorization_code",
                 "code": code,
@@ -217,6 +234,7 @@ class MastodonConnector(Connector):
         http.request(
             "POST",
             f"{base}/oauth/revoke",
+            guard=instance_guard,
             data={
                 "client_id": app.client_id,
                 "client_secret": app.client_secret,
@@ -239,7 +257,7 @@ class MastodonConnector(Connector):
             params.append(("since_id", cursor))
         for _ in range(MAX_PAGES):
             response = api.call("GET", url, params=params)
-            notifications = response.json()
+            notifications = _identified(response.json())
             page = [n for n in notifications if _newer(str(n["id"]), cursor)]
             found.update((str(n["id"]), n) for n in page)
             following = response.links.get("next", {}).get("url")
@@ -247,7 +265,7 @@ class MastodonConnector(Connector):
                 break
             url, params = _next_page(following, cursor)
         ordered = sorted(found.values(), key=lambda n: _id_key(str(n["id"])))
-        items = [item for n in ordered if (item := parse_notification(n))]
+        items = parsed_each("mastodon notification", parse_notification, ordered)
         newest = str(ordered[-1]["id"]) if ordered else cursor
         return FetchResult(items=self.resolve_threads(account, items), cursor=newest)
 
@@ -258,18 +276,16 @@ class MastodonConnector(Connector):
         ":" (`:thump` heartbeats) are ignored, as are other events and notification
         types. Pure: replies carry their parent as thread_ref (or the root when the
         parent is in the same chunk); pass them through `resolve_threads` before
-        ingesting. Raises ValueError for a frame whose data is not JSON.
+        ingesting. A frame whose data is not a notification is left out (logged).
         """
-        items: list[InboundItem] = []
+        frames: list[str] = []
         event = ""
         data: list[str] = []
         for raw in [*lines, ""]:
             line = raw.rstrip("\r\n")
             if not line:
                 if event == "notification" and data:
-                    item = parse_notification(json.loads("\n".join(data)))
-                    if item is not None:
-                        items.append(item)
+                    frames.append("\n".join(data))
                 event, data = "", []
                 continue
             if line.startswith(":"):
@@ -280,6 +296,11 @@ class MastodonConnector(Connector):
                 event = value
             elif name == "data":
                 data.append(value)
+        items = parsed_each(
+            "mastodon stream frame",
+            lambda frame: parse_notification(load_json(frame)),
+            frames,
+        )
         return _chain_roots(items)
 
     def resolve_threads(
@@ -371,7 +392,13 @@ def parse_notification(notification: Json) -> InboundItem | None:
 
     Direct visibility is private, anything else public. thread_ref is the status
     itself, or its parent for a reply (resolve_threads finds the root).
+    ValueError when it is malformed.
     """
+    with malformed_as_value_error("the Mastodon notification"):
+        return _notification_item(notification)
+
+
+def _notification_item(notification: Json) -> InboundItem | None:
     status = notification.get("status")
     if notification.get("type") != "mention" or not status:
         return None
@@ -419,6 +446,15 @@ class _TextExtractor(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         self.parts.append(data)
+
+
+def _identified(answer: object) -> list[Json]:
+    """The notifications of a page that have an id (the cursor's key)."""
+    if not isinstance(answer, list):
+        raise ConnectorError("The notifications page is not a list.")
+    return [
+        n for n in answer if isinstance(n, dict) and isinstance(n.get("id"), str | int)
+    ]
 
 
 def html_to_text(content: str) -> str:
@@ -499,6 +535,7 @@ def _verify(base: str, token: str) -> Json:
     me: Json = http.request(
         "GET",
         f"{base}/api/v1/accounts/verify_credentials",
+        guard=instance_guard,
         headers={"Authorization": f"Bearer {token}"},
     ).json()
     return me

@@ -47,6 +47,7 @@ from social.connectors.base import (
     TokenSet,
     search_tokens,
 )
+from social.connectors.text import malformed_as_value_error, parsed_each
 
 logger = logging.getLogger(__name__)
 
@@ -136,11 +137,15 @@ class _Api:
 
     def listing(self, path: str, **params: str) -> tuple[list[Thing], str]:
         """One page of a Listing: the children's data (with their kind) and `after`."""
-        data = self.call("GET", path, params={**RAW, **params}).json()["data"]
-        things = [
-            {**child["data"], "kind": child["kind"]} for child in data["children"]
-        ]
-        return things, data.get("after") or ""
+        answer = self.call("GET", path, params={**RAW, **params}).json()
+        try:
+            with malformed_as_value_error("the Reddit listing"):
+                data = answer["data"]
+                children = list(data["children"])
+                after = str(data.get("after") or "")
+        except ValueError as exc:
+            raise ConnectorError(str(exc)) from exc
+        return parsed_each("Reddit listing child", _thing, children), after
 
 
 def raise_if_exhausted(response: httpx.Response) -> None:
@@ -279,14 +284,19 @@ class RedditConnector(Connector):
             for thing in _new_things(api, path, since):
                 found.setdefault(thing["name"], thing)
         fresh = sorted(
-            found.values(), key=lambda thing: (thing["created_utc"], thing["name"])
+            found.values(),
+            key=lambda thing: (float(thing["created_utc"]), thing["name"]),
         )
-        items = [
-            parse_message(thing)
-            for thing in fresh
-            if thing.get("author")
-            and str(thing["author"]).lower() != account.handle.lower()
-        ]
+        items = parsed_each(
+            "Reddit message",
+            parse_message,
+            (
+                thing
+                for thing in fresh
+                if thing.get("author")
+                and str(thing["author"]).lower() != account.handle.lower()
+            ),
+        )
         return FetchResult(items=items, cursor=str(since.advanced(fresh)))
 
     def search_submissions(
@@ -307,10 +317,10 @@ class RedditConnector(Connector):
         )
         fresh = sorted(
             (thing for thing in things if since.is_new(thing)),
-            key=lambda thing: (thing["created_utc"], thing["name"]),
+            key=lambda thing: (float(thing["created_utc"]), thing["name"]),
         )
         return FetchResult(
-            items=[parse_submission(thing) for thing in fresh],
+            items=parsed_each("Reddit post", parse_submission, fresh),
             cursor=str(since.advanced(fresh)),
         )
 
@@ -421,11 +431,27 @@ def _search_token(token: str) -> str:
     return name if _WORD.fullmatch(name) else f'"{name}"'
 
 
+def _thing(child: Any) -> Thing:
+    """A listing child's `data` with its `kind`, when the cursor can place it (a
+    fullname and a time); ValueError else."""
+    thing: Thing = {**child["data"], "kind": child["kind"]}
+    if not isinstance(thing.get("name"), str):
+        raise ValueError("the child has no fullname")
+    _utc(thing["created_utc"])
+    return thing
+
+
 def parse_message(thing: Thing) -> InboundItem:
     """An inbox item: t1 (comment reply or mention, public) or t4 (PM, private).
 
-    `thing` is a listing child's `data` with the child's `kind` added.
+    `thing` is a listing child's `data` with the child's `kind` added. ValueError
+    when it is malformed.
     """
+    with malformed_as_value_error("the Reddit message"):
+        return _message_item(thing)
+
+
+def _message_item(thing: Thing) -> InboundItem:
     author = str(thing["author"])
     common: dict[str, Any] = {
         "platform": "reddit",
@@ -460,7 +486,12 @@ def parse_message(thing: Thing) -> InboundItem:
 
 
 def parse_submission(thing: Thing) -> InboundItem:
-    """A post (t3) from search: public, its own thread."""
+    """A post (t3) from search: public, its own thread. ValueError when malformed."""
+    with malformed_as_value_error("the Reddit post"):
+        return _submission_item(thing)
+
+
+def _submission_item(thing: Thing) -> InboundItem:
     author = str(thing.get("author") or "")
     text = "\n\n".join(
         part for part in (thing.get("title"), thing.get("selftext")) if part
@@ -636,4 +667,6 @@ def _auth_host(app: AppSecrets) -> str:
 
 
 def _utc(seconds: float | int | str) -> datetime:
+    if isinstance(seconds, bool) or not isinstance(seconds, float | int | str):
+        raise TypeError(f"not a time: {type(seconds).__name__}")
     return datetime.fromtimestamp(float(seconds), tz=UTC)

@@ -120,13 +120,13 @@ class SandboxConnector(Connector):
 
     def webhook_event_id(self, body: bytes) -> str:
         """The delivery's `event_id`; ValueError when there is none."""
-        with malformed_as_value_error("not a Sandbox delivery"):
+        with malformed_as_value_error("the delivery"):
             return _text(load_json(body)["event_id"])
 
     def parse_webhook(self, body: bytes) -> list[WebhookItem]:
         """The post or message of a delivery (none for the account's own);
         ValueError when the body is not a Sandbox delivery."""
-        with malformed_as_value_error("not a Sandbox delivery"):
+        with malformed_as_value_error("the delivery"):
             data = load_json(body)
             account = _text(data["for_account"]["id"])
             if data["type"] == "post.created":

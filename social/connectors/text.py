@@ -13,7 +13,8 @@ connector can skip it):
   escape text on output, and an agent must see what the customer sent.
 
 Fields stored in bounded columns are fitted to them here: a name or handle is
-cut at its column's length, a link too long to store is left out, a follower
+cut at its column's length, a link too long to store or not a web link
+(`javascript:`, `data:`; pages put links in an href) is left out, a follower
 count is kept within the column's range; an id too long to store makes the item
 malformed (cutting it could merge two messages).
 
@@ -44,8 +45,23 @@ MAX_FOLLOWERS = 2**31 - 1
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
-# What reading a wrongly shaped payload raises, besides ValueError.
-SHAPE_ERRORS = (LookupError, TypeError, AttributeError, OverflowError, RecursionError)
+# What reading a wrongly shaped payload raises, besides ValueError (OSError:
+# datetime.fromtimestamp of a time past the platform's time_t).
+SHAPE_ERRORS = (
+    LookupError,
+    TypeError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+    OSError,
+)
+
+
+def is_web_link(url: str) -> bool:
+    """True for "", an http(s) URL or a path on this site: the links a page may
+    put in an href (never `javascript:`, `data:` or `vbscript:`)."""
+    lowered = url[:8].lower()
+    return not url or lowered.startswith(("http://", "https://", "/"))
 
 
 def storable(text: str) -> str:
@@ -66,8 +82,10 @@ def malformed_as_value_error(what: str) -> Iterator[None]:
     """Inside, a payload read as the wrong shape raises ValueError naming `what`."""
     try:
         yield
+    except KeyError as exc:
+        raise ValueError(f"{what} has no {exc}"[:500]) from exc
     except SHAPE_ERRORS as exc:
-        raise ValueError(f"{what}: {type(exc).__name__}: {exc}"[:500]) from exc
+        raise ValueError(f"{what}: {exc}"[:500]) from exc
 
 
 def load_json(body: bytes | str) -> Any:

@@ -61,7 +61,11 @@ from social.connectors.base import (
     WebhookItem,
     search_tokens,
 )
-from social.connectors.text import load_json, parsed_each
+from social.connectors.text import (
+    load_json,
+    malformed_as_value_error,
+    parsed_each,
+)
 from social.http import request
 
 logger = logging.getLogger(__name__)
@@ -606,13 +610,18 @@ class XConnector(Connector):
                 if not post_id or not _newer(post_id, cursor):
                     continue
                 newest = post_id if _newer(post_id, newest) else newest
-                item = _v2_item(
-                    post,
-                    users,
-                    account.external_id,
-                    tweets=tweets,
-                    mentioned=mentioned,
-                )
+                try:
+                    with malformed_as_value_error("X post"):
+                        item = _v2_item(
+                            post,
+                            users,
+                            account.external_id,
+                            tweets=tweets,
+                            mentioned=mentioned,
+                        )
+                except ValueError as exc:
+                    logger.warning("skipped a malformed X post %s: %s", post_id, exc)
+                    continue
                 if item is not None:
                     found.setdefault(post_id, item)
             token = _str(_obj(page.get("meta")).get("next_token"))
