@@ -133,6 +133,11 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     async def event_message(self, message: dict[str, Any]) -> None:
         await self.send_json(message["event"])
 
+    async def event_batch(self, message: dict[str, Any]) -> None:
+        # A batch of durable events published as one message; one frame each.
+        for event in message["events"]:
+            await self.send_json(event)
+
     async def member_removed(self, message: dict[str, Any]) -> None:
         await self.close(code=CLOSE_FORBIDDEN)
 

@@ -180,19 +180,30 @@ def send_to_group(group: str, payload: dict[str, Any]) -> None:
         _push_failed(group, payload, error)
 
 
+PUSH_BATCH = 100  # events per channel-layer message of a batch
+
+
 def send_all_to_group(group: str, payloads: Sequence[dict[str, Any]]) -> None:
     """Push payloads to a channel-layer group now, in order, in one hand-over to
-    the layer (emit_many's on-commit callback). Never raises."""
+    the layer (emit_many's on-commit callback). Several go as `event.batch`
+    messages of up to PUSH_BATCH events (one publish each, not one per event; the
+    consumer sends each event as its own frame). Never raises."""
+    chunks = [payloads[n : n + PUSH_BATCH] for n in range(0, len(payloads), PUSH_BATCH)]
+    messages = [
+        {"type": "event.message", "event": chunk[0]}
+        if len(chunk) == 1
+        else {"type": "event.batch", "events": list(chunk)}
+        for chunk in chunks
+    ]
     sent: list[int] = []
     try:
-        _group_send_many(
-            group, [{"type": "event.message", "event": p} for p in payloads], sent=sent
-        )
+        _group_send_many(group, messages, sent=sent)
     except Exception as error:
         # The layer just failed: the later payloads are not tried (each would wait
         # for it too); each is logged as send_to_group would have.
-        for payload in payloads[len(sent) :]:
-            _push_failed(group, payload, error)
+        for chunk in chunks[len(sent) :]:
+            for payload in chunk:
+                _push_failed(group, payload, error)
 
 
 def _push_failed(group: str, payload: dict[str, Any], error: Exception) -> None:

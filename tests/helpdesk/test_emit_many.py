@@ -207,7 +207,8 @@ class _FailingLayer:
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         if len(self.taken) == self.works:
             raise redis.exceptions.ConnectionError("Connection refused")
-        self.taken.append((group, message["event"]["seq"]))
+        events = message["events"] if message["type"] == "event.batch" else []
+        self.taken.append((group, [event["seq"] for event in events]))
 
 
 def test_a_batch_is_pushed_in_order_and_stops_at_the_first_failure(
@@ -215,14 +216,15 @@ def test_a_batch_is_pushed_in_order_and_stops_at_the_first_failure(
 ) -> None:
     layer = _FailingLayer(works=2)
     monkeypatch.setattr("helpdesk.publish.get_channel_layer", lambda: layer)
+    monkeypatch.setattr(events, "PUSH_BATCH", 2)
     payloads: list[dict[str, Any]] = [
-        {"type": "message.created", "seq": n} for n in (5, 6, 7, 8)
+        {"type": "message.created", "seq": n} for n in (5, 6, 7, 8, 9, 10)
     ]
 
     with caplog.at_level(logging.WARNING, logger="helpdesk.events"):
         events.send_all_to_group("t9", payloads)
 
-    assert layer.taken == [("t9", 5), ("t9", 6)]
+    assert layer.taken == [("t9", [5, 6]), ("t9", [7, 8])]
     refused = redis.exceptions.ConnectionError("Connection refused")
     assert [r.getMessage() for r in caplog.records] == [
         f"could not push event message.created to t9, channel layer unavailable: "
