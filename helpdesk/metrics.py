@@ -104,10 +104,21 @@ def _never_raises[**P](hook: Callable[P, None]) -> Callable[P, None]:
     return guarded
 
 
+# The labelled histograms of the acknowledgement path, looked up once each (the
+# key space is bounded: a platform name outside the list is not kept).
+_ack_series: dict[tuple[str, int], Any] = {}
+
+
 @_never_raises
 def observe_webhook_ack(platform: str, status: int, seconds: float) -> None:
     """One webhook POST answered with `status` after `seconds`."""
-    WEBHOOK_ACK_SECONDS.labels(_platform(platform), str(int(status))).observe(seconds)
+    series = _ack_series.get((platform, status))
+    if series is None:
+        label = _platform(platform)
+        series = WEBHOOK_ACK_SECONDS.labels(label, str(int(status)))
+        if label != OTHER and len(_ack_series) < 1024:
+            _ack_series[(platform, status)] = series
+    series.observe(seconds)
 
 
 @_never_raises
