@@ -110,16 +110,9 @@ def take_slot(account: AccountRef, limit: SendLimit, *, end: float) -> float | N
     wait, when waiting would pass `end`."""
     key = limit_key(account, limit)
     while True:
-        try:
-            wait = fixed_window_wait(
-                "platform-send", key, limit=limit.requests, window=limit.per_seconds
-            )
-        except ValueError:
-            # The window's counter vanished between its add and its increment (an
-            # eviction, a flush): fail open like an unreachable cache; the
-            # platform's 429 still applies.
-            logger.warning("send limit of %s not applied: counter vanished", key)
-            return None
+        wait = fixed_window_wait(
+            "platform-send", key, limit=limit.requests, window=limit.per_seconds
+        )
         if wait is None:
             return None
         # The window ends at the next multiple of per_seconds (epoch time).

@@ -4,9 +4,7 @@ Kept apart from `tenants.permissions` (which imports `APIView`): DRF imports the
 classes from its settings while `rest_framework.views` is still loading.
 """
 
-import itertools
 import logging
-import os
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -16,6 +14,7 @@ from rest_framework import authentication, throttling
 from rest_framework.request import Request
 
 from tenants.outages import CACHE_ERRORS
+from tenants.ratelimit import sliding_window
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +22,6 @@ logger = logging.getLogger(__name__)
 # its table of ~170 reply parsers) for every operation, and the rate limit runs on
 # every API request. The client shares the backend's connection pool.
 _clients: "WeakKeyDictionary[Any, Any]" = WeakKeyDictionary()
-_sequence = itertools.count()
 
 
 def _redis_client(backend: Any) -> Any | None:
@@ -87,7 +85,8 @@ class ApiRateThrottle(throttling.SimpleRateThrottle):
     def _allow_in_redis(
         self, client: Any, backend: Any, request: Request, view: Any
     ) -> bool:
-        """DRF's sliding window, kept as a sorted set: one round trip per request.
+        """DRF's sliding window, kept as a sorted set: one round trip per request
+        (tenants.ratelimit.sliding_window).
 
         DRF keeps the window's timestamps as a pickled list read and written whole
         (two round trips, and the list grows to the rate). Here the request is added
@@ -101,20 +100,17 @@ class ApiRateThrottle(throttling.SimpleRateThrottle):
             return True
         key = backend.make_and_validate_key(f"{ident}:window")
         self.now = now = self.timer()
-        member = f"{now!r}:{os.getpid()}:{next(_sequence)}"
-        pipe = client.pipeline()
-        pipe.zremrangebyscore(key, "-inf", now - self.duration)
-        pipe.zadd(key, {member: now})
-        pipe.expire(key, self.duration)
-        pipe.zcard(key)
-        pipe.zrange(key, 0, 0, withscores=True)
-        *_, count, oldest = pipe.execute()
-        if count <= self.num_requests:
-            return True
-        client.zrem(key, member)
-        self.counted = count - 1
-        self.oldest = oldest[0][1] if oldest else None
-        return False
+        verdict = sliding_window(
+            client,
+            key,
+            limit=self.num_requests,
+            window=self.duration,
+            now=now,
+            label="API",
+            log=logger,
+        )
+        self.counted, self.oldest = verdict.counted, verdict.oldest
+        return verdict.allowed
 
     def wait(self) -> float | None:
         """Seconds until a request would pass, as DRF computes it."""

@@ -30,16 +30,9 @@ def error(status: int, message: str, **extra: Any) -> JsonResponse:
 
 def _rate_limited(token: str) -> int | None:
     """Seconds to wait when this token used up its minute, else None."""
-    try:
-        return fixed_window_wait(
-            "sandbox", token, limit=settings.SANDBOX_RATE_LIMIT_PER_MINUTE
-        )
-    except ValueError:
-        # The minute's counter vanished between its add and its increment (an
-        # eviction or a flush of the cache): count afresh.
-        return fixed_window_wait(
-            "sandbox", token, limit=settings.SANDBOX_RATE_LIMIT_PER_MINUTE
-        )
+    return fixed_window_wait(
+        "sandbox", token, limit=settings.SANDBOX_RATE_LIMIT_PER_MINUTE
+    )
 
 
 def bearer(view: ApiView) -> ApiView:

@@ -1,0 +1,196 @@
+"""The one rate limiter (tenants/ratelimit.py): its two windows count exactly, and
+both fail open with a warning when Redis cannot be reached."""
+
+import logging
+import os
+import uuid
+from typing import Any
+
+import pytest
+import redis
+from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
+
+from tenants import ratelimit
+from tenants.ratelimit import SlidingVerdict, fixed_window_wait, sliding_window
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+DEAD_REDIS_URL = "redis://127.0.0.1:1/0"
+DEAD_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": DEAD_REDIS_URL,
+        "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+    }
+}
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+MINUTE_START = 6_000_000.0  # a multiple of 60: a window starts here
+
+
+@pytest.fixture
+def locmem(settings: Any) -> None:
+    settings.CACHES = LOCMEM
+    cache.clear()
+
+
+def messages(caplog: pytest.LogCaptureFixture, name: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == name]
+
+
+# --- fixed window ---------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("locmem")
+def test_a_fixed_window_allows_exactly_the_limit_then_says_when_it_ends() -> None:
+    at = MINUTE_START + 45
+    waits = [fixed_window_wait("s", "tok", limit=3, now=at) for _ in range(5)]
+
+    assert waits == [None, None, None, 15, 15]
+    # The next window starts afresh; other callers and scopes count apart.
+    assert fixed_window_wait("s", "tok", limit=3, now=MINUTE_START + 60) is None
+    assert fixed_window_wait("s", "other", limit=3, now=at) is None
+    assert fixed_window_wait("t", "tok", limit=3, now=at) is None
+
+
+@pytest.mark.usefixtures("locmem")
+def test_windows_of_other_lengths_align_to_their_own_length() -> None:
+    at = MINUTE_START + 290  # 10 s before a five-minute window ends
+    waits = [fixed_window_wait("s", "a", limit=1, window=300, now=at) for _ in range(2)]
+
+    assert waits == [None, 10]
+    assert fixed_window_wait("s", "a", limit=1, window=300, now=at + 10) is None
+
+
+@pytest.mark.usefixtures("locmem")
+def test_a_counter_that_vanishes_once_is_counted_afresh(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_incr = LocMemCache.incr
+    failures = iter([True])
+
+    def incr(self: LocMemCache, key: str, delta: int = 1, version: Any = None) -> int:
+        if next(failures, False):
+            self.delete(key)  # evicted between add and incr
+            raise ValueError(f"Key '{key}' not found")
+        return int(real_incr(self, key, delta, version))
+
+    monkeypatch.setattr(LocMemCache, "incr", incr)
+    at = MINUTE_START
+    with caplog.at_level(logging.WARNING, logger="tenants.ratelimit"):
+        waits = [fixed_window_wait("s", "v", limit=1, now=at) for _ in range(2)]
+
+    assert waits == [None, 60]
+    assert messages(caplog, "tenants.ratelimit") == []
+
+
+@pytest.mark.usefixtures("locmem")
+def test_a_counter_that_keeps_vanishing_fails_open_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def incr(self: LocMemCache, key: str, delta: int = 1, version: Any = None) -> int:
+        raise ValueError(f"Key '{key}' not found")
+
+    monkeypatch.setattr(LocMemCache, "incr", incr)
+    with caplog.at_level(logging.WARNING, logger="tenants.ratelimit"):
+        wait = fixed_window_wait("s", "v", limit=0, now=MINUTE_START)
+
+    assert wait is None
+    assert messages(caplog, "tenants.ratelimit") == [
+        "s rate limit not applied, its counter vanished"
+    ]
+
+
+def test_a_fixed_window_fails_open_with_a_warning_when_redis_is_down(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.CACHES = DEAD_CACHE
+    with caplog.at_level(logging.WARNING, logger="tenants.ratelimit"):
+        wait = fixed_window_wait("s", "x", limit=0, now=MINUTE_START)
+
+    assert wait is None
+    (line,) = messages(caplog, "tenants.ratelimit")
+    assert line.startswith("s rate limit not applied, cache unavailable: ")
+
+
+# --- sliding window -------------------------------------------------------------
+
+
+class Spy:
+    """A redis client that counts round trips: pipelines executed, other calls."""
+
+    def __init__(self, inner: redis.Redis) -> None:
+        self.inner = inner
+        self.round_trips: list[str] = []
+
+    def pipeline(self) -> Any:
+        pipe = self.inner.pipeline()
+        execute = pipe.execute
+
+        def counted_execute(*args: Any, **kwargs: Any) -> Any:
+            self.round_trips.append("pipeline")
+            return execute(*args, **kwargs)
+
+        pipe.execute = counted_execute  # type: ignore[method-assign]
+        return pipe
+
+    def zrem(self, *args: Any) -> Any:
+        self.round_trips.append("zrem")
+        return self.inner.zrem(*args)
+
+
+@pytest.fixture
+def spy() -> Spy:
+    return Spy(redis.Redis.from_url(REDIS_URL))
+
+
+def hit(spy: Spy, key: str, at: float, limit: int = 3) -> SlidingVerdict:
+    return sliding_window(
+        spy, key, limit=limit, window=60, now=MINUTE_START + at, label="Test"
+    )
+
+
+def test_a_sliding_window_allows_exactly_the_limit_in_any_window(spy: Spy) -> None:
+    key = f"test-rl:{uuid.uuid4().hex}"
+    verdicts = [hit(spy, key, at).allowed for at in (0, 10, 20, 30, 45)]
+    refused = hit(spy, key, 59.9)
+
+    assert verdicts == [True, True, True, False, False]
+    assert refused == SlidingVerdict(allowed=False, counted=3, oldest=MINUTE_START + 0)
+    # At 60 s the first request leaves the window (DRF's rule: older than or
+    # exactly `window` seconds); refused requests were never counted.
+    assert hit(spy, key, 60).allowed
+    assert not hit(spy, key, 65).allowed
+    assert hit(spy, key, 70).allowed
+    spy.inner.delete(key)
+
+
+def test_an_allowed_request_costs_one_round_trip_and_a_refused_one_two(
+    spy: Spy,
+) -> None:
+    key = f"test-rl:{uuid.uuid4().hex}"
+    hit(spy, key, 0, limit=1)
+    allowed_trips = list(spy.round_trips)
+    hit(spy, key, 1, limit=1)
+
+    assert allowed_trips == ["pipeline"]
+    assert spy.round_trips == ["pipeline", "pipeline", "zrem"]
+    assert spy.inner.zcard(key) == 1
+    assert 0 < spy.inner.ttl(key) <= 60
+    spy.inner.delete(key)
+
+
+def test_a_sliding_window_fails_open_with_a_warning_when_redis_is_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dead = redis.Redis.from_url(
+        DEAD_REDIS_URL, socket_connect_timeout=0.2, socket_timeout=0.2
+    )
+    log = logging.getLogger("tests.ratelimit.caller")
+    with caplog.at_level(logging.WARNING, logger="tests.ratelimit.caller"):
+        verdict = sliding_window(
+            dead, "k", limit=0, window=60, now=MINUTE_START, label="API", log=log
+        )
+
+    assert verdict == ratelimit.ALLOWED
+    (line,) = messages(caplog, "tests.ratelimit.caller")
+    assert line.startswith("API rate limit not applied, cache unavailable: ")
