@@ -26,6 +26,7 @@ from helpdesk.models import Message
 from helpdesk.observability.asgi import WebhookAckMetrics
 from helpdesk.services.breaches import sweep_sla_clocks
 from helpdesk.services.replies import post_reply
+from helpdesk.services.webhook_outbox import queue_webhook_deliveries
 from helpdesk.webhooks.transport import PostOutcome
 from social.connectors.base import ConnectorError
 from social.models import SocialAccount
@@ -38,6 +39,15 @@ from tests.helpdesk.conftest import DeliveryQueue, item, member, receive
 from tests.helpdesk.fakes import FakeConnector
 from tests.helpdesk.live import open_socket, session_headers
 from tests.helpdesk.sla_support import T0, make_clocked
+from tests.helpdesk.webhook_support import (  # noqa: F401 - fixtures
+    Receiver,
+    WebhookQueue,
+    add_endpoint,
+    fake_dns_fixture,
+    loopback_hooks_fixture,
+    run_delivery,
+    webhook_queue_fixture,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -266,6 +276,29 @@ def test_outbound_webhook_failures_are_counted_by_reason(
 
     after = sample("earshot_outbound_webhook_failures_total", reason=reason)
     assert after == before + 1
+
+
+def test_a_failed_outbound_webhook_is_counted_through_the_delivery_task(
+    tenant: Tenant,
+    owner: User,
+    loopback_hooks: Receiver,
+    webhook_queue: WebhookQueue,
+) -> None:
+    receiver = loopback_hooks((503, {}, {"error": "down"}))
+    add_endpoint(tenant, owner, receiver.base_url + "/hooks")
+    with tenant_context(tenant):
+        (delivery_id,) = queue_webhook_deliveries(tenant.pk, "message.created", {})
+    reasons = ("http_5xx", "http_4xx", "timeout", "connect", "refused", "other")
+    before = {
+        r: sample("earshot_outbound_webhook_failures_total", reason=r) for r in reasons
+    }
+
+    assert run_delivery(tenant, delivery_id) == "retry"
+
+    after = {
+        r: sample("earshot_outbound_webhook_failures_total", reason=r) for r in reasons
+    }
+    assert after == {**before, "http_5xx": before["http_5xx"] + 1}
 
 
 def test_hooks_never_raise_into_the_caller() -> None:
