@@ -6,18 +6,17 @@ each instance an admin names (`POST /api/v1/apps`) and keeps it in the global
 connects accounts there. The other platforms have one app per deployment, in
 settings (`social.config.app_secrets`).
 
-The instance address comes from a workspace admin and the server calls it, so it is
-checked first: https only, no credentials, query or fragment in it, and a host that
-resolves to public addresses only (no loopback, private, link-local or reserved
-targets), unless settings.MASTODON_ALLOW_INSECURE (development) is on. Redirects are
-never followed (social.http). The check resolves the name before the call, so a
-name that changes its answer in between (DNS rebinding) is not caught; the request
-itself is a fixed-shape POST, which limits what such a target could be made to do.
+The instance address comes from a workspace admin and the server calls it, so it
+goes through the SSRF guard shared with outbound webhooks (tenants/netguard.py):
+https only (plain http with settings.MASTODON_ALLOW_INSECURE, for development), no
+credentials, path, query or fragment, no loopback names or refused IP literals; the
+name is resolved once, when the connection opens, every address must be public,
+and the connection is pinned to the address checked, for the registration and
+every later call to the instance (social.http's guarded client). A refusal is a
+field error and nothing is stored. Redirects are never followed.
 """
 
-import ipaddress
 import logging
-import socket
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -25,9 +24,10 @@ from django.db import transaction
 
 from social.config import app_secrets, callback_url
 from social.connectors.base import AppSecrets, ConnectorError
-from social.connectors.mastodon import SCOPES, MastodonConnector
+from social.connectors.mastodon import INSTANCE_POLICY, SCOPES, MastodonConnector
 from social.crypto import decrypt_app_secret, encrypt_app_secret
 from social.models import MastodonApp
+from tenants import netguard
 from tenants.exceptions import WorkspaceError
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ FIELD = "instance"
 
 def instance_base_url(raw: str) -> str:
     """The instance as `https://host[:port]`; WorkspaceError (field "instance") when
-    it is not an address Earshot may call. No network I/O besides DNS."""
+    it is not an address Earshot may call. No network I/O (the name is resolved and
+    checked when the connection opens)."""
     text = raw.strip().rstrip("/")
     if not text:
         raise WorkspaceError("Enter the address of your Mastodon server.", field=FIELD)
@@ -66,30 +67,14 @@ def instance_base_url(raw: str) -> str:
         ) from None
     host = parts.hostname.lower()
     default_port = 443 if parts.scheme == "https" else 80
-    if not insecure_ok:
-        _check_public(host, port or default_port)
+    try:
+        netguard.check_literal(host, INSTANCE_POLICY)
+    except netguard.UrlRefused as refused:
+        raise WorkspaceError(refused.message, field=FIELD) from None
     netloc = f"[{host}]" if ":" in host else host
     if port and port != default_port:
         netloc += f":{port}"
     return f"{parts.scheme}://{netloc}"
-
-
-def _check_public(host: str, port: int) -> None:
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        raise WorkspaceError(
-            f"{host} could not be found. Check the server address.", field=FIELD
-        ) from None
-    for info in infos:
-        # An IPv6 address may carry a zone ("fe80::1%eth0"): link-local anyway.
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not address.is_global:
-            raise WorkspaceError(
-                f"{host} is a private or local address; Earshot connects only to "
-                "public Mastodon servers.",
-                field=FIELD,
-            )
 
 
 def registered_app(base_url: str) -> AppSecrets | None:
@@ -125,6 +110,9 @@ def register_instance_app(instance: str) -> AppSecrets:
         app = MastodonConnector().register_app(base_url, redirect_uri)
     except ConnectorError as error:
         logger.info("registering on %s failed: %s", host, error.message)
+        refusal = netguard.refusal_in(error)
+        if refusal is not None:
+            raise WorkspaceError(refusal, field=FIELD) from error
         if error.status is None:
             message = f"Could not reach {host}: {error.message}"
         else:

@@ -41,6 +41,12 @@ RATE_LIMIT_RESET = "2026-01-02T03:10:00.000Z"
 MAX_STATUS_LENGTH = 500
 
 Json = dict[str, Any]
+# The SSRF guard (tenants/netguard.py) lets Earshot reach this fake on 127.0.0.1 the
+# way webhook tests reach their loopback receivers: plain http and 127.0.0.1/32.
+LOOPBACK_INSTANCE: dict[str, Any] = {
+    "MASTODON_ALLOW_INSECURE": True,
+    "WEBHOOKS_ALLOWED_PRIVATE_NETS": ["127.0.0.1/32"],
+}
 
 
 def load(name: str) -> Any:

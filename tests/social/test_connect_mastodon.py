@@ -17,7 +17,7 @@ from tenants.context import tenant_context
 from tenants.models import Tenant, User
 from tests.conftest import login
 from tests.social.connecting import brand_of, consent, query_of, routes
-from tests.social.fakes_mastodon import FakeMastodon, load
+from tests.social.fakes_mastodon import LOOPBACK_INSTANCE, FakeMastodon, load
 from tests.social.fakeserver import FakeServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,7 +28,7 @@ APP = load("app.json")
 
 @pytest.fixture
 def mastodon(fake_http: FakeServer) -> Iterator[FakeMastodon]:
-    with override_settings(MASTODON_ALLOW_INSECURE=True):
+    with override_settings(**LOOPBACK_INSTANCE):
         yield FakeMastodon(fake_http)
 
 
@@ -139,18 +139,18 @@ def _refused(response: Any, message: str) -> None:
         ),
         (
             "https://127.0.0.1",
-            "127.0.0.1 is a private or local address; Earshot connects only to "
-            "public Mastodon servers.",
-        ),
-        (
-            "https://[::1]:8443",
-            "::1 is a private or local address; Earshot connects only to public "
+            "127.0.0.1 is a loopback address. Earshot connects only to public "
             "Mastodon servers.",
         ),
         (
+            "https://[::1]:8443",
+            "::1 is a loopback address. Earshot connects only to public Mastodon "
+            "servers.",
+        ),
+        (
             "10.0.0.8",
-            "10.0.0.8 is a private or local address; Earshot connects "
-            "only to public Mastodon servers.",
+            "10.0.0.8 is a private address. Earshot connects only to public "
+            "Mastodon servers.",
         ),
     ],
 )

@@ -29,7 +29,7 @@ from tests.social.connecting import (
     raw_credentials,
     routes,
 )
-from tests.social.fakes_mastodon import FakeMastodon
+from tests.social.fakes_mastodon import LOOPBACK_INSTANCE, FakeMastodon
 from tests.social.fakes_meta import FakeGraph, graph_error
 from tests.social.fakes_reddit import FakeReddit
 from tests.social.fakes_x import FakeX
@@ -249,7 +249,7 @@ def spec(request: pytest.FixtureRequest) -> Spec:
 def platform_fake(fake_http: FakeServer, spec: Spec) -> Iterator[Any]:
     fake = spec.install(fake_http)
     apps = apps_with(**{spec.platform: spec.app(fake_http)})
-    with override_settings(SOCIAL_APPS=apps, MASTODON_ALLOW_INSECURE=True):
+    with override_settings(SOCIAL_APPS=apps, **LOOPBACK_INSTANCE):
         yield fake
 
 

@@ -38,7 +38,7 @@ from tests.social import (
 )
 from tests.social.connecting import apps_with, audit_actions, brand_of, routes
 from tests.social.fakes_bluesky import FakeBluesky
-from tests.social.fakes_mastodon import FakeMastodon
+from tests.social.fakes_mastodon import LOOPBACK_INSTANCE, FakeMastodon
 from tests.social.fakes_meta import FakeGraph
 from tests.social.fakes_reddit import FakeReddit
 from tests.social.fakes_x import FakeX
@@ -314,7 +314,9 @@ def test_disconnect_revokes_at_the_platform_and_keeps_conversations(
     case.install(fake_http)
     app = case.app(fake_http)
     base_url = app.get("base_url") or fake_http.base_url
-    with override_settings(SOCIAL_APPS=apps_with(**{case.platform: app})):
+    with override_settings(
+        SOCIAL_APPS=apps_with(**{case.platform: app}), **LOOPBACK_INSTANCE
+    ):
         account = connect(tenant, owner, case.platform, case.tokens, base_url)
         conversation = with_conversation(tenant, account)
         response = login(owner).post(

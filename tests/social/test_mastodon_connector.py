@@ -3,12 +3,14 @@ polling, replies with Idempotency-Key, errors, app registration and the PKCE con
 flow, and delivery lookup. No database."""
 
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 from social.connectors import get_connector
@@ -34,6 +36,7 @@ from tests.social.fakes_mastodon import (
     CODE,
     CODE_VERIFIER,
     FIXTURES,
+    LOOPBACK_INSTANCE,
     REDIRECT_URI,
     SCOPES,
     FakeMastodon,
@@ -54,8 +57,9 @@ ALICE = Author(
 
 
 @pytest.fixture
-def mastodon(fake_http: FakeServer) -> FakeMastodon:
-    return FakeMastodon(fake_http)
+def mastodon(fake_http: FakeServer) -> Iterator[FakeMastodon]:
+    with override_settings(**LOOPBACK_INSTANCE):
+        yield FakeMastodon(fake_http)
 
 
 def notification(status_id: str) -> dict[str, Any]:
