@@ -7,6 +7,7 @@ can check that clients waited as told. Each server process reads the switch at
 most once a second (`current_outage`), so the normal path costs no query per call.
 """
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -80,7 +81,9 @@ def refusal(outage: Outage, *, roll: float | None = None) -> tuple[int, str | No
     if mode == Outage.Mode.RATE_LIMITED or (mode == Outage.Mode.MIXED and dice < 0.5):
         return 429, str(outage.retry_after)
     if mode == Outage.Mode.MIXED and dice < 0.75:
-        return 503, http_date(time.time() + outage.retry_after)
+        # An HTTP-date has whole seconds: rounded up, a client that waits until
+        # it waits at least retry_after.
+        return 503, http_date(math.ceil(time.time() + outage.retry_after))
     split = 0.875 if mode == Outage.Mode.MIXED else 0.5
     return (500 if dice < split else 502), None
 
