@@ -33,8 +33,9 @@ test: check
 bench: install
 	$(BIN)/pytest tests/perf -m bench -s -p no:randomly
 
-# Kill workers, stop Redis, restart PostgreSQL under traffic (tests/faults); prints
-# a table per fault and appends them to tests/faults/artifacts/results.md.
+# Kill workers, stop Redis, restart PostgreSQL, roll a restart through make serve's
+# topology, restart pgbouncer, all under traffic (tests/faults); prints a table per
+# fault and appends them to tests/faults/artifacts/results.md.
 faults: install
 	$(BIN)/pytest tests/faults -m faults -s -p no:randomly
 
