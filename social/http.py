@@ -227,7 +227,8 @@ def request(
     The whole request, answer included, takes at most DEADLINE seconds (less inside
     a `deadline()` block), however slowly the platform drips its answer. With a
     `guard` (a host a tenant chose), the connection goes through the SSRF guard; a
-    refused address is a permanent ConnectorError saying why.
+    refused address is a permanent ConnectorError saying why (a name that does not
+    resolve, a transient one).
     """
     try:
         response = _send_within(method, url, guard, **kwargs)
@@ -238,7 +239,9 @@ def request(
     except httpx.TransportError as exc:
         refusal = netguard.refusal_in(exc)
         if refusal is not None:
-            raise ConnectorError(refusal, permanent=True) from exc
+            raise ConnectorError(
+                refusal.message, permanent=not refusal.transient
+            ) from exc
         raise ConnectorError(
             f"Could not reach the platform ({exc.__class__.__name__})."
         ) from exc

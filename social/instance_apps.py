@@ -112,7 +112,7 @@ def register_instance_app(instance: str) -> AppSecrets:
         logger.info("registering on %s failed: %s", host, error.message)
         refusal = netguard.refusal_in(error)
         if refusal is not None:
-            raise WorkspaceError(refusal, field=FIELD) from error
+            raise WorkspaceError(refusal.message, field=FIELD) from error
         if error.status is None:
             message = f"Could not reach {host}: {error.message}"
         else:

@@ -52,17 +52,29 @@ NAT64_NETWORKS = (
     ipaddress.ip_network("64:ff9b:1::/48"),
 )
 _NUMERIC_HOST = re.compile(r"^[0-9a-fx.]+$")
-# Starts the message of a connection refused at connect time (GuardedBackend), so
-# callers can tell it from a network failure (`refusal_in`).
+# Start the message of a connection refused at connect time (GuardedBackend), so
+# callers can tell it from a network failure (`refusal_in`); a name that does not
+# resolve may resolve later, an address that is not public will not.
 REFUSED_PREFIX = "Refused: "
+UNRESOLVED_PREFIX = "Unresolved: "
 
 
 class UrlRefused(Exception):
-    """Earshot may not connect there; the message says why, for the person."""
+    """Earshot may not connect there; the message says why, for the person.
+    `transient` when the name did not resolve (it may later)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The guard's refusal found behind a connection error (`refusal_in`)."""
+
+    message: str
+    transient: bool
 
 
 @dataclass(frozen=True)
@@ -93,9 +105,9 @@ def check_host(
     try:
         addresses = (resolve or resolve_host)(host, port)
     except (OSError, UnicodeError):
-        raise UrlRefused(f"Earshot could not resolve {host}.") from None
+        raise UrlRefused(f"Earshot could not resolve {host}.", transient=True) from None
     if not addresses:
-        raise UrlRefused(f"Earshot could not resolve {host}.")
+        raise UrlRefused(f"Earshot could not resolve {host}.", transient=True)
     for address in addresses:
         ip = ip_literal(address)
         if ip is None or address_refusal(ip):
@@ -173,14 +185,15 @@ def allowed_private_networks() -> list[IPNetwork]:
     ]
 
 
-def refusal_in(error: BaseException) -> str | None:
-    """The guard's refusal message behind `error` (raised by GuardedBackend and
-    wrapped by httpx and the caller's own errors), or None for any other failure."""
+def refusal_in(error: BaseException) -> Refusal | None:
+    """The guard's refusal behind `error` (raised by GuardedBackend and wrapped by
+    httpx and the caller's own errors), or None for any other failure."""
     seen: BaseException | None = error
     while seen is not None:
         text = str(seen)
-        if text.startswith(REFUSED_PREFIX):
-            return text.removeprefix(REFUSED_PREFIX)
+        for prefix, transient in ((REFUSED_PREFIX, False), (UNRESOLVED_PREFIX, True)):
+            if text.startswith(prefix):
+                return Refusal(text.removeprefix(prefix), transient)
         seen = seen.__cause__ or seen.__context__
     return None
 
@@ -253,7 +266,8 @@ class PinnedBackend(httpcore.NetworkBackend):
 class GuardedBackend(httpcore.NetworkBackend):
     """For a pooled client: each new connection checks its host (`check_host`, one
     resolution) and connects to the address it checked; a refusal is a ConnectError
-    whose message starts with REFUSED_PREFIX. The client's timeouts apply."""
+    whose message starts with REFUSED_PREFIX (UNRESOLVED_PREFIX for a name that did
+    not resolve). The client's timeouts apply."""
 
     def __init__(self, policy: Callable[[], Policy]) -> None:
         self.policy = policy
@@ -270,7 +284,8 @@ class GuardedBackend(httpcore.NetworkBackend):
         try:
             address = check_host(host.lower(), port, self.policy())
         except UrlRefused as refused:
-            raise httpcore.ConnectError(REFUSED_PREFIX + refused.message) from None
+            prefix = UNRESOLVED_PREFIX if refused.transient else REFUSED_PREFIX
+            raise httpcore.ConnectError(prefix + refused.message) from None
         return self.inner.connect_tcp(
             address,
             port,

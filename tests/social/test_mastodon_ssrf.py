@@ -284,3 +284,18 @@ def test_a_rebinding_answer_during_registration_stores_nothing(
     assert dns.lookups == ["rebind.example"]
     assert fake_http.requests == []
     assert [listener.connections() for listener in listeners.values()] == [0, 0, 0]
+
+
+def test_an_instance_whose_name_stops_resolving_is_a_transient_failure(
+    dns: FakeDns,
+) -> None:
+    app = AppSecrets(client_id="cid", client_secret="s", base_url="https://gone.test")
+
+    with pytest.raises(ConnectorError) as failed:
+        MastodonConnector().exchange_code(
+            app, code=CODE, redirect_uri=REDIRECT_URI, code_verifier=CODE_VERIFIER
+        )
+
+    assert failed.value.message == "Earshot could not resolve gone.test."
+    assert not failed.value.permanent
+    assert dns.lookups == ["gone.test"]
