@@ -201,6 +201,8 @@ def _plans(message_ids: list[int]) -> list[DeliveryPlan]:
     }
     plans: list[DeliveryPlan] = []
     sending: list[events.EventSpec] = []
+    # One decryption of an account's credentials per batch, not one per reply.
+    refs: dict[int, AccountRef] = {}
     for message_id in message_ids:
         message = messages[message_id]
         if message.account is None:
@@ -212,6 +214,9 @@ def _plans(message_ids: list[int]) -> list[DeliveryPlan]:
                 final=True,
             )
             continue
+        ref = refs.get(message.account.pk)
+        if ref is None:
+            ref = refs[message.account.pk] = connector_ref(message.account)
         sending.append(
             (
                 "message.updated",
@@ -227,7 +232,7 @@ def _plans(message_ids: list[int]) -> list[DeliveryPlan]:
             DeliveryPlan(
                 message_id=message.pk,
                 platform=message.platform,
-                account=connector_ref(message.account),
+                account=ref,
                 reply=_outbound(
                     message,
                     answered=message.answered,

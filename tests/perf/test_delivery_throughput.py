@@ -17,7 +17,12 @@ Figures:
   on fewer replies, then batched;
 - lag: replies queued at OFFERED/s for OFFERED_SECONDS with a hold of HOLD
   seconds, each task's ETA at the end of its hold, as post_reply queues them;
-  lag = recorded sent - queued.
+  lag = recorded sent - queued;
+- the Sandbox alone (the ceiling, same run): SANDBOX_ALONE posts straight from
+  this process through the connector's send and social.sending's pool of
+  DELIVERY_CONCURRENCY threads, with no Earshot database work and no queue: what
+  the platform and the HTTP client manage on this machine, which a worker cannot
+  beat.
 """
 
 import os
@@ -26,17 +31,23 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
+import httpx
 import pytest
 from django.db.models import Count
+from django.test import override_settings
 from django.utils import timezone
 
 from helpdesk import tasks
 from helpdesk.models import Conversation, Message
 from helpdesk.services.inbound import record_inbound_message
-from social.connectors.base import Author, InboundItem
-from social.models import SocialAccount
+from social import http as social_http
+from social import sending
+from social.connectors import get_connector
+from social.connectors.base import Author, InboundItem, OutboundReply
+from social.models import SocialAccount, connector_ref
 from social.sandbox import network
 from social.sandbox.models import App, Person, Post
 from social.sandbox.setup import connect_demo_account, register_earshot_app
@@ -72,6 +83,7 @@ SANDBOX_WORKERS = (
     4  # the Sandbox's uvicorn processes (a platform is not the bottleneck)
 )
 WAIT_LIMIT = float(os.environ.get("EARSHOT_BENCH_WAIT", "180"))
+SANDBOX_ALONE = 1000
 
 
 def _load() -> str:
@@ -223,6 +235,42 @@ def _throughput(
     return count / (ended - began), ids
 
 
+def _sandbox_alone(tenant: Tenant, conversations: list[Conversation]) -> float:
+    """Posts/s of SANDBOX_ALONE replies sent straight to the Sandbox (see the
+    module's docstring), over a client configured as the worker's."""
+    with tenant_context(tenant):
+        refs = {
+            account.pk: connector_ref(account)
+            for account in SocialAccount.objects.all()
+        }
+    connector = get_connector("sandbox")
+    calls = []
+    for n in range(SANDBOX_ALONE):
+        conversation = conversations[n % len(conversations)]
+        assert conversation.social_account_id is not None
+        ref = refs[conversation.social_account_id]
+        reply = OutboundReply(
+            client_ref=str(uuid.uuid4()),
+            text=f"Straight to the platform ({n})",
+            visibility="public",
+            in_reply_to=conversation.public_thread_ref,
+        )
+        calls.append(sending.Call(ref, partial(connector.send, ref, reply)))
+    social_http.install_client(
+        httpx.Client(
+            timeout=social_http.TIMEOUT,
+            headers={"User-Agent": social_http.USER_AGENT},
+            limits=social_http.LIMITS,
+        )
+    )
+    began = time.monotonic()
+    outcomes = sending.run_all(calls, end=began + WAIT_LIMIT)
+    elapsed = time.monotonic() - began
+    errors = [outcome.error for outcome in outcomes if outcome.error is not None]
+    assert not errors, errors[:3]
+    return SANDBOX_ALONE / elapsed
+
+
 def _sent_once(ids: list[int], tenant: Tenant) -> tuple[int, int]:
     """(replies the Sandbox holds for these messages, replays it saw)."""
     with tenant_context(tenant):
@@ -256,6 +304,13 @@ def test_delivery_throughput_and_lag(tmp_path: Path) -> None:
             real_broker(broker),
         ):
             tenant, conversations = _workspace(base)
+            with override_settings(DELIVERY_CONCURRENCY=32):
+                alone = _sandbox_alone(tenant, conversations)
+            notes.append(
+                f"the Sandbox alone: {SANDBOX_ALONE} posts from this process, 32 "
+                f"threads, no Earshot database work; {_load()}"
+            )
+            figures.append(Figure("posts/s, the Sandbox alone (ceiling)", alone, "/s"))
 
             with _worker(logs, broker, batch=1, pool=1, name="before") as pid:
                 cpu = _cpu_seconds(pid)
