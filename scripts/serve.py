@@ -138,6 +138,8 @@ class Plan:
             "PGBOUNCER_COMMAND": " ".join(command(self.bouncer())),
             "PGBOUNCER_PORT": str(self.bouncer_port),
             "BEAT_SCHEDULE": str(RUN / "celerybeat-schedule"),
+            # /metrics sums every process's values from files here (helpdesk.metrics).
+            "PROMETHEUS_MULTIPROC_DIR": str(RUN / "metrics"),
             "DJANGO_SETTINGS_MODULE": "helpdesk.settings",
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{BIN}:{os.environ.get('PATH', '')}:/usr/sbin:/sbin",
@@ -150,7 +152,7 @@ def prepare(plan: Plan) -> None:
     and pgbouncer's configuration."""
     from tenants.dbroles import RolePlan, ensure_roles_and_database
 
-    RUN.mkdir(parents=True, exist_ok=True)
+    (RUN / "metrics").mkdir(parents=True, exist_ok=True)
     if plan.superuser_url:
         ensure_roles_and_database(
             RolePlan(
@@ -169,6 +171,10 @@ def prepare(plan: Plan) -> None:
         check=True,
     )
     plan.bouncer().write()
+    # A previous run's values (and the migration's) would be summed in otherwise.
+    from helpdesk.metrics import clear_multiprocess_dir
+
+    clear_multiprocess_dir(str(RUN / "metrics"))
 
 
 def banner(plan: Plan, env: dict[str, str]) -> str:

@@ -70,6 +70,7 @@ def test_runtime_role_goes_through_pgbouncer(
     assert env["DATABASE_PGBOUNCER"] == "1"
     assert env["CELERY_BROKER_URL"] == "amqp://guest:guest@127.0.0.1:5672//"
     assert env["WEB_PORT"] == "8000"
+    assert env["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path / "metrics")
     assert len(env["SECRET_KEY"]) >= 50
     assert (tmp_path / "secret_key").read_text() == env["SECRET_KEY"]
     direct = serve.Plan().env(through_bouncer=False)
