@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, NotRequired, TypedDict
 
 from django.db import connection
+from django.utils import timezone
 
 from helpdesk.models import Event
 from helpdesk.publish import group_send as _group_send
 from helpdesk.publish import group_send_many as _group_send_many
 from helpdesk.publish import on_commit, send_control
+from helpdesk.services import writebatch
 from helpdesk.services.webhook_outbox import queue_webhook_deliveries_many
 from tenants.outages import outage_service
 
@@ -157,19 +159,46 @@ def emit_many(
         {"type": type, "seq": first_seq + n, **fields}
         for n, (type, fields) in enumerate(items)
     ]
-    rows = [
-        Event(tenant_id=tenant_id, seq=p["seq"], type=p["type"], payload=p)
-        for p in payloads
-    ]
-    if store is None:
-        Event.objects.bulk_create(rows)
+    if store is None and connection.vendor == "postgresql":
+        _insert_events(tenant_id, payloads)
     else:
-        store(rows)
+        rows = [
+            Event(tenant_id=tenant_id, seq=p["seq"], type=p["type"], payload=p)
+            for p in payloads
+        ]
+        if store is None:
+            Event.objects.bulk_create(rows)
+        else:
+            store(rows)
     queue_webhook_deliveries_many(tenant_id, items, known=known)
     group = inbox_group(tenant_id)
 
     on_commit(lambda: send_all_to_group(group, payloads))
     return [p["seq"] for p in payloads]
+
+
+def _insert_events(tenant_id: int, payloads: list[dict[str, Any]]) -> None:
+    """The Event rows of `payloads` with one INSERT from arrays (PostgreSQL), no
+    model instance built: bulk_create's per-row work was most of a 200-event
+    batch's cost here."""
+    prepare = Event._meta.get_field("payload").get_db_prep_save
+    writebatch.execute(
+        [
+            (
+                'INSERT INTO "helpdesk_event" ("tenant_id", "seq", "type", "payload",'
+                ' "created_at") SELECT %s, u.seq, u.type, u.payload, %s'
+                " FROM unnest(%s::bigint[], %s::varchar[], %s::jsonb[])"
+                " AS u(seq, type, payload)",
+                [
+                    tenant_id,
+                    timezone.now(),
+                    [p["seq"] for p in payloads],
+                    [p["type"] for p in payloads],
+                    [prepare(p, connection) for p in payloads],
+                ],
+            )
+        ]
+    )
 
 
 def send_to_group(group: str, payload: dict[str, Any]) -> None:

@@ -163,7 +163,7 @@ class _Batch:
         fresh, repeats = self._replays()
         if fresh:
             self._load_identities([self.entries[i][1] for i in fresh])
-            self._load_conversations([self.entries[i][0] for i in fresh])
+            self._load_conversations([self.entries[i] for i in fresh])
             self._map(fresh)
         if self.slots:
             self._create_authors()
@@ -222,16 +222,42 @@ class _Batch:
         for identity in Identity.objects.select_related("contact").filter(query):
             self.identities[(identity.platform, identity.external_id)] = identity
 
-    def _load_conversations(self, accounts: list[SocialAccount]) -> None:
+    def _load_conversations(
+        self, entries: list[tuple[SocialAccount, InboundItem]]
+    ) -> None:
         """Lock every conversation an item may join, in id order (two batches
-        lock shared rows in the same order)."""
+        lock shared rows in the same order): of the items' authors on their
+        accounts, those `_find` can pick (a public item's thread; for a private
+        item, one awaiting private, of its private thread or private and not
+        resolved). A conversation no item can join is neither read nor locked."""
         contacts = {identity.contact_id for identity in self.identities.values()}
         if not contacts:
             return
+        public = {
+            item.thread_ref or item.external_id
+            for _account, item in entries
+            if item.visibility != "private"
+        }
+        private = {
+            item.thread_ref or item.external_id
+            for _account, item in entries
+            if item.visibility == "private"
+        }
+        joinable = Q(public_thread_ref__in=public)
+        if private:
+            joinable |= (
+                Q(awaiting_private=True)
+                | Q(private_thread_ref__in=private)
+                | (
+                    Q(channel_state=Conversation.ChannelState.PRIVATE)
+                    & ~Q(status=Status.RESOLVED)
+                )
+            )
         rows = (
             Conversation.objects.select_for_update(of=("self",))
             .filter(
-                social_account_id__in={account.pk for account in accounts},
+                joinable,
+                social_account_id__in={account.pk for account, _item in entries},
                 contact_id__in=contacts,
             )
             .order_by("id")
