@@ -41,13 +41,15 @@ def upsert_identity(tenant: Tenant, platform: str, author: Author) -> Identity:
             identity = Identity.objects.select_related("contact").get(
                 platform=platform, external_id=author.external_id
             )
-    changed = _refresh(identity, author)
+    changed = refresh_identity(identity, author)
     if changed:
         identity.save(update_fields=changed)
     return identity
 
 
-def _refresh(identity: Identity, author: Author) -> list[str]:
+def refresh_identity(identity: Identity, author: Author) -> list[str]:
+    """Set the identity's profile fields the author gives and that differ (in
+    memory, not saved); returns the names of the fields it changed."""
     changed = []
     for field, value in (
         ("handle", author.handle),
@@ -59,6 +61,10 @@ def _refresh(identity: Identity, author: Author) -> list[str]:
             setattr(identity, field, value)
             changed.append(field)
     return changed
+
+
+# The old private name, still imported by helpdesk.services.inbound.
+_refresh = refresh_identity
 
 
 def merge_contacts(

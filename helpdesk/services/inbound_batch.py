@@ -44,7 +44,7 @@ from helpdesk.services.away import (
     queue_away_reply,
 )
 from helpdesk.services.bulkrows import update_rows
-from helpdesk.services.contacts import _refresh as refresh_identity
+from helpdesk.services.contacts import refresh_identity
 from helpdesk.services.inbound import (
     InboundResult,
     _apply_customer_message,
@@ -394,7 +394,7 @@ class _Batch:
         Message.objects.bulk_create(messages)
         self._save_rows(dirty, identity_fields)
         for dims_items, inbound in cells.items():
-            rollups._upsert_rollup(dict(dims_items), {"inbound": inbound})
+            rollups.upsert_rollup(dict(dims_items), {"inbound": inbound})
         events.emit_many(
             tenant_id,
             [spec for slot in self.slots for spec in _event_specs(slot)],

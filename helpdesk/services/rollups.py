@@ -391,7 +391,9 @@ def _bucket_statements(dims: Dims, cells: Sequence[tuple[str, int]]) -> list[Sta
     return [hourly, blocks]
 
 
-def _upsert_rollup(dims: Dims, counters: Mapping[str, int]) -> None:
+def upsert_rollup(dims: Dims, counters: Mapping[str, int]) -> None:
+    """Add `counters` to the hourly rollup row of `dims` (and its daily cells),
+    creating it if needed; joins the active write batch when there is one."""
     _execute(_rollup_statements(dims, counters))
 
 
@@ -421,7 +423,7 @@ def count_inbound(conversation: Conversation, message: Message) -> None:
     transaction that stored the message.
     """
     dims = conversation_dimensions(conversation, message.created_at, agent_id=None)
-    _upsert_rollup(dims, {"inbound": 1})
+    upsert_rollup(dims, {"inbound": 1})
 
 
 def count_reply(message: Message, *, move_to_private: bool) -> None:
@@ -436,7 +438,7 @@ def count_reply(message: Message, *, move_to_private: bool) -> None:
         message.conversation, message.created_at, agent_id=message.author_agent_id
     )
     counter = "private_moves" if move_to_private else "public_replies"
-    _upsert_rollup(dims, {counter: 1})
+    upsert_rollup(dims, {counter: 1})
 
 
 # --- Rebuild -----------------------------------------------------------------
