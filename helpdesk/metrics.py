@@ -86,6 +86,32 @@ OUTBOUND_WEBHOOK_FAILURES = Counter(
 
 DELIVERY_OUTCOMES = frozenset({"sent", "failed", "retried"})
 SLA_KINDS = frozenset({"first", "next"})
+FAILURE_REASONS = (
+    "refused",
+    "timeout",
+    "connect",
+    "redirect",
+    "http_4xx",
+    "http_5xx",
+    OTHER,
+)
+CONSUMERS = ("inbox",)
+
+
+def initialise_series() -> None:
+    """Create every known label set at zero, so a rate or an alert has a series to
+    read before the first event (an absent series is not a zero). Called when the
+    app is ready (it reads settings); idempotent."""
+    for platform in (*settings.SOCIAL_PLATFORMS, OTHER):
+        INGEST_ITEMS.labels(platform)
+        for outcome in DELIVERY_OUTCOMES:
+            DELIVERIES.labels(platform, outcome)
+    for kind in SLA_KINDS:
+        SLA_BREACHES.labels(kind)
+    for reason in FAILURE_REASONS:
+        OUTBOUND_WEBHOOK_FAILURES.labels(reason)
+    for consumer in CONSUMERS:
+        WEBSOCKET_CONNECTIONS.labels(consumer)
 
 
 def _platform(value: object) -> str:

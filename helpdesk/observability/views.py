@@ -6,8 +6,10 @@ Who may read /metrics:
   (compared in constant time), from any address; anything else is 401.
 - METRICS_TOKEN empty: only clients whose address (REMOTE_ADDR, as the ASGI server
   reports it) is in METRICS_ALLOWED_NETS (loopback by default); others get 403.
-  Behind a reverse proxy on the same host every request comes from loopback: set
-  METRICS_TOKEN there, or do not route /metrics through the proxy.
+  uvicorn takes the client address from X-Forwarded-For when the request comes
+  from one of its FORWARDED_ALLOW_IPS (default 127.0.0.1); a proxy on the same
+  host that does not send it makes every request look local: set METRICS_TOKEN
+  there, or do not route /metrics through the proxy.
 """
 
 import hmac

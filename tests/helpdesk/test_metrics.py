@@ -145,6 +145,26 @@ def test_metrics_carry_no_tenant_data(
     assert scrape(client, REMOTE_ADDR="203.0.113.9").status_code == 403
 
 
+def test_every_known_series_is_there_at_zero_before_its_first_event() -> None:
+    samples = {
+        (each.name, tuple(sorted(each.labels.items())))
+        for family in text_string_to_metric_families(scrape(Client()).content.decode())
+        for each in family.samples
+    }
+
+    for platform in (*settings.SOCIAL_PLATFORMS, "other"):
+        assert ("earshot_ingest_items_total", (("platform", platform),)) in samples
+        for outcome in ("sent", "failed", "retried"):
+            labels = (("outcome", outcome), ("platform", platform))
+            assert ("earshot_deliveries_total", labels) in samples
+    for kind in ("first", "next"):
+        assert ("earshot_sla_breaches_total", (("kind", kind),)) in samples
+    for reason in metrics.FAILURE_REASONS:
+        failure = ("earshot_outbound_webhook_failures_total", (("reason", reason),))
+        assert failure in samples
+    assert ("earshot_websocket_connections", (("consumer", "inbox"),)) in samples
+
+
 # --- what the hooks count -----------------------------------------------------------
 
 
