@@ -15,10 +15,27 @@ from types import ModuleType
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.middleware import (
+    AuthenticationMiddleware as DjangoAuthenticationMiddleware,
+)
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.messages.middleware import (
+    MessageMiddleware as DjangoMessageMiddleware,
+)
+from django.contrib.sessions.middleware import (
+    SessionMiddleware as DjangoSessionMiddleware,
+)
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    JsonResponse,
+)
+from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.template.response import TemplateResponse
 from django.urls import path
 
@@ -142,3 +159,75 @@ def api_error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse(
         {"code": code, "message": message, "fields": {}, "details": {}}, status=status
     )
+
+
+# --- The token lane ------------------------------------------------------------------
+# A request to `/api/vN/t/<slug>/` with `Authorization: Bearer ...` (or `Token ...`)
+# is answered from the token alone: TenantMiddleware.api never reads the session
+# for it, ApiTokenAuthentication authenticates it before SessionAuthentication
+# could, and its views are DRF's (CSRF-exempt; DRF checks CSRF only for session
+# callers). The browser's middleware below has nothing to do for it, so these
+# subclasses (in MIDDLEWARE in place of Django's) pass it straight through. Any
+# other request, including a session-authenticated API call, runs them as before.
+
+
+def token_api_request(request: HttpRequest) -> bool:
+    """Whether `request` is a workspace API call that carries a token."""
+    known: bool | None = getattr(request, "_earshot_token_api", None)
+    if known is None:
+        known = (
+            API_PATH.match(request.path_info) is not None
+            and _bearer(request) is not None
+        )
+        request._earshot_token_api = known  # type: ignore[attr-defined]
+    return known
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Django's, except for token API calls (no session is loaded or saved)."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if token_api_request(request):
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class CsrfViewMiddleware(DjangoCsrfViewMiddleware):
+    """Django's, except for token API calls (their views are CSRF-exempt, and no
+    CSRF cookie is read or set for them)."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if token_api_request(request):
+            return self.get_response(request)
+        return super().__call__(request)
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        callback: Callable[..., Any],
+        callback_args: Any,
+        callback_kwargs: Any,
+    ) -> HttpResponseForbidden | None:
+        if token_api_request(request):
+            return None
+        return super().process_view(request, callback, callback_args, callback_kwargs)
+
+
+class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
+    """Django's, except that a token API call starts as anonymous: TenantMiddleware
+    sets the token's user, and the session is not read."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if token_api_request(request):
+            request.user = AnonymousUser()
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class MessageMiddleware(DjangoMessageMiddleware):
+    """Django's, except for token API calls (no flash messages to keep)."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if token_api_request(request):
+            return self.get_response(request)
+        return super().__call__(request)
