@@ -13,7 +13,8 @@ def test_a_group_is_stored_and_replayed_on_sqlite(tmp_path: Path) -> None:
     outcome = run_on_demo_sqlite(
         "tests.social.sqlite_group_commit", tmp_path, timeout=180
     )
-    malformed = [400, {"error": "not a valid sandbox delivery: 'event_id'"}]
+    error = "not a valid sandbox delivery: the delivery has no 'event_id'"
+    malformed = [400, {"error": error}]
     assert outcome["first"] == [ACCEPTED, ACCEPTED, ACCEPTED, ACCEPTED, malformed]
     # Replayed: the stored copies are still unprocessed (no worker runs here), so
     # they are queued again; the malformed one is a duplicate.
