@@ -231,6 +231,9 @@ def _account_health(attempts: list[_Attempt], paused: dict[int, float]) -> list[
             if known is None or (error.retry_after or 0) > (known.retry_after or 0):
                 troubled[account_id] = error
     failing = {key: error for key, error in troubled.items() if key not in worked}
+    for account_id, error in failing.items():
+        if error.retry_after is not None:
+            sending.pause(account_id, error, count=False)
     if failing:
         error = next(iter(failing.values()))
         health.mark_degraded(

@@ -204,10 +204,23 @@ def backoff(failures: int) -> float:
     return base * (0.8 + 0.4 * random.random())  # noqa: S311 - jitter, not secrets
 
 
-def pause(account_id: int, error: ConnectorError) -> float:
+# Concurrent calls of one batch pause the same account: one read-modify-write at a
+# time in this process, so a short 5xx pause cannot overwrite a 429's longer one.
+# (Across processes the race remains; the batch's record extends the pause to its
+# longest Retry-After again: `pause(..., count=False)`.)
+_pause_lock = threading.Lock()
+
+
+def pause(account_id: int, error: ConnectorError, *, count: bool = True) -> float:
     """Pause the account after the platform refused or failed a call: for the
     error's Retry-After, else `backoff` of its consecutive failures; never shorter
-    than a pause already running. Returns the seconds paused."""
+    than a pause already running. `count=False`: only extend the pause, as a
+    repeat of a failure already counted. Returns the seconds paused."""
+    with _pause_lock:
+        return _pause(account_id, error, count=count)
+
+
+def _pause(account_id: int, error: ConnectorError, *, count: bool) -> float:
     key = _pause_key(account_id)
     try:
         previous: tuple[float, int] | None = cache.get(key)
@@ -215,7 +228,7 @@ def pause(account_id: int, error: ConnectorError) -> float:
         logger.warning("account %s not paused, cache unavailable: %r", key, error_)
         return 0.0
     until_before, failures = previous if previous is not None else (0.0, 0)
-    failures += 1
+    failures += 1 if count or not failures else 0
     wait = error.retry_after if error.retry_after is not None else backoff(failures)
     now = time.time()
     until = max(now + wait, until_before)

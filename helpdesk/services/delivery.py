@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from helpdesk import events, metrics, publish
 from helpdesk.models import Conversation, Identity, Message
+from helpdesk.services.bulkrows import update_rows
 from helpdesk.services.replies import release_public_slot
 from social.connectors.base import (
     AccountRef,
@@ -320,8 +321,9 @@ def renew_claims(message_ids: list[int], *, token: str) -> set[int]:
 
 
 def record_deliveries(results: dict[int, DeliveryResult]) -> list[int]:
-    """record_delivery for a batch: two statements and one event insert whatever
-    its size. Returns the ids marked sent (those still `sending`)."""
+    """record_delivery for a batch: two statements (the locking read, one UPDATE
+    from arrays) and one event insert whatever its size. Returns the ids marked
+    sent (those still `sending`)."""
     if not results:
         return []
     messages = list(
@@ -340,7 +342,9 @@ def record_deliveries(results: dict[int, DeliveryResult]) -> list[int]:
         message.external_url = result.url
         message.sent_at = result.sent_at or now
         message.last_error = ""
-    Message.objects.bulk_update(
+    # One UPDATE from arrays (bulkrows): bulk_update's CASE per row and field was
+    # most of the recording's CPU for a batch of 100.
+    update_rows(
         messages,
         ["delivery_status", "external_id", "external_url", "sent_at", "last_error"],
     )
