@@ -17,10 +17,10 @@ commits each delivery at once.
   refused.
 - Publishing the tasks (`social.process_webhook_event`, one for up to
   PUBLISH_SLICE new events) waits for nothing: the publisher thread hands them to
-  the broker after the answers went out. An event whose publish failed or was cut short by a restart
-  stays `received`, and the sweep (`social.sweep_webhook_events`) queues it. With
-  CELERY_TASK_ALWAYS_EAGER (the tests) the tasks run before the answer, as the
-  Django view does.
+  the broker after the answers went out. An event whose publish failed or was cut
+  short by a restart stays `received`, and the sweep (`social.sweep_webhook_events`)
+  queues it. With CELERY_TASK_ALWAYS_EAGER (the tests) the tasks run before the
+  answer, as the Django view does.
 """
 
 import asyncio
