@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from helpdesk.access import access_conversation, access_message
+from helpdesk.api_output import output, outputs
 from helpdesk.models import Conversation, Message, NoReplyReason, Note
 from helpdesk.pagination import inbox_page, page_size, paginated
 from helpdesk.selectors import (
@@ -172,12 +173,9 @@ def _conversation_data(conversations: list[Conversation], *, many: bool = True) 
     # Rows read through helpdesk.selectors.conversation_rows carry their tag names.
     missing = [c.pk for c in conversations if not hasattr(c, "tag_names")]
     tags = conversation_tags(missing) if missing else {}
-    serializer = ConversationOutput(
-        conversations if many else conversations[0],
-        many=many,
-        context={"tags": tags},
-    )
-    return serializer.data
+    if many:
+        return outputs(ConversationOutput, conversations, context={"tags": tags})
+    return output(ConversationOutput, conversations[0], context={"tags": tags})
 
 
 class ConversationListApi(TenantScopedApi):
@@ -325,10 +323,10 @@ class ConversationDetailApi(TenantScopedApi):
         data = _conversation_data([conversation], many=False)
         if "messages" in include:
             messages = conversation_messages(conversation)
-            data["messages"] = MessageOutput(messages, many=True).data
+            data["messages"] = outputs(MessageOutput, messages)
         if "notes" in include:
             notes = conversation_notes(conversation)
-            data["notes"] = NoteOutput(notes, many=True).data
+            data["notes"] = outputs(NoteOutput, notes)
         return Response(data)
 
     @extend_schema(request=ConversationUpdateInput, responses=ConversationOutput)
@@ -374,7 +372,7 @@ class MessageListApi(TenantScopedApi):
     def get(self, request: Request, conversation_id: int) -> Response:
         conversation = access_conversation(self.membership, conversation_id)
         messages = conversation_messages(conversation)
-        return Response(MessageOutput(messages, many=True).data)
+        return Response(outputs(MessageOutput, messages))
 
     @extend_schema(request=ReplyCreateInput, responses={201: MessageOutput})
     def post(self, request: Request, conversation_id: int) -> Response:
@@ -392,7 +390,7 @@ class MessageListApi(TenantScopedApi):
             override_reason=data.get("override_reason", ""),
         )
         return Response(
-            MessageOutput(outcome.message).data, status=status.HTTP_201_CREATED
+            output(MessageOutput, outcome.message), status=status.HTTP_201_CREATED
         )
 
 
@@ -431,7 +429,7 @@ class ConversationMovePrivateApi(TenantScopedApi):
             confirm=data.get("confirm", []),
         )
         return Response(
-            {"messages": MessageOutput(queued, many=True).data},
+            {"messages": outputs(MessageOutput, queued)},
             status=status.HTTP_201_CREATED,
         )
 
@@ -467,7 +465,7 @@ class MessageDetailApi(TenantScopedApi):
     @extend_schema(responses=MessageOutput)
     def get(self, request: Request, message_id: int) -> Response:
         message = access_message(self.membership, message_id)
-        return Response(MessageOutput(message).data)
+        return Response(output(MessageOutput, message))
 
     @extend_schema(request=ReplyEditInput, responses=MessageOutput)
     def patch(self, request: Request, message_id: int) -> Response:
@@ -479,7 +477,7 @@ class MessageDetailApi(TenantScopedApi):
             membership=self.membership,
             text=payload.validated_data["text"],
         )
-        return Response(MessageOutput(edited).data)
+        return Response(output(MessageOutput, edited))
 
 
 class MessageCancelApi(TenantScopedApi):
@@ -489,7 +487,7 @@ class MessageCancelApi(TenantScopedApi):
     def post(self, request: Request, message_id: int) -> Response:
         message = _outbound(access_message(self.membership, message_id))
         cancelled = cancel_scheduled_reply(message, membership=self.membership)
-        return Response(MessageOutput(cancelled).data)
+        return Response(output(MessageOutput, cancelled))
 
 
 class MessageRetryApi(TenantScopedApi):
@@ -499,7 +497,7 @@ class MessageRetryApi(TenantScopedApi):
     def post(self, request: Request, message_id: int) -> Response:
         message = _outbound(access_message(self.membership, message_id))
         retried = retry_failed_message(message, membership=self.membership)
-        return Response(MessageOutput(retried).data)
+        return Response(output(MessageOutput, retried))
 
 
 class NoteListApi(TenantScopedApi):
@@ -512,7 +510,7 @@ class NoteListApi(TenantScopedApi):
     def get(self, request: Request, conversation_id: int) -> Response:
         conversation = access_conversation(self.membership, conversation_id)
         notes = conversation_notes(conversation)
-        return Response(NoteOutput(notes, many=True).data)
+        return Response(outputs(NoteOutput, notes))
 
     @extend_schema(request=NoteCreateInput, responses={201: NoteOutput})
     def post(self, request: Request, conversation_id: int) -> Response:
@@ -524,7 +522,7 @@ class NoteListApi(TenantScopedApi):
             membership=self.membership,
             text=payload.validated_data["text"],
         )
-        return Response(NoteOutput(note).data, status=status.HTTP_201_CREATED)
+        return Response(output(NoteOutput, note), status=status.HTTP_201_CREATED)
 
 
 def _outbound(message: Message) -> Message:
