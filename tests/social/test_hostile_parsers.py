@@ -32,6 +32,7 @@ from social.models import WebhookEvent
 from social.webhooks import Delivery, check_delivery
 from tenants.context import tenant_context
 from tenants.models import Tenant, User
+from tests.social.fakes_mastodon import FakeMastodon
 from tests.social.hostile import (
     DEEP,
     HOSTILE_TEXT,
@@ -43,6 +44,7 @@ from tests.social.hostile import (
     wrong_leaf,
 )
 from tests.social.test_api_channel import client_for, open_channel
+from tests.social.test_mastodon_connector import mastodon as mastodon
 from tests.social.test_webhooks import connect, deliver, post_event
 
 hypothesis_settings.register_profile(
@@ -475,3 +477,36 @@ def test_the_api_channel_answers_400_to_hostile_bodies(
     with tenant_context(tenant):
         assert Message.objects.count() == 0
     assert connection.vendor == "postgresql"
+
+
+def test_a_mastodon_poll_keeps_the_notifications_around_bad_ones(
+    mastodon: FakeMastodon,
+) -> None:
+    good = [n for n in MASTODON_NOTIFICATIONS if n["id"] in ("903", "900")]
+    person = good[0]["account"]
+    mastodon.notifications = [
+        *good,
+        {"id": "951", "type": "mention", "status": {"id": "s951"}},
+        {"id": "952", "type": "mention", "account": "mallory", "status": {"id": "s"}},
+        {
+            "id": "953",
+            "type": "mention",
+            "account": person,
+            "status": {**good[0]["status"], "id": "9" * 200},
+        },
+        {
+            "id": "954",
+            "type": "mention",
+            "account": person,
+            "status": {**good[0]["status"], "id": "s954", "content": "<p>a\x00b</p>"},
+        },
+    ]
+
+    fetched = MastodonConnector().fetch_since(mastodon.account(), "")
+
+    assert [(item.external_id, item.text) for item in fetched.items] == [
+        ("1100", mastodon_notification(good[1]).text),  # type: ignore[union-attr]
+        ("1103", mastodon_notification(good[0]).text),  # type: ignore[union-attr]
+        ("s954", "ab"),
+    ]
+    assert fetched.cursor == "954"
