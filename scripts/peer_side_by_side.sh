@@ -22,8 +22,9 @@
 # Env: T F N R (workload), SEED, EARSHOT_ROOT (checkout under test, default this one),
 # EARSHOT_PYTHON (default $EARSHOT_ROOT/.venv/bin/python, else this checkout's),
 # PEERS_DIR (/work/shared/peers), PEER_WORK (/tmp/peer), PEER_PYTHON (python3.11),
-# PEER_PORT (8000), EARSHOT_PORT (8801), PEER_DB, EARSHOT_DB, REDIS_DB (5, and
-# REDIS_DB+1 for the broker), CELERY_CONCURRENCY (1), PG_SUPERUSER_URL, OUT.
+# PEER_PORT (8000), EARSHOT_PORT (8801), PEER_DB, EARSHOT_DB, EARSHOT_OWNER,
+# EARSHOT_APP, REDIS_DB (5), BROKER_DB (REDIS_DB+1; may equal REDIS_DB),
+# CELERY_CONCURRENCY (1), PG_SUPERUSER_URL, OUT.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,7 +43,7 @@ EARSHOT_DB=${EARSHOT_DB:-earshot_peer_bench}
 EARSHOT_OWNER=${EARSHOT_OWNER:-earshot_peer_owner}
 EARSHOT_APP=${EARSHOT_APP:-earshot_peer_app}
 PG_SUPERUSER_URL=${PG_SUPERUSER_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
-REDIS_DB=${REDIS_DB:-5}; BROKER_DB=$((REDIS_DB + 1))
+REDIS_DB=${REDIS_DB:-5}; BROKER_DB=${BROKER_DB:-$((REDIS_DB + 1))}
 CELERY_CONCURRENCY=${CELERY_CONCURRENCY:-1}
 OUT=${OUT:-$HERE/tests/perf/peer_runs/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
@@ -119,7 +120,7 @@ read -r SLUG CHANNEL TOKEN < <("$EARSHOT_PYTHON" -c \
   "$workspace")
 log "Earshot workspace $SLUG, API channel $CHANNEL"
 redis-cli -n "$REDIS_DB" flushdb > /dev/null
-redis-cli -n "$BROKER_DB" flushdb > /dev/null
+[ "$BROKER_DB" = "$REDIS_DB" ] || redis-cli -n "$BROKER_DB" flushdb > /dev/null
 cd "$EARSHOT_ROOT"
 start uvicorn "$OUT/earshot_server.log" "$EARSHOT_PYTHON" -m uvicorn helpdesk.asgi:application \
   --host 127.0.0.1 --port "$EARSHOT_PORT" --workers 2 --lifespan off \
