@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.core import mail
 from django.utils import timezone
 
@@ -335,7 +336,12 @@ def test_a_rate_limited_search_backs_off_and_keeps_what_the_fetch_recorded(
     wait = timedelta(seconds=900)  # Retry-After beats 60 s * 2**3
     assert before + wait <= next_poll <= timezone.now() + wait
 
-    assert poll_account.run(tenant.pk, x_account.pk) == 1
+    # Within the platform's pause the account is left alone, even when asked.
+    assert poll_account.run(tenant.pk, x_account.pk) == 0
+    assert recorded(tenant) == [(x_id(1), "mention")]
+    # Once it has passed, the next poll takes up the search where it stopped.
+    with time_machine.travel(next_poll + timedelta(seconds=1), tick=True):
+        assert poll_account.run(tenant.pk, x_account.pk) == 1
     assert recorded(tenant) == [
         (x_id(1), "mention"),
         (x_id(11), "listening"),
