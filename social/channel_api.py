@@ -94,7 +94,7 @@ class ChannelMessageCreateApi(TenantScopedApi):
         )
         created_at = serializers.DateTimeField(required=False, allow_null=True)
         url = serializers.URLField(
-            required=False, default="", allow_blank=True, max_length=500
+            required=False, default="", allow_blank=True, max_length=200
         )
 
         def validate_author(self, value: dict[str, Any]) -> dict[str, Any]:

@@ -91,6 +91,7 @@ def test_a_second_private_message_joins_the_same_conversation(
         ({"visibility": "secret"}, "visibility"),
         ({"created_at": "yesterday"}, "created_at"),
         ({"url": "not a url"}, "url"),
+        ({"url": "https://example.com/" + "p" * 181}, "url"),
     ],
 )
 def test_malformed_pushes_name_the_field_and_record_nothing(
