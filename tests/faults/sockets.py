@@ -60,6 +60,13 @@ class AgentSocket:
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
                 if isinstance(exc, InvalidStatus):
                     self.refused.append(str(exc.response.status_code))
+                # The consumer refuses after accepting, with a 44xx close code.
+                if (
+                    isinstance(exc, ConnectionClosed)
+                    and exc.rcvd
+                    and exc.rcvd.code >= 4000
+                ):
+                    self.refused.append(f"close {exc.rcvd.code}")
                 self.closes += 1
             await asyncio.sleep(0.3)
 
@@ -113,7 +120,7 @@ class AgentSockets:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not all(s.connects for s in self.sockets):
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or any(s.refused for s in self.sockets):
                 refused = [s.refused for s in self.sockets]
                 raise RuntimeError(f"agent sockets did not connect: {refused}")
             time.sleep(0.1)
