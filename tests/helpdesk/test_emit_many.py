@@ -202,7 +202,7 @@ class _FailingLayer:
 
     def __init__(self, works: int) -> None:
         self.works = works
-        self.taken: list[tuple[str, int]] = []
+        self.taken: list[tuple[str, list[int]]] = []
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         if len(self.taken) == self.works:
