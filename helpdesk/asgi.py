@@ -4,7 +4,8 @@ with its 44xx code so the page can tell it from a dropped connection."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+# Django's ASGIHandler with the whole request in one hop to a reused thread.
+from helpdesk.asgi_handler import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings")
 django_asgi_app = get_asgi_application()

@@ -66,6 +66,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_networks(name: str, default: list[str]) -> list[str]:
+    """Parse a comma-separated env var of networks (CIDR); a bad one is an error."""
+    networks = env_list(name, default)
+    try:
+        for network in networks:
+            ipaddress.ip_network(network, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must list networks (CIDR): {exc}") from None
+    return networks
+
+
 def env_secret(name: str, *, demo_default: str, debug: bool) -> str:
     """Return a secret; outside debug/demo mode a missing or short one is an error."""
     raw = os.environ.get(name)
@@ -108,6 +119,9 @@ SECRET_KEY = env_secret(
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+# Exact origins (scheme://host[:port]) whose pages may open the live websocket;
+# empty: SITE_URL's origin plus CSRF_TRUSTED_ORIGINS (helpdesk/websocket_guard.py).
+WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -132,17 +146,21 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The request id of every log line, echoed in X-Request-ID (one ContextVar).
+    "helpdesk.observability.logs.RequestIdMiddleware",
     # Outermost: a request that failed on an outage answers 503 with Retry-After
     # (also with DEBUG), whichever middleware or view raised.
     "helpdesk.outage.OutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the UI's CSS and ES modules) from STATIC_ROOT, before sessions.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, CSRF, auth and messages middleware, passing API calls that
+    # carry a token straight through (tenants/middleware.py, "the token lane").
+    "tenants.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "tenants.middleware.CsrfViewMiddleware",
+    "tenants.middleware.AuthenticationMiddleware",
+    "tenants.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -151,6 +169,9 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "helpdesk.urls"
 ASGI_APPLICATION = "helpdesk.asgi.application"
+# Idle request threads each web process keeps for the next requests
+# (helpdesk/asgi_handler.py); requests in flight are not limited by it.
+ASGI_THREADS = env_int("ASGI_THREADS", 16, minimum=1)
 WSGI_APPLICATION = None
 
 TEMPLATES = [
@@ -185,6 +206,11 @@ if os.environ.get("MIGRATOR_DATABASE_URL"):
 # otherwise open a new connection each time). Safe with RLS: the tenant setting is
 # SET LOCAL, gone when the transaction ends, so a pooled connection carries nothing.
 DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", 10, minimum=0)
+# How long a request or task waits for a pooled connection before it fails (the
+# API answers 503). psycopg's default, 30 s, outlasts clients' timeouts: with
+# pgbouncer or PostgreSQL down for long, requests hung instead of answering 503
+# (tests/faults/test_pgbouncer_restart.py with FAULTS_PGBOUNCER_DOWN=25).
+DATABASE_POOL_TIMEOUT = env_int("DATABASE_POOL_TIMEOUT", 5, minimum=1)
 for _db in DATABASES.values():
     _db.setdefault("CONN_MAX_AGE", 0)
     if _db["ENGINE"].endswith("sqlite3"):
@@ -201,6 +227,7 @@ for _db in DATABASES.values():
         _db.setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
             "max_size": DATABASE_POOL_MAX,
+            "timeout": DATABASE_POOL_TIMEOUT,
         }
 # Behind pgbouncer in transaction mode (DATABASE_PGBOUNCER=1) a connection may be
 # another server session at each transaction: no server-side prepared statements
@@ -296,7 +323,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES: dict[str, dict[str, Any]] = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with the connections kept across requests (helpdesk/cache.py).
+            "BACKEND": "helpdesk.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "earshot"),
             # Bounded waits: a Redis that stops answering (rather than refusing)
@@ -473,8 +501,9 @@ SOCIAL_APPS: dict[str, dict[str, str]] = {
 # Master keys for third-party tokens at rest, newest first (rotation: prepend a key,
 # run `manage.py rotate_credentials`, then drop the old one).
 TOKEN_ENCRYPTION_KEYS = env_list("TOKEN_ENCRYPTION_KEYS", [SECRET_KEY])
-# Development only: let admins connect Mastodon instances over plain http or on
-# private/loopback addresses (a local instance, or the test fakes).
+# Development only: let admins connect Mastodon instances over plain http. Their
+# addresses still go through the SSRF guard (tenants/netguard.py): a local instance
+# needs its network in WEBHOOKS_ALLOWED_PRIVATE_NETS too.
 MASTODON_ALLOW_INSECURE = env_bool("MASTODON_ALLOW_INSECURE", default=False)
 # The Sandbox network (a pretend platform for the demo and the tests). Off unless
 # SANDBOX_ENABLED; its URLs are 404 then.
@@ -528,14 +557,7 @@ if not all(port.isdigit() and 0 < int(port) < 65536 for port in _webhook_ports):
         f"WEBHOOKS_ALLOWED_PORTS must list port numbers, got {_webhook_ports!r}"
     )
 WEBHOOKS_ALLOWED_PORTS = [int(port) for port in _webhook_ports]
-WEBHOOKS_ALLOWED_PRIVATE_NETS = env_list("WEBHOOKS_ALLOWED_PRIVATE_NETS", [])
-try:
-    for _cidr in WEBHOOKS_ALLOWED_PRIVATE_NETS:
-        ipaddress.ip_network(_cidr, strict=False)
-except ValueError as _exc:
-    raise ImproperlyConfigured(
-        f"WEBHOOKS_ALLOWED_PRIVATE_NETS must list networks (CIDR): {_exc}"
-    ) from None
+WEBHOOKS_ALLOWED_PRIVATE_NETS = env_networks("WEBHOOKS_ALLOWED_PRIVATE_NETS", [])
 # An endpoint is disabled (and its admins emailed) after this many failed attempts
 # in a row, or when a delivery gives up and nothing has succeeded for 24 hours.
 WEBHOOKS_DISABLE_AFTER_FAILURES = env_int(
@@ -564,7 +586,7 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_THROTTLE_CLASSES": ["tenants.api_auth.ApiRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api": API_RATE_LIMIT},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["helpdesk.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "helpdesk.exceptions.api_exception_handler",
 }
@@ -633,13 +655,53 @@ WHITENOISE_USE_FINDERS = env_bool(
 )
 WHITENOISE_AUTOREFRESH = WHITENOISE_USE_FINDERS
 
-LOGGING = {
+# --- Observability ----------------------------------------------------------------
+# /metrics (helpdesk/observability/views.py): with METRICS_TOKEN set, only requests
+# with `Authorization: Bearer <METRICS_TOKEN>`; without it, only clients whose
+# address is in METRICS_ALLOWED_NETS (CIDR; loopback by default).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters long")
+METRICS_ALLOWED_NETS = env_networks("METRICS_ALLOWED_NETS", ["127.0.0.0/8", "::1/128"])
+# plain: the line format below; json: one JSON object per line with the tenant and
+# request or task id (helpdesk/observability/logs.py). Both redact secrets and PII.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
+
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+        "plain": {
+            "()": "helpdesk.observability.logs.PlainFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "helpdesk.observability.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+if LOG_FORMAT == "json":
+    # uvicorn's own lines (started, errors, access) through the same JSON handler;
+    # uvicorn configures these loggers before it imports the app, Django after.
+    # Django's default handler for "django" (DEBUG only) would print a second,
+    # plain copy of each request error.
+    LOGGING["loggers"].update(
+        {
+            "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {
+                "handlers": ["console"],
+                "level": "INFO",
+                "propagate": False,
+            },
+        }
+    )
+# A Celery worker replaces the root logger's handlers with its own format unless
+# told not to; with JSON logs it keeps ours.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from helpdesk import events
+from helpdesk import events, metrics
 from helpdesk.models import Conversation, Identity, Message
 from helpdesk.sentiment import score_sentiment
 from helpdesk.services import rollups, sla, writebatch
@@ -39,6 +39,7 @@ def customer_message(
     item: InboundItem,
 ) -> Message:
     """The unsaved message row of one inbound item (every path writes this shape)."""
+    metrics.count_ingested(item.platform)
     return Message(
         tenant=tenant,
         conversation=conversation,

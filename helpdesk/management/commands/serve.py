@@ -16,6 +16,7 @@ import uvicorn
 from celery.worker import WorkController
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from uvicorn.config import LOGGING_CONFIG
 
 from helpdesk.celery import app as celery_app
 
@@ -93,6 +94,7 @@ class Command(BaseCommand):
                 port=options["port"],
                 log_level="info",
                 lifespan="off",
+                log_config=None if settings.LOG_FORMAT == "json" else LOGGING_CONFIG,
             )
         finally:
             if beat is not None:
