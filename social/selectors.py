@@ -1,6 +1,8 @@
 """Read-only queries of the social layer."""
 
-from django.db.models import QuerySet
+from typing import NamedTuple
+
+from django.db.models import Q, QuerySet
 
 from social.connectors import get_connector
 from social.connectors.base import Capabilities, ConnectorError
@@ -15,23 +17,34 @@ def workspace_accounts(membership: Membership) -> QuerySet[SocialAccount]:
     )
 
 
-def accounts_needing_reauth() -> list[SocialAccount]:
-    """The open workspace's accounts that must be reconnected (for the UI banner)."""
-    return list(
-        SocialAccount.objects.filter(status=SocialAccount.Status.NEEDS_REAUTH).only(
-            "platform", "handle", "last_error"
+class AccountBanners(NamedTuple):
+    """The open workspace's accounts a page warns about, for the UI banners."""
+
+    needing_reauth: list[SocialAccount]
+    """Accounts that must be reconnected."""
+    degraded: list[SocialAccount]
+    """Connected accounts whose platform is refusing or failing calls
+    (social.sending's pause after a 429 or 5xx)."""
+
+
+def account_banners() -> AccountBanners:
+    """Both banners' accounts of the open workspace, in one query."""
+    reauth = SocialAccount.Status.NEEDS_REAUTH
+    accounts = SocialAccount.objects.filter(
+        Q(status=reauth)
+        | (
+            Q(degraded_since__isnull=False)
+            & ~Q(status=SocialAccount.Status.DISCONNECTED)
         )
-    )
-
-
-def degraded_accounts() -> list[SocialAccount]:
-    """The open workspace's accounts whose platform is refusing or failing calls
-    (social.health), for the UI banner."""
-    return list(
-        SocialAccount.objects.filter(degraded_since__isnull=False)
-        .exclude(status=SocialAccount.Status.DISCONNECTED)
-        .only("platform", "handle", "degraded_since")
-    )
+    ).only("platform", "handle", "status", "last_error", "degraded_since")
+    needing_reauth: list[SocialAccount] = []
+    degraded: list[SocialAccount] = []
+    for account in accounts.order_by("pk"):
+        if account.status == reauth:
+            needing_reauth.append(account)
+        if account.degraded_since is not None:
+            degraded.append(account)
+    return AccountBanners(needing_reauth, degraded)
 
 
 def platform_capabilities(platform: str) -> Capabilities | None:
