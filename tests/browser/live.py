@@ -21,9 +21,11 @@ from tests.helpdesk.live import free_port, uvicorn_command, worker_subprocess
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 # Redis databases of their own: other test runs flush 15 (cache) and 14 (broker),
-# which would drop presence and steal or lose this stack's tasks.
-BROKER_URL = "redis://127.0.0.1:6379/12"
-REDIS_URL = "redis://127.0.0.1:6379/13"
+# which would drop presence and steal or lose this stack's tasks. Two browser runs
+# at once on one machine each need their own pair (EARSHOT_BROWSER_BROKER_URL and
+# EARSHOT_BROWSER_REDIS_URL).
+BROKER_URL = os.environ.get("EARSHOT_BROWSER_BROKER_URL", "redis://127.0.0.1:6379/12")
+REDIS_URL = os.environ.get("EARSHOT_BROWSER_REDIS_URL", "redis://127.0.0.1:6379/13")
 # The stack's channel layer: events the test process emits reach the server's sockets.
 CHANNEL_LAYERS = {
     "default": {

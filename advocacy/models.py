@@ -1,0 +1,1 @@
+"""Models of the advocacy app (issue 14)."""

@@ -1,0 +1,1 @@
+"""Models of the goodwill app (issue 14)."""
