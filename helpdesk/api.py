@@ -360,7 +360,9 @@ class MessageListApi(TenantScopedApi):
         )
         seen_seq = serializers.IntegerField(required=False, min_value=0)
         confirm = serializers.ListField(
-            child=serializers.ChoiceField(choices=["near_duplicate", "stale_view"]),
+            child=serializers.ChoiceField(
+                choices=["near_duplicate", "stale_view", "deflection"]
+            ),
             required=False,
             max_length=5,
         )
@@ -403,7 +405,9 @@ class ConversationMovePrivateApi(TenantScopedApi):
             max_length=10000, required=False, allow_blank=True
         )
         confirm = serializers.ListField(
-            child=serializers.ChoiceField(choices=["near_duplicate", "stale_view"]),
+            child=serializers.ChoiceField(
+                choices=["near_duplicate", "stale_view", "deflection"]
+            ),
             required=False,
             max_length=5,
         )

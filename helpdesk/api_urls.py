@@ -5,6 +5,7 @@ from django.urls import path
 from helpdesk import (
     api,
     api_contacts,
+    api_deflection,
     api_reports,
     api_saved_replies,
     api_webhooks,
@@ -105,6 +106,11 @@ urlpatterns = [
         "webhooks/<int:endpoint_id>/deliveries/",
         api_webhooks.WebhookDeliveryListApi.as_view(),
         name="webhook-delivery-list",
+    ),
+    path(
+        "brands/<int:brand_id>/deflection/",
+        api_deflection.BrandDeflectionApi.as_view(),
+        name="brand-deflection",
     ),
     # SLA policies and holidays (tenants.api_sla).
     path(

@@ -477,6 +477,10 @@ def _api_resources() -> dict[str, Paths]:
             ("put", "brands/{brand}/sla-policy/", {"first_response_minutes": 1}),
             ("delete", "brands/{brand}/sla-policy/", None),
         ),
+        "api:brand-deflection": calls(
+            ("get", "brands/{brand}/deflection/", None),
+            ("put", "brands/{brand}/deflection/", {"phrases": "x"}),
+        ),
         "api:sla-policy": calls(
             ("get", "sla-policy/", None),
             ("put", "sla-policy/", {"first_response_minutes": 1}),

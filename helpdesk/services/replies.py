@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from helpdesk import events
+from helpdesk.deflection import WARNING_DEFLECTION, deflection_warning
 from helpdesk.exceptions import (
     AnotherReplyPending,
     ConversationResolved,
@@ -303,6 +304,14 @@ def reply_warnings(
             "This reply is almost the same as a recent public reply. Write it for this "
             "customer; platforms also reject duplicate posts."
         )
+    if visibility == Visibility.PUBLIC and (
+        deflects := deflection_warning(
+            text,
+            platform=conversation.platform,
+            brand_phrases=conversation.brand.deflection_phrases,
+        )
+    ):
+        warnings[WARNING_DEFLECTION] = deflects
     return warnings
 
 
