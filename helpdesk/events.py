@@ -33,6 +33,7 @@ DurableType = Literal[
     "conversation.updated",
     "message.created",
     "message.updated",
+    "alert.spike",
 ]
 EphemeralType = Literal["presence", "viewing", "typing"]
 __all__ = [

@@ -37,6 +37,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "message.updated",
     "contact.merged",
     "account.status_changed",
+    "alert.spike",
 )
 PING = "ping"
 DELIVER_TASK = "helpdesk.deliver_webhook"

@@ -86,6 +86,8 @@ export class LiveSocket {
     }
     this.emit(event.type, event);
     this.emit("*", event);
+    // Page-wide listeners (e.g. the spike banner) hear the page's one socket.
+    document.dispatchEvent(new CustomEvent("earshot:live", { detail: event }));
   }
 
   closed(ws, code) {

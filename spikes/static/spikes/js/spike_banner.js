@@ -1,0 +1,51 @@
+// The spike banner on every workspace page: the open spike alerts, as a
+// server-rendered fragment, refreshed live when an alert opens, ends or is
+// acknowledged. The inbox's socket already runs on the inbox pages and its events
+// reach us as "earshot:live" DOM events; other pages open a socket of their own,
+// resuming after the sequence the fragment reports (so it replays nothing old).
+import { fragment } from "../../frontend/js/api.js";
+import { LiveSocket } from "../../frontend/js/socket.js";
+
+const ALERT_EVENTS = new Set(["alert.spike", "alert.updated"]);
+const root = document.getElementById("spike-banner");
+if (root) start(root);
+
+function start(root) {
+  const { slug, url, live } = root.dataset;
+  let socket = null;
+  let pending = null;
+
+  async function refresh() {
+    const fresh = await fragment(url).catch(() => null);
+    if (!fresh) return null;
+    const old = root.firstElementChild;
+    if (old) old.replaceWith(fresh);
+    else root.append(fresh);
+    return fresh;
+  }
+
+  // Several events in a burst (a catch-up) refresh once.
+  function soon() {
+    clearTimeout(pending);
+    pending = setTimeout(refresh, 150);
+  }
+
+  refresh().then((body) => {
+    if (live === "page") {
+      document.addEventListener("earshot:live", (event) => {
+        if (ALERT_EVENTS.has(event.detail?.type)) soon();
+      });
+      return;
+    }
+    socket = new LiveSocket({
+      path: `/ws/t/${slug}/`,
+      seq: body?.dataset.seq || 0,
+      probe: url,
+    });
+    for (const type of ALERT_EVENTS) socket.on(type, soon);
+    socket.on("state", (state) => {
+      if (state === "open") soon();
+    });
+    socket.connect();
+  });
+}
