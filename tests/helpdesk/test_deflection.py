@@ -251,3 +251,19 @@ def test_an_outsider_gets_404_and_changes_nothing(
     assert put.status_code == 404
     with tenant_context(tenant):
         assert Brand.objects.get().deflection_phrases == {}
+
+
+@pytest.mark.django_db
+def test_the_brand_settings_page_shows_the_phrases_per_language(
+    tenant: Tenant, owner: User
+) -> None:
+    with tenant_context(tenant):
+        brand = Brand.objects.get()
+        Brand.objects.update(deflection_phrases={"en": ["ask at the gate"]})
+    page = login(owner).get(f"/t/acme-air/settings/brands/{brand.pk}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert '<textarea id="deflect-en"' in html
+    assert ">ask at the gate</textarea>" in html
+    assert ">appelez notre\nappelez-nous\n" in html  # French: the defaults
+    assert 'src="/static/frontend/js/deflection_settings.js"' in html
