@@ -3,6 +3,7 @@
 from django.db.models import QuerySet
 from django.http import Http404
 
+from helpdesk.compiled import CompiledQuery
 from helpdesk.models import (
     Contact,
     Conversation,
@@ -11,6 +12,16 @@ from helpdesk.models import (
     WebhookEndpoint,
 )
 from tenants.models import Membership
+
+# The default shape of access_conversation, compiled once (helpdesk.compiled).
+_CONVERSATION = CompiledQuery(
+    lambda pk: (
+        Conversation.objects.select_related("brand", "contact", "social_account")
+        .filter(pk=pk)
+        .order_by("pk")[:1]
+    ),
+    [int],
+)
 
 
 def access_conversation(
@@ -26,8 +37,9 @@ def access_conversation(
     are joined.
     """
     if rows is None:
-        rows = Conversation.objects.select_related("brand", "contact", "social_account")
-    conversation = rows.filter(pk=conversation_id).first()
+        conversation = _CONVERSATION.first(int(conversation_id))
+    else:
+        conversation = rows.filter(pk=conversation_id).first()
     if conversation is None:
         raise Http404("No such conversation")
     if conversation.tenant_id != membership.tenant_id:

@@ -2,8 +2,10 @@
 # scripts/peer_profile.py on a fresh database, with the side-by-side's settings.
 #
 #   scripts/peer_profile.sh [peer_profile.py options]    # e.g. --wsgi --profile
+#   scripts/peer_profile.sh --levers [--count N]          # scripts/peer_levers.py
 #
-# Env: EARSHOT_DB (earshot_profile), REDIS_DB (cache and broker; 1),
+# Env: EARSHOT_DB (earshot_profile), REDIS_DB (cache and broker; 1), REDIS_HOSTPORT
+# (127.0.0.1:6379),
 # PG_SUPERUSER_URL, KEEP=1 reuses the database and workspace of the last run
 # (kept in /tmp/earshot_profile_workspace.json).
 set -euo pipefail
@@ -13,12 +15,13 @@ EARSHOT_DB=${EARSHOT_DB:-earshot_profile}
 OWNER=${EARSHOT_OWNER:-earshot_profile_owner}; APP=${EARSHOT_APP:-earshot_profile_app}
 PG_SUPERUSER_URL=${PG_SUPERUSER_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
 REDIS_DB=${REDIS_DB:-1}
+REDIS_HOSTPORT=${REDIS_HOSTPORT:-127.0.0.1:6379}
 STATE=${STATE:-/tmp/earshot_profile_workspace.json}
 export DJANGO_SETTINGS_MODULE=helpdesk.settings
 export DATABASE_URL=postgresql://$APP@127.0.0.1:5432/$EARSHOT_DB
 export MIGRATOR_DATABASE_URL=postgresql://$OWNER@127.0.0.1:5432/$EARSHOT_DB
-export REDIS_URL=redis://127.0.0.1:6379/$REDIS_DB
-export CELERY_BROKER_URL=redis://127.0.0.1:6379/$REDIS_DB
+export REDIS_URL=redis://$REDIS_HOSTPORT/$REDIS_DB
+export CELERY_BROKER_URL=redis://$REDIS_HOSTPORT/$REDIS_DB
 export SECRET_KEY=profile-only-secret-key-$(printf 'x%.0s' {1..40})
 export EARSHOT_DEMO=0 DEBUG=0 SECURE_SSL_REDIRECT=0
 export ALLOWED_HOSTS=127.0.0.1,localhost
@@ -38,6 +41,8 @@ read -r SLUG CHANNEL TOKEN < <("$PY" -c \
   'import json,sys; w=json.load(open(sys.argv[1])); print(w["slug"], w["channel"], w["token"])' \
   "$STATE")
 echo "uptime: $(uptime)"
-"$PY" scripts/peer_profile.py --slug "$SLUG" --channel "$CHANNEL" --token "$TOKEN" "$@"
-redis-cli -n "$REDIS_DB" flushdb > /dev/null
+SCRIPT=scripts/peer_profile.py
+if [ "${1:-}" = --levers ]; then SCRIPT=scripts/peer_levers.py; shift; fi
+"$PY" $SCRIPT --slug "$SLUG" --channel "$CHANNEL" --token "$TOKEN" "$@"
+redis-cli -h "${REDIS_HOSTPORT%:*}" -p "${REDIS_HOSTPORT#*:}" -n "$REDIS_DB" flushdb > /dev/null
 echo "uptime: $(uptime)"
