@@ -31,6 +31,7 @@ from helpdesk.exceptions import (
 from helpdesk.models import Conversation, Message
 from helpdesk.publish import enqueue_task_on_commit
 from helpdesk.services import rollups, sla, writebatch
+from helpdesk.services.reply_lock import lock_conversation_for_reply
 from social.connectors import get_connector
 from social.connectors.base import Capabilities
 from tenants.access import require_role
@@ -109,15 +110,7 @@ def post_reply(
         if not transaction.get_connection().in_atomic_block
         else nullcontext()
     ):
-        locked = (
-            Conversation.objects.select_for_update(of=("self",))
-            .select_related("brand", "social_account")
-            .annotate(
-                **sla.brand_time_annotations("helpdesk_conversation", policy=False)
-            )
-            .get(pk=conversation.pk)
-        )
-        sla.preload_annotated(locked, locked.brand)
+        locked = lock_conversation_for_reply(conversation.pk)
         if locked.status == Conversation.Status.RESOLVED:
             raise ConversationResolved(
                 "This conversation is resolved. Reopen it to reply.", field="status"

@@ -1,0 +1,156 @@
+"""Before/after CPU of single hot-path steps, interleaved in one process.
+
+  scripts/peer_profile.sh --levers     (runs this instead of peer_profile.py)
+
+The machine is shared and its load moves by the minute, so a figure from this
+morning and one from now say little about a change. Here each step runs in its
+previous form ("before", the queryset built and compiled per call) and its
+current form ("after"), alternating in blocks on the same rows, in the same
+tenant transaction; the figure is the CPU per call (`time.process_time`), the
+minimum over blocks, and the same rows must come out of both.
+"""
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def _cpu_per_call(call: Callable[[], Any], count: int) -> float:
+    start = time.process_time()
+    for _ in range(count):
+        call()
+    return (time.process_time() - start) / count
+
+
+def compare(
+    label: str,
+    before: Callable[[], Any],
+    after: Callable[[], Any],
+    *,
+    same: Callable[[Any], Any] = lambda rows: rows,
+    count: int = 100,
+    blocks: int = 7,
+) -> None:
+    if same(before()) != same(after()):
+        raise SystemExit(f"{label}: before and after read different rows")
+    best = [float("inf"), float("inf")]
+    for _ in range(blocks):
+        for index, call in enumerate((before, after)):
+            best[index] = min(best[index], _cpu_per_call(call, count))
+    print(  # noqa: T201
+        f"{label:<40} before {best[0] * 1e3:6.3f} ms  after {best[1] * 1e3:6.3f} ms"
+        f"  ({best[1] / best[0]:.2f}x)",
+        flush=True,
+    )
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--slug", required=True)
+    parser.add_argument("--channel", type=int, required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--count", type=int, default=100)
+    args, _ = parser.parse_known_args(argv)
+
+    import django
+
+    django.setup()
+    from django.db import transaction
+
+    from helpdesk.access import access_conversation
+    from helpdesk.models import Conversation
+    from helpdesk.services import sla
+    from helpdesk.services.reply_lock import lock_conversation_for_reply
+    from social.api_channel import access_api_channel
+    from social.models import Platform, SocialAccount
+    from tenants.context import tenant_context
+    from tenants.models import Membership, Tenant
+
+    tenant = Tenant.objects.get(slug=args.slug)
+    with tenant_context(tenant):
+        membership = Membership.objects.select_related("user", "tenant").first()
+        if membership is None:
+            raise SystemExit("the workspace has no member")
+        conversation_id = (
+            Conversation.objects.order_by("-id").values_list("id", flat=True).first()
+        )
+
+        def channel_before() -> Any:
+            return (
+                SocialAccount.objects.select_related("tenant", "brand")
+                .filter(pk=args.channel, platform=Platform.API)
+                .annotate(**sla.brand_time_annotations("social_socialaccount"))
+                .first()
+            )
+
+        def channel_shape(account: Any) -> Any:
+            return (
+                account.pk,
+                account.brand.pk,
+                account.tenant.pk,
+                account.preloaded_holidays,
+                account.preloaded_sla_policy,
+            )
+
+        compare(
+            "access_api_channel",
+            channel_before,
+            lambda: access_api_channel(membership, args.channel),
+            same=channel_shape,
+            count=args.count,
+        )
+        if conversation_id is not None:
+
+            def conversation_shape(row: Any) -> Any:
+                return (row.pk, row.brand.pk, row.contact.pk, row.social_account.pk)
+
+            compare(
+                "access_conversation",
+                lambda: (
+                    Conversation.objects.select_related(
+                        "brand", "contact", "social_account"
+                    )
+                    .filter(pk=conversation_id)
+                    .first()
+                ),
+                lambda: access_conversation(membership, conversation_id),
+                same=conversation_shape,
+                count=args.count,
+            )
+
+            def lock_before() -> Any:
+                locked = (
+                    Conversation.objects.select_for_update(of=("self",))
+                    .select_related("brand", "social_account")
+                    .annotate(
+                        **sla.brand_time_annotations(
+                            "helpdesk_conversation", policy=False
+                        )
+                    )
+                    .get(pk=conversation_id)
+                )
+                sla.preload_annotated(locked, locked.brand)
+                return locked
+
+            def lock_shape(row: Any) -> Any:
+                return (
+                    row.pk,
+                    row.brand.pk,
+                    row.social_account.pk,
+                    getattr(row.brand, sla.PRELOADED_HOLIDAYS),
+                )
+
+            compare(
+                "post_reply's lock",
+                lock_before,
+                lambda: lock_conversation_for_reply(conversation_id),
+                same=lock_shape,
+                count=args.count,
+            )
+        transaction.set_rollback(True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
