@@ -471,7 +471,7 @@ def _finish(update: IncidentUpdate) -> None:
             incident,
             IncidentEntry.Kind.UPDATE,
             actor=None,
-            text=f"Update sent: {counts['sent']} sent, {counts['skipped']} skipped, "
+            text=f"{counts['sent']} sent, {counts['skipped']} skipped, "
             f"{counts['failed']} failed",
             data={"update_id": locked.pk, **counts},
         )

@@ -118,7 +118,7 @@ def test_each_customer_gets_their_own_reply_through_post_reply(
         fresh = IncidentUpdate.objects.get(pk=update.pk)
         entry = IncidentEntry.objects.filter(kind="update").get()
     assert fresh.status == "done"
-    assert entry.text == "Update sent: 3 sent, 0 skipped, 0 failed"
+    assert entry.text == "3 sent, 0 skipped, 0 failed"
 
 
 def test_r3_a_customer_at_the_limit_gets_it_privately_or_is_skipped_with_why(
