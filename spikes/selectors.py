@@ -55,12 +55,12 @@ class BrandWatch:
 
 
 def brand_watches(membership: Membership, *, now: datetime) -> list[BrandWatch]:
-    """Each brand's last complete five minutes against its baseline, or that
-    it has not enough history yet (two queries per brand)."""
+    """Each brand's five minutes in progress against its baseline, or that it
+    has not enough history yet (two queries per brand)."""
     watches = []
     for brand in Brand.objects.filter(tenant_id=membership.tenant_id).order_by("name"):
         reading = read_brand(brand, now=now)
-        result = reading.complete
+        result = reading.live
         enough = result.verdict is not Verdict.NOT_ENOUGH_HISTORY
         watches.append(
             BrandWatch(
@@ -70,7 +70,7 @@ def brand_watches(membership: Membership, *, now: datetime) -> list[BrandWatch]:
                 count=result.count,
                 usual=result.median,
                 threshold=result.threshold if enough else 0.0,
-                bucket=reading.complete_bucket,
+                bucket=reading.live_bucket,
             )
         )
     return watches
