@@ -216,6 +216,57 @@ class SendLimit:
 
 
 @dataclass(frozen=True)
+class Engagement:
+    """How far one public post has travelled, as its platform counts it.
+
+    `reposts`: retweets, reblogs, shares, crossposts; `likes`: likes, favourites,
+    reactions, a Reddit score; `replies`: replies or comments; `quotes`: quote
+    posts. A count the platform does not give stays 0; a negative one (a Reddit
+    score below zero) counts as 0.
+    """
+
+    reposts: int = 0
+    likes: int = 0
+    replies: int = 0
+    quotes: int = 0
+
+    def __post_init__(self) -> None:
+        """Counts are whole numbers from 0 to MAX_FOLLOWERS; ValueError else."""
+        for name in ("reposts", "likes", "replies", "quotes"):
+            value = getattr(self, name)
+            if type(value) is not int:
+                raise ValueError(f"{name} is not a number: {value!r:.40}")
+            clamped = min(max(value, 0), _text.MAX_FOLLOWERS)
+            if clamped != value:
+                object.__setattr__(self, name, clamped)
+
+    @property
+    def total(self) -> int:
+        return self.reposts + self.likes + self.replies + self.quotes
+
+
+def engagement_from(data: object, **fields: str) -> Engagement:
+    """An Engagement read from one entry of a platform's answer: `fields` maps
+    each count (reposts, likes, replies, quotes) to the entry's key for it, e.g.
+    `engagement_from(status, reposts="reblogs_count", likes="favourites_count")`.
+    An absent or null key counts 0; ValueError when the entry is not an object or
+    a count is not a whole number (numeric strings, as some platforms send, are)."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"engagement entry is not an object: {data!r:.40}")
+    counts: dict[str, int] = {}
+    for name, key in fields.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) < 20:
+            value = int(value)
+        if type(value) is not int:
+            raise ValueError(f"{key} is not a count: {value!r:.40}")
+        counts[name] = value
+    return Engagement(**counts)
+
+
+@dataclass(frozen=True)
 class DeliveryResult:
     external_id: str
     url: str = ""
@@ -286,6 +337,14 @@ class Connector(ABC):
     # poller reads this. Kept out of `Capabilities`, which the reply rules, the UI
     # and the public API read, because none of them needs it.
     keyword_search: ClassVar[bool] = False
+    # `read_engagement` reads at most this many posts per call; 0: the platform's
+    # engagement is not read (social.engagement skips the account).
+    engagement_batch: ClassVar[int] = 0
+    # The share of the account's request budget engagement reads may use: at most
+    # `requests` calls per `per_seconds` (social.engagement counts them per
+    # account), below the platform's published limit so replies and polls keep
+    # theirs. None with engagement_batch 0.
+    engagement_limit: ClassVar[SendLimit | None] = None
 
     def webhook_challenge(
         self, params: dict[str, str], app: AppSecrets
@@ -364,6 +423,19 @@ class Connector(ABC):
         """Fetch the content of an item parsed with `needs_hydration`.
 
         Returns the item complete (needs_hydration False). Raises ConnectorError.
+        """
+        raise NotImplementedError
+
+    def read_engagement(
+        self, account: AccountRef, post_ids: Sequence[str]
+    ) -> dict[str, Engagement]:
+        """The engagement of up to `engagement_batch` public posts, in one call.
+
+        `post_ids` are the posts' external ids as the connector parsed them
+        (`InboundItem.external_id`). Returns their counts by id; a post the
+        platform no longer shows (deleted, hidden, private) is left out, and so is
+        a malformed entry of the answer (logged). Raises ConnectorError (a 429 with
+        its retry_after) when the call fails.
         """
         raise NotImplementedError
 

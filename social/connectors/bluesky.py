@@ -25,6 +25,7 @@ import base64
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -43,11 +44,13 @@ from social.connectors.base import (
     Connector,
     ConnectorError,
     DeliveryResult,
+    Engagement,
     FetchResult,
     InboundItem,
     OutboundReply,
     SendLimit,
     TokenSet,
+    engagement_from,
 )
 from social.connectors.text import malformed_as_value_error, parsed_each
 
@@ -252,6 +255,42 @@ class BlueskyConnector(Connector):
         return FetchResult(
             items=items, cursor=str(since.advanced(notifications, chat_cursor))
         )
+
+    engagement_batch: ClassVar[int] = 25
+    # Reads count against 3,000 requests per 5 minutes per IP (platforms.md
+    # section 10), which all the accounts of a deployment share: a tenth each.
+    engagement_limit: ClassVar[SendLimit | None] = SendLimit(300, 300, "engagement")
+
+    def read_engagement(
+        self, account: AccountRef, post_ids: Sequence[str]
+    ) -> dict[str, Engagement]:
+        """`app.bsky.feed.getPosts?uris=..` (up to 25 at-uris): each PostView's
+        repostCount, likeCount, replyCount and quoteCount. Deleted posts are
+        not in `posts`. Raises ConnectorError (a 429 waits until ratelimit-reset).
+        """
+        answer = (
+            _Api.for_account(account)
+            .call(
+                "GET",
+                "app.bsky.feed.getPosts",
+                params=[("uris", uri) for uri in post_ids],
+            )
+            .json()
+        )
+        posts = answer.get("posts") if isinstance(answer, dict) else None
+        found: dict[str, Engagement] = {}
+        for post in posts if isinstance(posts, list) else []:
+            try:
+                found[str(post["uri"])] = engagement_from(
+                    post,
+                    reposts="repostCount",
+                    likes="likeCount",
+                    replies="replyCount",
+                    quotes="quoteCount",
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.warning("Bluesky getPosts: malformed post left out: %r", exc)
+        return found
 
     def send_limit(self, account: AccountRef, reply: OutboundReply) -> SendLimit:
         """5,000 write points an hour per account, 3 per created record."""

@@ -19,8 +19,9 @@ Rate limit: 300 requests per 5 minutes per account; `X-RateLimit-Reset` is an IS
 time, which social.http cannot read, so this module turns it into `retry_after`.
 """
 
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from html.parser import HTMLParser
@@ -40,11 +41,13 @@ from social.connectors.base import (
     Connector,
     ConnectorError,
     DeliveryResult,
+    Engagement,
     FetchResult,
     InboundItem,
     OutboundReply,
     SendLimit,
     TokenSet,
+    engagement_from,
 )
 from social.connectors.text import (
     load_json,
@@ -52,6 +55,8 @@ from social.connectors.text import (
     parsed_each,
 )
 from tenants import netguard
+
+logger = logging.getLogger(__name__)
 
 APP_NAME = "Earshot"
 APP_WEBSITE = "https://github.com/earshot-helpdesk"
@@ -328,6 +333,36 @@ class MastodonConnector(Connector):
             replace(item, thread_ref=roots.get(item.thread_ref, item.thread_ref))
             for item in chained
         ]
+
+    engagement_batch: ClassVar[int] = 20
+    # 300 requests per 5 minutes per account, shared with everything else: a fifth.
+    engagement_limit: ClassVar[SendLimit | None] = SendLimit(60, 300, "engagement")
+
+    def read_engagement(
+        self, account: AccountRef, post_ids: Sequence[str]
+    ) -> dict[str, Engagement]:
+        """`GET /api/v1/statuses?id[]=..` (Mastodon 4.3+, up to 20 ids): reblogs,
+        favourites, replies and quotes (4.5+) per status. Statuses deleted or not
+        visible to the account are not in the list. Raises ConnectorError (a 429
+        waits until X-RateLimit-Reset)."""
+        statuses = (
+            _Api(account)
+            .call("GET", "/api/v1/statuses", params=[("id[]", i) for i in post_ids])
+            .json()
+        )
+        found: dict[str, Engagement] = {}
+        for status in statuses if isinstance(statuses, list) else []:
+            try:
+                found[str(status["id"])] = engagement_from(
+                    status,
+                    reposts="reblogs_count",
+                    likes="favourites_count",
+                    replies="replies_count",
+                    quotes="quotes_count",
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.warning("Mastodon statuses: malformed status left out: %r", exc)
+        return found
 
     def send_limit(self, account: AccountRef, reply: OutboundReply) -> SendLimit:
         """300 requests per 5 minutes per account (platforms.md section 9)."""

@@ -41,10 +41,13 @@ from social.connectors.base import (
     Connector,
     ConnectorError,
     DeliveryResult,
+    Engagement,
     FetchResult,
     InboundItem,
     OutboundReply,
+    SendLimit,
     TokenSet,
+    engagement_from,
     search_tokens,
 )
 from social.connectors.text import malformed_as_value_error, parsed_each
@@ -180,6 +183,38 @@ class RedditConnector(Connector):
         polling=True,
     )
     keyword_search: ClassVar[bool] = True
+    engagement_batch: ClassVar[int] = 100
+    # About 100 queries a minute per client (platforms.md section 8.4), shared with
+    # polling and replies: engagement reads take 20.
+    engagement_limit: ClassVar[SendLimit | None] = SendLimit(20, 60, "engagement")
+
+    def read_engagement(
+        self, account: AccountRef, post_ids: Sequence[str]
+    ) -> dict[str, Engagement]:
+        """`GET /api/info?id=<fullnames, up to 100>`: a Listing of the posts (t3:
+        `score`, `num_comments`, `num_crossposts`) and comments (t1: `score`).
+        The score (upvotes less downvotes, 0 at least) counts as likes. Deleted
+        or unknown things are not in the listing. Raises ConnectorError, also
+        before the call when the rate-limit window is spent."""
+        api = _Api(account)
+        answer = api.call(
+            "GET", "/api/info", params={**RAW, "id": ",".join(post_ids)}
+        ).json()
+        data = answer.get("data") if isinstance(answer, dict) else None
+        children = data.get("children") if isinstance(data, dict) else None
+        found: dict[str, Engagement] = {}
+        for child in children if isinstance(children, list) else []:
+            try:
+                thing = child["data"]
+                found[str(thing["name"])] = engagement_from(
+                    thing,
+                    reposts="num_crossposts",
+                    likes="score",
+                    replies="num_comments",
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.warning("Reddit info: malformed thing left out: %r", exc)
+        return found
 
     def authorize_url(
         self, app: AppSecrets, *, redirect_uri: str, state: str, code_challenge: str

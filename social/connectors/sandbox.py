@@ -9,6 +9,8 @@ network whether a reply arrived before a crash.
 
 import hashlib
 import hmac
+import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -26,16 +28,19 @@ from social.connectors.base import (
     Connector,
     ConnectorError,
     DeliveryResult,
+    Engagement,
     FetchResult,
     InboundItem,
     OutboundReply,
     SendLimit,
     TokenSet,
     WebhookItem,
+    engagement_from,
 )
 from social.connectors.text import load_json, malformed_as_value_error
 
 SIGNATURE_HEADER = "x-sandbox-signature"
+logger = logging.getLogger(__name__)
 
 
 def _text(value: object) -> str:
@@ -99,6 +104,9 @@ class SandboxConnector(Connector):
         polling=True,
     )
     webhook_signature_header: ClassVar[str] = SIGNATURE_HEADER
+    engagement_batch: ClassVar[int] = 100
+    # A tenth of the network's default 600 calls a minute per token.
+    engagement_limit: ClassVar[SendLimit | None] = SendLimit(60, 60, "engagement")
 
     def webhook_challenge(
         self, params: dict[str, str], app: AppSecrets
@@ -199,6 +207,34 @@ class SandboxConnector(Connector):
         return DeliveryResult(
             external_id=str(found[0]["id"]), url=str(found[0].get("url", ""))
         )
+
+    def read_engagement(
+        self, account: AccountRef, post_ids: Sequence[str]
+    ) -> dict[str, Engagement]:
+        """`GET /api/posts/lookup?ids=1,2` (at most 100): each post's
+        `public_metrics` (reposts, likes, replies, quotes); unknown posts come
+        back under `errors` and are left out."""
+        response = http.request(
+            "GET",
+            self._api(account.base_url, "posts/lookup"),
+            params={"ids": ",".join(post_ids)},
+            headers=self._auth(account),
+        )
+        answer = response.json()
+        posts = answer.get("data") if isinstance(answer, dict) else None
+        found: dict[str, Engagement] = {}
+        for post in posts if isinstance(posts, list) else []:
+            try:
+                found[_text(post["id"])] = engagement_from(
+                    post["public_metrics"],
+                    reposts="reposts",
+                    likes="likes",
+                    replies="replies",
+                    quotes="quotes",
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.warning("skipped malformed Sandbox metrics: %r", exc)
+        return found
 
     def fetch_since(self, account: AccountRef, cursor: str) -> FetchResult:
         """Mentions after `cursor` (a post id), following pages; oldest first."""

@@ -53,12 +53,14 @@ from social.connectors.base import (
     Connector,
     ConnectorError,
     DeliveryResult,
+    Engagement,
     FetchResult,
     InboundItem,
     OutboundReply,
     SendLimit,
     TokenSet,
     WebhookItem,
+    engagement_from,
     search_tokens,
 )
 from social.connectors.text import (
@@ -631,6 +633,38 @@ class XConnector(Connector):
             logger.warning("X %s: stopped after %s pages", path, MAX_PAGES)
         items = sorted(found.values(), key=lambda item: _id_key(item.external_id))
         return FetchResult(items=items, cursor=newest)
+
+    # Engagement
+
+    engagement_batch: ClassVar[int] = 100
+    # `GET /2/tweets` (post lookup) is not in platforms.md's table; 300 per 15
+    # minutes is the lowest per-user read limit there, and a 429's reset wins.
+    engagement_limit: ClassVar[SendLimit | None] = SendLimit(300, 900, "engagement")
+
+    def read_engagement(
+        self, account: AccountRef, post_ids: Sequence[str]
+    ) -> dict[str, Engagement]:
+        """`GET /2/tweets?ids=<up to 100>&tweet.fields=public_metrics`: retweets,
+        likes, replies and quotes per post. Posts X no longer shows come back in
+        `errors` ("Not Found Error") and are left out. Raises ConnectorError."""
+        page = self._get(
+            account,
+            "/2/tweets",
+            {"ids": ",".join(post_ids), "tweet.fields": "public_metrics"},
+        )
+        found: dict[str, Engagement] = {}
+        for post in _dicts(page.get("data")):
+            try:
+                found[_str(post["id"])] = engagement_from(
+                    post["public_metrics"],
+                    reposts="retweet_count",
+                    likes="like_count",
+                    replies="reply_count",
+                    quotes="quote_count",
+                )
+            except (KeyError, ValueError) as exc:
+                logger.warning("X post lookup: malformed metrics left out: %r", exc)
+        return found
 
     # Sending
 
