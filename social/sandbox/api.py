@@ -227,3 +227,33 @@ def mentions(request: HttpRequest, grant: Grant) -> HttpResponse:
             "has_more": more,
         }
     )
+
+
+LOOKUP_LIMIT = 100
+
+
+@csrf_exempt
+@require_http_methods(["GET"])
+@bearer
+def lookup(request: HttpRequest, grant: Grant) -> HttpResponse:
+    """The public metrics of up to LOOKUP_LIMIT posts: `?ids=1,2,3` (like X's
+    `GET /2/tweets?ids=`). Posts that do not exist are listed under `errors`."""
+    raw = [part for part in request.GET.get("ids", "").split(",") if part]
+    if not raw:
+        return error(400, "ids is required", field="ids")
+    if len(raw) > LOOKUP_LIMIT:
+        return error(400, f"at most {LOOKUP_LIMIT} ids per call", field="ids")
+    if not all(part.isdigit() and len(part) <= 18 for part in raw):
+        return error(400, "ids are post ids separated by commas", field="ids")
+    ids = [int(part) for part in raw]
+    data = network.engagement_json(ids)
+    shown = {item["id"] for item in data}
+    missing = [
+        {"id": str(pk), "title": "Not Found"}
+        for pk in dict.fromkeys(ids)
+        if str(pk) not in shown
+    ]
+    body: dict[str, Any] = {"data": data}
+    if missing:
+        body["errors"] = missing
+    return JsonResponse(body)

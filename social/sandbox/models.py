@@ -47,6 +47,10 @@ class Post(models.Model):
     # How many times the key was replayed after the first publish: the network
     # dedupes, so this is what shows a client that sent the same post twice.
     replays = models.PositiveIntegerField(default=0)
+    # How far the post spread: people who reposted or liked it (counters, as the
+    # network shows them; the API's engagement lookup reads them with the replies).
+    reposts = models.PositiveIntegerField(default=0)
+    likes = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=now)
 
     class Meta:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from social.sandbox.models import Grant, Message, Person, Post
@@ -46,6 +46,46 @@ def post_json(post: Post) -> dict[str, Any]:
         "created_at": post.created_at.isoformat(),
         "url": f"/sandbox/#post-{post.pk}",
     }
+
+
+def spread_post(post_id: int, *, reposts: int = 0, likes: int = 0) -> bool:
+    """People repost or like a post (the counters grow; no webhook, as on most
+    platforms, which push no engagement to apps). False when there is no such post."""
+    return bool(
+        Post.objects.filter(pk=post_id).update(
+            reposts=F("reposts") + max(0, reposts), likes=F("likes") + max(0, likes)
+        )
+    )
+
+
+def engagement_json(post_ids: list[int]) -> list[dict[str, Any]]:
+    """The public metrics of the posts that exist, in the order asked: reposts,
+    likes, direct replies and quotes (the network has no quotes: 0). Two queries."""
+    found = {
+        pk: (reposts, likes)
+        for pk, reposts, likes in Post.objects.filter(pk__in=post_ids).values_list(
+            "pk", "reposts", "likes"
+        )
+    }
+    replies = dict(
+        Post.objects.filter(in_reply_to_id__in=list(found))
+        .values("in_reply_to_id")
+        .annotate(n=Count("pk"))
+        .values_list("in_reply_to_id", "n")
+    )
+    return [
+        {
+            "id": str(pk),
+            "public_metrics": {
+                "reposts": found[pk][0],
+                "likes": found[pk][1],
+                "replies": replies.get(pk, 0),
+                "quotes": 0,
+            },
+        }
+        for pk in dict.fromkeys(post_ids)
+        if pk in found
+    ]
 
 
 def message_json(message: Message) -> dict[str, Any]:

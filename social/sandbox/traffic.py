@@ -9,6 +9,7 @@ from django.db import close_old_connections
 
 from social.sandbox import network
 from social.sandbox.models import Person, Post
+from social.sandbox.waves import Wave
 
 CUSTOMERS = [
     ("jo_travels", "Jo Martin", 180),
@@ -43,6 +44,13 @@ TEMPLATES = {
         "@{brand} mon vol {flight} est en retard, aucune information. Inacceptable."
     ],
     "spanish": ["@{brand} perdieron mi maleta en Madrid, ¿qué hago?"],
+    # A competitor's name, untagged: the demo's "Sky Rival" rule feeds these to
+    # the competitor feed (advocacy), never the inbox.
+    "competitor": [
+        "Sky Rival delayed my flight {flight} by 3 hours, awful",
+        "Flew skyrival to Lisbon, on time and lovely crew",
+        "#skyrival or the others for Madrid next week?",
+    ],
 }
 WEIGHTS = {
     "angry": 4,
@@ -51,6 +59,7 @@ WEIGHTS = {
     "untagged": 3,
     "french": 1,
     "spanish": 1,
+    "competitor": 1,
 }
 
 
@@ -81,18 +90,55 @@ def one_post(brand: Person, rng: random.Random) -> Post:
     return post
 
 
+# Now and then one fresh complaint catches on: for a few minutes a crowd reposts
+# and likes it, so the inbox shows a thread spreading (R13).
+SPREAD_CHANCE = 0.02  # per post published
+SPREAD_SECONDS = (120.0, 360.0)
+
+
+class Spread:
+    """The thread the crowd is sharing now, if any, and until when."""
+
+    def __init__(self) -> None:
+        self.post_id: int | None = None
+        self.until = 0.0
+
+    def step(self, rng: random.Random, latest: Post) -> None:
+        """Grow the spreading thread's counters, or start one on `latest` (a
+        customer's new thread) by chance."""
+        now = time.monotonic()
+        if self.post_id is not None and now < self.until:
+            network.spread_post(
+                self.post_id, reposts=rng.randint(2, 12), likes=rng.randint(5, 30)
+            )
+            return
+        self.post_id = None
+        if latest.in_reply_to_id is None and rng.random() < SPREAD_CHANCE:
+            self.post_id, self.until = latest.pk, now + rng.uniform(*SPREAD_SECONDS)
+
+
 def run(
-    brand_handle: str, *, rate: float, duration: float, seed: int | None = None
+    brand_handle: str,
+    *,
+    rate: float,
+    duration: float,
+    seed: int | None = None,
+    spread: Spread | None = None,
+    wave: Wave | None = None,
 ) -> int:
-    """Post at about `rate` posts/second for `duration` seconds, with bursts."""
+    """Post at about `rate` posts/second for `duration` seconds, with bursts; now
+    and then one new thread spreads for a few minutes (`Spread`)."""
     rng = random.Random(seed)  # noqa: S311 - traffic, not security
     brand = Person.objects.get(handle=brand_handle)
+    spread = spread or Spread()
     count, deadline = 0, time.monotonic() + duration
     while time.monotonic() < deadline:
         burst = 3 if rng.random() < 0.1 else 1
         for _ in range(burst):
-            one_post(brand, rng)
+            post = one_post(brand, rng)
             count += 1
+        spread.step(rng, post)
+        count += wave.step(rng, brand) if wave is not None else 0
         time.sleep(rng.expovariate(rate) if rate > 0 else 1.0)
     return count
 
@@ -100,10 +146,13 @@ def run(
 def start_background(brand_handle: str, *, rate: float) -> threading.Thread:
     """Run traffic forever in a daemon thread (the demo server)."""
 
+    spread = Spread()  # outlives each minute's run
+    wave = Wave()  # the cancelled flights' waves (R13 spikes in the demo)
+
     def loop() -> None:
         while True:
             try:
-                run(brand_handle, rate=rate, duration=60)
+                run(brand_handle, rate=rate, duration=60, spread=spread, wave=wave)
             finally:
                 close_old_connections()
 

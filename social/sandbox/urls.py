@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/oauth/revoke", api.revoke, name="revoke"),
     path("api/me", api.me, name="me"),
     path("api/posts", api.posts, name="posts"),
+    path("api/posts/lookup", api.lookup, name="lookup"),
     path("api/messages", api.messages, name="messages"),
     path("api/mentions", api.mentions, name="mentions"),
 ]

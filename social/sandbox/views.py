@@ -27,6 +27,18 @@ class PostForm(forms.Form):
     in_reply_to = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
 
+class SpreadForm(forms.Form):
+    post = forms.IntegerField(min_value=1)
+
+
+# What each spread button adds: one person's repost or like, or a crowd's.
+SPREAD = {
+    "repost": {"reposts": 1},
+    "like": {"likes": 1},
+    "crowd": {"reposts": 40, "likes": 120},
+}
+
+
 class MessageForm(forms.Form):
     to = forms.SlugField(max_length=30)
     text = forms.CharField(max_length=1000, widget=forms.Textarea(attrs={"rows": 2}))
@@ -85,6 +97,10 @@ def _act(request: HttpRequest, me: Person | None) -> HttpResponse:
             parent_id = post_form.cleaned_data.get("in_reply_to")
             parent = Post.objects.filter(pk=parent_id).first() if parent_id else None
             network.create_post(me, post_form.cleaned_data["text"], in_reply_to=parent)
+    elif action in SPREAD:
+        spread_form = SpreadForm(request.POST)
+        if spread_form.is_valid():
+            network.spread_post(spread_form.cleaned_data["post"], **SPREAD[action])
     elif action == "message":
         message_form = MessageForm(request.POST)
         if message_form.is_valid():
