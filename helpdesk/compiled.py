@@ -6,7 +6,8 @@ a conversation by id, the inbox page), and gives the same SQL text every time;
 only the values change. `CompiledQuery` builds its queryset once per database
 connection with marker values in place of the caller's, keeps the compiler (the
 SQL, the select list, the related-object and annotation maps, the converters)
-and runs that SQL with the caller's values through Django's own ModelIterable,
+and runs that SQL with the caller's values through the queryset's own iterable
+(Django's ModelIterable, or helpdesk.lookups' subclass that attaches columns),
 so the rows become the same model instances, with the same select_related
 objects and annotations, as the queryset would give.
 
@@ -126,6 +127,10 @@ class CompiledQuery[M: Model]:
                 _current_tenant_id.reset(opened)
             shapes.append((queryset, compiler, sql, list(params), markers))
         (queryset, compiler, sql, params, markers) = shapes[0]
+        if queryset._prefetch_related_lookups or not issubclass(  # type: ignore[attr-defined]
+            queryset._iterable_class, ModelIterable
+        ):
+            raise ValueError("only model rows without prefetches can be compiled")
         (_, _, other_sql, other_params, other_markers) = shapes[1]
         if sql != other_sql or len(params) != len(other_params):
             raise ValueError("the query's SQL depends on its values")
@@ -160,7 +165,10 @@ class CompiledQuery[M: Model]:
             for place in places:
                 params[place] = value
         compiler = _Bound(compiled, params)
-        return list(ModelIterable(cast(Any, _Source(self._queryset, compiler))))
+        # ModelIterable or a subclass (helpdesk.lookups' attaching one).
+        iterable: Any = self._queryset._iterable_class
+        rows: list[M] = list(iterable(cast(Any, _Source(self._queryset, compiler))))
+        return rows
 
     def first(self, *values: Any) -> M | None:
         found = self.rows(*values)

@@ -102,7 +102,14 @@ def inbox_page(
     ordered = with_queue_order(queryset, now)
     if cursor:
         ordered = ordered.filter(_after(cursor)).queue_after(cursor.key, cursor.recent)
-    rows = list(ordered[: size + 1])
+    return page_of(list(ordered[: size + 1]), request, now=now, size=size)
+
+
+def page_of(
+    rows: list[Conversation], request: Request, *, now: datetime, size: int
+) -> tuple[list[Conversation], str | None]:
+    """The page from the first `size + 1` rows in queue order at `now` (the first
+    page's time): its `size` rows and the next page's URL, or None at the end."""
     if len(rows) <= size:
         return rows, None
     rows = rows[:size]

@@ -58,9 +58,13 @@ def main(argv: list[str]) -> None:
 
     django.setup()
     from django.db import transaction
+    from django.utils import timezone
 
     from helpdesk.access import access_conversation
+    from helpdesk.inbox_compiled import first_page
     from helpdesk.models import Conversation
+    from helpdesk.queue import with_queue_order
+    from helpdesk.selectors import inbox_conversations
     from helpdesk.services import sla
     from helpdesk.services.reply_lock import lock_conversation_for_reply
     from social.api_channel import access_api_channel
@@ -149,6 +153,22 @@ def main(argv: list[str]) -> None:
                 same=lock_shape,
                 count=args.count,
             )
+        now = timezone.now()
+
+        def page_before() -> Any:
+            ordered = with_queue_order(inbox_conversations(membership), now)
+            return list(ordered[:26])
+
+        compare(
+            "inbox first page (25 rows)",
+            page_before,
+            lambda: first_page(membership, filters={}, size=25, now=now),
+            same=lambda rows: [
+                (row.pk, row.contact.display_name, row.tag_names, row.queue_key)
+                for row in rows
+            ],
+            count=max(args.count // 5, 10),
+        )
         transaction.set_rollback(True)
 
 
