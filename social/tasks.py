@@ -10,7 +10,7 @@ from celery import Task
 from django.db import DatabaseError
 from django.utils import timezone
 
-from social import ingest, polling, tokens, waiting
+from social import engagement, ingest, polling, tokens, waiting
 from tenants.context import tenant_context
 from tenants.models import Tenant
 from tenants.tasks import system_task, tenant_task
@@ -178,3 +178,18 @@ def refresh_all_tenants() -> int:
     from helpdesk.tasks import fan_out
 
     return fan_out("social.refresh_due_tokens")
+
+
+@tenant_task(name="social.refresh_engagement", atomic=False)
+def refresh_engagement(tenant: Tenant) -> int:
+    """Read the engagement of the tenant's due public conversations and flag the
+    spreading ones (social.engagement); returns how many posts were read."""
+    return engagement.refresh_engagement(tenant)
+
+
+@system_task(name="social.refresh_all_engagement")
+def refresh_all_engagement() -> int:
+    """Beat entry: one social.refresh_engagement per active tenant."""
+    from helpdesk.tasks import fan_out
+
+    return fan_out("social.refresh_engagement")
