@@ -25,6 +25,7 @@ const HEADER_FIELDS = [
   "sla_breached_at",
   "first_response_at",
   "no_reply_reason",
+  "spreading_since",
 ];
 const COMPOSER_FIELDS = ["public_reply_count", "channel_state", "awaiting_private", "status"];
 
