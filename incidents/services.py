@@ -6,12 +6,16 @@ Updates to the linked customers are in incidents/updates.py.
 """
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from helpdesk.exceptions import HelpdeskError
 from helpdesk.models import Conversation, ConversationTag, Message, Tag
+from helpdesk.publish import on_commit
+from helpdesk.services.inbound import INCIDENT_RULES_KEY
 from helpdesk.services.lifecycle import resolve_conversation
 from incidents.models import Incident, IncidentEntry, IncidentLink
 from social.listening import Post, Rule, compile_rules
@@ -21,6 +25,9 @@ from tenants.models import Brand, Membership, User
 
 AGENT = Membership.Role.AGENT
 MAX_LINK = 500  # conversations linked by one request
+# How far back incidents.sweep_updates looks for conversations the inbound hook
+# missed (the rule flag lost with the cache, a lost task).
+CATCH_UP = timedelta(minutes=10)
 
 
 class IncidentInvalid(HelpdeskError):
@@ -107,6 +114,7 @@ def create_incident(
             created_by=membership.user,
         )
         _entry(incident, IncidentEntry.Kind.OPENED, actor=membership.user)
+        flag_rule_incidents(incident.tenant_id)
     return incident
 
 
@@ -140,7 +148,9 @@ def update_incident_rule(
         )
         changed.append("rule_listening_rule")
     if changed:
-        incident.save(update_fields=changed)
+        with transaction.atomic():
+            incident.save(update_fields=changed)
+            flag_rule_incidents(incident.tenant_id)
     return incident
 
 
@@ -309,12 +319,45 @@ def close_incident(
             "they were",
             data={"resolved_ids": resolved, "kept_ids": kept},
         )
+        flag_rule_incidents(locked.tenant_id)
     incident.status = locked.status
     incident.closed_at = locked.closed_at
     return resolved
 
 
 # --- The linking rule -------------------------------------------------------------
+
+
+def _rule_incidents() -> list[Incident]:
+    return [
+        i
+        for i in Incident.objects.filter(status=Incident.Status.OPEN).select_related(
+            "rule_listening_rule"
+        )
+        if i.has_rule
+    ]
+
+
+def flag_rule_incidents(tenant_id: int) -> bool:
+    """Tell inbound (a cache flag, set on commit) whether the tenant has an open
+    incident with a linking rule; returns it. Call in the tenant's context."""
+    wanted = bool(_rule_incidents())
+    key = INCIDENT_RULES_KEY.format(tenant_id)
+    on_commit(lambda: cache.set(key, 1 if wanted else 0, timeout=None))
+    return wanted
+
+
+def catch_up_rule_links(tenant_id: int) -> dict[int, list[int]]:
+    """Link the conversations opened in the last CATCH_UP that the inbound hook
+    may have missed; refreshes the flag (incidents.sweep_updates). Call in the
+    tenant's context."""
+    if not flag_rule_incidents(tenant_id):
+        return {}
+    since = timezone.now() - CATCH_UP
+    recent = list(
+        Conversation.objects.filter(created_at__gte=since).values_list("pk", flat=True)
+    )
+    return link_matching_conversations(recent)
 
 
 def _rule_matches(
@@ -326,6 +369,8 @@ def _rule_matches(
 ) -> bool:
     if incident.brand_id is not None and incident.brand_id != conversation.brand_id:
         return False
+    if conversation.created_at < incident.created_at:
+        return False  # the rule links new conversations, for its lifetime
     lowered = text.lower()
     terms = [t.strip().lower() for t in incident.rule_terms.split(",") if t.strip()]
     if any(term in lowered for term in terms):
@@ -368,16 +413,19 @@ def link_matching_conversations(
     when there are none), one for the conversations' first messages, one for
     their tags. Returns {incident_id: linked conversation ids}.
     """
-    incidents = [
-        i
-        for i in Incident.objects.filter(status=Incident.Status.OPEN).select_related(
-            "rule_listening_rule"
-        )
-        if i.has_rule
-    ]
+    incidents = _rule_incidents()
     if not incidents or not conversation_ids:
         return {}
-    conversations = list(Conversation.objects.filter(pk__in=conversation_ids))
+    # A conversation an agent unlinked stays unlinked.
+    unlinked: dict[int, set[int]] = {}
+    for incident_id, data in IncidentEntry.objects.filter(
+        incident__in=[i.pk for i in incidents], kind=IncidentEntry.Kind.UNLINKED
+    ).values_list("incident_id", "data"):
+        ids = data.get("conversation_ids", []) if isinstance(data, dict) else []
+        unlinked.setdefault(incident_id, set()).update(ids)
+    conversations = list(
+        Conversation.objects.filter(pk__in=conversation_ids).order_by("pk")
+    )
     texts: dict[int, str] = {}
     for conversation_id, text in (
         Message.objects.filter(
@@ -403,7 +451,8 @@ def link_matching_conversations(
         matching = [
             c
             for c in conversations
-            if _rule_matches(
+            if c.pk not in unlinked.get(incident.pk, set())
+            and _rule_matches(
                 incident, c, texts.get(c.pk, ""), tags.get(c.pk, set()), listening
             )
         ]

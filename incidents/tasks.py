@@ -3,7 +3,7 @@
 from helpdesk.tasks import fan_out
 from incidents import updates
 from incidents.models import IncidentUpdate
-from incidents.services import link_matching_conversations
+from incidents.services import catch_up_rule_links, link_matching_conversations
 from tenants.context import tenant_context
 from tenants.models import Tenant
 from tenants.tasks import system_task, tenant_task
@@ -24,7 +24,9 @@ def send_update(tenant: Tenant, update_id: int) -> str:
 
 @tenant_task(name="incidents.sweep_updates")
 def sweep_updates(tenant: Tenant) -> int:
-    """Re-enqueue updates still sending whose task was lost (a dead worker)."""
+    """Re-enqueue updates still sending whose task was lost (a dead worker), and
+    link recent conversations the incidents' rules missed (a lost flag or task)."""
+    catch_up_rule_links(tenant.pk)
     stalled = updates.stalled_updates()
     for update_id in stalled:
         update = IncidentUpdate.objects.get(pk=update_id)

@@ -13,7 +13,7 @@ from django.test import override_settings
 from playwright.sync_api import Browser, expect
 
 from helpdesk.models import Message
-from incidents.models import IncidentLink, UpdateRecipient
+from incidents.models import Incident, IncidentLink, UpdateRecipient
 from incidents.services import create_incident
 from social.sandbox import network
 from social.sandbox.models import Person, Post
@@ -56,12 +56,20 @@ def test_an_update_reaches_20_sandbox_customers_watched_live(
     connect_sandbox(live, tenant, owner)
     with tenant_context(tenant):
         Brand.objects.update(send_hold_seconds=HOLD)
-        incident = create_incident(
-            membership_of(tenant, owner),
-            title="AA31 cancelled, 5 Dec",
-            rule_terms="AA31",
-            holding_statement="AA31 is cancelled; we are rebooking everyone.",
-        )
+    page = agent_page(browser)
+    sign_in(page, live.url, owner.email, PASSWORD)
+    # The agent opens the incident with a rule, before the customers write.
+    page.goto(f"{live.url}/t/{tenant.slug}/incidents/")
+    form = page.locator("#incident-create")
+    form.get_by_label("Title").fill("AA31 cancelled, 5 Dec")
+    form.get_by_label("Terms").fill("AA31")
+    form.get_by_label("Holding statement").fill(
+        "AA31 is cancelled; we are rebooking everyone."
+    )
+    form.get_by_role("button", name="Open incident").click()
+    page.wait_for_url(re.compile(r"/incidents/\d+/$"))
+    with tenant_context(tenant):
+        incident = Incident.objects.get()
     names = [
         "Ana Silva", "Ben Okafor", "Chloé Martin", "Dev Patel", "Eva Novak",
         "Finn Berg", "Gia Rossi", "Hana Sato", "Ivan Petrov", "Jo Keller",
@@ -81,9 +89,7 @@ def test_an_update_reaches_20_sandbox_customers_watched_live(
     # The incident's rule links each new conversation after its inbound commit.
     wait_until(lambda: linked() == CUSTOMERS, timeout=60, what="20 linked")
 
-    page = agent_page(browser)
-    sign_in(page, live.url, owner.email, PASSWORD)
-    page.goto(f"{live.url}/t/{tenant.slug}/incidents/{incident.pk}/")
+    page.reload()
     expect(page.locator("#linked-count")).to_have_text("20")
     expect(page.locator("#unanswered-count")).to_have_text("20")
     expect(page.locator("#holding-text")).to_have_text(

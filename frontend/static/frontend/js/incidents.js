@@ -156,7 +156,13 @@ function startPage(root) {
     }
     const panel = document.getElementById("incident-progress");
     refreshing = fragment(panel.dataset.url)
-      .then((fresh) => swap(document.getElementById("incident-progress"), fresh))
+      .then((fresh) => {
+        swap(document.getElementById("incident-progress"), fresh);
+        const send = document.getElementById("send-button");
+        if (send && fresh?.dataset.status === "done" && send.textContent === "Sending…") {
+          send.textContent = "Sent";
+        }
+      })
       .catch(() => null)
       .finally(() => {
         refreshing = null;
