@@ -28,7 +28,7 @@ check: install
 	$(BIN)/mypy .
 
 test: check
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 bench: install
 	$(BIN)/pytest tests/perf -m bench -s -p no:randomly

@@ -7,6 +7,7 @@ Every test runs under the SQL auditor (tests/sql_audit.py).
 
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.core.cache import cache
@@ -33,7 +34,10 @@ def django_db_setup(django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
         owner=owner["USER"],
         app=default["USER"],
     )
-    ensure_roles_and_database(plan, recreate=True)
+    # xdist's workers share the two roles: one of them creates or alters them at a time.
+    with psycopg.connect(plan.superuser_url, autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(hashtext('earshot_test_roles'))")
+        ensure_roles_and_database(plan, recreate=True)
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         call_command("migrate", database="migrator", verbosity=0)
         connections["migrator"].close()

@@ -1,20 +1,35 @@
 """Test settings: helpdesk.settings plus the overrides the suite needs.
 
 The suite runs against real PostgreSQL (as the restricted runtime role, with RLS)
-and real Redis (cache and rate limits on database 15).
+and real Redis (cache and rate limits on database 15, or the xdist worker's own:
+tests/redis_dbs.py).
 """
 
 import os
 
-_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+from tests.redis_dbs import redis_url, test_worker
+
+_worker = test_worker()
 _db_name = f"earshot_test{('_' + _worker) if _worker else ''}"
 _pg = os.environ.get("TEST_PG_HOST", "127.0.0.1:5432")
 
-os.environ.setdefault("DATABASE_URL", f"postgresql://earshot_test_app@{_pg}/{_db_name}")
-os.environ.setdefault(
-    "MIGRATOR_DATABASE_URL", f"postgresql://earshot_test_owner@{_pg}/{_db_name}"
-)
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+
+def _derived(name: str, value: str) -> None:
+    """Set `name` unless the environment gave it. A value this module derived in a
+    parent process (pytest-xdist's controller imports these settings before it
+    starts the workers) is derived again here, for this worker."""
+    marker = f"EARSHOT_TEST_DERIVED_{name}"
+    if name not in os.environ or os.environ[name] == os.environ.get(marker):
+        os.environ[name] = os.environ[marker] = value
+
+
+if "REDIS_URL" in os.environ and os.environ["REDIS_URL"] != os.environ.get(
+    "EARSHOT_TEST_DERIVED_REDIS_URL"
+):
+    os.environ.setdefault("EARSHOT_TEST_REDIS_URL", os.environ["REDIS_URL"])
+_derived("DATABASE_URL", f"postgresql://earshot_test_app@{_pg}/{_db_name}")
+_derived("MIGRATOR_DATABASE_URL", f"postgresql://earshot_test_owner@{_pg}/{_db_name}")
+_derived("REDIS_URL", redis_url("cache"))
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-" + "x" * 40)
 os.environ.setdefault("EARSHOT_DEMO", "0")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")

@@ -17,15 +17,16 @@ from pathlib import Path
 import redis
 
 from tests.helpdesk.live import free_port, uvicorn_command, worker_subprocess
+from tests.redis_dbs import redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 # Redis databases of their own: other test runs flush 15 (cache) and 14 (broker),
-# which would drop presence and steal or lose this stack's tasks. Two browser runs
-# at once on one machine each need their own pair (EARSHOT_BROWSER_BROKER_URL and
-# EARSHOT_BROWSER_REDIS_URL).
-BROKER_URL = os.environ.get("EARSHOT_BROWSER_BROKER_URL", "redis://127.0.0.1:6379/12")
-REDIS_URL = os.environ.get("EARSHOT_BROWSER_REDIS_URL", "redis://127.0.0.1:6379/13")
+# which would drop presence and steal or lose this stack's tasks; each xdist worker
+# has its own pair (tests/redis_dbs.py; EARSHOT_BROWSER_BROKER_URL and
+# EARSHOT_BROWSER_REDIS_URL override them).
+BROKER_URL = redis_url("browser_broker")
+REDIS_URL = redis_url("browser_layer")
 # The stack's channel layer: events the test process emits reach the server's sockets.
 CHANNEL_LAYERS = {
     "default": {

@@ -26,10 +26,11 @@ from django.test import override_settings
 from helpdesk.celery import app as celery_app
 from tenants.models import User
 from tests.conftest import login
+from tests.redis_dbs import redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_LAYER_URL = "redis://127.0.0.1:6379/15"
-BROKER_URL = "redis://127.0.0.1:6379/14"
+REDIS_LAYER_URL = redis_url("cache")
+BROKER_URL = redis_url("live_broker")
 REDIS_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",

@@ -36,6 +36,7 @@ from tests.helpdesk.live import (
     real_broker,
     worker_subprocess,
 )
+from tests.redis_dbs import redis_url
 
 pytestmark = pytest.mark.django_db
 
@@ -466,7 +467,7 @@ TAKEOVER_LIMIT = 30.0
 def _broker_url(broker: str) -> str:
     if broker == "rabbitmq":
         return rabbitmq_vhost()
-    url = "redis://127.0.0.1:6379/9"
+    url = redis_url("scratch")
     import redis
 
     redis.Redis.from_url(url).flushdb()
