@@ -213,11 +213,15 @@ class SandboxConnector(Connector):
     ) -> dict[str, Engagement]:
         """`GET /api/posts/lookup?ids=1,2` (at most 100): each post's
         `public_metrics` (reposts, likes, replies, quotes); unknown posts come
-        back under `errors` and are left out."""
+        back under `errors` and are left out, and so are ids that cannot be the
+        network's (not numeric): no call when none is left."""
+        ids = [post_id for post_id in post_ids if post_id.isdigit()]
+        if not ids:
+            return {}
         response = http.request(
             "GET",
             self._api(account.base_url, "posts/lookup"),
-            params={"ids": ",".join(post_ids)},
+            params={"ids": ",".join(ids)},
             headers=self._auth(account),
         )
         answer = response.json()

@@ -95,6 +95,7 @@ SEARCH_WINDOW = timedelta(days=7) - timedelta(minutes=1)
 SNOWFLAKE_EPOCH_MS = 1288834974657
 _SPACES = re.compile(r"\s+")
 _USERNAME = re.compile(r"[A-Za-z0-9_]{1,15}")
+_POST_ID = re.compile(r"[0-9]{1,19}")
 
 
 def _obj(value: object) -> dict[str, Any]:
@@ -646,11 +647,16 @@ class XConnector(Connector):
     ) -> dict[str, Engagement]:
         """`GET /2/tweets?ids=<up to 100>&tweet.fields=public_metrics`: retweets,
         likes, replies and quotes per post. Posts X no longer shows come back in
-        `errors` ("Not Found Error") and are left out. Raises ConnectorError."""
+        `errors` ("Not Found Error") and are left out, and so are ids X would
+        refuse the whole call for (not 1-19 digits): no call when none is left.
+        Raises ConnectorError."""
+        ids = [post_id for post_id in post_ids if _POST_ID.fullmatch(post_id)]
+        if not ids:
+            return {}
         page = self._get(
             account,
             "/2/tweets",
-            {"ids": ",".join(post_ids), "tweet.fields": "public_metrics"},
+            {"ids": ",".join(ids), "tweet.fields": "public_metrics"},
         )
         found: dict[str, Engagement] = {}
         for post in _dicts(page.get("data")):

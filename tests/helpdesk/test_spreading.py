@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from helpdesk.models import Conversation, Event
+from helpdesk.demo_spreading import seed_spreading_demo
+from helpdesk.models import Conversation, Event, Identity
 from helpdesk.queue import item_of, queue_order
 from helpdesk.selectors import inbox_conversations
 from helpdesk.services.spreading import next_read_at, record_engagement
@@ -221,3 +222,25 @@ def test_another_workspaces_conversation_is_not_touched(
     assert (untouched.engagement_total, untouched.engagement_read_at) == (0, None)
     assert untouched.spreading_since is None
     assert events_of(other_tenant, theirs) == []
+
+
+def test_the_demo_flags_the_widest_reaching_open_public_conversation(
+    tenant: Tenant,
+) -> None:
+    small = make_clocked(tenant, name="Small", started=None)
+    wide = make_clocked(tenant, name="Wide", started=None)
+    with tenant_context(tenant):
+        for conversation, followers in ((small, 40), (wide, 152_000)):
+            Identity.objects.create(
+                tenant=tenant,
+                contact_id=conversation.contact_id,
+                platform="sandbox",
+                external_id=f"p{followers}",
+                followers=followers,
+            )
+        assert seed_spreading_demo(tenant) == wide.pk
+
+    flagged = fresh(wide)
+    assert flagged.spreading_since is not None
+    assert (flagged.engagement_total, flagged.engagement_per_hour) == (420, 2887.5)
+    assert fresh(small).spreading_since is None

@@ -232,3 +232,19 @@ def test_counts_as_text_are_read_and_absent_ones_are_zero() -> None:
         {"likes": "12", "reposts": None}, likes="likes", reposts="reposts", quotes="q"
     ) == Engagement(likes=12)
     assert Engagement(reposts=2, likes=3, replies=4, quotes=5).total == 14
+
+
+def test_ids_the_platform_would_refuse_are_left_out_before_the_call(
+    fake_http: FakeServer,
+) -> None:
+    api = engagement_api("x", fake_http)
+    connector = get_connector("x")
+
+    found = connector.read_engagement(
+        api.account(), ["demo-x-1", "1795000000000000001", "1" * 20]
+    )
+
+    assert list(found) == ["1795000000000000001"]
+    assert api.calls == [["1795000000000000001"]]
+    assert connector.read_engagement(api.account(), ["demo-x-2"]) == {}
+    assert len(api.calls) == 1
