@@ -266,4 +266,4 @@ def test_the_brand_settings_page_shows_the_phrases_per_language(
     assert '<textarea id="deflect-en"' in html
     assert ">ask at the gate</textarea>" in html
     assert ">appelez notre\nappelez-nous\n" in html  # French: the defaults
-    assert 'src="/static/frontend/js/deflection_settings.js"' in html
+    assert 'src="/static/frontend/js/brand_settings.js"' in html  # imports it

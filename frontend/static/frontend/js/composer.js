@@ -2,6 +2,7 @@
 // answers shown where the agent is looking (limits, confirmations, refusals).
 
 import { api, ApiError } from "./api.js";
+import "./goodwill.js";
 
 const TYPING_EVERY_MS = 2500;
 

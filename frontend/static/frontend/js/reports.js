@@ -5,6 +5,8 @@
 import { api } from "./api.js";
 import { change, day, duration, el, percent } from "./report_format.js";
 import * as panels from "./report_panels.js";
+// The goodwill gestures section fills itself from its own fragment.
+import "./goodwill.js";
 
 const FILTERS = ["start", "end", "brand", "account", "platform", "agent"];
 const RATES = new Set(["response_rate", "breach_rate"]);
