@@ -5,6 +5,7 @@ Every write is atomic and records a timeline entry in the same transaction.
 Updates to the linked customers are in incidents/updates.py.
 """
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
@@ -371,9 +372,12 @@ def _rule_matches(
         return False
     if conversation.created_at < incident.created_at:
         return False  # the rule links new conversations, for its lifetime
-    lowered = text.lower()
-    terms = [t.strip().lower() for t in incident.rule_terms.split(",") if t.strip()]
-    if any(term in lowered for term in terms):
+    terms = [t.strip() for t in incident.rule_terms.split(",") if t.strip()]
+    # Whole words or phrases: "LIS" must not match "list".
+    if any(
+        re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text, re.IGNORECASE)
+        for term in terms
+    ):
         return True
     if incident.rule_tag_id is not None and incident.rule_tag_id in tag_ids:
         return True

@@ -53,6 +53,7 @@ def test_terms_link_new_matching_conversations_until_closed(
         customer("Anna", text="Is AA31 really cancelled?")
         customer("Bob", text="Flight 31 is gone, help")
         customer("Cleo", text="My bag is lost")
+        customer("Eve", text="aa310 is not my flight")
     assert linked(tenant, incident) == ["Anna", "Bob"]
     with capture(execute=True), tenant_context(tenant):
         close_incident(member(tenant, agent), incident, resolve=[])
