@@ -60,14 +60,21 @@ def main(argv: list[str]) -> None:
     from django.db import transaction
     from django.utils import timezone
 
-    from helpdesk.access import access_conversation
+    from helpdesk.access import access_conversation, access_conversation_read
+    from helpdesk.api_output import validated_input
     from helpdesk.inbox_compiled import first_page
-    from helpdesk.models import Conversation
+    from helpdesk.lookups import attach_columns
+    from helpdesk.models import Conversation, Message
     from helpdesk.queue import with_queue_order
-    from helpdesk.selectors import inbox_conversations
+    from helpdesk.selectors import (
+        conversation_messages,
+        conversation_rows,
+        inbox_conversations,
+    )
     from helpdesk.services import sla
     from helpdesk.services.reply_lock import lock_conversation_for_reply
     from social.api_channel import access_api_channel
+    from social.channel_api import ChannelMessageCreateApi
     from social.models import Platform, SocialAccount
     from tenants.context import tenant_context
     from tenants.models import Membership, Tenant
@@ -124,6 +131,47 @@ def main(argv: list[str]) -> None:
                 count=args.count,
             )
 
+            compare(
+                "detail's gate (conversation_rows shape)",
+                lambda: (
+                    conversation_rows(membership).filter(pk=conversation_id).first()
+                ),
+                lambda: access_conversation_read(membership, conversation_id),
+                same=lambda row: (
+                    row.pk,
+                    row.contact.display_name,
+                    row.tag_names,
+                    row.brand.name,
+                ),
+                count=args.count,
+            )
+
+            read = access_conversation_read(membership, conversation_id)
+
+            def messages_before() -> Any:
+                messages = (
+                    Message.objects.filter(conversation_id=conversation_id)
+                    .select_related("author_agent")
+                    .order_by("created_at", "id")
+                )
+                return list(
+                    attach_columns(
+                        messages,
+                        "author_identity",
+                        ["contact_id", "display_name", "handle"],
+                    )
+                )
+
+            compare(
+                "detail's messages",
+                messages_before,
+                lambda: conversation_messages(read),
+                same=lambda rows: [
+                    (row.pk, row.text, row.author_identity.display_name) for row in rows
+                ],
+                count=args.count,
+            )
+
             def lock_before() -> Any:
                 locked = (
                     Conversation.objects.select_for_update(of=("self",))
@@ -153,6 +201,28 @@ def main(argv: list[str]) -> None:
                 same=lock_shape,
                 count=args.count,
             )
+        payload = {
+            "external_id": "levers-1",
+            "text": "My order has not arrived yet. Could you check where it is?",
+            "author": {"id": "levers-cust", "handle": "@cust", "name": "Customer"},
+        }
+        push_input = ChannelMessageCreateApi.ChannelMessageInput
+        author_input = ChannelMessageCreateApi.ChannelAuthorInput
+
+        def push_before() -> Any:
+            author = author_input(data=payload["author"])
+            author.is_valid(raise_exception=True)
+            serializer = push_input(data=payload)
+            serializer.is_valid(raise_exception=True)
+            return serializer.validated_data
+
+        compare(
+            "create's input validation",
+            push_before,
+            lambda: validated_input(push_input, payload),
+            same=dict,
+            count=args.count,
+        )
         now = timezone.now()
 
         def page_before() -> Any:

@@ -4,12 +4,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.http import Http404
 
 from helpdesk import inbox_compiled
+from helpdesk.access import access_conversation_read
 from helpdesk.inbox_compiled import first_page
 from helpdesk.models import Conversation
 from helpdesk.queue import with_queue_order
-from helpdesk.selectors import inbox_conversations
+from helpdesk.selectors import conversation_rows, inbox_conversations
 from helpdesk.services.conversations import update_conversation
 from social.models import SocialAccount
 from tenants.context import tenant_context
@@ -138,3 +140,20 @@ def test_a_shape_the_compile_refuses_is_read_the_ordinary_way_from_then_on(
         now = datetime.now(UTC)
         assert first_page(inbox, filters={}, size=3, now=now) is None
         assert list(inbox_compiled._SHAPES.values()) == [None]
+
+
+def test_the_read_gate_equals_the_selectors_rows_and_hides_other_workspaces(
+    tenant: Tenant, inbox: Membership, other_tenant: Tenant, outsider: User
+) -> None:
+    with tenant_context(tenant):
+        ours = Conversation.objects.order_by("id").values_list("id", flat=True)
+        for pk in ours:
+            expected = conversation_rows(inbox).get(pk=pk)
+            read = access_conversation_read(inbox, pk)
+            assert _row(read) == _row(expected)
+        first = ours[0]
+    theirs = membership_of(other_tenant, outsider)
+    with tenant_context(other_tenant), pytest.raises(Http404):
+        access_conversation_read(theirs, first)
+    with tenant_context(tenant), pytest.raises(Http404):
+        access_conversation_read(inbox, 2**31 - 1)
