@@ -70,6 +70,20 @@ class EphemeralEvent(TypedDict):
     state: str
 
 
+class IncidentProgress(TypedDict):
+    """An incident update's progress (R13; incidents.updates). Ephemeral: the
+    incident page re-reads its progress panel on each one and after reconnecting."""
+
+    type: Literal["incident.progress"]
+    incident_id: int
+    update_id: int
+    status: str
+    counts: dict[str, int]
+    recipient_id: NotRequired[int]
+    conversation_id: NotRequired[int]
+    recipient_status: NotRequired[str]
+
+
 def inbox_group(tenant_id: int) -> str:
     return f"t{tenant_id}"
 

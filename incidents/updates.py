@@ -278,7 +278,7 @@ def update_counts(update: IncidentUpdate) -> dict[str, int]:
 
 
 def _push(update: IncidentUpdate, recipient: UpdateRecipient | None) -> None:
-    payload: dict[str, Any] = {
+    payload: events.IncidentProgress = {
         "type": "incident.progress",
         "incident_id": update.incident_id,
         "update_id": update.pk,
@@ -290,7 +290,7 @@ def _push(update: IncidentUpdate, recipient: UpdateRecipient | None) -> None:
         payload["conversation_id"] = recipient.conversation_id
         payload["recipient_status"] = recipient.status
     group = events.inbox_group(update.tenant_id)
-    on_commit(lambda: events.send_to_group(group, payload))
+    on_commit(lambda: events.send_to_group(group, dict(payload)))
 
 
 def _repeats_outside(conversation: Conversation, text: str, update_id: int) -> bool:

@@ -300,3 +300,44 @@ def test_preview_renders_samples_with_the_signature_and_writes_nothing(
             "text": "Hi Anna (@annaberg), about AA31 cancelled, 5 Dec ^A",
         }
     ]
+
+
+def test_each_send_pushes_progress_to_the_workspace_after_commit(
+    tenant: Tenant,
+    agent: User,
+    incident: Any,
+    customer: CustomerFactory,
+    scheduled: list[tuple[int, float]],
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    pushed: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(
+        updates.events,
+        "send_to_group",
+        lambda group, payload: pushed.append((group, payload)),
+    )
+    anna = customer("Anna")
+    link(tenant, agent, incident, anna)
+    update = start(tenant, agent, incident)
+    with django_capture_on_commit_callbacks(execute=True):
+        updates.send_update_tick(tenant, update.pk)
+    counts = {"pending": 0, "sent": 1, "skipped": 0, "failed": 0, "total": 1}
+    assert [group for group, _ in pushed] == [f"t{tenant.pk}"] * 2
+    assert pushed[0][1] == {
+        "type": "incident.progress",
+        "incident_id": incident.pk,
+        "update_id": update.pk,
+        "status": "sending",
+        "counts": counts,
+        "recipient_id": pushed[0][1]["recipient_id"],
+        "conversation_id": anna.pk,
+        "recipient_status": "sent",
+    }
+    assert pushed[1][1] == {
+        "type": "incident.progress",
+        "incident_id": incident.pk,
+        "update_id": update.pk,
+        "status": "done",
+        "counts": counts,
+    }
