@@ -170,3 +170,25 @@ def test_the_schema_lists_both_operations() -> None:
     acknowledge = paths["/api/v1/t/{tenant_slug}/alerts/{alert_id}/acknowledge/"]
     assert {p["name"] for p in alerts["get"]["parameters"]} >= {"status", "brand"}
     assert "post" in acknowledge
+
+
+def brand_spike_settings(tenant: Tenant) -> tuple[bool, int, int]:
+    with tenant_context(tenant):
+        brand = Brand.objects.order_by("pk")[0]
+    return (brand.spike_alerts, brand.spike_threshold, brand.spike_min_count)
+
+
+def test_an_admin_tunes_the_brands_sensitivity_and_an_agent_cannot(
+    tenant: Tenant, admin: User, agent: User
+) -> None:
+    with tenant_context(tenant):
+        brand_id = Brand.objects.order_by("pk")[0].pk
+    url = f"/api/v1/t/{tenant.slug}/brands/{brand_id}/"
+    changes = {"spike_alerts": False, "spike_threshold": 3, "spike_min_count": 4}
+    denied = login(agent).patch(url, changes, content_type="application/json")
+    assert denied.status_code == 403
+    assert brand_spike_settings(tenant) == (True, 5, 10)
+    done = login(admin).patch(url, changes, content_type="application/json")
+    assert done.status_code == 200
+    assert {k: done.json()[k] for k in changes} == changes
+    assert brand_spike_settings(tenant) == (False, 3, 4)

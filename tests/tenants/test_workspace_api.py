@@ -96,6 +96,9 @@ def test_members_list_brands_with_their_settings(tenant: Tenant, viewer: User) -
         "queue_window_minutes": 5,
         "publish_badge": False,
         "sla_digest": False,
+        "spike_alerts": True,
+        "spike_threshold": 5,
+        "spike_min_count": 10,
     }
     detail = session(viewer).get(f"{base(tenant)}/brands/{row['id']}/")
     assert detail.status_code == 200
@@ -179,6 +182,11 @@ def test_an_unchanged_patch_writes_nothing(tenant: Tenant, admin: User) -> None:
         ({"pause_while_pending": "sometimes"}, "pause_while_pending"),
         ({"publish_badge": None}, "publish_badge"),
         ({"sla_digest": [True]}, "sla_digest"),
+        ({"spike_alerts": "maybe"}, "spike_alerts"),
+        ({"spike_threshold": 1}, "spike_threshold"),
+        ({"spike_threshold": 21}, "spike_threshold"),
+        ({"spike_min_count": 0}, "spike_min_count"),
+        ({"spike_min_count": 10001}, "spike_min_count"),
         ({"timezone": "Europe/Pariss"}, "timezone"),
         ({"timezone": ""}, "timezone"),
         ({"business_hours": {"funday": []}}, "business_hours"),

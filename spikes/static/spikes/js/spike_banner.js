@@ -11,8 +11,9 @@ const root = document.getElementById("spike-banner");
 if (root) start(root);
 
 function start(root) {
-  const { slug, url, live } = root.dataset;
-  let socket = null;
+  const { slug, url } = root.dataset;
+  // The inbox page (inbox.js) runs the page's socket; elsewhere we open one.
+  const pageSocket = document.getElementById("inbox") !== null;
   let pending = null;
 
   async function refresh() {
@@ -30,18 +31,18 @@ function start(root) {
     pending = setTimeout(refresh, 150);
   }
 
-  refresh().then((body) => {
-    if (live === "page") {
-      document.addEventListener("earshot:live", (event) => {
-        if (ALERT_EVENTS.has(event.detail?.type)) soon();
-      });
-      return;
-    }
-    socket = new LiveSocket({
-      path: `/ws/t/${slug}/`,
-      seq: body?.dataset.seq || 0,
-      probe: url,
+  if (pageSocket) {
+    document.addEventListener("earshot:live", (event) => {
+      if (ALERT_EVENTS.has(event.detail?.type)) soon();
     });
+    refresh();
+    return;
+  }
+  refresh().then((body) => {
+    // Without the fragment's sequence a socket would replay old events: wait
+    // for the next page instead.
+    if (!body) return;
+    const socket = new LiveSocket({ path: `/ws/t/${slug}/`, seq: body.dataset.seq, probe: url });
     for (const type of ALERT_EVENTS) socket.on(type, soon);
     socket.on("state", (state) => {
       if (state === "open") soon();
