@@ -11,11 +11,20 @@ from tenants.admin import TenantScopedAdmin, tenant_admin_site
 
 @admin.register(ListeningRule, site=tenant_admin_site)
 class ListeningRuleAdmin(TenantScopedAdmin[ListeningRule]):
-    list_display = ("name", "brand", "action", "enabled", "query")
-    list_filter = ("brand", "action", "enabled")
+    list_display = ("name", "brand", "action", "competitor", "enabled", "query")
+    list_filter = ("brand", "action", "competitor", "enabled")
     search_fields = ("name", "query")
     autocomplete_fields = ("brand",)
-    fields = ("name", "brand", "query", "variants", "platforms", "action", "enabled")
+    fields = (
+        "name",
+        "brand",
+        "query",
+        "variants",
+        "platforms",
+        "action",
+        "competitor",
+        "enabled",
+    )
 
     def save_model(
         self, request: HttpRequest, obj: ListeningRule, form: Any, change: bool

@@ -130,6 +130,7 @@ class ListeningRuleOutput(serializers.ModelSerializer[ListeningRule]):
             "variants",
             "action",
             "enabled",
+            "competitor",
             "updated_at",
         ]
 
@@ -181,6 +182,11 @@ class ListeningRuleFields(serializers.Serializer[Any]):
         required=False, choices=ListeningRule.Action.choices
     )
     enabled = serializers.BooleanField(required=False)
+    competitor = serializers.BooleanField(
+        required=False,
+        help_text='A competitor rule (action "feed" only): its matches go to the '
+        "competitor feed, never the inbox.",
+    )
 
 
 class ListeningRuleListApi(TenantScopedApi):

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from advocacy.competitors import record_competitor_mentions
 from helpdesk.models import Conversation
 from helpdesk.services.inbound import record_inbound_message
 from social import waiting
@@ -97,6 +98,8 @@ def record_for_account(
     origin = None
     if _needs_listening(account, item):
         matches = listening_matches(account, item)
+        # Competitor rules' matches go to the competitor feed, never the inbox.
+        record_competitor_mentions(account, item, matches)
         if not any(match.action == "inbox" for match in matches):
             if not (may_wait and waiting.depends_on_thread(item)):
                 return False

@@ -7,7 +7,7 @@ cache key is the rules' count and latest change, read with one small query.
 
 from functools import lru_cache
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 
 from social.connectors.base import InboundItem
 from social.listening import Matcher, Post, Rule, RuleMatch, compile_rules
@@ -21,7 +21,7 @@ def _rule(rule: ListeningRule) -> Rule:
         brand_id=rule.brand_id,
         query=rule.query,
         platforms=frozenset(rule.platforms) if rule.platforms else None,
-        action=rule.action,  # type: ignore[arg-type]
+        action="competitor" if rule.competitor else rule.action,  # type: ignore[arg-type]
         variants=rule.variants or {},
     )
 
@@ -67,11 +67,13 @@ def _is_account(account: SocialAccount, item: InboundItem) -> bool:
 def brand_search_terms(account: SocialAccount) -> list[str]:
     """Keyword-search terms for the account's brand on its platform (R1).
 
-    From the brand's enabled inbox rules, oldest first (`social.listening.terms`
-    documents the derivation and the term syntax). Call inside the account's tenant
-    context. Empty when no rule applies.
+    From the brand's enabled inbox and competitor rules, oldest first
+    (`social.listening.terms` documents the derivation and the term syntax). Call
+    inside the account's tenant context. Empty when no rule applies.
     """
-    rules = ListeningRule.objects.filter(
-        brand_id=account.brand_id, enabled=True, action=ListeningRule.Action.INBOX
-    ).order_by("pk")
+    rules = (
+        ListeningRule.objects.filter(brand_id=account.brand_id, enabled=True)
+        .filter(Q(action=ListeningRule.Action.INBOX) | Q(competitor=True))
+        .order_by("pk")
+    )
     return search_terms([_rule(rule) for rule in rules], account.platform)

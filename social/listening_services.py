@@ -37,6 +37,7 @@ class ListeningRuleChanges(TypedDict, total=False):
     variants: dict[str, list[str]]
     action: str
     enabled: bool
+    competitor: bool
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,11 @@ def _check_rule(values: Mapping[str, Any]) -> None:
             parse_query(values["query"], values.get("variants") or {})
         except RuleError as error:
             errors.update(_rule_error(error))
+    if values.get("competitor") and values.get("action") != ListeningRule.Action.FEED:
+        errors["competitor"] = [
+            "A competitor rule's matches go to the competitor feed, never the "
+            'inbox: choose "Feed only".'
+        ]
     if errors:
         raise ValidationError(errors)
 
@@ -84,12 +90,14 @@ def create_listening_rule(
     variants: Mapping[str, list[str]] | None = None,
     action: str = ListeningRule.Action.INBOX,
     enabled: bool = True,
+    competitor: bool = False,
 ) -> ListeningRule:
     """Add a listening rule to `brand` (of the member's workspace). Admins only.
 
     `platforms` empty means every platform. Raises ValidationError per field: a
     malformed or too broad query (the message names the character position),
-    variants without words, an unknown platform or action, a blank name.
+    variants without words, an unknown platform or action, a blank name, a
+    competitor rule whose action is not "feed".
     """
     require_role(membership, Membership.Role.ADMIN)
     values = {
@@ -98,6 +106,7 @@ def create_listening_rule(
         "platforms": list(dict.fromkeys(platforms)),
         "variants": dict(variants or {}),
         "action": action,
+        "competitor": competitor,
     }
     _check_rule(values)
     return ListeningRule.objects.create(
@@ -127,6 +136,9 @@ def update_listening_rule(
     if "query" in values or "variants" in values:
         values.setdefault("query", rule.query)
         values.setdefault("variants", rule.variants)
+    if "competitor" in values or "action" in values:
+        values.setdefault("competitor", rule.competitor)
+        values.setdefault("action", rule.action)
     _check_rule(values)
     changed = [key for key, value in values.items() if getattr(rule, key) != value]
     if not changed:

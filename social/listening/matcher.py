@@ -23,8 +23,9 @@ from social.listening.nodes import Node, RuleError, anchors
 from social.listening.query import parse_query
 from social.listening.text import fold, split_words, stream_of
 
-Action = Literal["inbox", "feed"]
-ACTIONS: tuple[Action, ...] = ("inbox", "feed")
+# "competitor": a competitor rule's matches go to the competitor feed (advocacy).
+Action = Literal["inbox", "feed", "competitor"]
+ACTIONS: tuple[Action, ...] = ("inbox", "feed", "competitor")
 
 
 @dataclass(frozen=True, slots=True)

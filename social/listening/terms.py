@@ -76,7 +76,8 @@ _NEVER = _Cover(())  # cannot match on this platform
 
 
 def search_terms(rules: Iterable[Rule], platform: str) -> list[str]:
-    """The search terms of the inbox rules that apply to `platform`, in rule order.
+    """The search terms of the inbox and competitor rules that apply to
+    `platform`, in rule order.
 
     Feed-only rules are skipped (their matches are never recorded), and so are rules
     limited to other platforms. A rule that does not parse (or needs no words, like
@@ -85,7 +86,7 @@ def search_terms(rules: Iterable[Rule], platform: str) -> list[str]:
     """
     found: list[Term] = []
     for rule in rules:
-        if rule.action != "inbox":
+        if rule.action not in ("inbox", "competitor"):
             continue
         if rule.platforms is not None and platform not in rule.platforms:
             continue

@@ -170,6 +170,7 @@ def test_members_list_and_read_rules(tenant: Tenant, viewer: User, rule: int) ->
         "variants": {},
         "action": "inbox",
         "enabled": True,
+        "competitor": False,
     }
 
 

@@ -53,6 +53,7 @@ function editing(rule) {
   ruleForm.elements.query.value = rule ? rule.query : "";
   ruleForm.elements.variants.value = rule ? formatVariants(rule.variants) : "";
   ruleForm.elements.enabled.checked = rule ? rule.enabled : true;
+  ruleForm.elements.competitor.checked = Boolean(rule?.competitor);
   for (const box of ruleForm.querySelectorAll('input[name="platforms"]')) {
     box.checked = Boolean(rule?.platforms.includes(box.value));
   }
@@ -73,6 +74,7 @@ function rulePayload() {
     platforms: data.getAll("platforms"),
     action: data.get("action"),
     enabled: ruleForm.elements.enabled.checked,
+    competitor: ruleForm.elements.competitor.checked,
     variants: parseVariants(data.get("variants")),
   };
 }
@@ -102,6 +104,10 @@ async function saveRule(event) {
 
 if (ruleForm) {
   ruleForm.addEventListener("submit", saveRule);
+  // A competitor's rule never feeds the inbox: ticking it picks "Feed only".
+  ruleForm.elements.competitor.addEventListener("change", (event) => {
+    if (event.target.checked) ruleForm.querySelector('input[name="action"][value="feed"]').checked = true;
+  });
   ruleForm.addEventListener("click", (event) => {
     const action = event.target.closest("[data-action]")?.dataset.action;
     if (action === "cancel") editing(null);
