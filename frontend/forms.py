@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 
+from helpdesk.language import LANGUAGE_CHOICES
 from helpdesk.models import Conversation
 from social.models import Platform
 from tenants.models import Membership
@@ -28,6 +29,9 @@ class InboxFilterForm(forms.Form):
     )
     sentiment = forms.ChoiceField(
         required=False, choices=[*ANY, *Conversation.Sentiment.choices]
+    )
+    language = forms.ChoiceField(
+        required=False, choices=[*ANY, *LANGUAGE_CHOICES, ("unknown", "Unknown")]
     )
     tag = forms.ChoiceField(required=False)
 
@@ -86,12 +90,16 @@ class InboxFilterForm(forms.Form):
             "assignee_id": assignee_id,
             "unassigned": assignee == "none",
             "sentiment": self.value("sentiment"),
+            "language": (
+                "" if self.value("language") == "unknown" else self.value("language")
+            ),
             "tag": self.value("tag"),
         }
 
     def active_count(self) -> int:
         """How many of the secondary filters (not status or assignee) are set."""
-        names = ("brand", "account", "platform", "origin", "sentiment", "tag")
+        names = ["brand", "account", "platform", "origin", "sentiment", "language"]
+        names.append("tag")
         return sum(1 for name in names if self.value(name) is not None)
 
     def status_tabs(self, counts: dict[str, int]) -> list[dict[str, Any]]:

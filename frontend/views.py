@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from helpdesk.language import LANGUAGE_CHOICES
 from tenants.access import access_invitation, access_member
 from tenants.context import tenant_context
 from tenants.decorators import tenant_view
@@ -87,6 +88,7 @@ def members(request: TenantRequest) -> HttpResponse:
         "invitations": pending_invitations(request.membership),
         "roles": Role.choices,
         "can_manage": request.membership.has_role(Role.ADMIN),
+        "language_choices": LANGUAGE_CHOICES,
     }
     status = 400 if form.errors else 200
     return render(request, "frontend/members.html", context, status=status)

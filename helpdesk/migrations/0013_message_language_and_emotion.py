@@ -1,9 +1,31 @@
-"""Reserved for issue 14 (sentiment and language); its operations are filled in by that work."""
+"""Issue 14: the detected language, sentiment score and anger of each inbound message,
+and the conversation's language (helpdesk.language, helpdesk.sentiment)."""
 
-from django.db import migrations
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     dependencies = [("helpdesk", "0012_contact_lookup_without_statistics")]
 
-    operations: list[migrations.operations.base.Operation] = []
+    operations = [
+        migrations.AddField(
+            model_name="message",
+            name="language",
+            field=models.CharField(blank=True, db_default="", default="", max_length=8),
+        ),
+        migrations.AddField(
+            model_name="message",
+            name="sentiment_score",
+            field=models.FloatField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name="message",
+            name="angry",
+            field=models.BooleanField(db_default=False, default=False),
+        ),
+        migrations.AddField(
+            model_name="conversation",
+            name="language",
+            field=models.CharField(blank=True, db_default="", default="", max_length=8),
+        ),
+    ]

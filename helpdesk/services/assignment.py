@@ -7,7 +7,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from helpdesk import events
-from helpdesk.exceptions import InvalidTransition
+from helpdesk.exceptions import HelpdeskError, InvalidTransition
+from helpdesk.language import LANGUAGES
 from helpdesk.models import Conversation
 from helpdesk.presence import presence_store
 from helpdesk.services import writebatch
@@ -78,14 +79,40 @@ def _set_assignee(conversation: Conversation, user_id: int | None) -> None:
     )
 
 
+def set_member_languages(
+    membership: Membership, *, target: Membership, languages: list[str]
+) -> Membership:
+    """Set the languages `target` answers in (ISO 639-1 codes of LANGUAGES).
+
+    A member sets their own; admins set anyone's. Raises InvalidTransition
+    (HelpdeskError, 400, field `languages`) on an unknown code; repeats are
+    dropped, the order kept.
+    """
+    if target.pk != membership.pk:
+        require_role(membership, Role.ADMIN)
+    unknown = [code for code in languages if code not in LANGUAGES]
+    if unknown:
+        raise HelpdeskError(
+            f"Unknown language code: {unknown[0]!r}. Choose from "
+            f"{', '.join(LANGUAGES)}.",
+            field="languages",
+        )
+    chosen = list(dict.fromkeys(languages))
+    if target.languages != chosen:
+        target.languages = chosen
+        target.save(update_fields=["languages"])
+    return target
+
+
 def route_inbound(conversation: Conversation, *, opened: bool) -> dict[str, object]:
     """Pick the agent for a conversation that just received a customer message.
 
     Call inside the inbound transaction with the conversation row locked. A
     follow-up goes back to the agent who last answered while that agent is online;
     otherwise an unassigned conversation of a brand with auto-assign goes
-    round-robin to the online agent with the most spare capacity. Returns the
-    changed fields (the caller emits the event).
+    round-robin to the online agent with the most spare capacity, preferring
+    those who answer in the conversation's language. Returns the changed fields
+    (the caller emits the event).
     """
     online = presence_store().online(conversation.tenant_id)
     last = conversation.last_answered_by_id
@@ -93,7 +120,7 @@ def route_inbound(conversation: Conversation, *, opened: bool) -> dict[str, obje
         return _assign_quietly(conversation, last)
     if conversation.assignee_id is not None or not conversation.brand.auto_assign:
         return {}
-    pick = next_agent(online)
+    pick = next_agent(online, language=conversation.language)
     if pick is None:
         return {}
     return _assign_quietly(conversation, pick)
@@ -117,16 +144,18 @@ def _assign_quietly(conversation: Conversation, user_id: int) -> dict[str, objec
     return {"assignee_id": user_id}
 
 
-def next_agent(online: set[int]) -> int | None:
+def next_agent(online: set[int], *, language: str = "") -> int | None:
     """The online answering member with the least load under capacity.
 
-    Ties go to whoever was assigned least recently (round-robin).
+    Members who list `language` among theirs go first; when none of them has
+    spare capacity (or the language is unknown), everyone eligible does. Ties go
+    to whoever was assigned least recently (round-robin).
     """
     if not online:
         return None
     members = list(
         Membership.objects.filter(user_id__in=online, role__in=ANSWERING_ROLES).only(
-            "user_id", "capacity", "last_assigned_at"
+            "user_id", "capacity", "last_assigned_at", "languages"
         )
     )
     if not members:
@@ -142,6 +171,8 @@ def next_agent(online: set[int]) -> int | None:
     eligible = [m for m in members if load.get(m.user_id, 0) < m.capacity]
     if not eligible:
         return None
+    speakers = [m for m in eligible if language and language in (m.languages or [])]
+    eligible = speakers or eligible
     epoch = datetime.min.replace(tzinfo=UTC)
     best = min(
         eligible,
