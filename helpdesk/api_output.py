@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 
 _built = threading.local()
 
@@ -64,3 +65,38 @@ def outputs(
         return [serializer.to_representation(item) for item in instances]
     finally:
         serializer._context = {}
+
+
+_inputs = threading.local()
+
+
+def validated_input(
+    serializer_class: type[serializers.Serializer[Any]],
+    data: Any,
+    *,
+    context: dict[str, Any] | None = None,
+) -> Any:
+    """What `s = serializer_class(data=data, context=context);
+    s.is_valid(raise_exception=True); s.validated_data` gives, the same errors
+    included, with the serializer's fields built once per thread (a new input
+    serializer deep-copies and binds every declared field: about 0.3 ms of a
+    create's CPU for the channel push and its author). Only for plain input
+    serializers: no instance, no partial updates, nothing kept between calls."""
+    cache: dict[type[Any], serializers.Serializer[Any]] | None = getattr(
+        _inputs, "serializers", None
+    )
+    if cache is None:
+        cache = _inputs.serializers = {}
+    serializer = cache.get(serializer_class)
+    if serializer is None:
+        serializer = cache[serializer_class] = serializer_class()
+    serializer._context = context or {}
+    try:
+        return serializer.run_validation(data)
+    except ValidationError as error:
+        # is_valid(raise_exception=True): the detail as `errors` shapes it.
+        serializer._errors = error.detail  # type: ignore[attr-defined]
+        raise ValidationError(serializer.errors) from None
+    finally:
+        serializer._context = {}
+        serializer.__dict__.pop("_errors", None)

@@ -11,6 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from helpdesk.api_output import validated_input
 from social.api_channel import (
     ChannelMessage,
     access_api_channel,
@@ -98,9 +99,8 @@ class ChannelMessageCreateApi(TenantScopedApi):
         )
 
         def validate_author(self, value: dict[str, Any]) -> dict[str, Any]:
-            author = ChannelMessageCreateApi.ChannelAuthorInput(data=value)
-            author.is_valid(raise_exception=True)
-            return dict(author.validated_data)
+            author = validated_input(ChannelMessageCreateApi.ChannelAuthorInput, value)
+            return dict(author)
 
     Output = inline_serializer(
         "ChannelMessageRecorded",
@@ -114,9 +114,7 @@ class ChannelMessageCreateApi(TenantScopedApi):
     @extend_schema(request=ChannelMessageInput, responses={200: Output, 201: Output})
     def post(self, request: Request, account_id: int) -> Response:
         channel = access_api_channel(self.membership, account_id)
-        payload = self.ChannelMessageInput(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
+        data = validated_input(self.ChannelMessageInput, request.data)
         author = data["author"]
         result = record_channel_message(
             self.membership,
