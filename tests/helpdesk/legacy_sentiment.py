@@ -1,4 +1,7 @@
-"""A small lexicon scorer for the first triage of sentiment (negative first: R10).
+"""FROZEN COPY of helpdesk/sentiment.py before issue 14 (commit 0cabc31), kept as
+the baseline of tests/helpdesk/test_sentiment_accuracy.py; do not improve it.
+
+A small lexicon scorer for the first triage of sentiment (negative first: R10).
 
 It is deliberately simple and explainable; it only orders the queue within the
 bounded window and labels conversations, it never decides whether to answer.
