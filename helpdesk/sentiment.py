@@ -16,8 +16,9 @@ Languages and how each is scored (`score` in [-1, 1]):
   only emoji and emoticons are read (VADER with the words taken out, since its
   English words misread false friends such as German "die" or Spanish "sin").
   A French or German message its lexicon finds nothing in is read the same way.
-  Spanish then falls back to the old scorer's four Spanish words (not a
-  package: kept so that Spanish reads no worse than before).
+  Spanish then falls back to the old scorer's rule (its four Spanish words,
+  three exclamation marks, two shouted words; not a package: kept so that
+  Spanish reads no worse than before).
 - Unknown language (too short to tell, helpdesk.language): VADER on the whole
   text, as most short posts are English or emoji.
 
@@ -115,11 +116,14 @@ def _score(text: str, language: str) -> float:
     cues = float(_vader().polarity_scores(_LETTERS.sub(" ", text))["compound"])
     if cues or language != "es":
         return cues
-    # Spanish: the old scorer's Spanish words, so it reads no worse than before.
-    words = [word.lower() for word in _LETTERS.findall(text)]
-    net = sum(word in SPANISH_POSITIVE for word in words) - sum(
-        word in SPANISH_NEGATIVE for word in words
-    )
+    # Spanish: the old scorer's rule (its Spanish words, three "!" or two shouted
+    # words count against), so it reads no worse than before.
+    found = _LETTERS.findall(text)
+    words = [word.lower() for word in found]
+    shouted = sum(1 for word in found if len(word) > 3 and word.isupper())
+    negative = sum(word in SPANISH_NEGATIVE for word in words)
+    negative += (text.count("!") >= 3) + (shouted >= 2)
+    net = sum(word in SPANISH_POSITIVE for word in words) - negative
     return max(-1.0, min(1.0, net / 2))
 
 

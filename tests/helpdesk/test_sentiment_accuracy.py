@@ -26,12 +26,12 @@ KINDS = ("angry", "sarcastic", "polite-negative", "positive", "mixed", "neutral"
 
 # group: (messages, old correct, new correct), measured 2026-12-06.
 MEASURED = {
-    "all": (192, 81, 104),
+    "all": (192, 81, 105),
     "en": (48, 31, 37),
     "fr": (48, 18, 28),
-    "es": (48, 18, 15),
+    "es": (48, 18, 16),
     "de": (48, 14, 24),
-    "angry": (40, 15, 18),
+    "angry": (40, 15, 19),
     "sarcastic": (24, 2, 2),
     "polite-negative": (32, 5, 14),
     "positive": (32, 14, 27),
@@ -79,11 +79,11 @@ def test_the_anger_signal_on_the_set() -> None:
         (read_message(row["text"]).angry, bool(row["angry"])) for row in ROWS
     )
     print(f"\nanger: {dict(outcome)}")  # noqa: T201 - the figures
-    # Precise, not sensitive: 11 of 14 flagged are angry; 11 of 52 angry found.
+    # Precise, not sensitive: 12 of 15 flagged are angry; 12 of 52 angry found.
     assert outcome == {
-        (True, True): 11,
+        (True, True): 12,
         (True, False): 3,
-        (False, True): 41,
+        (False, True): 40,
         (False, False): 137,
     }
 
