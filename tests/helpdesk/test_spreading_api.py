@@ -128,3 +128,38 @@ def test_outsiders_see_no_spread_and_change_no_threshold(
 
     assert (listed.status_code, patched.status_code) == (404, 404)
     assert brand_threshold(tenant) == 60
+
+
+def test_the_brand_settings_page_has_the_threshold_field(
+    tenant: Tenant, admin: User
+) -> None:
+    with tenant_context(tenant):
+        brand = Brand.objects.get()
+        Brand.objects.update(spreading_threshold=250)
+
+    page = session(admin).get(f"/t/{tenant.slug}/settings/brands/{brand.pk}/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert (
+        'name="spreading_threshold" type="number" inputmode="numeric" min="1" '
+        'max="1000000" value="250"'
+    ) in html
+    assert 'data-field="spreading_threshold"' in html
+
+
+def test_the_inbox_row_and_the_thread_show_the_flag(
+    tenant: Tenant, agent: User
+) -> None:
+    loud = make_clocked(tenant, name="Loud")
+    quiet = make_clocked(tenant, name="Quiet", started=T0 + timedelta(minutes=1))
+    spread(loud)
+    client = session(agent)
+
+    rows = client.get(f"/t/{tenant.slug}/inbox/").content.decode()
+    thread = client.get(f"/t/{tenant.slug}/inbox/{loud.pk}/").content.decode()
+    other = client.get(f"/t/{tenant.slug}/inbox/{quiet.pk}/").content.decode()
+
+    assert rows.count('class="chip chip-spreading"') == 1
+    assert "Spreading · 480 reposts, likes and replies · about 961 an hour" in thread
+    assert 'id="spreading-pill"' not in other
