@@ -66,6 +66,7 @@ def test_an_update_reaches_20_sandbox_customers_watched_live(
     form.get_by_label("Holding statement").fill(
         "AA31 is cancelled; we are rebooking everyone."
     )
+    screenshot(page, "incident-list-new")
     form.get_by_role("button", name="Open incident").click()
     page.wait_for_url(re.compile(r"/incidents/\d+/$"))
     with tenant_context(tenant):
@@ -138,6 +139,9 @@ def test_an_update_reaches_20_sandbox_customers_watched_live(
     page.reload()
     expect(page.locator("#unanswered-count")).to_have_text("0")
     screenshot(page, "incident-delivered")
+    page.goto(f"{live.url}/t/{tenant.slug}/incidents/")
+    expect(page.locator(".incident-table").first).to_contain_text("20")
+    screenshot(page, "incident-list")
     (ARTIFACTS / "incident-figures.txt").write_text(
         f"sent={statuses.count('sent')} skipped={statuses.count('skipped')} "
         f"failed={statuses.count('failed')} recipients_done={recipients_done:.1f}s "
