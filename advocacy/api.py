@@ -102,8 +102,8 @@ class AdvocateListApi(TenantScopedApi):
 
 
 class AdvocateScanApi(TenantScopedApi):
-    """Look for advocates now over the whole window (agents); the same work as
-    the hourly task. Suggests only: a person confirms each one."""
+    """Look for advocates now (agents): the hourly task's work, from the messages
+    since the last scan. Suggests only: a person confirms each one."""
 
     class ScanOutput(serializers.Serializer[Any]):
         messages = serializers.IntegerField()

@@ -48,7 +48,7 @@ def _advocates_page(request: TenantRequest, form: DecisionForm | None) -> HttpRe
 @require_POST
 @tenant_view(role=Role.AGENT)
 def advocates_scan(request: TenantRequest) -> HttpResponse:
-    """Look for advocates now (the whole window); suggestions only."""
+    """Look for advocates now (messages since the last scan); suggestions only."""
     outcome = find_advocates_now(request.membership)
     messages.success(
         request,
