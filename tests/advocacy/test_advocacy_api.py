@@ -252,3 +252,33 @@ def test_outsiders_get_404_on_the_pages_and_change_nothing(
     for url in (f"{page}advocates/scan/", f"{page}advocates/{suggestion.pk}/decide/"):
         assert client.post(url, {"decision": "confirm"}).status_code == 404
     assert state(tenant) == [[("pending", "")], 0]
+
+
+def test_admin_pages_are_read_only_and_scoped(
+    tenant: Tenant,
+    owner: User,
+    outsider: User,
+    other_tenant: Tenant,
+    suggestion: AdvocateSuggestion,
+    rival: ListeningRule,
+) -> None:
+    with tenant_context(tenant):
+        mention = CompetitorMention.objects.get().pk
+    pages = {
+        "advocatesuggestion": suggestion.pk,
+        "competitormention": mention,
+    }
+    olivia, charlie = login(owner), login(outsider)
+    for model, pk in pages.items():
+        mine = f"/t/{tenant.slug}/admin/advocacy/{model}/"
+        theirs = f"/t/{other_tenant.slug}/admin/advocacy/{model}/"
+        assert olivia.get(mine).status_code == 200
+        assert olivia.get(f"{mine}{pk}/change/").status_code == 200
+        assert olivia.get(f"{mine}add/").status_code == 403
+        assert olivia.post(f"{mine}{pk}/delete/", {"post": "yes"}).status_code == 403
+        assert charlie.get(mine).status_code == 404
+        assert charlie.get(f"{mine}{pk}/change/").status_code == 404
+        assert charlie.get(f"{theirs}{pk}/change/").status_code == 404
+    assert state(tenant) == [[("pending", "")], 0]
+    with tenant_context(tenant):
+        assert CompetitorMention.objects.count() == 1
