@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from helpdesk import events
 from helpdesk.models import Conversation, Message
 from helpdesk.services.replies import post_reply
 from incidents import updates
@@ -313,7 +314,7 @@ def test_each_send_pushes_progress_to_the_workspace_after_commit(
 ) -> None:
     pushed: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(
-        updates.events,
+        events,
         "send_to_group",
         lambda group, payload: pushed.append((group, payload)),
     )
