@@ -53,7 +53,7 @@ def record_competitor_mentions(
                 external_url=(item.url or "")[:500],
                 author_handle=item.author.handle[:128],
                 author_name=item.author.display_name[:200],
-                author_followers=max(0, item.author.followers or 0),
+                author_followers=min(max(0, item.author.followers or 0), 2**31 - 1),
                 text=item.text,
                 language=(item.language or "")[:16],
                 sentiment=sentiment,
