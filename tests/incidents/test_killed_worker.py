@@ -20,12 +20,13 @@ from tenants.context import tenant_context
 from tenants.models import Brand, Tenant, User
 from tests.helpdesk.live import ROOT, real_broker, worker_subprocess
 from tests.incidents.conftest import CustomerFactory, link, member
+from tests.redis_dbs import redis_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # The broker: this helper's own Redis database (the browser pair's broker, not
 # used at the same time), emptied first.
-BROKER = os.environ.get("EARSHOT_INCIDENTS_BROKER_URL", "redis://127.0.0.1:6380/9")
+BROKER = redis_url("scratch")
 WORKER = """
 import json, os, pathlib, signal, sys
 from datetime import timedelta
