@@ -59,7 +59,8 @@ BEGIN
         customer_message_count, status, priority, sentiment, team, preview,
         assignee_id, first_customer_message_at, last_customer_message_at,
         sla_due_at, queue_at, last_activity_at, created_at, sla_lane, sla_kind,
-        sla_used_seconds, follower_band, no_reply_reason)
+        sla_used_seconds, follower_band, no_reply_reason, engagement_total,
+        engagement_per_hour)
     SELECT t, b, a, cs[1 + g % array_length(cs, 1)], 'sandbox', 'mention',
         'post-' || g, '', 'public', false, true, 0, per_conv / 2 + 1,
         (ARRAY['open', 'open', 'pending', 'snoozed', 'resolved', 'resolved',
@@ -68,7 +69,8 @@ BEGIN
         CASE WHEN g % 5 = 0 THEN agent END, at, at,
         at + interval '60 minutes',
         at + interval '60 minutes' - (g % 300) * interval '1 second',
-        at + (g % 50) * interval '1 minute', at, 'normal', 'first', 0, 'small', ''
+        at + (g % 50) * interval '1 minute', at, 'normal', 'first', 0, 'small', '',
+        0, 0
     FROM (SELECT g, now() - g * interval '37 seconds' AS at
           FROM generate_series(1, convs) g) s;
     INSERT INTO helpdesk_message (tenant_id, conversation_id, account_id, platform,
