@@ -31,11 +31,13 @@ from django.db import (
 from django.db.models import Q
 from django.utils import timezone
 
+from helpdesk.models import Identity
 from helpdesk.services import sla
 from helpdesk.services.bulkrows import update_rows
+from helpdesk.services.contacts import refresh_identity, refresh_observer
 from helpdesk.services.inbound_batch import record_inbound_batch
 from social.connectors import get_connector
-from social.connectors.base import InboundItem, WebhookItem, item_from_dict
+from social.connectors.base import Author, InboundItem, WebhookItem, item_from_dict
 from social.ingest import process_one_webhook_event, record_for_account
 from social.models import ChannelRoute, SocialAccount, WaitingItem, WebhookEvent
 from tenants.context import tenant_context
@@ -236,21 +238,76 @@ def record_items(entries: list[tuple[SocialAccount, InboundItem]]) -> list[bool]
         else:
             simple.append(index)
     tenant: Tenant = entries[0][0].tenant
-    outcome = record_inbound_batch(tenant, [entries[i] for i in simple])
-    created = [False] * len(entries)
-    opened: list[tuple[SocialAccount, str]] = []
-    for position, result in enumerate(outcome.results):
-        if result is None:
-            continue
-        created[simple[position]] = result.created
-        if result.opened and entries[simple[position]][1].visibility == "public":
-            opened.append(
-                (entries[simple[position]][0], result.conversation.public_thread_ref)
-            )
-    _record_followers(opened)
-    for index in sorted([*alone, *(simple[p] for p in outcome.deferred)]):
-        created[index] = record_for_account(*entries[index])
+    profiles = _Profiles(entries)
+    watching = refresh_observer.set(profiles)
+    try:
+        outcome = record_inbound_batch(tenant, [entries[i] for i in simple])
+        created = [False] * len(entries)
+        opened: list[tuple[SocialAccount, str]] = []
+        opened_at: dict[tuple[int, str], int] = {}
+        for position, result in enumerate(outcome.results):
+            if result is None:
+                continue
+            index = simple[position]
+            created[index] = result.created
+            if result.opened and entries[index][1].visibility == "public":
+                ref = result.conversation.public_thread_ref
+                opened.append((entries[index][0], ref))
+                opened_at.setdefault((entries[index][0].pk, ref), index)
+        _record_followers(opened, profiles, opened_at)
+        for index in sorted([*alone, *(simple[p] for p in outcome.deferred)]):
+            # Its refresh and those of the waiting followers it records (when
+            # it opens a thread) take its place.
+            profiles.place = index
+            created[index] = record_for_account(*entries[index])
+    finally:
+        refresh_observer.reset(watching)
+    profiles.settle()
     return created
+
+
+_PROFILE_FIELDS = ("handle", "display_name", "followers", "profile_url")
+
+
+class _Profiles:
+    """The author profile refreshes of one record_items call, each with its place
+    in the order one at a time would make them (the entry index of its item, or of
+    the item whose recording it follows: a waiting follower comes right after its
+    thread's opener).
+
+    The batch refreshes before the followers and the items that go alone, so an
+    author's older item can refresh last; `settle` then gives each such identity
+    the profile of arrival order (one UPDATE, only when it differs).
+    """
+
+    def __init__(self, entries: list[tuple[SocialAccount, InboundItem]]) -> None:
+        self.place_of = {id(item.author): n for n, (_a, item) in enumerate(entries)}
+        # The place of the refreshes to come, once the set-based batch is done.
+        self.place: int | None = None
+        self.seen: list[tuple[int, int, Identity, Author]] = []
+
+    def __call__(self, identity: Identity, author: Author) -> None:
+        place = self.place
+        if place is None:
+            place = self.place_of.get(id(author), len(self.place_of))
+        self.seen.append((place, len(self.seen), identity, author))
+
+    def settle(self) -> None:
+        by_identity: dict[int, list[tuple[int, int, Identity, Author]]] = {}
+        for seen in self.seen:
+            by_identity.setdefault(seen[2].pk, []).append(seen)
+        for refreshes in by_identity.values():
+            in_order = sorted(refreshes, key=lambda seen: (seen[0], seen[1]))
+            if [seen[1] for seen in in_order] == [seen[1] for seen in refreshes]:
+                continue
+            # The object of the last refresh holds the row as it was written.
+            identity = refreshes[-1][2]
+            before = {name: getattr(identity, name) for name in _PROFILE_FIELDS}
+            for *_place, author in in_order:
+                refresh_identity(identity, author)
+            changed = [n for n in _PROFILE_FIELDS if getattr(identity, n) != before[n]]
+            if changed:
+                identity.save(update_fields=changed)
 
 
 def _needs_rule(
@@ -284,10 +341,15 @@ def _followed(entries: list[tuple[SocialAccount, InboundItem]]) -> set[tuple[int
     return {(account or 0, ref) for account, ref in rows} & asked
 
 
-def _record_followers(opened: list[tuple[SocialAccount, str]]) -> None:
+def _record_followers(
+    opened: list[tuple[SocialAccount, str]],
+    profiles: _Profiles,
+    opened_at: dict[tuple[int, str], int],
+) -> None:
     """Record the items that waited for a thread the batch opened (what
     record_for_account does after an opener), with one lock statement and one
-    query for all the threads."""
+    query for all the threads; each follower's profile refresh takes its opener's
+    place."""
     if not opened:
         return
     _lock_threads(opened)
@@ -305,6 +367,7 @@ def _record_followers(opened: list[tuple[SocialAccount, str]]) -> None:
     WaitingItem.objects.filter(pk__in=[row.pk for row in rows]).delete()
     for row in rows:
         follower = item_from_dict(row.item)
+        profiles.place = opened_at[(row.account_id, row.thread_ref)]
         record_for_account(accounts[row.account_id], follower, may_wait=False)
 
 

@@ -1,5 +1,8 @@
 """Contacts and their identities across platforms (R11)."""
 
+from collections.abc import Callable
+from contextvars import ContextVar
+
 from django.db import IntegrityError, transaction
 
 from helpdesk.models import Contact, Conversation, Identity
@@ -47,9 +50,19 @@ def upsert_identity(tenant: Tenant, platform: str, author: Author) -> Identity:
     return identity
 
 
+# Told of every profile refresh while set: social.batch_ingest records some items
+# out of arrival order and then gives each identity its arrival-order profile.
+refresh_observer: ContextVar[Callable[[Identity, Author], None] | None] = ContextVar(
+    "refresh_observer", default=None
+)
+
+
 def refresh_identity(identity: Identity, author: Author) -> list[str]:
     """Set the identity's profile fields the author gives and that differ (in
     memory, not saved); returns the names of the fields it changed."""
+    observer = refresh_observer.get()
+    if observer is not None:
+        observer(identity, author)
     changed = []
     for field, value in (
         ("handle", author.handle),
