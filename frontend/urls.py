@@ -3,6 +3,8 @@ from django.urls import path
 from frontend import (
     account_views,
     inbox_views,
+    incident_views,
+    member_language_views,
     reports_views,
     settings_views,
     token_views,
@@ -68,11 +70,27 @@ urlpatterns = [
         name="contact-merge-candidates",
     ),
     path(f"{tenant}reports/", reports_views.reports, name="reports"),
+    path(f"{tenant}incidents/", incident_views.incident_list, name="incidents"),
+    path(
+        f"{tenant}incidents/<int:incident_id>/",
+        incident_views.incident_page,
+        name="incident",
+    ),
+    path(
+        f"{tenant}incidents/<int:incident_id>/progress/",
+        incident_views.incident_progress,
+        name="incident-progress",
+    ),
     path(f"{tenant}settings/members/", views.members, name="members"),
     path(
         f"{tenant}settings/members/<int:membership_id>/role/",
         views.member_role,
         name="member-role",
+    ),
+    path(
+        f"{tenant}settings/members/<int:membership_id>/languages/",
+        member_language_views.member_languages,
+        name="member-languages",
     ),
     path(
         f"{tenant}settings/members/<int:membership_id>/remove/",

@@ -15,16 +15,20 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from helpdesk.access import access_conversation, access_message
+from helpdesk.access import (
+    access_conversation,
+    access_conversation_read,
+    access_message,
+)
 from helpdesk.api_output import output, outputs
+from helpdesk.inbox_compiled import read_inbox_page
+from helpdesk.language import LANGUAGES
 from helpdesk.models import Conversation, Message, NoReplyReason, Note
-from helpdesk.pagination import inbox_page, page_size, paginated
+from helpdesk.pagination import page_size, paginated
 from helpdesk.selectors import (
     conversation_messages,
     conversation_notes,
-    conversation_rows,
     conversation_tags,
-    inbox_conversations,
 )
 from helpdesk.services.breaches import sla_state
 from helpdesk.services.conversations import UNSET, update_conversation
@@ -61,6 +65,25 @@ class ConversationOutput(serializers.ModelSerializer[Conversation]):
         help_text="`none`, `on_track`, `due_soon` (the last fifth of the target), "
         "`breached` or `paused` (pending, waiting on the customer)."
     )
+    engagement_total = serializers.IntegerField(
+        read_only=True,
+        help_text="Reposts, likes, replies and quotes of the customer's public "
+        "post, as last read from the platform (R13; 0 until read).",
+    )
+    engagement_per_hour = serializers.FloatField(
+        read_only=True,
+        help_text="Engagement gained per hour between the last two reads.",
+    )
+    engagement_read_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="When the engagement was read."
+    )
+    spreading_since = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="Set while the conversation spreads: its engagement per hour "
+        "reached the brand's `spreading_threshold` (it moved to the urgent lane, "
+        "never ahead of another customer's breach). Null otherwise.",
+    )
 
     class Meta:
         model = Conversation
@@ -77,6 +100,7 @@ class ConversationOutput(serializers.ModelSerializer[Conversation]):
             "public_reply_limit",
             "priority",
             "sentiment",
+            "language",
             "assignee",
             "contact",
             "tags",
@@ -89,6 +113,10 @@ class ConversationOutput(serializers.ModelSerializer[Conversation]):
             "sla_breached_at",
             "resolution_due_at",
             "queue_at",
+            "engagement_total",
+            "engagement_per_hour",
+            "engagement_read_at",
+            "spreading_since",
             "follower_band",
             "no_reply_reason",
             "no_reply_at",
@@ -133,6 +161,9 @@ class MessageOutput(serializers.ModelSerializer[Message]):
             "visibility",
             "kind",
             "text",
+            "language",
+            "sentiment_score",
+            "angry",
             "author",
             "delivery_status",
             "scheduled_for",
@@ -196,6 +227,16 @@ class ConversationListApi(TenantScopedApi):
         )
         tag = serializers.CharField(required=False, max_length=60)
         assignee = serializers.RegexField(r"^(me|none|\d+)$", required=False)
+        spreading = serializers.BooleanField(
+            required=False,
+            default=False,
+            help_text="Only conversations flagged spreading (R13).",
+        )
+        language = serializers.ChoiceField(
+            choices=[*LANGUAGES, "unknown"],
+            required=False,
+            help_text="The conversation's detected language (ISO 639-1), or `unknown`.",
+        )
 
     @extend_schema(
         operation_id="conversations_list",
@@ -214,15 +255,21 @@ class ConversationListApi(TenantScopedApi):
         data = filters.validated_data
         chosen = data.get("status", Conversation.Status.OPEN)
         assignee = data.get("assignee")
-        queryset = inbox_conversations(
+        rows, next_url = read_inbox_page(
             self.membership,
+            request=request,
+            size=page_size(request),
             status=None if chosen == "all" else chosen,
             brand_id=data.get("brand"),
             account_id=data.get("account"),
             platform=data.get("platform"),
             origin=data.get("origin"),
             sentiment=data.get("sentiment"),
+            language=(
+                "" if data.get("language") == "unknown" else data.get("language")
+            ),
             tag=data.get("tag"),
+            spreading=data["spreading"],
             assignee_id=(
                 self.membership.user_id
                 if assignee == "me"
@@ -232,7 +279,6 @@ class ConversationListApi(TenantScopedApi):
             ),
             unassigned=assignee == "none",
         )
-        rows, next_url = inbox_page(queryset, request, size=page_size(request))
         return Response(paginated(_conversation_data(rows), next_url))
 
 
@@ -317,9 +363,7 @@ class ConversationDetailApi(TenantScopedApi):
         query = self.DetailInput(data=request.query_params)
         query.is_valid(raise_exception=True)
         include = query.validated_data.get("include", set())
-        conversation = access_conversation(
-            self.membership, conversation_id, rows=conversation_rows(self.membership)
-        )
+        conversation = access_conversation_read(self.membership, conversation_id)
         data = _conversation_data([conversation], many=False)
         if "messages" in include:
             messages = conversation_messages(conversation)
@@ -344,9 +388,7 @@ class ConversationDetailApi(TenantScopedApi):
             assignee=data.get("assignee_id", UNSET),
             tags=data.get("tags"),
         )
-        fresh = access_conversation(
-            self.membership, updated.pk, rows=conversation_rows(self.membership)
-        )
+        fresh = access_conversation_read(self.membership, updated.pk)
         return Response(_conversation_data([fresh], many=False))
 
 
@@ -454,9 +496,7 @@ class ConversationNoReplyApi(TenantScopedApi):
             membership=self.membership,
             reason=payload.validated_data["reason"],
         )
-        fresh = access_conversation(
-            self.membership, conversation.pk, rows=conversation_rows(self.membership)
-        )
+        fresh = access_conversation_read(self.membership, conversation.pk)
         return Response(_conversation_data([fresh], many=False))
 
 

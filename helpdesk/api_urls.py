@@ -6,15 +6,22 @@ from helpdesk import (
     api,
     api_contacts,
     api_deflection,
+    api_members,
     api_reports,
     api_saved_replies,
     api_webhooks,
 )
+from incidents import api_urls as incidents_api_urls
 from tenants import api_sla
 from tenants.api import WorkspacePingApi
 
 urlpatterns = [
     path("ping/", WorkspacePingApi.as_view(), name="ping"),
+    path(
+        "members/<int:membership_id>/languages/",
+        api_members.MemberLanguagesApi.as_view(),
+        name="member-languages",
+    ),
     path("conversations/", api.ConversationListApi.as_view(), name="conversation-list"),
     path(
         "conversations/<int:conversation_id>/",
@@ -164,3 +171,4 @@ urlpatterns = [
         name="report-conversations-csv",
     ),
 ]
+urlpatterns += incidents_api_urls.urlpatterns

@@ -6,6 +6,7 @@ from typing import Any
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
+from helpdesk.compiled import CompiledQuery
 from helpdesk.lookups import attach_columns, outer_join, tag_names
 from helpdesk.models import (
     Contact,
@@ -36,7 +37,9 @@ def inbox_conversations(
     assignee_id: int | None = None,
     unassigned: bool = False,
     sentiment: str | None = None,
+    language: str | None = None,
     tag: str | None = None,
+    spreading: bool = False,
     now: datetime | None = None,
 ) -> QueueQuerySet[Conversation]:
     """The inbox in queue order (R10) at `now` (default: the current time).
@@ -46,7 +49,8 @@ def inbox_conversations(
     (the key is helpdesk.queue.queue_key_expression, annotated as `queue_key`;
     helpdesk.queue.queue_order is its pure twin). Conversations without an SLA
     clock (answered) come after those waiting, most recent first, on every database.
-    Every filter is optional (None: any); `tag` is a tag name. One query for the
+    Every filter is optional (None: any); `tag` is a tag name; `language` an
+    ISO 639-1 code ("": not detected). One query for the
     page: brand, account and assignee are joined, the contact (its name loaded) and
     the tag names (`tag_names`, a sorted list) are subqueries per row; the tag
     filter is a subquery, not a join, so rows are never repeated. A slice [:n] (a
@@ -65,10 +69,13 @@ def inbox_conversations(
         assignee_id=assignee_id,
         unassigned=unassigned,
         sentiment=sentiment,
+        language=language,
         tag=tag,
     )
     if status is not None:
         queryset = queryset.filter(status=status)
+    if spreading:  # R13: only those flagged spreading
+        queryset = queryset.filter(spreading_since__isnull=False)
     return with_queue_order(queryset, now or timezone.now())
 
 
@@ -83,6 +90,7 @@ def _inbox_filters(
     assignee_id: int | None,
     unassigned: bool,
     sentiment: str | None,
+    language: str | None,
     tag: str | None,
 ) -> QuerySet[Conversation]:
     exact = {
@@ -92,6 +100,7 @@ def _inbox_filters(
         "origin": origin,
         "assignee_id": assignee_id,
         "sentiment": sentiment,
+        "language": language,  # "" is unknown
     }
     queryset = queryset.filter(**{k: v for k, v in exact.items() if v is not None})
     if unassigned:
@@ -112,6 +121,7 @@ def inbox_counts(
     assignee_id: int | None = None,
     unassigned: bool = False,
     sentiment: str | None = None,
+    language: str | None = None,
     tag: str | None = None,
 ) -> dict[str, int]:
     """Conversations per status under the same filters, plus the open ones still
@@ -126,6 +136,7 @@ def inbox_counts(
         assignee_id=assignee_id,
         unassigned=unassigned,
         sentiment=sentiment,
+        language=language,
         tag=tag,
     )
     counts = queryset.aggregate(
@@ -150,17 +161,22 @@ def conversation_rows(membership: Membership) -> QuerySet[Conversation]:
 def conversation_messages(conversation: Conversation) -> list[Message]:
     """The conversation's messages with their authors, oldest first (one query:
     the customer identity's contact, name and handle by primary key, the agent
-    joined)."""
+    joined; compiled once, helpdesk.compiled)."""
+    return _MESSAGES.rows(conversation.pk)
+
+
+def _messages_of(conversation_id: int) -> QuerySet[Message]:
     messages = (
-        Message.objects.filter(conversation_id=conversation.pk)
+        Message.objects.filter(conversation_id=conversation_id)
         .select_related("author_agent")
         .order_by("created_at", "id")
     )
-    return list(
-        attach_columns(
-            messages, "author_identity", ["contact_id", "display_name", "handle"]
-        )
+    return attach_columns(
+        messages, "author_identity", ["contact_id", "display_name", "handle"]
     )
+
+
+_MESSAGES = CompiledQuery(_messages_of, [int])
 
 
 def conversation_notes(conversation: Conversation) -> list[Note]:

@@ -429,19 +429,30 @@ _TASK_QUEUES: dict[str, tuple[str, ...]] = {
         "helpdesk.sweep_outboxes",
     ),
     "default": (
+        "incidents.send_update",
+        "incidents.sweep_updates",
+        "incidents.sweep_all_updates",
+        "incidents.link_new_conversations",
         "helpdesk.wake_snoozed",
         "helpdesk.wake_all_snoozed",
         "helpdesk.deliver_webhook",
         "helpdesk.send_webhook_disabled_email",
+        "goodwill.send_low_pool_email",
         "helpdesk.sweep_webhook_deliveries",
         "helpdesk.sweep_all_webhook_deliveries",
         "helpdesk.sweep_sla_clocks",
         "helpdesk.sweep_all_sla_clocks",
         "helpdesk.send_sla_digests",
         "helpdesk.send_all_sla_digests",
+        "spikes.detect_spikes",
+        "spikes.detect_all_spikes",
+        "advocacy.suggest_advocates",
+        "advocacy.suggest_all_advocates",
         "social.refresh_account_token",
         "social.refresh_due_tokens",
         "social.refresh_all_tenants",
+        "social.refresh_engagement",
+        "social.refresh_all_engagement",
         "tenants.send_invitation_email",
         "sandbox.deliver_webhook",
     ),
@@ -467,6 +478,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     },
     # Refresh access tokens that expire within social.tokens.REFRESH_AHEAD (10 min).
     "refresh-tokens": {"task": "social.refresh_all_tenants", "schedule": 300.0},
+    # Read the engagement of open public conversations whose read is due (R13:
+    # every 2 min in a post's first hour, then less often; social.engagement keeps
+    # to each platform's limits) and flag the spreading ones.
+    "refresh-engagement": {
+        "task": "social.refresh_all_engagement",
+        "schedule": 30.0,
+    },
     # Re-enqueue outbound webhook deliveries that are due (lost messages, retries).
     "sweep-webhook-deliveries": {
         "task": "helpdesk.sweep_all_webhook_deliveries",
@@ -478,6 +496,20 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # The daily SLA digest: hourly, because each brand's morning is in its own
     # time zone; each brand gets one email per local day (helpdesk.services.digest).
     "sla-digests": {"task": "helpdesk.send_all_sla_digests", "schedule": 3600.0},
+    # Inbound spikes per brand (R13): count the last five minutes, open or close
+    # alerts (spikes.services.detect_spikes), per tenant.
+    "detect-spikes": {"task": "spikes.detect_all_spikes", "schedule": 300.0},
+    # Incident updates whose task was lost (a dead worker) resume (incidents.updates).
+    "sweep-incident-updates": {
+        "task": "incidents.sweep_all_updates",
+        "schedule": 30.0,
+    },
+    # Advocate suggestions (R14) from the inbound messages since the last scan;
+    # a person confirms or dismisses each one (advocacy.services).
+    "suggest-advocates": {
+        "task": "advocacy.suggest_all_advocates",
+        "schedule": 3600.0,
+    },
 }
 
 # --- Social platforms ---------------------------------------------------------------

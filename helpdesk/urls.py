@@ -10,11 +10,14 @@ from django.utils.csp import CSP
 from django.views.decorators.csp import csp_override
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from advocacy import api_urls as advocacy_api
+from goodwill import api_urls as goodwill_api
 from helpdesk import api_urls as helpdesk_api
 from helpdesk.observability.views import metrics_view, readyz_view
 from social import api_urls as social_api
 from social import channel_api
 from social.webhooks import receive_webhook
+from spikes import api_urls as spikes_api
 from tenants import api_urls as tenants_api
 from tenants.admin import operator_site
 
@@ -35,6 +38,9 @@ api_patterns = [
     *channel_api.urlpatterns,
     *social_api.urlpatterns,
     *tenants_api.urlpatterns,
+    *goodwill_api.urlpatterns,
+    *advocacy_api.urlpatterns,
+    *spikes_api.urlpatterns,
 ]
 
 urlpatterns = [
@@ -57,7 +63,10 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("hooks/<str:platform>/", receive_webhook, name="webhook"),
     path("status/", include("helpdesk.status_urls")),
+    path("", include("goodwill.urls")),
     path("", include("social.urls")),
+    path("", include("advocacy.urls")),
+    path("", include("spikes.urls")),
     path("", include("frontend.urls")),
 ]
 if settings.SANDBOX_ENABLED:

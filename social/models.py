@@ -142,6 +142,9 @@ class ListeningRule(TenantModel):
         max_length=8, choices=Action.choices, default=Action.INBOX
     )
     enabled = models.BooleanField(default=True)
+    # A competitor's rule: its matches go to the competitor feed (advocacy), never
+    # the inbox; its action must be "feed" (social.listening_services).
+    competitor = models.BooleanField(default=False)
     updated_at = models.DateTimeField(default=now)
 
     class Meta:
@@ -294,3 +297,38 @@ class WaitingItem(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.platform} {self.external_id} waiting on {self.thread_ref}"
+
+
+class PostEngagement(TenantModel):
+    """A public post's engagement as its platform last reported it (R13).
+
+    social.engagement reads it for the posts that open public conversations and
+    keeps one row per post and account, with the counts by kind; the conversation
+    keeps the total and its growth (helpdesk.services.spreading).
+    """
+
+    account = TenantForeignKey(
+        SocialAccount, on_delete=models.CASCADE, related_name="+"
+    )
+    external_id = models.CharField(max_length=255)
+    reposts = models.PositiveIntegerField(default=0)
+    likes = models.PositiveIntegerField(default=0)
+    replies = models.PositiveIntegerField(default=0)
+    quotes = models.PositiveIntegerField(default=0)
+    read_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [
+            *tenant_constraints(fks=["account"]),
+            models.UniqueConstraint(
+                fields=["tenant", "account", "external_id"],
+                name="social_post_engagement_uniq",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id}: {self.total}"
+
+    @property
+    def total(self) -> int:
+        return self.reposts + self.likes + self.replies + self.quotes

@@ -63,8 +63,12 @@ class BrandOutput(serializers.ModelSerializer[Brand]):
             "auto_assign",
             "pause_while_pending",
             "queue_window_minutes",
+            "spreading_threshold",
             "publish_badge",
             "sla_digest",
+            "spike_alerts",
+            "spike_threshold",
+            "spike_min_count",
             "created_at",
         ]
 
@@ -114,6 +118,13 @@ class BrandSettingsInput(serializers.Serializer[Any]):
         help_text="How far reach or sentiment may move a conversation up the queue "
         "(never past one that is breached or would breach first).",
     )
+    spreading_threshold = _bounded(
+        "spreading_threshold",
+        required=False,
+        help_text="Engagement per hour (reposts, likes, replies, quotes of the "
+        "customer's public post) from which a conversation is flagged spreading "
+        "and moves to the urgent lane (R13).",
+    )
     publish_badge = serializers.BooleanField(
         required=False,
         help_text="Publish response rate and time on the public status page and badge.",
@@ -121,6 +132,21 @@ class BrandSettingsInput(serializers.Serializer[Any]):
     sla_digest = serializers.BooleanField(
         required=False,
         help_text="Email the brand's admins yesterday's figures each morning.",
+    )
+    spike_alerts = serializers.BooleanField(
+        required=False, help_text="Alert (app, email, webhook) when inbound spikes."
+    )
+    spike_threshold = _bounded(
+        "spike_threshold",
+        required=False,
+        help_text="How far above the usual volume for the hour of the week a "
+        "five-minute count must be, in robust deviations (median and MAD).",
+    )
+    spike_min_count = _bounded(
+        "spike_min_count",
+        required=False,
+        help_text="Never alert below this many messages in five minutes (the "
+        "floor for quiet brands).",
     )
 
 
@@ -183,10 +209,21 @@ class MemberOutput(serializers.ModelSerializer[Membership]):
     )
     name = serializers.CharField(source="user.public_name")
     email = serializers.EmailField(source="user.email")
+    languages = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="ISO 639-1 codes this member answers in (auto-assign prefers them).",
+    )
 
     class Meta:
         model = Membership
-        fields: ClassVar[list[str]] = ["id", "user_id", "name", "email", "role"]
+        fields: ClassVar[list[str]] = [
+            "id",
+            "user_id",
+            "name",
+            "email",
+            "role",
+            "languages",
+        ]
 
 
 class MemberListApi(TenantScopedApi):

@@ -11,7 +11,12 @@ from typing import Any, TypedDict
 
 from django.core.exceptions import ValidationError
 
-from tenants.models import Brand, validate_timezone
+from tenants.models import (
+    SPREADING_THRESHOLD_MAX,
+    SPREADING_THRESHOLD_MIN,
+    Brand,
+    validate_timezone,
+)
 
 
 class BrandSettings(TypedDict, total=False):
@@ -27,8 +32,12 @@ class BrandSettings(TypedDict, total=False):
     auto_assign: bool
     pause_while_pending: bool
     queue_window_minutes: int
+    spreading_threshold: int
     publish_badge: bool
     sla_digest: bool
+    spike_alerts: bool
+    spike_threshold: int
+    spike_min_count: int
 
 
 # Inclusive bounds of the numeric brand settings (the API schema states them too).
@@ -36,6 +45,9 @@ BRAND_LIMITS: dict[str, tuple[int, int]] = {
     "public_reply_limit": (1, 10),
     "send_hold_seconds": (0, 120),
     "queue_window_minutes": (0, 60),
+    "spreading_threshold": (SPREADING_THRESHOLD_MIN, SPREADING_THRESHOLD_MAX),
+    "spike_threshold": (2, 20),
+    "spike_min_count": (1, 10000),
 }
 BRAND_FLAGS = frozenset(
     {
@@ -44,6 +56,7 @@ BRAND_FLAGS = frozenset(
         "pause_while_pending",
         "publish_badge",
         "sla_digest",
+        "spike_alerts",
     }
 )
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

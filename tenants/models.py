@@ -8,6 +8,7 @@ import zoneinfo
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.timezone import now
 
@@ -123,6 +124,11 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(f"{value!r} is not a known time zone.")
 
 
+SPREADING_THRESHOLD_DEFAULT = 60
+SPREADING_THRESHOLD_MIN = 1
+SPREADING_THRESHOLD_MAX = 1_000_000
+
+
 class Brand(TenantModel):
     """A brand of the workspace; it owns social accounts and the care settings."""
 
@@ -143,6 +149,17 @@ class Brand(TenantModel):
         default=5,
         help_text="How far reach or sentiment may move a conversation up the queue.",
     )
+    # R13 (helpdesk.services.spreading): a public conversation whose engagement
+    # grows faster than this (reposts, likes, replies, quotes per hour) spreads.
+    spreading_threshold = models.PositiveIntegerField(
+        default=SPREADING_THRESHOLD_DEFAULT,
+        validators=[
+            MinValueValidator(SPREADING_THRESHOLD_MIN),
+            MaxValueValidator(SPREADING_THRESHOLD_MAX),
+        ],
+        help_text="Engagement per hour (reposts, likes, replies, quotes) from "
+        "which a public conversation is flagged spreading.",
+    )
     publish_badge = models.BooleanField(
         default=False,
         help_text="Show response rate and time on the public status page and badge.",
@@ -158,6 +175,26 @@ class Brand(TenantModel):
     )
     auto_assign = models.BooleanField(
         default=True, help_text="Assign new conversations round-robin to online agents."
+    )
+    # Spike alerts (R13, spikes.detector): a five-minute count opens an alert when
+    # it reaches the seasonal median plus `spike_threshold` robust deviations, and
+    # at least `spike_min_count` messages (the floor for quiet brands).
+    spike_alerts = models.BooleanField(
+        default=True, help_text="Alert when inbound volume spikes."
+    )
+    spike_threshold = models.PositiveSmallIntegerField(
+        default=5, help_text="Robust deviations above the usual volume (2-20)."
+    )
+    spike_min_count = models.PositiveIntegerField(
+        default=10, help_text="Never alert below this many messages in 5 minutes."
+    )
+    # R15 (helpdesk.deflection): phrases that send a customer elsewhere, per
+    # language; a language left out uses the built-in defaults.
+    deflection_phrases = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Per language, e.g. {"en": ["call our hotline"]}; a language left '
+        "out uses the defaults.",
     )
     created_at = models.DateTimeField(default=now)
 
@@ -282,6 +319,9 @@ class Membership(TenantModel):
         default=20, help_text="Open conversations auto-assign gives this agent at most."
     )
     last_assigned_at = models.DateTimeField(null=True, blank=True)
+    # ISO 639-1 codes (helpdesk.language.LANGUAGES) this member answers in;
+    # auto-assignment prefers them for a conversation in one of these languages.
+    languages = models.JSONField(default=list, db_default=[], blank=True)
     created_at = models.DateTimeField(default=now)
 
     class Meta:

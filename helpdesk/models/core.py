@@ -168,6 +168,9 @@ class Conversation(TenantModel):
         "Tag", through="ConversationTag", related_name="+"
     )
     preview = models.CharField(max_length=280, blank=True)
+    # The language of the latest customer message that had a detectable one
+    # (helpdesk.language; "" until then).
+    language = models.CharField(max_length=8, blank=True, default="", db_default="")
     first_customer_message_at = models.DateTimeField(null=True, blank=True)
     last_customer_message_at = models.DateTimeField(null=True, blank=True)
     first_response_at = models.DateTimeField(null=True, blank=True)
@@ -203,6 +206,14 @@ class Conversation(TenantModel):
         blank=True,
         help_text="SLA due time less the bounded reach bonus (R10).",
     )
+    # Spread (R13, helpdesk.services.spreading): the public thread's engagement as
+    # last read (reposts, likes, replies, quotes), its growth per hour between the
+    # last two reads, when the next read is due, and since when it spreads.
+    engagement_total = models.PositiveIntegerField(default=0)
+    engagement_per_hour = models.FloatField(default=0.0)
+    engagement_read_at = models.DateTimeField(null=True, blank=True)
+    engagement_next_at = models.DateTimeField(null=True, blank=True)
+    spreading_since = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(default=now)
     resolved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=now)
@@ -216,6 +227,11 @@ class Conversation(TenantModel):
             models.Index(
                 fields=["tenant", "status", "queue_at", "id"],
                 name="helpdesk_conv_queue_ix",
+            ),
+            # Public conversations whose engagement read is due (social.engagement).
+            models.Index(
+                fields=["tenant", "engagement_next_at", "id"],
+                name="helpdesk_conv_engagement_ix",
             ),
             # At-risk and breached conversations (queue order, breach sweeps).
             models.Index(
@@ -305,6 +321,11 @@ class Message(TenantModel):
     )
     author_agent = agent_reference()
     text = models.TextField()
+    # Inbound only (helpdesk.sentiment.read_message): the detected language ("" when
+    # unknown), the sentiment score in [-1, 1] and the anger signal.
+    language = models.CharField(max_length=8, blank=True, default="", db_default="")
+    sentiment_score = models.FloatField(null=True, blank=True)
+    angry = models.BooleanField(default=False, db_default=False)
     delivery_status = models.CharField(
         max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.RECEIVED
     )

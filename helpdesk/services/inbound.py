@@ -5,12 +5,14 @@
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from helpdesk import events, metrics
 from helpdesk.models import Conversation, Identity, Message
-from helpdesk.sentiment import score_sentiment
+from helpdesk.publish import enqueue_task_on_commit
+from helpdesk.sentiment import read_message
 from helpdesk.services import rollups, sla, writebatch
 from helpdesk.services.assignment import route_inbound
 from helpdesk.services.away import queue_away_reply
@@ -40,6 +42,7 @@ def customer_message(
 ) -> Message:
     """The unsaved message row of one inbound item (every path writes this shape)."""
     metrics.count_ingested(item.platform)
+    reading = read_message(item.text)
     return Message(
         tenant=tenant,
         conversation=conversation,
@@ -53,6 +56,9 @@ def customer_message(
         in_reply_to_external_id=item.in_reply_to,
         author_identity=identity,
         text=item.text,
+        language=reading.language,
+        sentiment_score=reading.score,
+        angry=reading.angry,
         created_at=item.created_at,
     )
 
@@ -91,9 +97,9 @@ def record_inbound_message(
     records history without one (the demo's seeded inbox).
     """
     if connection.vendor == "postgresql":
-        return _record_pg(account, item, origin, away_reply)
+        return link_to_incidents(_record_pg(account, item, origin, away_reply))
     try:
-        return _record(account, item, origin, away_reply)
+        return link_to_incidents(_record(account, item, origin, away_reply))
     except IntegrityError:
         # Another worker recorded the same item between our check and our insert;
         # everything this attempt wrote was rolled back with its savepoint.
@@ -101,6 +107,38 @@ def record_inbound_message(
         if duplicate is None:
             raise
         return InboundResult(duplicate, duplicate.conversation, created=False)
+
+
+# Set by incidents.services while the workspace has an open incident with a linking
+# rule; a cache, not SQL, so inbound keeps its statements.
+INCIDENT_RULES_KEY = "incidents.rules.t{}"
+
+
+def incident_rules_open(tenant_id: int) -> bool:
+    """Whether new conversations of the tenant go to incidents' linking rules (R13).
+
+    Unknown (the cache lost or unreachable) counts as no: incidents.sweep_updates
+    links the recent conversations such a gap missed and sets the flag again.
+    """
+    try:
+        return bool(cache.get(INCIDENT_RULES_KEY.format(tenant_id)))
+    except Exception:  # a cache outage must not stop ingest
+        return False
+
+
+def link_to_incidents(result: InboundResult) -> InboundResult:
+    """A new conversation may belong to an open incident with a linking rule
+    (R13): incidents.link_new_conversations decides after commit, so the inbound
+    transaction keeps its statements."""
+    conversation = result.conversation
+    if result.opened and incident_rules_open(conversation.tenant_id):
+        enqueue_task_on_commit(
+            "incidents.link_new_conversations",
+            conversation.tenant_id,
+            [conversation.pk],
+            swept_by="incidents.sweep_updates",
+        )
+    return result
 
 
 @transaction.atomic
@@ -473,7 +511,10 @@ def _apply_customer_message(
         put("status", Status.OPEN)
         put("snoozed_until", None)
         put("resolved_at", None)
-    sentiment = score_sentiment(item.text)
+    reading = read_message(item.text)
+    sentiment = reading.label
+    if reading.language:
+        put("language", reading.language)
     if sentiment == "negative" or conversation.customer_message_count == 1:
         put("sentiment", sentiment)
     put("priority", _priority(conversation.sentiment, identity.followers))

@@ -36,6 +36,7 @@ from django.utils import timezone
 from helpdesk import events
 from helpdesk.models import Contact, Conversation, Identity, Message
 from helpdesk.presence import presence_store
+from helpdesk.publish import enqueue_task_on_commit
 from helpdesk.services import rollups, sla, writebatch
 from helpdesk.services.assignment import route_inbound
 from helpdesk.services.away import (
@@ -49,6 +50,7 @@ from helpdesk.services.inbound import (
     InboundResult,
     _apply_customer_message,
     customer_message,
+    incident_rules_open,
     origin_of,
 )
 from social.connectors.base import InboundItem
@@ -407,6 +409,14 @@ class _Batch:
                 slot.shadow.conversation,
                 created=True,
                 opened=slot.opened,
+            )
+        opened = [c.pk for c in self.new_conversations]
+        if opened and incident_rules_open(tenant_id):  # R13, one task per batch
+            enqueue_task_on_commit(
+                "incidents.link_new_conversations",
+                tenant_id,
+                opened,
+                swept_by="incidents.sweep_updates",
             )
         # After the batch's events, as one at a time sends it after its item's
         # (the author's later items were deferred past it).

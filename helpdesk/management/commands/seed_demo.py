@@ -17,7 +17,10 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from advocacy.demo import seed_advocacy_demo
+from goodwill.demo import seed_goodwill_pools
 from helpdesk.demo_history import seed_history
+from helpdesk.demo_spreading import seed_spreading_demo
 from helpdesk.models import Contact, Conversation, Message, SavedReply
 from helpdesk.services.assignment import assign_conversation
 from helpdesk.services.contacts import upsert_identity
@@ -26,6 +29,7 @@ from helpdesk.services.inbound import record_inbound_message
 from helpdesk.services.lifecycle import mark_pending, resolve_conversation
 from helpdesk.services.notes import add_note, set_tags
 from helpdesk.services.replies import move_to_private, post_reply
+from incidents.demo import seed_incident_demo
 from social.connectors.base import (
     Author,
     ConnectorError,
@@ -35,6 +39,7 @@ from social.connectors.base import (
 )
 from social.models import SocialAccount
 from social.services import connect_account
+from spikes.demo import seed_spike_baseline
 from tenants.context import tenant_context
 from tenants.models import Brand, Membership, Tenant, User
 from tenants.services import create_workspace
@@ -90,9 +95,12 @@ class Command(BaseCommand):
         agent = _user(DEMO_AGENT_EMAIL, password, "Andy Brooks")
         nina = _user(DEMO_AGENT2_EMAIL, password, "Nina Patel")
         with tenant_context(tenant):
-            for user in (agent, nina):
+            # Nina answers in French and Spanish too: auto-assign prefers her there.
+            for user, spoken in ((agent, ["en"]), (nina, ["en", "fr", "es"])):
                 Membership.objects.get_or_create(
-                    tenant=tenant, user=user, defaults={"role": Membership.Role.AGENT}
+                    tenant=tenant,
+                    user=user,
+                    defaults={"role": Membership.Role.AGENT, "languages": spoken},
                 )
             membership = Membership.objects.select_related("user").get(user=owner)
             membership.tenant = tenant
@@ -106,6 +114,7 @@ class Command(BaseCommand):
             )
             brand.refresh_from_db()
             sandbox = _connect_sandbox(membership, brand)
+            seed_goodwill_pools(membership, brand)
             if not Conversation.objects.exists():
                 accounts = _connect_others(membership, brand)
                 if sandbox is not None:
@@ -119,6 +128,10 @@ class Command(BaseCommand):
                     [_member(tenant, user) for user in (owner, agent, nina)],
                 )
                 seeded = _seed_inbox(tenant, accounts, owner, agent, nina)
+                seed_advocacy_demo(membership, brand, accounts)
+                seed_spike_baseline(tenant, brand, now=timezone.now())
+                seed_incident_demo(membership)
+                seed_spreading_demo(tenant)
                 self.stdout.write(
                     f"Seeded {seeded - history} conversations in the inbox and "
                     f"{history} closed ones from the last 30 days (for the reports)."

@@ -5,6 +5,8 @@ import { api } from "./api.js";
 import { clearErrors, flash, refresh, showErrors } from "./forms.js";
 // The SLA targets and holidays, which save through their own endpoints.
 import "./brand_sla.js";
+// The deflection phrases (R15), which save through their own endpoint.
+import "./deflection_settings.js";
 
 const form = document.getElementById("brand-form");
 const { slug, brandId, statusUrl, agentName } = form.dataset;
@@ -165,11 +167,15 @@ form.addEventListener("submit", async (event) => {
       public_reply_limit: number("public_reply_limit"),
       send_hold_seconds: number("send_hold_seconds"),
       queue_window_minutes: number("queue_window_minutes"),
+      spreading_threshold: number("spreading_threshold"),
       private_first_allowed: form.elements.private_first_allowed.checked,
       auto_assign: form.elements.auto_assign.checked,
       pause_while_pending: form.elements.pause_while_pending.checked,
       publish_badge: form.elements.publish_badge.checked,
       sla_digest: form.elements.sla_digest.checked,
+      spike_alerts: form.elements.spike_alerts.checked,
+      spike_threshold: number("spike_threshold"),
+      spike_min_count: number("spike_min_count"),
       signature_rules: signatureRules(),
     });
     document.getElementById("brand-title").textContent = brand.name;
