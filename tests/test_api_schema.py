@@ -19,7 +19,10 @@ from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
 from schemathesis.checks import not_a_server_error
 
+from advocacy.models import AdvocateSuggestion
+from goodwill.models import GoodwillCode, GoodwillPool
 from helpdesk.models import Contact, Conversation, Message, SavedReply
+from incidents.models import Incident, IncidentLink
 from social.models import SocialAccount
 from tenants.api_tokens import create_api_token
 from tenants.context import tenant_context
@@ -94,6 +97,11 @@ def real_ids(tenant: Tenant) -> dict[str, int]:
             brand=brand, platform="api", external_id="api-fuzz", handle="fuzz"
         )
         saved = SavedReply.objects.create(brand=brand, title="Hi", body="Hi {name}")
+        pool = GoodwillPool.objects.create(brand=brand, name="Voucher")
+        GoodwillCode.objects.create(pool=pool, code="FUZZ01")
+        incident = Incident.objects.create(title="AA31 cancelled")
+        IncidentLink.objects.create(incident=incident, conversation=conversation)
+        suggestion = AdvocateSuggestion.objects.create(contact=contact)
     return {
         "conversation_id": conversation.pk,
         "contact_id": contact.pk,
@@ -101,6 +109,9 @@ def real_ids(tenant: Tenant) -> dict[str, int]:
         "account_id": channel.pk,
         "reply_id": saved.pk,
         "brand_id": brand.pk,
+        "pool_id": pool.pk,
+        "incident_id": incident.pk,
+        "suggestion_id": suggestion.pk,
     }
 
 

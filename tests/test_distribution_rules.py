@@ -107,7 +107,7 @@ def _foreign_keys() -> list[tuple[str, str, str, list[str], list[str]]]:
 def test_tenant_tables_are_the_tenant_models() -> None:
     models = {m._meta.db_table for m in apps.get_models() if issubclass(m, TenantModel)}
     assert _tenant_tables() == models
-    assert len(models) == 30
+    assert len(models) == 45
 
 
 def test_unique_keys_of_tenant_tables_start_with_tenant_id() -> None:

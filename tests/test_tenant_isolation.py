@@ -16,7 +16,10 @@ from typing import Any
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils.timezone import now
 
+from advocacy.models import AdvocateSuggestion, CompetitorMention
+from goodwill.models import GoodwillCode, GoodwillPool
 from helpdesk.models import (
     Contact,
     Conversation,
@@ -27,7 +30,9 @@ from helpdesk.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from incidents.models import Incident, IncidentEntry, IncidentLink, IncidentUpdate
 from social.models import ListeningRule, SocialAccount
+from spikes.models import SpikeAlert
 from tenants.admin import tenant_admin_site
 from tenants.api_tokens import create_api_token
 from tenants.context import tenant_context
@@ -87,6 +92,13 @@ def _frontend() -> dict[str, Paths]:
         ],
         "frontend:member-remove": lambda s, i: [
             Call("post", f"/t/{s}/settings/members/{i['member']}/remove/")
+        ],
+        "frontend:member-languages": lambda s, i: [
+            Call(
+                "post",
+                f"/t/{s}/settings/members/{i['member']}/languages/",
+                {"languages": "fr"},
+            )
         ],
         "frontend:invitation-revoke": lambda s, i: [
             Call("post", f"/t/{s}/settings/invitations/{i['invitation']}/revoke/")
@@ -246,6 +258,11 @@ ADMIN_OBJECTS = {
     "social_socialaccount": "social_account",
     "tenants_slapolicy": "sla_policy",
     "tenants_holiday": "holiday",
+    "incidents_incident": "incident",
+    "advocacy_advocatesuggestion": "advocate_suggestion",
+    "advocacy_competitormention": "competitor_mention",
+    "goodwill_goodwillpool": "goodwill_pool",
+    "goodwill_goodwillcode": "goodwill_code",
 }
 
 
@@ -265,6 +282,9 @@ def _admin() -> dict[str, Paths]:
             Call("get", f"/t/{s}/admin/tenants/"),
             Call("get", f"/t/{s}/admin/helpdesk/"),
             Call("get", f"/t/{s}/admin/social/"),
+            Call("get", f"/t/{s}/admin/incidents/"),
+            Call("get", f"/t/{s}/admin/advocacy/"),
+            Call("get", f"/t/{s}/admin/goodwill/"),
         ],
         "tenant_admin:view_on_site": lambda s, i: [
             Call("get", f"/t/{s}/admin/r/1/{i['brand']}/")
@@ -454,6 +474,9 @@ def _api_resources() -> dict[str, Paths]:
             ("patch", "brands/{brand}/", {"name": "Pwned", "timezone": "Asia/Tokyo"}),
         ),
         "api:member-list": calls(("get", "members/", None)),
+        "api:member-languages": calls(
+            ("put", "members/{member}/languages/", {"languages": "fr"})
+        ),
         "api:api-token-list": calls(
             ("get", "tokens/", None),
             ("post", "tokens/", {"name": "Pwned", "scope": "read"}),
@@ -499,7 +522,150 @@ def _api_resources() -> dict[str, Paths]:
     }
 
 
+def _spikes() -> dict[str, Paths]:
+    """Spike alerts (R13): the pages, the banner fragment and the API."""
+    return {
+        "spikes:alerts": lambda s, i: [Call("get", f"/t/{s}/alerts/")],
+        "spikes:banner": lambda s, i: [Call("get", f"/t/{s}/alerts/banner/")],
+        "spikes:alert": lambda s, i: [
+            Call("get", f"/t/{s}/alerts/{i['spike_alert']}/")
+        ],
+        "spikes:acknowledge": lambda s, i: [
+            Call("post", f"/t/{s}/alerts/{i['spike_alert']}/acknowledge/")
+        ],
+        "api:spike-alert-list": lambda s, i: [Call("get", f"/api/v1/t/{s}/alerts/")],
+        "api:spike-alert-acknowledge": lambda s, i: [
+            Call("post", f"/api/v1/t/{s}/alerts/{i['spike_alert']}/acknowledge/")
+        ],
+    }
+
+
+def _goodwill() -> dict[str, Paths]:
+    """Goodwill gestures: the pools page, the composer row, the report section,
+    and the API (pools, import, the one-click private reply, the report)."""
+    v = "/api/v1/t/{s}/"
+
+    def api(method: str, path: str, data: dict[str, str] | None = None) -> Call:
+        return Call(method, v.format(s="{s}") + path, data)
+
+    def build(*calls: Call) -> Paths:
+        return lambda s, i: [
+            Call(
+                c.method,
+                c.path.format(s=s, **i),
+                {k: x.format(**i) for k, x in (c.data or {}).items()},
+            )
+            for c in calls
+        ]
+
+    pool = "goodwill/pools/{goodwill_pool}/"
+    return {
+        "goodwill:pools": build(Call("get", "/t/{s}/settings/goodwill/")),
+        "goodwill:composer": build(
+            Call("get", "/t/{s}/conversations/{conversation}/goodwill/")
+        ),
+        "goodwill:report": build(Call("get", "/t/{s}/reports/goodwill/")),
+        "api:goodwill-pool-list": build(
+            api("get", "goodwill/pools/"),
+            api("post", "goodwill/pools/", {"brand_id": "{brand}", "name": "Pwned"}),
+        ),
+        "api:goodwill-pool-detail": build(
+            api("get", pool), api("patch", pool, {"description": "Pwned"})
+        ),
+        "api:goodwill-code-import": build(
+            api("post", pool + "import/", {"codes": "PWNED1"})
+        ),
+        "api:goodwill-reply-create": build(
+            api(
+                "post",
+                "conversations/{conversation}/goodwill/",
+                {"pool_id": "{goodwill_pool}", "text": "Pwned"},
+            )
+        ),
+        "api:report-goodwill": build(api("get", "reports/goodwill/")),
+    }
+
+
+def _advocacy() -> dict[str, Paths]:
+    """Advocates (R14) and the competitor feed: the pages and the API."""
+    page, v = "/t/{s}/reports/", "/api/v1/t/{s}/"
+
+    def build(*calls: Call) -> Paths:
+        return lambda s, i: [
+            Call(c.method, c.path.format(s=s, **i), c.data) for c in calls
+        ]
+
+    decide = {"decision": "confirm", "note": "Pwned"}
+    one = v + "advocates/{advocate_suggestion}/"
+    return {
+        "advocacy:advocates": build(Call("get", page + "advocates/")),
+        "advocacy:advocates-scan": build(Call("post", page + "advocates/scan/")),
+        "advocacy:advocate-decide": build(
+            Call("post", page + "advocates/{advocate_suggestion}/decide/", decide)
+        ),
+        "advocacy:competitors": build(Call("get", page + "competitors/")),
+        "api:advocate-list": build(Call("get", v + "advocates/")),
+        "api:advocate-scan": build(Call("post", v + "advocates/scan/")),
+        "api:advocate-confirm": build(Call("post", one + "confirm/", {"note": "x"})),
+        "api:advocate-dismiss": build(Call("post", one + "dismiss/", {"note": "x"})),
+        "api:competitor-mention-list": build(Call("get", v + "competitors/mentions/")),
+        "api:competitor-volume": build(Call("get", v + "competitors/volume/")),
+    }
+
+
+def _incidents() -> dict[str, Paths]:
+    """Incidents (R13): the pages, the progress fragment and the API."""
+    page, v = "/t/{s}/incidents/{incident}/", "/api/v1/t/{s}/incidents/"
+    one = v + "{incident}/"
+    update = one + "updates/{incident_update}/"
+    send = {"text": "{{first_name}} pwned", "idempotency_key": KEY}
+
+    def build(*calls: Call) -> Paths:
+        return lambda s, i: [
+            Call(
+                c.method,
+                c.path.format(s=s, **i),
+                {k: x.format(**i) for k, x in (c.data or {}).items()},
+            )
+            for c in calls
+        ]
+
+    return {
+        "frontend:incidents": build(Call("get", "/t/{s}/incidents/")),
+        "frontend:incident": build(Call("get", page)),
+        "frontend:incident-progress": build(Call("get", page + "progress/")),
+        "api:incident-list": build(Call("get", v), Call("post", v, {"title": "Pwned"})),
+        "api:incident-detail": build(
+            Call("get", one), Call("patch", one, {"title": "Pwned"})
+        ),
+        "api:incident-link": build(
+            Call("post", one + "links/", {"conversation_ids": "{conversation}"})
+        ),
+        "api:incident-unlink": build(Call("delete", one + "links/{conversation}/")),
+        "api:incident-note": build(Call("post", one + "notes/", {"text": "Pwned"})),
+        "api:incident-holding-statement": build(
+            Call("put", one + "holding-statement/", {"text": "Pwned"})
+        ),
+        "api:incident-preview": build(
+            Call("post", one + "preview/", {"text": "{{first_name}}"})
+        ),
+        "api:incident-update-list": build(
+            Call("get", one + "updates/"), Call("post", one + "updates/", send)
+        ),
+        "api:incident-update-detail": build(Call("get", update)),
+        "api:incident-update-retry": build(Call("post", update + "retry/")),
+        "api:incident-close": build(
+            Call("post", one + "close/", {"resolve_ids": "{conversation}"})
+        ),
+    }
+
+
+KEY = "55555555-5555-5555-5555-555555555555"
 ROUTES: dict[str, Paths] = _frontend() | _admin() | _api() | _api_resources()
+ROUTES |= _incidents()
+ROUTES |= _advocacy()
+ROUTES |= _goodwill()
+ROUTES |= _spikes()
 
 
 def _walk(patterns: list[Any], prefix: str, namespace: str) -> list[tuple[str, str]]:
@@ -616,6 +782,42 @@ def snapshot(tenant: Tenant) -> dict[str, Any]:
             "holidays": sorted(
                 Holiday.objects.values_list("name", "start_date", "end_date")
             ),
+            "incidents": [
+                *sorted(
+                    map(
+                        repr,
+                        Incident.objects.values_list(
+                            "title", "status", "holding_statement"
+                        ),
+                    )
+                ),
+                IncidentLink.objects.count(),
+                IncidentEntry.objects.count(),
+                IncidentUpdate.objects.count(),
+            ],
+            "advocacy": [
+                *sorted(
+                    map(
+                        repr,
+                        AdvocateSuggestion.objects.values_list(
+                            "status", "decision_note", "positive_count"
+                        ),
+                    )
+                ),
+                CompetitorMention.objects.count(),
+            ],
+            "goodwill": sorted(
+                map(
+                    repr,
+                    GoodwillPool.objects.values_list(
+                        "name", "description", "low_water_mark"
+                    ),
+                )
+            )
+            + sorted(map(repr, GoodwillCode.objects.values_list("code", "message_id"))),
+            "spike_alerts": sorted(
+                map(repr, SpikeAlert.objects.values_list("status", "acknowledged_at"))
+            ),
         }
 
 
@@ -679,6 +881,16 @@ def world(owner: User, tenant: Tenant, outsider: User, other_tenant: Tenant) -> 
                 ).pk,
                 "contact": contact.pk,
                 "conversation": conversation.pk,
+                **_incident_ids(brand, conversation),
+                **_advocacy_ids(brand, contact, key),
+                **_goodwill_ids(brand, key),
+                "spike_alert": SpikeAlert.objects.create(
+                    brand=brand,
+                    window_start=now(),
+                    count=40,
+                    baseline=2.0,
+                    threshold=10.0,
+                ).pk,
                 "message": Message.objects.create(
                     conversation=conversation,
                     platform="sandbox",
@@ -694,6 +906,36 @@ def world(owner: User, tenant: Tenant, outsider: User, other_tenant: Tenant) -> 
                 "user": member.pk,
             }
     return World(a=tenant, b=other_tenant, ids=ids)
+
+
+def _goodwill_ids(brand: Brand, key: str) -> dict[str, int]:
+    pool = GoodwillPool.objects.create(brand=brand, name=f"Voucher of {brand.name}")
+    code = GoodwillCode.objects.create(pool=pool, code=f"CODE-{key}")
+    return {"goodwill_pool": pool.pk, "goodwill_code": code.pk}
+
+
+def _advocacy_ids(brand: Brand, contact: Contact, key: str) -> dict[str, int]:
+    rule = ListeningRule.objects.create(
+        brand=brand, name=f"Rival {key}", query="rival", action="feed", competitor=True
+    )
+    mention = CompetitorMention.objects.create(
+        rule=rule,
+        brand=brand,
+        platform="x",
+        external_id=f"rival-{key}",
+        text="rival",
+        sentiment="neutral",
+        posted_at=now(),
+    )
+    suggestion = AdvocateSuggestion.objects.create(contact=contact, positive_count=3)
+    return {"advocate_suggestion": suggestion.pk, "competitor_mention": mention.pk}
+
+
+def _incident_ids(brand: Brand, conversation: Conversation) -> dict[str, int]:
+    incident = Incident.objects.create(title=f"Outage of {brand.name}", brand=brand)
+    IncidentLink.objects.create(incident=incident, conversation=conversation)
+    update = IncidentUpdate.objects.create(incident=incident, text="{first_name}")
+    return {"incident": incident.pk, "incident_update": update.pk}
 
 
 def _call(client: Any, call: Call) -> Any:
@@ -764,6 +1006,9 @@ def test_lists_show_no_other_tenant_rows(world: World, owner: User) -> None:
         "/t/acme-air/settings/api-tokens/",
         "/t/acme-air/settings/listening/",
         "/t/acme-air/settings/saved-replies/",
+        "/t/acme-air/settings/goodwill/",
+        "/t/acme-air/admin/goodwill/goodwillpool/",
+        "/t/acme-air/admin/goodwill/goodwillcode/",
         "/t/acme-air/admin/tenants/brand/",
         "/t/acme-air/admin/tenants/membership/",
         "/t/acme-air/admin/tenants/invitation/",
@@ -774,6 +1019,8 @@ def test_lists_show_no_other_tenant_rows(world: World, owner: User) -> None:
         "/t/acme-air/admin/helpdesk/tag/",
         "/t/acme-air/admin/helpdesk/contact/?q=customer",
         "/t/acme-air/admin/helpdesk/conversation/",
+        "/t/acme-air/incidents/",
+        "/t/acme-air/admin/incidents/incident/",
         "/t/acme-air/admin/tenants/membership/?q=member",
     ):
         response = olivia.get(path)

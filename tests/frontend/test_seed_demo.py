@@ -32,11 +32,12 @@ def test_the_demo_inbox_is_populated_across_platforms_and_states() -> None:
             .distinct()
             .count()
         )
-    assert len(conversations) == 12
+    # 12 for the inbox, and 3 the advocates' demo opens (a fan, a critic, a defender).
+    assert len(conversations) == 15
     # A seeded month of closed history feeds the reports page.
     assert len(history) == 193
     assert {c.status for c in history} == {"resolved"}
-    assert facts.count("opened") == 205
+    assert facts.count("opened") == 208
     assert facts.count("no_reply") == 5
     assert facts.count("first_response") == 191
     assert rollups > 0
@@ -61,7 +62,7 @@ def test_the_demo_inbox_is_populated_across_platforms_and_states() -> None:
     assert client.login(email="agent@acme-air.example", password="earshot-demo")
     page = client.get("/t/acme-air/inbox/")
     assert page.status_code == 200
-    assert page.content.decode().count('class="conv-row') == 9  # the open tab
+    assert page.content.decode().count('class="conv-row') == 12  # the open tab
 
 
 def _history(conversation: Conversation) -> bool:

@@ -99,6 +99,7 @@ def test_members_list_brands_with_their_settings(tenant: Tenant, viewer: User) -
         "spike_alerts": True,
         "spike_threshold": 5,
         "spike_min_count": 10,
+        "spreading_threshold": 60,
     }
     detail = session(viewer).get(f"{base(tenant)}/brands/{row['id']}/")
     assert detail.status_code == 200
