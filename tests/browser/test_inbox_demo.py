@@ -44,7 +44,7 @@ def test_the_demo_inbox(browser: Browser, live: LiveServer, demo: Tenant) -> Non
     page = agent_page(browser)
     sign_in(page, live.url, "agent@acme-air.example", "earshot-demo")
     page.goto(live.url + "/t/acme-air/inbox/")
-    expect(page.locator("#conversation-list .conv-row")).to_have_count(9)
+    expect(page.locator("#conversation-list .conv-row")).to_have_count(12)
     expect(page.locator("#presence")).to_contain_text("Andy Brooks online")
     screenshot(page, "demo-inbox")
 

@@ -187,6 +187,11 @@ def test_the_agent_inbox_journey(
     expect(ninas).to_contain_text("Sent", timeout=LIVE)
 
     # The third public reply is refused, and Move to private is offered.
+    # Sam's page has taken in Nina's delivery (its status event refreshes the
+    # composer, which would undo the tampering below if it came after it).
+    expect(
+        sam.locator("#timeline .msg-out", has_text="next flight from Lisbon")
+    ).to_contain_text("Sent", timeout=LIVE)
     expect(sam.locator("#limit-use")).to_have_text("2 of 2 public replies used")
     expect(sam.locator("#pending-other")).to_have_count(0, timeout=LIVE)
     expect(public).to_be_disabled()

@@ -107,7 +107,7 @@ def thread(account: SocialAccount) -> InboundResult:
 
 # Where the outage strikes: the tenant middleware's lookup (Django converts the
 # error into a 500 response) or the API view (DRF's exception handler sees it).
-WHERE = [(middleware, "open_tenant_with_token"), (api, "inbox_conversations")]
+WHERE = [(middleware, "open_tenant_with_token"), (api, "read_inbox_page")]
 
 
 @pytest.mark.parametrize("debug", [False, True], ids=["prod", "debug"])
@@ -204,7 +204,7 @@ def test_an_error_that_is_not_an_outage_stays_a_500(
 ) -> None:
     client = token_client(tenant, agent, "read")
     client.raise_request_exception = False
-    monkeypatch.setattr(api, "inbox_conversations", failing(lambda: KeyError("bug")))
+    monkeypatch.setattr(api, "read_inbox_page", failing(lambda: KeyError("bug")))
 
     response = client.get(f"{base(tenant)}/conversations/")
 
