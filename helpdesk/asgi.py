@@ -34,6 +34,12 @@ from helpdesk.websocket_guard import CloseWithCode, OriginGuard  # noqa: E402
 
 refuse_unsafe_database()
 
+from helpdesk.sentiment import warm  # noqa: E402
+
+# An API-channel push records its message in this process: load the language model
+# and lexicons at start, not on the first push (about 1-3 s).
+warm()
+
 application = ProtocolTypeRouter(
     {
         "http": http_app,

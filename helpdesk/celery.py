@@ -5,6 +5,7 @@ from typing import Any
 
 import redis
 from celery import Celery
+from celery.signals import worker_init
 from kombu.transport import redis as kombu_redis
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings")
@@ -43,3 +44,13 @@ def _guard_closed_redis_channel() -> None:
 
 
 _guard_closed_redis_channel()
+
+
+@worker_init.connect
+def _warm_readers(**_: Any) -> None:
+    """Load the language model and the sentiment lexicons when a worker starts
+    (prefork children inherit them), so that the first message it records does not
+    wait for them (about 1-3 s)."""
+    from helpdesk.sentiment import warm
+
+    warm()
