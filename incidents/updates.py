@@ -21,7 +21,6 @@ in the same transaction as its post_reply. A worker that dies mid-send rolls bot
 back; the re-run (the task again, or the sweep) finds the row still pending.
 """
 
-import difflib
 import re
 from collections import Counter
 from datetime import timedelta
@@ -36,10 +35,9 @@ from helpdesk.exceptions import HelpdeskError
 from helpdesk.models import Conversation, Identity, Message
 from helpdesk.publish import enqueue_task_on_commit, on_commit
 from helpdesk.services.replies import (
-    NEAR_DUPLICATE_LOOKBACK,
-    NEAR_DUPLICATE_RATIO,
     WARNING_NEAR_DUPLICATE,
     channel_refusal,
+    is_near_duplicate,
     post_reply,
     render_saved_reply,
     with_signature,
@@ -296,36 +294,10 @@ def _push(update: IncidentUpdate, recipient: UpdateRecipient | None) -> None:
 def _repeats_outside(conversation: Conversation, text: str, update_id: int) -> bool:
     """The brand's near-duplicate check (R6) against its recent public replies,
     leaving out this update's own (alike by design)."""
-    since = timezone.now() - NEAR_DUPLICATE_LOOKBACK
     siblings = UpdateRecipient.objects.filter(
         update_id=update_id, message__isnull=False
     ).values("message_id")
-    recent = (
-        Message.objects.filter(
-            conversation__brand=conversation.brand_id,
-            direction=Message.Direction.OUT,
-            visibility=Visibility.PUBLIC,
-            created_at__gte=since,
-        )
-        .exclude(delivery_status=Message.DeliveryStatus.CANCELLED)
-        .exclude(pk__in=siblings)
-        .order_by("-created_at")
-        .values_list("text", flat=True)[:200]
-    )
-    candidate = _normalize(text)
-    matcher = difflib.SequenceMatcher(None, b=candidate, autojunk=False)
-    for previous in recent:
-        matcher.set_seq1(_normalize(previous))
-        if matcher.real_quick_ratio() >= NEAR_DUPLICATE_RATIO and (
-            matcher.ratio() >= NEAR_DUPLICATE_RATIO
-        ):
-            return True
-    return False
-
-
-def _normalize(text: str) -> str:
-    text = re.sub(r"[@#]\w+", " ", text.lower())
-    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+    return is_near_duplicate(conversation.brand_id, text, excluding=siblings)
 
 
 def send_to_recipient(recipient_id: int) -> str | None:

@@ -12,8 +12,10 @@ from collections.abc import Collection
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from helpdesk import events
@@ -314,23 +316,25 @@ def _normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-def is_near_duplicate(brand: Brand, text: str) -> bool:
-    """True when `text` nearly repeats one of the brand's recent public replies (R6)."""
+def is_near_duplicate(
+    brand: Brand | int, text: str, *, excluding: QuerySet[Any] | None = None
+) -> bool:
+    """True when `text` nearly repeats one of the brand's recent public replies (R6),
+    leaving out the messages whose ids `excluding` selects (an incident update's
+    own replies, alike by design)."""
     since = timezone.now() - NEAR_DUPLICATE_LOOKBACK
-    recent = (
-        Message.objects.filter(
-            conversation__brand=brand,
-            direction=Message.Direction.OUT,
-            visibility=Visibility.PUBLIC,
-            created_at__gte=since,
-        )
-        .exclude(delivery_status=Delivery.CANCELLED)
-        .order_by("-created_at")
-        .values_list("text", flat=True)[:200]
-    )
+    recent = Message.objects.filter(
+        conversation__brand=brand,
+        direction=Message.Direction.OUT,
+        visibility=Visibility.PUBLIC,
+        created_at__gte=since,
+    ).exclude(delivery_status=Delivery.CANCELLED)
+    if excluding is not None:
+        recent = recent.exclude(pk__in=excluding)
+    recent = recent.order_by("-created_at")
     candidate = _normalize(text)
     matcher = difflib.SequenceMatcher(None, b=candidate, autojunk=False)
-    for previous in recent:
+    for previous in recent.values_list("text", flat=True)[:200]:
         matcher.set_seq1(_normalize(previous))
         if matcher.real_quick_ratio() < NEAR_DUPLICATE_RATIO:
             continue
