@@ -323,6 +323,9 @@ def test_the_reports_page(
     # A phone shows the same view in one column, nothing wider than the screen.
     again.set_viewport_size({"width": 390, "height": 844})
     expect(again.locator(".heatmap td.staffed")).to_have_count(40)
+    # Chart.js redraws its canvases from a ResizeObserver, a frame or two after
+    # the resize; until then a canvas keeps its desktop width.
+    again.wait_for_function("document.documentElement.scrollWidth === 390")
     assert again.evaluate("document.documentElement.scrollWidth") == 390
     screenshot(again, "reports-phone")
     for name, selector in PANELS[:3]:

@@ -4,6 +4,7 @@ It stands in for a platform until the social connectors land; the delivery code 
 under test is the real one (claim, send through the interface, record).
 """
 
+import fcntl
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -102,11 +103,16 @@ class FileConnector(Connector):
         return [json.loads(line) for line in self.path.read_text().splitlines() if line]
 
     def send(self, account: AccountRef, reply: OutboundReply) -> DeliveryResult:
-        external_id = f"file-{len(self._lines()) + 1}"
+        # Delivery sends a batch's replies concurrently: counting the lines and
+        # appending one is a single step under the file's lock, so every post gets
+        # its own id, as on a real platform.
         with self.path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            external_id = f"file-{len(self._lines()) + 1}"
             handle.write(
                 json.dumps({"ref": reply.client_ref, "id": external_id}) + "\n"
             )
+            handle.flush()
         if self.die_after_send:
             import os
             import signal
