@@ -12,12 +12,16 @@ Roles:
 default Redis. Any other run uses gw0's set, except that a REDIS_URL given in the
 environment (kept as EARSHOT_TEST_REDIS_URL by tests/settings.py) is its cache, and
 when that URL names another Redis server (e.g. one started with `--databases 64`),
-the other roles follow it at fixed offsets.
+the other roles follow it at fixed offsets; a REDIS_URL whose database leaves no
+room for them (above 17 on a 64-database Redis) stops the run with a usage error
+rather than pointing a role at a database that does not exist.
 """
 
 import os
 from typing import Literal
 from urllib.parse import urlsplit
+
+import pytest
 
 Role = Literal["cache", "live_broker", "browser_broker", "browser_layer", "scratch"]
 
@@ -47,6 +51,9 @@ OFFSETS: dict[Role, int] = {
     "browser_layer": 41,
     "scratch": 46,
 }
+# Databases of that Redis (`--databases 64`): 0 to 63.
+DATABASES = 64
+HIGHEST_BASE = DATABASES - 1 - max(OFFSETS.values())
 ENV_OVERRIDES: dict[Role, str] = {
     "browser_broker": "EARSHOT_BROWSER_BROKER_URL",
     "browser_layer": "EARSHOT_BROWSER_REDIS_URL",
@@ -77,5 +84,17 @@ def redis_url(role: Role) -> str:
             return explicit
         if parts.port not in (None, 6379):
             base = int(parts.path.strip("/") or 0)
-            return f"redis://{parts.netloc}/{base + OFFSETS[role]}"
+            return f"redis://{parts.netloc}/{offset_database(base, role)}"
     return f"{DEFAULT_HOST}/{WORKER_SETS['gw0'][role]}"
+
+
+def offset_database(base: int, role: Role) -> int:
+    """The database of `role` when REDIS_URL names database `base` of a Redis with
+    DATABASES databases; a usage error when it would not exist."""
+    if not 0 <= base <= HIGHEST_BASE:
+        raise pytest.UsageError(
+            f"REDIS_URL names database {base}: the test roles sit at offsets up to "
+            f"+{max(OFFSETS.values())} on a Redis of {DATABASES} databases, so its "
+            f"database must be 0 to {HIGHEST_BASE} (e.g. redis://127.0.0.1:6380/8)"
+        )
+    return base + OFFSETS[role]
