@@ -19,7 +19,7 @@ claims commit before any platform call, the calls run concurrently in the worker
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -321,9 +321,16 @@ def renew_claims(message_ids: list[int], *, token: str) -> set[int]:
 
 
 def record_deliveries(results: dict[int, DeliveryResult]) -> list[int]:
-    """record_delivery for a batch: two statements (the locking read, one UPDATE
-    from arrays) and one event insert whatever its size. Returns the ids marked
-    sent (those still `sending`)."""
+    """record_delivery for a batch: the locking read, one UPDATE from arrays (in a
+    savepoint) and one event insert whatever its size. Returns the ids marked sent
+    (those still `sending`).
+
+    A platform id another message already holds (the unique
+    helpdesk_message_platform_ext_uniq), or that an earlier reply of the batch
+    got, fails only its own reply (record_failure, permanent, last_error naming
+    the id and its holder); the rest of the batch is recorded. Without this one
+    collision would roll the whole batch back and leave every reply `sending`,
+    taken over and reconciled by every sweep, forever."""
     if not results:
         return []
     messages = list(
@@ -342,12 +349,46 @@ def record_deliveries(results: dict[int, DeliveryResult]) -> list[int]:
         message.external_url = result.url
         message.sent_at = result.sent_at or now
         message.last_error = ""
-    # One UPDATE from arrays (bulkrows): bulk_update's CASE per row and field was
-    # most of the recording's CPU for a batch of 100.
-    update_rows(
-        messages,
-        ["delivery_status", "external_id", "external_url", "sent_at", "last_error"],
-    )
+    collided = _batch_duplicates(messages)
+    while True:
+        kept = [message for message in messages if message.pk not in collided]
+        try:
+            # A savepoint: a collision the batch could not see (a row recorded
+            # since) undoes only this statement, not the claims' transaction.
+            with transaction.atomic():
+                # One UPDATE from arrays (bulkrows): bulk_update's CASE per row
+                # and field was most of the recording's CPU for a batch of 100.
+                update_rows(
+                    kept,
+                    [
+                        "delivery_status",
+                        "external_id",
+                        "external_url",
+                        "sent_at",
+                        "last_error",
+                    ],
+                )
+            break
+        except IntegrityError:
+            taken = _held_elsewhere(kept)
+            if not taken:
+                raise
+            collided.update(taken)
+    for message in messages:
+        if message.pk in collided:
+            holder = collided[message.pk]
+            record_failure(
+                message.pk,
+                ConnectorError(
+                    f"The platform answered with id {message.external_id}, which"
+                    f" message {holder} already has: not recorded as sent.",
+                    permanent=True,
+                ),
+                final=True,
+            )
+    messages = kept
+    if not messages:
+        return []
     metrics.count_deliveries(messages, "sent")
     events.emit_many(
         messages[0].tenant_id,
@@ -368,6 +409,43 @@ def record_deliveries(results: dict[int, DeliveryResult]) -> list[int]:
         ],
     )
     return [message.pk for message in messages]
+
+
+def _batch_duplicates(messages: list[Message]) -> dict[int, int]:
+    """Replies of a batch given a platform id an earlier one of the batch (lower
+    pk) got: {message id: the holder's id}."""
+    first: dict[tuple[str, str], int] = {}
+    duplicates: dict[int, int] = {}
+    for message in messages:
+        if message.external_id is None:
+            continue
+        holder = first.setdefault((message.platform, message.external_id), message.pk)
+        if holder != message.pk:
+            duplicates[message.pk] = holder
+    return duplicates
+
+
+def _held_elsewhere(messages: list[Message]) -> dict[int, int]:
+    """Of `messages` (about to be recorded with their platform ids), those whose id
+    another message of the tenant holds: {message id: the holder's id}."""
+    wanted: dict[tuple[str, str | None], int] = {
+        (m.platform, m.external_id): m.pk for m in messages if m.external_id is not None
+    }
+    if not wanted:
+        return {}
+    holders = (
+        Message.objects.filter(
+            tenant_id=messages[0].tenant_id,
+            external_id__in={external_id for _platform, external_id in wanted},
+        )
+        .exclude(pk__in=[m.pk for m in messages])
+        .values_list("platform", "external_id", "pk")
+    )
+    return {
+        wanted[(platform, external_id)]: pk
+        for platform, external_id, pk in holders
+        if (platform, external_id) in wanted
+    }
 
 
 def record_delivery(message_id: int, result: DeliveryResult) -> Message | None:
