@@ -4,6 +4,11 @@ It authenticates (session), gates (membership, checked inside the tenant's own
 context), joins the tenant and user groups, forwards events, and sends what a
 reconnecting client missed (`?after=<seq>`). Clients send only ephemeral signals:
 heartbeats (presence) and viewing/typing on a conversation. No business logic here.
+
+Presence is for agents working the inbox: a page that only listens (the spike
+banner, an incident's page) connects with `?presence=off`; its socket gets every
+event and its heartbeats still check the membership, but it never marks the agent
+online or, when it closes, offline.
 """
 
 from typing import Any
@@ -51,6 +56,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     membership_id: int
     joined: list[str]
     counted = False
+    presence = True
 
     async def connect(self) -> None:
         self.joined = []
@@ -65,6 +71,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             return
         self.tenant_id, self.membership_id = found
         self.user_id = user.pk
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        self.presence = query.get("presence", [""])[0] != "off"
         for group in (
             events.inbox_group(self.tenant_id),
             events.user_group(self.tenant_id, user.pk),
@@ -90,6 +98,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "caught_up", "count": len(missed)})
 
     async def _heartbeat(self) -> None:
+        if not self.presence:
+            return
         came_online = await database_sync_to_async(presence_store().touch)(
             self.tenant_id, self.user_id
         )
@@ -147,7 +157,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             metrics.websocket_closed(METRICS_KIND)
         for group in self.joined:
             await self.channel_layer.group_discard(group, self.channel_name)
-        if self.joined:
+        if self.joined and self.presence:
             await database_sync_to_async(presence_store().leave)(
                 self.tenant_id, self.user_id
             )

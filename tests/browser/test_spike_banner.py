@@ -90,6 +90,18 @@ def test_a_burst_of_posts_shows_the_spike_banner_live(
         assert still_same_page(page)
     screenshot(inbox, "spike-banner-inbox")
     screenshot(home, "spike-banner-alerts")
+    # The alerts page's banner socket only listens: Olivia is not present in the
+    # inbox, where Andy works (asked afresh, not from the inbox's live list).
+    online = inbox.evaluate(
+        """async (url) => {
+          const reply = await fetch(url, { credentials: "same-origin" });
+          const html = new DOMParser().parseFromString(await reply.text(), "text/html");
+          return html.querySelector(".presence-names").textContent;
+        }""",
+        "/t/acme-air/inbox/presence/",
+    )
+    assert online == "Andy online"
+    expect(inbox.locator("#presence .presence-names")).to_have_text("Andy online")
 
     home.locator("#spike-banner").get_by_role("link", name="See the spike").click()
     expect(home.locator(".spike-terms")).to_contain_text("aa31")

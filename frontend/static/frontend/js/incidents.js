@@ -195,7 +195,13 @@ function startPage(root) {
     }
   });
 
-  const socket = new LiveSocket({ path: `/ws/t/${slug}/`, seq: root.dataset.seq, probe: `/t/${slug}/incidents/` });
+  // It only listens: an incident's page does not count as presence in the inbox.
+  const socket = new LiveSocket({
+    path: `/ws/t/${slug}/`,
+    seq: root.dataset.seq,
+    probe: `/t/${slug}/incidents/`,
+    presence: false,
+  });
   socket.on("incident.progress", (event) => {
     if (String(event.incident_id) !== String(id)) return;
     refreshProgress();

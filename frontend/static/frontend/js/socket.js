@@ -8,6 +8,10 @@
 // handshake itself shows only 1006, like a dropped network: after a few failures in
 // a row the socket asks the `probe` URL (a page of the workspace) whether the
 // session still has access, and stops when it is redirected to sign in or refused.
+//
+// Presence is for agents working the inbox: a page that only listens (the spike
+// banner, an incident's page) passes `presence: false`, and its socket never marks
+// the agent online (helpdesk/consumers.py, `?presence=off`).
 
 const DENIED = new Set([4401, 4403, 4404]);
 const PROBE_AFTER = 3; // failed attempts in a row before asking the probe URL
@@ -16,8 +20,9 @@ const MAX_BACKOFF_MS = 15_000;
 const CATCH_UP_LIMIT = 500; // the server replays at most this many; beyond, reload
 
 export class LiveSocket {
-  constructor({ path, seq, probe = null }) {
+  constructor({ path, seq, probe = null, presence = true }) {
     this.path = path;
+    this.query = presence ? "" : "&presence=off";
     this.probe = probe;
     this.lastSeq = Number(seq) || 0;
     this.handlers = new Map();
@@ -56,7 +61,7 @@ export class LiveSocket {
     if (this.stopped) return;
     clearTimeout(this.timer);
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${scheme}//${location.host}${this.path}?after=${this.lastSeq}`);
+    const ws = new WebSocket(`${scheme}//${location.host}${this.path}?after=${this.lastSeq}${this.query}`);
     this.ws = ws;
     ws.addEventListener("open", () => {
       this.attempts = 0;

@@ -2,7 +2,8 @@
 // server-rendered fragment, refreshed live when an alert opens, ends or is
 // acknowledged. The inbox's socket already runs on the inbox pages and its events
 // reach us as "earshot:live" DOM events; other pages open a socket of their own,
-// resuming after the sequence the fragment reports (so it replays nothing old).
+// resuming after the sequence the fragment reports (so it replays nothing old),
+// which only listens: it does not count the agent as present in the inbox.
 import { fragment } from "../../frontend/js/api.js";
 import { LiveSocket } from "../../frontend/js/socket.js";
 
@@ -42,7 +43,12 @@ function start(root) {
     // Without the fragment's sequence a socket would replay old events: wait
     // for the next page instead.
     if (!body) return;
-    const socket = new LiveSocket({ path: `/ws/t/${slug}/`, seq: body.dataset.seq, probe: url });
+    const socket = new LiveSocket({
+      path: `/ws/t/${slug}/`,
+      seq: body.dataset.seq,
+      probe: url,
+      presence: false,
+    });
     for (const type of ALERT_EVENTS) socket.on(type, soon);
     socket.on("state", (state) => {
       if (state === "open") soon();
