@@ -6,6 +6,11 @@ so they land in the competitor feed and never in the inbox), a fan with three
 positive messages and a customer who defends the brand in another customer's
 complaint thread, then runs the advocate scan: both are *suggested*, waiting for
 a person to confirm them.
+
+Praise is answered: the team thanked the fan and the defender within minutes, so
+their conversations wait on nobody and never sit at the top of the queue as
+breached complaints (the demo's first impression). The complaint itself is left
+unanswered, as the complaint it is.
 """
 
 from datetime import datetime, timedelta
@@ -13,6 +18,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from advocacy.services import scan_for_advocates
+from helpdesk.demo_history import answer
 from helpdesk.services.inbound import record_inbound_message
 from social.connectors.base import Author, InboundItem
 from social.ingest import record_for_account
@@ -48,6 +54,14 @@ FAN_PRAISE = [
     "@acmeair great flight again today, love flying with you",
     "@acmeair wonderful help at the desk this morning, thanks so much",
 ]
+# The team's thanks (R6: no two alike), a few minutes after the first praise and
+# after the last (R3: two public replies in a thread).
+THANKS = {
+    0: "Thank you Ben! We'll pass that on to the AA31 crew.",
+    2: "So glad the desk could help this morning, Ben. Thanks for telling us!",
+}
+DEFENCE_THANKS = "Thank you Yuki, that means a lot to the crew."
+ANSWERED_AFTER = timedelta(minutes=12)
 
 
 def seed_advocacy_demo(
@@ -73,16 +87,19 @@ def seed_advocacy_demo(
             _item(account, f"rival-{number}", f"flyer{number}", text, min(at, now)),
         )
     for number, text in enumerate(FAN_PRAISE):
+        at = now - timedelta(hours=50 - 23 * number)
         item = _item(
             account,
             f"fan-{number}",
             "ben_flies",
             text,
-            now - timedelta(hours=50 - 23 * number),
+            at,
             thread="fan-0",
             mentions=True,
         )
-        record_inbound_message(account, item, away_reply=False)
+        praise = record_inbound_message(account, item, away_reply=False)
+        if praise.created and number in THANKS:
+            answer(praise.conversation, membership, THANKS[number], at + ANSWERED_AFTER)
     complaint = _item(
         account,
         "critic-0",
@@ -101,7 +118,14 @@ def seed_advocacy_demo(
         thread="critic-0",
         in_reply_to="critic-0",
     )
-    record_inbound_message(account, defence, away_reply=False)
+    defended = record_inbound_message(account, defence, away_reply=False)
+    if defended.created:
+        answer(
+            defended.conversation,
+            membership,
+            DEFENCE_THANKS,
+            now - timedelta(hours=29) + ANSWERED_AFTER,
+        )
     scan_for_advocates(membership.tenant, full=True)
 
 

@@ -139,7 +139,7 @@ def _one_conversation(
             resolve_conversation(conversation, membership=agent)
         return
     text = rng.choice(ANSWERS).format(code=code, name=name.split()[0])
-    _answer(conversation, agent, text, answer_at)
+    answer(conversation, agent, text, answer_at)
     done_at = answer_at + timedelta(minutes=rng.randint(5, 90))
     if rng.random() < 0.3:
         follow_at = answer_at + timedelta(minutes=rng.randint(10, 240))
@@ -149,7 +149,7 @@ def _one_conversation(
         text = rng.choice(NEXT_ANSWERS).format(
             code=code, name=name.split()[0], ref=rng.randint(1000, 9999)
         )
-        _answer(conversation, agent, text, again_at)
+        answer(conversation, agent, text, again_at)
         done_at = again_at + timedelta(minutes=rng.randint(5, 60))
     with time_machine.travel(done_at, tick=False):
         resolve_conversation(conversation, membership=agent)
@@ -180,9 +180,11 @@ def _post(
     return record_inbound_message(account, item, away_reply=False).conversation
 
 
-def _answer(
+def answer(
     conversation: Conversation, agent: Membership, text: str, at: datetime
 ) -> None:
+    """A public reply by `agent` at `at`, sent (post_reply, then the delivery
+    recorded), as the demo's history and advocates answer."""
     with time_machine.travel(at, tick=False):
         current = Conversation.objects.select_related("brand", "social_account").get(
             pk=conversation.pk
