@@ -15,6 +15,10 @@ Decisions:
   each bad line reported with its number and reason.
 - The admins get one email per crossing of the low-water mark (on the way down;
   back at or above the mark re-arms it).
+- Every composer shows a live count: a claim and an import push `goodwill.pool`
+  (pool id, brand id, codes left) to the workspace's sockets after commit, and
+  each open composer with that pool fetches its row again (frontend goodwill.js).
+  The push is ephemeral (not replayed): a reopened composer reads the count anew.
 """
 
 import csv
@@ -22,6 +26,7 @@ import io
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -34,6 +39,7 @@ from goodwill.exceptions import (
 )
 from goodwill.models import CODE_MAX_LENGTH, GoodwillCode, GoodwillPool
 from goodwill.selectors import available_codes
+from helpdesk import events
 from helpdesk.models import Conversation, Message
 from helpdesk.publish import enqueue_task_on_commit
 from helpdesk.services.replies import ReplyOutcome, post_reply
@@ -191,7 +197,7 @@ def import_goodwill_codes(
         GoodwillCode.objects.bulk_create(
             GoodwillCode(pool=locked, code=code) for code in first_seen
         )
-        _check_low_water(locked)
+        _push_pool(locked, _check_low_water(locked))
         record_audit(
             membership.tenant,
             actor=membership.user,
@@ -274,7 +280,21 @@ def send_goodwill_reply(
             ]
         )
         available = _check_low_water(pool)
+        _push_pool(pool, available)
     return GestureOutcome(outcome, code, available)
+
+
+def _push_pool(pool: GoodwillPool, available: int) -> None:
+    """Tell the workspace's open composers, after commit, that the pool's count
+    changed (`goodwill.pool`, ephemeral)."""
+    payload = {
+        "type": "goodwill.pool",
+        "pool_id": pool.pk,
+        "brand_id": pool.brand_id,
+        "available": available,
+    }
+    group = events.inbox_group(pool.tenant_id)
+    transaction.on_commit(partial(events.send_to_group, group, payload))
 
 
 def _check_low_water(pool: GoodwillPool) -> int:

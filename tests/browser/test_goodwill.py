@@ -14,7 +14,7 @@ from tenants.context import tenant_context
 from tenants.models import Brand, Tenant, User
 from tests.browser.conftest import agent_page, screenshot, sign_in
 from tests.browser.live import CHANNEL_LAYERS, LiveServer
-from tests.browser.test_inbox_journey import LIVE
+from tests.browser.test_inbox_journey import LIVE, mark_page, still_same_page
 from tests.factories import PASSWORD, membership_of
 from tests.helpdesk.conftest import item, make_account, receive
 
@@ -54,6 +54,26 @@ def test_one_click_attaches_a_code_and_the_pool_warns_when_low(
         ),
     ).conversation
 
+    other = receive(
+        account,
+        item(
+            text="Missed my connection in Madrid, any help?",
+            visibility="private",
+            author="cust-2",
+            handle="sam",
+        ),
+    ).conversation
+    # Another agent's composer, open on another conversation of the brand.
+    colleague = agent_page(browser)
+    sign_in(colleague, live.url, owner.email, PASSWORD)
+    colleague.goto(f"{live.url}/t/acme-air/inbox/{other.pk}/")
+    expect(
+        colleague.get_by_role(
+            "button", name="Send privately with a code: Lounge pass (5 left)"
+        )
+    ).to_be_visible()
+    mark_page(colleague)
+
     page = agent_page(browser)
     sign_in(page, live.url, agent.email, PASSWORD)
     page.goto(f"{live.url}/t/acme-air/inbox/{conversation.pk}/")
@@ -83,6 +103,17 @@ def test_one_click_attaches_a_code_and_the_pool_warns_when_low(
     held = page.locator("#timeline .msg-out").last
     expect(held).to_contain_text("Lounge pass: LOUNGE-1", timeout=LIVE)
     screenshot(page, "goodwill-sent-low")
+    # The colleague's composer follows without a reload: the count and the warning.
+    expect(
+        colleague.get_by_role(
+            "button", name="Send privately with a code: Lounge pass (4 left)"
+        )
+    ).to_be_visible(timeout=LIVE)
+    expect(colleague.locator(".goodwill-low")).to_have_text(
+        "“Lounge pass” is running low: 4 codes left (warning below 5)."
+    )
+    assert still_same_page(colleague)
+    screenshot(colleague, "goodwill-count-live")
 
     with tenant_context(tenant):
         message = Message.objects.get(direction="out")

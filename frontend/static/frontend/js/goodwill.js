@@ -1,6 +1,9 @@
 // Goodwill gestures: fills the composer's goodwill row and the reports section
 // (server-rendered fragments), sends a private reply with a code in one click,
 // and imports codes or adds pools on the settings page. Loaded on every page.
+// The pools' counts are live: when a code is used or codes are imported, the
+// server pushes "goodwill.pool" (goodwill/services.py) and every open composer
+// showing that pool with another count fetches its row again.
 
 import { api, ApiError } from "./api.js";
 
@@ -8,8 +11,19 @@ async function fill(slot) {
   slot.dataset.loaded = "1";
   const response = await fetch(slot.dataset.url, { credentials: "same-origin" });
   if (!response.ok) return;
+  // A notice of a code just sent stays when the row is fetched again.
+  const sent = slot.querySelector(".goodwill-sent");
   slot.innerHTML = await response.text();
+  if (sent) slot.querySelector("#goodwill-row")?.prepend(sent);
   syncVisibility(slot);
+}
+
+function poolChanged(event) {
+  const { pool_id: poolId, available } = event;
+  document.querySelectorAll("[data-goodwill-slot][data-loaded]").forEach((slot) => {
+    const button = slot.querySelector(`[data-goodwill-pool="${Number(poolId)}"]`);
+    if (button && button.dataset.available !== String(available)) fill(slot);
+  });
 }
 
 function fillAll(root = document) {
@@ -49,6 +63,7 @@ async function sendWithCode(button) {
     textarea.value = "";
     textarea.dispatchEvent(new Event("input", { bubbles: true }));
     await fill(slot);
+    slot.querySelectorAll(".goodwill-sent").forEach((notice) => notice.remove());
     const done = document.createElement("p");
     done.className = "notice goodwill-sent";
     done.textContent = `Code ${result.code} attached to your private reply.`;
@@ -114,6 +129,15 @@ async function addPool(form) {
   }
 }
 
+// The page's socket (the inbox's) reaches every listener as "earshot:live". An
+// undone reply gives its code back (its message turns "cancelled").
+document.addEventListener("earshot:live", (event) => {
+  const live = event.detail || {};
+  if (live.type === "goodwill.pool") poolChanged(live);
+  else if (live.type === "message.updated" && live.changed?.delivery_status === "cancelled") {
+    document.querySelectorAll("[data-goodwill-slot][data-loaded]").forEach((slot) => fill(slot));
+  }
+});
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-goodwill-pool]");
   if (button) sendWithCode(button);
