@@ -16,9 +16,12 @@ from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any
 
+import redis
 from asgiref.sync import async_to_sync
 from celery import current_app
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from channels_redis.utils import _consistent_hash, decode_hosts
 from django.db import transaction
 
 from tenants.tasks import enqueue
@@ -90,6 +93,10 @@ def group_send(group: str, message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    direct = _direct(layer)
+    if direct is not None:
+        direct.publish(group, [message])
+        return
     if isinstance(layer, InMemoryChannelLayer):
         # Its queues belong to the consumers' event loop: send from that loop.
         async_to_sync(layer.group_send)(group, message)
@@ -106,6 +113,10 @@ def group_send_many(
     not sent. `sent`, when given, gets the index of each message sent."""
     layer = get_channel_layer()
     if layer is None or not messages:
+        return
+    direct = _direct(layer)
+    if direct is not None:
+        direct.publish(group, messages, sent=sent)
         return
 
     async def send_all() -> None:
@@ -158,3 +169,63 @@ def _publisher() -> _Publisher:
         if pid not in _publishers:
             _publishers[pid] = _Publisher()
         return _publishers[pid]
+
+
+class _DirectPublisher:
+    """Group sends of a channels-redis pub/sub layer as plain PUBLISH commands from
+    the calling thread, with a synchronous Redis client per shard.
+
+    What the layer's own `group_send` does (the same channel name, shard, and
+    serialized bytes, `RedisPubSubLoopLayer.group_send`), without handing the
+    coroutine to the publishing loop's thread: that hand-over cost about 0.6 ms
+    of CPU per reply's events here, the PUBLISH itself about 40 µs. No retry (a
+    retried PUBLISH could arrive twice; a client that missed a push catches up by
+    sequence) and PUSH_TIMEOUT on the socket, as the loop's sends wait for it.
+    """
+
+    def __init__(self, layer: RedisPubSubChannelLayer, hosts: list[dict[str, Any]]):
+        self.layer = layer
+        self.prefix = str(layer._kwargs.get("prefix", "asgi"))
+        self.clients = [
+            redis.Redis.from_url(
+                host["address"],
+                socket_timeout=PUSH_TIMEOUT,
+                socket_connect_timeout=PUSH_TIMEOUT,
+                retry=None,
+            )
+            for host in hosts
+        ]
+
+    def publish(
+        self,
+        group: str,
+        messages: Sequence[dict[str, Any]],
+        *,
+        sent: list[int] | None = None,
+    ) -> None:
+        channel = f"{self.prefix}__group__{group}"
+        client = self.clients[_consistent_hash(channel, len(self.clients))]
+        for index, message in enumerate(messages):
+            client.publish(channel, self.layer.serialize(message))
+            if sent is not None:
+                sent.append(index)
+
+
+_directs: dict[tuple[int, int], _DirectPublisher | None] = {}
+
+
+def _direct(layer: Any) -> _DirectPublisher | None:
+    """The direct publisher of `layer` in this process, or None when its sends go
+    through the layer (an in-memory layer, another backend, a layer whose hosts
+    are not plain addresses: sentinels, extra connection options)."""
+    key = (id(layer), os.getpid())
+    if key not in _directs:
+        hosts = (
+            decode_hosts(layer._kwargs.get("hosts"))
+            if type(layer) is RedisPubSubChannelLayer
+            else []
+        )
+        plain = bool(hosts) and all(set(host) == {"address"} for host in hosts)
+        with _publishers_lock:
+            _directs[key] = _DirectPublisher(layer, hosts) if plain else None
+    return _directs[key]
