@@ -159,11 +159,7 @@ def posts(request: HttpRequest, grant: Grant) -> HttpResponse:
         return error(400, "text is longer than 500 characters", field="text")
     parent = None
     if data.get("in_reply_to"):
-        parent = (
-            Post.objects.filter(pk=str(data["in_reply_to"])).first()
-            if str(data["in_reply_to"]).isdigit()
-            else None
-        )
+        parent = network.reply_target(str(data["in_reply_to"]))
         if parent is None:
             return error(
                 404, "the post you reply to does not exist", field="in_reply_to"
