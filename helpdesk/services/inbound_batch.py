@@ -4,11 +4,13 @@
 The rows, counters, SLA clocks, rollups and events equal what recording the same
 items one at a time, in the same order, would leave (the property test in
 tests/social/test_batch_ingest.py compares both). The work that is the same for
-every item is done once per batch: one query for the replays, one for the authors'
-identities, one locking the candidate conversations, one multi-row INSERT each for
-new contacts, identities, conversations, messages and events, one UPDATE each for
-the changed conversations and identities, one upsert per rollup cell, and one
-allocation of event sequence numbers. The per-item logic itself (counters, status,
+every item is done once per batch: one query for the replays, two for the authors'
+identities and their contacts, one locking the candidate conversations, one
+multi-row INSERT each for new contacts, identities, conversations, messages and
+events (conversations and messages without Django's insert compiler:
+writebatch.insert_rows), one UPDATE each for the changed conversations and
+identities, one upsert per rollup cell, and one allocation of event sequence
+numbers. The per-item logic itself (counters, status,
 sentiment, priority, the SLA clock, routing, the away reply) is the one-at-a-time
 path's own code, run on the rows in memory.
 
@@ -221,7 +223,16 @@ class _Batch:
         query = Q()
         for platform, ids in by_platform.items():
             query |= Q(platform=platform, external_id__in=ids)
-        for identity in Identity.objects.select_related("contact").filter(query):
+        # Two index lookups rather than one join: on tables never analyzed the
+        # join looped over every contact of the tenant once per identity.
+        identities = list(Identity.objects.filter(query).order_by())
+        if not identities:
+            return
+        contacts = Contact.objects.order_by().in_bulk(
+            {identity.contact_id for identity in identities}
+        )
+        for identity in identities:
+            identity.contact = contacts[identity.contact_id]
             self.identities[(identity.platform, identity.external_id)] = identity
 
     def _load_conversations(
@@ -359,8 +370,7 @@ class _Batch:
             )
             assert opener.identity is not None  # noqa: S101 - set just above
             conversation.contact = opener.identity.contact
-        if self.new_conversations:
-            Conversation.objects.bulk_create(self.new_conversations)
+        writebatch.insert_rows(self.new_conversations)
 
     def _apply(self) -> None:
         tenant_id = self.tenant.pk
@@ -393,7 +403,7 @@ class _Batch:
             assert slot.message is not None  # noqa: S101 - set by _apply_one
             slot.message.seq = first_seq + 2 * number
             messages.append(slot.message)
-        Message.objects.bulk_create(messages)
+        writebatch.insert_rows(messages)
         self._save_rows(dirty, identity_fields)
         for dims_items, inbound in cells.items():
             rollups.upsert_rollup(dict(dims_items), {"inbound": inbound})
