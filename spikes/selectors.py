@@ -56,7 +56,7 @@ class BrandWatch:
 
 def brand_watches(membership: Membership, *, now: datetime) -> list[BrandWatch]:
     """Each brand's five minutes in progress against its baseline, or that it
-    has not enough history yet (two queries per brand)."""
+    has not enough history yet (four queries per brand, read_brand)."""
     watches = []
     for brand in Brand.objects.filter(tenant_id=membership.tenant_id).order_by("name"):
         reading = read_brand(brand, now=now)

@@ -17,6 +17,8 @@ the workspace's owners and admins after commit. Closing and acknowledging push
 """
 
 import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -43,7 +45,7 @@ from spikes.detector import (
     seasonal_samples,
 )
 from spikes.models import SpikeAlert, SpikeCount
-from spikes.rollup import count_inbound
+from spikes.rollup import count_inbound, settled_mark, unsettled_cells
 from spikes.terms import top_terms
 from tenants.models import Brand, Membership, Tenant
 
@@ -77,10 +79,18 @@ def brand_settings(brand: Brand) -> DetectorSettings:
     )
 
 
+def windows_of(
+    windows: Mapping[datetime, Iterable[tuple[datetime, datetime]]],
+) -> list[tuple[datetime, datetime]]:
+    return [window for spans in windows.values() for window in spans]
+
+
 def read_brand(brand: Brand, *, now: datetime) -> BrandReading:
     """Judge the brand's last complete bucket and the one in progress at `now`
-    (two queries: the history's start and the counts the baselines need). Call
-    in the tenant's context."""
+    (four queries: the settled mark, held; the history's start; the counts the
+    baselines need; the messages above the mark, counted live so that every
+    committed inbound message counts once, spikes.rollup). Call in the tenant's
+    context."""
     live_bucket = floor_bucket(now)
     complete_bucket = live_bucket - BUCKET
     tz = ZoneInfo(brand.timezone)
@@ -91,12 +101,24 @@ def read_brand(brand: Brand, *, now: datetime) -> BrandReading:
     ranges = Q(bucket__gte=complete_bucket, bucket__lte=live_bucket)
     for start, end in {w for ws in windows.values() for w in ws}:
         ranges |= Q(bucket__gte=start, bucket__lt=end)
+    mark = settled_mark(brand.tenant_id)
     cells = SpikeCount.objects.filter(tenant_id=brand.tenant_id, brand=brand)
     history_start = cells.aggregate(first=Min("bucket"))["first"]
-    counts = {
-        row["bucket"]: int(row["n"])
-        for row in cells.filter(ranges).values("bucket").annotate(n=Sum("count"))
-    }
+    counts = Counter(
+        {
+            row["bucket"]: int(row["n"])
+            for row in cells.filter(ranges).values("bucket").annotate(n=Sum("count"))
+        }
+    )
+    if mark is not None:
+        # What the settled mark has not reached yet, counted live (exact).
+        since = min([complete_bucket, *(start for start, _ in windows_of(windows))])
+        for (_, bucket, _, _), n in unsettled_cells(
+            brand.tenant_id, brand.pk, above=mark, since=since, rules=False
+        ).items():
+            counts[bucket] += n
+            if history_start is None or bucket < history_start:
+                history_start = bucket
     options = brand_settings(brand)
 
     def judge(bucket: datetime) -> Assessment:
@@ -177,14 +199,26 @@ def open_alert(
     window = SpikeCount.objects.filter(
         tenant_id=brand.tenant_id, brand=brand, bucket=bucket
     )
-    by_sentiment = {
-        row["sentiment"]: int(row["n"])
-        for row in window.values("sentiment").annotate(n=Sum("count"))
-    }
-    by_rule = {
-        str(row["rule_id"]): int(row["n"])
-        for row in window.values("rule_id").annotate(n=Sum("count"))
-    }
+    by_sentiment: Counter[str] = Counter(
+        {
+            row["sentiment"]: int(row["n"])
+            for row in window.values("sentiment").annotate(n=Sum("count"))
+        }
+    )
+    by_rule: Counter[str] = Counter(
+        {
+            str(row["rule_id"]): int(row["n"])
+            for row in window.values("rule_id").annotate(n=Sum("count"))
+        }
+    )
+    mark = settled_mark(brand.tenant_id)
+    if mark is not None:
+        for (_, at, sentiment, rule_id), n in unsettled_cells(
+            brand.tenant_id, brand.pk, above=mark, since=bucket
+        ).items():
+            if at == bucket:
+                by_sentiment[sentiment] += n
+                by_rule[str(rule_id)] += n
     spike_texts, sample_ids = _window_messages(brand, bucket)
     usual = _baseline_texts(brand, bucket)
     alert = SpikeAlert.objects.create(
@@ -195,8 +229,8 @@ def open_alert(
         peak_count=assessment.count,
         baseline=assessment.median,
         threshold=assessment.threshold,
-        by_sentiment=by_sentiment,
-        by_rule=by_rule,
+        by_sentiment=dict(by_sentiment),
+        by_rule=dict(by_rule),
         top_terms=[[term, n] for term, n in top_terms(spike_texts, usual)],
         sample_message_ids=sample_ids,
         opened_at=now,
