@@ -146,6 +146,7 @@ def emit_many(
     first_seq: int | None = None,
     known: Iterable[Any] = (),
     store: Callable[[list[Event]], None] | None = None,
+    webhooks: bool = True,
 ) -> list[int]:
     """Store several durable events of one tenant at once; send them on commit.
 
@@ -165,6 +166,10 @@ def emit_many(
       enqueued after commit;
     - one on-commit callback that pushes the payloads to the tenant's group in
       order (nothing is published before the commit).
+
+    `webhooks=False`: the caller read in this transaction that the tenant has
+    no active outbound endpoint (reply_lock's `has_webhook_endpoints`), so
+    there is nothing to queue and the cached check is skipped.
     """
     if not items:
         return []
@@ -185,7 +190,8 @@ def emit_many(
             Event.objects.bulk_create(rows)
         else:
             store(rows)
-    queue_webhook_deliveries_many(tenant_id, items, known=known)
+    if webhooks:
+        queue_webhook_deliveries_many(tenant_id, items, known=known)
     group = inbox_group(tenant_id)
 
     on_commit(lambda: send_all_to_group(group, payloads))

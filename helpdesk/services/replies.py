@@ -472,6 +472,8 @@ def _queue(
             first_seq=seq,
             known=[message, conversation],
             store=batch.insert,
+            # False when the row lock read that the workspace has no endpoint.
+            webhooks=getattr(conversation, "has_webhook_endpoints", True),
         )
     schedule_delivery(message)
     return message
