@@ -7,8 +7,7 @@ tests/social/test_batch_ingest.py compares both). The work that is the same for
 every item is done once per batch: one query for the replays, two for the authors'
 identities and their contacts, one locking the candidate conversations, one
 multi-row INSERT each for new contacts, identities, conversations, messages and
-events (conversations and messages without Django's insert compiler:
-writebatch.insert_rows), one UPDATE each for the changed conversations and
+events, one UPDATE each for the changed conversations and
 identities, one upsert per rollup cell, and one allocation of event sequence
 numbers. The per-item logic itself (counters, status,
 sentiment, priority, the SLA clock, routing, the away reply) is the one-at-a-time
@@ -370,7 +369,8 @@ class _Batch:
             )
             assert opener.identity is not None  # noqa: S101 - set just above
             conversation.contact = opener.identity.contact
-        writebatch.insert_rows(self.new_conversations)
+        if self.new_conversations:
+            Conversation.objects.bulk_create(self.new_conversations)
 
     def _apply(self) -> None:
         tenant_id = self.tenant.pk
@@ -403,7 +403,7 @@ class _Batch:
             assert slot.message is not None  # noqa: S101 - set by _apply_one
             slot.message.seq = first_seq + 2 * number
             messages.append(slot.message)
-        writebatch.insert_rows(messages)
+        Message.objects.bulk_create(messages)
         self._save_rows(dirty, identity_fields)
         for dims_items, inbound in cells.items():
             rollups.upsert_rollup(dict(dims_items), {"inbound": inbound})

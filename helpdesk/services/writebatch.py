@@ -22,8 +22,6 @@ from typing import Any
 
 from django.db import IntegrityError, connection, models, transaction
 
-from tenants.base import TenantManager, _require_tenant_id, stamp_tenant
-
 Statement = tuple[str, list[Any]]
 
 _active: ContextVar["WriteBatch | None"] = ContextVar("write_batch", default=None)
@@ -52,7 +50,11 @@ class WriteBatch:
             for f in model._meta.concrete_fields
             if not (f.primary_key and rows[0].pk is None)
         ]
-        values = _insert_values(rows, fields)
+        values: list[Any] = []
+        for row in rows:
+            for f in fields:
+                value = f.pre_save(row, add=True)
+                values.append(f.get_db_prep_save(value, connection))
         one = "(" + ", ".join(["%s"] * len(fields)) + ")"
         quote = connection.ops.quote_name
         head = (
@@ -101,84 +103,6 @@ class WriteBatch:
             statements.extend(finish())
         self.statements, self.finishers, self.data = [], {}, {}
         execute(statements)
-
-
-def insert_rows(rows: Sequence[models.Model]) -> None:
-    """INSERT unsaved rows of one model (no pk set) now, in one statement, and
-    set their pks: `bulk_create` without Django's insert compiler, whose work
-    per row and field was most of an ingest batch's message insert. The rows
-    must carry their tenant (tenant-owned models; RLS checks it)."""
-    if not rows:
-        return
-    model = type(rows[0])
-    meta = model._meta
-    if isinstance(model._default_manager, TenantManager):
-        tenant_id = _require_tenant_id()  # as TenantQuerySet.bulk_create stamps
-        for row in rows:
-            stamp_tenant(row, tenant_id)
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    values = _insert_values(rows, fields)
-    quote = connection.ops.quote_name
-    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} "
-            f"({', '.join(quote(str(f.column)) for f in fields)}) "
-            f"VALUES {', '.join([one] * len(rows))} "
-            f"RETURNING {quote(str(meta.pk.column))}",
-            values,
-        )
-        # PostgreSQL returns the rows of INSERT ... VALUES in their order (as
-        # bulk_create relies on too).
-        returned = cursor.fetchall()
-    for row, (pk,) in zip(rows, returned, strict=True):
-        row.pk = pk
-        row._state.adding = False
-        row._state.db = connection.alias
-
-
-# Field classes whose database value is the Python value itself when it has one
-# of these exact types (what `get_db_prep_save` would return unchanged).
-_PLAIN: dict[type[models.Field[Any, Any]], tuple[type, ...]] = {
-    models.CharField: (str,),
-    models.TextField: (str,),
-    models.BooleanField: (bool,),
-    models.SmallIntegerField: (int,),
-    models.PositiveSmallIntegerField: (int,),
-    models.IntegerField: (int,),
-    models.PositiveIntegerField: (int,),
-    models.BigIntegerField: (int,),
-    models.FloatField: (float,),
-}
-
-
-def _plain_types(field: models.Field[Any, Any]) -> tuple[type, ...]:
-    """The value types `field` passes through unchanged, () when none is sure
-    (auto_now fields, JSON, UUIDs, dates: they go through Django)."""
-    if isinstance(field, models.ForeignKey):
-        integer = isinstance(field.target_field, models.IntegerField)
-        return (int,) if integer else ()
-    return _PLAIN.get(type(field), ())
-
-
-def _insert_values(
-    rows: Sequence[models.Model], fields: Sequence[models.Field[Any, Any]]
-) -> list[Any]:
-    """The rows' values of `fields`, flat, as `bulk_create` would send them."""
-    plan = [(f, f.attname, _plain_types(f)) for f in fields]
-    values: list[Any] = []
-    append = values.append
-    for row in rows:
-        for f, attname, plain in plan:
-            value = row.__dict__.get(attname, _MISSING)
-            if plain and (value is None or type(value) in plain):
-                append(value)
-            else:
-                append(f.get_db_prep_save(f.pre_save(row, add=True), connection))
-    return values
-
-
-_MISSING = object()
 
 
 def execute(statements: Sequence[Statement]) -> None:
