@@ -97,7 +97,7 @@ def record_inbound_message(
     records history without one (the demo's seeded inbox).
     """
     if connection.vendor == "postgresql":
-        return link_to_incidents(_record_pg(account, item, origin, away_reply))
+        return _record_pg(account, item, origin, away_reply)
     try:
         return link_to_incidents(_record(account, item, origin, away_reply))
     except IntegrityError:
@@ -132,13 +132,17 @@ def link_to_incidents(result: InboundResult) -> InboundResult:
     transaction keeps its statements."""
     conversation = result.conversation
     if result.opened and incident_rules_open(conversation.tenant_id):
-        enqueue_task_on_commit(
-            "incidents.link_new_conversations",
-            conversation.tenant_id,
-            [conversation.pk],
-            swept_by="incidents.sweep_updates",
-        )
+        _link_new_conversation(conversation)
     return result
+
+
+def _link_new_conversation(conversation: Conversation) -> None:
+    enqueue_task_on_commit(
+        "incidents.link_new_conversations",
+        conversation.tenant_id,
+        [conversation.pk],
+        swept_by="incidents.sweep_updates",
+    )
 
 
 @transaction.atomic
@@ -197,6 +201,13 @@ def _record_pg(
     (ON CONFLICT DO NOTHING on its unique key), so when a concurrent worker
     recorded the same item, nothing of this attempt but the author's identity
     (the same one) and two unused sequence numbers was written.
+
+    The sequences are allocated as late as they can be: the tenant's counter row
+    stays locked from then to the commit, so every other write of the tenant
+    waits for that span. Whatever does not need them (the identity's refresh, the
+    conversation's counters, SLA clock, rollup and routing, the incident-rule
+    check) is worked out before, held in the write batch, and dropped unwritten
+    when the message turns out to be a replay.
     """
     tenant: Tenant = account.tenant
     duplicate, identity = _lookup_pg(tenant.pk, item)
@@ -208,51 +219,82 @@ def _record_pg(
     conversation.brand = account.brand
     conversation.social_account = account
     message = customer_message(tenant, conversation, account, identity, item)
-    if not writebatch.insert_with_sequences(message, events=2, dedupe=True):
+    # A caller's batch cannot be taken back: then the message (and sequences) first.
+    inserted = writebatch.current() is not None
+    if inserted and not writebatch.insert_with_sequences(
+        message, events=2, dedupe=True
+    ):
         return _replay(item)
-    seq = message.seq
-    assert seq is not None  # noqa: S101 - set by the insert
-    with writebatch.write_batch() as batch:
-        refreshed = _refresh(identity, item.author)
-        batch.update(identity, refreshed)
-        changed = _apply_customer_message(
-            conversation, account.brand, identity, item, opened=opened, save=False
-        )
-        rollups.count_inbound(conversation, message)
-        changed.update(route_inbound(conversation, opened=opened))
-        if opened:
-            batch.insert([conversation])
-        else:
-            batch.update(conversation, list(changed))
-        events.emit_many(
-            tenant.pk,
-            [
-                (
-                    "message.created",
-                    {
-                        "conversation_id": conversation.pk,
-                        "brand_id": conversation.brand_id,
-                        "message_id": message.pk,
-                        "changed": {"direction": "in", "visibility": item.visibility},
-                    },
-                ),
-                (
-                    "conversation.created" if opened else "conversation.updated",
-                    {
-                        "conversation_id": conversation.pk,
-                        "brand_id": conversation.brand_id,
-                        "changed": sla.jsonable(changed),
-                    },
-                ),
-            ],
-            first_seq=seq,
-            known=[message, conversation],
-            store=batch.insert,
-        )
+    try:
+        with writebatch.write_batch() as batch:
+            refreshed = _refresh(identity, item.author)
+            batch.update(identity, refreshed)
+            changed = _apply_customer_message(
+                conversation, account.brand, identity, item, opened=opened, save=False
+            )
+            rollups.count_inbound(conversation, message)
+            changed.update(route_inbound(conversation, opened=opened))
+            if opened:
+                batch.insert([conversation])
+            else:
+                batch.update(conversation, list(changed))
+            link = opened and incident_rules_open(tenant.pk)
+            if not inserted and not writebatch.insert_with_sequences(
+                message, events=2, dedupe=True
+            ):
+                raise _Replayed  # leaves the batch unwritten
+            _emit_recorded(tenant.pk, message, conversation, item, changed, opened)
+    except _Replayed:
+        return _replay(item)
     conversation._state.adding = False
     if away_reply:
         queue_away_reply(conversation, item=item, author=identity)
+    if link:
+        _link_new_conversation(conversation)
     return InboundResult(message, conversation, created=True, opened=opened)
+
+
+class _Replayed(Exception):
+    """The item's message was recorded by another worker meanwhile."""
+
+
+def _emit_recorded(
+    tenant_id: int,
+    message: Message,
+    conversation: Conversation,
+    item: InboundItem,
+    changed: dict[str, object],
+    opened: bool,
+) -> None:
+    """message.created and conversation.created/updated, with the message's two
+    sequences, stored with the active write batch."""
+    batch = writebatch.current()
+    assert batch is not None  # noqa: S101 - called inside write_batch()
+    events.emit_many(
+        tenant_id,
+        [
+            (
+                "message.created",
+                {
+                    "conversation_id": conversation.pk,
+                    "brand_id": conversation.brand_id,
+                    "message_id": message.pk,
+                    "changed": {"direction": "in", "visibility": item.visibility},
+                },
+            ),
+            (
+                "conversation.created" if opened else "conversation.updated",
+                {
+                    "conversation_id": conversation.pk,
+                    "brand_id": conversation.brand_id,
+                    "changed": sla.jsonable(changed),
+                },
+            ),
+        ],
+        first_seq=message.seq,
+        known=[message, conversation],
+        store=batch.insert,
+    )
 
 
 def _replay(item: InboundItem) -> InboundResult:
