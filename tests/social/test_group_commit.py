@@ -242,3 +242,29 @@ def test_a_group_is_published_as_what_apply_async_sends_for_its_ids() -> None:
     assert len(published) == 2
     assert published[1] == published[0]
     assert published[1]["body"][0] == (41, 42, 43)
+
+
+def test_while_deliveries_wait_committed_ids_are_published_in_whole_messages() -> None:
+    committer = group_commit.GroupCommit()
+    loop = asyncio.new_event_loop()
+    try:
+        waiting = group_commit._Waiting(_delivery("next"), loop, loop.create_future())
+    finally:
+        loop.close()
+    committer._due = list(range(1, 151))
+    committer._waiting.put(waiting)  # the next group is already there
+
+    committer._release_due()
+
+    slice_ = group_commit.PUBLISH_SLICE
+    assert committer._publish.get_nowait() == list(range(1, 2 * slice_ + 1))
+    assert committer._publish.empty()
+    assert committer._due == list(range(2 * slice_ + 1, 151))
+
+    committer._waiting.get_nowait()  # nothing waits now: the rest goes at once
+    committer._release_due()
+
+    assert committer._publish.get_nowait() == list(range(2 * slice_ + 1, 151))
+    assert committer._due == []
+    committer._release_due()
+    assert committer._publish.empty()
