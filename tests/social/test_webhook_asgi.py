@@ -145,3 +145,32 @@ def test_everything_else_reaches_django() -> None:
         ("POST", "/api/v1/t/acme/conversations/"),
         ("POST", "/hooks/sandbox/extra/"),
     ]
+
+
+def test_json_that_only_pythons_reader_takes_is_as_valid_as_before(
+    routed: SocialAccount,
+) -> None:
+    """The validity check reads with orjson first; what orjson refuses and
+    json.loads reads (NaN, a lone surrogate escape, a UTF-16 body) stays valid."""
+    nan = json.dumps({**post_event("100"), "score": float("nan")}).encode()
+    surrogate = json.dumps({**post_event("100"), "note": "\ud800"}).encode()
+    utf16 = json.dumps(post_event("100")).encode("utf-16")
+    answers = [
+        call("POST", "/hooks/sandbox/", *with_signature(body))
+        for body in (nan, surrogate, utf16)
+    ]
+
+    assert [(a.status_code, a.json()) for a in answers] == [
+        (200, {"status": "accepted"})
+    ] * 3
+    events = WebhookEvent.objects.order_by("pk")
+    assert [(bytes(e.body), e.status, e.error) for e in events] == [
+        (body, "processed", "") for body in (nan, surrogate, utf16)
+    ]
+
+
+def with_signature(body: bytes) -> tuple[bytes, dict[str, str]]:
+    return body, {
+        "Content-Type": "application/json",
+        "X-Sandbox-Signature": sign(body, SECRET),
+    }
