@@ -48,8 +48,7 @@ def fixed_window_wait(
     (an eviction, a flush) is counted afresh once, then the limit fails open.
     """
     now = time.time() if now is None else now
-    digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
-    key = f"{scope}:rl:{digest}:{int(now // window)}"
+    key = _window_key(scope, ident, window, now)
     try:
         used = _count(key, window)
     except CACHE_ERRORS as error:
@@ -63,11 +62,46 @@ def fixed_window_wait(
     return None
 
 
-def _count(key: str, window: int) -> int | None:
+def fixed_window_take(
+    scope: str,
+    ident: str,
+    *,
+    count: int,
+    limit: int,
+    window: int = 60,
+    now: float | None = None,
+) -> int:
+    """Take up to `count` requests of `ident` in the current window at once, with
+    one counter update (a delivery batch's calls through one account). Returns how
+    many were taken, 0 to `count`; the others wait for a later window
+    (`fixed_window_wait`, one each). Counted as `count` calls of
+    `fixed_window_wait`: a window taken past its limit stays used up. Fails open
+    like it (all taken, with a warning)."""
+    if count <= 0:
+        return 0
+    now = time.time() if now is None else now
+    key = _window_key(scope, ident, window, now)
+    try:
+        used = _count(key, window, count)
+    except CACHE_ERRORS as error:
+        logger.warning("%s rate limit not applied, cache unavailable: %r", scope, error)
+        return count
+    if used is None:
+        logger.warning("%s rate limit not applied, its counter vanished", scope)
+        return count
+    return max(0, min(count, limit - (used - count)))
+
+
+def _window_key(scope: str, ident: str, window: int, now: float) -> str:
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
+    return f"{scope}:rl:{digest}:{int(now // window)}"
+
+
+def _count(key: str, window: int, delta: int = 1) -> int | None:
     for _ in range(2):
         cache.add(key, 0, timeout=window + 10)
         try:
-            return int(cache.incr(key))
+            return int(cache.incr(key, delta))
         except ValueError:
             continue  # the key vanished after add: count afresh
     return None
