@@ -21,8 +21,6 @@ import os
 from typing import Literal
 from urllib.parse import urlsplit
 
-import pytest
-
 Role = Literal["cache", "live_broker", "browser_broker", "browser_layer", "scratch"]
 
 DEFAULT_HOST = "redis://127.0.0.1:6379"
@@ -88,10 +86,25 @@ def redis_url(role: Role) -> str:
     return f"{DEFAULT_HOST}/{WORKER_SETS['gw0'][role]}"
 
 
+def layer_prefix(url: str) -> str:
+    """The pub/sub channel layer's prefix for a stack on the Redis database `url`.
+
+    Redis pub/sub channels are not per database: without it, stacks on different
+    databases of one server (the xdist workers, engineers' runs at once) hear each
+    other's groups, which share names (the first tenant is 1 in every test
+    database). A page's socket then took a foreign event's higher sequence as
+    seen, and dropped its own workspace's next event as a replay (the spreading
+    browser test's flag that never came, 1 run in 8)."""
+    parts = urlsplit(url)
+    return f"asgi-{parts.port or 6379}-{parts.path.strip('/') or 0}"
+
+
 def offset_database(base: int, role: Role) -> int:
     """The database of `role` when REDIS_URL names database `base` of a Redis with
     DATABASES databases; a usage error when it would not exist."""
     if not 0 <= base <= HIGHEST_BASE:
+        import pytest  # here: the live servers import this module too
+
         raise pytest.UsageError(
             f"REDIS_URL names database {base}: the test roles sit at offsets up to "
             f"+{max(OFFSETS.values())} on a Redis of {DATABASES} databases, so its "

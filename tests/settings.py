@@ -7,7 +7,7 @@ tests/redis_dbs.py).
 
 import os
 
-from tests.redis_dbs import redis_url, test_worker
+from tests.redis_dbs import layer_prefix, redis_url, test_worker
 
 _worker = test_worker()
 _db_name = f"earshot_test{('_' + _worker) if _worker else ''}"
@@ -55,7 +55,10 @@ if not CELERY_TASK_ALWAYS_EAGER:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
+            "CONFIG": {
+                "hosts": [os.environ["REDIS_URL"]],
+                "prefix": layer_prefix(os.environ["REDIS_URL"]),
+            },
         }
     }
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -1,6 +1,14 @@
 """The Redis databases of a test process (tests/redis_dbs.py) on a 64-database Redis."""
 
+import asyncio
+import contextlib
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
 import pytest
+from asgiref.sync import async_to_sync
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from tests import redis_dbs
 
@@ -45,3 +53,42 @@ def test_the_default_redis_keeps_the_worker_sets(
     assert roles_of(monkeypatch, "redis://127.0.0.1:6379/3")["scratch"] == (
         "redis://127.0.0.1:6379/9"
     )
+
+
+# A group of this test's own: a real one (inbox.t1) would reach the running stacks
+# of other test processes that still use the default prefix.
+GROUP = f"probe.{uuid.uuid4().hex}"
+
+
+def hears(sender: str, receiver: str, *, prefixed: bool) -> list[Any]:
+    """What a pub/sub channel layer on `receiver` hears of a group message sent
+    by one on `sender` (two Redis databases of one server)."""
+
+    def layer(url: str) -> RedisPubSubChannelLayer:
+        prefix = {"prefix": redis_dbs.layer_prefix(url)} if prefixed else {}
+        return RedisPubSubChannelLayer(hosts=[url], **prefix)
+
+    async def scenario() -> list[Any]:
+        sending, listening = layer(sender), layer(receiver)
+        channel = await listening.new_channel()
+        await listening.group_add(GROUP, channel)
+        await sending.group_send(GROUP, {"type": "event.message", "seq": 500})
+        heard = []
+        with contextlib.suppress(TimeoutError):
+            heard.append(await asyncio.wait_for(listening.receive(channel), 1.0))
+        await listening.flush()
+        await sending.flush()
+        return heard
+
+    return async_to_sync(scenario)()
+
+
+def test_stacks_on_two_databases_do_not_hear_each_others_groups() -> None:
+    ours = redis_dbs.redis_url("cache")
+    parts = urlsplit(ours)
+    other = f"redis://{parts.netloc}/{int(parts.path.strip('/') or 0) + 1}"
+    assert redis_dbs.layer_prefix(ours) != redis_dbs.layer_prefix(other)
+    # Pub/sub ignores the database: without the prefix the other stack hears it.
+    assert hears(other, ours, prefixed=False) == [{"type": "event.message", "seq": 500}]
+    assert hears(other, ours, prefixed=True) == []
+    assert hears(ours, ours, prefixed=True) == [{"type": "event.message", "seq": 500}]

@@ -17,7 +17,7 @@ from pathlib import Path
 import redis
 
 from tests.helpdesk.live import free_port, uvicorn_command, worker_subprocess
-from tests.redis_dbs import redis_url
+from tests.redis_dbs import layer_prefix, redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -31,7 +31,7 @@ REDIS_URL = redis_url("browser_layer")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": layer_prefix(REDIS_URL)},
     }
 }
 

@@ -26,7 +26,7 @@ from django.test import override_settings
 from helpdesk.celery import app as celery_app
 from tenants.models import User
 from tests.conftest import login
-from tests.redis_dbs import redis_url
+from tests.redis_dbs import layer_prefix, redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_LAYER_URL = redis_url("cache")
@@ -34,7 +34,7 @@ BROKER_URL = redis_url("live_broker")
 REDIS_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_LAYER_URL]},
+        "CONFIG": {"hosts": [REDIS_LAYER_URL], "prefix": layer_prefix(REDIS_LAYER_URL)},
     }
 }
 ORIGIN = b"http://testserver"

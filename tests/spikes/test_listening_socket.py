@@ -3,7 +3,6 @@ hears the workspace's events and its heartbeats still check the membership, but 
 never marks the agent online, nor offline when it closes (helpdesk/consumers.py).
 Presence is for agents working the inbox."""
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,12 +31,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def live_stack() -> Iterator[None]:
-    # Redis pub/sub channels are not per database: a prefix of this process's own
-    # keeps other test runs' events (the same group names) out of these sockets.
-    layer = REDIS_LAYERS["default"]
-    config = {**layer["CONFIG"], "prefix": f"asgi-{os.getpid()}"}  # type: ignore[dict-item]
-    layers = {"default": {**layer, "CONFIG": config}}
-    with override_settings(CHANNEL_LAYERS=layers):
+    with override_settings(CHANNEL_LAYERS=REDIS_LAYERS):
         asgi_application()
         yield
 
