@@ -10,8 +10,9 @@ shape of data:
 Events are pushed on commit over channels-redis pub/sub. Every item has its own
 text, so each is read for language and sentiment (until 2026-12-06 all 2,000 had
 one text and the reading came from its cache). Budget (DESIGN.md section 6):
->= 1,000 events/s per worker process. Prints the statements per batch and the
-load average.
+>= 1,000 events/s per worker process, counted over the worker's calls (the
+benchmark's bookkeeping between batches is printed apart). Prints the statements
+per batch and the load average.
 """
 
 import json
@@ -173,7 +174,7 @@ def test_ingest_throughput_batched_against_one_at_a_time() -> None:
     with override_settings(CHANNEL_LAYERS=REDIS_LAYERS):
         one_at_a_time(store_events("warm", 50))
         single_ids = store_events("one")
-        single_wall, single = run_timed(lambda: one_at_a_time(single_ids))
+        single = one_at_a_time(single_ids)
         batch_ids = store_events("batch")
         statements: list[int] = []
         batch_wall, per_batch = run_timed(lambda: batched(batch_ids, statements))
@@ -197,12 +198,17 @@ def test_ingest_throughput_batched_against_one_at_a_time() -> None:
             f"{min(statements)}..{max(statements)}, mean "
             f"{sum(statements) / len(statements):.1f} for {len(statements)} batches "
             f"({sum(statements) / ITEMS:.2f} per item)",
+            # The items/s below count the worker's calls only: between batches
+            # the benchmark reads which events are done (a scan of the events
+            # on these unanalyzed tables), which no worker does.
+            f"batched, wall clock with the benchmark's own bookkeeping: "
+            f"{ITEMS / batch_wall:.1f} items/s",
             f"load average after the run: {os.getloadavg()[0]:.2f}",
         ],
         [
             Figure(
                 "one at a time: items/s",
-                ITEMS / single_wall,
+                ITEMS / sum(single),
                 "/s",
                 TARGET_PER_SECOND,
                 higher_is_better=True,
@@ -210,12 +216,12 @@ def test_ingest_throughput_batched_against_one_at_a_time() -> None:
             *latency_figures("one at a time: per item", single),
             Figure(
                 "batched: items/s",
-                ITEMS / batch_wall,
+                ITEMS / sum(per_batch),
                 "/s",
                 TARGET_PER_SECOND,
                 higher_is_better=True,
             ),
-            Figure("batched / one at a time", single_wall / batch_wall, "x"),
+            Figure("batched / one at a time", sum(single) / sum(per_batch), "x"),
             *latency_figures(f"batched: per batch of {BATCH}", per_batch),
         ],
     )
