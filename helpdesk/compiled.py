@@ -19,8 +19,19 @@ tenant open in the ContextVar the fail-closed managers read, so every run
 carries its own `tenant_id = <id>` filter, and a run with no tenant open raises
 TenantContextMissing as the manager would. RLS is unchanged: the statement is
 the same text, run in the caller's transaction and tenant context.
+
+The rows' instances are made as `Model.from_db` makes them, without going
+through `Model.__init__` (`_fast_klass_info`): for a model that keeps Django's
+`__init__` and `from_db` and whose field attributes are plain (no setter but
+the foreign keys', which only stores the value on a new instance) and no
+`pre_init`/`post_init` receiver, the instance is its `_state` (not adding, the
+database, the fetch mode) and the selected columns' values in its `__dict__`
+(deferred ones absent): what `__init__` leaves. Anything else takes `from_db`.
+The inbox page's 26 rows with their brand, account and assignee: 2.70 -> 2.08 ms
+of CPU (same process, alternating); with the list's columns only, 1.52 ms.
 """
 
+import inspect
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -30,7 +41,10 @@ from typing import Any, cast
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet
+from django.db.models.base import ModelState
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.query import ModelIterable
+from django.db.models.signals import post_init, pre_init
 
 from tenants.base import _require_tenant_id
 from tenants.context import _current_tenant_id
@@ -42,10 +56,97 @@ _KINDS: dict[type, Callable[[int, int], Any]] = {
 }
 
 
+def _plain(model: type[Model]) -> bool:
+    """Whether `Model.__init__` would only store the column values (see the
+    module's docstring); receivers are checked per run."""
+    if model.__init__ is not Model.__init__:
+        return False
+    if model.from_db.__func__ is not Model.from_db.__func__:  # type: ignore[attr-defined]
+        return False
+    for field in model._meta.concrete_fields:
+        attribute = inspect.getattr_static(model, field.attname, None)
+        if hasattr(type(attribute), "__set__") and not isinstance(
+            attribute, ForeignKeyDeferredAttribute
+        ):
+            return False
+    return True
+
+
+def _fast_model(model: type[Model]) -> Any:
+    """A stand-in for `model` in a klass_info: its `from_db` makes the instance
+    without `__init__` when every column is given, and is `model.from_db`
+    otherwise."""
+    attnames = [field.attname for field in model._meta.concrete_fields]
+    count = len(attnames)
+    subsets: dict[tuple[str, ...], list[str]] = {}
+    new = object.__new__
+
+    def from_db(
+        cls: Any,
+        db: str,
+        field_names: list[str],
+        values: Sequence[Any],
+        *,
+        fetch_mode: Any = None,
+    ) -> Model:
+        if len(values) != count:
+            # Some columns deferred: from_db gives the values to the model's
+            # fields in their order, for those named.
+            names = subsets.get(tuple(field_names))
+            if names is None:
+                named = set(field_names)
+                names = [name for name in attnames if name in named]
+                if len(names) != len(values):
+                    return model.from_db(db, field_names, values, fetch_mode=fetch_mode)
+                subsets[tuple(field_names)] = names
+        else:
+            names = attnames
+        instance = new(model)
+        state = ModelState()
+        state.adding = False
+        state.db = db
+        if fetch_mode is not None:
+            state.fetch_mode = fetch_mode
+        stored = instance.__dict__
+        stored["_state"] = state
+        stored.update(zip(names, values, strict=True))
+        return instance
+
+    return type(
+        f"Fast{model.__name__}",
+        (),
+        {"_meta": model._meta, "from_db": classmethod(from_db)},
+    )
+
+
+def _fast_klass_info(info: dict[str, Any]) -> dict[str, Any] | None:
+    """The compiler's klass_info with fast stand-ins for its models, or None
+    when one of them is not plain."""
+    if not _plain(info["model"]):
+        return None
+    related = []
+    for child in info.get("related_klass_infos", []):
+        fast = _fast_klass_info(child)
+        if fast is None:
+            return None
+        related.append(fast)
+    copied = {**info, "model": _fast_model(info["model"])}
+    if "related_klass_infos" in info:
+        copied["related_klass_infos"] = related
+    return copied
+
+
 class _Compiled:
     """One connection's compiled shape: the compiler and where the values go."""
 
-    __slots__ = ("compiler", "converters", "positions", "sql", "template")
+    __slots__ = (
+        "compiler",
+        "converters",
+        "fast_klass_info",
+        "positions",
+        "sql",
+        "template",
+    )
 
     def __init__(
         self,
@@ -60,6 +161,7 @@ class _Compiled:
         self.positions = positions
         fields = [column[0] for column in compiler.select[0 : compiler.col_count]]
         self.converters: dict[int, Any] = compiler.get_converters(fields)
+        self.fast_klass_info = _fast_klass_info(compiler.klass_info)
 
 
 class _Query:
@@ -164,7 +266,10 @@ class CompiledQuery[M: Model]:
                 raise TypeError(f"expected {kind.__name__}, got {value!r}")
             for place in places:
                 params[place] = value
-        compiler = _Bound(compiled, params)
+        klass_info = compiled.fast_klass_info
+        if klass_info is None or pre_init.receivers or post_init.receivers:
+            klass_info = compiled.compiler.klass_info
+        compiler = _Bound(compiled, params, klass_info)
         # ModelIterable or a subclass (helpdesk.lookups' attaching one).
         iterable: Any = self._queryset._iterable_class
         rows: list[M] = list(iterable(cast(Any, _Source(self._queryset, compiler))))
@@ -178,11 +283,14 @@ class CompiledQuery[M: Model]:
 class _Bound:
     """The compiled compiler with one call's parameters (read-only delegation)."""
 
-    __slots__ = ("_compiled", "_params")
+    __slots__ = ("_compiled", "_params", "klass_info")
 
-    def __init__(self, compiled: _Compiled, params: list[Any]) -> None:
+    def __init__(
+        self, compiled: _Compiled, params: list[Any], klass_info: dict[str, Any]
+    ) -> None:
         self._compiled = compiled
         self._params = params
+        self.klass_info = klass_info
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._compiled.compiler, name)

@@ -58,7 +58,7 @@ def _stand_in(role: str) -> Membership:
 def _shape(key: tuple[Any, ...]) -> CompiledQuery[Conversation] | None:
     if key in _SHAPES:
         return _SHAPES[key]
-    names, status, unassigned, size, role = key
+    names, status, unassigned, size, role, columns = key
 
     def build(*values: Any) -> Any:
         filters = dict(zip(names, values[:-1], strict=True))
@@ -66,6 +66,8 @@ def _shape(key: tuple[Any, ...]) -> CompiledQuery[Conversation] | None:
         queryset = inbox_conversations(
             _stand_in(role), status=status, unassigned=unassigned, now=now, **filters
         )
+        if columns is not None:
+            queryset = queryset.only(*columns)
         return with_queue_order(queryset, now)[: size + 1]
 
     compiled = CompiledQuery(
@@ -81,10 +83,12 @@ def first_page(
     filters: Mapping[str, Any],
     size: int,
     now: datetime,
+    columns: tuple[str, ...] | None = None,
 ) -> list[Conversation] | None:
     """The first `size + 1` rows of `inbox_conversations(membership, **filters)`
-    in queue order at `now`, as `inbox_page` reads them for a first page; None
-    when this shape is not compiled (the caller builds the queryset)."""
+    in queue order at `now`, as `inbox_page` reads them for a first page (with
+    `columns`: `.only(*columns)` of it); None when this shape is not compiled
+    (the caller builds the queryset)."""
     given = {
         name: value
         for name, value in filters.items()
@@ -95,7 +99,7 @@ def first_page(
     names = tuple(sorted(given))
     status = filters.get("status", _DEFAULTS["status"])
     unassigned = bool(filters.get("unassigned", False))
-    key = (names, status, unassigned, size, membership.role)
+    key = (names, status, unassigned, size, membership.role, columns)
     compiled = _shape(key)
     if compiled is None:
         return None
@@ -109,14 +113,26 @@ def first_page(
 
 
 def read_inbox_page(
-    membership: Membership, *, request: Request, size: int, **filters: Any
+    membership: Membership,
+    *,
+    request: Request,
+    size: int,
+    columns: tuple[str, ...] | None = None,
+    **filters: Any,
 ) -> tuple[list[Conversation], str | None]:
     """`inbox_page(inbox_conversations(membership, **filters), request, size=size)`:
     a first page in a compiled shape when there is one, any other the ordinary
-    way. The same rows and next URL either way."""
+    way. The same rows and next URL either way. With `columns`, the rows load only
+    those (`QuerySet.only`; related ones as `brand__name`): the page's reader says
+    what it reads, and any other column would cost a query per row."""
     if not request.query_params.get("cursor"):
         now = timezone.now()
-        rows = first_page(membership, filters=filters, size=size, now=now)
+        rows = first_page(
+            membership, filters=filters, size=size, now=now, columns=columns
+        )
         if rows is not None:
             return page_of(rows, request, now=now, size=size)
-    return inbox_page(inbox_conversations(membership, **filters), request, size=size)
+    queryset = inbox_conversations(membership, **filters)
+    if columns is not None:
+        queryset = queryset.only(*columns)
+    return inbox_page(queryset, request, size=size)
