@@ -20,7 +20,7 @@ from helpdesk.access import (
     access_conversation_read,
     access_message,
 )
-from helpdesk.api_output import output, outputs
+from helpdesk.api_output import output, outputs, validated_input
 from helpdesk.inbox_compiled import read_inbox_page
 from helpdesk.language import LANGUAGES
 from helpdesk.models import Conversation, Message, NoReplyReason, Note
@@ -200,6 +200,29 @@ class NoteOutput(serializers.ModelSerializer[Note]):
         fields: ClassVar[list[str]] = ["id", "conversation_id", "author", "text"]
 
 
+# What the list's rows load (the rest is deferred): ConversationOutput's fields,
+# what sla_state and the next page's cursor read (helpdesk.pagination), the tenant
+# (helpdesk.lookups attaches the contact with it), the brand's name and reply
+# limit, the account's key and the assignee's public name. Reading any other
+# column would cost a query per row (tests/helpdesk/test_read_path.py counts them).
+LIST_COLUMNS = (
+    *(
+        name
+        for name in ConversationOutput.Meta.fields
+        if name
+        not in ("brand", "account_id", "public_reply_limit", "tags", "sla_state")
+    ),
+    "tenant_id",
+    "sla_run_started_at",
+    "brand__name",
+    "brand__public_reply_limit",
+    "social_account__id",
+    "assignee__display_name",
+    "assignee__first_name",
+    "assignee__email",
+)
+
+
 def _conversation_data(conversations: list[Conversation], *, many: bool = True) -> Any:
     # Rows read through helpdesk.selectors.conversation_rows carry their tag names.
     missing = [c.pk for c in conversations if not hasattr(c, "tag_names")]
@@ -250,15 +273,14 @@ class ConversationListApi(TenantScopedApi):
         ),
     )
     def get(self, request: Request) -> Response:
-        filters = self.ConversationFilter(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        data = filters.validated_data
+        data = validated_input(self.ConversationFilter, request.query_params)
         chosen = data.get("status", Conversation.Status.OPEN)
         assignee = data.get("assignee")
         rows, next_url = read_inbox_page(
             self.membership,
             request=request,
             size=page_size(request),
+            columns=LIST_COLUMNS,
             status=None if chosen == "all" else chosen,
             brand_id=data.get("brand"),
             account_id=data.get("account"),
@@ -360,9 +382,8 @@ class ConversationDetailApi(TenantScopedApi):
 
     @extend_schema(parameters=[DetailInput], responses=ConversationThreadOutput)
     def get(self, request: Request, conversation_id: int) -> Response:
-        query = self.DetailInput(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        include = query.validated_data.get("include", set())
+        query = validated_input(self.DetailInput, request.query_params)
+        include = query.get("include", set())
         conversation = access_conversation_read(self.membership, conversation_id)
         data = _conversation_data([conversation], many=False)
         if "messages" in include:
@@ -421,9 +442,7 @@ class MessageListApi(TenantScopedApi):
     @extend_schema(request=ReplyCreateInput, responses={201: MessageOutput})
     def post(self, request: Request, conversation_id: int) -> Response:
         conversation = access_conversation(self.membership, conversation_id)
-        payload = self.ReplyCreateInput(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
+        data = validated_input(self.ReplyCreateInput, request.data)
         outcome = post_reply(
             conversation,
             membership=self.membership,

@@ -302,3 +302,42 @@ def test_the_list_rows_take_the_planned_steps_not_drfs_loop(
         monkeypatch.setattr(serializer, "to_representation", refuse)
         zone = timezone.get_current_timezone()
         assert [plan.row(row, zone) for row in rows] == expected
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("query", ["status=all", "status=open&assignee=me"])
+def test_the_list_with_its_columns_answers_as_with_whole_rows(
+    tenant: Tenant,
+    owner: User,
+    varied: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    query: str,
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from helpdesk import api
+    from tests.api_clients import base, token_client
+
+    client = token_client(tenant, owner, "read")
+
+    def pages() -> tuple[list[Any], list[int]]:
+        url: str | None = f"{base(tenant)}/conversations/?{query}&page_size=2"
+        results: list[Any] = []
+        statements: list[int] = []
+        while url:
+            with CaptureQueriesContext(connection) as seen:
+                response = client.get(url)
+            assert response.status_code == 200
+            statements.append(len(seen.captured_queries))
+            results.extend(response.json()["results"])
+            url = response.json()["next"]
+        return results, statements
+
+    lean = pages()
+    monkeypatch.setattr(api, "LIST_COLUMNS", None)
+    whole = pages()
+
+    assert lean == whole
+    assert lean[0]
+    assert all(count == lean[1][0] for count in lean[1])
