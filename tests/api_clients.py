@@ -1,7 +1,10 @@
 """API test clients: the browser session and bearer tokens (shared by test_*_api.py)."""
 
+from typing import Any
+
 from rest_framework.test import APIClient
 
+from social.models import SocialAccount
 from tenants.api_tokens import create_api_token
 from tenants.context import tenant_context
 from tenants.models import Tenant, User
@@ -24,6 +27,26 @@ def token_client(tenant: Tenant, user: User, scope: str = "write") -> APIClient:
 
 def base(tenant: Tenant) -> str:
     return f"/api/v1/t/{tenant.slug}"
+
+
+def push(
+    client: APIClient,
+    tenant: Tenant,
+    channel: SocialAccount,
+    n: int,
+    author: int | None = None,
+) -> Any:
+    """An API-channel push of message `n` (by customer `author`, else customer n)."""
+    who = n if author is None else author
+    return client.post(
+        f"{base(tenant)}/channels/{channel.pk}/messages/",
+        {
+            "external_id": f"m-{n}",
+            "text": f"Order {n} has not arrived yet, can you check?",
+            "author": {"id": f"cust-{who}", "name": f"Customer {who}"},
+        },
+        format="json",
+    )
 
 
 FOREIGN_CALLERS = ("outsider_session", "foreign_token")

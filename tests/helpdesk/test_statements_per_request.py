@@ -16,7 +16,7 @@ from social.api_channel import create_api_channel
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Brand, Tenant, User
-from tests.api_clients import base, token_client
+from tests.api_clients import base, push, token_client
 from tests.factories import membership_of
 from tests.statements import Statements, count_statements
 
@@ -38,18 +38,6 @@ def channel(tenant: Tenant, owner: User) -> SocialAccount:
 @pytest.fixture
 def client(tenant: Tenant, owner: User) -> APIClient:
     return token_client(tenant, owner, "admin")
-
-
-def push(client: APIClient, tenant: Tenant, channel: SocialAccount, n: int) -> Any:
-    return client.post(
-        f"{base(tenant)}/channels/{channel.pk}/messages/",
-        {
-            "external_id": f"m-{n}",
-            "text": f"Order {n} has not arrived yet, can you check?",
-            "author": {"id": f"cust-{n}", "name": f"Customer {n}"},
-        },
-        format="json",
-    )
 
 
 def measured(call: Any) -> tuple[Any, Statements]:

@@ -24,7 +24,7 @@ from social.api_channel import create_api_channel
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Brand, Tenant, User
-from tests.api_clients import base, token_client
+from tests.api_clients import base, push, token_client
 from tests.factories import membership_of
 from tests.helpdesk.webhook_support import (  # noqa: F401 - fixtures
     FakeDns,
@@ -71,20 +71,6 @@ def channel(tenant: Tenant, owner: User) -> SocialAccount:
 @pytest.fixture
 def client(tenant: Tenant, owner: User) -> APIClient:
     return token_client(tenant, owner, "admin")
-
-
-def push(
-    client: APIClient, tenant: Tenant, channel: SocialAccount, n: int, author: int
-) -> Any:
-    return client.post(
-        f"{base(tenant)}/channels/{channel.pk}/messages/",
-        {
-            "external_id": f"m-{n}",
-            "text": f"Order {n} has not arrived yet, can you check?",
-            "author": {"id": f"cust-{author}", "name": f"Customer {author}"},
-        },
-        format="json",
-    )
 
 
 def own(seen: Statements) -> list[str]:

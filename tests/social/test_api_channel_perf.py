@@ -10,7 +10,6 @@ the allocation runs only the trailing write statement before COMMIT.
 from typing import Any
 
 import pytest
-from rest_framework.test import APIClient
 
 from helpdesk.models import CareFact, Conversation, Event, Message
 from helpdesk.services import inbound
@@ -19,7 +18,7 @@ from social.api_channel import create_api_channel
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Brand, Tenant, User
-from tests.api_clients import base, token_client
+from tests.api_clients import push, token_client
 from tests.factories import membership_of
 from tests.statements import count_statements
 
@@ -38,18 +37,6 @@ def channel(tenant: Tenant, owner: User) -> SocialAccount:
         return create_api_channel(
             membership_of(tenant, owner), brand=Brand.objects.get(), name="Chat"
         )
-
-
-def push(client: APIClient, tenant: Tenant, channel: SocialAccount, n: int) -> Any:
-    return client.post(
-        f"{base(tenant)}/channels/{channel.pk}/messages/",
-        {
-            "external_id": f"m-{n}",
-            "text": f"Order {n} has not arrived yet, can you check?",
-            "author": {"id": f"cust-{n}", "name": f"Customer {n}"},
-        },
-        format="json",
-    )
 
 
 def test_the_counter_is_taken_after_the_reads_and_before_the_last_write(
