@@ -10,6 +10,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import dj_database_url
 import django_stubs_ext
@@ -323,6 +324,26 @@ else:
 
 # --- Cache, channels, Celery ------------------------------------------------------
 
+
+def channel_layer_prefix(redis_url: str) -> str:
+    """The pub/sub channel layer's prefix for a deployment on `redis_url`:
+    "asgi-db<N>" on database N, and on database 0 channels-redis's own default,
+    "asgi", so that an upgrade's old and new processes there still share groups.
+    The database is the URL's `db` query option, else its path (redis://,
+    rediss://), the order redis-py reads them in."""
+    parts = urlsplit(redis_url)
+    raw = parse_qs(parts.query).get("db", [""])[0]
+    if not raw and parts.scheme in ("redis", "rediss"):
+        raw = parts.path.strip("/")
+    try:
+        database = int(raw or 0)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"REDIS_URL must name its database by number, got {raw!r}"
+        ) from None
+    return "asgi" if database == 0 else f"asgi-db{database}"
+
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES: dict[str, dict[str, Any]] = {
@@ -336,10 +357,20 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
+    # Redis pub/sub channels belong to the server, not to a database: two
+    # deployments on one Redis server (staging on /1, production on /0) would hear
+    # each other's groups, which share names (inbox.t1 in both). The prefix keeps
+    # them apart: CHANNEL_LAYER_PREFIX, else one derived from REDIS_URL's database
+    # (channel_layer_prefix). Every process of a deployment must agree on it.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": env_str(
+                    "CHANNEL_LAYER_PREFIX", channel_layer_prefix(REDIS_URL)
+                ),
+            },
         }
     }
 else:
