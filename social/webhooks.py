@@ -18,7 +18,6 @@ from datetime import datetime
 from functools import cache, partial
 from typing import Any
 
-import orjson
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -162,14 +161,8 @@ def _delivery(
 
 
 def _check_json(body: bytes) -> None:
-    """ValueError unless `body` is JSON, as `load_json` decides. orjson reads the
-    usual delivery in a third of json's time; what it refuses (NaN, a lone
-    surrogate escape, UTF-16, integers past 64 bits, nesting past 1,024) json may
-    still read, so a refusal is load_json's to confirm, with its message."""
-    try:
-        orjson.loads(body)
-    except orjson.JSONDecodeError:
-        load_json(body)
+    """ValueError unless `body` is JSON, as `load_json` decides (orjson first)."""
+    load_json(body)
 
 
 def _storable_key(key: str) -> str:

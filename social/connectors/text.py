@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
+
 logger = logging.getLogger(__name__)
 
 # The lengths of the columns these fields are stored in (helpdesk.models:
@@ -88,8 +90,25 @@ def malformed_as_value_error(what: str) -> Iterator[None]:
         raise ValueError(f"{what}: {exc}"[:500]) from exc
 
 
+# orjson reads an integer literal outside 64 bits (19 digits or more) as a float
+# where json keeps it exact; a body with 19 digits in a row goes to json.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
+
+
 def load_json(body: bytes | str) -> Any:
-    """`body` as JSON; ValueError when it is not JSON, or nested too deep to read."""
+    """`body` as JSON; ValueError when it is not JSON, or nested too deep to read.
+
+    json.loads decides. Bytes are read by orjson first, about eight times faster
+    and the same values wherever it reads them (tests/social/test_load_json.py);
+    what orjson refuses (NaN, a lone surrogate escape, a byte order mark, UTF-16,
+    nesting past 1,024) and a body that may hold a long integer go to json, which
+    accepts or refuses it with its own message."""
+    if isinstance(body, bytes) and _LONG_NUMBER not in body.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(body)
     except RecursionError as exc:
