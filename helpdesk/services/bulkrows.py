@@ -1,19 +1,169 @@
-"""Many rows' changed fields in one UPDATE that reads them from arrays.
+"""Many rows in one statement: an INSERT of new rows and an UPDATE of changed
+fields, each reading the rows from one JSON document.
 
 Django's `bulk_update` builds one `CASE WHEN id = ... THEN ...` per row and field:
 for a batch of a few hundred rows that is most of the batch's CPU (Django resolves
-every `When` as an expression). On PostgreSQL, `update_rows` sends one array per
-column instead and joins them to the table with `unnest` (the statement's size
-and its cost in Python grow with the values only). Elsewhere it is `bulk_update`.
+every `When` as an expression). Its `bulk_create` prepares every value through its
+field and sends one array per column, which psycopg quotes element by element in
+Python. On PostgreSQL `insert_rows` and `update_rows` send the rows as one JSON
+array instead (orjson writes it; `json_populate_recordset` reads it with the
+table's own column types), when every value is of a type that JSON carries as the
+field would write it (see `_JSON_VALUES`); otherwise, and on other databases, they
+take Django's `bulk_create` and the per-column arrays (or `bulk_update`).
 Imports no helpdesk module.
 """
 
 # ruff: noqa: S608 - table and column names come from the models; values are parameters.
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
+import orjson
 from django.db import connection, models
+
+from tenants.base import _require_tenant_id, stamp_tenant
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _integer(value: object) -> bool:
+    return type(value) is int
+
+
+def _boolean(value: object) -> bool:
+    return type(value) is bool
+
+
+def _number(value: object) -> bool:
+    # NaN and infinities have no JSON form (orjson writes null).
+    return (type(value) is float and math.isfinite(value)) or type(value) is int
+
+
+def _moment(value: object) -> bool:
+    # Aware only: a naive time would be read in the session's time zone.
+    return isinstance(value, datetime) and value.tzinfo is not None
+
+
+def _uuid(value: object) -> bool:
+    return isinstance(value, UUID)
+
+
+# The fields whose values, when of these types (or None), json_populate_recordset
+# reads as the field's own preparation would write them.
+_JSON_VALUES: dict[str, Callable[[object], bool]] = {
+    "CharField": _text,
+    "TextField": _text,
+    "SlugField": _text,
+    "EmailField": _text,
+    "URLField": _text,
+    "IntegerField": _integer,
+    "BigIntegerField": _integer,
+    "SmallIntegerField": _integer,
+    "PositiveIntegerField": _integer,
+    "PositiveSmallIntegerField": _integer,
+    "PositiveBigIntegerField": _integer,
+    "BooleanField": _boolean,
+    "FloatField": _number,
+    "DateTimeField": _moment,
+    "UUIDField": _uuid,
+    "AutoField": _integer,
+    "BigAutoField": _integer,
+    "SmallAutoField": _integer,
+}
+_KEYS = ("ForeignKey", "OneToOneField", "TenantForeignKey")
+_MISSING = object()
+
+
+def _json_rows(
+    rows: Sequence[models.Model], fields: Sequence[models.Field[Any, Any]]
+) -> str | None:
+    """`rows`' values of `fields` as a JSON array of objects keyed by column, or
+    None when a value (or a field) is not one JSON carries exactly."""
+    checks: list[Callable[[object], bool]] = []
+    for f in fields:
+        kind = f.get_internal_type()
+        if kind in _KEYS:
+            target = f.target_field.get_internal_type()  # type: ignore[attr-defined]
+            kind = target
+        check = _JSON_VALUES.get(kind)
+        if check is None or getattr(f, "auto_now", False):
+            return None
+        checks.append(check)
+    columns = [
+        (str(f.column), f.attname, check)
+        for f, check in zip(fields, checks, strict=True)
+    ]
+    records = []
+    for row in rows:
+        stored = row.__dict__
+        record = {}
+        for column, attname, check in columns:
+            value = stored.get(attname, _MISSING)
+            if value is _MISSING or (value is not None and not check(value)):
+                return None
+            record[column] = value
+        records.append(record)
+    try:
+        return orjson.dumps(records).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+
+
+def insert_rows[M: models.Model](rows: Sequence[M]) -> list[M]:
+    """INSERT `rows` (new instances of one model) as `bulk_create(rows)` does: a
+    tenant-owned model's rows are stamped with the open tenant, each row gets its
+    primary key and is saved (no signals, no `save()`). One statement."""
+    if not rows:
+        return list(rows)
+    model = type(rows[0])
+    meta = model._meta
+    manager: Any = model._default_manager
+    if connection.vendor != "postgresql":
+        return list(manager.bulk_create(rows))
+    if "tenant_id" in {f.attname for f in meta.concrete_fields} and hasattr(
+        manager, "unscoped"
+    ):
+        tenant_id = _require_tenant_id()
+        for row in rows:
+            stamp_tenant(row, tenant_id)
+    pk = meta.pk
+    assert pk is not None  # noqa: S101 - a concrete model
+    keys = [f for f in meta.concrete_fields if f.is_relation]
+    for row in rows:
+        stored = row.__dict__
+        for f in keys:
+            if stored.get(f.attname) is None and f.is_cached(row):  # type: ignore[attr-defined]
+                # A related object set before it was saved: Django's check and copy.
+                row._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
+                break
+    if any(row.pk is not None for row in rows):
+        return list(manager.bulk_create(rows))
+    fields = [f for f in meta.concrete_fields if f is not pk]
+    document = _json_rows(rows, fields)
+    if document is None:
+        return list(manager.bulk_create(rows))
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    names = ", ".join(quote(str(f.column)) for f in fields)
+    picked = ", ".join(f"v.{quote(str(f.column))}" for f in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) SELECT {picked}"
+            f" FROM json_populate_recordset(NULL::{table}, %s::json) WITH ORDINALITY"
+            f" AS v ORDER BY v.ordinality RETURNING {quote(str(pk.column))}",
+            [document],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    for row, value in zip(rows, ids, strict=True):
+        row.pk = value
+        row._state.adding = False
+        row._state.db = connection.alias
+    return list(rows)
 
 
 def update_rows(rows: Sequence[models.Model], names: Sequence[str]) -> None:
@@ -31,32 +181,50 @@ def update_rows(rows: Sequence[models.Model], names: Sequence[str]) -> None:
     for f in meta.concrete_fields:
         by_name[f.name] = by_name[f.attname] = f
     fields = list({id(by_name[name]): by_name[name] for name in names}.values())
-    columns = [meta.pk, *fields]
-    arrays = [
-        [f.get_db_prep_save(getattr(row, f.attname), connection) for row in rows]
-        for f in columns
-    ]
+    pk_field = meta.pk
+    assert pk_field is not None  # noqa: S101 - a concrete model
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
-    pk = quote(str(meta.pk.column))
-    aliases = [f"c{n}" for n in range(len(columns))]
-    unnest = ", ".join(f"%s::{f.db_type(connection)}[]" for f in columns)
+    pk = quote(str(pk_field.column))
+    ids = [row.pk for row in rows]
+    document = _json_rows(rows, [pk_field, *fields])
+    values: list[Any]
+    if document is None:
+        source, arrays = _arrays(rows, [pk_field, *fields])
+        values = list(arrays)
+        columns = [f"c{n}" for n in range(len(fields) + 1)]
+    else:
+        source = f"json_populate_recordset(NULL::{table}, %s::json)"
+        values = [document]
+        columns = [quote(str(f.column)) for f in [pk_field, *fields]]
     sets = ", ".join(
-        f"{quote(str(f.column))} = v.{alias}"
-        for f, alias in zip(fields, aliases[1:], strict=True)
+        f"{quote(str(f.column))} = v.{column}"
+        for f, column in zip(fields, columns[1:], strict=True)
     )
     # `t.id = ANY(...)` as well as the join: the rows are found through the
-    # primary key whatever the planner thinks of unnest's rows (on tables never
-    # analyzed it looped over all of the tenant's rows once per value).
-    key = f"%s::{meta.pk.db_type(connection)}[]"
-    where, params = f"t.{pk} = v.c0 AND t.{pk} = ANY({key})", [arrays[0]]
+    # primary key whatever the planner thinks of the source's rows (on tables
+    # never analyzed it looped over all of the tenant's rows once per value).
+    key = f"%s::{pk_field.db_type(connection)}[]"
+    where, params = f"t.{pk} = v.{columns[0]} AND t.{pk} = ANY({key})", [ids]
     tenant = by_name.get("tenant_id")
     if tenant is not None and not tenant.null and tenant not in fields:
         where += ' AND t."tenant_id" = ANY(%s::bigint[])'
         params.append(sorted({row.tenant_id for row in rows}))  # type: ignore[attr-defined]
+    alias = "" if document is not None else f"({', '.join(columns)})"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS t SET {sets} FROM unnest({unnest})"
-            f" AS v({', '.join(aliases)}) WHERE {where}",
-            [*arrays, *params],
+            f"UPDATE {table} AS t SET {sets} FROM {source} AS v{alias} WHERE {where}",
+            [*values, *params],
         )
+
+
+def _arrays(
+    rows: Sequence[models.Model], columns: Sequence[models.Field[Any, Any]]
+) -> tuple[str, list[list[Any]]]:
+    """`unnest` of one array per column, each value prepared by its field."""
+    arrays = [
+        [f.get_db_prep_save(getattr(row, f.attname), connection) for row in rows]
+        for f in columns
+    ]
+    unnest = ", ".join(f"%s::{f.db_type(connection)}[]" for f in columns)
+    return f"unnest({unnest})", arrays

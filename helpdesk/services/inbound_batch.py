@@ -45,7 +45,7 @@ from helpdesk.services.away import (
     NO_AWAY_REPLY_ORIGINS,
     queue_away_reply,
 )
-from helpdesk.services.bulkrows import update_rows
+from helpdesk.services.bulkrows import insert_rows, update_rows
 from helpdesk.services.contacts import refresh_identity
 from helpdesk.services.inbound import (
     InboundResult,
@@ -331,7 +331,7 @@ class _Batch:
         new = [(key, item) for key, item in self.new_authors.items() if key in needed]
         if not new:
             return
-        contacts = Contact.objects.bulk_create(
+        contacts = insert_rows(
             [
                 Contact(
                     tenant=self.tenant,
@@ -340,7 +340,7 @@ class _Batch:
                 for _key, item in new
             ]
         )
-        identities = Identity.objects.bulk_create(
+        identities = insert_rows(
             [
                 Identity(
                     tenant=self.tenant,
@@ -370,7 +370,7 @@ class _Batch:
             assert opener.identity is not None  # noqa: S101 - set just above
             conversation.contact = opener.identity.contact
         if self.new_conversations:
-            Conversation.objects.bulk_create(self.new_conversations)
+            insert_rows(self.new_conversations)
 
     def _apply(self) -> None:
         tenant_id = self.tenant.pk
@@ -403,7 +403,7 @@ class _Batch:
             assert slot.message is not None  # noqa: S101 - set by _apply_one
             slot.message.seq = first_seq + 2 * number
             messages.append(slot.message)
-        Message.objects.bulk_create(messages)
+        insert_rows(messages)
         self._save_rows(dirty, identity_fields)
         for dims_items, inbound in cells.items():
             rollups.upsert_rollup(dict(dims_items), {"inbound": inbound})
@@ -523,11 +523,16 @@ def _opened(tenant: Tenant, account: SocialAccount, item: InboundItem) -> Conver
     )
 
 
+_EVERY_CONVERSATION_FIELD = [
+    f.name for f in Conversation._meta.concrete_fields if not f.primary_key
+]
+
+
 @contextmanager
 def _saves_recorded(conversation: Conversation, fields: set[str]) -> Iterator[None]:
     """While open, `conversation.save(update_fields=...)` only notes the fields;
     the batch writes every changed conversation in one UPDATE."""
-    every = [f.name for f in Conversation._meta.concrete_fields if not f.primary_key]
+    every = _EVERY_CONVERSATION_FIELD
 
     def record(
         *args: Any, update_fields: Sequence[str] | None = None, **kw: Any
