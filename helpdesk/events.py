@@ -143,7 +143,7 @@ def emit_many(
     tenant_id: int,
     items: Sequence[EventSpec],
     *,
-    first_seq: int | None = None,
+    first_seq: "int | writebatch.Sequences | None" = None,
     known: Iterable[Any] = (),
     store: Callable[[list[Event]], None] | None = None,
     webhooks: bool = True,
@@ -170,8 +170,18 @@ def emit_many(
     `webhooks=False`: the caller read in this transaction that the tenant has
     no active outbound endpoint (reply_lock's `has_webhook_endpoints`), so
     there is nothing to queue and the cached check is skipped.
+
+    `first_seq` may be a write batch's `Sequences` (allocated by the batch's
+    own statement, PostgreSQL): the Event rows go into that batch with their
+    `seq` (and the payload's) taken there; the payloads get theirs when the
+    batch has run, before the commit that publishes them. Returns [] then.
     """
     if not items:
+        return []
+    if isinstance(first_seq, writebatch.Sequences):
+        _store_sequenced(tenant_id, items, first_seq)
+        if webhooks:
+            queue_webhook_deliveries_many(tenant_id, items, known=known)
         return []
     if first_seq is None:
         first_seq = next_seq(tenant_id, count=len(items)) - len(items) + 1
@@ -196,6 +206,38 @@ def emit_many(
 
     on_commit(lambda: send_all_to_group(group, payloads))
     return [p["seq"] for p in payloads]
+
+
+def _store_sequenced(
+    tenant_id: int, items: Sequence[EventSpec], sequences: "writebatch.Sequences"
+) -> None:
+    """emit_many's Event rows with sequences the batch's statement allocates."""
+    payloads: list[dict[str, Any]] = [
+        {"type": type, **fields} for type, fields in items
+    ]
+    prepare = Event._meta.get_field("payload").get_db_prep_save
+    rows, exprs = [], []
+    for n, payload in enumerate(payloads):
+        seq = sequences.at(n)
+        rows.append(Event(tenant_id=tenant_id, type=payload["type"], payload=payload))
+        exprs.append(
+            {
+                "seq": seq,
+                "payload": writebatch.Sql(
+                    f"%s::jsonb || jsonb_build_object('seq', {seq.sql})",
+                    [prepare(payload, connection), *seq.params],
+                ),
+            }
+        )
+    sequences.batch.insert(rows, sql=exprs)
+
+    def numbered(first: int) -> None:
+        for n, payload in enumerate(payloads):
+            payload["seq"] = first + n
+
+    sequences.then(numbered)
+    group = inbox_group(tenant_id)
+    on_commit(lambda: send_all_to_group(group, payloads))
 
 
 def _insert_events(tenant_id: int, payloads: list[dict[str, Any]]) -> None:

@@ -415,11 +415,17 @@ def _queue(
         send_after=now + timedelta(seconds=conversation.brand.send_hold_seconds),
         created_at=now,
     )
-    # The message and the sequences of both its events: one statement.
-    writebatch.insert_with_sequences(message, events=2, dedupe=False)
-    seq = message.seq
-    assert seq is not None  # noqa: S101 - set by the insert
-    # The fact, rollups, conversation and events: one more (writebatch).
+    # The tenant's event counter, which every write of the tenant waits for,
+    # stays locked from the sequences' allocation to COMMIT: everything that
+    # does not need them is worked out first. On PostgreSQL the row lock took
+    # the message's id, so the message, its events (with their sequences) and
+    # the rest are one statement, the request's last; elsewhere the message and
+    # the sequences come just before the rest.
+    new_id = getattr(conversation, "new_message_id", None)
+    if new_id is not None:
+        conversation.new_message_id = None  # type: ignore[attr-defined] # one use
+    if writebatch.current() is not None:  # a caller's batch: not the last statement
+        new_id = None
     with writebatch.write_batch() as batch:
         _fact, clock = sla.stop_for_response(
             conversation,
@@ -448,6 +454,16 @@ def _queue(
         )
         if public or move:
             rollups.count_reply(message, move_to_private=move)
+        first_seq: int | writebatch.Sequences
+        if new_id is not None:
+            message.pk = new_id
+            first_seq = batch.sequences(conversation.tenant_id, 2)
+            batch.insert([message], sql=[{"seq": first_seq.at(0)}])
+            first_seq.then(lambda first: setattr(message, "seq", first))
+        else:
+            writebatch.insert_with_sequences(message, events=2, dedupe=False)
+            assert message.seq is not None  # noqa: S101 - set by the insert
+            first_seq = message.seq
         events.emit_many(
             conversation.tenant_id,
             [
@@ -469,12 +485,15 @@ def _queue(
                     },
                 ),
             ],
-            first_seq=seq,
+            first_seq=first_seq,
             known=[message, conversation],
             store=batch.insert,
             # False when the row lock read that the workspace has no endpoint.
             webhooks=getattr(conversation, "has_webhook_endpoints", True),
         )
+    if new_id is not None:
+        message._state.adding = False
+        message._state.db = "default"
     schedule_delivery(message)
     return message
 

@@ -11,6 +11,12 @@ completion, and foreign keys are checked at commit); elsewhere one by one.
 Rows written in one batch must not touch the same row twice (PostgreSQL cannot
 update a row twice in one statement): rollups merges its counters per key
 before it adds them (`defer_once`). Imports no helpdesk module.
+
+`WriteBatch.sequences` (PostgreSQL) allocates the tenant's event sequences in
+that one statement: the tenant's counter row, which every write of the tenant
+waits for from its allocation to COMMIT, is then held for one round trip and
+the COMMIT. The batch's rows name the numbers with `Sequences.at(n)` (a `Sql`
+value); `Sequences.first` is known once the batch has run.
 """
 
 # ruff: noqa: S608 - table and column names come from the models; values are parameters.
@@ -24,6 +30,34 @@ from django.db import IntegrityError, connection, models, transaction
 
 Statement = tuple[str, list[Any]]
 
+
+class Sql:
+    """A column value written as an SQL expression (with its parameters) in a
+    batch's INSERT, e.g. a sequence taken in the batch's own statement."""
+
+    def __init__(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.sql, self.params = sql, list(params)
+
+
+class Sequences:
+    """`count` event sequences of a tenant, allocated by the batch's statement.
+
+    `at(n)` is the n-th number (0-based) as an SQL value for the batch's rows;
+    `first` is set when the batch has run, and then each `then` callback gets it.
+    """
+
+    def __init__(self, batch: "WriteBatch", tenant_id: int, count: int) -> None:
+        self.batch, self.tenant_id, self.count = batch, tenant_id, count
+        self.first: int | None = None
+        self.callbacks: list[Callable[[int], None]] = []
+
+    def at(self, n: int) -> Sql:
+        return Sql("(SELECT value - %s FROM s)", [self.count - 1 - n])
+
+    def then(self, callback: Callable[[int], None]) -> None:
+        self.callbacks.append(callback)
+
+
 _active: ContextVar["WriteBatch | None"] = ContextVar("write_batch", default=None)
 
 
@@ -34,14 +68,34 @@ class WriteBatch:
         self.data: dict[str, Any] = {}
         # INSERTs of one table and column list share one statement (a batch of
         # items opens many conversations, each with its care fact): by the
-        # statement's head, its place, one row's VALUES group, the rows' values.
-        self._inserts: dict[str, tuple[int, str, list[Any]]] = {}
+        # statement's head, its place, the rows' VALUES groups, their values.
+        self._inserts: dict[str, tuple[int, list[str], list[Any]]] = {}
+        self.allocation: Sequences | None = None
+
+    def sequences(self, tenant_id: int, count: int) -> Sequences:
+        """Allocate the tenant's next `count` event sequences in this batch's
+        statement (PostgreSQL only; once per batch). The counter row is locked
+        from that statement to COMMIT, as with `insert_with_sequences`."""
+        if connection.vendor != "postgresql":
+            raise NotImplementedError("sequences in the batch need PostgreSQL")
+        if self.allocation is not None:
+            raise RuntimeError("one allocation per batch")
+        self.allocation = Sequences(self, tenant_id, count)
+        return self.allocation
 
     def add(self, sql: str, params: Sequence[Any]) -> None:
         self.statements.append((sql, list(params)))
 
-    def insert(self, rows: Sequence[models.Model]) -> None:
-        """INSERT the unsaved rows (one model, explicit pk or none) at the end."""
+    def insert(
+        self,
+        rows: Sequence[models.Model],
+        *,
+        sql: Sequence[dict[str, Sql]] = (),
+    ) -> None:
+        """INSERT the unsaved rows (one model, explicit pk or none) at the end.
+
+        `sql`: per row, the attnames written as SQL expressions instead of the
+        row's values (e.g. `Sequences.at(n)`)."""
         if not rows:
             return
         model = type(rows[0])
@@ -50,12 +104,21 @@ class WriteBatch:
             for f in model._meta.concrete_fields
             if not (f.primary_key and rows[0].pk is None)
         ]
+        groups: list[str] = []
         values: list[Any] = []
-        for row in rows:
+        for n, row in enumerate(rows):
+            exprs = sql[n] if n < len(sql) else {}
+            marks = []
             for f in fields:
-                value = f.pre_save(row, add=True)
-                values.append(f.get_db_prep_save(value, connection))
-        one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+                expr = exprs.get(f.attname)
+                if expr is None:
+                    value = f.pre_save(row, add=True)
+                    values.append(f.get_db_prep_save(value, connection))
+                    marks.append("%s")
+                else:
+                    values.extend(expr.params)
+                    marks.append(expr.sql)
+            groups.append("(" + ", ".join(marks) + ")")
         quote = connection.ops.quote_name
         head = (
             f"INSERT INTO {quote(model._meta.db_table)} "
@@ -63,9 +126,10 @@ class WriteBatch:
         )
         merged = self._inserts.get(head)
         if merged is None:
-            self._inserts[head] = (len(self.statements), one, values)
+            self._inserts[head] = (len(self.statements), groups, values)
             self.statements.append(("", []))  # rendered by flush
         else:
+            merged[1].extend(groups)
             merged[2].extend(values)
 
     def update(self, row: models.Model, names: Sequence[str]) -> None:
@@ -95,14 +159,31 @@ class WriteBatch:
 
     def flush(self) -> None:
         statements = list(self.statements)
-        for head, (index, one, values) in self._inserts.items():
-            rows = len(values) // (one.count("%s") or 1)
-            statements[index] = (head + ", ".join([one] * rows), values)
+        for head, (index, groups, values) in self._inserts.items():
+            statements[index] = (head + ", ".join(groups), values)
         self._inserts = {}
         for finish in self.finishers.values():
             statements.extend(finish())
+        allocation = self.allocation
         self.statements, self.finishers, self.data = [], {}, {}
-        execute(statements)
+        self.allocation = None
+        if allocation is None:
+            execute(statements)
+            return
+        # The counter first (every other part reads it), the rest as CTEs.
+        parts = [("s AS (" + _NEXT_SEQ + ")", [allocation.tenant_id, allocation.count])]
+        parts += [
+            (f"w{n} AS ({sql})", params) for n, (sql, params) in enumerate(statements)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "WITH " + ", ".join(sql for sql, _ in parts) + " SELECT value FROM s",
+                [value for _, params in parts for value in params],
+            )
+            (last,) = cursor.fetchone()
+        allocation.first = last - allocation.count + 1
+        for callback in allocation.callbacks:
+            callback(allocation.first)
 
 
 def execute(statements: Sequence[Statement]) -> None:
@@ -129,7 +210,9 @@ def insert_with_sequences(row: models.Model, *, events: int, dedupe: bool) -> bo
     already (ON CONFLICT DO NOTHING) and return False. Sets `pk` and `seq`.
 
     The counter row stays locked until commit (sequences follow commit order):
-    lock the conversation first, as every writer does.
+    lock the conversation first, as every writer does. `events=0` (PostgreSQL):
+    no sequences, the row keeps its `seq` (a write batch's `Sequences` sets it
+    later, in the request's last statement).
     """
     tenant_id = row.tenant_id  # type: ignore[attr-defined]
     if connection.vendor != "postgresql":
@@ -149,14 +232,16 @@ def insert_with_sequences(row: models.Model, *, events: int, dedupe: bool) -> bo
     model = type(row)
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     names = [str(f.column) for f in fields]
+    counted = events > 0
     values: list[Any] = [
         events
-        if f.attname == "seq"
+        if counted and f.attname == "seq"
         else f.get_db_prep_save(f.pre_save(row, add=True), connection)
         for f in fields
     ]
     placeholders = ", ".join(
-        "(SELECT value - %s + 1 FROM s)" if f.attname == "seq" else "%s" for f in fields
+        "(SELECT value - %s + 1 FROM s)" if counted and f.attname == "seq" else "%s"
+        for f in fields
     )
     conflict = (
         " ON CONFLICT (tenant_id, platform, external_id)"
@@ -166,10 +251,11 @@ def insert_with_sequences(row: models.Model, *, events: int, dedupe: bool) -> bo
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH s AS ({_NEXT_SEQ}) INSERT INTO {model._meta.db_table}"
+            (f"WITH s AS ({_NEXT_SEQ}) " if counted else "")
+            + f"INSERT INTO {model._meta.db_table}"
             f" ({', '.join(names)}) VALUES ({placeholders}){conflict}"
             " RETURNING id, seq",
-            [tenant_id, events, *values],
+            [tenant_id, events, *values] if counted else values,
         )
         returned = cursor.fetchone()
     if returned is None:

@@ -10,7 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from helpdesk import events
-from helpdesk.models import Event, WebhookDelivery
+from helpdesk.models import Event, EventCounter, WebhookDelivery
+from helpdesk.services import writebatch
 from helpdesk.services.webhook_outbox import has_active_endpoints
 from social.models import SocialAccount
 from tenants.context import tenant_context
@@ -113,6 +114,74 @@ def test_a_caller_allocated_range_and_store_write_no_event_statement(
     assert queries.captured_queries == []
     with tenant_context(tenant):
         assert Event.objects.count() == 0
+
+
+def test_sequences_of_the_batch_are_taken_in_its_one_statement(
+    tenant: Tenant,
+    sent: list[tuple[str, dict[str, Any]]],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with tenant_context(tenant):
+        events.emit(tenant.pk, "conversation.updated", conversation_id=1, changed={})
+        with (
+            django_capture_on_commit_callbacks(execute=False) as callbacks,
+            CaptureQueriesContext(connection) as queries,
+        ):
+            with writebatch.write_batch() as batch:
+                sequences = batch.sequences(tenant.pk, 2)
+                returned = events.emit_many(
+                    tenant.pk,
+                    [
+                        ("message.created", {"conversation_id": 7, "message_id": 9}),
+                        ("conversation.updated", {"conversation_id": 7}),
+                    ],
+                    first_seq=sequences,
+                    webhooks=False,
+                )
+                assert queries.captured_queries == []  # nothing sent yet
+                assert sequences.first is None
+            assert sequences.first == 2
+        stored = list(
+            Event.objects.order_by("seq").values_list("seq", "type", "payload")
+        )
+    assert returned == []
+    # The counter and the Event rows: one statement.
+    assert len(queries.captured_queries) == 1, queries.captured_queries
+    sql = queries.captured_queries[0]["sql"]
+    assert sql.startswith("WITH s AS (INSERT INTO helpdesk_eventcounter"), sql
+    assert stored == [
+        (1, "conversation.updated", stored[0][2]),
+        (
+            2,
+            "message.created",
+            {
+                "type": "message.created",
+                "seq": 2,
+                "conversation_id": 7,
+                "message_id": 9,
+            },
+        ),
+        (
+            3,
+            "conversation.updated",
+            {"type": "conversation.updated", "seq": 3, "conversation_id": 7},
+        ),
+    ]
+    assert sent == []  # published on commit only
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert [p for _, p in sent] == [stored[1][2], stored[2][2]]
+
+
+def test_a_batch_allocates_once_even_with_nothing_else_to_write(tenant: Tenant) -> None:
+    with tenant_context(tenant), CaptureQueriesContext(connection) as queries:
+        with writebatch.write_batch() as batch:
+            sequences = batch.sequences(tenant.pk, 1)
+            with pytest.raises(RuntimeError):
+                batch.sequences(tenant.pk, 1)
+        assert len(queries.captured_queries) == 1
+        assert sequences.first == 1
+        assert list(EventCounter.objects.values_list("value", flat=True)) == [1]
 
 
 def test_an_empty_batch_does_nothing(tenant: Tenant) -> None:

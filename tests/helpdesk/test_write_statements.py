@@ -6,7 +6,8 @@ Create (new author): the account with its brand's SLA policy and holidays; the
 replay and author lookup; the new contact and identity; the conversation (locked)
 or a new id; the sequences and the message; the rest in one statement. A known
 author skips the identity insert. A reply: the conversation (locked, with the
-brand's holidays); the sequences and the message; the rest. An endpoint adds one
+brand's holidays and the message's new id); the sequences, the message and the
+rest in one statement, the last before COMMIT. An endpoint adds one
 INSERT of the deliveries for all the request's events (the endpoints are cached).
 """
 
@@ -136,8 +137,8 @@ def test_reply_statements(
     assert reply(client, tenant, first, "Hi, on it.").status_code == 201
     response, sql = measured(lambda: reply(client, tenant, second, "Checking now."))
     assert response.status_code == 201, response.content
-    # The view's conversation, then the service's three.
-    assert len(sql) == 4, sql
+    # The view's conversation, then the service's two.
+    assert len(sql) == 3, sql
     with tenant_context(tenant):
         conversation = Conversation.objects.get(pk=second)
         assert conversation.first_response_at is not None
@@ -169,7 +170,7 @@ def test_an_outbound_endpoint_adds_one_insert_per_request(
     assert replied.status_code == 201, replied.content
     assert len(create_sql) == 6 + 1, create_sql
     assert deliveries(create_sql) == 1
-    assert len(reply_sql) == 4 + 1, reply_sql
+    assert len(reply_sql) == 3 + 1, reply_sql
     assert deliveries(reply_sql) == 1
     assert not any("helpdesk_webhookendpoint" in sql for sql in create_sql + reply_sql)
     with tenant_context(tenant):
@@ -192,3 +193,38 @@ def test_an_outbound_endpoint_adds_one_insert_per_request(
     ]
     assert all(d.payload["conversation"]["id"] == conversation for d in rows)
     assert len(webhook_queue.ids()) == 8
+
+
+def test_a_reply_takes_the_event_counter_in_its_last_statement(
+    client: APIClient, tenant: Tenant, channel: SocialAccount
+) -> None:
+    first = push(client, tenant, channel, 0, author=0).json()["conversation_id"]
+    second = push(client, tenant, channel, 1, author=1).json()["conversation_id"]
+    assert reply(client, tenant, first, "Hi, on it.").status_code == 201
+    with count_statements() as seen:
+        response = reply(client, tenant, second, "Checking now.")
+    assert response.status_code == 201, response.content
+    counter = [n for n, sql in enumerate(seen.sql) if "helpdesk_eventcounter" in sql]
+    # The counter, the message, its events and the rest: then COMMIT.
+    assert counter == [len(seen) - 2], seen.listing()
+    assert 'INSERT INTO "helpdesk_message"' in seen.sql[-2], seen.listing()
+    assert 'INSERT INTO "helpdesk_event"' in seen.sql[-2], seen.listing()
+    assert seen.sql[-1] == "COMMIT", seen.listing()
+    body = response.json()
+    with tenant_context(tenant):
+        message = Message.objects.get(pk=body["id"])
+        events = list(
+            Event.objects.filter(seq__gte=message.seq)
+            .order_by("seq")
+            .values_list("seq", "type", "payload")
+        )
+    assert message.seq == 7  # after two pushes (1-4) and one reply (5-6)
+    assert [(seq, type) for seq, type, _ in events] == [
+        (7, "message.created"),
+        (8, "conversation.updated"),
+    ]
+    assert events[0][2]["seq"] == 7
+    assert events[0][2]["message_id"] == message.pk
+    assert events[0][2]["conversation_id"] == second
+    assert events[1][2]["seq"] == 8
+    assert events[1][2]["conversation_id"] == second
