@@ -378,13 +378,7 @@ def record_deliveries(results: dict[int, DeliveryResult]) -> list[int]:
         if message.pk in collided:
             holder = collided[message.pk]
             record_failure(
-                message.pk,
-                ConnectorError(
-                    f"The platform answered with id {message.external_id}, which"
-                    f" message {holder} already has: not recorded as sent.",
-                    permanent=True,
-                ),
-                final=True,
+                message.pk, _collision(message.external_id or "", holder), final=True
             )
     messages = kept
     if not messages:
@@ -409,6 +403,16 @@ def record_deliveries(results: dict[int, DeliveryResult]) -> list[int]:
         ],
     )
     return [message.pk for message in messages]
+
+
+def _collision(external_id: str, holder: int) -> ConnectorError:
+    """The permanent failure of a reply the platform gave `external_id`, which
+    message `holder` already has."""
+    return ConnectorError(
+        f"The platform answered with id {external_id}, which message {holder}"
+        " already has: not recorded as sent.",
+        permanent=True,
+    )
 
 
 def _batch_duplicates(messages: list[Message]) -> dict[int, int]:
@@ -449,7 +453,13 @@ def _held_elsewhere(messages: list[Message]) -> dict[int, int]:
 
 
 def record_delivery(message_id: int, result: DeliveryResult) -> Message | None:
-    """Mark a claimed message sent with the platform's id. Idempotent."""
+    """Mark a claimed message sent with the platform's id. Idempotent.
+
+    A platform id another message of the tenant already holds (the unique
+    helpdesk_message_platform_ext_uniq) fails the reply instead, as in
+    record_deliveries: permanently, last_error naming the id and its holder, and
+    None is returned. Raising instead would roll the caller's transaction back and
+    leave the reply `sending`, taken over and failed again by every sweep."""
     message = (
         Message.objects.select_for_update(of=("self",))
         .select_related("conversation")
@@ -458,20 +468,34 @@ def record_delivery(message_id: int, result: DeliveryResult) -> Message | None:
     if message.delivery_status != Delivery.SENDING:
         return None
     message.delivery_status = Delivery.SENT
-    metrics.count_deliveries([message], "sent")
     message.external_id = result.external_id
     message.external_url = result.url
     message.sent_at = result.sent_at or timezone.now()
     message.last_error = ""
-    message.save(
-        update_fields=[
-            "delivery_status",
-            "external_id",
-            "external_url",
-            "sent_at",
-            "last_error",
-        ]
-    )
+    try:
+        # A savepoint: the collision undoes only this UPDATE, not the claim's
+        # transaction, which goes on to record the failure.
+        with transaction.atomic():
+            message.save(
+                update_fields=[
+                    "delivery_status",
+                    "external_id",
+                    "external_url",
+                    "sent_at",
+                    "last_error",
+                ]
+            )
+    except IntegrityError:
+        holder = _held_elsewhere([message]).get(message.pk)
+        if holder is None:
+            raise
+        record_failure(
+            message.pk,
+            _collision(message.external_id or "", holder),
+            final=True,
+        )
+        return None
+    metrics.count_deliveries([message], "sent")
     events.emit(
         message.tenant_id,
         "message.updated",

@@ -118,3 +118,57 @@ def test_record_deliveries_returns_only_the_replies_it_recorded(
         ("failed", None),
         ("sent", "fresh"),
     ]
+
+
+def claim_and_record(message: Message, external_id: str) -> Message | None:
+    """The simulation's delivery path: claim one reply, record the platform's id."""
+    with tenant_context(message.tenant_id):
+        plan = delivery.claim_for_delivery(message.pk, token="sim")
+        assert plan is not None
+        recorded = delivery.record_delivery(
+            message.pk, DeliveryResult(external_id=external_id)
+        )
+        # The claim's transaction is still usable: the collision undid only its
+        # savepoint (PostgreSQL refuses every statement of an aborted transaction).
+        assert Message.objects.filter(pk=message.pk).exists()
+    return recorded
+
+
+def test_record_delivery_fails_a_reply_given_an_id_another_message_holds(
+    tenant: Tenant, agent: User, account: SocialAccount
+) -> None:
+    held, message = due_replies(tenant, agent, [account], 2)
+    with tenant_context(tenant):
+        Message.objects.filter(pk=held.pk).update(
+            delivery_status=Message.DeliveryStatus.SENT, external_id="dup-1"
+        )
+
+    assert claim_and_record(message, "dup-1") is None
+
+    assert rows([message]) == [
+        (
+            "failed",
+            None,
+            1,
+            f"The platform answered with id dup-1, which message {held.pk} already"
+            " has: not recorded as sent.",
+        )
+    ]
+    assert rows([held]) == [("sent", "dup-1", 0, "")]
+    # The failed reply freed its public slot, and nothing is left for the sweep.
+    assert reload(message.conversation).public_reply_count == 0
+    with tenant_context(tenant):
+        assert delivery.stale_deliveries() == []
+
+
+def test_record_delivery_records_an_id_of_its_own(
+    tenant: Tenant, agent: User, account: SocialAccount
+) -> None:
+    (message,) = due_replies(tenant, agent, [account], 1)
+
+    recorded = claim_and_record(message, "fresh-1")
+
+    assert recorded is not None
+    assert recorded.pk == message.pk
+    assert rows([message]) == [("sent", "fresh-1", 1, "")]
+    assert reload(message.conversation).public_reply_count == 1
