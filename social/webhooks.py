@@ -18,9 +18,11 @@ from datetime import datetime
 from functools import cache, partial
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -296,9 +298,30 @@ def _insert(
     head, tail = _insert_statement(connection.ops.quote_name)
     values = ", ".join(["(%s, %s, %s, %s, %s, %s, 0, 0, %s)"] * len(rows))
     sql = f"{head} {values} {tail}"
-    with connection.cursor() as cursor:
+    with _values_apart_cursor(connection) as cursor:
         cursor.execute(sql, params)
         return {(platform, key): pk for pk, platform, key in cursor.fetchall()}
+
+
+def _values_apart_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
+    """A Django cursor that, on PostgreSQL, sends the values apart from the
+    statement (psycopg's server-side binding) whatever the connection's default.
+    Client-side binding quotes each of a group's values into the SQL in Python (a
+    body as a hex literal twice its size): 50 rows cost about 550 us of the
+    committer's CPU, against about 200 us sent apart (min, alternating, load 5).
+    No statement is prepared unless the connection's prepare_threshold says so
+    (None behind pgbouncer), so it suits the poolers the Django cursor suits.
+    Django's wrapper stays: its error classes, execute wrappers and query log."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        cursor: Any = psycopg.Cursor(connection.connection)
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)
 
 
 @cache
