@@ -18,8 +18,8 @@ before anything is written.
 
 import json
 import logging
+import os
 import re
-import uuid
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
@@ -94,7 +94,9 @@ def begin_request(header: str | None) -> tuple[str, Token[str | None]]:
     if header and SANE_REQUEST_ID.fullmatch(header):
         request_id = header
     else:
-        request_id = uuid.uuid4().hex
+        # 32 random hex digits, as uuid4().hex gave, without building a UUID
+        # (5 us against 1 on this machine, on every webhook acknowledgement).
+        request_id = os.urandom(16).hex()
     return request_id, _request_id.set(request_id)
 
 
