@@ -195,19 +195,20 @@ def _record_pg(
 ) -> InboundResult:
     """record_inbound_message on PostgreSQL: four statements for a known author,
     five for a new one (lookup; the new identity; the conversation, locked, or a
-    new id; the sequences and the message; then one statement for the rest).
+    new id; the message; then one statement for the rest, sequences included).
 
     Dedupe stays exact without a savepoint: the message is the first row written
     (ON CONFLICT DO NOTHING on its unique key), so when a concurrent worker
     recorded the same item, nothing of this attempt but the author's identity
-    (the same one) and two unused sequence numbers was written.
+    (the same one) was written, and nothing else is worked out.
 
-    The sequences are allocated as late as they can be: the tenant's counter row
-    stays locked from then to the commit, so every other write of the tenant
-    waits for that span. Whatever does not need them (the identity's refresh, the
-    conversation's counters, SLA clock, rollup and routing, the incident-rule
-    check) is worked out before, held in the write batch, and dropped unwritten
-    when the message turns out to be a replay.
+    The sequences are allocated last, in the last statement: the tenant's
+    counter row stays locked from then to the commit, and every other write of
+    the tenant waits for that span. That statement takes them, sets the
+    message's `seq` and writes the rest (the identity's refresh, the
+    conversation, its SLA clock, rollup and routing, the events), all worked
+    out before. In a caller's batch (which runs later) the message is inserted
+    with its sequences at once, as before.
     """
     tenant: Tenant = account.tenant
     duplicate, identity = _lookup_pg(tenant.pk, item)
@@ -219,33 +220,38 @@ def _record_pg(
     conversation.brand = account.brand
     conversation.social_account = account
     message = customer_message(tenant, conversation, account, identity, item)
-    # A caller's batch cannot be taken back: then the message (and sequences) first.
-    inserted = writebatch.current() is not None
-    if inserted and not writebatch.insert_with_sequences(
-        message, events=2, dedupe=True
+    outer = writebatch.current() is not None
+    # Without a caller's batch: the message without its sequences (events=0).
+    if not writebatch.insert_with_sequences(
+        message, events=2 if outer else 0, dedupe=True
     ):
         return _replay(item)
-    try:
-        with writebatch.write_batch() as batch:
-            refreshed = _refresh(identity, item.author)
-            batch.update(identity, refreshed)
-            changed = _apply_customer_message(
-                conversation, account.brand, identity, item, opened=opened, save=False
+    with writebatch.write_batch() as batch:
+        refreshed = _refresh(identity, item.author)
+        batch.update(identity, refreshed)
+        changed = _apply_customer_message(
+            conversation, account.brand, identity, item, opened=opened, save=False
+        )
+        rollups.count_inbound(conversation, message)
+        changed.update(route_inbound(conversation, opened=opened))
+        if opened:
+            batch.insert([conversation])
+        else:
+            batch.update(conversation, list(changed))
+        link = opened and incident_rules_open(tenant.pk)
+        first_seq: int | writebatch.Sequences = message.seq
+        if not outer:
+            first_seq = batch.sequences(tenant.pk, 2)
+            seq = first_seq.at(0)
+            batch.add(
+                f'UPDATE {_MESSAGES} SET "seq" = {seq.sql} WHERE {_MESSAGES}."id" = %s'
+                f' AND {_MESSAGES}."tenant_id" = %s',
+                [*seq.params, message.pk, tenant.pk],
             )
-            rollups.count_inbound(conversation, message)
-            changed.update(route_inbound(conversation, opened=opened))
-            if opened:
-                batch.insert([conversation])
-            else:
-                batch.update(conversation, list(changed))
-            link = opened and incident_rules_open(tenant.pk)
-            if not inserted and not writebatch.insert_with_sequences(
-                message, events=2, dedupe=True
-            ):
-                raise _Replayed  # leaves the batch unwritten
-            _emit_recorded(tenant.pk, message, conversation, item, changed, opened)
-    except _Replayed:
-        return _replay(item)
+            first_seq.then(lambda first: setattr(message, "seq", first))
+        _emit_recorded(
+            tenant.pk, message, conversation, item, changed, opened, first_seq
+        )
     conversation._state.adding = False
     if away_reply:
         queue_away_reply(conversation, item=item, author=identity)
@@ -254,8 +260,7 @@ def _record_pg(
     return InboundResult(message, conversation, created=True, opened=opened)
 
 
-class _Replayed(Exception):
-    """The item's message was recorded by another worker meanwhile."""
+_MESSAGES = f'"{Message._meta.db_table}"'
 
 
 def _emit_recorded(
@@ -265,9 +270,10 @@ def _emit_recorded(
     item: InboundItem,
     changed: dict[str, object],
     opened: bool,
+    first_seq: "int | writebatch.Sequences",
 ) -> None:
     """message.created and conversation.created/updated, with the message's two
-    sequences, stored with the active write batch."""
+    sequences (`first_seq` and the next), stored with the active write batch."""
     batch = writebatch.current()
     assert batch is not None  # noqa: S101 - called inside write_batch()
     events.emit_many(
@@ -291,7 +297,7 @@ def _emit_recorded(
                 },
             ),
         ],
-        first_seq=message.seq,
+        first_seq=first_seq,
         known=[message, conversation],
         store=batch.insert,
     )

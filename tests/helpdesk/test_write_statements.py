@@ -4,7 +4,7 @@ BEGIN, COMMIT), with and without an outbound webhook endpoint, named one by one.
 
 Create (new author): the account with its brand's SLA policy and holidays; the
 replay and author lookup; the new contact and identity; the conversation (locked)
-or a new id; the sequences and the message; the rest in one statement. A known
+or a new id; the message; the sequences and the rest in one statement. A known
 author skips the identity insert. A reply: the conversation (locked, with the
 brand's holidays and the message's new id); the sequences, the message and the
 rest in one statement, the last before COMMIT. An endpoint adds one

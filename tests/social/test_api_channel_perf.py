@@ -1,10 +1,11 @@
 """An API-channel push takes the tenant's event counter as late as it can.
 
 The counter row (helpdesk_eventcounter) stays locked from the sequence allocation
-to the commit, and every write of the workspace waits for it; so the push works
-out everything that does not need the sequences first (the presence read of
-routing, the incident-rule cache read, the conversation's changes), and after
-the allocation runs only the trailing write statement before COMMIT.
+to the commit, and every write of the workspace waits for it; so the push inserts
+its message (dedupe) without sequences, works out everything that does not need
+them (the presence read of routing, the incident-rule cache read, the
+conversation's changes), and allocates them in its trailing write statement,
+which sets the message's seq, right before COMMIT.
 """
 
 from typing import Any
@@ -64,8 +65,11 @@ def test_the_counter_is_taken_after_the_reads_and_before_the_last_write(
         response = push(client, tenant, channel, 1)
     assert response.status_code == 201, response.content
     counter = [n for n, sql in enumerate(seen.sql) if "helpdesk_eventcounter" in sql]
-    assert counter == [len(seen) - 3], seen.listing()  # the counter, the rest, COMMIT
-    assert "INSERT INTO helpdesk_message" in seen.sql[-3], seen.listing()
+    # The message, then the counter with the rest, then COMMIT.
+    assert counter == [len(seen) - 2], seen.listing()
+    assert seen.sql[-3].startswith("INSERT INTO helpdesk_message"), seen.listing()
+    assert 'UPDATE "helpdesk_message" SET "seq"' in seen.sql[-2], seen.listing()
+    assert 'INSERT INTO "helpdesk_event"' in seen.sql[-2], seen.listing()
     assert seen.sql[-1] == "COMMIT", seen.listing()
     # Both reads ran before the counter's statement was sent.
     assert [name for name, _ in calls] == ["route_inbound", "incident_rules_open"]
