@@ -45,7 +45,7 @@ from helpdesk.services.away import (
     NO_AWAY_REPLY_ORIGINS,
     queue_away_reply,
 )
-from helpdesk.services.bulkrows import insert_rows, update_rows
+from helpdesk.services.bulkrows import any_of, insert_rows, update_rows
 from helpdesk.services.contacts import refresh_identity
 from helpdesk.services.inbound import (
     InboundResult,
@@ -193,7 +193,7 @@ class _Batch:
             by_platform.setdefault(item.platform, set()).add(item.external_id)
         query = Q()
         for platform, ids in by_platform.items():
-            query |= Q(platform=platform, external_id__in=ids)
+            query |= Q(Q(platform=platform), any_of(Message, "external_id", ids))
         recorded = {
             (message.platform, message.external_id): message
             for message in Message.objects.select_related("conversation").filter(query)
@@ -221,15 +221,18 @@ class _Batch:
             by_platform.setdefault(item.platform, set()).add(item.author.external_id)
         query = Q()
         for platform, ids in by_platform.items():
-            query |= Q(platform=platform, external_id__in=ids)
+            query |= Q(Q(platform=platform), any_of(Identity, "external_id", ids))
         # Two index lookups rather than one join: on tables never analyzed the
         # join looped over every contact of the tenant once per identity.
         identities = list(Identity.objects.filter(query).order_by())
         if not identities:
             return
-        contacts = Contact.objects.order_by().in_bulk(
-            {identity.contact_id for identity in identities}
-        )
+        contacts = {
+            contact.pk: contact
+            for contact in Contact.objects.filter(
+                any_of(Contact, "id", {i.contact_id for i in identities})
+            ).order_by()
+        }
         for identity in identities:
             identity.contact = contacts[identity.contact_id]
             self.identities[(identity.platform, identity.external_id)] = identity
@@ -255,11 +258,11 @@ class _Batch:
             for _account, item in entries
             if item.visibility == "private"
         }
-        joinable = Q(public_thread_ref__in=public)
+        joinable = Q(any_of(Conversation, "public_thread_ref", public))
         if private:
             joinable |= (
                 Q(awaiting_private=True)
-                | Q(private_thread_ref__in=private)
+                | Q(any_of(Conversation, "private_thread_ref", private))
                 | (
                     Q(channel_state=Conversation.ChannelState.PRIVATE)
                     & ~Q(status=Status.RESOLVED)
@@ -269,8 +272,12 @@ class _Batch:
             Conversation.objects.select_for_update(of=("self",))
             .filter(
                 joinable,
-                social_account_id__in={account.pk for account, _item in entries},
-                contact_id__in=contacts,
+                any_of(
+                    Conversation,
+                    "social_account_id",
+                    {account.pk for account, _item in entries},
+                ),
+                any_of(Conversation, "contact_id", contacts),
             )
             .order_by("id")
         )
