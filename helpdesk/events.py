@@ -11,6 +11,7 @@ Payloads carry ids plus the changed fields; browsers re-fetch what they display.
 (channel layer, Celery) is helpdesk.publish's, which imports no service.
 """
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, NotRequired, TypedDict
@@ -241,24 +242,19 @@ def _store_sequenced(
 
 
 def _insert_events(tenant_id: int, payloads: list[dict[str, Any]]) -> None:
-    """The Event rows of `payloads` with one INSERT from arrays (PostgreSQL), no
-    model instance built: bulk_create's per-row work was most of a 200-event
-    batch's cost here."""
-    prepare = Event._meta.get_field("payload").get_db_prep_save
+    """The Event rows of `payloads` with one INSERT (PostgreSQL), no model
+    instance built: bulk_create's per-row work was most of a 200-event batch's
+    cost here. The payloads go as one JSON array, written by one json.dumps call
+    (each element the text the payload field would write) instead of one jsonb
+    value per row that psycopg then quotes again inside an array literal; each
+    row's seq and type are its payload's."""
     writebatch.execute(
         [
             (
                 'INSERT INTO "helpdesk_event" ("tenant_id", "seq", "type", "payload",'
-                ' "created_at") SELECT %s, u.seq, u.type, u.payload, %s'
-                " FROM unnest(%s::bigint[], %s::varchar[], %s::jsonb[])"
-                " AS u(seq, type, payload)",
-                [
-                    tenant_id,
-                    timezone.now(),
-                    [p["seq"] for p in payloads],
-                    [p["type"] for p in payloads],
-                    [prepare(p, connection) for p in payloads],
-                ],
+                " \"created_at\") SELECT %s, (e ->> 'seq')::bigint, e ->> 'type', e, %s"
+                " FROM jsonb_array_elements(%s::jsonb) AS e",
+                [tenant_id, timezone.now(), json.dumps(payloads)],
             )
         ]
     )

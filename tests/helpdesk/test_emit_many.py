@@ -299,3 +299,39 @@ def test_a_batch_is_pushed_in_order_and_stops_at_the_first_failure(
         f"could not push event message.created to t9, channel layer unavailable: "
         f"{refused!r}"
     ] * 2
+
+
+def test_stored_payloads_are_the_pushed_ones_with_their_seq_and_type(
+    tenant: Tenant,
+    sent: list[tuple[str, dict[str, Any]]],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    changed = {
+        "preview": "it's \\ 'quoted' \"twice\" \u2013 ünïcode 🚀 {a,b}",
+        "sentiment_score": -0.4215,
+        "tags": ["x", "y"],
+        "snoozed_until": None,
+        "nested": {"ok": True, "n": 3},
+    }
+    with tenant_context(tenant):
+        with django_capture_on_commit_callbacks(execute=True):
+            events.emit_many(
+                tenant.pk,
+                [
+                    ("message.created", {"conversation_id": 7, "message_id": 9}),
+                    (
+                        "conversation.updated",
+                        {"conversation_id": 7, "changed": changed},
+                    ),
+                ],
+            )
+        stored = list(
+            Event.objects.order_by("seq").values_list("seq", "type", "payload")
+        )
+    assert stored == [(p["seq"], p["type"], p) for _group, p in sent]
+    assert stored[1][2] == {
+        "type": "conversation.updated",
+        "seq": 2,
+        "conversation_id": 7,
+        "changed": changed,
+    }
