@@ -1,5 +1,8 @@
 """Pages of spike alerts: the list with each brand's watch, one alert with its
-top terms and sample posts, acknowledging, and the live banner's fragment."""
+top terms and sample posts, acknowledging, and the fragments that keep the banner
+and the list live."""
+
+from typing import Any
 
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -15,13 +18,23 @@ from tenants.decorators import tenant_view
 from tenants.http import TenantRequest
 
 
-@tenant_view()
-def alerts(request: TenantRequest) -> HttpResponse:
-    context = {
+def _panels(request: TenantRequest) -> dict[str, Any]:
+    return {
         "watches": selectors.brand_watches(request.membership, now=timezone.now()),
         "alerts": selectors.workspace_alerts(request.membership)[:50],
     }
-    return render(request, "spikes/alerts.html", context)
+
+
+@tenant_view()
+def alerts(request: TenantRequest) -> HttpResponse:
+    return render(request, "spikes/alerts.html", _panels(request))
+
+
+@tenant_view()
+def panels(request: TenantRequest) -> HttpResponse:
+    """The alerts page's brands and alerts, which its script fetches again when a
+    spike opens, ends or is acknowledged (spike_banner.js)."""
+    return render(request, "spikes/alerts.html#panels", _panels(request))
 
 
 @tenant_view()

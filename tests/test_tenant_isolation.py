@@ -523,10 +523,12 @@ def _api_resources() -> dict[str, Paths]:
 
 
 def _spikes() -> dict[str, Paths]:
-    """Spike alerts (R13): the pages, the banner fragment and the API."""
+    """Spike alerts (R13): the pages, the banner's and the list's fragments and
+    the API."""
     return {
         "spikes:alerts": lambda s, i: [Call("get", f"/t/{s}/alerts/")],
         "spikes:banner": lambda s, i: [Call("get", f"/t/{s}/alerts/banner/")],
+        "spikes:panels": lambda s, i: [Call("get", f"/t/{s}/alerts/panels/")],
         "spikes:alert": lambda s, i: [
             Call("get", f"/t/{s}/alerts/{i['spike_alert']}/")
         ],

@@ -119,6 +119,7 @@ def test_an_outsider_gets_404_and_changes_nothing(
         client.post(f"/api/v1/t/{tenant.slug}/alerts/{alert.pk}/acknowledge/"),
         client.get(f"/t/{tenant.slug}/alerts/"),
         client.get(f"/t/{tenant.slug}/alerts/banner/"),
+        client.get(f"/t/{tenant.slug}/alerts/panels/"),
         client.get(f"/t/{tenant.slug}/alerts/{alert.pk}/"),
         client.post(f"/t/{tenant.slug}/alerts/{alert.pk}/acknowledge/"),
     ):
@@ -162,6 +163,33 @@ def test_the_pages_show_the_alert_its_terms_and_acknowledge(
     assert at is not None
     after = client.get(f"/t/{tenant.slug}/alerts/{alert.pk}/").content.decode()
     assert f"Acknowledged by {agent.email}" in after
+
+
+def test_the_panels_fragment_is_the_pages_brands_and_alerts(
+    tenant: Tenant, agent: User
+) -> None:
+    client = login(agent)
+    before = client.get(f"/t/{tenant.slug}/alerts/panels/")
+    assert before.status_code == 200
+    body = before.content.decode()
+    # The fragment alone (one element the page swaps in), not a whole page.
+    assert body.startswith(
+        f'<div id="spike-panels" data-url="/t/{tenant.slug}/alerts/panels/">'
+    )
+    assert "<html" not in body
+    assert "Not enough history yet: 0 of 2 weeks needed" in body
+    assert "No spikes yet." in body
+
+    alert = make_alert(tenant)
+    after = client.get(f"/t/{tenant.slug}/alerts/panels/").content.decode()
+    assert "No spikes yet." not in after
+    assert f'href="/t/{tenant.slug}/alerts/{alert.pk}/">Acme Air: 57 in 5 minutes' in (
+        after
+    )
+    # The page renders the same panels in place, once.
+    page = client.get(f"/t/{tenant.slug}/alerts/").content.decode()
+    assert page.count('<div id="spike-panels" data-url=') == 1
+    assert page.count(f'href="/t/{tenant.slug}/alerts/{alert.pk}/">Acme Air') == 1
 
 
 def test_the_schema_lists_both_operations() -> None:

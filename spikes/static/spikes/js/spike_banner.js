@@ -4,7 +4,9 @@
 // reach us as "earshot:live" DOM events; other pages open a socket of their own,
 // resuming after the sequence the fragment reports (so it replays nothing old),
 // which only listens: it does not count the agent as present in the inbox.
-import { fragment } from "../../frontend/js/api.js";
+// On the alerts page the same events also fetch its brands and alerts again
+// (spikes/alerts.html#panels), so a spike that opens shows in the list too.
+import { fragment, swap } from "../../frontend/js/api.js";
 import { LiveSocket } from "../../frontend/js/socket.js";
 
 const ALERT_EVENTS = new Set(["alert.spike", "alert.updated"]);
@@ -26,10 +28,22 @@ function start(root) {
     return fresh;
   }
 
+  // The alerts page's own panels, when this is that page.
+  async function refreshPanels() {
+    const panels = document.getElementById("spike-panels");
+    if (!panels) return;
+    const fresh = await fragment(panels.dataset.url).catch(() => null);
+    // A failed fetch keeps what the page shows; the next event tries again.
+    if (fresh) swap(document.getElementById("spike-panels"), fresh);
+  }
+
   // Several events in a burst (a catch-up) refresh once.
   function soon() {
     clearTimeout(pending);
-    pending = setTimeout(refresh, 150);
+    pending = setTimeout(() => {
+      refresh();
+      refreshPanels();
+    }, 150);
   }
 
   if (pageSocket) {
