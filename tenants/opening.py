@@ -6,7 +6,9 @@ membership and user). On PostgreSQL one call of a function from migration tenant
 0005 does all of it as the first statement of the request's transaction:
 `earshot_open_api` or `earshot_open_member` finds the workspace, applies
 `app.tenant_id` with `SET LOCAL` (it lasts until the transaction ends) and then
-reads the credentials under RLS. The rows come back as whole-row values,
+reads the credentials under RLS. (Migration 0010 replaced `earshot_open_api`'s
+`last_used_at` touch with one that skips a token row another request is touching,
+instead of waiting for that request's COMMIT.) The rows come back as whole-row values,
 expanded here field by field from each model's own fields, so a column added by a
 later migration is read without changing the functions.
 
@@ -25,7 +27,7 @@ from functools import cache
 from typing import Any, cast
 
 from django.db import connections
-from django.db.models import Model
+from django.db.models import Model, Q
 
 from tenants.models import ApiToken, Membership, Tenant, User
 
@@ -167,10 +169,15 @@ def fetch_by_token(
             return None
         token = token_or_none
         if token.last_used_at is None or token.last_used_at < stale_before:
-            ApiToken._base_manager.using(using).filter(
-                tenant_id=tenant.pk, pk=token.pk
-            ).update(last_used_at=used_at)
-            token.last_used_at = used_at
+            # Stale again in the UPDATE itself, as on PostgreSQL (migration 0010).
+            touched = (
+                ApiToken._base_manager.using(using)
+                .filter(tenant_id=tenant.pk, pk=token.pk)
+                .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale_before))
+                .update(last_used_at=used_at)
+            )
+            if touched:
+                token.last_used_at = used_at
         membership, user = token.membership, token.membership.user
     _link(membership, "user", user)
     _link(membership, "tenant", tenant)

@@ -8,10 +8,12 @@ answers to outsiders, and that the setting still lives only as long as the
 request's transaction.
 """
 
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from django.db import connection, transaction
 from django.utils.timezone import now
@@ -21,6 +23,7 @@ from tenants.api_tokens import (
     create_api_token,
     open_tenant_with_token,
     revoke_api_token,
+    token_digest,
 )
 from tenants.context import current_tenant_id, open_tenant_context, tenant_context
 from tenants.exceptions import TenantContextConflict
@@ -409,6 +412,98 @@ def test_the_member_function_sees_no_membership_of_another_workspace(
 
     assert foreign == (0,)
     assert own == (1,)
+
+
+# --- the last_used_at touch under concurrent requests ---------------------------
+
+OPEN_API = "SELECT (r.token_row).last_used_at FROM earshot_open_api(%s, %s, %s, %s) r"
+
+
+def runtime_connection() -> psycopg.Connection[Any]:
+    """A connection of its own as the runtime role (Django's is the test's)."""
+    params = connection.get_connection_params()
+    return psycopg.connect(
+        **{
+            key: params[key]
+            for key in ("dbname", "user", "host", "port")
+            if params.get(key)
+        },
+        password=params.get("password") or None,
+    )
+
+
+def test_a_second_request_skips_a_touch_held_by_another_and_does_not_wait(
+    tenant: Tenant, owner: User
+) -> None:
+    token, raw = new_token(tenant, owner)
+    digest = token_digest(raw)
+    first_at = now()
+    second_at = first_at + timedelta(seconds=1)
+    minute = timedelta(minutes=1)
+    with runtime_connection() as first, runtime_connection() as second:
+        # The first request touched the stale stamp and has not committed yet.
+        seen_first = first.execute(
+            OPEN_API, [tenant.slug, digest, first_at, first_at - minute]
+        ).fetchone()
+        # The second read the same stale stamp: with 0005's function it waited on
+        # the first one's row lock until its COMMIT (here: lock_timeout, an error).
+        second.execute("SET lock_timeout = '200ms'")
+        started = time.monotonic()
+        seen_second = second.execute(
+            OPEN_API, [tenant.slug, digest, second_at, second_at - minute]
+        ).fetchone()
+        waited = time.monotonic() - started
+        second.commit()
+        first.commit()
+        stamped = last_used(tenant, token)
+        # A later request within the minute finds it fresh: nothing written.
+        second.execute(OPEN_API, [tenant.slug, digest, second_at, second_at - minute])
+        second.commit()
+        fresh = last_used(tenant, token)
+        # Once it is stale again, the next request stamps it.
+        later = first_at + timedelta(minutes=2)
+        seen_later = second.execute(
+            OPEN_API, [tenant.slug, digest, later, later - minute]
+        ).fetchone()
+        second.commit()
+
+    assert seen_first == (first_at,)
+    assert seen_second == (None,)  # the stamp it read; its touch was skipped
+    assert waited < 0.2
+    assert stamped == first_at
+    assert fresh == first_at
+    assert seen_later == (later,)
+    assert last_used(tenant, token) == later
+
+
+def test_a_touch_skipped_for_a_held_row_still_answers_the_whole_opening(
+    tenant: Tenant, owner: User
+) -> None:
+    token, raw = new_token(tenant, owner)
+    digest = token_digest(raw)
+    at = now()
+    columns = (
+        "SELECT (r.tenant_row).id, (r.token_row).id, (r.membership_row).id, "
+        "(r.user_row).id, current_setting('app.tenant_id', true) "
+        "FROM earshot_open_api(%s, %s, %s, %s) r"
+    )
+    with runtime_connection() as holder, runtime_connection() as caller:
+        # Another transaction holds the token row (as a touching request would).
+        holder.execute(f"SET LOCAL app.tenant_id = {int(tenant.pk)}")
+        holder.execute(
+            "SELECT id FROM tenants_apitoken WHERE id = %s FOR NO KEY UPDATE",
+            [token.pk],
+        )
+        caller.execute("SET lock_timeout = '200ms'")
+        row = caller.execute(
+            columns, [tenant.slug, digest, at, at - timedelta(minutes=1)]
+        ).fetchone()
+        caller.commit()
+        holder.commit()
+
+    membership = membership_of(tenant, owner)
+    assert row == (tenant.pk, token.pk, membership.pk, owner.pk, str(tenant.pk))
+    assert last_used(tenant, token) is None
 
 
 # --- SQLite (the demo) ---------------------------------------------------------
