@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from helpdesk.models import Identity
 from helpdesk.services import sla
-from helpdesk.services.bulkrows import update_rows
+from helpdesk.services.bulkrows import any_of, update_rows
 from helpdesk.services.contacts import refresh_identity, refresh_observer
 from helpdesk.services.inbound_batch import record_inbound_batch
 from social.connectors import get_connector
@@ -353,9 +353,12 @@ def _record_followers(
     if not opened:
         return
     _lock_threads(opened)
-    query = Q()
+    threads: dict[int, set[str]] = defaultdict(set)
     for account, thread in opened:
-        query |= Q(account_id=account.pk, thread_ref=thread)
+        threads[account.pk].add(thread)
+    query = Q()
+    for account_id, refs in threads.items():
+        query |= Q(Q(account_id=account_id), any_of(WaitingItem, "thread_ref", refs))
     rows = list(
         WaitingItem.objects.select_for_update(skip_locked=True)
         .filter(query)

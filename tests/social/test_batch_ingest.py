@@ -36,7 +36,7 @@ from helpdesk.models.performance import ReportDailyRollup, ReportRollup
 from helpdesk.presence import MemoryPresence
 from social.connectors.base import TokenSet
 from social.ingest import process_one_webhook_event, process_webhook_event
-from social.models import SocialAccount, WebhookEvent
+from social.models import SocialAccount, WaitingItem, WebhookEvent
 from social.services import connect_account
 from tenants.context import tenant_context
 from tenants.models import Brand, Membership, Tenant, User
@@ -595,3 +595,45 @@ def test_a_reply_before_its_thread_waits_and_joins_it_when_the_batch_opens_it() 
             "p1",
         ]
         assert conversation.customer_message_count == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replies_waiting_on_several_threads_join_the_threads_the_batch_opens() -> None:
+    world = make_world(hours={})
+    waiting = [
+        post(world, 10, author=0, root=0, mentions=False, minute=1),
+        post(world, 11, author=1, root=1, mentions=False, minute=1),
+        post(world, 12, author=2, root=2, account=1, mentions=False, minute=1),
+        # Its thread (post 3) is not in the batch: it keeps waiting.
+        post(world, 13, author=3, root=3, mentions=False, minute=1),
+    ]
+    roots = [
+        post(world, 0, author=0),
+        post(world, 1, author=1),
+        post(world, 2, author=2, account=1),
+    ]
+    ids = store(world, [*waiting, *roots], timezone.now())
+    for event_id in ids[:4]:
+        process_one_webhook_event(event_id)
+    with tenant_context(world.tenants[0]):
+        assert WaitingItem.objects.count() == 4
+
+    assert process_webhook_event(ids[4], batch_size=10) == "processed"
+
+    with tenant_context(world.tenants[0]):
+        threads = {
+            conversation.public_thread_ref: list(
+                conversation.messages.order_by("created_at").values_list(
+                    "external_id", flat=True
+                )
+            )
+            for conversation in Conversation.objects.all()
+        }
+        assert threads == {
+            "p0": ["p0", "p10"],
+            "p1": ["p1", "p11"],
+            "p2": ["p2", "p12"],
+        }
+        assert list(WaitingItem.objects.values_list("external_id", flat=True)) == [
+            "p13"
+        ]
