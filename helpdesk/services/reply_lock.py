@@ -12,7 +12,11 @@ On PostgreSQL it also takes the id of the reply's message from its sequence
 it, with the tenant's event sequences, in its last statement (replies._queue):
 the counter row every write of the tenant waits for is then held for that one
 statement and COMMIT. A refused reply leaves a gap in the ids, as a rolled-back
-insert does.
+insert does. An id taken here is written a few milliseconds later by a
+transaction that holds no lock on the message table yet; the spike counts'
+settled mark (spikes.rollup), which relies on message writers holding that
+lock from the moment an id is theirs, counts inbound messages only, so an
+agent's reply taken this way is never among what it waits for.
 """
 
 from django.db import connection
