@@ -36,3 +36,15 @@ def test_rollups_kept_on_sqlite_equal_their_rebuild(tmp_path: Path) -> None:
     assert outcome["conversations"] == 32  # a seeded week (helpdesk.demo_history)
     assert all(count > 0 for count in outcome["rows"].values()), outcome["rows"]
     assert outcome["differ"] == []
+
+
+def test_any_of_filters_with_an_in_list_on_sqlite(tmp_path: Path) -> None:
+    """The batched ingest's lookups (bulkrows.any_of, `= ANY` of an array on
+    PostgreSQL) work on the demo's SQLite, which binds no list: before, every
+    batch of the demo's Sandbox traffic failed with "type 'list' is not
+    supported" and its events were retried for ever."""
+    outcome = run_on_demo_sqlite("tests.sqlite_any_of", tmp_path, timeout=120)
+    first, second, third = outcome["made"]
+    assert outcome["by_id"] == [first, third]
+    assert outcome["by_text"] == [first, second, third]
+    assert outcome["none"] == []

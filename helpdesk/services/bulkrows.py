@@ -23,7 +23,7 @@ from uuid import UUID
 
 import orjson
 from django.db import connection, models
-from django.db.models import BooleanField
+from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 
 from tenants.base import _require_tenant_id, stamp_tenant
@@ -245,13 +245,16 @@ _ARRAY_TYPES = {
 }
 
 
-def any_of(model: type[models.Model], name: str, values: Iterable[Any]) -> RawSQL:
+def any_of(model: type[models.Model], name: str, values: Iterable[Any]) -> RawSQL | Q:
     """A filter: `model`'s field `name` equals one of `values`, as `= ANY` of one
     array parameter. Unlike `name__in`, Django prepares no value one by one and the
     statement's text does not change with the number of values (psycopg parses a
-    text with many placeholders again on every call). Integer and text fields."""
+    text with many placeholders again on every call). Integer and text fields.
+    SQLite (the demo) has no arrays: there it is `name__in`."""
     field = model._meta.get_field(name)
     kind = _ARRAY_TYPES[field.get_internal_type()]
+    if connection.vendor != "postgresql":
+        return Q(**{f"{name}__in": list(values)})
     quote = connection.ops.quote_name
     column = f"{quote(model._meta.db_table)}.{quote(str(field.column))}"  # type: ignore[union-attr]
     # The column is the model's, the values a parameter.
