@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils.timezone import now
 from rest_framework.test import APIClient
 
+from tenants import opening
 from tenants.api_tokens import (
     create_api_token,
     open_tenant_with_token,
@@ -296,6 +297,46 @@ def test_the_token_user_and_membership_come_from_the_opening(
     assert opened.token.pk == token.pk
     assert opened.token.scope == "write"
     assert opened.tenant.slug == tenant.slug
+
+
+def test_the_opened_rows_are_the_instances_from_db_makes(
+    tenant: Tenant, agent: User
+) -> None:
+    _, raw = new_token(tenant, agent, "write")
+    sql, parts = opening._statement("earshot_open_api", 4, opening.API_PARTS, "default")
+    moment = now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, [tenant.slug, token_digest(raw), moment, moment])
+        row = cursor.fetchone()
+    assert row is not None
+    made, start = [], 0
+    for part in parts:
+        values = row[start : start + len(part.names)]
+        start += len(part.names)
+        fast = part.build(values, "default")
+        converted = list(values)
+        for index, converters, expression in part.converters:
+            for convert in converters:
+                converted[index] = convert(converted[index], expression, connection)
+        reference = part.model.from_db("default", part.names, converted)
+        made.append(
+            (
+                type(fast),
+                {k: v for k, v in vars(fast).items() if k != "_state"},
+                fast._state.adding,
+                fast._state.db,
+            )
+        )
+        assert made[-1] == (
+            type(reference),
+            {k: v for k, v in vars(reference).items() if k != "_state"},
+            reference._state.adding,
+            reference._state.db,
+        )
+
+    # Every part takes the fast path on these models (no __init__ of their own).
+    assert [part.plain for part in parts] == [True, True, True, True]
+    assert [kind for kind, *_ in made] == [Tenant, ApiToken, Membership, User]
 
 
 # --- the setting lives as long as the transaction ------------------------------
