@@ -2,6 +2,7 @@
 it puts on the broker what apply_async puts there, and leaves to apply_async every
 call it does not cover."""
 
+import base64
 import json
 import logging
 from collections.abc import Iterator
@@ -134,6 +135,37 @@ def test_enqueue_publishes_through_the_fast_path(broker: redis.Redis) -> None:
     assert sent is True
     assert calls == [("helpdesk.deliver_message", (7, 11), True)]
     assert len(stored(broker, "delivery")) == 1
+
+
+def test_a_redis_channel_publishes_through_one_kept_client(
+    broker: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = tenant_tasks.enqueue(
+        tasks.deliver_message, 7, 0, swept_by="helpdesk.sweep_outbox"
+    )
+    made: list[Any] = []
+    real_init = redis.Redis.__init__
+
+    def counted_init(self: redis.Redis, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "__init__", counted_init)
+    later = [
+        tenant_tasks.enqueue(
+            tasks.deliver_message, 7, n, swept_by="helpdesk.sweep_outbox"
+        )
+        for n in (1, 2, 3)
+    ]
+
+    assert [first, *later] == [True] * 4
+    # kombu's channel built a redis client for each of them before.
+    assert made == []
+    bodies = [
+        json.loads(base64.b64decode(message["body"]))[0]
+        for message in stored(broker, "delivery")
+    ]
+    assert bodies == [[7, 0], [7, 1], [7, 2], [7, 3]]
 
 
 @pytest.mark.parametrize(
