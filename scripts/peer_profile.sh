@@ -3,6 +3,10 @@
 #
 #   scripts/peer_profile.sh [peer_profile.py options]    # e.g. --wsgi --profile
 #   scripts/peer_profile.sh --levers [--count N]          # scripts/peer_levers.py
+#   scripts/peer_profile.sh --steps [--phases P] [--step module:Owner.attr ...]
+#                                                         # scripts/peer_profile_steps.py
+#   WRAP="py-spy record --gil -r 250 -f raw -o out.raw --" scripts/peer_profile.sh ...
+#                                  # runs the Python script under WRAP (a profiler)
 #
 # Env: EARSHOT_DB (earshot_profile), REDIS_DB (cache and broker; 1), REDIS_HOSTPORT
 # (127.0.0.1:6379),
@@ -43,6 +47,7 @@ read -r SLUG CHANNEL TOKEN < <("$PY" -c \
 echo "uptime: $(uptime)"
 SCRIPT=scripts/peer_profile.py
 if [ "${1:-}" = --levers ]; then SCRIPT=scripts/peer_levers.py; shift; fi
-"$PY" $SCRIPT --slug "$SLUG" --channel "$CHANNEL" --token "$TOKEN" "$@"
+if [ "${1:-}" = --steps ]; then SCRIPT=scripts/peer_profile_steps.py; shift; fi
+${WRAP:-} "$PY" $SCRIPT --slug "$SLUG" --channel "$CHANNEL" --token "$TOKEN" "$@"
 redis-cli -h "${REDIS_HOSTPORT%:*}" -p "${REDIS_HOSTPORT#*:}" -n "$REDIS_DB" flushdb > /dev/null
 echo "uptime: $(uptime)"
