@@ -81,11 +81,11 @@ _KEYS = ("ForeignKey", "OneToOneField", "TenantForeignKey")
 _MISSING = object()
 
 
-def _json_rows(
-    rows: Sequence[models.Model], fields: Sequence[models.Field[Any, Any]]
-) -> str | None:
-    """`rows`' values of `fields` as a JSON array of objects keyed by column, or
-    None when a value (or a field) is not one JSON carries exactly."""
+def json_checks(
+    fields: Sequence[models.Field[Any, Any]],
+) -> list[Callable[[object], bool]] | None:
+    """Per field, the check that a (non-None) value of it is one JSON carries as
+    the field would write it; None when a field has no such check."""
     checks: list[Callable[[object], bool]] = []
     for f in fields:
         kind = f.get_internal_type()
@@ -96,6 +96,17 @@ def _json_rows(
         if check is None or getattr(f, "auto_now", False):
             return None
         checks.append(check)
+    return checks
+
+
+def _json_rows(
+    rows: Sequence[models.Model], fields: Sequence[models.Field[Any, Any]]
+) -> str | None:
+    """`rows`' values of `fields` as a JSON array of objects keyed by column, or
+    None when a value (or a field) is not one JSON carries exactly."""
+    checks = json_checks(fields)
+    if checks is None:
+        return None
     columns = [
         (str(f.column), f.attname, check)
         for f, check in zip(fields, checks, strict=True)

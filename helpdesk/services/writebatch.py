@@ -10,7 +10,14 @@ completion, and foreign keys are checked at commit); elsewhere one by one.
 
 Rows written in one batch must not touch the same row twice (PostgreSQL cannot
 update a row twice in one statement): rollups merges its counters per key
-before it adds them (`defer_once`). Imports no helpdesk module.
+before it adds them (`defer_once`). Imports no helpdesk module but bulkrows
+(which imports none).
+
+On PostgreSQL a merged INSERT whose rows are all plain values, each of a type
+JSON carries exactly (bulkrows' checks), reads its rows from one JSON array
+parameter (`json_populate_recordset`, the table's own column types) instead of a
+VALUES list of one placeholder per value, which psycopg splits and quotes in
+Python; rows with `Sql` values, and other values, keep the VALUES list.
 
 `WriteBatch.sequences` (PostgreSQL) allocates the tenant's event sequences in
 that one statement: the tenant's counter row, which every write of the tenant
@@ -26,7 +33,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+import orjson
 from django.db import IntegrityError, connection, models, transaction
+
+from helpdesk.services.bulkrows import json_checks
 
 Statement = tuple[str, list[Any]]
 
@@ -68,8 +78,8 @@ class WriteBatch:
         self.data: dict[str, Any] = {}
         # INSERTs of one table and column list share one statement (a batch of
         # items opens many conversations, each with its care fact): by the
-        # statement's head, its place, the rows' VALUES groups, their values.
-        self._inserts: dict[str, tuple[int, list[str], list[Any]]] = {}
+        # statement's head, its rows (rendered by flush).
+        self._inserts: dict[str, _Merged] = {}
         self.allocation: Sequences | None = None
 
     def sequences(self, tenant_id: int, count: int) -> Sequences:
@@ -104,33 +114,39 @@ class WriteBatch:
             for f in model._meta.concrete_fields
             if not (f.primary_key and rows[0].pk is None)
         ]
-        groups: list[str] = []
-        values: list[Any] = []
-        for n, row in enumerate(rows):
-            exprs = sql[n] if n < len(sql) else {}
-            marks = []
-            for f in fields:
-                expr = exprs.get(f.attname)
-                if expr is None:
-                    value = f.pre_save(row, add=True)
-                    values.append(f.get_db_prep_save(value, connection))
-                    marks.append("%s")
-                else:
-                    values.extend(expr.params)
-                    marks.append(expr.sql)
-            groups.append("(" + ", ".join(marks) + ")")
         quote = connection.ops.quote_name
         head = (
             f"INSERT INTO {quote(model._meta.db_table)} "
-            f"({', '.join(quote(str(f.column)) for f in fields)}) VALUES "
+            f"({', '.join(quote(str(f.column)) for f in fields)})"
         )
         merged = self._inserts.get(head)
         if merged is None:
-            self._inserts[head] = (len(self.statements), groups, values)
+            merged = self._inserts[head] = _Merged(len(self.statements), model, fields)
             self.statements.append(("", []))  # rendered by flush
-        else:
-            merged[1].extend(groups)
-            merged[2].extend(values)
+        for n, row in enumerate(rows):
+            exprs = sql[n] if n < len(sql) else None
+            if exprs:
+                merged.keep_values_list()
+            checks = merged.checks
+            values: list[Any] = []
+            for i, f in enumerate(fields):
+                expr = exprs.get(f.attname) if exprs else None
+                if expr is not None:
+                    values.append(expr)
+                    continue
+                value = f.pre_save(row, add=True)
+                if checks is not None and (value is None or checks[i](value)):
+                    values.append(value)  # prepared by flush if it must be
+                    continue
+                if checks is not None:  # this row's values so far, too
+                    merged.keep_values_list()
+                    checks = None
+                    values = [
+                        g.get_db_prep_save(kept, connection)
+                        for g, kept in zip(fields, values, strict=False)
+                    ]
+                values.append(f.get_db_prep_save(value, connection))
+            merged.rows.append(values)
 
     def update(self, row: models.Model, names: Sequence[str]) -> None:
         """UPDATE the row's `names` fields (their current values) at the end."""
@@ -159,8 +175,8 @@ class WriteBatch:
 
     def flush(self) -> None:
         statements = list(self.statements)
-        for head, (index, groups, values) in self._inserts.items():
-            statements[index] = (head + ", ".join(groups), values)
+        for head, merged in self._inserts.items():
+            statements[merged.index] = merged.render(head)
         self._inserts = {}
         for finish in self.finishers.values():
             statements.extend(finish())
@@ -184,6 +200,76 @@ class WriteBatch:
         allocation.first = last - allocation.count + 1
         for callback in allocation.callbacks:
             callback(allocation.first)
+
+
+class _Merged:
+    """The rows of one merged INSERT: per row, its values in `fields`' order.
+
+    While `checks` is set (PostgreSQL), every value so far is the field's own
+    value, None or of a type JSON carries exactly (bulkrows' checks), and the
+    rows go as one JSON document; else each value is prepared for the database
+    or an `Sql` value, and the rows go as a VALUES list."""
+
+    def __init__(
+        self, index: int, model: type[models.Model], fields: list[Any]
+    ) -> None:
+        self.index, self.model, self.fields = index, model, fields
+        self.rows: list[list[Any]] = []
+        self.checks: list[Callable[[object], bool]] | None = (
+            json_checks(fields) if connection.vendor == "postgresql" else None
+        )
+
+    def keep_values_list(self) -> None:
+        """Leave the JSON document: prepare the values kept so far."""
+        if self.checks is None:
+            return
+        self.checks = None
+        fields = self.fields
+        for values in self.rows:
+            values[:] = [
+                f.get_db_prep_save(value, connection)
+                for f, value in zip(fields, values, strict=True)
+            ]
+
+    def render(self, head: str) -> Statement:
+        if self.checks is not None:
+            document = self._json()
+            if document is not None:
+                quote = connection.ops.quote_name
+                table = quote(self.model._meta.db_table)
+                picked = ", ".join(f"v.{quote(str(f.column))}" for f in self.fields)
+                # In the rows' order, as VALUES would (serial ids follow it).
+                return (
+                    f"{head} SELECT {picked} FROM json_populate_recordset("
+                    f"NULL::{table}, %s::json) WITH ORDINALITY AS v"
+                    " ORDER BY v.ordinality",
+                    [document],
+                )
+            self.keep_values_list()
+        groups: list[str] = []
+        params: list[Any] = []
+        for values in self.rows:
+            marks = []
+            for value in values:
+                if isinstance(value, Sql):
+                    params.extend(value.params)
+                    marks.append(value.sql)
+                else:
+                    params.append(value)
+                    marks.append("%s")
+            groups.append("(" + ", ".join(marks) + ")")
+        return f"{head} VALUES " + ", ".join(groups), params
+
+    def _json(self) -> str | None:
+        """The rows as a JSON array of objects keyed by column (None when orjson
+        refuses a value, e.g. an integer past 64 bits)."""
+        columns = [str(f.column) for f in self.fields]
+        try:
+            return orjson.dumps(
+                [dict(zip(columns, values, strict=True)) for values in self.rows]
+            ).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            return None
 
 
 def execute(statements: Sequence[Statement]) -> None:

@@ -1,14 +1,18 @@
 """helpdesk.services.writebatch on PostgreSQL: deferred INSERTs of one table share
 one INSERT in the trailing statement (a batch of items opens many conversations,
-each with its care fact; one CTE per fact cost the server its planning)."""
+each with its care fact; one CTE per fact cost the server its planning), read
+from one JSON document when every value is one JSON carries exactly."""
 
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from helpdesk.models import Contact
+from helpdesk.models import Contact, Conversation, Event
 from helpdesk.services import writebatch
 from tenants.context import tenant_context
+from tenants.models import Brand, Tenant
 from tests.factories import make_workspace
 from tests.statements import count_statements
 
@@ -51,3 +55,117 @@ def test_a_batch_without_inserts_runs_its_statements_as_before() -> None:
         batch.add("SELECT 2", [])
 
     assert seen.sql == ["WITH w0 AS (SELECT 1) SELECT 2"]
+
+
+def _conversations(tenant: Tenant, contact: Contact, prefix: str) -> list[Any]:
+    brand = Brand.objects.order_by("id")[0]
+    return [
+        Conversation(
+            tenant=tenant,
+            brand=brand,
+            contact=contact,
+            platform="sandbox",
+            origin=Conversation.Origin.MENTION,
+            public_thread_ref=f"{prefix}-{n}",
+            preview="it's \\ 'quoted' \"twice\" %s \u2013 ünïcode 🚀",
+            engagement_per_hour=0.1 + n,
+            last_activity_at=AT + timedelta(microseconds=123456 + n),
+            created_at=AT,
+        )
+        for n in range(3)
+    ]
+
+
+def _stored(prefix: str, *, leave: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
+    columns = [
+        f.attname
+        for f in Conversation._meta.concrete_fields
+        if f.attname not in ("id", "public_thread_ref", *leave)
+    ]
+    rows = Conversation.objects.filter(public_thread_ref__startswith=f"{prefix}-")
+    return list(rows.order_by("pk").values_list("public_thread_ref", *columns))
+
+
+def test_plain_rows_are_read_from_one_json_document_as_django_writes_them() -> None:
+    tenant = make_workspace("Write Batch Json")
+    with tenant_context(tenant):
+        contact = Contact.objects.create(tenant=tenant, display_name="c")
+        Conversation.objects.bulk_create(_conversations(tenant, contact, "django"))
+        first, *rest = _conversations(tenant, contact, "batch")
+        with count_statements() as seen, writebatch.write_batch() as batch:
+            batch.insert([first])
+            batch.add("SELECT 1", [])
+            batch.insert(rest)
+        django, batched = _stored("django"), _stored("batch")
+
+    assert len(seen) == 1
+    assert seen.sql[0].count("INSERT INTO") == 1
+    assert "json_populate_recordset" in seen.sql[0]
+    assert " VALUES " not in seen.sql[0]
+    # The same columns as Django writes, ids in the rows' order.
+    assert [row[0] for row in batched] == ["batch-0", "batch-1", "batch-2"]
+    assert [row[1:] for row in batched] == [row[1:] for row in django]
+
+
+def test_rows_with_sql_values_keep_the_values_list() -> None:
+    tenant = make_workspace("Write Batch Sql")
+    with tenant_context(tenant):
+        with count_statements() as seen, writebatch.write_batch() as batch:
+            batch.insert([Contact(tenant=tenant, display_name="a", created_at=AT)])
+            batch.insert(
+                [Contact(tenant=tenant, display_name="b", created_at=AT)],
+                sql=[{"display_name": writebatch.Sql("upper(%s)", ["b"])}],
+            )
+        rows = list(
+            Contact.objects.order_by("pk").values_list("display_name", "created_at")
+        )
+
+    assert len(seen) == 1
+    assert "json_populate_recordset" not in seen.sql[0]
+    assert seen.sql[0].count("INSERT INTO") == 1
+    assert rows == [("a", AT), ("B", AT)]
+
+
+def test_a_value_json_cannot_carry_keeps_the_values_list() -> None:
+    tenant = make_workspace("Write Batch NaN")
+    with tenant_context(tenant):
+        contact = Contact.objects.create(tenant=tenant, display_name="c")
+        Conversation.objects.bulk_create(_conversations(tenant, contact, "django"))
+        first, *rest = _conversations(tenant, contact, "nan")
+        rest[0].engagement_per_hour = math.nan  # mid-row, in the second call
+        with count_statements() as seen, writebatch.write_batch() as batch:
+            batch.insert([first])
+            batch.insert(rest)
+        stored = list(
+            Conversation.objects.filter(public_thread_ref__startswith="nan-")
+            .order_by("pk")
+            .values_list("public_thread_ref", "engagement_per_hour")
+        )
+        others = _stored("nan", leave=("engagement_per_hour",))
+        django = _stored("django", leave=("engagement_per_hour",))
+
+    assert len(seen) == 1
+    assert "json_populate_recordset" not in seen.sql[0]
+    assert seen.sql[0].count("INSERT INTO") == 1
+    assert [ref for ref, _ in stored] == ["nan-0", "nan-1", "nan-2"]
+    assert stored[0][1] == 0.1
+    assert math.isnan(stored[1][1])
+    assert stored[2][1] == 2.1
+    assert [row[1:] for row in others] == [row[1:] for row in django]
+
+
+def test_a_field_json_does_not_carry_keeps_the_values_list() -> None:
+    tenant = make_workspace("Write Batch Payload")
+    with tenant_context(tenant):
+        with count_statements() as seen, writebatch.write_batch() as batch:
+            batch.insert(
+                [
+                    Event(tenant=tenant, seq=n, type="x", payload={"n": n, "s": "é"})
+                    for n in (1, 2)
+                ]
+            )
+        stored = list(Event.objects.order_by("pk").values_list("seq", "payload"))
+
+    assert len(seen) == 1
+    assert "json_populate_recordset" not in seen.sql[0]
+    assert stored == [(1, {"n": 1, "s": "é"}), (2, {"n": 2, "s": "é"})]
