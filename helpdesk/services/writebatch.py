@@ -31,6 +31,7 @@ value); `Sequences.first` is known once the batch has run.
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import cache
 from typing import Any
 
 import orjson
@@ -109,19 +110,12 @@ class WriteBatch:
         if not rows:
             return
         model = type(rows[0])
-        fields = [
-            f
-            for f in model._meta.concrete_fields
-            if not (f.primary_key and rows[0].pk is None)
-        ]
-        quote = connection.ops.quote_name
-        head = (
-            f"INSERT INTO {quote(model._meta.db_table)} "
-            f"({', '.join(quote(str(f.column)) for f in fields)})"
-        )
+        fields, head = _shape(model, rows[0].pk is not None, connection.vendor)
         merged = self._inserts.get(head)
         if merged is None:
-            merged = self._inserts[head] = _Merged(len(self.statements), model, fields)
+            merged = self._inserts[head] = _Merged(
+                len(self.statements), model, list(fields)
+            )
             self.statements.append(("", []))  # rendered by flush
         for n, row in enumerate(rows):
             exprs = sql[n] if n < len(sql) else None
@@ -200,6 +194,23 @@ class WriteBatch:
         allocation.first = last - allocation.count + 1
         for callback in allocation.callbacks:
             callback(allocation.first)
+
+
+@cache
+def _shape(
+    model: type[models.Model], with_pk: bool, vendor: str
+) -> tuple[tuple[Any, ...], str]:
+    """The fields an INSERT of `model`'s rows writes (the primary key only
+    `with_pk`) and the INSERT's head, as `vendor` quotes it."""
+    fields = tuple(
+        f for f in model._meta.concrete_fields if with_pk or not f.primary_key
+    )
+    quote = connection.ops.quote_name
+    head = (
+        f"INSERT INTO {quote(model._meta.db_table)} "
+        f"({', '.join(quote(str(f.column)) for f in fields)})"
+    )
+    return fields, head
 
 
 class _Merged:
