@@ -17,8 +17,12 @@ is Django's backend.
 
 import os
 import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
+from django.core.cache import caches
 from django.core.cache.backends import redis as django_redis
 
 
@@ -69,3 +73,121 @@ class RedisCache(django_redis.RedisCache):
                         self._servers, **self._options
                     )
         return holder
+
+
+# Reading ahead: a request that reads several cached answers one after the other
+# (an inbound create: routing's presence, the incident-rule flag, the webhook
+# endpoints) can read them in one pipelined round trip first (`reading_ahead`).
+# Each reader takes its answer from there once, then reads as before; what was
+# not read ahead (the demo's memory cache and presence, presence kept elsewhere
+# than the cache) is read as before. An error of the round trip is raised again
+# to each reader, which handles it as it handled an error of its own read.
+
+NOT_READ: Any = object()
+
+
+class ReadAhead:
+    """Answers read together, each handed out once (a second read asks again)."""
+
+    def __init__(
+        self,
+        values: dict[str, Any],
+        online: dict[tuple[str, str], Any],
+        error: BaseException | None = None,
+    ) -> None:
+        self._values = values
+        self._online = online
+        self._error = error
+
+    def value(self, key: str) -> Any:
+        """The default cache's value for `key` (None when absent), or NOT_READ."""
+        value = self._values.pop(key, NOT_READ)
+        if value is not NOT_READ and self._error is not None:
+            raise self._error
+        if isinstance(value, _Failed):
+            raise value.error
+        return value
+
+    def online(self, url: str, presence_key: str) -> set[int] | None:
+        """The agents online under the presence key (a tenant's sorted set) of
+        the Redis at `url`, or None when not read ahead."""
+        members = self._online.pop((url, presence_key), None)
+        if members is not None and self._error is not None:
+            raise self._error
+        if isinstance(members, _Failed):
+            raise members.error
+        return None if members is None else set(members)
+
+
+_ahead: ContextVar[ReadAhead | None] = ContextVar("earshot_read_ahead", default=None)
+
+
+def read_ahead() -> ReadAhead | None:
+    """The current request's answers read ahead, if any."""
+    return _ahead.get()
+
+
+@contextmanager
+def reading_ahead(keys: Iterable[str], *, presence_of: int | None) -> Iterator[None]:
+    """Read the default cache's `keys` and (`presence_of`) a tenant's online
+    agents in one Redis round trip; the readers inside the block take them from
+    there (incident_rules_open, webhook_outbox's endpoints, presence.online)."""
+    token = _ahead.set(_read(list(keys), presence_of))
+    try:
+        yield
+    finally:
+        _ahead.reset(token)
+
+
+def _read(keys: list[str], presence_of: int | None) -> ReadAhead | None:
+    from helpdesk.presence import RedisPresence, presence_store
+
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None  # the demo's memory cache (and memory presence): no round trip
+    store = presence_store() if presence_of is not None else None
+    # Presence rides along only when it lives in the cache's own Redis database.
+    presence = (
+        (store.url, store.key(presence_of))
+        if isinstance(store, RedisPresence)
+        and presence_of is not None
+        and backend._servers == [store.url]
+        else None
+    )
+    if not keys and presence is None:
+        return None
+    holder: Any = backend._cache
+    pipe = holder.get_client().pipeline(transaction=False)
+    for key in keys:
+        pipe.get(backend.make_and_validate_key(key))
+    if presence is not None:
+        pipe.zrangebyscore(presence[1], RedisPresence.cutoff(), "+inf")
+    try:
+        # A command's own error (a wrong type) is its reader's alone.
+        replies = pipe.execute(raise_on_error=False)
+    except Exception as error:  # each reader handles it as its own read's error
+        return ReadAhead(
+            dict.fromkeys(keys), {} if presence is None else {presence: set()}, error
+        )
+    values: dict[str, Any] = {}
+    for key, reply in zip(keys, replies, strict=False):
+        try:
+            if isinstance(reply, Exception):
+                raise reply
+            values[key] = None if reply is None else holder._serializer.loads(reply)
+        except Exception as error:  # raised again to its reader
+            values[key] = _Failed(error)
+    online: dict[tuple[str, str], Any] = {}
+    if presence is not None:
+        reply = replies[-1]
+        online[presence] = (
+            _Failed(reply)
+            if isinstance(reply, Exception)
+            else RedisPresence.members(reply)
+        )
+    return ReadAhead(values, online)
+
+
+class _Failed:
+    def __init__(self, error: Exception) -> None:
+        self.error = error

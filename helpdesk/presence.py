@@ -13,6 +13,7 @@ from functools import cache
 
 from django.conf import settings
 
+from helpdesk.cache import read_ahead
 from tenants.outages import CACHE_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -50,18 +51,31 @@ class RedisPresence:
         import redis
 
         # Bounded waits: a Redis that stopped answering must not hold a request.
+        self.url = url
         self._redis = redis.Redis.from_url(
             url, socket_connect_timeout=2, socket_timeout=2
         )
 
-    def _key(self, tenant_id: int) -> str:
+    @staticmethod
+    def key(tenant_id: int) -> str:
+        """The tenant's sorted set: agent ids scored by their last heartbeat."""
         return f"earshot:presence:t{tenant_id}"
+
+    @staticmethod
+    def cutoff() -> float:
+        """The oldest heartbeat that still counts as online."""
+        return time.time() - ONLINE_SECONDS
+
+    @staticmethod
+    def members(reply: list[bytes]) -> set[int]:
+        """The agent ids of a ZRANGEBYSCORE reply."""
+        return {int(str(member, "ascii")) for member in reply}
 
     def touch(self, tenant_id: int, user_id: int) -> bool:
         """Record a heartbeat; True when the agent was offline before (False when
         Redis is unreachable)."""
         now = time.time()
-        key = self._key(tenant_id)
+        key = self.key(tenant_id)
         pipe = self._redis.pipeline()
         pipe.zscore(key, user_id)
         pipe.zadd(key, {str(user_id): now})
@@ -76,19 +90,23 @@ class RedisPresence:
 
     def leave(self, tenant_id: int, user_id: int) -> None:
         try:
-            self._redis.zrem(self._key(tenant_id), user_id)
+            self._redis.zrem(self.key(tenant_id), user_id)
         except CACHE_ERRORS as error:
             logger.warning("presence not cleared, Redis unavailable: %r", error)
 
     def online(self, tenant_id: int) -> set[int]:
         """Agents seen in the last ONLINE_SECONDS; nobody while Redis is away."""
-        cutoff = time.time() - ONLINE_SECONDS
+        key = self.key(tenant_id)
+        ahead = read_ahead()
         try:
-            members = self._redis.zrangebyscore(self._key(tenant_id), cutoff, "+inf")
+            read = None if ahead is None else ahead.online(self.url, key)
+            if read is not None:
+                return read
+            members = self._redis.zrangebyscore(key, self.cutoff(), "+inf")
         except CACHE_ERRORS as error:
             logger.warning("presence unknown, Redis unavailable: %r", error)
             return set()
-        return {int(str(member, "ascii")) for member in members}  # type: ignore[arg-type]
+        return self.members(members)  # type: ignore[arg-type]
 
 
 Presence = MemoryPresence | RedisPresence

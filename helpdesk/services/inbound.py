@@ -10,10 +10,11 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from helpdesk import events, metrics
+from helpdesk.cache import NOT_READ, read_ahead, reading_ahead
 from helpdesk.models import Conversation, Identity, Message
 from helpdesk.publish import enqueue_task_on_commit
 from helpdesk.sentiment import read_message
-from helpdesk.services import rollups, sla, writebatch
+from helpdesk.services import rollups, sla, webhook_outbox, writebatch
 from helpdesk.services.assignment import route_inbound
 from helpdesk.services.away import queue_away_reply
 from helpdesk.services.contacts import _refresh, upsert_identity
@@ -120,8 +121,11 @@ def incident_rules_open(tenant_id: int) -> bool:
     Unknown (the cache lost or unreachable) counts as no: incidents.sweep_updates
     links the recent conversations such a gap missed and sets the flag again.
     """
+    key = INCIDENT_RULES_KEY.format(tenant_id)
     try:
-        return bool(cache.get(INCIDENT_RULES_KEY.format(tenant_id)))
+        ahead = read_ahead()
+        value = NOT_READ if ahead is None else ahead.value(key)
+        return bool(cache.get(key) if value is NOT_READ else value)
     except Exception:  # a cache outage must not stop ingest
         return False
 
@@ -226,7 +230,12 @@ def _record_pg(
         message, events=2 if outer else 0, dedupe=True
     ):
         return _replay(item)
-    with writebatch.write_batch() as batch:
+    # Routing's presence, the incident-rule flag (a new conversation's) and the
+    # webhook endpoints are read from Redis in one round trip, before the batch.
+    keys = [webhook_outbox.endpoints_key(tenant.pk)]
+    if opened:
+        keys.append(INCIDENT_RULES_KEY.format(tenant.pk))
+    with reading_ahead(keys, presence_of=tenant.pk), writebatch.write_batch() as batch:
         refreshed = _refresh(identity, item.author)
         batch.update(identity, refreshed)
         changed = _apply_customer_message(

@@ -23,6 +23,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from helpdesk.cache import NOT_READ, read_ahead
 from helpdesk.publish import enqueue_each_on_commit, enqueue_task
 from helpdesk.webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -67,6 +68,11 @@ def _cache_key(tenant_id: int) -> str:
     return f"helpdesk.webhooks.t{int(tenant_id)}.active"
 
 
+def endpoints_key(tenant_id: int) -> str:
+    """The default cache's key of the tenant's active endpoints (to read ahead)."""
+    return _cache_key(tenant_id)
+
+
 def has_active_endpoints(tenant_id: int) -> bool:
     """Whether the tenant has an active endpoint; cached, fresh after any change."""
     return bool(active_endpoints(tenant_id))
@@ -75,8 +81,11 @@ def has_active_endpoints(tenant_id: int) -> bool:
 def _cached(tenant_id: int) -> object:
     """The cached answer: the endpoints as ((pk, events), ...) or False; None
     when absent, _STALE while stale (or unreadable)."""
+    key = _cache_key(tenant_id)
     try:
-        return cache.get(_cache_key(tenant_id))
+        ahead = read_ahead()
+        value = NOT_READ if ahead is None else ahead.value(key)
+        return cache.get(key) if value is NOT_READ else value
     except Exception:  # the cache is an optimisation; the database decides
         logger.warning("webhook endpoint cache unavailable", exc_info=True)
         return _STALE

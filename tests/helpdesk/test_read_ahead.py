@@ -1,0 +1,233 @@
+"""An inbound create reads its cached answers from Redis in one round trip.
+
+Routing's presence, the incident-rule flag (a new conversation's) and the
+webhook endpoints are read together before the write batch (helpdesk.cache's
+reading_ahead); with the API channel's rate limit that makes two round trips per
+create, where each read used to be its own (four for a new conversation).
+"""
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import redis.exceptions
+from django.core.cache import cache
+from django.test import override_settings
+from redis.connection import AbstractConnection
+
+from helpdesk import cache as read_cache
+from helpdesk.models import Conversation, WebhookDelivery
+from helpdesk.presence import RedisPresence, presence_store
+from helpdesk.services import inbound, webhook_outbox
+from social.api_channel import create_api_channel
+from social.models import SocialAccount
+from tenants.context import tenant_context
+from tenants.models import Brand, Tenant, User
+from tests.api_clients import push, token_client
+from tests.factories import membership_of
+from tests.helpdesk.webhook_support import (  # noqa: F401 - fixtures
+    FakeDns,
+    WebhookQueue,
+    add_endpoint,
+    fake_dns_fixture,
+    webhook_queue_fixture,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ALL_WEEK = {
+    day: [["00:00", "24:00"]]
+    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+}
+
+
+@pytest.fixture(autouse=True)
+def _own_keys(
+    fake_dns: FakeDns, webhook_queue: WebhookQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This test's own endpoint cache key (other test databases share Redis and
+    tenant ids); no real DNS, deliveries captured."""
+    prefix = uuid4().hex
+    monkeypatch.setattr(
+        webhook_outbox, "_cache_key", lambda tenant_id: f"{prefix}.t{tenant_id}"
+    )
+
+
+@pytest.fixture
+def channel(tenant: Tenant, owner: User) -> SocialAccount:
+    with tenant_context(tenant):
+        Brand.objects.update(business_hours=ALL_WEEK, send_hold_seconds=0)
+        return create_api_channel(
+            membership_of(tenant, owner), brand=Brand.objects.get(), name="Chat"
+        )
+
+
+@pytest.fixture
+def online_agent(tenant: Tenant, agent: User) -> Iterator[User]:
+    store = presence_store()
+    assert isinstance(store, RedisPresence)
+    store.leave(tenant.pk, agent.pk)
+    store.touch(tenant.pk, agent.pk)
+    yield agent
+    store.leave(tenant.pk, agent.pk)
+
+
+def _commands(packed: Any) -> list[str]:
+    """The command names in a packed RESP request (one or several commands)."""
+    data = b"".join(bytes(chunk) for chunk in packed)
+    names, at = [], 0
+    while at < len(data):
+        assert data[at : at + 1] == b"*", data
+        end = data.index(b"\r\n", at)
+        count, at = int(data[at + 1 : end]), end + 2
+        for n in range(count):
+            end = data.index(b"\r\n", at)
+            size = int(data[at + 1 : end])
+            if n == 0:
+                names.append(data[end + 2 : end + 2 + size].decode())
+            at = end + 2 + size + 2
+    return names
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Every request sent to any Redis, as its command names."""
+    sent: list[list[str]] = []
+    original: Any = AbstractConnection.send_packed_command
+
+    def send(self: Any, command: Any, check_health: bool = True) -> None:
+        sent.append(_commands([command] if isinstance(command, bytes) else command))
+        original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", send)
+    return sent
+
+
+def test_a_create_makes_two_round_trips_and_uses_every_answer(
+    tenant: Tenant,
+    owner: User,
+    channel: SocialAccount,
+    online_agent: User,
+    round_trips: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = token_client(tenant, owner, "admin")
+    add_endpoint(tenant, owner, "https://hooks.example.com/earshot")
+    cache.delete(webhook_outbox._cache_key(tenant.pk))  # its stale window ends
+    assert push(client, tenant, channel, 0).status_code == 201  # fills the cache
+    cache.set(inbound.INCIDENT_RULES_KEY.format(tenant.pk), 1)
+    linked: list[int] = []
+    monkeypatch.setattr(
+        inbound, "_link_new_conversation", lambda c: linked.append(c.pk)
+    )
+    round_trips.clear()
+    created = push(client, tenant, channel, 1)
+    assert created.status_code == 201, created.content
+    limit = ["MULTI", "ZREMRANGEBYSCORE", "ZADD", "EXPIRE", "ZCARD", "ZRANGE", "EXEC"]
+    assert round_trips == [limit, ["GET", "GET", "ZRANGEBYSCORE"]]
+    conversation = created.json()["conversation_id"]
+    assert linked == [conversation]
+    round_trips.clear()
+    followed = push(client, tenant, channel, 2, author=1)
+    assert followed.status_code == 201, followed.content
+    assert followed.json()["conversation_id"] == conversation
+    # No incident flag for a conversation that was not opened.
+    assert round_trips == [limit, ["GET", "ZRANGEBYSCORE"]]
+    assert linked == [conversation]
+    with tenant_context(tenant):
+        assert Conversation.objects.get(pk=conversation).assignee_id == online_agent.pk
+        assert list(
+            WebhookDelivery.objects.filter(payload__conversation_id=conversation)
+            .order_by("id")
+            .values_list("event_type", flat=True)
+        ) == [
+            "message.created",
+            "conversation.created",
+            "message.created",
+            "conversation.updated",
+        ]
+
+
+def test_a_failed_round_trip_is_each_readers_own_failure(
+    tenant: Tenant,
+    owner: User,
+    channel: SocialAccount,
+    online_agent: User,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis away for the read-ahead: nobody online, no incident link, the
+    endpoints from the database (as when each read failed alone)."""
+    client = token_client(tenant, owner, "admin")
+    add_endpoint(tenant, owner, "https://hooks.example.com/earshot")
+    cache.set(inbound.INCIDENT_RULES_KEY.format(tenant.pk), 1)
+    linked: list[int] = []
+    monkeypatch.setattr(
+        inbound, "_link_new_conversation", lambda c: linked.append(c.pk)
+    )
+    read = read_cache._read
+    failures: list[list[str]] = []
+
+    def failing(keys: list[str], presence_of: int | None) -> Any:
+        failures.append(keys)
+        ahead = read(keys, presence_of)
+        assert ahead is not None
+        ahead._error = redis.exceptions.ConnectionError("Redis went away")
+        return ahead
+
+    monkeypatch.setattr(read_cache, "_read", failing)
+    created = push(client, tenant, channel, 1)
+    assert created.status_code == 201, created.content
+    assert failures == [
+        [webhook_outbox._cache_key(tenant.pk), f"incidents.rules.t{tenant.pk}"]
+    ]
+    conversation = created.json()["conversation_id"]
+    assert linked == []
+    with tenant_context(tenant):
+        assert Conversation.objects.get(pk=conversation).assignee_id is None
+        assert (
+            WebhookDelivery.objects.filter(
+                payload__conversation_id=conversation
+            ).count()
+            == 2
+        )
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "presence unknown, Redis unavailable: network:ConnectionError",
+        "webhook endpoint cache unavailable",
+    ]
+
+
+def test_each_answer_is_handed_out_once() -> None:
+    key = f"read-ahead.{uuid4().hex}"
+    cache.set(key, "first")
+    with read_cache.reading_ahead([key], presence_of=None):
+        ahead = read_cache.read_ahead()
+        assert ahead is not None
+        cache.set(key, "second")
+        assert ahead.value(key) == "first"
+        assert ahead.value(key) is read_cache.NOT_READ
+        assert ahead.value("never-read") is read_cache.NOT_READ
+    assert read_cache.read_ahead() is None
+
+
+def test_an_absent_key_reads_as_none_and_a_bad_value_fails_its_reader() -> None:
+    absent, bad = f"read-ahead.{uuid4().hex}", f"read-ahead.{uuid4().hex}"
+    raw: Any = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    raw.lpush(cache.make_and_validate_key(bad), "a list")
+    with read_cache.reading_ahead([absent, bad], presence_of=None):
+        ahead = read_cache.read_ahead()
+        assert ahead is not None
+        assert ahead.value(absent) is None
+        with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+            ahead.value(bad)
+    raw.delete(cache.make_and_validate_key(bad))
+
+
+@override_settings(
+    CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+)
+def test_the_demos_memory_cache_reads_nothing_ahead() -> None:
+    with read_cache.reading_ahead(["any"], presence_of=1):
+        assert read_cache.read_ahead() is None
