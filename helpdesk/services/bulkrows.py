@@ -231,6 +231,93 @@ def update_rows(rows: Sequence[models.Model], names: Sequence[str]) -> None:
         )
 
 
+def by_keys[M: models.Model](
+    model: type[M],
+    names: Sequence[str],
+    keys: Iterable[Sequence[Any]],
+    *,
+    where: str = "",
+    params: Sequence[Any] = (),
+    related: str | None = None,
+    lock: bool = False,
+) -> list[M]:
+    """The open tenant's rows of `model` whose fields `names` equal one of `keys`
+    (tuples of values, in `names`' order), each key looked up on its own: one
+    statement whose outer loop is the keys (`unnest` of one array per field) and
+    whose inner query, fenced by `OFFSET 0` so the planner cannot flatten it into
+    a join, finds the key's rows through an index on the key. On tables never
+    analyzed, a join or an `= ANY` filter was planned as a walk over all of the
+    tenant's rows (PostgreSQL thinks a tenant holds a row or two).
+
+    `where` (SQL on the table aliased `r`, with `params`) narrows each key's rows;
+    `related` (a foreign key of `model`) also reads the row it points to, by
+    primary key, and caches it as `select_related` does; `lock` takes FOR UPDATE
+    on the rows found, key by key in `keys`' order and by id within a key, so two
+    statements given keys in the same order lock shared rows in the same order.
+    PostgreSQL only (the caller keeps its ORM query on other databases)."""
+    keys = list(keys)
+    if not keys:
+        return []
+    tenant_id = _require_tenant_id()
+    quote = connection.ops.quote_name
+    meta = model._meta
+    fields = list(meta.concrete_fields)
+    table = quote(meta.db_table)
+    arrays: list[list[Any]] = [[key[n] for key in keys] for n in range(len(names))]
+    unnest = ", ".join(
+        f"%s::{_ARRAY_TYPES[meta.get_field(name).get_internal_type()]}[]"
+        for name in names
+    )
+    matches = " AND ".join(
+        f"r.{quote(str(meta.get_field(name).column))} = k.k{n}"  # type: ignore[union-attr]
+        for n, name in enumerate(names)
+    )
+    columns = ", ".join(f"r.{quote(str(f.column))}" for f in fields)
+    pk = meta.pk
+    assert pk is not None  # noqa: S101 - a concrete model
+    order = f" ORDER BY r.{quote(str(pk.column))} FOR UPDATE" if lock else ""
+    extra = f" AND ({where})" if where else ""
+    sql = (
+        f"SELECT {{picked}} FROM unnest({unnest}) AS k"
+        f"({', '.join(f'k{n}' for n in range(len(names)))})"
+        f" CROSS JOIN LATERAL (SELECT {columns} FROM {table} AS r"
+        f' WHERE r."tenant_id" = %s AND {matches}{extra}'
+        f"{order or ' OFFSET 0'}) AS r"
+    )
+    values: list[Any] = [*arrays, tenant_id, *params]
+    picked = ", ".join(f"r.{quote(str(f.column))}" for f in fields)
+    other: list[models.Field[Any, Any]] = []
+    link: Any = None
+    if related is not None:
+        link = meta.get_field(related)
+        target = link.related_model._meta
+        other = list(target.concrete_fields)
+        inner = ", ".join(f"o.{quote(str(f.column))}" for f in other)
+        sql += (
+            f" CROSS JOIN LATERAL (SELECT {inner} FROM {quote(target.db_table)} AS o"
+            f' WHERE o."tenant_id" = %s'
+            f" AND o.{quote(str(target.pk.column))} = r.{quote(str(link.column))}"
+            " OFFSET 0) AS o"
+        )
+        values.append(tenant_id)
+        picked += ", " + ", ".join(f"o.{quote(str(f.column))}" for f in other)
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(picked=picked), values)
+        rows = cursor.fetchall()
+    attnames = [f.attname for f in fields]
+    found: list[M] = []
+    width = len(fields)
+    for row in rows:
+        instance = model.from_db(connection.alias, attnames, row[:width])
+        if link is not None:
+            linked = link.related_model.from_db(
+                connection.alias, [f.attname for f in other], row[width:]
+            )
+            link.set_cached_value(instance, linked)
+        found.append(instance)
+    return found
+
+
 def _arrays(
     rows: Sequence[models.Model], columns: Sequence[models.Field[Any, Any]]
 ) -> tuple[str, list[list[Any]]]:

@@ -23,14 +23,14 @@ place in the conversation's order.
 """
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -45,7 +45,7 @@ from helpdesk.services.away import (
     NO_AWAY_REPLY_ORIGINS,
     queue_away_reply,
 )
-from helpdesk.services.bulkrows import any_of, insert_rows, update_rows
+from helpdesk.services.bulkrows import any_of, by_keys, insert_rows, update_rows
 from helpdesk.services.contacts import refresh_identity
 from helpdesk.services.inbound import (
     InboundResult,
@@ -188,15 +188,24 @@ class _Batch:
     def _replays(self) -> tuple[list[int], list[tuple[int, int]]]:
         """Entries that are new, and (index, first index) of in-batch repeats;
         results for items recorded before."""
-        by_platform: dict[str, set[str]] = {}
-        for _account, item in self.entries:
-            by_platform.setdefault(item.platform, set()).add(item.external_id)
-        query = Q()
-        for platform, ids in by_platform.items():
-            query |= Q(Q(platform=platform), any_of(Message, "external_id", ids))
+        keys = sorted({(item.platform, item.external_id) for _a, item in self.entries})
+        if connection.vendor == "postgresql":
+            # Each key through the (tenant, platform, external_id) unique index.
+            found = by_keys(
+                Message,
+                ["platform", "external_id"],
+                keys,
+                where='r."external_id" IS NOT NULL',
+                related="conversation",
+            )
+        else:
+            found = list(
+                Message.objects.select_related("conversation").filter(
+                    _any_key(Message, "external_id", keys)
+                )
+            )
         recorded = {
-            (message.platform, message.external_id): message
-            for message in Message.objects.select_related("conversation").filter(query)
+            (message.platform, message.external_id): message for message in found
         }
         fresh: list[int] = []
         repeats: list[tuple[int, int]] = []
@@ -216,22 +225,26 @@ class _Batch:
         return fresh, repeats
 
     def _load_identities(self, items: list[InboundItem]) -> None:
-        by_platform: dict[str, set[str]] = {}
-        for item in items:
-            by_platform.setdefault(item.platform, set()).add(item.author.external_id)
-        query = Q()
-        for platform, ids in by_platform.items():
-            query |= Q(Q(platform=platform), any_of(Identity, "external_id", ids))
-        # Two index lookups rather than one join: on tables never analyzed the
-        # join looped over every contact of the tenant once per identity.
-        identities = list(Identity.objects.filter(query).order_by())
+        keys = sorted({(item.platform, item.author.external_id) for item in items})
+        postgresql = connection.vendor == "postgresql"
+        # Two statements rather than one join: on tables never analyzed the join
+        # looped over every contact of the tenant once per identity. On
+        # PostgreSQL each key is looked up through its unique index.
+        identities = (
+            by_keys(Identity, ["platform", "external_id"], keys)
+            if postgresql
+            else list(Identity.objects.filter(_any_key(Identity, "external_id", keys)))
+        )
         if not identities:
             return
+        ids = sorted({i.contact_id for i in identities})
         contacts = {
             contact.pk: contact
-            for contact in Contact.objects.filter(
-                any_of(Contact, "id", {i.contact_id for i in identities})
-            ).order_by()
+            for contact in (
+                by_keys(Contact, ["id"], [(pk,) for pk in ids])
+                if postgresql
+                else Contact.objects.filter(any_of(Contact, "id", ids)).order_by()
+            )
         }
         for identity in identities:
             identity.contact = contacts[identity.contact_id]
@@ -240,8 +253,8 @@ class _Batch:
     def _load_conversations(
         self, entries: list[tuple[SocialAccount, InboundItem]]
     ) -> None:
-        """Lock every conversation an item may join, in id order (two batches
-        lock shared rows in the same order): of the items' authors on their
+        """Lock every conversation an item may join, in one order two batches
+        share (by account and contact, then id): of the items' authors on their
         accounts, those `_find` can pick (a public item's thread; for a private
         item, one awaiting private, of its private thread or private and not
         resolved). A conversation no item can join is neither read nor locked."""
@@ -258,29 +271,13 @@ class _Batch:
             for _account, item in entries
             if item.visibility == "private"
         }
-        joinable = Q(any_of(Conversation, "public_thread_ref", public))
-        if private:
-            joinable |= (
-                Q(awaiting_private=True)
-                | Q(any_of(Conversation, "private_thread_ref", private))
-                | (
-                    Q(channel_state=Conversation.ChannelState.PRIVATE)
-                    & ~Q(status=Status.RESOLVED)
-                )
+        accounts = sorted({account.pk for account, _item in entries})
+        if connection.vendor == "postgresql":
+            rows: Iterable[Conversation] = _lock_candidates(
+                accounts, sorted(contacts), public, private
             )
-        rows = (
-            Conversation.objects.select_for_update(of=("self",))
-            .filter(
-                joinable,
-                any_of(
-                    Conversation,
-                    "social_account_id",
-                    {account.pk for account, _item in entries},
-                ),
-                any_of(Conversation, "contact_id", contacts),
-            )
-            .order_by("id")
-        )
+        else:
+            rows = _candidates_query(accounts, contacts, public, private)
         for conversation in rows:
             key = (conversation.social_account_id or 0, conversation.contact_id)
             self.candidates.setdefault(key, []).append(_Shadow.of(conversation))
@@ -487,6 +484,76 @@ class _Batch:
             update_rows(
                 [identity for identity, _f in identity_fields.values()], changed
             )
+
+
+def _any_key(model: Any, name: str, keys: list[tuple[str, str]]) -> Q:
+    """`model`'s (platform, `name`) pair is one of `keys` (other databases)."""
+    by_platform: dict[str, set[str]] = {}
+    for platform, value in keys:
+        by_platform.setdefault(platform, set()).add(value)
+    query = Q()
+    for platform, values in by_platform.items():
+        query |= Q(Q(platform=platform), any_of(model, name, values))
+    return query
+
+
+def _joinable(public: set[str], private: set[str]) -> tuple[str, list[Any]]:
+    """SQL (on `r`) for the conversations `_find` can pick for these threads."""
+    sql = 'r."public_thread_ref" = ANY(%s::text[])'
+    params: list[Any] = [sorted(public)]
+    if private:
+        sql += (
+            ' OR r."awaiting_private" OR r."private_thread_ref" = ANY(%s::text[])'
+            ' OR (r."channel_state" = %s AND r."status" <> %s)'
+        )
+        params += [
+            sorted(private),
+            Conversation.ChannelState.PRIVATE.value,
+            Status.RESOLVED.value,
+        ]
+    return sql, params
+
+
+def _lock_candidates(
+    accounts: list[int], contacts: list[int], public: set[str], private: set[str]
+) -> list[Conversation]:
+    """Lock and read the joinable conversations of each (account, contact) pair
+    through the (tenant, account, contact) index, pair by pair in sorted order and
+    by id within a pair, so two batches lock shared rows in the same order."""
+    where, params = _joinable(public, private)
+    return by_keys(
+        Conversation,
+        ["social_account", "contact"],
+        [(account, contact) for account in accounts for contact in contacts],
+        where=where,
+        params=params,
+        lock=True,
+    )
+
+
+def _candidates_query(
+    accounts: list[int], contacts: set[int], public: set[str], private: set[str]
+) -> Iterable[Conversation]:
+    """`_lock_candidates` with the ORM, in id order (other databases)."""
+    joinable = Q(any_of(Conversation, "public_thread_ref", public))
+    if private:
+        joinable |= (
+            Q(awaiting_private=True)
+            | Q(any_of(Conversation, "private_thread_ref", private))
+            | (
+                Q(channel_state=Conversation.ChannelState.PRIVATE)
+                & ~Q(status=Status.RESOLVED)
+            )
+        )
+    return (
+        Conversation.objects.select_for_update(of=("self",))
+        .filter(
+            joinable,
+            any_of(Conversation, "social_account_id", accounts),
+            any_of(Conversation, "contact_id", contacts),
+        )
+        .order_by("id")
+    )
 
 
 def _find(mine: list[_Shadow], item: InboundItem) -> _Shadow | None:
