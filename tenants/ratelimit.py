@@ -4,7 +4,7 @@
   counter on the Django cache (any backend). The public status endpoint, the
   Sandbox's API and the send limits of platform accounts (social.sending) use it.
 - `sliding_window`: N requests in any W seconds, a sorted set in Redis, decided in
-  one pipelined round trip (a refused request is then taken back, so it is not
+  one round trip by a Lua script (a refused request is taken back, so it is not
   counted). The workspace API's DRF throttle uses it (tenants.api_auth).
 
 A limit protects the servers, it does not guard data: when the cache cannot be
@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import redis.exceptions
 from django.core.cache import cache
 
 from tenants.outages import CACHE_ERRORS
@@ -134,26 +135,46 @@ def sliding_window(
     the redis `client`; allowed while at most `limit` are in the window (DRF's
     rule for its throttles).
 
-    One pipelined round trip (drop the expired, add, expire, count, read the
-    oldest); a refused request is removed again, so it is not counted. When Redis
-    cannot be reached the request is allowed and a warning logged on `log`
-    ("<label> rate limit not applied, cache unavailable: ...").
+    One round trip: a Lua script (EVALSHA; EVAL once when this Redis does not
+    know it yet) drops the expired, adds, expires, counts and, over the limit,
+    reads the oldest and removes the request again, so a refused one is not
+    counted. When Redis cannot be reached the request is allowed and a warning
+    logged on `log` ("<label> rate limit not applied, cache unavailable: ...").
     """
     member = f"{now!r}:{os.getpid()}:{next(_sequence)}"
+    args = (key, now - window, now, member, max(1, int(window)), limit)
     try:
-        pipe = client.pipeline()
-        pipe.zremrangebyscore(key, "-inf", now - window)
-        pipe.zadd(key, {member: now})
-        pipe.expire(key, max(1, int(window)))
-        pipe.zcard(key)
-        pipe.zrange(key, 0, 0, withscores=True)
-        *_, count, oldest = pipe.execute()
-        if count <= limit:
-            return ALLOWED
-        client.zrem(key, member)
+        try:
+            reply = client.evalsha(_SLIDING_SHA, 1, *args)
+        except redis.exceptions.NoScriptError:
+            reply = client.eval(_SLIDING_LUA, 1, *args)
     except CACHE_ERRORS as error:
         log.warning("%s rate limit not applied, cache unavailable: %r", label, error)
         return ALLOWED
+    count = int(reply[0])
+    if count <= limit:
+        return ALLOWED
     return SlidingVerdict(
-        allowed=False, counted=count - 1, oldest=oldest[0][1] if oldest else None
+        allowed=False,
+        counted=count - 1,
+        oldest=float(reply[1]) if len(reply) > 1 else None,
     )
+
+
+# KEYS[1] the window's sorted set; ARGV: the window's start (older scores go),
+# now, this request's member, the key's lifetime in seconds, the limit. Returns
+# {count} or, over the limit, {count, oldest score} (read before the request is
+# taken back, as the pipeline did).
+_SLIDING_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+local count = redis.call('ZCARD', KEYS[1])
+if count <= tonumber(ARGV[5]) then
+  return {count}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+redis.call('ZREM', KEYS[1], ARGV[3])
+return {count, oldest[2]}
+"""
+_SLIDING_SHA = hashlib.sha1(_SLIDING_LUA.encode(), usedforsecurity=False).hexdigest()

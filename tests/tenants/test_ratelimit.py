@@ -116,22 +116,28 @@ def test_a_fixed_window_fails_open_with_a_warning_when_redis_is_down(
 
 
 class Spy:
-    """A redis client that counts round trips: pipelines executed, other calls."""
+    """A redis client that counts round trips: scripts run (by hash or sent
+    whole), other calls."""
 
-    def __init__(self, inner: redis.Redis) -> None:
+    def __init__(self, inner: redis.Redis, *, knows_script: bool = True) -> None:
         self.inner = inner
+        self.knows_script = knows_script
         self.round_trips: list[str] = []
 
+    def evalsha(self, *args: Any) -> Any:
+        self.round_trips.append("evalsha")
+        if not self.knows_script:
+            raise redis.exceptions.NoScriptError("NOSCRIPT No matching script.")
+        return self.inner.evalsha(*args)
+
+    def eval(self, *args: Any) -> Any:
+        self.round_trips.append("eval")
+        self.knows_script = True
+        return self.inner.eval(*args)
+
     def pipeline(self) -> Any:
-        pipe = self.inner.pipeline()
-        execute = pipe.execute
-
-        def counted_execute(*args: Any, **kwargs: Any) -> Any:
-            self.round_trips.append("pipeline")
-            return execute(*args, **kwargs)
-
-        pipe.execute = counted_execute  # type: ignore[method-assign]
-        return pipe
+        self.round_trips.append("pipeline")
+        return self.inner.pipeline()
 
     def zrem(self, *args: Any) -> Any:
         self.round_trips.append("zrem")
@@ -164,19 +170,46 @@ def test_a_sliding_window_allows_exactly_the_limit_in_any_window(spy: Spy) -> No
     spy.inner.delete(key)
 
 
-def test_an_allowed_request_costs_one_round_trip_and_a_refused_one_two(
+def test_an_allowed_request_and_a_refused_one_cost_one_round_trip_each(
     spy: Spy,
 ) -> None:
     key = f"test-rl:{uuid.uuid4().hex}"
     hit(spy, key, 0, limit=1)
     allowed_trips = list(spy.round_trips)
-    hit(spy, key, 1, limit=1)
+    refused = hit(spy, key, 1, limit=1)
 
-    assert allowed_trips == ["pipeline"]
-    assert spy.round_trips == ["pipeline", "pipeline", "zrem"]
-    assert spy.inner.zcard(key) == 1
+    assert allowed_trips == ["evalsha"]
+    assert spy.round_trips == ["evalsha", "evalsha"]
+    assert refused == SlidingVerdict(allowed=False, counted=1, oldest=MINUTE_START)
+    # Only the allowed request stays counted.
+    kept: Any = spy.inner.zrange(key, 0, -1, withscores=True)
+    ((member, score),) = kept
+    assert member.startswith(f"{MINUTE_START!r}:{os.getpid()}:".encode())
+    assert score == MINUTE_START
     assert 0 < spy.inner.ttl(key) <= 60
     spy.inner.delete(key)
+
+
+def test_a_redis_that_does_not_know_the_script_is_sent_it_once() -> None:
+    spy = Spy(redis.Redis.from_url(REDIS_URL), knows_script=False)
+    key = f"test-rl:{uuid.uuid4().hex}"
+    first = hit(spy, key, 0, limit=1)
+    second = hit(spy, key, 1, limit=1)
+
+    assert first == ratelimit.ALLOWED
+    assert second == SlidingVerdict(allowed=False, counted=1, oldest=MINUTE_START)
+    assert spy.round_trips == ["evalsha", "eval", "evalsha"]
+    assert spy.inner.zcard(key) == 1
+    spy.inner.delete(key)
+
+
+def test_a_limit_of_zero_refuses_with_the_refused_request_as_oldest(spy: Spy) -> None:
+    key = f"test-rl:{uuid.uuid4().hex}"
+    refused = hit(spy, key, 5, limit=0)
+
+    assert refused == SlidingVerdict(allowed=False, counted=0, oldest=MINUTE_START + 5)
+    assert spy.inner.exists(key) == 0
+    assert spy.round_trips == ["evalsha"]
 
 
 def test_a_sliding_window_fails_open_with_a_warning_when_redis_is_down(
