@@ -15,6 +15,7 @@ a connection from the pool) and a pool reconnects after a fork. Everything else
 is Django's backend.
 """
 
+import hashlib
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -24,6 +25,7 @@ from typing import Any
 
 from django.core.cache import caches
 from django.core.cache.backends import redis as django_redis
+from redis.exceptions import NoScriptError
 
 
 class RedisCacheClient(django_redis.RedisCacheClient):
@@ -77,7 +79,7 @@ class RedisCache(django_redis.RedisCache):
 
 # Reading ahead: a request that reads several cached answers one after the other
 # (an inbound create: routing's presence, the incident-rule flag, the webhook
-# endpoints) can read them in one pipelined round trip first (`reading_ahead`).
+# endpoints) can read them in one round trip first, one Lua script (`reading_ahead`).
 # Each reader takes its answer from there once, then reads as before; what was
 # not read ahead (the demo's memory cache and presence, presence kept elsewhere
 # than the cache) is read as before. An error of the round trip is raised again
@@ -157,14 +159,16 @@ def _read(keys: list[str], presence_of: int | None) -> ReadAhead | None:
     if not keys and presence is None:
         return None
     holder: Any = backend._cache
-    pipe = holder.get_client().pipeline(transaction=False)
-    for key in keys:
-        pipe.get(backend.make_and_validate_key(key))
+    client = holder.get_client()
+    names = [backend.make_and_validate_key(key) for key in keys]
+    args = [len(names), RedisPresence.cutoff()]
     if presence is not None:
-        pipe.zrangebyscore(presence[1], RedisPresence.cutoff(), "+inf")
+        names.append(presence[1])
     try:
-        # A command's own error (a wrong type) is its reader's alone.
-        replies = pipe.execute(raise_on_error=False)
+        try:
+            replies = client.evalsha(_READ_SHA, len(names), *names, *args)
+        except NoScriptError:
+            replies = client.eval(_READ_LUA, len(names), *names, *args)
     except Exception as error:  # each reader handles it as its own read's error
         return ReadAhead(
             dict.fromkeys(keys), {} if presence is None else {presence: set()}, error
@@ -186,6 +190,23 @@ def _read(keys: list[str], presence_of: int | None) -> ReadAhead | None:
             else RedisPresence.members(reply)
         )
     return ReadAhead(values, online)
+
+
+# One command, not a pipeline (less client work): KEYS are the cache keys, then
+# the presence key if any; ARGV the number of cache keys and presence's cutoff.
+# A key's own error (a wrong type) is returned in its place (pcall).
+_READ_LUA = """
+local out = {}
+local gets = tonumber(ARGV[1])
+for i = 1, gets do
+  out[i] = redis.pcall('GET', KEYS[i])
+end
+if #KEYS > gets then
+  out[gets + 1] = redis.pcall('ZRANGEBYSCORE', KEYS[gets + 1], ARGV[2], '+inf')
+end
+return out
+"""
+_READ_SHA = hashlib.sha1(_READ_LUA.encode(), usedforsecurity=False).hexdigest()
 
 
 class _Failed:

@@ -1,9 +1,10 @@
 """An inbound create reads its cached answers from Redis in one round trip.
 
 Routing's presence, the incident-rule flag (a new conversation's) and the
-webhook endpoints are read together before the write batch (helpdesk.cache's
-reading_ahead); with the API channel's rate limit that makes two round trips per
-create, where each read used to be its own (four for a new conversation).
+webhook endpoints are read together (one Lua script) before the write batch
+(helpdesk.cache's reading_ahead). With the API channel's rate limit (one Lua
+script too) a create makes two round trips before its commit, where each read
+used to be its own (four for a new conversation, three for a follow-up).
 """
 
 from collections.abc import Iterator
@@ -73,27 +74,29 @@ def online_agent(tenant: Tenant, agent: User) -> Iterator[User]:
     store.leave(tenant.pk, agent.pk)
 
 
-def _commands(packed: Any) -> list[str]:
-    """The command names in a packed RESP request (one or several commands)."""
+def _commands(packed: Any) -> list[list[str]]:
+    """The commands in a packed RESP request (one or several), with their
+    arguments."""
     data = b"".join(bytes(chunk) for chunk in packed)
-    names, at = [], 0
+    commands, at = [], 0
     while at < len(data):
         assert data[at : at + 1] == b"*", data
         end = data.index(b"\r\n", at)
         count, at = int(data[at + 1 : end]), end + 2
-        for n in range(count):
+        command = []
+        for _ in range(count):
             end = data.index(b"\r\n", at)
             size = int(data[at + 1 : end])
-            if n == 0:
-                names.append(data[end + 2 : end + 2 + size].decode())
+            command.append(data[end + 2 : end + 2 + size].decode())
             at = end + 2 + size + 2
-    return names
+        commands.append(command)
+    return commands
 
 
 @pytest.fixture
-def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Every request sent to any Redis, as its command names."""
-    sent: list[list[str]] = []
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[list[list[str]]]:
+    """Every request sent to any Redis, as its commands with their arguments."""
+    sent: list[list[list[str]]] = []
     original: Any = AbstractConnection.send_packed_command
 
     def send(self: Any, command: Any, check_health: bool = True) -> None:
@@ -109,9 +112,18 @@ def test_a_create_makes_two_round_trips_and_uses_every_answer(
     owner: User,
     channel: SocialAccount,
     online_agent: User,
-    round_trips: list[list[str]],
+    round_trips: list[list[list[str]]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    def names() -> list[list[str]]:
+        return [[command[0] for command in sent] for sent in round_trips]
+
+    def keys_read() -> list[str]:
+        ((command,),) = round_trips[1:]
+        return command[3 : 3 + int(command[2])]
+
+    endpoints = cache.make_and_validate_key(webhook_outbox._cache_key(tenant.pk))
+    rules = cache.make_and_validate_key(f"incidents.rules.t{tenant.pk}")
     client = token_client(tenant, owner, "admin")
     add_endpoint(tenant, owner, "https://hooks.example.com/earshot")
     cache.delete(webhook_outbox._cache_key(tenant.pk))  # its stale window ends
@@ -124,8 +136,9 @@ def test_a_create_makes_two_round_trips_and_uses_every_answer(
     round_trips.clear()
     created = push(client, tenant, channel, 1)
     assert created.status_code == 201, created.content
-    limit = ["EVALSHA"]  # the rate limit (tenants.ratelimit.sliding_window)
-    assert round_trips == [limit, ["GET", "GET", "ZRANGEBYSCORE"]]
+    # The rate limit (tenants.ratelimit.sliding_window), then the reads.
+    assert names() == [["EVALSHA"], ["EVALSHA"]]
+    assert keys_read() == [endpoints, rules, f"earshot:presence:t{tenant.pk}"]
     conversation = created.json()["conversation_id"]
     assert linked == [conversation]
     round_trips.clear()
@@ -133,7 +146,8 @@ def test_a_create_makes_two_round_trips_and_uses_every_answer(
     assert followed.status_code == 201, followed.content
     assert followed.json()["conversation_id"] == conversation
     # No incident flag for a conversation that was not opened.
-    assert round_trips == [limit, ["GET", "ZRANGEBYSCORE"]]
+    assert names() == [["EVALSHA"], ["EVALSHA"]]
+    assert keys_read() == [endpoints, f"earshot:presence:t{tenant.pk}"]
     assert linked == [conversation]
     with tenant_context(tenant):
         assert Conversation.objects.get(pk=conversation).assignee_id == online_agent.pk
@@ -197,6 +211,34 @@ def test_a_failed_round_trip_is_each_readers_own_failure(
         "presence unknown, Redis unavailable: network:ConnectionError",
         "webhook endpoint cache unavailable",
     ]
+
+
+def test_a_redis_that_does_not_know_the_script_is_sent_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = f"read-ahead.{uuid4().hex}"
+    cache.set(key, "known")
+    calls: list[str] = []
+    evalsha, eval_ = redis.Redis.evalsha, redis.Redis.eval
+
+    def unknown(self: Any, *args: Any) -> Any:
+        calls.append("evalsha")
+        if calls.count("evalsha") == 1:
+            raise redis.exceptions.NoScriptError("NOSCRIPT No matching script.")
+        return evalsha(self, *args)
+
+    def sent(self: Any, *args: Any) -> Any:
+        calls.append("eval")
+        return eval_(self, *args)
+
+    monkeypatch.setattr(redis.Redis, "evalsha", unknown)
+    monkeypatch.setattr(redis.Redis, "eval", sent)
+    for _ in range(2):
+        with read_cache.reading_ahead([key], presence_of=None):
+            ahead = read_cache.read_ahead()
+            assert ahead is not None
+            assert ahead.value(key) == "known"
+    assert calls == ["evalsha", "eval", "evalsha"]
 
 
 def test_each_answer_is_handed_out_once() -> None:
