@@ -18,9 +18,10 @@ is Django's backend.
 import hashlib
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import caches
@@ -129,39 +130,47 @@ def read_ahead() -> ReadAhead | None:
     return _ahead.get()
 
 
+@dataclass(frozen=True)
+class PresenceRead:
+    """A tenant's online agents to read ahead (helpdesk.presence.read_target):
+    the sorted set `key` of the Redis at `url`, members scored from `cutoff`,
+    their ids parsed by `members`. Described here, built by presence, so that
+    this module imports no helpdesk module."""
+
+    url: str
+    key: str
+    cutoff: float
+    members: Callable[[Any], set[int]]
+
+
 @contextmanager
-def reading_ahead(keys: Iterable[str], *, presence_of: int | None) -> Iterator[None]:
-    """Read the default cache's `keys` and (`presence_of`) a tenant's online
-    agents in one Redis round trip; the readers inside the block take them from
-    there (incident_rules_open, webhook_outbox's endpoints, presence.online)."""
-    token = _ahead.set(_read(list(keys), presence_of))
+def reading_ahead(
+    keys: Iterable[str], *, presence: PresenceRead | None
+) -> Iterator[None]:
+    """Read the default cache's `keys` and (`presence`) a tenant's online agents
+    in one Redis round trip; the readers inside the block take them from there
+    (incident_rules_open, webhook_outbox's endpoints, presence.online)."""
+    token = _ahead.set(_read(list(keys), presence))
     try:
         yield
     finally:
         _ahead.reset(token)
 
 
-def _read(keys: list[str], presence_of: int | None) -> ReadAhead | None:
-    from helpdesk.presence import RedisPresence, presence_store
-
+def _read(keys: list[str], target: PresenceRead | None) -> ReadAhead | None:
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         return None  # the demo's memory cache (and memory presence): no round trip
-    store = presence_store() if presence_of is not None else None
     # Presence rides along only when it lives in the cache's own Redis database.
-    presence = (
-        (store.url, store.key(presence_of))
-        if isinstance(store, RedisPresence)
-        and presence_of is not None
-        and backend._servers == [store.url]
-        else None
-    )
+    if target is not None and backend._servers != [target.url]:
+        target = None
+    presence = None if target is None else (target.url, target.key)
     if not keys and presence is None:
         return None
     holder: Any = backend._cache
     client = holder.get_client()
     names = [backend.make_and_validate_key(key) for key in keys]
-    args = [len(names), RedisPresence.cutoff()]
+    args = [len(names), 0 if target is None else target.cutoff]
     if presence is not None:
         names.append(presence[1])
     try:
@@ -182,12 +191,10 @@ def _read(keys: list[str], presence_of: int | None) -> ReadAhead | None:
         except Exception as error:  # raised again to its reader
             values[key] = _Failed(error)
     online: dict[tuple[str, str], Any] = {}
-    if presence is not None:
+    if presence is not None and target is not None:
         reply = replies[-1]
         online[presence] = (
-            _Failed(reply)
-            if isinstance(reply, Exception)
-            else RedisPresence.members(reply)
+            _Failed(reply) if isinstance(reply, Exception) else target.members(reply)
         )
     return ReadAhead(values, online)
 

@@ -13,7 +13,7 @@ from functools import cache
 
 from django.conf import settings
 
-from helpdesk.cache import read_ahead
+from helpdesk.cache import PresenceRead, read_ahead
 from tenants.outages import CACHE_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -117,3 +117,14 @@ def presence_store() -> Presence:
     """The process's presence store: Redis when REDIS_URL is set, else memory."""
     url = getattr(settings, "REDIS_URL", "")
     return RedisPresence(url) if url else MemoryPresence()
+
+
+def read_target(tenant_id: int) -> PresenceRead | None:
+    """What helpdesk.cache.reading_ahead needs to read the tenant's online agents
+    in its round trip (None when presence is not in Redis: the demo's memory)."""
+    store = presence_store()
+    if not isinstance(store, RedisPresence):
+        return None
+    return PresenceRead(
+        store.url, store.key(tenant_id), RedisPresence.cutoff(), RedisPresence.members
+    )

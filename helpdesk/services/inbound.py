@@ -12,6 +12,7 @@ from django.utils import timezone
 from helpdesk import events, metrics
 from helpdesk.cache import NOT_READ, read_ahead, reading_ahead
 from helpdesk.models import Conversation, Identity, Message
+from helpdesk.presence import read_target
 from helpdesk.publish import enqueue_task_on_commit
 from helpdesk.sentiment import read_message
 from helpdesk.services import rollups, sla, webhook_outbox, writebatch
@@ -235,7 +236,8 @@ def _record_pg(
     keys = [webhook_outbox.endpoints_key(tenant.pk)]
     if opened:
         keys.append(INCIDENT_RULES_KEY.format(tenant.pk))
-    with reading_ahead(keys, presence_of=tenant.pk), writebatch.write_batch() as batch:
+    presence = read_target(tenant.pk)
+    with reading_ahead(keys, presence=presence), writebatch.write_batch() as batch:
         refreshed = _refresh(identity, item.author)
         batch.update(identity, refreshed)
         changed = _apply_customer_message(

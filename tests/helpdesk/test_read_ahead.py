@@ -19,7 +19,7 @@ from redis.connection import AbstractConnection
 
 from helpdesk import cache as read_cache
 from helpdesk.models import Conversation, WebhookDelivery
-from helpdesk.presence import RedisPresence, presence_store
+from helpdesk.presence import RedisPresence, presence_store, read_target
 from helpdesk.services import inbound, webhook_outbox
 from social.api_channel import create_api_channel
 from social.models import SocialAccount
@@ -183,9 +183,9 @@ def test_a_failed_round_trip_is_each_readers_own_failure(
     read = read_cache._read
     failures: list[list[str]] = []
 
-    def failing(keys: list[str], presence_of: int | None) -> Any:
+    def failing(keys: list[str], presence: read_cache.PresenceRead | None) -> Any:
         failures.append(keys)
-        ahead = read(keys, presence_of)
+        ahead = read(keys, presence)
         assert ahead is not None
         ahead._error = redis.exceptions.ConnectionError("Redis went away")
         return ahead
@@ -234,7 +234,7 @@ def test_a_redis_that_does_not_know_the_script_is_sent_it(
     monkeypatch.setattr(redis.Redis, "evalsha", unknown)
     monkeypatch.setattr(redis.Redis, "eval", sent)
     for _ in range(2):
-        with read_cache.reading_ahead([key], presence_of=None):
+        with read_cache.reading_ahead([key], presence=None):
             ahead = read_cache.read_ahead()
             assert ahead is not None
             assert ahead.value(key) == "known"
@@ -244,7 +244,7 @@ def test_a_redis_that_does_not_know_the_script_is_sent_it(
 def test_each_answer_is_handed_out_once() -> None:
     key = f"read-ahead.{uuid4().hex}"
     cache.set(key, "first")
-    with read_cache.reading_ahead([key], presence_of=None):
+    with read_cache.reading_ahead([key], presence=None):
         ahead = read_cache.read_ahead()
         assert ahead is not None
         cache.set(key, "second")
@@ -258,7 +258,7 @@ def test_an_absent_key_reads_as_none_and_a_bad_value_fails_its_reader() -> None:
     absent, bad = f"read-ahead.{uuid4().hex}", f"read-ahead.{uuid4().hex}"
     raw: Any = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
     raw.lpush(cache.make_and_validate_key(bad), "a list")
-    with read_cache.reading_ahead([absent, bad], presence_of=None):
+    with read_cache.reading_ahead([absent, bad], presence=None):
         ahead = read_cache.read_ahead()
         assert ahead is not None
         assert ahead.value(absent) is None
@@ -271,5 +271,5 @@ def test_an_absent_key_reads_as_none_and_a_bad_value_fails_its_reader() -> None:
     CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 )
 def test_the_demos_memory_cache_reads_nothing_ahead() -> None:
-    with read_cache.reading_ahead(["any"], presence_of=1):
+    with read_cache.reading_ahead(["any"], presence=read_target(1)):
         assert read_cache.read_ahead() is None
