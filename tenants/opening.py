@@ -20,7 +20,6 @@ These functions only fetch; the gates (`tenants.access.open_tenant_for_member`,
 `tenants.context.open_tenant_context`, which runs them inside the transaction.
 """
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,10 +29,10 @@ from typing import Any, cast
 from django.db import connections
 from django.db.models import Model, Q
 from django.db.models.base import ModelState
-from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.signals import post_init, pre_init
 
 from tenants.models import ApiToken, Membership, Tenant, User
+from tenants.plain_rows import builds_plainly
 
 Converter = Callable[[Any, Any, Any], Any]
 
@@ -52,7 +51,7 @@ class _Part:
     model: type[Model]
     names: tuple[str, ...]
     converters: tuple[tuple[int, tuple[Converter, ...], Any], ...]
-    plain: bool  # `Model.__init__` would only store the values (see `_plain`)
+    plain: bool  # `Model.__init__` would only store the values (tenants.plain_rows)
 
     def build(self, values: Sequence[Any], using: str) -> Model:
         row = list(values)
@@ -74,24 +73,6 @@ class _Part:
 
 
 _new = object.__new__
-
-
-def _plain(model: type[Model]) -> bool:
-    """Whether `model.from_db` with all its columns would only store their values
-    and its state: Django's own `__init__` and `from_db`, and no field attribute
-    with a setter but a foreign key's (helpdesk.compiled makes its rows the same
-    way; `pre_init`/`post_init` receivers are checked per call)."""
-    if model.__init__ is not Model.__init__:
-        return False
-    if model.from_db.__func__ is not Model.from_db.__func__:  # type: ignore[attr-defined]
-        return False
-    for field in model._meta.concrete_fields:
-        attribute = inspect.getattr_static(model, field.attname, None)
-        if hasattr(type(attribute), "__set__") and not isinstance(
-            attribute, ForeignKeyDeferredAttribute
-        ):
-            return False
-    return True
 
 
 @cache
@@ -118,7 +99,7 @@ def _statement(
             if found:
                 converters.append((index, tuple(found), expression))
         names = tuple(field.attname for field in fields)
-        built.append(_Part(model, names, tuple(converters), _plain(model)))
+        built.append(_Part(model, names, tuple(converters), builds_plainly(model)))
     placeholders = ", ".join(["%s"] * arguments)
     # Names from this module's constants and the models' own columns, quoted; the
     # values are parameters.
