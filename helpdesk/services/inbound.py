@@ -418,15 +418,22 @@ def _insert_identity_pg(tenant_id: int, item: InboundItem) -> Identity:
     )
 
 
+_CONVERSATION_COLUMNS = tuple(f.column for f in Conversation._meta.concrete_fields)
+_CONVERSATION_NAMES = [f.attname for f in Conversation._meta.concrete_fields]
+_CONVERSATION_SELECT = ", ".join(f"c.{column}" for column in _CONVERSATION_COLUMNS)
+
+
 def _find_or_open_pg(
     account: SocialAccount, identity: Identity, item: InboundItem, origin: str | None
 ) -> tuple[Conversation, bool]:
     """_find_or_open in one query: the conversation row locked, or the id of a
     new one (inserted with the request's other writes, after the message that
-    refers to it; foreign keys are checked at commit)."""
+    refers to it; foreign keys are checked at commit).
+
+    A plain cursor, not `Conversation.objects.raw`: the raw queryset resolved its
+    columns, converters and the manager's tenant filter on every call (about
+    half of this step's CPU), for a row the model has no converter for."""
     ref = item.thread_ref or item.external_id
-    meta = Conversation._meta
-    columns = ", ".join(f"c.{f.column}" for f in meta.concrete_fields)
     if item.visibility == "private":
         where = (
             "(awaiting_private OR private_thread_ref = %s OR (channel_state = %s"
@@ -436,36 +443,41 @@ def _find_or_open_pg(
             "CASE WHEN awaiting_private THEN 0 WHEN private_thread_ref = %s THEN 1"
             " ELSE 2 END, "
         )
-        where_params: list[object] = [
+        where_params: list[Any] = [
             ref,
             Conversation.ChannelState.PRIVATE,
             Status.RESOLVED,
         ]
-        order_params: list[object] = [ref]
+        order_params: list[Any] = [ref]
     else:
         where, order = "public_thread_ref = %s", ""
         where_params, order_params = [ref], []
     sql = (
-        f"SELECT {columns}, CASE WHEN c.id IS NULL THEN"
+        f"SELECT {_CONVERSATION_SELECT}, CASE WHEN c.id IS NULL THEN"
         " nextval(pg_get_serial_sequence('helpdesk_conversation', 'id')) END AS new_id"
         " FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM helpdesk_conversation"
         ' x WHERE x."tenant_id" = %s AND social_account_id = %s AND contact_id = %s'
         f" AND {where} ORDER BY {order}last_activity_at DESC LIMIT 1 FOR UPDATE)"
         " c ON true"
     )
-    params = [
+    params: list[Any] = [
         account.tenant_id,
         account.pk,
         identity.contact_id,
         *where_params,
         *order_params,
     ]
-    (found,) = list(Conversation.objects.raw(sql, params))
-    if found.pk is not None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    assert row is not None  # noqa: S101 - one row always
+    new_id = row[-1]
+    if new_id is None:
+        found = Conversation.from_db(connection.alias, _CONVERSATION_NAMES, row[:-1])
         return found, False
     private = item.visibility == "private"
     conversation = Conversation(
-        pk=found.new_id,
+        pk=new_id,
         tenant=account.tenant,
         brand_id=account.brand_id,
         social_account=account,

@@ -148,9 +148,7 @@ class WriteBatch:
             return
         meta = row._meta
         quote = connection.ops.quote_name
-        by_name: dict[str, Any] = {}
-        for f in meta.concrete_fields:
-            by_name[f.name] = by_name[f.attname] = f
+        by_name = _fields_by_name(type(row))
         fields = list({id(by_name[name]): by_name[name] for name in names}.values())
         sets = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
         values = [
@@ -197,6 +195,15 @@ class WriteBatch:
 
 
 @cache
+def _fields_by_name(model: type[models.Model]) -> dict[str, Any]:
+    """`model`'s concrete fields by name and by attname."""
+    by_name: dict[str, Any] = {}
+    for f in model._meta.concrete_fields:
+        by_name[f.name] = by_name[f.attname] = f
+    return by_name
+
+
+@cache
 def _shape(
     model: type[models.Model], with_pk: bool, vendor: str
 ) -> tuple[tuple[Any, ...], str]:
@@ -213,6 +220,15 @@ def _shape(
     return fields, head
 
 
+@cache
+def _checks(
+    fields: tuple[Any, ...],
+) -> list[Callable[[object], bool]] | None:
+    """bulkrows.json_checks of a model's fields, worked out once (a merged
+    INSERT per model and request asked for them each time: about 40 us)."""
+    return json_checks(fields)
+
+
 class _Merged:
     """The rows of one merged INSERT: per row, its values in `fields`' order.
 
@@ -227,7 +243,7 @@ class _Merged:
         self.index, self.model, self.fields = index, model, fields
         self.rows: list[list[Any]] = []
         self.checks: list[Callable[[object], bool]] | None = (
-            json_checks(fields) if connection.vendor == "postgresql" else None
+            _checks(tuple(fields)) if connection.vendor == "postgresql" else None
         )
 
     def keep_values_list(self) -> None:
@@ -326,16 +342,39 @@ def insert_with_sequences(row: models.Model, *, events: int, dedupe: bool) -> bo
         else:
             row.save(force_insert=True)
         return True
-    model = type(row)
+    counted = events > 0
+    sql, fields, plain = _sequenced_insert(type(row), counted, dedupe)
+    values: list[Any] = []
+    for f, check in zip(fields, plain, strict=True):
+        if counted and f.attname == "seq":
+            values.append(events)
+            continue
+        value = f.pre_save(row, add=True)
+        # A value the field would pass as it is (None or a plain type) goes as
+        # it is; anything else through the field's own preparation.
+        if value is not None and (check is None or not check(value)):
+            value = f.get_db_prep_save(value, connection)
+        values.append(value)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant_id, events, *values] if counted else values)
+        returned = cursor.fetchone()
+    if returned is None:
+        return False
+    row.pk, row.seq = returned  # type: ignore[attr-defined]
+    row._state.adding = False
+    row._state.db = connection.alias
+    return True
+
+
+@cache
+def _sequenced_insert(
+    model: type[models.Model], counted: bool, dedupe: bool
+) -> tuple[str, list[Any], list[Callable[[object], bool] | None]]:
+    """insert_with_sequences' statement for `model` (PostgreSQL), the fields it
+    writes, and per field the check that a value needs no preparation (None:
+    always prepared)."""
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     names = [str(f.column) for f in fields]
-    counted = events > 0
-    values: list[Any] = [
-        events
-        if counted and f.attname == "seq"
-        else f.get_db_prep_save(f.pre_save(row, add=True), connection)
-        for f in fields
-    ]
     placeholders = ", ".join(
         "(SELECT value - %s + 1 FROM s)" if counted and f.attname == "seq" else "%s"
         for f in fields
@@ -346,21 +385,27 @@ def insert_with_sequences(row: models.Model, *, events: int, dedupe: bool) -> bo
         if dedupe
         else ""
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            (f"WITH s AS ({_NEXT_SEQ}) " if counted else "")
-            + f"INSERT INTO {model._meta.db_table}"
-            f" ({', '.join(names)}) VALUES ({placeholders}){conflict}"
-            " RETURNING id, seq",
-            [tenant_id, events, *values] if counted else values,
-        )
-        returned = cursor.fetchone()
-    if returned is None:
-        return False
-    row.pk, row.seq = returned  # type: ignore[attr-defined]
-    row._state.adding = False
-    row._state.db = connection.alias
-    return True
+    sql = (
+        (f"WITH s AS ({_NEXT_SEQ}) " if counted else "")
+        + f"INSERT INTO {model._meta.db_table}"
+        f" ({', '.join(names)}) VALUES ({placeholders}){conflict}"
+        " RETURNING id, seq"
+    )
+    return sql, fields, [_as_is(f) for f in fields]
+
+
+def _is_float(value: object) -> bool:
+    return type(value) is float
+
+
+def _as_is(field: Any) -> Callable[[object], bool] | None:
+    """The check that a value of `field` is what its preparation would return:
+    bulkrows' plain types, but a float field's value only as a float (the
+    field makes an int one)."""
+    if field.get_internal_type() == "FloatField":
+        return _is_float
+    checks = json_checks([field])
+    return None if checks is None else checks[0]
 
 
 _NEXT_SEQ = (

@@ -6,14 +6,16 @@ from one JSON document when every value is one JSON carries exactly."""
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 
-from helpdesk.models import Contact, Conversation, Event
+from helpdesk.models import Contact, Conversation, Event, Message
 from helpdesk.services import writebatch
 from tenants.context import tenant_context
 from tenants.models import Brand, Tenant
 from tests.factories import make_workspace
+from tests.helpdesk.conftest import make_account
 from tests.statements import count_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -169,3 +171,56 @@ def test_a_field_json_does_not_carry_keeps_the_values_list() -> None:
     assert len(seen) == 1
     assert "json_populate_recordset" not in seen.sql[0]
     assert stored == [(1, {"n": 1, "s": "é"}), (2, {"n": 2, "s": "é"})]
+
+
+def test_a_sequenced_insert_prepares_only_what_the_field_would_change() -> None:
+    """insert_with_sequences passes plain values as they are and every other
+    one through its field (an int for a float, a number for text): the row is
+    the one Django's own save writes."""
+    tenant = make_workspace("Write Batch Sequenced")
+    account = make_account(tenant)
+    with tenant_context(tenant):
+        contact = Contact.objects.create(tenant=tenant, display_name="c")
+        (conversation,) = _conversations(tenant, contact, "seq")[:1]
+        conversation.save()
+
+        def message(external_id: str) -> Message:
+            return Message(
+                tenant=tenant,
+                conversation=conversation,
+                account=account,
+                platform="sandbox",
+                direction=Message.Direction.IN,
+                external_id=external_id,
+                text=12345,  # type: ignore[misc]  # a TextField makes it "12345"
+                sentiment_score=1,  # a FloatField makes it 1.0
+                client_ref=UUID("12345678-1234-5678-1234-567812345678"),
+                send_after=AT,
+                created_at=AT,
+            )
+
+        saved = message("saved")
+        saved.seq = 7
+        saved.save(force_insert=True)
+        inserted = message("inserted")
+        with count_statements() as seen:
+            assert writebatch.insert_with_sequences(inserted, events=2, dedupe=True)
+            assert not writebatch.insert_with_sequences(
+                message("inserted"), events=0, dedupe=True
+            )
+        columns = [
+            f.attname
+            for f in Message._meta.concrete_fields
+            if f.attname not in ("id", "external_id", "seq")
+        ]
+        rows = {
+            row[0]: row[1:]
+            for row in Message.objects.values_list("external_id", *columns)
+        }
+
+    assert len(seen) == 2
+    assert inserted.seq == 1
+    assert rows["inserted"] == rows["saved"]
+    assert rows["inserted"][columns.index("text")] == "12345"
+    score = rows["inserted"][columns.index("sentiment_score")]
+    assert (type(score), score) == (float, 1.0)
