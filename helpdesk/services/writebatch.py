@@ -114,7 +114,7 @@ class WriteBatch:
         merged = self._inserts.get(head)
         if merged is None:
             merged = self._inserts[head] = _Merged(
-                len(self.statements), model, list(fields)
+                len(self.statements), model, list(fields), head
             )
             self.statements.append(("", []))  # rendered by flush
         for n, row in enumerate(rows):
@@ -132,14 +132,15 @@ class WriteBatch:
                 if checks is not None and (value is None or checks[i](value)):
                     values.append(value)  # prepared by flush if it must be
                     continue
+                as_is = merged.as_is
                 if checks is not None:  # this row's values so far, too
                     merged.keep_values_list()
                     checks = None
                     values = [
-                        g.get_db_prep_save(kept, connection)
-                        for g, kept in zip(fields, values, strict=False)
+                        _prepared(g, as_is[j], kept)
+                        for j, (g, kept) in enumerate(zip(fields, values, strict=False))
                     ]
-                values.append(f.get_db_prep_save(value, connection))
+                values.append(_prepared(f, as_is[i], value))
             merged.rows.append(values)
 
     def update(self, row: models.Model, names: Sequence[str]) -> None:
@@ -220,13 +221,44 @@ def _shape(
     return fields, head
 
 
-@cache
-def _checks(
-    fields: tuple[Any, ...],
-) -> list[Callable[[object], bool]] | None:
-    """bulkrows.json_checks of a model's fields, worked out once (a merged
-    INSERT per model and request asked for them each time: about 40 us)."""
-    return json_checks(fields)
+_CHECKS: dict[str, list[Callable[[object], bool]] | None] = {}
+
+
+def _checks(head: str, fields: Sequence[Any]) -> list[Callable[[object], bool]] | None:
+    """bulkrows.json_checks of an INSERT's fields, worked out once per INSERT
+    head (a merged INSERT per model and request asked for them each time:
+    about 40 us)."""
+    try:
+        return _CHECKS[head]
+    except KeyError:
+        checks = _CHECKS[head] = json_checks(fields)
+        return checks
+
+
+_AS_IS: dict[str, list[Callable[[object], bool] | None]] = {}
+
+
+def _as_is_all(
+    head: str, fields: Sequence[Any]
+) -> list[Callable[[object], bool] | None]:
+    """`_as_is` of an INSERT's fields (PostgreSQL), worked out once per head."""
+    try:
+        return _AS_IS[head]
+    except KeyError:
+        as_is = _AS_IS[head] = [_as_is(f) for f in fields]
+        return as_is
+
+
+def _prepare_all(fields: Sequence[Any]) -> list[Callable[[object], bool] | None]:
+    return [None] * len(fields)
+
+
+def _prepared(field: Any, as_is: Callable[[object], bool] | None, value: Any) -> Any:
+    """The value as the field writes it: as it is when `as_is` says the field's
+    preparation would return it unchanged, else prepared by the field."""
+    if as_is is not None and (value is None or as_is(value)):
+        return value
+    return field.get_db_prep_save(value, connection)
 
 
 class _Merged:
@@ -238,40 +270,35 @@ class _Merged:
     or an `Sql` value, and the rows go as a VALUES list."""
 
     def __init__(
-        self, index: int, model: type[models.Model], fields: list[Any]
+        self, index: int, model: type[models.Model], fields: list[Any], head: str
     ) -> None:
         self.index, self.model, self.fields = index, model, fields
         self.rows: list[list[Any]] = []
+        postgresql = connection.vendor == "postgresql"
         self.checks: list[Callable[[object], bool]] | None = (
-            _checks(tuple(fields)) if connection.vendor == "postgresql" else None
+            _checks(head, fields) if postgresql else None
         )
+        # Per field, when a value may go as it is (PostgreSQL's own preparation
+        # returns it unchanged); elsewhere every value is prepared.
+        self.as_is = _as_is_all(head, fields) if postgresql else _prepare_all(fields)
 
     def keep_values_list(self) -> None:
         """Leave the JSON document: prepare the values kept so far."""
         if self.checks is None:
             return
         self.checks = None
-        fields = self.fields
+        fields, as_is = self.fields, self.as_is
         for values in self.rows:
             values[:] = [
-                f.get_db_prep_save(value, connection)
-                for f, value in zip(fields, values, strict=True)
+                _prepared(f, check, value)
+                for f, check, value in zip(fields, as_is, values, strict=True)
             ]
 
     def render(self, head: str) -> Statement:
         if self.checks is not None:
             document = self._json()
             if document is not None:
-                quote = connection.ops.quote_name
-                table = quote(self.model._meta.db_table)
-                picked = ", ".join(f"v.{quote(str(f.column))}" for f in self.fields)
-                # In the rows' order, as VALUES would (serial ids follow it).
-                return (
-                    f"{head} SELECT {picked} FROM json_populate_recordset("
-                    f"NULL::{table}, %s::json) WITH ORDINALITY AS v"
-                    " ORDER BY v.ordinality",
-                    [document],
-                )
+                return _json_insert(head, self.model, self.fields), [document]
             self.keep_values_list()
         groups: list[str] = []
         params: list[Any] = []
@@ -297,6 +324,26 @@ class _Merged:
             ).decode()
         except (TypeError, orjson.JSONEncodeError):
             return None
+
+
+_JSON_INSERTS: dict[str, str] = {}
+
+
+def _json_insert(head: str, model: type[models.Model], fields: Sequence[Any]) -> str:
+    """The INSERT with `head` that reads its rows from one JSON document (the
+    statement's one parameter), worked out once per head."""
+    sql = _JSON_INSERTS.get(head)
+    if sql is None:
+        quote = connection.ops.quote_name
+        table = quote(model._meta.db_table)
+        picked = ", ".join(f"v.{quote(str(f.column))}" for f in fields)
+        # In the rows' order, as VALUES would (serial ids follow it).
+        sql = _JSON_INSERTS[head] = (
+            f"{head} SELECT {picked} FROM json_populate_recordset("
+            f"NULL::{table}, %s::json) WITH ORDINALITY AS v"
+            " ORDER BY v.ordinality"
+        )
+    return sql
 
 
 def execute(statements: Sequence[Statement]) -> None:
@@ -349,12 +396,9 @@ def insert_with_sequences(row: models.Model, *, events: int, dedupe: bool) -> bo
         if counted and f.attname == "seq":
             values.append(events)
             continue
-        value = f.pre_save(row, add=True)
         # A value the field would pass as it is (None or a plain type) goes as
         # it is; anything else through the field's own preparation.
-        if value is not None and (check is None or not check(value)):
-            value = f.get_db_prep_save(value, connection)
-        values.append(value)
+        values.append(_prepared(f, check, f.pre_save(row, add=True)))
     with connection.cursor() as cursor:
         cursor.execute(sql, [tenant_id, events, *values] if counted else values)
         returned = cursor.fetchone()
