@@ -45,6 +45,7 @@ def publish_events(app: Celery, event_ids: Sequence[int]) -> None:
     """Publish one TASK message for all of `event_ids` (the caller bounds how many);
     raises what the broker raises (nothing is sent then)."""
     from social.tasks import process_webhook_event
+    from tenants.tasks import _keep_redis_client
 
     if not event_ids:
         return
@@ -65,3 +66,4 @@ def publish_events(app: Celery, event_ids: Sequence[int]) -> None:
             ignore_result=ignore_result,
         )
         amqp.send_task_message(producer, TASK, message, **options)
+        _keep_redis_client(producer.channel)
