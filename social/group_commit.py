@@ -46,7 +46,9 @@ logger = logging.getLogger(__name__)
 
 MAX_ROWS = 500  # WEBHOOK_GROUP_MAX_ROWS
 MAX_BYTES = 4 * 1024 * 1024  # WEBHOOK_GROUP_MAX_BYTES: bodies in one statement
-PUBLISH_SLICE = 64  # events per task message (one message, then the loop may run)
+# Events per task message (one message, then the loop may run). A message costs
+# the publisher about 300 us of CPU: 128 (was 64) about halves a burst's messages.
+PUBLISH_SLICE = 128
 
 
 @dataclass(frozen=True, slots=True)

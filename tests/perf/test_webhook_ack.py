@@ -14,7 +14,7 @@ load generator (tests/perf/loadgen.py):
 
 Every delivery Earshot answered 200 must be a stored WebhookEvent, and every one
 must reach the broker in a `social.process_webhook_event` task (one message per
-group of up to 64 events); the report says how long after the last acknowledgement
+group of up to 128 events); the report says how long after the last acknowledgement
 the last task was published.
 """
 

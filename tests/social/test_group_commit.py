@@ -251,20 +251,36 @@ def test_while_deliveries_wait_committed_ids_are_published_in_whole_messages() -
         waiting = group_commit._Waiting(_delivery("next"), loop, loop.create_future())
     finally:
         loop.close()
-    committer._due = list(range(1, 151))
+    slice_ = group_commit.PUBLISH_SLICE
+    last = 2 * slice_ + 22  # two whole messages and a part
+    committer._due = list(range(1, last + 1))
     committer._waiting.put(waiting)  # the next group is already there
 
     committer._release_due()
 
-    slice_ = group_commit.PUBLISH_SLICE
     assert committer._publish.get_nowait() == list(range(1, 2 * slice_ + 1))
     assert committer._publish.empty()
-    assert committer._due == list(range(2 * slice_ + 1, 151))
+    assert committer._due == list(range(2 * slice_ + 1, last + 1))
 
     committer._waiting.get_nowait()  # nothing waits now: the rest goes at once
     committer._release_due()
 
-    assert committer._publish.get_nowait() == list(range(2 * slice_ + 1, 151))
+    assert committer._publish.get_nowait() == list(range(2 * slice_ + 1, last + 1))
     assert committer._due == []
     committer._release_due()
     assert committer._publish.empty()
+
+
+def test_a_burst_is_published_in_messages_of_128_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    messages: list[list[int]] = []
+    monkeypatch.setattr(group_commit, "enqueue_events", messages.append)
+
+    group_commit.GroupCommit._publish_ids(list(range(1, 301)))
+
+    assert messages == [
+        list(range(1, 129)),
+        list(range(129, 257)),
+        list(range(257, 301)),
+    ]
