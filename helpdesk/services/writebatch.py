@@ -152,9 +152,14 @@ class WriteBatch:
         by_name = _fields_by_name(type(row))
         fields = list({id(by_name[name]): by_name[name] for name in names}.values())
         sets = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
-        values = [
-            f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields
-        ]
+        if connection.vendor == "postgresql":
+            values = [
+                _prepared(f, _field_as_is(f), getattr(row, f.attname)) for f in fields
+            ]
+        else:
+            values = [
+                f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields
+            ]
         table = quote(meta.db_table)
         where, params = f"{table}.{quote(str(meta.pk.column))} = %s", [row.pk]
         if "tenant_id" in by_name:  # explicit, besides RLS (tests audit it)
@@ -246,6 +251,19 @@ def _as_is_all(
         return _AS_IS[head]
     except KeyError:
         as_is = _AS_IS[head] = [_as_is(f) for f in fields]
+        return as_is
+
+
+_FIELD_AS_IS: dict[int, Callable[[object], bool] | None] = {}
+
+
+def _field_as_is(field: Any) -> Callable[[object], bool] | None:
+    """`_as_is(field)` (PostgreSQL), worked out once per field (by identity:
+    a field's own hash is worked out on every call)."""
+    try:
+        return _FIELD_AS_IS[id(field)]
+    except KeyError:
+        as_is = _FIELD_AS_IS[id(field)] = _as_is(field)
         return as_is
 
 

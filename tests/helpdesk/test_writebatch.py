@@ -224,3 +224,31 @@ def test_a_sequenced_insert_prepares_only_what_the_field_would_change() -> None:
     assert rows["inserted"][columns.index("text")] == "12345"
     score = rows["inserted"][columns.index("sentiment_score")]
     assert (type(score), score) == (float, 1.0)
+
+
+def test_an_update_prepares_only_what_the_field_would_change() -> None:
+    """WriteBatch.update passes plain values as they are and every other one
+    through its field: the row is the one Django's own save writes."""
+    tenant = make_workspace("Write Batch Update")
+    with tenant_context(tenant):
+        contact = Contact.objects.create(tenant=tenant, display_name="c")
+        batched, saved = _conversations(tenant, contact, "upd")[:2]
+        Conversation.objects.bulk_create([batched, saved])
+        names = ["engagement_per_hour", "preview", "snoozed_until", "sentiment"]
+        for conversation in (batched, saved):
+            conversation.engagement_per_hour = 3  # a FloatField makes it 3.0
+            conversation.preview = 404  # a CharField makes it "404"
+            conversation.snoozed_until = AT + timedelta(hours=1)
+            conversation.sentiment = "negative"
+        saved.save(update_fields=names)
+        with count_statements() as seen, writebatch.write_batch() as batch:
+            batch.update(batched, names)
+        rows = {
+            row[0]: row[1:]
+            for row in Conversation.objects.values_list("public_thread_ref", *names)
+        }
+
+    assert len(seen) == 1
+    assert rows["upd-0"] == rows["upd-1"]
+    assert rows["upd-0"] == (3.0, "404", AT + timedelta(hours=1), "negative")
+    assert type(rows["upd-0"][0]) is float
