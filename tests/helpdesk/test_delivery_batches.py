@@ -3,11 +3,13 @@ claims its reply and the tenant's other due replies (committed `sending` before 
 platform call), sends them concurrently within each account's rate limit, records
 the outcomes together, and hands each transient failure a retry of its own."""
 
+import logging
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -457,7 +459,7 @@ def test_a_refusing_platform_pauses_and_degrades_the_account_until_a_call_works(
     expire_claims(messages[1:])
     run(messages[1])
     assert FakeConnector.sent == []
-    assert 19 < asked[-1]["countdown"] <= 20
+    assert 19 + tasks.HELD_MARGIN < asked[-1]["countdown"] <= 20 + tasks.HELD_MARGIN
     assert rows(messages[1:])[0][3] == (
         "The platform is refusing or failing calls; waiting before trying."
     )
@@ -478,3 +480,121 @@ def test_a_refusing_platform_pauses_and_degrades_the_account_until_a_call_works(
     assert run(messages[0], task_id="woken") == "sent"
     assert sorted(r.text for r in FakeConnector.sent) == ["reply 0", "reply 1"]
     assert script.lookups == ["reply 1", "reply 0"]
+
+
+def test_a_reply_held_by_its_accounts_pause_is_retried_when_the_pause_ends(
+    tenant: Tenant,
+    agent: User,
+    account: SocialAccount,
+    script: Script,
+    monkeypatch: pytest.MonkeyPatch,
+    retries: list[tuple[tuple[int, int], Any]],
+) -> None:
+    """Held back without a call, a reply waits out the pause and no more: on its
+    third attempt the backoff would be 6.4 to 9.6 s, the pause has half a second
+    left."""
+    from social import sending
+
+    messages = due_replies(tenant, agent, [account], 2)
+    with tenant_context(tenant):
+        Message.objects.filter(pk=messages[1].pk).update(attempts=2)
+    sending.pause(account.pk, ConnectorError("slow down", retry_after=0.5))
+    asked: list[dict[str, Any]] = []
+
+    def retry(**options: Any) -> Retry:
+        asked.append(options)
+        return Retry()
+
+    monkeypatch.setattr(tasks.deliver_message, "retry", retry)
+    tasks.deliver_message.apply(
+        args=(tenant.pk, messages[0].pk), task_id="held", retries=2, throw=False
+    )
+
+    assert FakeConnector.sent == []
+    assert statuses(messages) == ["sending", "sending"]
+    [own] = asked
+    [(args, other)] = retries
+    assert args == (tenant.pk, messages[1].pk)
+    assert other["retries"] == 3
+    for countdown in (own["countdown"], other["countdown"]):
+        assert tasks.HELD_MARGIN < countdown <= 0.5 + tasks.HELD_MARGIN
+    with tenant_context(tenant):
+        claimed_at = Message.objects.get(pk=messages[1].pk).claimed_at
+    assert claimed_at is not None
+    hand_over = claimed_at + delivery.CLAIM_LEASE - timezone.now()
+    assert hand_over <= timedelta(seconds=0.5 + tasks.HELD_MARGIN)
+
+
+class _Message:
+    """A task message as the worker's strategy receives it."""
+
+    def __init__(self, args: list[Any]) -> None:
+        self.args = args
+
+    def decode(self) -> list[Any]:
+        return [self.args, {}, {"callbacks": None}]
+
+
+def test_a_message_for_a_reply_this_worker_sent_is_acknowledged_on_arrival(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch sent the reply before its own task came: the worker acknowledges
+    the message without a request, a trace or log lines; any other message takes
+    Celery's own path."""
+    from celery.worker import strategy
+
+    handled: list[list[Any]] = []
+    monkeypatch.setattr(
+        strategy,
+        "default",
+        lambda task, app, consumer, **options: (
+            lambda message, body, ack, reject, callbacks: handled.append(message.args)
+        ),
+    )
+    monkeypatch.setattr(tasks, "_sent_here", {})
+    consumer = SimpleNamespace(connection_errors=(ConnectionError,))
+    on_message = tasks.deliver_message.start_strategy(
+        tasks.deliver_message.app, consumer
+    )
+    acked: list[list[Any]] = []
+
+    def arrive(args: list[Any]) -> None:
+        def ack(logger: logging.Logger, errors: tuple[type[Exception], ...]) -> None:
+            # Celery's ack promise: message.ack_log_error(logger, errors)
+            assert (logger, errors) == (tasks.logger, (ConnectionError,))
+            acked.append(args)
+
+        on_message(_Message(args), None, ack, None, [])
+
+    arrive([7, 11])  # nothing sent here yet
+    tasks._remember_sent(7, [11, 12])
+    arrive([7, 11])
+    arrive([7, 12])
+    arrive([7, 13])  # not sent here
+    arrive([8, 11])  # another tenant's message 11
+    arrive(["not", "ids"])
+
+    assert acked == [[7, 11], [7, 12]]
+    assert handled == [[7, 11], [7, 13], [8, 11], ["not", "ids"]]
+
+
+def test_the_batch_log_line_counts_what_was_not_sent() -> None:
+    def attempt(error: ConnectorError | None, **flags: bool) -> Any:
+        return tasks._Attempt(plan=Any, error=error, **flags)  # type: ignore[arg-type]
+
+    paused = ConnectorError("waiting", retry_after=1.25)
+    assert tasks._not_sent([attempt(None)]) == "none"
+    assert (
+        tasks._not_sent(
+            [
+                attempt(None),
+                attempt(paused, held=True),
+                attempt(ConnectorError("waiting", retry_after=0.5), held=True),
+                attempt(ConnectorError("slow down", retry_after=12, status=429)),
+                attempt(ConnectorError("Bad Gateway", status=502)),
+                attempt(ConnectorError("Bad Gateway", status=502)),
+                attempt(ConnectorError("taken over", status=502), skipped=True),
+            ]
+        )
+        == "2 held (1.2 s), 1 status 429 (12.0 s), 2 status 502"
+    )
