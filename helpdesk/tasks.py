@@ -176,6 +176,27 @@ def _already_sent(message: Any) -> bool:
     return key in _sent_here
 
 
+def _fire_overdue_timers(hub: Any) -> None:
+    """Make the worker's event loop (kombu's Hub) come back at once while timer
+    entries are overdue. A delivery task with an ETA (a reply's hold) waits in the
+    loop's timer; the loop fires at most 10 entries a turn and then, with more
+    overdue and no socket ready, sleeps a second (Hub.fire_timers answers
+    `delay or min_delay`, and an overdue entry's delay is 0). At 100 replies/s, once
+    the broker went quiet, due tasks fired 10 a second: replies due within the
+    same second were sent 5 to 12 s late (the lag p99 misses of the benchmark,
+    batches 5 s apart in the worker's log). Still 10 a turn, so sockets are served
+    between them."""
+    fire = hub.fire_timers
+
+    def fire_timers(*args: Any, **kwargs: Any) -> float:
+        delay = fire(*args, **kwargs)
+        queue = hub.timer._queue
+        return 0.0 if queue and queue[0][0] <= time.monotonic() else delay
+
+    hub.fire_timers = fire_timers
+    hub._fires_overdue_timers = True
+
+
 def delivery_strategy(task: Task, app: Any, consumer: Any, **options: Any) -> Any:  # type: ignore[type-arg]
     """Celery's strategy for the delivery task, except that a message for a reply
     this process already recorded sent (a batch sent it before its own task came:
@@ -186,6 +207,9 @@ def delivery_strategy(task: Task, app: Any, consumer: Any, **options: Any) -> An
 
     handle = strategy.default(task, app, consumer, **options)
     errors = consumer.connection_errors
+    hub = getattr(getattr(consumer, "controller", None), "hub", None)
+    if hub is not None and not getattr(hub, "_fires_overdue_timers", False):
+        _fire_overdue_timers(hub)
 
     def on_message(
         message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **rest: Any
