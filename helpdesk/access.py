@@ -11,6 +11,7 @@ from helpdesk.models import (
     SavedReply,
     WebhookEndpoint,
 )
+from helpdesk.services.reply_lock import lock_conversation_for_reply
 from tenants.models import Membership
 
 # The default shape of access_conversation, compiled once (helpdesk.compiled).
@@ -42,6 +43,23 @@ def access_conversation(
         conversation = rows.filter(pk=conversation_id).first()
     if conversation is None:
         raise Http404("No such conversation")
+    if conversation.tenant_id != membership.tenant_id:
+        raise Http404("No such conversation")
+    return conversation
+
+
+def access_conversation_for_reply(
+    membership: Membership, conversation_id: int
+) -> Conversation:
+    """`access_conversation` for a reply: the conversation locked for the reply
+    (helpdesk.services.reply_lock) in the member's workspace, or 404. The gate's
+    read is the reply's row lock, so `post_reply` in the same transaction does not
+    read the row again. Call it inside a transaction; RLS hides other workspaces'
+    rows, so their conversations are never locked."""
+    try:
+        conversation = lock_conversation_for_reply(int(conversation_id))
+    except Conversation.DoesNotExist:
+        raise Http404("No such conversation") from None
     if conversation.tenant_id != membership.tenant_id:
         raise Http404("No such conversation")
     return conversation

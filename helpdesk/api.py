@@ -17,6 +17,7 @@ from rest_framework.response import Response
 
 from helpdesk.access import (
     access_conversation,
+    access_conversation_for_reply,
     access_conversation_read,
     access_message,
 )
@@ -441,7 +442,7 @@ class MessageListApi(TenantScopedApi):
 
     @extend_schema(request=ReplyCreateInput, responses={201: MessageOutput})
     def post(self, request: Request, conversation_id: int) -> Response:
-        conversation = access_conversation(self.membership, conversation_id)
+        conversation = access_conversation_for_reply(self.membership, conversation_id)
         data = validated_input(self.ReplyCreateInput, request.data)
         outcome = post_reply(
             conversation,

@@ -33,7 +33,10 @@ from helpdesk.exceptions import (
 from helpdesk.models import Conversation, Message
 from helpdesk.publish import enqueue_task_on_commit
 from helpdesk.services import rollups, sla, writebatch
-from helpdesk.services.reply_lock import lock_conversation_for_reply
+from helpdesk.services.reply_lock import (
+    lock_conversation_for_reply,
+    locked_in_this_transaction,
+)
 from social.connectors import get_connector
 from social.connectors.base import Capabilities
 from tenants.access import require_role
@@ -112,7 +115,11 @@ def post_reply(
         if not transaction.get_connection().in_atomic_block
         else nullcontext()
     ):
-        locked = lock_conversation_for_reply(conversation.pk)
+        locked = (
+            conversation
+            if locked_in_this_transaction(conversation)
+            else lock_conversation_for_reply(conversation.pk)
+        )
         if locked.status == Conversation.Status.RESOLVED:
             raise ConversationResolved(
                 "This conversation is resolved. Reopen it to reply.", field="status"

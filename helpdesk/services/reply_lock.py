@@ -65,4 +65,19 @@ def lock_conversation_for_reply(conversation_id: int) -> Conversation:
     if locked is None:
         raise Conversation.DoesNotExist("No such conversation")
     sla.preload_annotated(locked, locked.brand)
+    vars(locked)["_reply_locked_in"] = _outermost_block()
     return locked
+
+
+def locked_in_this_transaction(conversation: Conversation) -> bool:
+    """Whether `conversation` came from lock_conversation_for_reply in the
+    transaction that is running now (its lock and `new_message_id` still hold).
+    A row locked in a transaction that has ended is not: lock it again."""
+    block = vars(conversation).get("_reply_locked_in")
+    return block is not None and block is _outermost_block()
+
+
+def _outermost_block() -> object | None:
+    # The outermost `atomic` of the transaction: a new object per transaction.
+    blocks = connection.atomic_blocks
+    return blocks[0] if blocks else None
