@@ -14,6 +14,7 @@ A start that falls in a spring-forward gap opens when the clocks jump past it.
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from tenants.brand_rules import WEEKDAYS
@@ -52,6 +53,10 @@ def _open_at(hours: Hours, local: datetime) -> bool:
     return any(start <= minute < end for start, end in _intervals(hours, local.date()))
 
 
+# Pure (the zone's rules fix the answer), and asked the same few edges again and
+# again: a create reads them for its SLA deadlines and, outside business hours,
+# for the away reply's next opening (about 30 calls and 100 us per create).
+@lru_cache(maxsize=4096)
 def _at_wall_clock(day: date, minute: int, zone: ZoneInfo) -> datetime:
     """The instant the brand's clocks show `minute` after midnight of `day` (1440:
     the next midnight); for a time the clocks skip (spring forward), the jump."""

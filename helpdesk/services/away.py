@@ -36,7 +36,7 @@ from helpdesk.services.replies import (
     schedule_delivery,
 )
 from social.connectors.base import ConnectorError, InboundItem
-from tenants.hours import availability
+from tenants.hours import is_open, next_change
 from tenants.models import Brand
 
 logger = logging.getLogger(__name__)
@@ -100,9 +100,12 @@ def queue_away_reply(
     now = timezone.now()
     if now - item.created_at > AWAY_REPLY_MAX_AGE:
         return None
-    state = availability(brand, item.created_at)
-    back = state.next_change
-    if state.online or back is None or back <= now:
+    # Open: nothing to promise, and no need to look for the next change (a
+    # brand open around the clock walked nine days of edges to find none).
+    if is_open(brand, item.created_at):
+        return None
+    back = next_change(brand, item.created_at)
+    if back is None or back <= now:
         return None
     text = away_reply_text(
         brand, back=back, first_name=_first_name(author.display_name)

@@ -15,11 +15,14 @@ from django.utils import timezone
 
 from helpdesk.exceptions import PublicReplyLimitReached
 from helpdesk.models import Conversation, Event, Message
+from helpdesk.services import away
 from helpdesk.services.inbound import InboundResult
 from helpdesk.services.replies import post_reply
 from social.models import SocialAccount
+from tenants import hours
+from tenants.brand_rules import WEEKDAYS
 from tenants.context import tenant_context
-from tenants.models import Brand, Tenant, User
+from tenants.models import Brand, Tenant, User, default_business_hours
 from tests.conftest import login
 from tests.helpdesk.conftest import (
     DeliveryQueue,
@@ -186,6 +189,33 @@ def test_no_automatic_reply_while_online(
         arrive(account, clock, MONDAY_NOON)
     assert outbound(tenant) == []
     assert delivery_queue.calls == []
+
+
+def test_an_online_brand_is_not_searched_for_its_next_change(
+    tenant: Tenant,
+    account: SocialAccount,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Open around the clock: no change in the nine days the search walks.
+    set_brand(tenant, business_hours={day: [["00:00", "24:00"]] for day in WEEKDAYS})
+    searched: list[datetime] = []
+    search = hours.next_change
+
+    def next_change(brand: Brand, at: datetime) -> datetime | None:
+        searched.append(at)
+        return search(brand, at)
+
+    monkeypatch.setattr(hours, "next_change", next_change)
+    monkeypatch.setattr(away, "next_change", next_change, raising=False)
+    arrive(account, clock, MONDAY_EVENING)
+    assert outbound(tenant) == []
+    assert searched == []
+    # Offline, it is searched once, from the item's time.
+    set_brand(tenant, business_hours=default_business_hours())
+    arrive(account, clock, MONDAY_EVENING, author="cust-2")
+    assert searched == [MONDAY_EVENING]
+    assert [m.text.endswith(BACK_TUESDAY) for m in outbound(tenant)] == [True]
 
 
 def test_recorded_history_can_skip_it(

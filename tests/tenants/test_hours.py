@@ -1,9 +1,11 @@
 """Business hours in the brand's time zone (R8): online now, and the next change."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from tenants import hours
 from tenants.hours import availability, is_open, next_change
 from tenants.models import Brand, default_business_hours
 
@@ -136,3 +138,24 @@ def test_next_change_is_given_in_the_brand_time_zone() -> None:
     assert change is not None
     assert str(change.tzinfo) == "Asia/Kolkata"
     assert change.strftime("%H:%M") == "09:00"
+
+
+def test_wall_clock_edges_are_worked_out_once_and_answer_the_same() -> None:
+    acme = brand("Europe/Paris")
+    # Sunday 29 March 2026: the clocks skip 02:00-03:00 in Paris.
+    at = utc(2026, 3, 28, 20, 0)
+    hours._at_wall_clock.cache_clear()
+    first = next_change(acme, at)
+    worked_out = hours._at_wall_clock.cache_info().misses
+    assert worked_out > 0
+    assert next_change(acme, at) == first
+    assert hours._at_wall_clock.cache_info().misses == worked_out
+    assert local(first) == "Mon 2026-03-30 09:00 CEST"
+    zone = ZoneInfo("Europe/Paris")
+    for minute in (0, 120, 150, 180, 540, 1440):
+        day = date(2026, 3, 29)
+        assert hours._at_wall_clock(day, minute, zone) == (
+            hours._at_wall_clock.__wrapped__(day, minute, zone)
+        )
+    skipped = hours._at_wall_clock(date(2026, 3, 29), 150, zone)
+    assert skipped.strftime("%H:%M %Z") == "03:00 CEST"
