@@ -167,7 +167,8 @@ MIDDLEWARE = [
     "tenants.middleware.AuthenticationMiddleware",
     "tenants.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Django's, with a response's nonce-free policy built once (tenants/middleware.py).
+    "tenants.middleware.ContentSecurityPolicyMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "tenants.middleware.TenantMiddleware",
 ]
@@ -670,6 +671,7 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_THROTTLE_CLASSES": ["tenants.api_auth.ApiRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api": API_RATE_LIMIT},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "tenants.api_negotiation.ContentNegotiation",
     "DEFAULT_PARSER_CLASSES": ["helpdesk.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "helpdesk.exceptions.api_exception_handler",

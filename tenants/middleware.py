@@ -8,6 +8,7 @@ transaction (reference/tenancy.md P6). BEGIN, that statement and COMMIT are the
 whole fixed cost of a request. A 5xx response rolls the transaction back.
 """
 
+import copy
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -35,9 +36,14 @@ from django.http import (
     HttpResponseForbidden,
     JsonResponse,
 )
+from django.middleware.csp import (
+    ContentSecurityPolicyMiddleware as DjangoContentSecurityPolicyMiddleware,
+)
+from django.middleware.csp import get_nonce
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.csp import CSP, build_policy
 
 from tenants.access import open_tenant_for_member
 from tenants.api_tokens import open_tenant_with_token
@@ -231,3 +237,47 @@ class MessageMiddleware(DjangoMessageMiddleware):
         if token_api_request(request):
             return self.get_response(request)
         return super().__call__(request)
+
+
+class ContentSecurityPolicyMiddleware(DjangoContentSecurityPolicyMiddleware):
+    """Django's, with the policy of a response that used no nonce built once.
+
+    Without a nonce the header is the same string for every response of one
+    configuration (every API response; most pages use the nonce): Django built
+    it again each time, about 25 us of CPU per request on the bench machine. A
+    response whose nonce was used goes to Django's code unchanged.
+    """
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponse
+    ) -> HttpResponse:
+        if get_nonce(request):
+            return super().process_response(request, response)
+        sentinel = object()
+        if (config := getattr(response, "_csp_config", sentinel)) is sentinel:
+            config = settings.SECURE_CSP
+        if (ro_config := getattr(response, "_csp_ro_config", sentinel)) is sentinel:
+            ro_config = settings.SECURE_CSP_REPORT_ONLY
+        for header, chosen in (
+            (CSP.HEADER_ENFORCE, config),
+            (CSP.HEADER_REPORT_ONLY, ro_config),
+        ):
+            if chosen and header not in response:
+                response.headers[str(header)] = _policy_without_nonce(chosen)
+        return response
+
+
+# id(config) -> (a copy of config, its policy); a config is cached while it is
+# equal to the copy, so one changed in place is built afresh. Settings' configs
+# and views' few own ones: a handful of entries.
+_policies: dict[int, tuple[Any, Any, str]] = {}
+
+
+def _policy_without_nonce(config: Any) -> str:
+    cached = _policies.get(id(config))
+    if cached is not None and cached[0] is config and cached[1] == config:
+        return cached[2]
+    policy: str = build_policy(config, None)
+    if len(_policies) < 64:
+        _policies[id(config)] = (config, copy.deepcopy(config), policy)
+    return policy
