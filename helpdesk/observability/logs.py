@@ -30,6 +30,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_META = "HTTP_X_REQUEST_ID"
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 REDACTED = "[redacted]"
 
@@ -160,7 +161,8 @@ class RequestIdMiddleware:
 
 def _begin(request: HttpRequest) -> str:
     _request_tenant.set(None)
-    return begin_request(request.headers.get(REQUEST_ID_HEADER))[0]
+    # request.headers would build the mapping of every header for this one.
+    return begin_request(request.META.get(REQUEST_ID_META))[0]
 
 
 def _end(

@@ -26,7 +26,7 @@ from rest_framework.renderers import (
     TemplateHTMLRenderer,
 )
 from rest_framework.request import Request
-from rest_framework.test import APIRequestFactory
+from rest_framework.test import APIClient, APIRequestFactory
 
 from helpdesk.observability import logs
 from tenants import middleware
@@ -248,3 +248,34 @@ def test_a_forked_child_draws_its_own_prefix() -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", child)
     assert child[:16] != mine[:16]
     assert child[16:] == f"{0:016x}"
+
+
+# --- request.headers ----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_call_reads_its_headers_without_building_request_headers(
+    tenant: Tenant, owner: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.http import request as django_request
+
+    client = token_client(tenant, owner, "read")
+    ping = f"{base(tenant)}/ping/"
+    built: list[object] = []
+    build = django_request.HttpHeaders.__init__
+
+    def counting(self: Any, environ: Any) -> None:
+        built.append(self)
+        build(self, environ)
+
+    monkeypatch.setattr(django_request.HttpHeaders, "__init__", counting)
+
+    given = client.get(ping, HTTP_X_REQUEST_ID="edge-7f3a.01:x")
+    generated = client.get(ping)
+    bad_token = APIClient().get(ping, HTTP_AUTHORIZATION="Bearer esk_nope")
+
+    assert given.status_code == generated.status_code == 200
+    assert given["X-Request-ID"] == "edge-7f3a.01:x"
+    assert re.fullmatch(r"[0-9a-f]{32}", generated["X-Request-ID"])
+    assert bad_token.status_code == 404
+    assert built == []
