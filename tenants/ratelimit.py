@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.exceptions
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 from tenants.outages import CACHE_ERRORS
 
@@ -99,6 +100,16 @@ def _window_key(scope: str, ident: str, window: int, now: float) -> str:
 
 
 def _count(key: str, window: int, delta: int = 1) -> int | None:
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(backend, RedisCache):
+        # add + incr in one round trip (Django's incr is EXISTS then INCRBY: three).
+        name = backend.make_and_validate_key(key)
+        client = backend._cache.get_client(name, write=True)
+        args = (name, delta, window + 10)
+        try:
+            return int(client.evalsha(_COUNT_SHA, 1, *args))
+        except redis.exceptions.NoScriptError:
+            return int(client.eval(_COUNT_LUA, 1, *args))
     for _ in range(2):
         cache.add(key, 0, timeout=window + 10)
         try:
@@ -106,6 +117,15 @@ def _count(key: str, window: int, delta: int = 1) -> int | None:
         except ValueError:
             continue  # the key vanished after add: count afresh
     return None
+
+
+# KEYS[1] the window's counter; ARGV: the delta, the counter's lifetime in seconds.
+# cache.add(key, 0, timeout) then cache.incr(key, delta), atomically.
+_COUNT_LUA = """
+redis.call('SET', KEYS[1], 0, 'NX', 'EX', ARGV[2])
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"""
+_COUNT_SHA = hashlib.sha1(_COUNT_LUA.encode(), usedforsecurity=False).hexdigest()
 
 
 @dataclass(frozen=True)
