@@ -11,7 +11,7 @@ parent (tenant_id, id)`. On SQLite (the demo) they are no-ops: the application l
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connections
+from django.db import connections, migrations
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.backends.utils import truncate_name
 from django.db.models import Model
@@ -190,6 +190,29 @@ class TenantForeignKeyConstraint(BaseConstraint):
 
     def __hash__(self) -> int:
         return hash((self.name, self.field))
+
+
+def index_sql(index: str, table: str, columns: str, where: str = "") -> str:
+    """Rebuild `index` on `table` over `columns` (and a partial `where`)."""
+    partial = f" WHERE {where}" if where else ""
+    return (
+        f"DROP INDEX IF EXISTS {index}; "
+        f"CREATE INDEX {index} ON {table} ({columns}){partial}"
+    )
+
+
+def postgres_only(forward: str, backward: str) -> migrations.RunPython:
+    """A migration operation that runs `forward` (`backward` when reversed) on
+    PostgreSQL only, where the composite tenant keys and their indexes exist."""
+
+    def run(sql: str) -> Any:
+        def apply(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
+            if schema_editor.connection.vendor == "postgresql":
+                schema_editor.execute(sql)
+
+        return apply
+
+    return migrations.RunPython(run(forward), run(backward))
 
 
 def runtime_role_problems(using: str = "default") -> list[str]:

@@ -9,27 +9,14 @@ partial index serves them, and a lookup by id is left with the unique indexes.
 PostgreSQL only: the composite keys and their indexes exist there only.
 """
 
-from typing import Any
-
 from django.db import migrations
 
+from tenants.rls import index_sql, postgres_only
+
 INDEX = "helpdesk_contact_merged_into_tfk_ix"
-PARTIAL = (
-    f"DROP INDEX IF EXISTS {INDEX}; CREATE INDEX {INDEX} ON helpdesk_contact "
-    "(tenant_id, merged_into_id) WHERE merged_into_id IS NOT NULL"
-)
-FULL = (
-    f"DROP INDEX IF EXISTS {INDEX}; CREATE INDEX {INDEX} ON helpdesk_contact "
-    "(tenant_id, merged_into_id)"
-)
-
-
-def run(sql: str) -> Any:
-    def apply(apps: Any, schema_editor: Any) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
-
-    return apply
+COLUMNS = "tenant_id, merged_into_id"
+PARTIAL = index_sql(INDEX, "helpdesk_contact", COLUMNS, "merged_into_id IS NOT NULL")
+FULL = index_sql(INDEX, "helpdesk_contact", COLUMNS)
 
 
 class Migration(migrations.Migration):
@@ -37,6 +24,4 @@ class Migration(migrations.Migration):
         ("helpdesk", "0011_inbox_all_tab_indexes"),
     ]
 
-    operations = [
-        migrations.RunPython(run(PARTIAL), run(FULL)),
-    ]
+    operations = [postgres_only(PARTIAL, FULL)]

@@ -12,27 +12,13 @@ tenant's rows", so the lookup keeps the unique index on the key.
 PostgreSQL only: the composite keys and their indexes exist there only.
 """
 
-from typing import Any
-
 from django.db import migrations
 
+from tenants.rls import index_sql, postgres_only
+
 INDEX = "helpdesk_identity_contact_tfk_ix"
-CONTACT_FIRST = (
-    f"DROP INDEX IF EXISTS {INDEX}; CREATE INDEX {INDEX} ON helpdesk_identity "
-    "(contact_id, tenant_id)"
-)
-TENANT_FIRST = (
-    f"DROP INDEX IF EXISTS {INDEX}; CREATE INDEX {INDEX} ON helpdesk_identity "
-    "(tenant_id, contact_id)"
-)
-
-
-def run(sql: str) -> Any:
-    def apply(apps: Any, schema_editor: Any) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
-
-    return apply
+CONTACT_FIRST = index_sql(INDEX, "helpdesk_identity", "contact_id, tenant_id")
+TENANT_FIRST = index_sql(INDEX, "helpdesk_identity", "tenant_id, contact_id")
 
 
 class Migration(migrations.Migration):
@@ -40,6 +26,4 @@ class Migration(migrations.Migration):
         ("helpdesk", "0014_conversation_engagement"),
     ]
 
-    operations = [
-        migrations.RunPython(run(CONTACT_FIRST), run(TENANT_FIRST)),
-    ]
+    operations = [postgres_only(CONTACT_FIRST, TENANT_FIRST)]

@@ -13,9 +13,9 @@ messages, the cascade or check from it) and cannot serve "the tenant's rows".
 PostgreSQL only: the composite keys and their indexes exist there only.
 """
 
-from typing import Any
-
 from django.db import migrations
+
+from tenants.rls import index_sql, postgres_only
 
 COLUMNS = {
     "helpdesk_message_conversation_tfk_ix": "conversation_id",
@@ -25,22 +25,14 @@ COLUMNS = {
 
 
 def _rebuild(key_first: bool) -> str:
-    statements = []
-    for index, column in COLUMNS.items():
-        columns = f"{column}, tenant_id" if key_first else f"tenant_id, {column}"
-        statements.append(
-            f"DROP INDEX IF EXISTS {index};"
-            f" CREATE INDEX {index} ON helpdesk_message ({columns});"
+    return "; ".join(
+        index_sql(
+            index,
+            "helpdesk_message",
+            f"{column}, tenant_id" if key_first else f"tenant_id, {column}",
         )
-    return " ".join(statements)
-
-
-def run(sql: str) -> Any:
-    def apply(apps: Any, schema_editor: Any) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
-
-    return apply
+        for index, column in COLUMNS.items()
+    )
 
 
 class Migration(migrations.Migration):
@@ -48,6 +40,4 @@ class Migration(migrations.Migration):
         ("helpdesk", "0015_identity_contact_index_contact_first"),
     ]
 
-    operations = [
-        migrations.RunPython(run(_rebuild(True)), run(_rebuild(False))),
-    ]
+    operations = [postgres_only(_rebuild(True), _rebuild(False))]
