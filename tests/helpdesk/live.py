@@ -115,6 +115,20 @@ def real_broker(url: str = BROKER_URL) -> Iterator[None]:
         conf.update(saved)
 
 
+@contextmanager
+def empty_scratch_broker() -> Iterator[redis.Redis]:
+    """A real Redis broker on this process's scratch database, empty before and
+    after; yields a client of it to read the queued messages."""
+    url = redis_url("scratch")
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        with real_broker(url):
+            yield client
+    finally:
+        client.flushdb()
+
+
 def _drop_broker_pools() -> None:
     """Forget pooled broker connections, so the next send uses the current URL."""
     from kombu import pools

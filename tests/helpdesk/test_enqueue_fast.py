@@ -16,10 +16,8 @@ from celery.signals import before_task_publish
 from helpdesk import tasks
 from helpdesk.celery import app as celery_app
 from tenants import tasks as tenant_tasks
-from tests.helpdesk.live import real_broker
-from tests.redis_dbs import redis_url
+from tests.helpdesk.live import empty_scratch_broker, real_broker
 
-SCRATCH = redis_url("scratch")
 ETA = datetime(2030, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
 
 
@@ -31,11 +29,8 @@ def delivery_queue() -> None:
 @pytest.fixture
 def broker() -> Iterator[redis.Redis]:
     """A real Redis broker (this process's scratch database), empty."""
-    client = redis.Redis.from_url(SCRATCH)
-    client.flushdb()
-    with real_broker(SCRATCH):
+    with empty_scratch_broker() as client:
         yield client
-    client.flushdb()
 
 
 @pytest.fixture

@@ -14,20 +14,14 @@ import redis
 
 from helpdesk.celery import app as celery_app
 from social.publishing import publish_events
-from tests.helpdesk.live import real_broker
-from tests.redis_dbs import redis_url
-
-SCRATCH = redis_url("scratch")
+from tests.helpdesk.live import empty_scratch_broker
 
 
 @pytest.fixture
 def broker() -> Iterator[redis.Redis]:
     """A real Redis broker (this process's scratch database), empty."""
-    client = redis.Redis.from_url(SCRATCH)
-    client.flushdb()
-    with real_broker(SCRATCH):
+    with empty_scratch_broker() as client:
         yield client
-    client.flushdb()
 
 
 def test_group_tasks_are_published_through_one_kept_client(
