@@ -168,6 +168,20 @@ def retries(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[int, int], Any]
     return handed
 
 
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The options of the running task's own retries, recorded instead of raised
+    as Celery's Retry (which the task re-raises)."""
+    options_seen: list[dict[str, Any]] = []
+
+    def retry(**options: Any) -> Retry:
+        options_seen.append(options)
+        return Retry()
+
+    monkeypatch.setattr(tasks.deliver_message, "retry", retry)
+    return options_seen
+
+
 def test_one_task_sends_the_tenants_due_replies_concurrently_and_once(
     tenant: Tenant, agent: User, account: SocialAccount, script: Script
 ) -> None:
@@ -386,18 +400,11 @@ def test_the_tasks_own_429_is_its_retry_with_retry_after(
     agent: User,
     account: SocialAccount,
     script: Script,
-    monkeypatch: pytest.MonkeyPatch,
+    asked: list[dict[str, Any]],
     retries: list[tuple[tuple[int, int], Any]],
 ) -> None:
     messages = due_replies(tenant, agent, [account], 2)
     script.errors["reply 0"] = ConnectorError("slow down", retry_after=45, status=429)
-    asked: list[dict[str, Any]] = []
-
-    def retry(**options: Any) -> Retry:
-        asked.append(options)
-        return Retry()
-
-    monkeypatch.setattr(tasks.deliver_message, "retry", retry)
     tasks.deliver_message.apply(
         args=(tenant.pk, messages[0].pk), task_id="own-429", throw=False
     )
@@ -429,7 +436,7 @@ def test_a_refusing_platform_pauses_and_degrades_the_account_until_a_call_works(
     agent: User,
     account: SocialAccount,
     script: Script,
-    monkeypatch: pytest.MonkeyPatch,
+    asked: list[dict[str, Any]],
     retries: list[tuple[tuple[int, int], Any]],
 ) -> None:
     from social import sending
@@ -437,13 +444,6 @@ def test_a_refusing_platform_pauses_and_degrades_the_account_until_a_call_works(
     messages = due_replies(tenant, agent, [account], 2)
     script.errors["reply 0"] = ConnectorError("slow down", retry_after=20, status=429)
     script.errors["reply 1"] = ConnectorError("Bad Gateway", status=502)
-    asked: list[dict[str, Any]] = []
-
-    def retry(**options: Any) -> Retry:
-        asked.append(options)
-        return Retry()
-
-    monkeypatch.setattr(tasks.deliver_message, "retry", retry)
     run(messages[0])
 
     assert statuses(messages) == ["sending", "sending"]
@@ -487,7 +487,7 @@ def test_a_reply_held_by_its_accounts_pause_is_retried_when_the_pause_ends(
     agent: User,
     account: SocialAccount,
     script: Script,
-    monkeypatch: pytest.MonkeyPatch,
+    asked: list[dict[str, Any]],
     retries: list[tuple[tuple[int, int], Any]],
 ) -> None:
     """Held back without a call, a reply waits out the pause and no more: on its
@@ -499,13 +499,6 @@ def test_a_reply_held_by_its_accounts_pause_is_retried_when_the_pause_ends(
     with tenant_context(tenant):
         Message.objects.filter(pk=messages[1].pk).update(attempts=2)
     sending.pause(account.pk, ConnectorError("slow down", retry_after=0.5))
-    asked: list[dict[str, Any]] = []
-
-    def retry(**options: Any) -> Retry:
-        asked.append(options)
-        return Retry()
-
-    monkeypatch.setattr(tasks.deliver_message, "retry", retry)
     tasks.deliver_message.apply(
         args=(tenant.pk, messages[0].pk), task_id="held", retries=2, throw=False
     )
