@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from channels.testing.websocket import WebsocketCommunicator
 from django.conf import settings
@@ -127,6 +128,19 @@ def empty_scratch_broker() -> Iterator[redis.Redis]:
             yield client
     finally:
         client.flushdb()
+
+
+def count_redis_clients(monkeypatch: pytest.MonkeyPatch) -> list[redis.Redis]:
+    """From now on, every redis.Redis built in this process, in order."""
+    made: list[redis.Redis] = []
+    real_init = redis.Redis.__init__
+
+    def counted_init(self: redis.Redis, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "__init__", counted_init)
+    return made
 
 
 def _drop_broker_pools() -> None:

@@ -16,7 +16,11 @@ from celery.signals import before_task_publish
 from helpdesk import tasks
 from helpdesk.celery import app as celery_app
 from tenants import tasks as tenant_tasks
-from tests.helpdesk.live import empty_scratch_broker, real_broker
+from tests.helpdesk.live import (
+    count_redis_clients,
+    empty_scratch_broker,
+    real_broker,
+)
 
 ETA = datetime(2030, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
 
@@ -138,14 +142,7 @@ def test_a_redis_channel_publishes_through_one_kept_client(
     first = tenant_tasks.enqueue(
         tasks.deliver_message, 7, 0, swept_by="helpdesk.sweep_outbox"
     )
-    made: list[Any] = []
-    real_init = redis.Redis.__init__
-
-    def counted_init(self: redis.Redis, *args: Any, **kwargs: Any) -> None:
-        made.append(self)
-        real_init(self, *args, **kwargs)
-
-    monkeypatch.setattr(redis.Redis, "__init__", counted_init)
+    made = count_redis_clients(monkeypatch)
     later = [
         tenant_tasks.enqueue(
             tasks.deliver_message, 7, n, swept_by="helpdesk.sweep_outbox"

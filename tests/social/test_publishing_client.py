@@ -7,14 +7,13 @@ per message)."""
 import base64
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
 
 from helpdesk.celery import app as celery_app
 from social.publishing import publish_events
-from tests.helpdesk.live import empty_scratch_broker
+from tests.helpdesk.live import count_redis_clients, empty_scratch_broker
 
 
 @pytest.fixture
@@ -28,14 +27,7 @@ def test_group_tasks_are_published_through_one_kept_client(
     broker: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     publish_events(celery_app, [1, 2])
-    made: list[Any] = []
-    real_init = redis.Redis.__init__
-
-    def counted_init(self: redis.Redis, *args: Any, **kwargs: Any) -> None:
-        made.append(self)
-        real_init(self, *args, **kwargs)
-
-    monkeypatch.setattr(redis.Redis, "__init__", counted_init)
+    made = count_redis_clients(monkeypatch)
     for ids in ([3], [4, 5, 6], [7]):
         publish_events(celery_app, ids)
 
