@@ -523,6 +523,7 @@ class _Message:
 
     def __init__(self, args: list[Any]) -> None:
         self.args = args
+        self.channel = None  # not a Redis channel: no client kept
 
     def decode(self) -> list[Any]:
         return [self.args, {}, {"callbacks": None}]
