@@ -6,33 +6,16 @@ classes from its settings while `rest_framework.views` is still loading.
 
 import logging
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
-from django.core.cache.backends.redis import RedisCache
 from rest_framework import authentication, throttling
 from rest_framework.request import Request
 
 from tenants.outages import CACHE_ERRORS
+from tenants.ratelimit import redis_client as _redis_client
 from tenants.ratelimit import sliding_window
 
 logger = logging.getLogger(__name__)
-
-# One redis client per cache backend: Django's RedisCache builds a new client (with
-# its table of ~170 reply parsers) for every operation, and the rate limit runs on
-# every API request. The client shares the backend's connection pool.
-_clients: "WeakKeyDictionary[Any, Any]" = WeakKeyDictionary()
-
-
-def _redis_client(backend: Any) -> Any | None:
-    """The redis client of a Redis cache backend (None for other backends)."""
-    if not isinstance(backend, RedisCache):
-        return None
-    holder = backend._cache
-    client = _clients.get(holder)
-    if client is None:
-        client = _clients[holder] = holder.get_client(write=True)
-    return client
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):

@@ -13,6 +13,7 @@ from django.core.cache import cache
 
 from tenants import ratelimit
 from tenants.ratelimit import fixed_window_take, fixed_window_wait
+from tests.helpdesk.live import count_redis_clients
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 MINUTE_START = 6_000_000.0  # a multiple of 60: a window starts here
@@ -104,3 +105,21 @@ def test_a_redis_that_does_not_know_the_script_is_sent_it(
     assert (first, second) == (None, 60)
     assert commands == ["EVAL", "EVALSHA"]
     assert cache.get(key_of(ident)) == 2
+
+
+@pytest.mark.usefixtures("redis_cache")
+def test_counted_requests_share_one_redis_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Django's RedisCache builds a redis client for every operation (about 50 us
+    of CPU each); the limit keeps one per cache backend, on its connection pool."""
+    ident = uuid.uuid4().hex
+    fixed_window_wait("s", ident, limit=5, now=MINUTE_START)
+    made = count_redis_clients(monkeypatch)
+
+    waits = [fixed_window_wait("s", ident, limit=5, now=MINUTE_START) for _ in range(3)]
+    taken = fixed_window_take("s", ident, count=3, limit=5, now=MINUTE_START)
+
+    assert (waits, taken) == ([None, None, None], 1)
+    assert made == []
+    assert cache.get(key_of(ident)) == 7
