@@ -102,17 +102,23 @@ def message_json(message: Message) -> dict[str, Any]:
     }
 
 
+class NoSuchPost(LookupError):
+    """The post a reply answers does not exist."""
+
+
 def create_post(
     author: Person,
     text: str,
     *,
     in_reply_to: Post | None = None,
+    in_reply_to_id: int | None = None,
     idempotency_key: str = "",
     language: str = "",
 ) -> tuple[Post, bool]:
-    """Publish a post (a reply when `in_reply_to`); a replayed idempotency key returns
-    the first post (and counts the replay). Webhooks go out on commit. Returns
-    (post, created)."""
+    """Publish a post (a reply when `in_reply_to`, or `in_reply_to_id`: the
+    parent's id, looked up by the INSERT itself; NoSuchPost when there is no such
+    post); a replayed idempotency key returns the first post (and counts the
+    replay). Webhooks go out on commit. Returns (post, created)."""
     # A keyed publish inserts first and looks for the first post only when the key
     # is taken (the unique constraint decides): one statement fewer per new post.
     # Outside a transaction the INSERT is its own (no BEGIN and COMMIT around it:
@@ -129,57 +135,95 @@ def create_post(
         "language": language,
     }
     post = Post(**fields)
+    in_transaction = transaction.get_connection().in_atomic_block
     try:
-        if transaction.get_connection().in_atomic_block:
+        if in_transaction:
             with transaction.atomic():
-                _insert_post(post)
+                subscribed = _insert_post(post, parent_id=in_reply_to_id)
         else:
-            _insert_post(post)
-        transaction.on_commit(lambda: fan_out_post(post.pk))
+            subscribed = _insert_post(post, parent_id=in_reply_to_id)
     except IntegrityError:
         # The key was published before (a replay), or concurrently.
         existing = _replayed_post(author, idempotency_key)
         if not idempotency_key or existing is None:
             raise
         return existing, False
+    if post.pk is None:
+        raise NoSuchPost(in_reply_to_id)
+    # Outside a transaction the INSERT committed when it answered whether apps
+    # subscribe to webhooks (as fan_out_post would ask at once); inside one,
+    # fan_out_post asks after the commit.
+    if subscribed or in_transaction:
+        transaction.on_commit(lambda: fan_out_post(post.pk))
     return post, True
 
 
-def _insert_post(post: Post) -> None:
-    """INSERT the new post, its id set from RETURNING: the statement Model.save
-    sends, written out once (the API's post handler publishes every reply; in
-    process, CPU under cProfile, the ORM's create took 1.2 ms of the handler's 3.6,
-    this 0.56). Post has no pre_save work (no auto_now) and no save signal receivers."""
+def _insert_post(post: Post, *, parent_id: int | None = None) -> bool:
+    """INSERT the new post, its id (and root) set from RETURNING: the statement
+    Model.save sends, written out once (the API's post handler publishes every
+    reply; in process, CPU under cProfile, the ORM's create took 1.2 ms of the
+    handler's 3.6, this 0.56). Post has no pre_save work (no auto_now) and no save
+    signal receivers.
+
+    `parent_id`: a reply to that post, its id and root read by the same statement
+    (INSERT ... SELECT): nothing is inserted, and post.pk stays None, when there
+    is no such post. The same statement answers whether any app gets webhooks
+    (_live_grants' question): True when one may."""
     if not connection.features.can_return_columns_from_insert:
+        if parent_id is not None:
+            parent = reply_target(str(parent_id))
+            if parent is None:
+                return False
+            post.in_reply_to_id = parent.pk
+            post.root_id = parent.root_id or parent.pk
         post.save(force_insert=True)
-        return
-    sql, fields = _insert_post_sql()
+        return True
+    sql, fields = _insert_post_sql(from_parent=parent_id is not None)
+    params = [
+        field.get_db_prep_save(getattr(post, field.attname), connection)
+        for field in fields
+    ]
+    if parent_id is not None:
+        params.append(parent_id)
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                field.get_db_prep_save(getattr(post, field.attname), connection)
-                for field in fields
-            ],
-        )
-        (post.pk,) = cursor.fetchone()
+        cursor.execute(sql, [*params, *_SUBSCRIBERS_PARAMS])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    post.pk, root_id, subscribed = row
+    if parent_id is not None:
+        post.in_reply_to_id, post.root_id = parent_id, root_id
     post._state.adding = False
     post._state.db = connection.alias
+    return bool(subscribed)
+
+
+# A reply's parent and root, read by the INSERT from the parent's row.
+_FROM_PARENT = {"in_reply_to_id": 'p."id"', "root_id": 'COALESCE(p."root_id", p."id")'}
 
 
 @functools.cache
-def _insert_post_sql() -> tuple[str, tuple[Any, ...]]:
-    fields = tuple(
+def _insert_post_sql(*, from_parent: bool = False) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT and the fields whose values it takes, in order (then, from a
+    parent, the parent's id; then _live_grants' two parameters)."""
+    columns = [
         field for field in Post._meta.local_concrete_fields if not field.primary_key
-    )
+    ]
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(str(field.column)) for field in fields)
-    marks = ", ".join(["%s"] * len(fields))
-    return (
-        f"INSERT INTO {quote(Post._meta.db_table)} ({columns}) VALUES ({marks})"
-        ' RETURNING "id"',
-        fields,
+    table = quote(Post._meta.db_table)
+    names = ", ".join(quote(str(field.column)) for field in columns)
+    returning = f' RETURNING "id", "root_id", EXISTS ({_subscribers_sql()})'
+    if not from_parent:
+        marks = ", ".join(["%s"] * len(columns))
+        sql = f"INSERT INTO {table} ({names}) VALUES ({marks}){returning}"
+        return sql, tuple(columns)
+    values = ", ".join(_FROM_PARENT.get(str(field.column), "%s") for field in columns)
+    sql = (
+        f"INSERT INTO {table} ({names}) SELECT {values} FROM {table} p"
+        f' WHERE p."id" = %s{returning}'
     )
+    fields = tuple(f for f in columns if str(f.column) not in _FROM_PARENT)
+    return sql, fields
 
 
 def _replayed_post(author: Person, idempotency_key: str) -> Post | None:
@@ -220,18 +264,26 @@ def send_message(
     return message, True
 
 
+# Any live grant of an app with a webhook URL (the parameters: not revoked, no URL).
+_SUBSCRIBERS_PARAMS: tuple[bool, str] = (False, "")
+
+
+@functools.cache
+def _subscribers_sql() -> str:
+    quote = connection.ops.quote_name
+    grant, app = quote(Grant._meta.db_table), quote(App._meta.db_table)
+    return (
+        f'SELECT 1 FROM {grant} g JOIN {app} a ON a."id" = g."app_id"'
+        ' WHERE g."revoked" = %s AND a."webhook_url" <> %s'
+    )
+
+
 def _live_grants() -> list[Grant]:
     """The grants that get webhooks: live, of an app with a webhook URL. Asked
     after every post and message: a written-out existence check first (a network
     without subscribers, as in the delivery benchmark, costs one cheap statement)."""
-    quote = connection.ops.quote_name
-    grant, app = quote(Grant._meta.db_table), quote(App._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f'SELECT 1 FROM {grant} g JOIN {app} a ON a."id" = g."app_id"'
-            ' WHERE g."revoked" = %s AND a."webhook_url" <> %s LIMIT 1',
-            [False, ""],
-        )
+        cursor.execute(f"{_subscribers_sql()} LIMIT 1", _SUBSCRIBERS_PARAMS)
         if cursor.fetchone() is None:
             return []
     return list(
@@ -350,18 +402,23 @@ def _grant_sql() -> str:
     )
 
 
+def post_id_of(text: str) -> int | None:
+    """The post id `text` can be (digits, at most 18), else None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
+
+
 def reply_target(post_id: str) -> Post | None:
     """The post a reply answers (its id and root only: all a new reply needs), or
     None when there is no such post. One statement, written out (the API's post
     handler asks for every reply)."""
-    if not (post_id.isascii() and post_id.isdigit()) or len(post_id) > 18:
+    pk = post_id_of(post_id)
+    if pk is None:
         return None
     table = connection.ops.quote_name(Post._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f'SELECT "id", "root_id" FROM {table} WHERE "id" = %s',
-            [int(post_id)],
-        )
+        cursor.execute(f'SELECT "id", "root_id" FROM {table} WHERE "id" = %s', [pk])
         row = cursor.fetchone()
     return (
         None if row is None else Post.from_db(connection.alias, ["id", "root_id"], row)
