@@ -1,13 +1,27 @@
 """helpdesk.language's model, laid out for a cold cache, answers exactly what
-py3langid's own identifier answers (same code and probability, to the bit)."""
+py3langid's own identifier answers (same code and probability, to the bit), and
+its numpy-free reader decides exactly what the library decides."""
 
 import json
+import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-from helpdesk.language import LANGUAGES, _identifier, detect_language
+from helpdesk.language import (
+    _NOISE,
+    _WORD,
+    LANGUAGES,
+    MIN_LETTERS,
+    MIN_PROBABILITY,
+    MIN_WORDS,
+    _identifier,
+    _Reader,
+    _reader,
+    detect_language,
+)
 
 DATA = Path(__file__).parent / "data" / "care_messages.jsonl"
 TEXTS = [
@@ -45,4 +59,63 @@ def test_it_answers_what_the_library_answers() -> None:
         "",
         "",
         "",
+    ]
+
+
+def library_detect(library: LanguageIdentifier, text: str) -> str:
+    """helpdesk.language.detect_language as it was: the library decides."""
+    words = _WORD.findall(_NOISE.sub(" ", text))
+    if len(words) < MIN_WORDS or sum(map(len, words)) < MIN_LETTERS:
+        return ""
+    code, probability = library.classify(" ".join(words))
+    return str(code) if probability >= MIN_PROBABILITY else ""
+
+
+def generated_texts(count: int) -> list[str]:
+    """Word salads from the corpus (some shouted), the bench's push, and
+    random letters with accents: thousands of posts near and far from a tie."""
+    pool = [word for text in TEXTS for word in text.split()]
+    rng = random.Random(20261206)
+    texts = []
+    for n in range(count):
+        salad = " ".join(rng.choice(pool) for _ in range(rng.randint(1, 30)))
+        texts.append(salad.upper() if n % 5 == 0 else salad)
+        texts.append(
+            "".join(
+                rng.choice("abcdefghijklmnopqrstuvwxyzäöüéèàçñß ÉÜ")
+                for _ in range(rng.randint(5, 200))
+            )
+        )
+        texts.append(f"[{n}] Order not arrived\n\nMy order {n} has not arrived yet.")
+    return texts
+
+
+def test_detection_answers_what_the_library_decides() -> None:
+    library = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    library.set_languages(list(LANGUAGES))
+    texts = TEXTS + generated_texts(1500)
+    answers = [detect_language(text) for text in texts]
+    assert answers == [library_detect(library, text) for text in texts]
+    assert set(answers) == {"", *LANGUAGES}
+
+
+def test_the_reader_decides_clear_cases_itself_and_defers_close_ones() -> None:
+    reader = _reader()
+    data = b"my order has not arrived yet could you check where it is"
+    counts = reader._counts(data)
+    assert reader._clear_answer(counts, len(data)) == "en"
+    assert reader._clear_answer({}, 0) is None
+    assert reader._clear_answer({next(iter(counts)): 1}, 1) is None
+    assert reader._clear_answer({**counts, next(iter(counts)): 256}, len(data)) is None
+
+
+def test_the_library_decides_when_the_reader_defers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    library = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    library.set_languages(list(LANGUAGES))
+    texts = TEXTS[:60] + generated_texts(40)
+    monkeypatch.setattr(_Reader, "_clear_answer", lambda *args: None)
+    assert [detect_language(text) for text in texts] == [
+        library_detect(library, text) for text in texts
     ]
