@@ -209,19 +209,24 @@ class GroupCommit:
 
     def _publish_forever(self) -> None:
         while True:
-            ids = self._publish.get()
-            linger = getattr(settings, "WEBHOOK_PUBLISH_LINGER_MS", PUBLISH_LINGER_MS)
-            closes = time.monotonic() + linger / 1000
-            while len(ids) < PUBLISH_SLICE:
-                try:
-                    remaining = closes - time.monotonic()
-                    if remaining > 0:
-                        ids += self._publish.get(timeout=remaining)
-                    else:
-                        ids += self._publish.get_nowait()
-                except Empty:
-                    break
-            self._publish_ids(ids)
+            self._publish_ids(self._next_ids())
+
+    def _next_ids(self) -> list[int]:
+        """Block for committed ids, then take those that come within the linger,
+        until a whole message's worth is there."""
+        ids = self._publish.get()
+        linger = getattr(settings, "WEBHOOK_PUBLISH_LINGER_MS", PUBLISH_LINGER_MS)
+        closes = time.monotonic() + linger / 1000
+        while len(ids) < PUBLISH_SLICE:
+            try:
+                remaining = closes - time.monotonic()
+                if remaining > 0:
+                    ids += self._publish.get(timeout=remaining)
+                else:
+                    ids += self._publish.get_nowait()
+            except Empty:
+                break
+        return ids
 
     @staticmethod
     def _publish_ids(ids: list[int]) -> None:

@@ -8,6 +8,8 @@ groups the committer formed are recorded, so each test also proves it grouped.
 """
 
 import asyncio
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -284,3 +286,61 @@ def test_a_burst_is_published_in_messages_of_128_events(
         list(range(129, 257)),
         list(range(257, 301)),
     ]
+
+
+def test_the_publisher_takes_the_ids_committed_within_its_linger(
+    settings: Settings,
+) -> None:
+    settings.WEBHOOK_PUBLISH_LINGER_MS = 500
+    committer = group_commit.GroupCommit()
+    committer._publish.put([1, 2])
+    later = threading.Timer(0.02, committer._publish.put, ([3],))
+    later.start()
+    started = time.monotonic()
+
+    ids = committer._next_ids()
+
+    assert ids == [1, 2, 3]
+    assert time.monotonic() - started >= 0.5
+    assert committer._publish.empty()
+
+
+def test_the_publisher_stops_lingering_once_a_message_is_full(
+    settings: Settings,
+) -> None:
+    settings.WEBHOOK_PUBLISH_LINGER_MS = 60_000
+    committer = group_commit.GroupCommit()
+    slice_ = group_commit.PUBLISH_SLICE
+    committer._publish.put(list(range(1, 101)))
+    committer._publish.put(list(range(101, slice_ + 11)))
+    committer._publish.put([999])
+
+    assert committer._next_ids() == list(range(1, slice_ + 11))
+    assert committer._publish.get_nowait() == [999]
+
+
+def test_without_a_linger_the_publisher_takes_only_what_waits(
+    settings: Settings,
+) -> None:
+    settings.WEBHOOK_PUBLISH_LINGER_MS = 0
+    committer = group_commit.GroupCommit()
+    committer._publish.put([1, 2])
+    committer._publish.put([3])
+
+    assert committer._next_ids() == [1, 2, 3]
+    assert committer._publish.empty()
+
+
+def test_a_large_group_maps_each_new_row_and_replay_to_its_event() -> None:
+    stored_before = store_deliveries([_delivery("k-30")])
+    group = [_delivery(f"k-{n}") for n in range(60)]  # 420 parameters
+
+    answers = store_deliveries([*group, _delivery("k-7")])
+
+    events = dict(WebhookEvent.objects.values_list("event_key", "pk"))
+    assert len(events) == 60
+    expected = [
+        Stored(200, {"status": "accepted"}, events[f"k-{n}"]) for n in range(60)
+    ]
+    assert answers == [*expected, Stored(200, {"status": "accepted"})]
+    assert stored_before == [expected[30]]
