@@ -65,6 +65,11 @@ class Sequences:
     def at(self, n: int) -> Sql:
         return Sql("(SELECT value - %s FROM s)", [self.count - 1 - n])
 
+    def at_ordinal(self, ordinal: str) -> Sql:
+        """`at(ordinal - 1)` for an SQL expression counting rows from 1 (e.g. a
+        set-returning function's WITH ORDINALITY column)."""
+        return Sql(f"(SELECT value - %s + {ordinal} FROM s)", [self.count])
+
     def then(self, callback: Callable[[int], None]) -> None:
         self.callbacks.append(callback)
 

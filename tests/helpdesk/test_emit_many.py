@@ -144,7 +144,9 @@ def test_sequences_of_the_batch_are_taken_in_its_one_statement(
         stored = list(
             Event.objects.order_by("seq").values_list("seq", "type", "payload")
         )
+        ids = list(Event.objects.order_by("seq").values_list("id", flat=True))
     assert returned == []
+    assert ids == sorted(ids)  # the rows are inserted in the items' order
     # The counter and the Event rows: one statement.
     assert len(queries.captured_queries) == 1, queries.captured_queries
     sql = queries.captured_queries[0]["sql"]
