@@ -42,6 +42,7 @@ from tests.helpdesk.test_ingest_plans import (
     TABLES,
     check_lookups,
     lookups,
+    nodes,
 )
 from tests.helpdesk.test_ingest_plans import faults as batch_faults
 from tests.perf.benchdb import FILL_FUNCTION, SUPERUSER_URL
@@ -224,12 +225,6 @@ def explained(tenant: Tenant, sql: str) -> dict[str, Any]:
             transaction.set_rollback(True)
     root: dict[str, Any] = document[0]["Plan"]
     return root
-
-
-def nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield node
-    for child in node.get("Plans", []):
-        yield from nodes(child)
 
 
 def faults(root: dict[str, Any], keys: dict[str, set[str]]) -> list[str]:
