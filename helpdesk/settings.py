@@ -624,6 +624,9 @@ WEBHOOK_GROUP_MAX_ROWS = env_int("WEBHOOK_GROUP_MAX_ROWS", 500, minimum=1)
 WEBHOOK_GROUP_MAX_BYTES = env_int(
     "WEBHOOK_GROUP_MAX_BYTES", 4 * 1024 * 1024, minimum=1024
 )
+# How long the publisher waits for the next groups' event ids before it sends a task
+# message with fewer than 128 of them (a message costs a few hundred us of CPU).
+WEBHOOK_PUBLISH_LINGER_MS = env_int("WEBHOOK_PUBLISH_LINGER_MS", 5, minimum=0)
 # An untagged reply that arrives before its thread waits this long for it, then is
 # decided on its own merits (social/waiting.py).
 INBOUND_WAIT_FOR_THREAD_SECONDS = env_int(
