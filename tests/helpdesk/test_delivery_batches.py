@@ -96,7 +96,12 @@ def script(
 
 
 def due_replies(
-    tenant: Tenant, agent: User, accounts: list[SocialAccount], count: int
+    tenant: Tenant,
+    agent: User,
+    accounts: list[SocialAccount],
+    count: int,
+    *,
+    text: str = "reply",
 ) -> list[Message]:
     """`count` replies in conversations of their own, spread over `accounts`, all
     due now, oldest first ("reply 0", "reply 1", ...)."""
@@ -109,7 +114,7 @@ def due_replies(
         with tenant_context(tenant):
             messages.append(
                 post_reply(
-                    conversation, membership=member(tenant, agent), text=f"reply {n}"
+                    conversation, membership=member(tenant, agent), text=f"{text} {n}"
                 ).message
             )
     with tenant_context(tenant):
@@ -629,3 +634,25 @@ def test_the_worker_loop_comes_back_at_once_while_eta_tasks_are_overdue(
         loop.timer.call_at(time.monotonic() + 5, later.append, (1,))
     assert hub.fire_timers() == plain.fire_timers() > 1
     assert later == []
+
+
+def test_a_batch_reads_its_replies_in_the_same_statements_whatever_its_size(
+    tenant: Tenant, agent: User, account: SocialAccount, script: Script
+) -> None:
+    """The plans and the record load only the fields they use (.only): a field
+    read that was left out would cost a statement per reply."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for accounts, size in (
+        ([account], 2),
+        ([make_account(tenant, handle=f"acmeair_{n}") for n in range(3)], 6),
+    ):
+        messages = due_replies(tenant, agent, accounts, size, text=f"batch {size}")
+        with CaptureQueriesContext(connection) as statements:
+            assert run(messages[0], task_id=f"batch-of-{size}") == "sent"
+        assert statuses(messages) == ["sent"] * size
+        counts.append(len(statements.captured_queries))
+
+    assert counts[0] == counts[1]
