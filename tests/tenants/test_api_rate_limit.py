@@ -11,8 +11,9 @@ import pytest
 from django.core.cache import caches
 from rest_framework.test import APIClient
 
-from tenants.api_auth import ApiRateThrottle, _redis_client
+from tenants.api_auth import ApiRateThrottle
 from tenants.models import Tenant, User
+from tenants.ratelimit import redis_client as _redis_client
 from tests.api_clients import base, session, token_client
 
 pytestmark = pytest.mark.django_db
