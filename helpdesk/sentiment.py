@@ -106,14 +106,14 @@ def covered(language: str) -> bool:
 
 def _score(text: str, language: str) -> float:
     if language in ("en", ""):
-        return float(_vader().polarity_scores(text)["compound"])
+        return _compound(text)
     if language in ("fr", "de"):
         polarity = float(_pattern(language)(text)[0])
         if polarity:
             return max(-1.0, min(1.0, polarity))
     # Another language: VADER reads only what is not a word (emoji, emoticons);
     # its English words would misread false friends ("die", "sin").
-    cues = float(_vader().polarity_scores(_LETTERS.sub(" ", text))["compound"])
+    cues = _compound(_LETTERS.sub(" ", text))
     if cues or language != "es":
         return cues
     # Spanish: the old scorer's rule (its Spanish words, three "!" or two shouted
@@ -134,6 +134,16 @@ def _vader() -> Any:
     )
 
     return SentimentIntensityAnalyzer()
+
+
+def _compound(text: str) -> float:
+    """VADER's compound score of `text` (the library's, computed faster)."""
+    return _reader().compound(text)
+
+
+@cache
+def _reader() -> "_Vader":
+    return _Vader(_vader())
 
 
 @cache
@@ -169,6 +179,206 @@ def _pattern(language: str) -> Any:
         modifier=lambda word: word.endswith("lich"),
         language="de",
     )
+
+
+class _Vader:
+    """VADER's compound score, as `polarity_scores(text)["compound"]` computes it,
+    with the same arithmetic in the same order (so the same float, to the bit).
+
+    The library lower-cases every word of the text again for each check around
+    each lexicon word (negation, idioms, "but"), walks its list of negations per
+    check, builds the emoji-free text a character at a time and works out the
+    pos/neu/neg shares nobody here reads: about N^2 string work per text. Here
+    each word is lower-cased once, a text without a lexicon word is 0.0 at once
+    (every other word scores 0), and only the compound is computed. The rules
+    themselves (and "but", the emoji table, the punctuation emphasis and the
+    normalisation) are the library's own functions or read its own tables.
+    """
+
+    def __init__(self, analyzer: Any) -> None:
+        from vaderSentiment import vaderSentiment as vader
+
+        self.analyzer = analyzer
+        self.lexicon: dict[str, float] = analyzer.lexicon
+        self.emojis: dict[str, str] = analyzer.emojis
+        # The library replaces emoji character by character: only one-character
+        # entries can ever match.
+        self.emoji_chars = frozenset(key for key in self.emojis if len(key) == 1)
+        self.boosters: dict[str, float] = vader.BOOSTER_DICT
+        self.special: dict[str, float] = vader.SPECIAL_CASES
+        self.negations = frozenset(vader.NEGATE)
+        self.cap_increase: float = vader.C_INCR
+        self.negation_scalar: float = vader.N_SCALAR
+        self.strip = vader.SentiText._strip_punc_if_word
+        self.cap_differential = vader.allcap_differential
+        self.but_check = vader.SentimentIntensityAnalyzer._but_check
+        self.normalize = vader.normalize
+
+    def compound(self, text: str) -> float:
+        """`polarity_scores(text)["compound"]`."""
+        if not text.isascii() and not self.emoji_chars.isdisjoint(text):
+            text = self._describe_emojis(text)
+        text = text.strip()
+        words = list(map(self.strip, text.split()))
+        lower = [word.lower() for word in words]
+        if self.lexicon.keys().isdisjoint(lower):
+            return 0.0  # every word scores 0: sum 0, compound 0.0
+        cap_differential = self.cap_differential(words)
+        sentiments: list[float] = []
+        for i in range(len(words)):
+            sentiments.append(self._valence(words, lower, i, cap_differential))
+        if "but" in lower:
+            sentiments = self.but_check(words, sentiments)
+        total = float(sum(sentiments))
+        emphasis = self.analyzer._punctuation_emphasis(text)
+        if total > 0:
+            total += emphasis
+        elif total < 0:
+            total -= emphasis
+        compound: float = self.normalize(total)
+        return round(compound, 4)
+
+    def _describe_emojis(self, text: str) -> str:
+        """The library's emoji pass: each emoji becomes its description."""
+        emojis = self.emojis
+        parts: list[str] = []
+        after_space = True
+        for char in text:
+            if char in emojis:
+                if not after_space:
+                    parts.append(" ")
+                parts.append(emojis[char])
+                after_space = False
+            else:
+                parts.append(char)
+                after_space = char == " "
+        return "".join(parts)
+
+    def _valence(
+        self, words: list[str], lower: list[str], i: int, cap_differential: bool
+    ) -> float:
+        """The sentiment of word i: polarity_scores' loop body and
+        sentiment_valence (0 for boosters, "kind of" and unknown words)."""
+        word = lower[i]
+        lexicon = self.lexicon
+        last = len(words) - 1
+        if word in self.boosters or (
+            i < last and word == "kind" and lower[i + 1] == "of"
+        ):
+            return 0
+        if word not in lexicon:
+            return 0
+        valence = lexicon[word]
+        if word == "no" and i != last and lower[i + 1] in lexicon:
+            valence = 0.0
+        if (
+            (i > 0 and lower[i - 1] == "no")
+            or (i > 1 and lower[i - 2] == "no")
+            or (i > 2 and lower[i - 3] == "no" and lower[i - 1] in ("or", "nor"))
+        ):
+            valence = lexicon[word] * self.negation_scalar
+        if words[i].isupper() and cap_differential:
+            if valence > 0:
+                valence += self.cap_increase
+            else:
+                valence -= self.cap_increase
+        for start in range(3):
+            if i > start and lower[i - (start + 1)] not in lexicon:
+                scalar = self._scalar(
+                    words, lower, i - (start + 1), valence, cap_differential
+                )
+                if start == 1 and scalar != 0:
+                    scalar = scalar * 0.95
+                if start == 2 and scalar != 0:
+                    scalar = scalar * 0.9
+                valence = valence + scalar
+                valence = self._negation(valence, lower, start, i)
+                if start == 2:
+                    valence = self._idioms(valence, lower, i)
+        return self._least(valence, lower, i)
+
+    def _scalar(
+        self,
+        words: list[str],
+        lower: list[str],
+        j: int,
+        valence: float,
+        cap_differential: bool,
+    ) -> float:
+        """The library's scalar_inc_dec for word j before a lexicon word."""
+        scalar = 0.0
+        if lower[j] in self.boosters:
+            scalar = self.boosters[lower[j]]
+            if valence < 0:
+                scalar *= -1
+            if words[j].isupper() and cap_differential:
+                if valence > 0:
+                    scalar += self.cap_increase
+                else:
+                    scalar -= self.cap_increase
+        return scalar
+
+    def _negated(self, word: str) -> bool:
+        """The library's negated([word]) (which lower-cases it again)."""
+        word = word.lower()
+        return word in self.negations or "n't" in word
+
+    def _negation(self, valence: float, lower: list[str], start: int, i: int) -> float:
+        """The library's _negation_check."""
+        if start == 0:
+            if self._negated(lower[i - 1]):
+                valence = valence * self.negation_scalar
+        elif start == 1:
+            if lower[i - 2] == "never" and lower[i - 1] in ("so", "this"):
+                valence = valence * 1.25
+            elif lower[i - 2] == "without" and lower[i - 1] == "doubt":
+                pass
+            elif self._negated(lower[i - 2]):
+                valence = valence * self.negation_scalar
+        elif (lower[i - 3] == "never" and lower[i - 2] in ("so", "this")) or lower[
+            i - 1
+        ] in ("so", "this"):
+            valence = valence * 1.25
+        elif lower[i - 3] == "without" and "doubt" in (lower[i - 2], lower[i - 1]):
+            pass
+        elif self._negated(lower[i - 3]):
+            valence = valence * self.negation_scalar
+        return valence
+
+    def _idioms(self, valence: float, lower: list[str], i: int) -> float:
+        """The library's _special_idioms_check (word i has three before it)."""
+        special = self.special
+        one_zero = f"{lower[i - 1]} {lower[i]}"
+        two_one_zero = f"{lower[i - 2]} {lower[i - 1]} {lower[i]}"
+        two_one = f"{lower[i - 2]} {lower[i - 1]}"
+        three_two_one = f"{lower[i - 3]} {lower[i - 2]} {lower[i - 1]}"
+        three_two = f"{lower[i - 3]} {lower[i - 2]}"
+        for sequence in (one_zero, two_one_zero, two_one, three_two_one, three_two):
+            if sequence in special:
+                valence = special[sequence]
+                break
+        if len(lower) - 1 > i:
+            zero_one = f"{lower[i]} {lower[i + 1]}"
+            if zero_one in special:
+                valence = special[zero_one]
+        if len(lower) - 1 > i + 1:
+            zero_one_two = f"{lower[i]} {lower[i + 1]} {lower[i + 2]}"
+            if zero_one_two in special:
+                valence = special[zero_one_two]
+        for n_gram in (three_two_one, three_two, two_one):
+            if n_gram in self.boosters:
+                valence = valence + self.boosters[n_gram]
+        return valence
+
+    def _least(self, valence: float, lower: list[str], i: int) -> float:
+        """The library's _least_check."""
+        lexicon = self.lexicon
+        if i > 1 and lower[i - 1] not in lexicon and lower[i - 1] == "least":
+            if lower[i - 2] != "at" and lower[i - 2] != "very":
+                valence = valence * self.negation_scalar
+        elif i > 0 and lower[i - 1] not in lexicon and lower[i - 1] == "least":
+            valence = valence * self.negation_scalar
+        return valence
 
 
 def warm() -> None:
