@@ -26,7 +26,8 @@ from typing import Any
 
 from django.core.cache import caches
 from django.core.cache.backends import redis as django_redis
-from redis.exceptions import NoScriptError
+
+from tenants.resp import run_script
 
 
 class RedisCacheClient(django_redis.RedisCacheClient):
@@ -174,10 +175,7 @@ def _read(keys: list[str], target: PresenceRead | None) -> ReadAhead | None:
     if presence is not None:
         names.append(presence[1])
     try:
-        try:
-            replies = client.evalsha(_READ_SHA, len(names), *names, *args)
-        except NoScriptError:
-            replies = client.eval(_READ_LUA, len(names), *names, *args)
+        replies = run_script(client, _READ_SHA, _READ_LUA, len(names), *names, *args)
     except Exception as error:  # each reader handles it as its own read's error
         return ReadAhead(
             dict.fromkeys(keys), {} if presence is None else {presence: set()}, error

@@ -28,6 +28,7 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.redis import RedisCache
 
 from tenants.outages import CACHE_ERRORS
+from tenants.resp import run_script
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,8 @@ def sliding_window(
     rule for its throttles).
 
     One round trip: a Lua script (EVALSHA; EVAL once when this Redis does not
-    know it yet) drops the expired, adds, expires, counts and, over the limit,
+    know it yet; over tenants.resp's plain socket when the client's pool is plain
+    TCP) drops the expired, adds, expires, counts and, over the limit,
     reads the oldest and removes the request again, so a refused one is not
     counted. When Redis cannot be reached the request is allowed and a warning
     logged on `log` ("<label> rate limit not applied, cache unavailable: ...").
@@ -183,10 +185,7 @@ def sliding_window(
     member = f"{now!r}:{os.getpid()}:{next(_sequence)}"
     args = (key, now - window, now, member, max(1, int(window)), limit)
     try:
-        try:
-            reply = client.evalsha(_SLIDING_SHA, 1, *args)
-        except redis.exceptions.NoScriptError:
-            reply = client.eval(_SLIDING_LUA, 1, *args)
+        reply = run_script(client, _SLIDING_SHA, _SLIDING_LUA, 1, *args)
     except CACHE_ERRORS as error:
         log.warning("%s rate limit not applied, cache unavailable: %r", label, error)
         return ALLOWED

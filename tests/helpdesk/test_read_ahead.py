@@ -7,6 +7,7 @@ script too) a create makes two round trips before its commit, where each read
 used to be its own (four for a new conversation, three for a follow-up).
 """
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
@@ -25,6 +26,7 @@ from social.api_channel import create_api_channel
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Brand, Tenant, User
+from tenants.resp import PlainRedis
 from tests.api_clients import push, token_client
 from tests.factories import membership_of
 from tests.helpdesk.webhook_support import (  # noqa: F401 - fixtures
@@ -87,7 +89,7 @@ def _commands(packed: Any) -> list[list[str]]:
         for _ in range(count):
             end = data.index(b"\r\n", at)
             size = int(data[at + 1 : end])
-            command.append(data[end + 2 : end + 2 + size].decode())
+            command.append(data[end + 2 : end + 2 + size].decode(errors="replace"))
             at = end + 2 + size + 2
         commands.append(command)
     return commands
@@ -95,7 +97,8 @@ def _commands(packed: Any) -> list[list[str]]:
 
 @pytest.fixture
 def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[list[list[str]]]:
-    """Every request sent to any Redis, as its commands with their arguments."""
+    """Every request sent to any Redis (through redis-py or tenants.resp's plain
+    sockets), as its commands with their arguments."""
     sent: list[list[list[str]]] = []
     original: Any = AbstractConnection.send_packed_command
 
@@ -104,6 +107,13 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[list[list[str]]]:
         original(self, command, check_health)
 
     monkeypatch.setattr(AbstractConnection, "send_packed_command", send)
+    plain_send = PlainRedis._send
+
+    def send_plain(self: PlainRedis, command: bytes) -> None:
+        sent.append(_commands([command]))
+        plain_send(self, command)
+
+    monkeypatch.setattr(PlainRedis, "_send", send_plain)
     return sent
 
 
@@ -214,31 +224,26 @@ def test_a_failed_round_trip_is_each_readers_own_failure(
 
 
 def test_a_redis_that_does_not_know_the_script_is_sent_it(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, round_trips: list[list[list[str]]]
 ) -> None:
+    """A script of this test's own, which this Redis has never seen: NOSCRIPT,
+    then EVAL, then the hash again."""
+    script = f"{read_cache._READ_LUA}-- {uuid4().hex}\n"
+    monkeypatch.setattr(read_cache, "_READ_LUA", script)
+    monkeypatch.setattr(
+        read_cache,
+        "_READ_SHA",
+        hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest(),
+    )
     key = f"read-ahead.{uuid4().hex}"
     cache.set(key, "known")
-    calls: list[str] = []
-    evalsha, eval_ = redis.Redis.evalsha, redis.Redis.eval
-
-    def unknown(self: Any, *args: Any) -> Any:
-        calls.append("evalsha")
-        if calls.count("evalsha") == 1:
-            raise redis.exceptions.NoScriptError("NOSCRIPT No matching script.")
-        return evalsha(self, *args)
-
-    def sent(self: Any, *args: Any) -> Any:
-        calls.append("eval")
-        return eval_(self, *args)
-
-    monkeypatch.setattr(redis.Redis, "evalsha", unknown)
-    monkeypatch.setattr(redis.Redis, "eval", sent)
+    round_trips.clear()
     for _ in range(2):
         with read_cache.reading_ahead([key], presence=None):
             ahead = read_cache.read_ahead()
             assert ahead is not None
             assert ahead.value(key) == "known"
-    assert calls == ["evalsha", "eval", "evalsha"]
+    assert [command[0] for (command,) in round_trips] == ["EVALSHA", "EVAL", "EVALSHA"]
 
 
 def test_each_answer_is_handed_out_once() -> None:

@@ -1,6 +1,7 @@
 """The one rate limiter (tenants/ratelimit.py): its two windows count exactly, and
 both fail open with a warning when Redis cannot be reached."""
 
+import hashlib
 import logging
 import os
 import uuid
@@ -13,6 +14,7 @@ from django.core.cache.backends.locmem import LocMemCache
 
 from tenants import ratelimit
 from tenants.ratelimit import SlidingVerdict, fixed_window_wait, sliding_window
+from tenants.resp import PlainRedis
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 DEAD_REDIS_URL = "redis://127.0.0.1:1/0"
@@ -227,3 +229,76 @@ def test_a_sliding_window_fails_open_with_a_warning_when_redis_is_down(
     assert verdict == ratelimit.ALLOWED
     (line,) = messages(caplog, "tests.ratelimit.caller")
     assert line.startswith("API rate limit not applied, cache unavailable: ")
+
+
+# --- sliding window over tenants.resp's plain socket -----------------------------
+
+
+@pytest.fixture
+def plain_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The commands sent over plain sockets (tenants.resp), by name."""
+    names: list[str] = []
+    real = PlainRedis._send
+
+    def send(self: PlainRedis, command: bytes) -> None:
+        names.append(command.split(b"\r\n")[2].decode())
+        real(self, command)
+
+    monkeypatch.setattr(PlainRedis, "_send", send)
+    return names
+
+
+def test_a_redis_py_client_on_a_plain_pool_counts_over_the_plain_socket(
+    plain_trips: list[str],
+) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    key = f"test-rl:{uuid.uuid4().hex}"
+    sliding_window(client, f"{key}:w", limit=1, window=60, now=0.0, label="T")
+    client.delete(f"{key}:w")
+    plain_trips.clear()  # the script is known from here on
+
+    def at(offset: float, limit: int = 3) -> SlidingVerdict:
+        return sliding_window(
+            client, key, limit=limit, window=60, now=MINUTE_START + offset, label="T"
+        )
+
+    verdicts = [at(offset).allowed for offset in (0, 10, 20, 30, 45)]
+    refused = at(59.9)
+
+    assert verdicts == [True, True, True, False, False]
+    assert refused == SlidingVerdict(allowed=False, counted=3, oldest=MINUTE_START)
+    assert at(60).allowed
+    assert not at(65).allowed
+    assert at(70).allowed
+    # 10 left at 70; a refused request reads the oldest and is taken back.
+    assert at(75, limit=0) == SlidingVerdict(
+        allowed=False, counted=3, oldest=MINUTE_START + 20
+    )
+    assert plain_trips == ["EVALSHA"] * 10  # one round trip each
+    kept: Any = client.zrange(key, 0, -1, withscores=True)
+    assert [score - MINUTE_START for _, score in kept] == [20, 60, 70]
+    client.delete(key)
+
+
+def test_the_plain_socket_sends_an_unknown_script_once(
+    plain_trips: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = f"{ratelimit._SLIDING_LUA}-- {uuid.uuid4().hex}\n"
+    monkeypatch.setattr(ratelimit, "_SLIDING_LUA", script)
+    monkeypatch.setattr(
+        ratelimit,
+        "_SLIDING_SHA",
+        hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest(),
+    )
+    client = redis.Redis.from_url(REDIS_URL)
+    key = f"test-rl:{uuid.uuid4().hex}"
+    first = sliding_window(client, key, limit=1, window=60, now=MINUTE_START, label="T")
+    second = sliding_window(
+        client, key, limit=1, window=60, now=MINUTE_START + 1, label="T"
+    )
+
+    assert first == ratelimit.ALLOWED
+    assert second == SlidingVerdict(allowed=False, counted=1, oldest=MINUTE_START)
+    assert plain_trips == ["EVALSHA", "EVAL", "EVALSHA"]
+    assert client.zcard(key) == 1
+    client.delete(key)
