@@ -11,6 +11,7 @@ mapping. Tokens never reach the logs: only method, host and path are logged.
 import logging
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 
 from social.connectors.base import ConnectorError
+from social.transport import KeepAliveTransport
 from tenants import netguard
 
 logger = logging.getLogger(__name__)
@@ -35,8 +37,8 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # sum: a platform that answers a byte every 9 s would hold a call for ever. The
 # delivery lease (helpdesk.services.delivery.CLAIM_LEASE) is sized from this bound.
 DEADLINE = 12.0
-# Delivery sends concurrently (social.sending): enough kept-alive connections that a
-# batch reuses them instead of opening one per call.
+# httpx's own pool, where it is used (a proxy in the environment): enough kept-alive
+# connections that a delivery batch reuses them instead of opening one per call.
 LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100)
 _client: httpx.Client | None = None
 # The SSRF policy of a host a tenant chose (see `guarded_client`).
@@ -96,9 +98,11 @@ def _send_within(
 ) -> httpx.Response:
     """Send, and read the whole answer by the deadline of `timeouts()`.
 
-    httpcore takes the body's read timeout once and applies it to each read, so an
-    answer that drips in never times out by itself: the body is read here chunk by
-    chunk against the deadline, and the answer rebuilt from its raw bytes (its
+    social.transport (the default clients) reads the whole answer by the deadline
+    itself. httpcore (the guarded clients, and the default ones behind a proxy)
+    takes the body's read timeout once and applies it to each read, so an answer
+    that drips in never times out by itself: its body is read here chunk by chunk
+    against the deadline, and the answer rebuilt from its raw bytes (its
     content-encoding still applies).
     """
     extensions = timeouts()
@@ -111,7 +115,7 @@ def _send_within(
         stream=True,
     )
     if streamed.is_stream_consumed:
-        return streamed  # read in full by the transport already (the test fakes)
+        return streamed  # read in full by the transport (ours, the test fakes)
     try:
         raw = bytearray()
         for chunk in streamed.iter_raw():
@@ -150,10 +154,23 @@ def client() -> httpx.Client:
         return _client
     pooled: httpx.Client | None = getattr(_thread, "client", None)
     if pooled is None:
-        pooled = _thread.client = httpx.Client(
+        pooled = _thread.client = pooled_client()
+    return pooled
+
+
+def pooled_client() -> httpx.Client:
+    """A new client as `client()` makes them: over social.transport's kept-alive
+    connections (about 0.2 ms of CPU less per call than httpcore's), or httpx's
+    own transport when the environment names a proxy (only httpx's honours it)."""
+    if urllib.request.getproxies():
+        return httpx.Client(
             timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, limits=LIMITS
         )
-    return pooled
+    return httpx.Client(
+        transport=KeepAliveTransport(),
+        timeout=TIMEOUT,
+        headers={"User-Agent": USER_AGENT},
+    )
 
 
 def install_client(replacement: httpx.Client | None) -> None:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 
 from social import http as social_http
+from social.transport import KeepAliveTransport
 
 
 @dataclass
@@ -158,10 +159,11 @@ def running(server: FakeServer) -> Iterator[FakeServer]:
 
 
 class LoopbackOnly(httpx.BaseTransport):
-    """Real HTTP, but only to 127.0.0.1 (tests never reach the network)."""
+    """Real HTTP, but only to 127.0.0.1 (tests never reach the network), through
+    the transport of social.http's default clients."""
 
     def __init__(self) -> None:
-        self._inner = httpx.HTTPTransport()
+        self._inner = KeepAliveTransport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.host not in {"127.0.0.1", "localhost"}:
@@ -169,6 +171,9 @@ class LoopbackOnly(httpx.BaseTransport):
                 f"outbound HTTP to {request.url.host} in a test"
             )
         return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 class Blocked(httpx.BaseTransport):
