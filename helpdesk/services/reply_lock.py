@@ -49,7 +49,10 @@ def _locked(pk: int) -> QuerySet[Conversation]:
     # Compiled once per connection, so the vendor is that connection's.
     if connection.vendor == "postgresql":
         rows = rows.annotate(new_message_id=_NEW_MESSAGE_ID)
-    return rows.filter(pk=pk)
+    # No ORDER BY (one row): the model's inbox order let the planner find the
+    # row by walking the tenant's (tenant, queue_at, last_activity_at, id) index
+    # on tables without statistics instead of reading the primary key.
+    return rows.filter(pk=pk).order_by()
 
 
 _LOCKED = CompiledQuery(_locked, [int])
