@@ -26,12 +26,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
+from django.conf import settings
 from django.utils import timezone
 
 from social.connectors.base import TokenSet
@@ -114,20 +115,73 @@ def _requests(port: int, first: int, count: int) -> list[bytes]:
     return prepared
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (uvicorn's workers)."""
-    total = 0.0
+def _seconds(stat: Path) -> float:
+    """User + system CPU seconds from a /proc stat file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class _Cpu:
+    """CPU seconds of uvicorn's processes, thread by thread: the main threads (each
+    worker's event loop: HTTP, verification, answers) and the other threads
+    (Earshot's group committer and publisher)."""
+
+    loops: float = 0.0
+    threads: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.loops + self.threads
+
+    def __sub__(self, before: "_Cpu") -> "_Cpu":
+        return _Cpu(self.loops - before.loops, self.threads - before.threads)
+
+
+def _cpu(pid: int) -> _Cpu:
+    """The CPU of a process and its children (uvicorn's workers), by thread."""
+    loops = threads = 0.0
     pending = [pid]
     while pending:
         current = pending.pop()
         try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
             children = Path(f"/proc/{current}/task/{current}/children").read_text()
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in tasks:
+            try:
+                spent = _seconds(task / "stat")
+            except OSError:  # the thread has just ended
+                continue
+            if task.name == str(current):
+                loops += spent
+            else:
+                threads += spent
         pending += [int(child) for child in children.split()]
+    return _Cpu(loops, threads)
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of the PostgreSQL backends of the test database, found on this
+    machine by their process titles ("postgres: ... <user> <database> ...")."""
+    title = f" {settings.DATABASES['default']['NAME']} ".encode()
+    total = 0.0
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
+        try:
+            if title in (process / "cmdline").read_bytes():
+                total += _seconds(process / "stat")
+        except OSError:  # a backend that has just ended
+            continue
     return total
+
+
+def _load_generator_cpu() -> float:
+    """This process's CPU: the load generator, the only work it does meanwhile."""
+    spent = os.times()
+    return spent.user + spent.system
 
 
 @dataclass
@@ -135,8 +189,28 @@ class _Server:
     port: int
     pid: int
 
-    def cpu(self) -> float:
-        return _cpu_seconds(self.pid)
+    def cpu(self) -> _Cpu:
+        return _cpu(self.pid)
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """CPU seconds so far: the server's, PostgreSQL's and the load generator's."""
+
+    server: _Cpu
+    postgres: float
+    load_generator: float
+
+    @classmethod
+    def now(cls, server: _Server) -> "_Mark":
+        return cls(server.cpu(), _postgres_cpu(), _load_generator_cpu())
+
+    def __sub__(self, before: "_Mark") -> "_Mark":
+        return _Mark(
+            self.server - before.server,
+            self.postgres - before.postgres,
+            self.load_generator - before.load_generator,
+        )
 
 
 @contextmanager
@@ -215,6 +289,22 @@ def _figures(label: str, outcome: Outcome, p99_ms: float | None) -> list[Figure]
     return latency_figures(label, outcome.latencies, targets)
 
 
+def _cpu_figures(phase: str, spent: _Mark, count: int) -> list[Figure]:
+    """CPU per request of one phase: the server's (and its split), PostgreSQL's
+    and the load generator's."""
+    per_request = {
+        "server CPU per request": spent.server.total,
+        "event loops' CPU per request": spent.server.loops,
+        "other threads' CPU per request": spent.server.threads,
+        "PostgreSQL CPU per request": spent.postgres,
+        "load generator CPU per request": spent.load_generator,
+    }
+    return [
+        Figure(f"{phase}: {label}", seconds / count * 1e6, "us")
+        for label, seconds in per_request.items()
+    ]
+
+
 def test_webhook_acknowledgement_beside_a_bare_app(
     tenant: Tenant, owner: User, tmp_path: Path
 ) -> None:
@@ -223,20 +313,20 @@ def test_webhook_acknowledgement_beside_a_bare_app(
     broker.flushdb()
     paced_count = int(PACED_RATE * PACED_SECONDS)
     notes: list[str] = []
-    cpu: dict[str, float] = {}
+    cpu: dict[str, _Mark] = {}
     with _served(BARE_APP, tmp_path) as bare:
         port = bare.port
         warm = _requests(port, 0, WARM_UP)
         burst = _requests(port, WARM_UP, BURST)
         paced = _requests(port, WARM_UP + BURST, paced_count)
         closed_loop(port, warm, CONNECTIONS)
-        before = bare.cpu()
+        before = _Mark.now(bare)
         bare_burst = closed_loop(port, burst, CONNECTIONS)
-        cpu["bare burst"] = bare.cpu() - before
+        cpu["bare burst"] = _Mark.now(bare) - before
         notes.append(f"bare burst done ({_load()})")
-        before = bare.cpu()
+        before = _Mark.now(bare)
         bare_paced = open_loop(port, paced, PACED_RATE)
-        cpu["bare paced"] = bare.cpu() - before
+        cpu["bare paced"] = _Mark.now(bare) - before
         notes.append(f"bare paced done ({_load()})")
 
     with _served(EARSHOT_APP, tmp_path) as server:
@@ -251,22 +341,28 @@ def test_webhook_acknowledgement_beside_a_bare_app(
         _published(broker, WARM_UP, time.perf_counter())
         WebhookEvent.objects.all().delete()
         broker.flushdb()
-        before = server.cpu()
+        before = _Mark.now(server)
         earshot_burst = closed_loop(earshot, moved(burst), CONNECTIONS)
         acked_at = time.perf_counter()
+        generated = _load_generator_cpu() - before.load_generator
         stored = WebhookEvent.objects.count()
         burst_publish_lag = _published(broker, stored, acked_at)
-        cpu["Earshot burst"] = server.cpu() - before
+        cpu["Earshot burst"] = replace(
+            _Mark.now(server) - before, load_generator=generated
+        )
         queued, burst_messages = _queued(broker)
         notes.append(f"Earshot burst done ({_load()})")
         WebhookEvent.objects.all().delete()
         broker.flushdb()
-        before = server.cpu()
+        before = _Mark.now(server)
         earshot_paced = open_loop(earshot, moved(paced), PACED_RATE)
         acked_at = time.perf_counter()
+        generated = _load_generator_cpu() - before.load_generator
         paced_stored = WebhookEvent.objects.count()
         paced_publish_lag = _published(broker, paced_stored, acked_at)
-        cpu["Earshot paced"] = server.cpu() - before
+        cpu["Earshot paced"] = replace(
+            _Mark.now(server) - before, load_generator=generated
+        )
         paced_queued, paced_messages = _queued(broker)
         notes.append(f"Earshot paced done ({_load()})")
     WebhookEvent.objects.all().delete()
@@ -282,7 +378,10 @@ def test_webhook_acknowledgement_beside_a_bare_app(
             "Earshot: POST /hooks/<platform>/ answered by the ASGI fast path "
             "(social/webhook_asgi.py): verify on the event loop, group commit, "
             "publish after the answer; server CPU: uvicorn's processes (not "
-            "PostgreSQL, Redis or the load generator), publishing included",
+            "PostgreSQL, Redis or the load generator), publishing included; "
+            "event loops: the workers' main threads; other threads: the "
+            "committer and publisher; PostgreSQL: the test database's backends "
+            "over the phase; load generator: this process during the sending",
             f"burst: {BURST} deliveries from {CONNECTIONS} connections (closed "
             f"loop); bare {bare_burst.statuses}, Earshot {earshot_burst.statuses}; "
             f"stored {stored}, {queued} events in {burst_messages} task messages "
@@ -300,13 +399,14 @@ def test_webhook_acknowledgement_beside_a_bare_app(
             Figure("Earshot burst throughput", earshot_burst.rate, "acks/s"),
             Figure("Earshot share of the bare app", share * 100, "%", 50, True),
             *(
-                Figure(f"{phase}: server CPU per request", spent / count * 1e6, "us")
-                for phase, spent, count in (
-                    ("bare burst", cpu["bare burst"], BURST),
-                    ("Earshot burst", cpu["Earshot burst"], BURST),
-                    ("bare paced", cpu["bare paced"], paced_count),
-                    ("Earshot paced", cpu["Earshot paced"], paced_count),
+                figure
+                for phase, count in (
+                    ("bare burst", BURST),
+                    ("Earshot burst", BURST),
+                    ("bare paced", paced_count),
+                    ("Earshot paced", paced_count),
                 )
+                for figure in _cpu_figures(phase, cpu[phase], count)
             ),
             *_figures("bare burst", bare_burst, None),
             *_figures("Earshot burst: request to 200", earshot_burst, None),
