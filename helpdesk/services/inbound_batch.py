@@ -52,6 +52,7 @@ from helpdesk.services.inbound import (
     _apply_customer_message,
     customer_message,
     incident_rules_open,
+    new_row,
     origin_of,
 )
 from social.connectors.base import InboundItem
@@ -337,7 +338,8 @@ class _Batch:
             return
         contacts = insert_rows(
             [
-                Contact(
+                new_row(
+                    Contact,
                     tenant=self.tenant,
                     display_name=item.author.display_name or item.author.handle,
                 )
@@ -346,7 +348,8 @@ class _Batch:
         )
         identities = insert_rows(
             [
-                Identity(
+                new_row(
+                    Identity,
                     tenant=self.tenant,
                     contact=contact,
                     platform=platform,
@@ -582,7 +585,8 @@ def _opened(tenant: Tenant, account: SocialAccount, item: InboundItem) -> Conver
     """A new conversation as inbound._find_or_open creates it (not saved yet)."""
     private = item.visibility == "private"
     ref = item.thread_ref or item.external_id
-    return Conversation(
+    return new_row(
+        Conversation,
         tenant=tenant,
         brand=account.brand,
         social_account=account,
