@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-import redis.exceptions
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.redis import RedisCache
 
@@ -123,13 +122,12 @@ def _count(key: str, window: int, delta: int = 1) -> int | None:
     backend = caches[DEFAULT_CACHE_ALIAS]
     client = redis_client(backend)
     if client is not None:
-        # add + incr in one round trip (Django's incr is EXISTS then INCRBY: three).
+        # add + incr in one round trip (Django's incr is EXISTS then INCRBY: three),
+        # over tenants.resp's plain socket when the pool is plain TCP.
         name = backend.make_and_validate_key(key)
-        args = (name, delta, window + 10)
-        try:
-            return int(client.evalsha(_COUNT_SHA, 1, *args))
-        except redis.exceptions.NoScriptError:
-            return int(client.eval(_COUNT_LUA, 1, *args))
+        return int(
+            run_script(client, _COUNT_SHA, _COUNT_LUA, 1, name, delta, window + 10)
+        )
     for _ in range(2):
         cache.add(key, 0, timeout=window + 10)
         try:

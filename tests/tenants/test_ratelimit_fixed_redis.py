@@ -2,6 +2,7 @@
 increment are one round trip (a Lua script; EVAL once when the Redis does not know
 it), the counter is the cache's own value with the window's lifetime."""
 
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from django.core.cache import cache
 
 from tenants import ratelimit
 from tenants.ratelimit import fixed_window_take, fixed_window_wait
+from tenants.resp import PlainRedis
 from tests.helpdesk.live import count_redis_clients
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -34,15 +36,22 @@ def redis_cache(settings: Any) -> Iterator[None]:
 
 @pytest.fixture
 def commands(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The Redis commands sent, by name."""
+    """The Redis commands sent, by name (through redis-py or tenants.resp's plain
+    sockets)."""
     sent: list[str] = []
     real: Any = redis.Redis.execute_command
+    real_plain = PlainRedis._send
 
     def execute_command(self: redis.Redis, *args: Any, **options: Any) -> Any:
         sent.append(str(args[0]))
         return real(self, *args, **options)
 
+    def send_plain(self: PlainRedis, command: bytes) -> None:
+        sent.append(command.split(b"\r\n")[2].decode())
+        real_plain(self, command)
+
     monkeypatch.setattr(redis.Redis, "execute_command", execute_command)
+    monkeypatch.setattr(PlainRedis, "_send", send_plain)
     return sent
 
 
@@ -89,21 +98,20 @@ def test_a_batch_takes_its_calls_in_one_round_trip(commands: list[str]) -> None:
 def test_a_redis_that_does_not_know_the_script_is_sent_it(
     commands: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A script of this test's own, which this Redis has never seen."""
+    script = f"{ratelimit._COUNT_LUA}-- {uuid.uuid4().hex}\n"
+    monkeypatch.setattr(ratelimit, "_COUNT_LUA", script)
+    monkeypatch.setattr(
+        ratelimit,
+        "_COUNT_SHA",
+        hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest(),
+    )
     ident = uuid.uuid4().hex
-    real: Any = redis.Redis.evalsha
-    refusals = [redis.exceptions.NoScriptError("NOSCRIPT No matching script.")]
-
-    def evalsha(self: redis.Redis, *args: Any) -> Any:
-        if refusals:
-            raise refusals.pop()
-        return real(self, *args)
-
-    monkeypatch.setattr(redis.Redis, "evalsha", evalsha)
     first = fixed_window_wait("s", ident, limit=1, now=MINUTE_START)
     second = fixed_window_wait("s", ident, limit=1, now=MINUTE_START)
 
     assert (first, second) == (None, 60)
-    assert commands == ["EVAL", "EVALSHA"]
+    assert commands == ["EVALSHA", "EVAL", "EVALSHA"]
     assert cache.get(key_of(ident)) == 2
 
 
