@@ -1,4 +1,4 @@
-"""social.transport: httpx's Request and Response over http.client, with kept-alive
+"""social.transport: httpx's Request and Response over plain sockets, with kept-alive
 connections per thread, against raw servers on 127.0.0.1 that write the answers
 byte for byte (keep-alive, closes, chunked and sized bodies, gzip, drips)."""
 
@@ -370,7 +370,7 @@ def test_an_answer_cut_short(
     cut = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"
     server = serve(always(cut, close=True))
 
-    with pytest.raises(httpx.RemoteProtocolError, match="IncompleteRead"):
+    with pytest.raises(httpx.RemoteProtocolError, match="ended early: 4 of 10 bytes"):
         http.get(server.url)
 
 
@@ -379,7 +379,115 @@ def test_a_malformed_status_line(
 ) -> None:
     server = serve(always(b"HTTX/9 what\r\n\r\n", close=True))
 
-    with pytest.raises(httpx.RemoteProtocolError, match="BadStatusLine"):
+    with pytest.raises(httpx.RemoteProtocolError, match="Malformed status line"):
+        http.get(server.url)
+
+
+def test_informational_answers_are_skipped(
+    serve: Callable[..., RawServer], http: httpx.Client
+) -> None:
+    early = (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+    )
+    server = serve(always(early + sized(b"final")))
+
+    response = http.get(server.url)
+
+    assert (response.status_code, response.content) == (200, b"final")
+    assert "link" not in response.headers
+
+
+def test_answers_without_a_body_leave_the_connection_ready(
+    serve: Callable[..., RawServer], http: httpx.Client
+) -> None:
+    answers = {
+        0: b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",  # to a HEAD
+        1: b"HTTP/1.1 204 No Content\r\n\r\n",
+        2: sized(b"after"),
+    }
+    server = serve(lambda request, connection, index: ([answers[index]], False))
+
+    head = http.head(server.url)
+    empty = http.delete(server.url)
+    after = http.get(server.url)
+
+    assert [head.content, empty.content, after.content] == [b"", b"", b"after"]
+    assert head.headers["content-length"] == "99"
+    assert server.connections == 1
+
+
+def test_an_http_1_0_answer_closes_its_connection(
+    serve: Callable[..., RawServer], http: httpx.Client
+) -> None:
+    server = serve(always(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold"))
+
+    responses = [http.get(server.url) for _ in range(2)]
+
+    assert [(r.http_version, r.content) for r in responses] == [
+        ("HTTP/1.0", b"old")
+    ] * 2
+    assert server.connections == 2
+
+
+def test_chunks_and_a_length_together_are_read_as_chunks_then_closed(
+    serve: Callable[..., RawServer], http: httpx.Client
+) -> None:
+    both = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4\r\nbody\r\n0\r\n\r\n"
+    )
+    server = serve(always(both))
+
+    contents = [http.get(server.url).content for _ in range(2)]
+
+    assert contents == [b"body", b"body"]
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "refusal"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+            "Malformed Content-Length",
+        ),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Malformed Content-Length"),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx",
+            "transfer coding other than chunked",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n",
+            "Malformed header line",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            "Malformed chunk size",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n",
+            "longer than its size",
+        ),
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "switched protocols"),
+        (b"HTTP/1.1 200 OK\r\nX-A: 1\r\n", "ended inside its headers"),
+    ],
+    ids=[
+        "two-lengths",
+        "negative-length",
+        "gzip-coding",
+        "obs-fold",
+        "chunk-size",
+        "chunk-overrun",
+        "upgrade",
+        "cut-headers",
+    ],
+)
+def test_malformed_answers_are_protocol_errors(
+    serve: Callable[..., RawServer], http: httpx.Client, answer: bytes, refusal: str
+) -> None:
+    server = serve(always(answer, close=True))
+
+    with pytest.raises(httpx.RemoteProtocolError, match=refusal):
         http.get(server.url)
 
 
