@@ -595,3 +595,18 @@ def test_with_a_proxy_in_the_environment_the_default_client_uses_it(
     assert proxy.requests[0].startswith(
         b"GET http://platform.example/api/me HTTP/1.1\r\n"
     )
+
+
+@pytest.mark.usefixtures("default_client")
+def test_a_cookie_one_call_got_is_not_sent_on_the_next(
+    serve: Callable[..., RawServer],
+) -> None:
+    server = serve(always(sized(b"ok", b"Set-Cookie: session=tenant-a; Path=/")))
+
+    social_http.request("GET", f"{server.url}/first")
+    social_http.request("GET", f"{server.url}/second")
+
+    assert [b"\r\ncookie:" in request.lower() for request in server.requests] == [
+        False,
+        False,
+    ]
