@@ -34,8 +34,6 @@ helpdesk module.
 
 import base64
 import os
-import select
-import socket
 import threading
 from datetime import datetime
 from typing import Any, cast
@@ -48,6 +46,7 @@ from celery.local import Proxy
 from celery.signals import after_task_publish, before_task_publish, task_sent
 from kombu.transport.redis import Channel as RedisChannel
 
+from tenants.resp import PlainRedis
 from tenants.tasks import _route
 
 # The routed options the wire handles (apply_async's, worked out once per task).
@@ -104,89 +103,17 @@ class _Target:
         self.routes: dict[str, _Route | None] = {}
 
 
-class _Wire:
-    """LPUSH over one socket per thread to the Redis at `address`, database `db`."""
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        db: int,
-        *,
-        connect_timeout: float | None,
-        timeout: float | None,
-    ) -> None:
-        self.address = address
-        self.db = db
-        self.connect_timeout = connect_timeout
-        self.timeout = timeout
-        self.local = threading.local()
+class _Wire(PlainRedis):
+    """LPUSH over one socket per thread (tenants.resp) to the broker's Redis."""
 
     def lpush(self, key: bytes, value: bytes) -> bool:
         """Whether Redis took the value (False: the socket is closed)."""
-        command = b"*3\r\n$5\r\nLPUSH\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
-            len(key),
-            key,
-            len(value),
-            value,
-        )
         try:
-            connection = self._connection()
-            connection.sendall(command)
-            reply = _line(connection)
-        except OSError:
-            self._close()
+            reply = self.execute("LPUSH", key, value)
+        except redis.exceptions.RedisError:
+            self._close()  # an error answer, or the connection failed
             return False
-        if reply.startswith(b":"):
-            return True
-        self._close()  # an error answer, or the connection closed mid-answer
-        return False
-
-    def _connection(self) -> socket.socket:
-        connection: socket.socket | None = getattr(self.local, "socket", None)
-        if connection is not None and _readable(connection):
-            self._close()  # closed by the server, or out of step: not reused
-            connection = None
-        if connection is None:
-            connection = socket.create_connection(
-                self.address, timeout=self.connect_timeout
-            )
-            self.local.socket = connection
-            connection.settimeout(self.timeout)
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.db:
-                db = str(self.db).encode()
-                connection.sendall(
-                    b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%b\r\n" % (len(db), db)
-                )
-                if _line(connection) != b"+OK\r\n":
-                    raise ConnectionError("SELECT refused")
-        return connection
-
-    def _close(self) -> None:
-        connection = getattr(self.local, "socket", None)
-        self.local.socket = None
-        if connection is not None:
-            connection.close()
-
-
-def _line(connection: socket.socket) -> bytes:
-    """One answer line (an integer, a status or an error)."""
-    reply = connection.recv(256)
-    while reply and not reply.endswith(b"\r\n"):
-        more = connection.recv(4096)
-        if not more:
-            break
-        reply += more
-    if not reply:
-        raise ConnectionError("closed by the server")
-    return reply
-
-
-def _readable(connection: socket.socket) -> bool:
-    """Whether an idle socket has something to read (EOF or stray bytes)."""
-    poller = select.poll()
-    poller.register(connection, select.POLLIN)
-    return bool(poller.poll(0))
+        return isinstance(reply, int)
 
 
 # By producer pool (id, with the pool itself to check it) and process.
@@ -332,7 +259,8 @@ def _wire_of(params: dict[str, Any]) -> "_Wire | None":
     ):
         return None
     return _Wire(
-        (params["host"], int(params["port"])),
+        params["host"],
+        int(params["port"]),
         int(params["db"] or 0),
         connect_timeout=params["socket_connect_timeout"],
         timeout=params["socket_timeout"],
