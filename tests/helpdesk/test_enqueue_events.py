@@ -16,6 +16,7 @@ from channels.layers import InMemoryChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from helpdesk import publish
+from tenants.resp import _readable
 from tests.redis_dbs import redis_url
 
 SCRATCH = redis_url("scratch")
@@ -123,7 +124,7 @@ def test_a_socket_the_server_closed_is_replaced_before_it_is_used() -> None:
     host, port = closed.getsockname()[:2]
     assert redis.Redis.from_url(SCRATCH).client_kill(f"{host}:{port}") is True
     deadline = time.monotonic() + 2
-    while not publish._readable(closed) and time.monotonic() < deadline:
+    while not _readable(closed) and time.monotonic() < deadline:
         time.sleep(0.01)
 
     assert client.publish(GROUP, b"second") == 0
