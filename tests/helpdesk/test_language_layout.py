@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
+from helpdesk import language
 from helpdesk.language import (
     _NOISE,
     _WORD,
@@ -119,3 +120,40 @@ def test_the_library_decides_when_the_reader_defers(
     assert [detect_language(text) for text in texts] == [
         library_detect(library, text) for text in texts
     ]
+
+
+def byte_walk(reader: _Reader, data: bytes) -> dict[int, int]:
+    """The reader's feature counts as the library walks them, byte by byte."""
+    counts: dict[int, int] = {}
+    state = 0
+    for byte in data:
+        state = reader.transitions[reader.pairs[state] + byte]
+        feature = reader.pairs[state + 1]
+        if feature >= 0:
+            counts[feature] = counts.get(feature, 0) + 1
+    return counts
+
+
+def test_counts_by_pieces_are_the_byte_walks_in_its_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reader = _reader()
+    texts = [*TEXTS, *generated_texts(300)]
+    odd = [" leading", "trailing ", "two  spaces", "   ", " ", "a b c d", "été à l'eau"]
+    datas = [text.encode() for text in texts + odd]
+    monkeypatch.setattr(reader, "memo", {})
+    for data in datas:
+        expected = byte_walk(reader, data)
+        counts = reader._counts(data)
+        assert counts == expected, data
+        assert list(counts) == list(expected), data
+        again = reader._counts(data)  # from the memo this time
+        assert again == expected, data
+        assert list(again) == list(expected), data
+    assert reader.memo  # pieces were remembered
+    # A full memo is emptied, and the answers stay the same.
+    monkeypatch.setattr(language, "MEMO_SIZE", 5)
+    monkeypatch.setattr(reader, "memo", {})
+    for data in datas[:50]:
+        assert reader._counts(data) == byte_walk(reader, data), data
+        assert len(reader.memo) <= 5
