@@ -5,17 +5,32 @@ from django.urls import reverse
 
 from social.connectors.base import AppSecrets
 
+# The AppSecrets last built per platform, with a copy of the settings entry they
+# were built from. The webhook receiver asks for them on every delivery.
+_built: dict[str, tuple[dict[str, str], AppSecrets]] = {}
+
 
 def app_secrets(platform: str) -> AppSecrets:
-    """The AppSecrets for `platform` (empty strings where not configured)."""
+    """The AppSecrets for `platform` (empty strings where not configured).
+
+    Built once per platform, and again whenever its entry in settings.SOCIAL_APPS
+    differs from the copy they were built from (a changed or removed secret, a
+    replaced or overridden SOCIAL_APPS, an entry changed in place): comparing a
+    few strings costs a fraction of building them."""
     config = settings.SOCIAL_APPS.get(platform, {})
-    return AppSecrets(
+    built = _built.get(platform)
+    if built is not None and built[0] == config:
+        return built[1]
+    secrets = AppSecrets(
         client_id=config.get("client_id", ""),
         client_secret=config.get("client_secret", ""),
         webhook_secret=config.get("webhook_secret", ""),
         verify_token=config.get("verify_token", ""),
         base_url=config.get("base_url", ""),
     )
+    if len(_built) < 64 or platform in _built:
+        _built[platform] = (dict(config), secrets)
+    return secrets
 
 
 def callback_url(platform: str) -> str:

@@ -61,7 +61,7 @@ PUBLISH_SLICE = 128
 PUBLISH_LINGER_MS = 5
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per delivery, on the event loop
 class _Waiting:
     delivery: Delivery
     loop: asyncio.AbstractEventLoop

@@ -14,17 +14,18 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache, lru_cache, partial
 from typing import Any
 
 import psycopg
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -132,7 +133,8 @@ def check_delivery(
     WEBHOOK_MAX_BYTES, 401 for a missing or wrong signature. A signed but malformed
     body is a Delivery too: it is stored as malformed and answered 400.
     """
-    if platform not in settings.SOCIAL_PLATFORMS:
+    limits = receiving()
+    if platform not in limits.platforms:
         return 404, {"error": "unknown platform"}
     try:
         connector = get_connector(platform)
@@ -140,31 +142,60 @@ def check_delivery(
         return 404, {"error": "unknown platform"}
     if not connector.capabilities.webhooks:
         return 404, {"error": "this platform sends no webhooks"}
-    if len(body) > settings.WEBHOOK_MAX_BYTES:
-        return 413, {"error": f"body over {settings.WEBHOOK_MAX_BYTES} bytes"}
+    if len(body) > limits.max_bytes:
+        return 413, {"error": f"body over {limits.max_bytes} bytes"}
     if not connector.verify_webhook(body, headers, app_secrets(platform)):
         return 401, {"error": "missing or invalid signature"}
-    return _delivery(platform, connector, body, headers)
+    return _delivery(platform, connector, body, headers, limits.aware)
+
+
+@dataclass(frozen=True, slots=True)
+class Receiving:
+    """The settings every delivery is checked with, read once (a setting read costs
+    about half a microsecond through Django's lazy settings, and the fast path
+    checks each delivery on the event loop): read again when one of them changes
+    (override_settings, the tests' settings fixture)."""
+
+    platforms: frozenset[str]  # SOCIAL_PLATFORMS
+    max_bytes: int  # WEBHOOK_MAX_BYTES
+    aware: bool  # USE_TZ: received_at as timezone.now() gives it
+
+
+@cache
+def receiving() -> Receiving:
+    return Receiving(
+        frozenset(settings.SOCIAL_PLATFORMS),
+        settings.WEBHOOK_MAX_BYTES,
+        settings.USE_TZ,
+    )
+
+
+@receiver(setting_changed)
+def _read_settings_again(*, setting: str, **_: Any) -> None:
+    if setting in {"SOCIAL_PLATFORMS", "WEBHOOK_MAX_BYTES", "USE_TZ"}:
+        receiving.cache_clear()
 
 
 def _delivery(
-    platform: str, connector: Connector, body: bytes, headers: dict[str, str]
+    platform: str,
+    connector: Connector,
+    body: bytes,
+    headers: dict[str, str],
+    aware: bool,
 ) -> Delivery:
     signature = headers.get(connector.webhook_signature_header.lower(), "")
     digest = hashlib.sha256(signature.encode()).hexdigest()
     try:
-        _check_json(body)
-        key = _storable_key(connector.webhook_event_id(body))
+        # Read once (ValueError unless JSON, as `load_json` decides: orjson first);
+        # the connector takes its event id from what was read.
+        payload = load_json(body)
+        key = _storable_key(connector.webhook_event_id(body, payload))
         malformed = ""
     except (ValueError, KeyError, TypeError) as exc:
         key = "malformed-" + hashlib.sha256(body).hexdigest()
         malformed = _storable_text(f"not a valid {platform} delivery: {exc}")
-    return Delivery(platform, key, body, digest, malformed, timezone.now())
-
-
-def _check_json(body: bytes) -> None:
-    """ValueError unless `body` is JSON, as `load_json` decides (orjson first)."""
-    load_json(body)
+    received_at = datetime.now(UTC if aware else None)  # as timezone.now() gives it
+    return Delivery(platform, key, body, digest, malformed, received_at)
 
 
 def _storable_key(key: str) -> str:

@@ -53,6 +53,7 @@ from django.utils import timezone
 
 from social.connectors import register_connector
 from social.connectors.base import (
+    UNPARSED,
     AccountRef,
     AppSecrets,
     Author,
@@ -67,6 +68,7 @@ from social.connectors.base import (
     TokenSet,
     WebhookItem,
     engagement_from,
+    hmac_sha256,
 )
 from social.connectors.text import load_json, parsed_each
 from social.http import request
@@ -124,7 +126,7 @@ def _graph_time(value: object) -> datetime:
 
 def sign(secret: str, body: bytes) -> str:
     """`sha256=` + HEX HMAC-SHA256 of the raw body: Meta's X-Hub-Signature-256."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return "sha256=" + hmac_sha256(secret, body).hex()
 
 
 class MetaError(ConnectorError):
@@ -208,11 +210,13 @@ def graph_call(
     return _obj(response.json())
 
 
-def _load(body: bytes) -> dict[str, Any]:
-    try:
-        payload = load_json(body)
-    except ValueError as exc:
-        raise ValueError(f"Not JSON: {exc}") from exc
+def _load(body: bytes, payload: Any = UNPARSED) -> dict[str, Any]:
+    """`body` as a JSON object (`payload` when the caller read it already)."""
+    if payload is UNPARSED:
+        try:
+            payload = load_json(body)
+        except ValueError as exc:
+            raise ValueError(f"Not JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise ValueError("The delivery is not a JSON object.")
     return payload
@@ -293,10 +297,10 @@ class MetaConnector(Connector):
             return False
         return hmac.compare_digest(sign(app.client_secret, body), header)
 
-    def webhook_event_id(self, body: bytes) -> str:
+    def webhook_event_id(self, body: bytes, payload: Any = UNPARSED) -> str:
         """A SHA-256 of the delivery's event keys (field, comment id and verb; message
         mid; any other event by its content), so a redelivery gets the same id."""
-        payload = _load(body)
+        payload = _load(body, payload)
         keys = [_str(payload.get("object"))]
         for entry in _dicts(payload.get("entry")):
             for change in _dicts(entry.get("changes")):

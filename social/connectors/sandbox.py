@@ -7,7 +7,6 @@ their recipient. Replies carry an `Idempotency-Key`, so `find_delivery` can ask 
 network whether a reply arrived before a crash.
 """
 
-import hashlib
 import hmac
 import logging
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from django.utils import timezone
 from social import http
 from social.connectors import register_connector
 from social.connectors.base import (
+    UNPARSED,
     AccountRef,
     AppSecrets,
     Author,
@@ -36,6 +36,7 @@ from social.connectors.base import (
     TokenSet,
     WebhookItem,
     engagement_from,
+    hmac_sha256,
 )
 from social.connectors.text import load_json, malformed_as_value_error
 
@@ -120,16 +121,17 @@ class SandboxConnector(Connector):
     ) -> bool:
         if not app.webhook_secret:
             return False
-        expected = (
-            "sha256="
-            + hmac.new(app.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-        )
+        expected = "sha256=" + hmac_sha256(app.webhook_secret, body).hex()
         return hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER, ""))
 
-    def webhook_event_id(self, body: bytes) -> str:
+    def webhook_event_id(self, body: bytes, payload: Any = UNPARSED) -> str:
         """The delivery's `event_id`; ValueError when there is none."""
+        if payload is UNPARSED:
+            payload = load_json(body)
+        if type(payload) is dict and type(event_id := payload.get("event_id")) is str:
+            return event_id  # the usual delivery, as `_text` gives it
         with malformed_as_value_error("the delivery"):
-            return _text(load_json(body)["event_id"])
+            return _text(payload["event_id"])
 
     def parse_webhook(self, body: bytes) -> list[WebhookItem]:
         """The post or message of a delivery (none for the account's own);

@@ -46,6 +46,7 @@ from django.utils import timezone
 
 from social.connectors import register_connector
 from social.connectors.base import (
+    UNPARSED,
     AccountRef,
     AppSecrets,
     Author,
@@ -61,6 +62,7 @@ from social.connectors.base import (
     TokenSet,
     WebhookItem,
     engagement_from,
+    hmac_sha256,
     search_tokens,
 )
 from social.connectors.text import (
@@ -117,11 +119,13 @@ def _int(value: object) -> int:
         return 0
 
 
-def _load(body: bytes) -> dict[str, Any]:
-    try:
-        payload = load_json(body)
-    except ValueError as exc:
-        raise ValueError(f"Not JSON: {exc}") from exc
+def _load(body: bytes, payload: Any = UNPARSED) -> dict[str, Any]:
+    """`body` as a JSON object (`payload` when the caller read it already)."""
+    if payload is UNPARSED:
+        try:
+            payload = load_json(body)
+        except ValueError as exc:
+            raise ValueError(f"Not JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise ValueError("The delivery is not a JSON object.")
     return payload
@@ -163,8 +167,7 @@ def _post_url(handle: str, post_id: str) -> str:
 
 def sign(secret: str, message: bytes) -> str:
     """`sha256=` + base64 HMAC-SHA256, the form of X's CRC token and signatures."""
-    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
-    return "sha256=" + base64.b64encode(digest).decode()
+    return "sha256=" + base64.b64encode(hmac_sha256(secret, message)).decode()
 
 
 def dm_conversation_id(first: str, second: str) -> str:
@@ -436,11 +439,11 @@ class XConnector(Connector):
             return False
         return hmac.compare_digest(sign(app.client_secret, body), header)
 
-    def webhook_event_id(self, body: bytes) -> str:
+    def webhook_event_id(self, body: bytes, payload: Any = UNPARSED) -> str:
         """XAA: `data.event_uuid`. AAA: a SHA-256 of the addressed account and the ids
         of every event in the body (an event without an id counts by its content), so
         a redelivery of the same events gets the same id. ValueError when not JSON."""
-        payload = _load(body)
+        payload = _load(body, payload)
         uuid = _str(_obj(payload.get("data")).get("event_uuid"))
         if uuid:
             return uuid
