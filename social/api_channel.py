@@ -8,8 +8,12 @@ and replies reach it through the outbound webhooks (see social/connectors/api.py
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import JSONField
+from django.db.models.expressions import RawSQL
 from django.http import Http404
 from django.utils import timezone
 
@@ -19,7 +23,9 @@ from helpdesk.services.inbound import InboundResult, record_inbound_message
 from social.connectors.base import Author, InboundItem
 from social.models import Platform, SocialAccount
 from tenants.access import require_role
+from tenants.base import _require_tenant_id
 from tenants.models import Brand, Membership
+from tenants.opening import model_part
 from tenants.services import record_audit
 
 
@@ -61,17 +67,92 @@ _API_CHANNEL = CompiledQuery(
 def access_api_channel(membership: Membership, account_id: int) -> SocialAccount:
     """The API channel with this id in the member's workspace, or 404.
 
-    One query: the account with its tenant and brand, and on PostgreSQL the
-    brand's SLA policy and holidays (helpdesk.services.sla.preload), compiled
-    once (helpdesk.compiled).
+    One query: the account with its brand, and on PostgreSQL the brand's SLA
+    policy and holidays (helpdesk.services.sla.preload). Its tenant is the
+    member's (the workspace the request opened). On PostgreSQL the row is read
+    with a plain cursor and made into instances as tenants.opening makes the
+    request's rows (`_read_channel`); elsewhere through a compiled queryset
+    (helpdesk.compiled).
     """
-    account = _API_CHANNEL.first(int(account_id))
+    if connection.vendor == "postgresql":
+        account = _read_channel(int(account_id))
+    else:
+        account = _API_CHANNEL.first(int(account_id))
     if account is None:
         raise Http404("No such API channel")
     if account.tenant_id != membership.tenant_id:
         raise Http404("No such API channel")
+    if connection.vendor == "postgresql":
+        SocialAccount.tenant.field.set_cached_value(account, membership.tenant)
     sla.preload_annotated(account, account.brand)
     return account
+
+
+@cache
+def _channel_statement(
+    using: str,
+) -> tuple[str, Any, Any, list[tuple[str, RawSQL, list[Any]]]]:
+    """The account, its brand and the SLA annotations in one SELECT; how to
+    make the two instances; each annotation's name and converters."""
+    ops = connection.ops
+    account_table = SocialAccount._meta.db_table
+    account, brand = ops.quote_name(account_table), ops.quote_name(Brand._meta.db_table)
+    columns = [
+        f"{account}.{ops.quote_name(str(field.column))}"
+        for field in SocialAccount._meta.concrete_fields
+    ] + [
+        f"{brand}.{ops.quote_name(str(field.column))}"
+        for field in Brand._meta.concrete_fields
+    ]
+    extras: list[tuple[str, RawSQL, list[Any]]] = []
+    for name, annotation in sla.brand_time_annotations(account_table).items():
+        assert isinstance(annotation, RawSQL)  # noqa: S101 - sla's RawSQL
+        assert isinstance(annotation.output_field, JSONField)  # noqa: S101
+        assert not annotation.params  # noqa: S101 - no parameters
+        columns.append(annotation.sql)
+        converters = ops.get_db_converters(annotation)
+        extras.append(
+            (name, annotation, converters + annotation.get_db_converters(connection))
+        )
+    # The queryset's statement without the tenant's join (the member's tenant
+    # is the request's), its ORDER BY and LIMIT (one row by key).
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {account}"  # noqa: S608
+        f' INNER JOIN {brand} ON ({account}."brand_id" = {brand}."id")'
+        f' WHERE ({account}."tenant_id" = %s AND {account}."id" = %s'
+        f' AND {account}."platform" = %s)'
+    )
+    return (
+        sql,
+        model_part(SocialAccount, using),
+        model_part(Brand, using),
+        extras,
+    )
+
+
+def _read_channel(account_id: int) -> SocialAccount | None:
+    """What `_API_CHANNEL.first(account_id)` gives on PostgreSQL (the account,
+    its brand and the SLA annotations), without Django's row machinery (its
+    iterable, related populators and converter lookups per call: about 0.2 ms
+    of a create's CPU). The open tenant's filter is the manager's."""
+    tenant_id = _require_tenant_id()
+    sql, account_part, brand_part, extras = _channel_statement(connection.alias)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant_id, account_id, Platform.API])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    using = connection.alias
+    split = len(account_part.names)
+    end = split + len(brand_part.names)
+    account: Any = account_part.build(row[:split], using)
+    brand = brand_part.build(row[split:end], using)
+    for (name, annotation, converters), value in zip(extras, row[end:], strict=True):
+        for convert in converters:
+            value = convert(value, annotation, connection)
+        setattr(account, name, value)
+    SocialAccount.brand.field.set_cached_value(account, brand)
+    return account  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

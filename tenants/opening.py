@@ -75,6 +75,24 @@ class _Part:
 _new = object.__new__
 
 
+def model_part(model: type[Model], using: str) -> "_Part":
+    """How to make `model`'s instance from its concrete columns, in field order
+    (each column's database converters, then the plain or from_db path):
+    `part.build(values, using)`."""
+    connection = connections[using]
+    fields = model._meta.concrete_fields
+    converters = []
+    for index, field in enumerate(fields):
+        expression = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(
+            expression
+        ) + expression.get_db_converters(connection)
+        if found:
+            converters.append((index, tuple(found), expression))
+    names = tuple(field.attname for field in fields)
+    return _Part(model, names, tuple(converters), builds_plainly(model))
+
+
 @cache
 def _statement(
     function: str,
@@ -83,23 +101,13 @@ def _statement(
     using: str,
 ) -> tuple[str, tuple[_Part, ...]]:
     """The SELECT that calls `function` and lists every field of each part."""
-    connection = connections[using]
-    quote = connection.ops.quote_name
+    quote = connections[using].ops.quote_name
     columns: list[str] = []
     built: list[_Part] = []
     for column, model in parts:
         fields = model._meta.concrete_fields
         columns.extend(f"(r.{column}).{quote(str(field.column))}" for field in fields)
-        converters = []
-        for index, field in enumerate(fields):
-            expression = field.get_col(model._meta.db_table)
-            found = connection.ops.get_db_converters(
-                expression
-            ) + expression.get_db_converters(connection)
-            if found:
-                converters.append((index, tuple(found), expression))
-        names = tuple(field.attname for field in fields)
-        built.append(_Part(model, names, tuple(converters), builds_plainly(model)))
+        built.append(model_part(model, using))
     placeholders = ", ".join(["%s"] * arguments)
     # Names from this module's constants and the models' own columns, quoted; the
     # values are parameters.

@@ -1,0 +1,108 @@
+"""access_api_channel on PostgreSQL reads its row with a plain cursor: the same
+account, brand and SLA preloads as the compiled queryset, in one statement, and
+the same refusals."""
+
+from datetime import date
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.models import Model
+from django.http import Http404
+from django.test.utils import CaptureQueriesContext
+
+from helpdesk.services.sla import PRELOADED_HOLIDAYS, PRELOADED_TARGETS
+from social.api_channel import _API_CHANNEL, access_api_channel, create_api_channel
+from social.models import Platform, SocialAccount
+from tenants.context import tenant_context
+from tenants.exceptions import TenantContextMissing
+from tenants.models import Brand, Holiday, SlaPolicy, Tenant, User
+from tests.factories import membership_of
+
+pytestmark = pytest.mark.django_db
+
+
+def same_row(got: Any, expected: Any, model: type[Model]) -> None:
+    for field in model._meta.concrete_fields:
+        assert getattr(got, field.attname) == getattr(expected, field.attname), field
+    assert got._state.adding is False
+    assert got._state.db == "default"
+
+
+@pytest.mark.parametrize("with_policy", [False, True])
+def test_the_channel_is_the_querysets_row_in_one_statement(
+    tenant: Tenant, owner: User, with_policy: bool
+) -> None:
+    with tenant_context(tenant):
+        member = membership_of(tenant, owner)
+        brand = Brand.objects.get()
+        if with_policy:
+            SlaPolicy.objects.create(
+                tenant=tenant, brand=brand, first_response_minutes=17, urgent_tags=["x"]
+            )
+            Holiday.objects.create(
+                tenant=tenant,
+                brand=brand,
+                name="Closed",
+                start_date=date(2026, 12, 24),
+                end_date=date(2026, 12, 26),
+            )
+        channel = create_api_channel(member, brand=brand, name="Chat")
+        expected = _API_CHANNEL.first(channel.pk)
+        assert expected is not None
+        with CaptureQueriesContext(connection) as queries:
+            got = access_api_channel(member, channel.pk)
+    assert len(queries) == 1
+    assert "tenants_tenant" not in queries[0]["sql"]
+    same_row(got, expected, SocialAccount)
+    same_row(got.brand, expected.brand, Brand)
+    assert got.tenant is member.tenant
+    assert got.preloaded_holidays == expected.preloaded_holidays  # type: ignore[attr-defined]
+    assert got.preloaded_sla_policy == expected.preloaded_sla_policy  # type: ignore[attr-defined]
+    if with_policy:
+        assert got.preloaded_holidays == [["2026-12-24", "2026-12-26"]]  # type: ignore[attr-defined]
+        assert got.preloaded_sla_policy["first_response_minutes"] == 17  # type: ignore[attr-defined]
+        assert got.preloaded_sla_policy["urgent_tags"] == ["x"]  # type: ignore[attr-defined]
+    else:
+        assert got.preloaded_holidays == []  # type: ignore[attr-defined]
+        assert got.preloaded_sla_policy is None  # type: ignore[attr-defined]
+    assert getattr(got.brand, PRELOADED_TARGETS) is not None
+    assert [
+        (span.start_date, span.end_date)
+        for span in getattr(got.brand, PRELOADED_HOLIDAYS)
+    ] == ([(date(2026, 12, 24), date(2026, 12, 26))] if with_policy else [])
+
+
+def test_unknown_other_platform_and_other_workspace_channels_are_404(
+    tenant: Tenant, owner: User, other_tenant: Tenant, outsider: User
+) -> None:
+    with tenant_context(other_tenant):
+        theirs = create_api_channel(
+            membership_of(other_tenant, outsider),
+            brand=Brand.objects.get(),
+            name="Theirs",
+        )
+    with tenant_context(tenant):
+        member = membership_of(tenant, owner)
+        brand = Brand.objects.get()
+        mastodon = SocialAccount.objects.create(
+            tenant=tenant,
+            brand=brand,
+            platform=Platform.MASTODON,
+            external_id="m-1",
+            handle="shop",
+        )
+        for account_id in (theirs.pk, mastodon.pk, 10**9):
+            with pytest.raises(Http404):
+                access_api_channel(member, account_id)
+        assert SocialAccount.objects.count() == 1
+    with tenant_context(other_tenant):
+        assert SocialAccount.objects.get().pk == theirs.pk
+
+
+def test_no_open_tenant_is_refused(tenant: Tenant, owner: User) -> None:
+    with tenant_context(tenant):
+        member = membership_of(tenant, owner)
+        channel = create_api_channel(member, brand=Brand.objects.get(), name="Chat")
+    with pytest.raises(TenantContextMissing):
+        access_api_channel(member, channel.pk)
