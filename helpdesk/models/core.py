@@ -261,12 +261,20 @@ class Conversation(TenantModel):
                 fields=["tenant", "queue_at", "-last_activity_at", "id"],
                 name="helpdesk_conv_all_queue_ix",
             ),
+            # An agent's conversations (assignee filter, open load per agent). Both
+            # this and the thread index cover only rows their lookups name, so a
+            # lookup by key cannot walk the tenant's rows through them on tables
+            # never analyzed (helpdesk migration 0017).
             models.Index(
                 fields=["tenant", "assignee", "status"],
+                condition=Q(assignee__isnull=False),
                 name="helpdesk_conv_assignee_ix",
             ),
+            # A thread's conversation (inbound lookups) and an account's
+            # conversations (its foreign key's checks: no index of its own).
             models.Index(
                 fields=["tenant", "social_account", "contact", "public_thread_ref"],
+                condition=Q(social_account__isnull=False),
                 name="helpdesk_conv_thread_ix",
             ),
         ]
