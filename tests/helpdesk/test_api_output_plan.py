@@ -178,6 +178,11 @@ class Probe(serializers.Serializer[Any]):
     whole = serializers.SerializerMethodField()
     star = serializers.CharField(source="*")
     called = serializers.CharField(source="shout")
+    big = serializers.BigIntegerField()
+    big_text = serializers.BigIntegerField(coerce_to_string=True)
+    plain = serializers.ReadOnlyField()
+    link = serializers.URLField()
+    state = serializers.ChoiceField(choices=Conversation.Status.choices)
 
     def get_whole(self, instance: Any) -> str:
         return f"{self.context.get('prefix', '')}{instance.text}"
@@ -211,6 +216,11 @@ def rows() -> list[Any]:
         "listed": [person(5), person(6)],
         "optional": "here",
         "nullable": None,
+        "big": 2**40,
+        "big_text": 2**40,
+        "plain": {"kept": [1, "as is"]},
+        "link": "https://shop.example/o/1",
+        "state": Conversation.Status.OPEN,  # a TextChoices member, as models hold
     }
     others: list[dict[str, Any]] = [
         {},
@@ -220,6 +230,10 @@ def rows() -> list[Any]:
         {"at": datetime(2026, 1, 2, 3, 4, 5), "nested": None, "listed": []},  # noqa: DTZ001
         {"at": datetime(2026, 6, 1, 12, tzinfo=timezone.get_fixed_timezone(120))},
         {"at": "not a time", "nullable": "x"},
+        # Other types again, and callables Field.get_attribute calls (or not).
+        {"big": "12", "big_text": Decimal("3"), "plain": lambda: "called", "link": 5},
+        {"state": "pending", "plain": Decimal("1.5"), "link": person},
+        {"state": Conversation.Status.RESOLVED, "link": SimpleNamespace},
     ]
     made = []
     for change in others:
