@@ -22,6 +22,7 @@ language's phrases are checked whatever the reply's language: the phrases are
 specific enough, and a reply mixing languages is still read.
 """
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -180,6 +181,38 @@ def _contains(clause: str, phrase: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", clause) is not None
 
 
+# A brand's phrases as a hashable key: ((language, (phrase, ...)), ...).
+PhrasesKey = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _phrases_key(
+    brand_phrases: Mapping[str, Iterable[str]] | None,
+) -> PhrasesKey | None:
+    """The setting as a key for `_phrase_matcher`, or None when it is not the
+    stored shape (texts keyed by language, in lists)."""
+    if not brand_phrases:
+        return ()
+    items = []
+    for language, phrases in brand_phrases.items():
+        if type(language) is not str or type(phrases) not in (list, tuple):
+            return None
+        if not all(type(phrase) is str for phrase in phrases):
+            return None
+        items.append((language, tuple(phrases)))
+    return tuple(sorted(items))
+
+
+@functools.lru_cache(maxsize=256)
+def _phrase_matcher(key: PhrasesKey) -> tuple[list[str], re.Pattern[str] | None]:
+    """`phrases_for` of the setting `key` stands for, and one pattern that finds
+    a clause holding any of them as `_contains` reads it (None for no phrase)."""
+    phrases = phrases_for({language: list(texts) for language, texts in key})
+    if not phrases:
+        return phrases, None
+    either = "|".join(re.escape(phrase) for phrase in phrases)
+    return phrases, re.compile(rf"(?<!\w)(?:{either})(?!\w)")
+
+
 def _other_platform(clause: str, platform: str) -> bool:
     own = set(PLATFORM_NAMES.get(platform, (platform,)))
     words = set(_WORD.findall(clause))
@@ -199,13 +232,23 @@ def deflecting_phrase(
     """The phrase that sends the customer elsewhere when `text`, a public reply on
     `platform`, does nothing but that; None when the reply answers, invites a
     private message on this platform, or sends nobody away."""
-    phrases = phrases_for(brand_phrases)
+    # Phrases and their pattern are worked out once per setting: building the
+    # phrases and one search per phrase and clause cost 0.5-0.7 ms per reply.
+    key = _phrases_key(brand_phrases)
+    if key is None:
+        phrases, anywhere = phrases_for(brand_phrases), None
+    else:
+        phrases, anywhere = _phrase_matcher(key)
     found: str | None = None
     for raw in _CLAUSES.split(normalize(text)):
         clause = raw.strip()
         if not clause:
             continue
-        hit = next((p for p in phrases if _contains(clause, p)), None)
+        hit = None
+        # The pattern matches where some phrase does; which one is the first
+        # phrase in order that the clause holds, as without it.
+        if anywhere is None or anywhere.search(clause) is not None:
+            hit = next((p for p in phrases if _contains(clause, p)), None)
         invites = INVITE_PATTERN.search(clause) is not None
         if hit is None and invites and _other_platform(clause, platform):
             hit = clause if len(clause) <= 60 else clause[:59] + "…"

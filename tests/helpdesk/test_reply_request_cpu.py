@@ -1,0 +1,250 @@
+"""The reply request's shortcuts give what the long way gives.
+
+- helpdesk.api._reply_input: the usual body `{"text": ...}` skips the input
+  serializer; every body, accepted or refused, validates as
+  validated_input(ReplyCreateInput) does, the same errors included.
+- The answer to a reply is the bytes DRF renders for the stored message, and
+  the new message is represented without DRF's per-field reads.
+- helpdesk.services.replies._check_visibility names the platform in each refusal
+  (it looks the name up only for a refusal).
+- helpdesk.deflection.deflecting_phrase with its pattern cached per setting finds
+  the phrase the search phrase by phrase finds (R15).
+"""
+
+import random
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from rest_framework import fields as drf_fields
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import JSONRenderer
+
+from helpdesk.api import MessageListApi, MessageOutput, _reply_input
+from helpdesk.api_output import output, validated_input
+from helpdesk.deflection import DEFAULT_PHRASES, deflecting_phrase
+from helpdesk.exceptions import PlatformRefuses, PrivateFirstRefused, ReplyInvalid
+from helpdesk.models import Conversation, Message
+from helpdesk.services.inbound import InboundResult
+from helpdesk.services.replies import _check_visibility, post_reply
+from social.connectors.base import Capabilities
+from social.models import SocialAccount
+from tenants.context import tenant_context
+from tenants.models import Brand, Tenant, User
+from tests.api_clients import base, session
+from tests.helpdesk.conftest import item, member, receive
+
+
+def long_way(data: Any) -> tuple[str, Any]:
+    try:
+        return "valid", validated_input(MessageListApi.ReplyCreateInput, data)
+    except ValidationError as error:
+        return "error", error.detail
+
+
+def short_way(data: Any) -> tuple[str, Any]:
+    try:
+        return "valid", _reply_input(data)
+    except ValidationError as error:
+        return "error", error.detail
+
+
+BODIES: list[Any] = [
+    {"text": "Thanks, we are looking at it now."},
+    {"text": "Désolés ! Nous regardons 😊 tout de suite."},
+    {"text": "x"},
+    {"text": "   "},  # accepted here (no trimming); post_reply refuses it
+    {"text": "y" * 10000},
+    {"text": "y" * 10001},
+    {"text": "é" * 10001},
+    {"text": ""},
+    {"text": "nul \x00 inside"},
+    {"text": "lone \ud800 surrogate"},
+    {"text": "é and a lone \udfff surrogate"},
+    {"text": 12},
+    {"text": 1.5},
+    {"text": True},
+    {"text": None},
+    {"text": ["a"]},
+    {"text": {"a": 1}},
+    {"Text": "wrong key"},
+    {"text": "hi", "visibility": "private"},
+    {"text": "hi", "visibility": "loud"},
+    {"text": "hi", "confirm": ["near_duplicate"]},
+    {"text": "hi", "seen_seq": -1},
+    {"text": "hi", "override_reason": "x" * 501},
+    {},
+    [],
+    ["text"],
+    "text",
+    None,
+    3,
+]
+
+
+@pytest.mark.parametrize("body", BODIES, ids=range(len(BODIES)))
+def test_every_body_validates_as_the_input_serializer_does(body: Any) -> None:
+    assert short_way(body) == long_way(body)
+
+
+def test_the_usual_body_skips_the_serializer(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("went through the input serializer")
+
+    monkeypatch.setattr("helpdesk.api.validated_input", refuse)
+    assert _reply_input({"text": "Checking now é"}) == {"text": "Checking now é"}
+    with pytest.raises(AssertionError):
+        _reply_input({"text": "Checking now", "visibility": "public"})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_answer_is_drfs_rendering_of_the_stored_reply(
+    tenant: Tenant, agent: User, account: SocialAccount
+) -> None:
+    thread = receive(account, item(text="Where is my bag?"))
+    url = f"{base(tenant)}/conversations/{thread.conversation.pk}/messages/"
+
+    response = session(agent).post(url, {"text": "Checking it now."}, format="json")
+
+    assert response.status_code == 201
+    with tenant_context(tenant):
+        stored = Message.objects.select_related("author_agent").get(
+            pk=response.json()["id"]
+        )
+        assert response.content == JSONRenderer().render(MessageOutput(stored).data)
+
+
+@pytest.mark.django_db
+def test_a_new_reply_is_represented_without_drfs_field_reads(
+    tenant: Tenant, agent: User, monkeypatch: pytest.MonkeyPatch, thread: Any
+) -> None:
+    with tenant_context(tenant):
+        message = post_reply(
+            thread.conversation, membership=member(tenant, agent), text="On it."
+        ).message
+        expected: Any = MessageOutput(message).data
+
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("read through Field.get_attribute")
+
+        monkeypatch.setattr(drf_fields.Field, "get_attribute", refuse)
+        got = output(MessageOutput, message)
+
+    assert type(message.direction) is not str  # the TextChoices member _queue set
+    assert got == expected
+    assert JSONRenderer().render(got) == JSONRenderer().render(expected)
+
+
+@pytest.fixture
+def thread(account: SocialAccount) -> InboundResult:
+    return receive(account, item(text="My flight AA12 is delayed, any news?"))
+
+
+def refusal(conversation: Conversation, caps: Capabilities, chosen: str) -> str:
+    with pytest.raises((PlatformRefuses, PrivateFirstRefused, ReplyInvalid)) as err:
+        _check_visibility(conversation, caps, chosen)
+    return str(err.value.message)
+
+
+def test_each_refusal_names_the_platform() -> None:
+    brand = Brand(private_first_allowed=False)
+    public = Conversation(
+        platform="x", origin="mention", public_thread_ref="1", brand=brand
+    )
+    private = Conversation(
+        platform="facebook",
+        origin="direct_message",
+        brand=brand,
+        public_reply_count=0,
+    )
+    assert refusal(public, Capabilities(), "loud") == "Choose public or private."
+    assert (
+        refusal(public, Capabilities(public_reply=False), "public")
+        == "X does not allow public replies here."
+    )
+    assert refusal(public, Capabilities(public_reply_needs_mention=True), "public") == (
+        "X only lets you reply publicly to posts that mention your account. Answer "
+        "privately if the customer accepts messages, or like the post."
+    )
+    assert (
+        refusal(private, Capabilities(private_message=False), "private")
+        == "Facebook has no private messages; reply publicly."
+    )
+    assert refusal(private, Capabilities(), "private") == (
+        "Facebook does not let you start a private conversation. Use “Move to "
+        "private” to invite the customer to message you."
+    )
+    private.private_thread_ref = "t1"
+    private.last_customer_message_at = timezone.now() - timedelta(hours=25)
+    day = Capabilities(private_reply_window=timedelta(hours=24))
+    assert refusal(private, day, "private") == (
+        "Facebook allows private replies within 24 hours of the customer's last "
+        "message; that window has closed."
+    )
+    assert refusal(public, Capabilities(), "private") == (
+        "Answer publicly first, in the channel the customer chose; then move to "
+        "private for the details."
+    )
+    private.last_customer_message_at = timezone.now() - timedelta(hours=23)
+    _check_visibility(private, day, "private")  # within the window: no refusal
+
+
+SETTINGS: list[dict[str, list[str]] | None] = [
+    None,
+    {},
+    {"en": []},
+    {"en": ["call us", "c++ help desk", "see www.shop.example"]},
+    {"fr": ["sur notre site"], "de": ["ruf uns an", "hotline"]},
+    {"es": ["  "]},
+]
+PIECES = [
+    *DEFAULT_PHRASES["en"][:8],
+    DEFAULT_PHRASES["fr"][0],
+    DEFAULT_PHRASES["de"][2],
+    "call us",
+    "c++ help desk",
+    "hotline",
+    "DM us",
+    "send us a private message on WhatsApp",
+    "on Twitter",
+    "sorry to hear that",
+    "thanks for your patience",
+    "your bag arrives tomorrow morning at the hotel",
+    "we refunded the order today",
+    "+1 555 0100",
+    "www.shop.example/help",
+    "recall usual",
+    "Ⅻ",
+    "é",
+]
+
+
+def texts(count: int) -> list[str]:
+    chooser = random.Random(15)
+    made = []
+    for _ in range(count):
+        parts = chooser.choices(PIECES, k=chooser.randint(1, 5))
+        joints = chooser.choices([". ", ", ", "; ", "! ", "\n", " ", " and "], k=5)
+        made.append("".join(p + j for p, j in zip(parts, joints, strict=False)))
+    return made
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=range(len(SETTINGS)))
+def test_the_deflection_check_finds_what_the_phrase_by_phrase_search_finds(
+    setting: dict[str, list[str]] | None,
+) -> None:
+    # A setting whose phrases are not in lists takes the search without the
+    # cached pattern: phrase by phrase, as before.
+    found = set()
+    for text in texts(600):
+        for platform in ("x", "facebook"):
+            expected = deflecting_phrase(
+                text,
+                platform=platform,
+                brand_phrases={k: iter(v) for k, v in (setting or {}).items()},
+            )
+            got = deflecting_phrase(text, platform=platform, brand_phrases=setting)
+            assert got == expected, text
+            found.add(got)
+    assert len(found) > 3  # some texts deflect, some do not
