@@ -27,7 +27,7 @@ from typing import Any
 from django.core.cache import caches
 from django.core.cache.backends import redis as django_redis
 
-from tenants.resp import run_script
+from tenants.resp import Reply, ScriptCall, run_script
 
 
 class RedisCacheClient(django_redis.RedisCacheClient):
@@ -150,36 +150,116 @@ def reading_ahead(
 ) -> Iterator[None]:
     """Read the default cache's `keys` and (`presence`) a tenant's online agents
     in one Redis round trip; the readers inside the block take them from there
-    (incident_rules_open, webhook_outbox's endpoints, presence.online)."""
-    token = _ahead.set(_read(list(keys), presence))
+    (incident_rules_open, webhook_outbox's endpoints, presence.online). When
+    this context read them already along with another script (`read_ahead_call`)
+    those answers are used, and nothing is sent."""
+    keys = list(keys)
+    ahead = _take_prefetched(keys, presence)
+    if ahead is NOT_READ:
+        ahead = _read(keys, presence)
+    token = _ahead.set(ahead)
     try:
         yield
     finally:
         _ahead.reset(token)
 
 
-def _read(keys: list[str], target: PresenceRead | None) -> ReadAhead | None:
+# A read made along with another script (the API rate limit's): its keys, its
+# presence key, and the answers, for the next reading_ahead of this context.
+_prefetched: ContextVar[
+    tuple[frozenset[str], tuple[str, str] | None, ReadAhead | None] | None
+] = ContextVar("earshot_read_prefetched", default=None)
+
+
+def read_ahead_call(
+    keys: Iterable[str], *, presence: PresenceRead | None
+) -> ScriptCall | None:
+    """The read of `reading_ahead(keys, presence=presence)` as a script to send
+    with another one (tenants.resp.run_scripts; the API rate limit's, before the
+    view runs); its answers wait in this context for the next `reading_ahead`
+    asking for these keys (or fewer) and the same presence, which then sends
+    nothing. None when there is nothing to read in Redis."""
+    keys = list(keys)
+    plan = _plan(keys, presence)
+    if plan is None:
+        return None
+    target, names, args = plan
+    wanted = frozenset(keys)
+    presence_key = None if target is None else (target.url, target.key)
+
+    def answer(reply: Reply | BaseException) -> None:
+        ahead = _answers(keys, target, reply)
+        _prefetched.set((wanted, presence_key, ahead))
+
+    return ScriptCall(_READ_SHA, _READ_LUA, len(names), (*names, *args), answer)
+
+
+def drop_prefetched() -> None:
+    """Forget answers read ahead along with another script and not used."""
+    _prefetched.set(None)
+
+
+def _take_prefetched(keys: list[str], target: PresenceRead | None) -> Any:
+    """The answers read ahead for `keys` and `target` (used once), or NOT_READ."""
+    found = _prefetched.get()
+    if found is None:
+        return NOT_READ
+    _prefetched.set(None)
+    wanted, presence_key, ahead = found
+    if target is not None and presence_key != (target.url, target.key):
+        return NOT_READ
+    if target is None and presence_key is not None:
+        return NOT_READ
+    if not wanted.issuperset(keys):
+        return NOT_READ
+    return ahead
+
+
+def _plan(
+    keys: list[str], target: PresenceRead | None
+) -> tuple[PresenceRead | None, list[str], list[Any]] | None:
+    """The presence read kept (None when it is not in the cache's Redis), the
+    script's KEYS and ARGV; None when nothing is to be read from Redis."""
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         return None  # the demo's memory cache (and memory presence): no round trip
     # Presence rides along only when it lives in the cache's own Redis database.
     if target is not None and backend._servers != [target.url]:
         target = None
-    presence = None if target is None else (target.url, target.key)
-    if not keys and presence is None:
+    if not keys and target is None:
         return None
-    holder: Any = backend._cache
-    client = holder.get_client()
     names = [backend.make_and_validate_key(key) for key in keys]
     args = [len(names), 0 if target is None else target.cutoff]
-    if presence is not None:
-        names.append(presence[1])
+    if target is not None:
+        names.append(target.key)
+    return target, names, args
+
+
+def _read(keys: list[str], target: PresenceRead | None) -> ReadAhead | None:
+    plan = _plan(keys, target)
+    if plan is None:
+        return None
+    target, names, args = plan
+    backend: Any = caches["default"]
+    client = backend._cache.get_client()
     try:
         replies = run_script(client, _READ_SHA, _READ_LUA, len(names), *names, *args)
     except Exception as error:  # each reader handles it as its own read's error
+        return _answers(keys, target, error)
+    return _answers(keys, target, replies)
+
+
+def _answers(
+    keys: list[str], target: PresenceRead | None, replies: Reply | BaseException
+) -> ReadAhead:
+    """The script's replies (or the error of its round trip) as a ReadAhead."""
+    presence = None if target is None else (target.url, target.key)
+    if isinstance(replies, BaseException):
         return ReadAhead(
-            dict.fromkeys(keys), {} if presence is None else {presence: set()}, error
+            dict.fromkeys(keys), {} if presence is None else {presence: set()}, replies
         )
+    backend: Any = caches["default"]
+    holder = backend._cache
     values: dict[str, Any] = {}
     for key, reply in zip(keys, replies, strict=False):
         try:

@@ -75,6 +75,10 @@ class ApiRateThrottle(throttling.SimpleRateThrottle):
         (two round trips, and the list grows to the rate). Here the request is added
         first and taken back only when it is over the limit, which is the same rule:
         allowed while fewer than `num_requests` are in the last `duration` seconds.
+
+        A view with a `throttle_ride_along(request)` method may give a script of
+        its own (tenants.resp.ScriptCall) to send in the same round trip (the API
+        channel push reads its cached answers so).
         """
         if self.rate is None:
             return True
@@ -83,6 +87,7 @@ class ApiRateThrottle(throttling.SimpleRateThrottle):
             return True
         key = backend.make_and_validate_key(f"{ident}:window")
         self.now = now = self.timer()
+        ride_along = getattr(view, "throttle_ride_along", None)
         verdict = sliding_window(
             client,
             key,
@@ -91,6 +96,7 @@ class ApiRateThrottle(throttling.SimpleRateThrottle):
             now=now,
             label="API",
             log=logger,
+            also=None if ride_along is None else ride_along(request),
         )
         self.counted, self.oldest = verdict.counted, verdict.oldest
         return verdict.allowed

@@ -27,7 +27,7 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.redis import RedisCache
 
 from tenants.outages import CACHE_ERRORS
-from tenants.resp import run_script
+from tenants.resp import ScriptCall, run_script, run_scripts
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +168,7 @@ def sliding_window(
     now: float,
     label: str,
     log: logging.Logger = logger,
+    also: ScriptCall | None = None,
 ) -> SlidingVerdict:
     """Count one request in the last `window` seconds of the sorted set `key`, on
     the redis `client`; allowed while at most `limit` are in the window (DRF's
@@ -179,11 +180,18 @@ def sliding_window(
     reads the oldest and removes the request again, so a refused one is not
     counted. When Redis cannot be reached the request is allowed and a warning
     logged on `log` ("<label> rate limit not applied, cache unavailable: ...").
+
+    `also`: another caller's script sent in the same round trip
+    (tenants.resp.run_scripts); its reply, or the error that kept it from
+    Redis, goes to `also.answer` before the verdict is made.
     """
     member = f"{now!r}:{os.getpid()}:{next(_sequence)}"
     args = (key, now - window, now, member, max(1, int(window)), limit)
     try:
-        reply = run_script(client, _SLIDING_SHA, _SLIDING_LUA, 1, *args)
+        if also is None:
+            reply = run_script(client, _SLIDING_SHA, _SLIDING_LUA, 1, *args)
+        else:
+            reply = _with(client, args, also)
     except CACHE_ERRORS as error:
         log.warning("%s rate limit not applied, cache unavailable: %r", label, error)
         return ALLOWED
@@ -195,6 +203,25 @@ def sliding_window(
         counted=count - 1,
         oldest=float(reply[1]) if len(reply) > 1 else None,
     )
+
+
+def _with(client: Any, args: tuple[Any, ...], also: ScriptCall) -> Any:
+    """The window's reply, `also`'s sent along (and answered, whatever happens)."""
+    try:
+        reply, other = run_scripts(
+            client,
+            [
+                (_SLIDING_SHA, _SLIDING_LUA, 1, args),
+                (also.sha, also.script, also.numkeys, also.args),
+            ],
+        )
+    except BaseException as error:
+        also.answer(error)
+        raise
+    also.answer(other)
+    if isinstance(reply, BaseException):
+        raise reply
+    return reply
 
 
 # KEYS[1] the window's sorted set; ARGV: the window's start (older scores go),

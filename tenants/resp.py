@@ -24,6 +24,8 @@ import os
 import select
 import socket
 import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -76,6 +78,29 @@ class PlainRedis:
         if isinstance(reply, redis.exceptions.ResponseError):
             raise reply
         return reply
+
+    def execute_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Reply]:
+        """Send several commands at once (one write) and read their replies in
+        order: one round trip. An error reply is returned in its command's
+        place, not raised; a connection failure raises as in `execute`."""
+        packed = b"".join(pack(args) for args in commands)
+        try:
+            reader = self._reader()
+            self._send(packed)
+            return [read_reply(reader) for _ in commands]
+        except TimeoutError as error:
+            self._close()
+            raise redis.exceptions.TimeoutError(
+                f"Timeout reading from {self._where()}: {error}"
+            ) from error
+        except OSError as error:
+            self._close()
+            raise redis.exceptions.ConnectionError(
+                f"Error talking to {self._where()}: {error}"
+            ) from error
+        except redis.exceptions.ConnectionError:
+            self._close()
+            raise
 
     def _send(self, command: bytes) -> None:
         self.local.socket.sendall(command)
@@ -245,3 +270,46 @@ def run_script(client: Any, sha: str, script: str, numkeys: int, *args: Any) -> 
         return plain.execute("EVALSHA", sha, numkeys, *args)
     except redis.exceptions.NoScriptError:
         return plain.execute("EVAL", script, numkeys, *args)
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """A Lua script to run together with another caller's (`run_scripts`), and
+    who takes its reply (`answer`: the reply, or the error it raised)."""
+
+    sha: str
+    script: str
+    numkeys: int
+    args: tuple[Any, ...]
+    answer: Callable[[Reply | BaseException], None]
+
+
+def run_scripts(
+    client: Any, calls: Sequence[tuple[str, str, int, tuple[Any, ...]]]
+) -> list[Reply]:
+    """Several Lua scripts (sha, script, numkeys, args), each as `run_script`
+    runs it, in one round trip over the plain client (their EVALSHAs sent
+    together; a script Redis does not know is then sent whole, once); through
+    redis-py one after the other. Each reply in its place, an error reply as
+    its exception (returned, not raised); a failure to reach Redis raises."""
+    plain = plain_client(client)
+    if plain is None:
+        replies: list[Reply] = []
+        for sha, script, numkeys, args in calls:
+            try:
+                replies.append(run_script(client, sha, script, numkeys, *args))
+            except redis.exceptions.ConnectionError:
+                raise
+            except redis.exceptions.ResponseError as error:
+                replies.append(error)
+        return replies
+    replies = plain.execute_many(
+        [("EVALSHA", sha, numkeys, *args) for sha, _, numkeys, args in calls]
+    )
+    for index, (_, script, numkeys, args) in enumerate(calls):
+        if isinstance(replies[index], redis.exceptions.NoScriptError):
+            try:
+                replies[index] = plain.execute("EVAL", script, numkeys, *args)
+            except redis.exceptions.ResponseError as error:
+                replies[index] = error
+    return replies

@@ -2,9 +2,10 @@
 
 Routing's presence, the incident-rule flag (a new conversation's) and the
 webhook endpoints are read together (one Lua script) before the write batch
-(helpdesk.cache's reading_ahead). With the API channel's rate limit (one Lua
-script too) a create makes two round trips before its commit, where each read
-used to be its own (four for a new conversation, three for a follow-up).
+(helpdesk.cache's reading_ahead). The API channel push sends that script with
+its rate limit's (one Lua script too) in one round trip before the view runs
+(tenants.api_auth's ride-along), where each read used to be its own (five for a
+new conversation, four for a follow-up, with the rate limit's).
 """
 
 import hashlib
@@ -24,6 +25,7 @@ from helpdesk.presence import RedisPresence, presence_store, read_target
 from helpdesk.services import inbound, webhook_outbox
 from social.api_channel import create_api_channel
 from social.models import SocialAccount
+from tenants import ratelimit as tenant_ratelimit
 from tenants.context import tenant_context
 from tenants.models import Brand, Tenant, User
 from tenants.resp import PlainRedis
@@ -117,7 +119,7 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[list[list[str]]]:
     return sent
 
 
-def test_a_create_makes_two_round_trips_and_uses_every_answer(
+def test_a_create_makes_one_round_trip_and_uses_every_answer(
     tenant: Tenant,
     owner: User,
     channel: SocialAccount,
@@ -129,7 +131,7 @@ def test_a_create_makes_two_round_trips_and_uses_every_answer(
         return [[command[0] for command in sent] for sent in round_trips]
 
     def keys_read() -> list[str]:
-        ((command,),) = round_trips[1:]
+        ((_, command),) = round_trips
         return command[3 : 3 + int(command[2])]
 
     endpoints = cache.make_and_validate_key(webhook_outbox._cache_key(tenant.pk))
@@ -146,8 +148,9 @@ def test_a_create_makes_two_round_trips_and_uses_every_answer(
     round_trips.clear()
     created = push(client, tenant, channel, 1)
     assert created.status_code == 201, created.content
-    # The rate limit (tenants.ratelimit.sliding_window), then the reads.
-    assert names() == [["EVALSHA"], ["EVALSHA"]]
+    # The rate limit (tenants.ratelimit.sliding_window) and the reads, together.
+    assert names() == [["EVALSHA", "EVALSHA"]]
+    assert round_trips[0][0][1] == tenant_ratelimit._SLIDING_SHA
     assert keys_read() == [endpoints, rules, f"earshot:presence:t{tenant.pk}"]
     conversation = created.json()["conversation_id"]
     assert linked == [conversation]
@@ -155,10 +158,12 @@ def test_a_create_makes_two_round_trips_and_uses_every_answer(
     followed = push(client, tenant, channel, 2, author=1)
     assert followed.status_code == 201, followed.content
     assert followed.json()["conversation_id"] == conversation
-    # No incident flag for a conversation that was not opened.
-    assert names() == [["EVALSHA"], ["EVALSHA"]]
-    assert keys_read() == [endpoints, f"earshot:presence:t{tenant.pk}"]
+    # The incident flag is read (before the push knows it opens nothing), and
+    # not used for a conversation that was not opened.
+    assert names() == [["EVALSHA", "EVALSHA"]]
+    assert keys_read() == [endpoints, rules, f"earshot:presence:t{tenant.pk}"]
     assert linked == [conversation]
+    assert read_cache._prefetched.get() is None
     with tenant_context(tenant):
         assert Conversation.objects.get(pk=conversation).assignee_id == online_agent.pk
         assert list(
@@ -173,6 +178,23 @@ def test_a_create_makes_two_round_trips_and_uses_every_answer(
         ]
 
 
+def test_a_replayed_push_leaves_no_answers_behind(
+    tenant: Tenant,
+    owner: User,
+    channel: SocialAccount,
+    round_trips: list[list[list[str]]],
+) -> None:
+    client = token_client(tenant, owner, "admin")
+    assert push(client, tenant, channel, 0).status_code == 201
+    round_trips.clear()
+    replay = push(client, tenant, channel, 0)
+    assert replay.status_code == 200, replay.content
+    assert [[command[0] for command in sent] for sent in round_trips] == [
+        ["EVALSHA", "EVALSHA"]
+    ]
+    assert read_cache._prefetched.get() is None
+
+
 def test_a_failed_round_trip_is_each_readers_own_failure(
     tenant: Tenant,
     owner: User,
@@ -181,8 +203,9 @@ def test_a_failed_round_trip_is_each_readers_own_failure(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Redis away for the read-ahead: nobody online, no incident link, the
-    endpoints from the database (as when each read failed alone)."""
+    """Redis away for the rate limit's round trip: the limit fails open, and
+    nobody is online, no incident link, the endpoints from the database (as
+    when each read failed alone)."""
     client = token_client(tenant, owner, "admin")
     add_endpoint(tenant, owner, "https://hooks.example.com/earshot")
     cache.set(inbound.INCIDENT_RULES_KEY.format(tenant.pk), 1)
@@ -190,22 +213,25 @@ def test_a_failed_round_trip_is_each_readers_own_failure(
     monkeypatch.setattr(
         inbound, "_link_new_conversation", lambda c: linked.append(c.pk)
     )
+    sent: list[int] = []
+
+    def failing(client: Any, calls: list[Any]) -> Any:
+        sent.append(len(calls))
+        raise redis.exceptions.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(tenant_ratelimit, "run_scripts", failing)
     read = read_cache._read
-    failures: list[list[str]] = []
+    own_reads: list[list[str]] = []
 
-    def failing(keys: list[str], presence: read_cache.PresenceRead | None) -> Any:
-        failures.append(keys)
-        ahead = read(keys, presence)
-        assert ahead is not None
-        ahead._error = redis.exceptions.ConnectionError("Redis went away")
-        return ahead
+    def counted(keys: list[str], presence: read_cache.PresenceRead | None) -> Any:
+        own_reads.append(keys)
+        return read(keys, presence)
 
-    monkeypatch.setattr(read_cache, "_read", failing)
+    monkeypatch.setattr(read_cache, "_read", counted)
     created = push(client, tenant, channel, 1)
     assert created.status_code == 201, created.content
-    assert failures == [
-        [webhook_outbox._cache_key(tenant.pk), f"incidents.rules.t{tenant.pk}"]
-    ]
+    assert sent == [2]
+    assert own_reads == []  # the failed answers were used, not read again
     conversation = created.json()["conversation_id"]
     assert linked == []
     with tenant_context(tenant):
@@ -217,10 +243,48 @@ def test_a_failed_round_trip_is_each_readers_own_failure(
             == 2
         )
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warnings == [
+    assert len(warnings) == 3, warnings
+    assert warnings[0].startswith("API rate limit not applied, cache unavailable:")
+    assert warnings[1:] == [
         "presence unknown, Redis unavailable: network:ConnectionError",
         "webhook endpoint cache unavailable",
     ]
+
+
+def test_answers_read_along_serve_the_same_or_fewer_keys_once(
+    round_trips: list[list[list[str]]],
+) -> None:
+    first, second = f"read-ahead.{uuid4().hex}", f"read-ahead.{uuid4().hex}"
+    cache.set(first, "one")
+    cache.set(second, "two")
+    raw: Any = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+
+    def read_along(keys: list[str]) -> None:
+        call = read_cache.read_ahead_call(keys, presence=None)
+        assert call is not None
+        call.answer(raw.eval(call.script, call.numkeys, *call.args))
+
+    def reading(keys: list[str], presence: Any, expected: str) -> int:
+        """Round trips of one reading_ahead of `keys` whose answer is `expected`."""
+        before = len(round_trips)
+        with read_cache.reading_ahead(keys, presence=presence):
+            ahead = read_cache.read_ahead()
+            assert ahead is not None
+            assert ahead.value(keys[-1]) == expected
+        return len(round_trips) - before
+
+    read_along([first, second])
+    assert reading([first], None, "one") == 0  # fewer keys: no round trip
+    assert read_cache._prefetched.get() is None  # used once
+    assert reading([first], None, "one") == 1  # read again
+    read_along([first])
+    cache.set(second, "changed")
+    assert reading([first, second], None, "changed") == 1  # more keys: read
+    read_along([first])
+    assert reading([first], read_target(1), "one") == 1  # with presence: read
+    read_along([first])
+    read_cache.drop_prefetched()
+    assert read_cache._prefetched.get() is None
 
 
 def test_a_redis_that_does_not_know_the_script_is_sent_it(

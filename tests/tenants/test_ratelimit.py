@@ -12,9 +12,9 @@ import redis
 from django.core.cache import cache
 from django.core.cache.backends.locmem import LocMemCache
 
-from tenants import ratelimit
+from tenants import ratelimit, resp
 from tenants.ratelimit import SlidingVerdict, fixed_window_wait, sliding_window
-from tenants.resp import PlainRedis
+from tenants.resp import PlainRedis, ScriptCall
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 DEAD_REDIS_URL = "redis://127.0.0.1:1/0"
@@ -302,3 +302,90 @@ def test_the_plain_socket_sends_an_unknown_script_once(
     assert plain_trips == ["EVALSHA", "EVAL", "EVALSHA"]
     assert client.zcard(key) == 1
     client.delete(key)
+
+
+def test_a_script_sent_along_shares_the_round_trip_and_gets_its_reply(
+    plain_trips: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own script (unknown to this Redis: sent whole after NOSCRIPT), in the
+    window's round trip; an error reply of it leaves the verdict alone."""
+    script = f"return {{KEYS[1], ARGV[1]}} -- {uuid.uuid4().hex}\n"
+    sha = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+    client = redis.Redis.from_url(REDIS_URL)
+    key = f"test-rl:{uuid.uuid4().hex}"
+    sliding_window(client, key, limit=1, window=60, now=MINUTE_START, label="T")
+    answers: list[Any] = []
+    plain_trips.clear()
+
+    def along(script: str, sha: str) -> ScriptCall:
+        return ScriptCall(sha, script, 1, ("k", "v"), answers.append)
+
+    refused = sliding_window(
+        client,
+        key,
+        limit=1,
+        window=60,
+        now=MINUTE_START + 1,
+        label="T",
+        also=along(script, sha),
+    )
+    assert refused == SlidingVerdict(allowed=False, counted=1, oldest=MINUTE_START)
+    assert answers == [[b"k", b"v"]]
+    # One write for both, then the unknown script whole; then both known.
+    assert plain_trips == ["EVALSHA", "EVAL"]
+    plain_trips.clear()
+    allowed = sliding_window(
+        client,
+        key,
+        limit=1,
+        window=60,
+        now=MINUTE_START + 61,
+        label="T",
+        also=along(script, sha),
+    )
+    assert allowed == ratelimit.ALLOWED
+    assert answers[1] == [b"k", b"v"]
+    assert plain_trips == ["EVALSHA"]
+    broken = "return redis.call('NOSUCHCOMMAND')"
+    sliding_window(
+        client,
+        key,
+        limit=5,
+        window=60,
+        now=MINUTE_START + 62,
+        label="T",
+        also=along(
+            broken, hashlib.sha1(broken.encode(), usedforsecurity=False).hexdigest()
+        ),
+    )
+    assert isinstance(answers[2], redis.exceptions.ResponseError)
+    assert client.zcard(key) == 2  # 61 and 62 counted, nothing else
+    client.delete(key)
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_redis_away_fails_open_and_the_script_sent_along_gets_the_error(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, plain: bool
+) -> None:
+    client = redis.Redis.from_url(
+        DEAD_REDIS_URL, socket_connect_timeout=0.2, socket_timeout=0.2
+    )
+    if not plain:  # run_scripts through redis-py, one script after the other
+        monkeypatch.setattr(resp, "plain_client", lambda client: None)
+    answers: list[Any] = []
+    with caplog.at_level(logging.WARNING):
+        verdict = sliding_window(
+            client,
+            "k",
+            limit=1,
+            window=60,
+            now=MINUTE_START,
+            label="T",
+            also=ScriptCall("0" * 40, "return 1", 0, (), answers.append),
+        )
+    assert verdict == ratelimit.ALLOWED
+    assert len(answers) == 1
+    assert isinstance(answers[0], redis.exceptions.ConnectionError)
+    assert messages(caplog, "tenants.ratelimit")[0].startswith(
+        "T rate limit not applied, cache unavailable:"
+    )
