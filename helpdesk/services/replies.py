@@ -162,12 +162,17 @@ def post_reply(
     return ReplyOutcome(message, frozenset(warnings), overridden)
 
 
+# Visibility.values builds its list on every read.
+_VISIBILITIES = tuple(Visibility.values)
+
+
 def _check_visibility(
     conversation: Conversation, caps: Capabilities, chosen: str
 ) -> None:
-    if chosen not in Visibility.values:
+    if chosen not in _VISIBILITIES:
         raise ReplyInvalid("Choose public or private.", field="visibility")
-    platform = conversation.get_platform_display()
+    # The platform's name, looked up only for a refusal's message.
+    platform = conversation.get_platform_display
     if chosen == Visibility.PUBLIC:
         if not conversation.public_thread_ref:
             raise PlatformRefuses(
@@ -175,17 +180,17 @@ def _check_visibility(
                 field="visibility",
             )
         if not caps.public_reply:
-            raise PlatformRefuses(f"{platform} does not allow public replies here.")
+            raise PlatformRefuses(f"{platform()} does not allow public replies here.")
         if caps.public_reply_needs_mention and not conversation.mentions_account:
             raise PlatformRefuses(
-                f"{platform} only lets you reply publicly to posts that mention your "
+                f"{platform()} only lets you reply publicly to posts that mention your "
                 "account. Answer privately if the customer accepts messages, or like "
                 "the post.",
                 field="visibility",
             )
         return
     if not caps.private_message:
-        raise PlatformRefuses(f"{platform} has no private messages; reply publicly.")
+        raise PlatformRefuses(f"{platform()} has no private messages; reply publicly.")
     brand = conversation.brand
     public_first = conversation.started_public and conversation.public_reply_count == 0
     if (
@@ -200,7 +205,7 @@ def _check_visibility(
         )
     if not conversation.private_thread_ref and not caps.start_private:
         raise PlatformRefuses(
-            f"{platform} does not let you start a private conversation. Use "
+            f"{platform()} does not let you start a private conversation. Use "
             "“Move to private” to invite the customer to message you.",
             field="visibility",
         )
@@ -209,8 +214,8 @@ def _check_visibility(
     if window is not None and last is not None and timezone.now() - last > window:
         hours = int(window.total_seconds() // 3600)
         raise PlatformRefuses(
-            f"{platform} allows private replies within {hours} hours of the customer's "
-            "last message; that window has closed.",
+            f"{platform()} allows private replies within {hours} hours of the "
+            "customer's last message; that window has closed.",
             field="visibility",
         )
 
@@ -407,7 +412,8 @@ def _queue(
     now = timezone.now()
     public = visibility == Visibility.PUBLIC
     move = move or kind == Message.Kind.PRIVATE_INVITE
-    message = Message(
+    message = _new_row(
+        Message,
         tenant_id=conversation.tenant_id,
         conversation=conversation,
         account=conversation.social_account,
@@ -503,6 +509,15 @@ def _queue(
         message._state.db = "default"
     schedule_delivery(message)
     return message
+
+
+def _new_row(model: type[Message], **values: Any) -> Message:
+    """`model(**values)` built through Model.__init__'s positional path
+    (helpdesk.services.inbound.new_row: the same instance, without a KeyError
+    per field not given); imported here, as inbound imports this module."""
+    from helpdesk.services.inbound import new_row
+
+    return new_row(model, **values)
 
 
 def _message_fields(message: Message) -> dict[str, object]:
