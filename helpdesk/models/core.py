@@ -14,6 +14,7 @@ from django.utils.timezone import now
 
 from social.models import Platform, SocialAccount
 from tenants.base import TenantForeignKey, TenantModel, tenant_constraints
+from tenants.implied import implied_tenant_key
 from tenants.models import Brand
 
 
@@ -52,6 +53,7 @@ class Contact(TenantModel):
 class Identity(TenantModel):
     """A contact's account on one platform."""
 
+    tenant = implied_tenant_key()  # by (tenant_id, contact_id)
     contact = TenantForeignKey(
         Contact, on_delete=models.CASCADE, related_name="identities"
     )
@@ -127,6 +129,7 @@ class Conversation(TenantModel):
         NEUTRAL = "neutral", "Neutral"
         POSITIVE = "positive", "Positive"
 
+    tenant = implied_tenant_key()  # by (tenant_id, brand_id)
     brand = TenantForeignKey(
         Brand, on_delete=models.PROTECT, related_name="conversations"
     )
@@ -310,6 +313,7 @@ class Message(TenantModel):
         PRIVATE_INVITE = "private_invite", "Move to private"
         AUTO_REPLY = "auto_reply", "Automatic reply"
 
+    tenant = implied_tenant_key()  # by (tenant_id, conversation_id)
     conversation = TenantForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
     )

@@ -25,6 +25,7 @@ from helpdesk.models.core import (
 )
 from social.models import Platform, SocialAccount
 from tenants.base import TenantForeignKey, TenantModel, tenant_constraints
+from tenants.implied import implied_tenant_key
 from tenants.models import Brand
 
 
@@ -37,6 +38,7 @@ class CareFact(TenantModel):
         NO_REPLY = "no_reply", "No reply needed"
         BREACH = "breach", "Target breached"
 
+    tenant = implied_tenant_key()  # by (tenant_id, conversation_id)
     conversation = TenantForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="+"
     )
@@ -125,6 +127,7 @@ ROLLUP_COUNTERS = (
 
 
 class _RollupDimensions(TenantModel):
+    tenant = implied_tenant_key()  # by (tenant_id, brand_id)
     hour = models.DateTimeField()
     brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
     account_id = models.BigIntegerField(default=0)
@@ -241,6 +244,7 @@ class ReportDailyRollup(TenantModel, _RollupCounters):
     """The hourly rollup rows of one UTC day, summed over agents and follower
     bands: what reports read for whole days when no agent is chosen."""
 
+    tenant = implied_tenant_key()  # by (tenant_id, brand_id)
     day = models.DateField()
     brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
     account_id = models.BigIntegerField(default=0)
@@ -273,6 +277,7 @@ class ReportDailyAgentRollup(TenantModel):
     for none) and follower band: the agents table and the fairness panel read
     these for whole days."""
 
+    tenant = implied_tenant_key()  # by (tenant_id, brand_id)
     day = models.DateField()
     brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
     account_id = models.BigIntegerField(default=0)
@@ -314,6 +319,7 @@ class ReportHourlyInbound(TenantModel):
     """Inbound customer messages per UTC hour, brand, account and platform: the
     hour-of-week heatmap reads these."""
 
+    tenant = implied_tenant_key()  # by (tenant_id, brand_id)
     hour = models.DateTimeField()
     brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
     account_id = models.BigIntegerField(default=0)
@@ -339,6 +345,7 @@ class ReportBlockBucket(TenantModel):
     dimension. Reports merge a period's blocks when no agent, account or
     platform is chosen."""
 
+    tenant = implied_tenant_key()  # by (tenant_id, brand_id)
     brand = TenantForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
     metric = models.CharField(max_length=20, choices=ReportBucket.Metric.choices)
     # The grouping: (0, "") counts every duration; first responses are also
