@@ -8,6 +8,7 @@ schedules delivery on commit.
 
 import difflib
 import re
+from collections import Counter
 from collections.abc import Collection
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -322,10 +323,23 @@ def reply_warnings(
     return warnings
 
 
+_TAGS = re.compile(r"[@#]\w+")
+_PUNCTUATION = re.compile(r"[^\w\s]")
+
+
 def _normalize(text: str) -> str:
-    text = re.sub(r"[@#]\w+", " ", text.lower())
-    text = re.sub(r"[^\w\s]", " ", text)
+    text = _TAGS.sub(" ", text.lower())
+    text = _PUNCTUATION.sub(" ", text)
     return " ".join(text.split())
+
+
+def _quick_ratio(a: str, b_counts: Counter[str], b_size: int) -> float:
+    """SequenceMatcher(None, a, b).quick_ratio() for the b whose character
+    counts and length are given: the characters a and b share, counted with
+    multiplicity (difflib counts them in a Python loop over a)."""
+    matches = sum((Counter(a) & b_counts).values())
+    size = len(a) + b_size
+    return 2.0 * matches / size if size else 1.0
 
 
 def is_near_duplicate(
@@ -346,12 +360,14 @@ def is_near_duplicate(
     recent = recent.order_by("-created_at")
     candidate = _normalize(text)
     matcher = difflib.SequenceMatcher(None, b=candidate, autojunk=False)
+    counts, size = Counter(candidate), len(candidate)
     for previous in recent.values_list("text", flat=True)[:200]:
-        matcher.set_seq1(_normalize(previous))
+        earlier = _normalize(previous)
+        matcher.set_seq1(earlier)
         if matcher.real_quick_ratio() < NEAR_DUPLICATE_RATIO:
             continue
         if (
-            matcher.quick_ratio() >= NEAR_DUPLICATE_RATIO
+            _quick_ratio(earlier, counts, size) >= NEAR_DUPLICATE_RATIO
             and matcher.ratio() >= NEAR_DUPLICATE_RATIO
         ):
             return True

@@ -9,9 +9,14 @@
   (it looks the name up only for a refusal).
 - helpdesk.deflection.deflecting_phrase with its pattern cached per setting finds
   the phrase the search phrase by phrase finds (R15).
+- The near-duplicate check's (R6) character-count ratio is difflib's quick_ratio,
+  and its text normalisation is unchanged.
 """
 
+import difflib
 import random
+import re
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +32,12 @@ from helpdesk.deflection import DEFAULT_PHRASES, deflecting_phrase
 from helpdesk.exceptions import PlatformRefuses, PrivateFirstRefused, ReplyInvalid
 from helpdesk.models import Conversation, Message
 from helpdesk.services.inbound import InboundResult
-from helpdesk.services.replies import _check_visibility, post_reply
+from helpdesk.services.replies import (
+    _check_visibility,
+    _normalize,
+    _quick_ratio,
+    post_reply,
+)
 from social.connectors.base import Capabilities
 from social.models import SocialAccount
 from tenants.context import tenant_context
@@ -248,3 +258,17 @@ def test_the_deflection_check_finds_what_the_phrase_by_phrase_search_finds(
             assert got == expected, text
             found.add(got)
     assert len(found) > 3  # some texts deflect, some do not
+
+
+def test_the_near_duplicate_ratios_are_difflibs() -> None:
+    chooser = random.Random(6)
+    alphabet = "abcdeé @#.,!?\n0123456789"
+    samples = [""] + [
+        "".join(chooser.choices(alphabet, k=chooser.randint(0, 60))) for _ in range(400)
+    ]
+    for a, b in zip(samples, samples[1:] + samples[:1], strict=True):
+        expected = difflib.SequenceMatcher(None, a, b, autojunk=False).quick_ratio()
+        assert _quick_ratio(a, Counter(b), len(b)) == expected
+        assert _normalize(a) == " ".join(
+            re.sub(r"[^\w\s]", " ", re.sub(r"[@#]\w+", " ", a.lower())).split()
+        )
