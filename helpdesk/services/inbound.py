@@ -8,7 +8,8 @@ from typing import Any
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
-from django.db.models.base import DEFERRED
+from django.db.models.base import DEFERRED, ModelState
+from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 
 from helpdesk import events, metrics
@@ -24,6 +25,7 @@ from helpdesk.services.contacts import _refresh, upsert_identity
 from social.connectors.base import InboundItem
 from social.models import SocialAccount
 from tenants.models import Brand, Tenant
+from tenants.plain_rows import builds_plainly
 from tenants.resp import ScriptCall
 
 Origin = Conversation.Origin
@@ -70,12 +72,17 @@ def customer_message(
 
 
 # Per model: each concrete field's name, attname, whether a related row may be
-# given for it, and its default (the value, or the function that makes one); and
-# the primary key's attname.
-_LAYOUTS: dict[type[Model], tuple[list[tuple[str, str, bool, bool, Any]], str]] = {}
+# given for it, and its default (the value, or the function that makes one); the
+# primary key's attname; whether `Model.__init__` would only store the values
+# (tenants.plain_rows).
+_LAYOUTS: dict[
+    type[Model], tuple[list[tuple[str, str, bool, bool, Any]], str, bool]
+] = {}
 
 
-def _layout(model: type[Model]) -> tuple[list[tuple[str, str, bool, bool, Any]], str]:
+def _layout(
+    model: type[Model],
+) -> tuple[list[tuple[str, str, bool, bool, Any]], str, bool]:
     opts = model._meta
     fields = []
     for field in opts.concrete_fields:
@@ -86,7 +93,10 @@ def _layout(model: type[Model]) -> tuple[list[tuple[str, str, bool, bool, Any]],
         relation = bool(field.many_to_one)
         fields.append((field.name, field.attname, relation, made, default))
     assert opts.pk is not None  # noqa: S101 - a concrete model
-    return fields, opts.pk.attname
+    return fields, opts.pk.attname, builds_plainly(model)
+
+
+_new = object.__new__
 
 
 def new_row[Row: Model](model: type[Row], **values: Any) -> Row:
@@ -96,11 +106,15 @@ def new_row[Row: Model](model: type[Row], **values: Any) -> Row:
     which made a new message or conversation cost 40-60 us of CPU. Fields not
     given get their default (called, as Django calls it); a related row given
     by its field's name is set through its descriptor afterwards, as Django
-    sets it; `pk` means the primary key."""
+    sets it; `pk` means the primary key. For a model whose `__init__` would only
+    store the values (tenants.plain_rows.builds_plainly) and while no
+    pre_init/post_init receiver is connected, the instance is made as
+    `__init__` leaves it (a new state, each value given in `__dict__`) without
+    running it."""
     layout = _LAYOUTS.get(model)
     if layout is None:
         layout = _LAYOUTS[model] = _layout(model)
-    fields, pk = layout
+    fields, pk, plain = layout
     if "pk" in values:
         values[pk] = values.pop("pk")
     args: list[Any] = []
@@ -121,7 +135,15 @@ def new_row[Row: Model](model: type[Row], **values: Any) -> Row:
         unexpected = ", ".join(repr(name) for name in values if name not in known)
         msg = f"{model.__name__}() got unexpected keyword arguments: {unexpected}"
         raise TypeError(msg)
-    row = model(*args)
+    if plain and not pre_init.receivers and not post_init.receivers:
+        row: Row = _new(model)
+        stored = row.__dict__
+        stored["_state"] = ModelState()
+        for (_, attname, *_), value in zip(fields, args, strict=True):
+            if value is not DEFERRED:
+                stored[attname] = value
+    else:
+        row = model(*args)
     for name, value in related:
         setattr(row, name, value)
     return row

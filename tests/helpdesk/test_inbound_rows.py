@@ -7,6 +7,7 @@ from uuid import UUID
 
 import pytest
 from django.db.models import Model
+from django.db.models.signals import post_init, pre_init
 
 from helpdesk.models import Conversation, Identity, Message
 from helpdesk.services.inbound import new_row
@@ -129,3 +130,40 @@ def test_an_unknown_keyword_is_refused_as_the_model_refuses_it() -> None:
         Identity(**{"colour": "red"})
     with pytest.raises(TypeError, match="unexpected keyword arguments: 'colour'"):
         new_row(Identity, colour="red")
+
+
+@pytest.mark.parametrize("signal", [pre_init, post_init])
+def test_with_an_init_receiver_the_model_builds_the_row(signal: Any) -> None:
+    """The plain path (no `__init__`) is left while anyone listens for it."""
+    seen: list[Any] = []
+
+    def listen(sender: Any, **kwargs: Any) -> None:
+        seen.append((sender, kwargs.get("instance")))
+
+    signal.connect(listen, sender=Identity)
+    try:
+        row = new_row(Identity, **identity_values())
+    finally:
+        signal.disconnect(listen, sender=Identity)
+    assert [sender for sender, _ in seen] == [Identity]
+    if signal is post_init:
+        assert seen[0][1] is row
+    assert state(row) == state(Identity(**identity_values()))
+
+
+def test_without_receivers_init_is_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[Any] = []
+    real = Model.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(type(self))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Model, "__init__", init)
+    for model, values in (
+        (Message, message_values),
+        (Conversation, conversation_values),
+        (Identity, identity_values),
+    ):
+        new_row(model, **values())
+    assert built == []
