@@ -62,6 +62,39 @@ def enqueue_task(name: str, *args: Any, swept_by: str | None, **options: Any) ->
     return sent
 
 
+def enqueue_task_once(
+    name: str,
+    *args: Any,
+    marker: str,
+    ttl_ms: int,
+    otherwise: Callable[[], bool],
+    swept_by: str | None,
+    **options: Any,
+) -> bool:
+    """Publish task `name` now unless a task for `marker` is pending: the
+    marker, set in the broker's Redis when it is not (tenants.taskwire.mark),
+    lasts `ttl_ms` or until the task clears it (clear_task_marker), which it
+    does before it reads its work. False (and a warning) when the broker is
+    down; the marker is then cleared, so the next caller tries again. When the
+    marker cannot be used here (see taskwire.mark), `otherwise()` instead."""
+    found = task(name)
+    first = taskwire.mark(found, marker, ttl_ms)
+    if first is None:
+        return otherwise()
+    if not first:
+        return True
+    if enqueue_task(name, *args, swept_by=swept_by, **options):
+        return True
+    taskwire.clear(found.app, marker)
+    return False
+
+
+def clear_task_marker(name: str, marker: str) -> bool:
+    """Clear `marker` of task `name` (see enqueue_task_once); False when the
+    broker did not answer."""
+    return taskwire.clear(task(name).app, marker)
+
+
 def enqueue_task_on_commit(
     name: str, *args: Any, swept_by: str | None, **options: Any
 ) -> None:

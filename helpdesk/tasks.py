@@ -19,6 +19,7 @@ from kombu.transport.virtual import QoS as VirtualQoS
 from helpdesk.services import (
     breaches,
     delivery,
+    delivery_slots,
     lifecycle,
     webhook_delivery,
     webhook_outbox,
@@ -74,6 +75,10 @@ def retry_in(error: ConnectorError, retries: int, *, held: bool) -> float:
 # (DELIVERY_BATCH_SIZE; 1 is one reply per task). The sends run concurrently
 # (social.sending, DELIVERY_CONCURRENCY threads per worker process).
 DEFAULT_DELIVERY_BATCH_SIZE = 100
+# Seconds before a slot's task tries again for a reply of its slot it could not
+# claim (another transaction held the row: an edit during the last moment of the
+# hold, another batch's claim), or after it could not clear its marker.
+SLOT_AGAIN = 1.0
 # Replies this process marked sent (tenant id, message id): sent is final, so their
 # own tasks, arriving after a batch sent them, skip without a query. Bounded.
 _SENT_HERE_MAX = 50_000
@@ -167,11 +172,14 @@ def _send(attempts: list[_Attempt], *, end: float) -> None:
 
 
 def _already_sent(message: Any) -> bool:
-    """A delivery task message for a reply this process recorded sent."""
+    """A delivery task message for a reply this process recorded sent (and
+    for nothing else: a slot's task stands for its slot's replies too)."""
     if not _sent_here:
         return False
     try:
-        args = message.decode()[0]
+        args, kwargs = message.decode()[:2]
+        if len(args) != 2 or kwargs:
+            return False
         key = (int(args[0]), int(args[1]))
     except Exception:  # not ours to judge: Celery's own path does
         return False
@@ -278,7 +286,12 @@ class _DeliveryTask(Task):  # type: ignore[type-arg]
     Strategy = "helpdesk.tasks:delivery_strategy"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.request.is_eager and tuple(args[:2]) in _sent_here:
+        if (
+            not self.request.is_eager
+            and len(args) == 2
+            and not kwargs
+            and tuple(args) in _sent_here
+        ):
             return "skipped"
         return super().__call__(*args, **kwargs)
 
@@ -292,7 +305,12 @@ class _DeliveryTask(Task):  # type: ignore[type-arg]
     acks_late=True,
     reject_on_worker_lost=True,
 )
-def deliver_message(task: Task, tenant: Tenant, message_id: int) -> str:  # type: ignore[type-arg]
+def deliver_message(
+    task: Task,  # type: ignore[type-arg]
+    tenant: Tenant,
+    message_id: int,
+    slot: int = 0,
+) -> str:
     """Send a reply at most once: claim, reconcile, send (outside transactions), record.
 
     The task claims its own reply and up to DELIVERY_BATCH_SIZE - 1 other due
@@ -301,9 +319,24 @@ def deliver_message(task: Task, tenant: Tenant, message_id: int) -> str:  # type
     one transaction. Its own reply's transient failure is retried as this task's
     retry; another's as a task of its own, with the same backoff.
 
+    With a `slot` (helpdesk.services.delivery_slots), the task also stands for
+    every reply of the tenant due by the slot's end, which queued no task of its
+    own: it clears the slot's marker, then claims up to DELIVERY_BATCH_SIZE due
+    replies whatever became of its own, and queues itself again while any reply
+    of the slot is left unclaimed.
+
     Returns what happened to its own reply, for logs: sent, reconciled, retry,
-    failed or skipped.
+    failed, skipped or early (a slot's task that came before the slot's end).
     """
+    due_by = delivery_slots.slot_time(slot) if slot else None
+    if due_by is not None and timezone.now() < due_by:
+        # Came early: back at the slot's end, the marker kept (this task still
+        # stands for the slot; none of its replies may go before they are due).
+        task.apply_async((tenant.pk, message_id, slot), eta=due_by)
+        return "early"
+    # Before the claim reads: a reply committed after this finds no marker and
+    # queues a task; one committed before is due and seen by the claim.
+    cleared = slot == 0 or delivery_slots.clear_marker(tenant.pk, slot)
     task_id = str(task.request.id or f"local-{message_id}")
     # This attempt's own token: a redelivered copy of the same task is another
     # attempt, and must not share the claim (see delivery.CLAIM_LEASE).
@@ -311,9 +344,26 @@ def deliver_message(task: Task, tenant: Tenant, message_id: int) -> str:  # type
     # The claim stamps claimed_at after this instant: calls that end by
     # claimed + SEND_BUDGET cannot overlap a takeover (see delivery.CLAIM_LEASE).
     claimed = time.monotonic()
+    limit = _batch_size()
     with tenant_context(tenant):
         plans = delivery.claim_batch(
-            message_id, token=token, task_id=task_id, limit=_batch_size()
+            message_id,
+            token=token,
+            task_id=task_id,
+            limit=limit,
+            drain=due_by is not None,
+        )
+        left = due_by is not None and delivery.unclaimed_by(due_by)
+    if left or not cleared:
+        # A full batch: the rest at once; a row another transaction held, or a
+        # marker that may still be set: shortly.
+        enqueue(
+            deliver_message,
+            tenant.pk,
+            message_id,
+            slot,
+            swept_by="helpdesk.sweep_outbox",
+            countdown=0 if len(plans) >= limit else SLOT_AGAIN,
         )
     if not plans:
         return "skipped"
@@ -338,7 +388,9 @@ def deliver_message(task: Task, tenant: Tenant, message_id: int) -> str:  # type
     )
     recording_at = time.monotonic()
     try:
-        return _record(task, tenant, message_id, attempts, paused=paused)
+        return _record(
+            task, tenant, message_id, attempts, paused=paused, drain=due_by is not None
+        )
     finally:
         # One line a batch: where a late reply's time went (claim, calls, record)
         # and which errors held or failed it.
@@ -418,6 +470,7 @@ def _record(
     attempts: list[_Attempt],
     *,
     paused: dict[int, float],
+    drain: bool = False,
 ) -> str:
     """Record the batch's outcomes in one transaction, then hand out the retries."""
     retries: list[tuple[_Attempt, int, float]] = []
@@ -469,6 +522,8 @@ def _record(
             retries=retry,
         )
     if own is None:  # claim_batch puts this task's message first
+        if drain:  # a slot's task whose own reply another batch claimed
+            return "skipped"
         raise RuntimeError(f"message {message_id} missing from its own batch")
     if own.skipped:
         return "skipped"

@@ -27,6 +27,11 @@ logs, in tenants.tasks.enqueue) as it always did. A message whose LPUSH reached
 Redis but whose answer was lost is then queued twice, as kombu's own retry would
 queue it; the delivery claim makes a second copy harmless.
 
+`mark` and `clear` keep a marker key beside the queue, for callers that want at
+most one pending task per key (helpdesk.services.delivery_slots: one delivery task
+per tenant and due slot): the caller that sets the marker queues the task, which
+deletes the marker before it reads its work.
+
 Kept in `tenants` (which imports nothing of ours) beside tenants.tasks, whose
 routing it shares, so helpdesk.publish can use it and still import no
 helpdesk module.
@@ -44,6 +49,7 @@ import redis
 from celery import Task as CeleryTask
 from celery.local import Proxy
 from celery.signals import after_task_publish, before_task_publish, task_sent
+from kombu.exceptions import OperationalError
 from kombu.transport.redis import Channel as RedisChannel
 
 from tenants.resp import PlainRedis
@@ -192,6 +198,60 @@ def publish(task: Any, args: tuple[Any, ...], options: dict[str, Any]) -> bool:
         },
     }
     return target.wire.lpush(route.key, orjson.dumps(envelope))
+
+
+def mark(task: Any, key: str, ttl_ms: int) -> bool | None:
+    """Set marker `key` on the broker's Redis of `task` unless it is set
+    (SET NX, expiring after `ttl_ms`): True when this call set it, False when it
+    was set already (a task standing for it is pending), None when the marker
+    cannot be used here (a call the wire does not cover: see `publish`; the
+    wire not learned yet; a broker error). A marker serves callers that queue
+    one task per key: only the caller that sets it queues the task, which
+    clears it (`clear`) before it reads its work."""
+    if isinstance(task, Proxy):
+        task = task._get_current_object()
+    if not _covered(task):
+        return None
+    pool = task.app.amqp.producer_pool
+    target = _targets.get((id(pool), os.getpid()))
+    if target is None or target.pool is not pool or target.wire is None:
+        return None
+    wire = target.wire
+    try:
+        reply = wire.execute("SET", key, b"1", "NX", "PX", max(1, int(ttl_ms)))
+    except redis.exceptions.RedisError:
+        wire._close()
+        return None
+    return reply is not None
+
+
+def clear(app: Any, key: str) -> bool:
+    """Delete marker `key` (see `mark`) from `app`'s Redis broker, from a
+    worker or any process: over a wire when kombu reaches the broker by a plain
+    socket, else through kombu's channel (nothing on a broker other than Redis,
+    where `mark` sets nothing). False when the broker did not answer."""
+    known = (id(app), os.getpid())
+    wire: _Wire | None = None
+    try:
+        if known not in _clearing:
+            with _lock, app.producer_or_acquire() as producer:
+                _clearing[known] = _wire_for(producer.channel)
+        wire = _clearing[known]
+        if wire is not None:
+            wire.execute("DEL", key)
+            return True
+        with app.producer_or_acquire() as producer:
+            if type(producer.channel) is RedisChannel:
+                cast(Any, producer.channel).client.delete(key)
+    except (redis.exceptions.RedisError, OSError, OperationalError):
+        if wire is not None:
+            wire._close()
+        return False
+    return True
+
+
+# The wire `clear` deletes through, by app and process (None: through kombu).
+_clearing: dict[tuple[int, int], "_Wire | None"] = {}
 
 
 def _covered(task: Any) -> bool:

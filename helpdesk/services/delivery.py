@@ -104,7 +104,12 @@ def claim_for_delivery(
 
 
 def claim_batch(
-    message_id: int, *, token: str, task_id: str | None = None, limit: int = 1
+    message_id: int,
+    *,
+    token: str,
+    task_id: str | None = None,
+    limit: int = 1,
+    drain: bool = False,
 ) -> list[DeliveryPlan]:
     """Claim this task's message as claim_for_delivery does and, when it was
     claimed, up to `limit` - 1 more of the tenant's replies a task of their own
@@ -112,17 +117,22 @@ def claim_batch(
     (their attempt died, or their retry is due; reconciled before any resend).
     Oldest due first, skipping rows another attempt has locked; the plans, this
     task's message first. Empty when this task's message was not claimed (the
-    others have tasks of their own). Call inside the tenant's context; the claims
+    others have tasks of their own), unless `drain`: a task that stands for
+    every reply of its due slot (helpdesk.services.delivery_slots), most of
+    which have no task of their own, claims up to `limit` of them whatever
+    became of its own message. Call inside the tenant's context; the claims
     hold once it commits, before any platform call.
 
     Each reply takes exactly the transition its own task would take (scheduled →
     sending, or a takeover; attempts + 1); its own task then finds it claimed or
     done and skips.
     """
-    if not _claim(message_id, token=token, task_id=task_id):
+    own = _claim(message_id, token=token, task_id=task_id)
+    if not own and not drain:
         return []
+    room = limit - 1 if own else limit
     others: list[int] = []
-    if limit > 1:
+    if room > 0:
         tenant_id = current_tenant_id()
         if tenant_id is None:
             raise RuntimeError("claim_batch runs in a tenant's context")
@@ -136,7 +146,7 @@ def claim_batch(
             .exclude(pk=message_id)
             .order_by("send_after")
             .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[: limit - 1]
+            .values_list("pk", flat=True)[:room]
         )
         if others:
             # The rows are locked: the takeover cannot match a row just claimed
@@ -152,7 +162,24 @@ def claim_batch(
                 claimed_at=Now(),
                 attempts=F("attempts") + 1,
             )
-    return _plans([message_id, *others])
+    claimed = [message_id, *others] if own else others
+    return _plans(claimed) if claimed else []
+
+
+def unclaimed_by(due_by: datetime) -> bool:
+    """Whether a scheduled reply of the tenant due by `due_by` is still
+    unclaimed: after a draining claim_batch (in the same transaction), a reply
+    of the slot it skipped (locked by another transaction: an edit, another
+    batch's claim) or left for want of room. Call inside the tenant's context."""
+    tenant_id = current_tenant_id()
+    if tenant_id is None:
+        raise RuntimeError("unclaimed_by runs in a tenant's context")
+    return Message.objects.filter(
+        tenant_id=tenant_id,
+        direction=Message.Direction.OUT,
+        delivery_status=Delivery.SCHEDULED,
+        send_after__lte=due_by,
+    ).exists()
 
 
 def _claim(message_id: int, *, token: str, task_id: str | None) -> bool:

@@ -33,7 +33,7 @@ from helpdesk.exceptions import (
 )
 from helpdesk.models import Conversation, Message
 from helpdesk.publish import enqueue_task_on_commit
-from helpdesk.services import rollups, sla, writebatch
+from helpdesk.services import delivery_slots, rollups, sla, writebatch
 from helpdesk.services.reply_lock import (
     lock_conversation_for_reply,
     locked_in_this_transaction,
@@ -565,14 +565,19 @@ def _emit_message(
 
 
 def schedule_delivery(message: Message) -> None:
-    """Enqueue helpdesk.deliver_message for the message's send time, on commit."""
-    enqueue_task_on_commit(
-        "helpdesk.deliver_message",
-        message.tenant_id,
-        message.pk,
-        eta=message.send_after,
-        swept_by="helpdesk.sweep_outbox",
-    )
+    """Have the message delivered at its send time, on commit: through its
+    tenant's task for that due slot (helpdesk.services.delivery_slots), else a
+    helpdesk.deliver_message of its own."""
+    if message.send_after is None:
+        enqueue_task_on_commit(
+            "helpdesk.deliver_message",
+            message.tenant_id,
+            message.pk,
+            eta=None,
+            swept_by="helpdesk.sweep_outbox",
+        )
+        return
+    delivery_slots.schedule_on_commit(message.tenant_id, message.pk, message.send_after)
 
 
 def _locked_outbound(message: Message, membership: Membership) -> Message:
