@@ -42,6 +42,7 @@ from social.connectors import get_connector
 from social.connectors.base import Capabilities
 from tenants.access import require_role
 from tenants.models import Brand, Membership, User
+from tenants.plain_rows import new_row
 from tenants.services import record_audit
 
 Visibility = Message.Visibility
@@ -428,7 +429,7 @@ def _queue(
     now = timezone.now()
     public = visibility == Visibility.PUBLIC
     move = move or kind == Message.Kind.PRIVATE_INVITE
-    message = _new_row(
+    message = new_row(
         Message,
         tenant_id=conversation.tenant_id,
         conversation=conversation,
@@ -525,15 +526,6 @@ def _queue(
         message._state.db = "default"
     schedule_delivery(message)
     return message
-
-
-def _new_row(model: type[Message], **values: Any) -> Message:
-    """`model(**values)` built through Model.__init__'s positional path
-    (helpdesk.services.inbound.new_row: the same instance, without a KeyError
-    per field not given); imported here, as inbound imports this module."""
-    from helpdesk.services.inbound import new_row
-
-    return new_row(model, **values)
 
 
 def _message_fields(message: Message) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""helpdesk.services.inbound.new_row builds the instance `model(**values)` builds:
+"""tenants.plain_rows.new_row builds the instance `model(**values)` builds:
 the same field values, defaults, related rows cached, database and state."""
 
 from datetime import UTC, datetime
@@ -10,9 +10,9 @@ from django.db.models import Model
 from django.db.models.signals import post_init, pre_init
 
 from helpdesk.models import Conversation, Identity, Message
-from helpdesk.services.inbound import new_row
 from social.models import SocialAccount
 from tenants.models import Tenant
+from tenants.plain_rows import new_row
 
 AT = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
