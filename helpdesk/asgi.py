@@ -13,16 +13,16 @@ django_asgi_app = get_asgi_application()
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from helpdesk.observability.asgi import WebhookAckMetrics  # noqa: E402
 from social.webhook_asgi import WebhookFastPath  # noqa: E402
 
 # The demo (DEBUG) serves its own static files; production serves them in front
 # (whitenoise or the proxy) from STATIC_ROOT after collectstatic. Webhook
-# deliveries are acknowledged before Django's middleware (social/webhook_asgi.py).
-http_app = WebhookAckMetrics(
-    WebhookFastPath(
-        ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app
-    )
+# deliveries are acknowledged before Django's middleware (social/webhook_asgi.py),
+# which also sets their request id and observes each acknowledgement (`observe`:
+# helpdesk.observability.asgi.WebhookAckMetrics for the POSTs to /hooks/ it passes).
+http_app = WebhookFastPath(
+    ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app,
+    observe=True,
 )
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
