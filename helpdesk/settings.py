@@ -616,6 +616,9 @@ WEBHOOK_INGEST_BATCH = env_int("WEBHOOK_INGEST_BATCH", 100, minimum=1)
 # flight per worker process (each account's send limit still applies).
 DELIVERY_BATCH_SIZE = env_int("DELIVERY_BATCH_SIZE", 100, minimum=1)
 DELIVERY_CONCURRENCY = env_int("DELIVERY_CONCURRENCY", 32, minimum=1)
+# Replies due within one slot of this many milliseconds queue one delivery task per
+# workspace, not one each (helpdesk/services/delivery_slots.py); 0 = one per reply.
+DELIVERY_SLOT_MS = env_int("DELIVERY_SLOT_MS", 250, minimum=0)
 # Webhook group commit (social/group_commit.py): how long a group waits for more
 # deliveries (0 = only those that arrive while the previous insert is in flight),
 # and its size bounds.
