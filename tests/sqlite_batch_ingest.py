@@ -185,15 +185,19 @@ def _refuse(marker: str) -> None:
 
     from helpdesk.services import inbound, inbound_batch
 
-    build = inbound.customer_message
+    def refusing(build: Any) -> Any:
+        def refused(*args: Any) -> Any:
+            if marker in args[-1].text:
+                raise DataError("the database refused the value")
+            return build(*args)
 
-    def refused(*args: Any) -> Any:
-        if marker in args[-1].text:
-            raise DataError("the database refused the value")
-        return build(*args)
+        return refused
 
-    patch.object(inbound, "customer_message", refused).start()
-    patch.object(inbound_batch, "customer_message", refused).start()
+    # Each path keeps its own builder (the batch's skips Model.__init__).
+    for module in (inbound, inbound_batch):
+        patch.object(
+            module, "customer_message", refusing(module.customer_message)
+        ).start()
 
 
 def _post(pk: str) -> Any:

@@ -10,6 +10,11 @@ array instead (orjson writes it; `json_populate_recordset` reads it with the
 table's own column types), when every value is of a type that JSON carries as the
 field would write it (see `_JSON_VALUES`); otherwise, and on other databases, they
 take Django's `bulk_create` and the per-column arrays (or `bulk_update`).
+
+`build_row` and `by_keys` make instances as `model(**values)` and `Model.from_db`
+make them, without running `Model.__init__` when it would only store the values
+(tenants.plain_rows): a batch makes a few hundred rows, and `__init__` (a
+descriptor call per foreign key, two signals) was most of each one's cost.
 Imports no helpdesk module.
 """
 
@@ -17,16 +22,20 @@ Imports no helpdesk module.
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, models, router
 from django.db.models import BooleanField, Q
+from django.db.models.base import ModelState
 from django.db.models.expressions import RawSQL
+from django.db.models.signals import post_init, pre_init
 
 from tenants.base import _require_tenant_id, stamp_tenant
+from tenants.plain_rows import builds_plainly
 
 
 def _text(value: object) -> bool:
@@ -304,18 +313,192 @@ def by_keys[M: models.Model](
     with connection.cursor() as cursor:
         cursor.execute(sql.format(picked=picked), values)
         rows = cursor.fetchall()
-    attnames = [f.attname for f in fields]
+    alias = connection.alias
+    make = row_loader(model, [f.attname for f in fields])
     found: list[M] = []
     width = len(fields)
+    if link is None:
+        for row in rows:
+            found.append(make(alias, row))
+        return found
+    make_linked = row_loader(link.related_model, [f.attname for f in other])
     for row in rows:
-        instance = model.from_db(connection.alias, attnames, row[:width])
-        if link is not None:
-            linked = link.related_model.from_db(
-                connection.alias, [f.attname for f in other], row[width:]
-            )
-            link.set_cached_value(instance, linked)
+        instance = make(alias, row[:width])
+        link.set_cached_value(instance, make_linked(alias, row[width:]))
         found.append(instance)
     return found
+
+
+def row_loader[M: models.Model](
+    model: type[M], attnames: list[str]
+) -> Callable[[str, Sequence[Any]], M]:
+    """`model.from_db(alias, attnames, values)` for whole rows (`attnames` are
+    all of the model's concrete fields, in order): the instance's state (not
+    adding, the database) and the values in its `__dict__`, what `from_db`
+    leaves, without `Model.__init__` when it would do nothing else (checked
+    per row for the init signals' receivers, which may come and go)."""
+    if not _plain(model):
+
+        def load(alias: str, values: Sequence[Any]) -> M:
+            return model.from_db(alias, attnames, values)
+
+        return load
+    new = object.__new__
+
+    def build(alias: str, values: Sequence[Any]) -> M:
+        if pre_init.receivers or post_init.receivers:
+            return model.from_db(alias, attnames, values)
+        instance = new(model)
+        state = ModelState()
+        state.adding = False
+        state.db = alias
+        stored = instance.__dict__
+        stored["_state"] = state
+        stored.update(zip(attnames, values, strict=True))
+        return instance
+
+    return build
+
+
+def _plain(model: type[models.Model]) -> bool:
+    """Whether `Model.__init__` would only store `model`'s values (tenants.
+    plain_rows' conditions; the init signals' receivers are the caller's to
+    check, per row)."""
+    plain = _PLAIN.get(model)
+    if plain is None:
+        plain = _PLAIN[model] = builds_plainly(model)
+    return plain
+
+
+_PLAIN: dict[type[models.Model], bool] = {}
+
+
+def routes_plainly() -> bool:
+    """Whether no database router has a say in relations: none of the configured
+    ones (tenants.routers' only routes migrations) picks the database to write
+    or allows relations, so a related row's descriptor takes its database."""
+    return not any(
+        hasattr(each, "db_for_write") or hasattr(each, "allow_relation")
+        for each in router.routers
+    )
+
+
+@dataclass(frozen=True)
+class _Relation:
+    """A many-to-one field a related row may be given for, by its name."""
+
+    pairs: tuple[tuple[str, str], ...]  # (local attname, the related row's attname)
+    cache: str  # its key in the instance's fields cache
+    model: type[models.Model]  # the related model (concrete)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What `model(**values)` stores for a model built plainly."""
+
+    defaults: dict[str, Any]  # every attname, with its default when it is fixed
+    made: tuple[tuple[str, Callable[[], Any]], ...]  # defaults made per row
+    relations: dict[str, _Relation]
+    attnames: frozenset[str]
+    pk: str
+
+
+_LAYOUTS: dict[type[models.Model], _Layout | None] = {}
+
+
+def _layout(model: type[models.Model]) -> _Layout | None:
+    """`model`'s layout, None when `__init__` does more than store (a generated
+    field is left out of a new instance)."""
+    try:
+        return _LAYOUTS[model]
+    except KeyError:
+        pass
+    opts = model._meta
+    defaults: dict[str, Any] = {}
+    made = []
+    relations = {}
+    if any(f.generated for f in opts.concrete_fields):
+        _LAYOUTS[model] = None
+        return None
+    for f in opts.concrete_fields:
+        # Django's default is the same object on every call unless the field's
+        # default is a function (uuid4, dict, now): that one is called per row.
+        if f.has_default() and callable(f.default):
+            defaults[f.attname] = None  # keeps the field's place
+            made.append((f.attname, f.get_default))
+        else:
+            defaults[f.attname] = f.get_default()
+        remote: Any = f.remote_field
+        if f.many_to_one and remote.multiple:
+            relations[f.name] = _Relation(
+                tuple((lh.attname, rh.attname) for lh, rh in f.related_fields),  # type: ignore[attr-defined]
+                f.cache_name,  # type: ignore[attr-defined]
+                remote.model._meta.concrete_model,
+            )
+    assert opts.pk is not None  # noqa: S101 - a concrete model
+    layout = _LAYOUTS[model] = _Layout(
+        defaults, tuple(made), relations, frozenset(defaults), opts.pk.attname
+    )
+    return layout
+
+
+def build_row[M: models.Model](model: type[M], /, **values: Any) -> M:
+    """`model(**values)`, the same instance (values, defaults, cached related
+    rows, database, state), without `Model.__init__` when it would only store
+    them: keywords are fields' names or attnames or `pk`; a default made by a
+    function (uuid4, now) is made for each row; a related row given by its
+    field's name sets the key and is cached as its descriptor does (the
+    database of the first such row becomes the instance's, as Django's router
+    sets it when no router decides). Anything else (such routers, receivers of
+    the init signals, a one-to-one or an unknown keyword, a field given twice)
+    is `model(**values)` itself."""
+    if (
+        pre_init.receivers
+        or post_init.receivers
+        or not _plain(model)
+        or not routes_plainly()
+    ):
+        return model(**values)
+    layout = _layout(model)
+    if layout is None or ("pk" in values and layout.pk in values):
+        return model(**values)
+    stored = layout.defaults.copy()
+    for attname, make in layout.made:
+        stored[attname] = make()
+    state = ModelState()
+    cache: dict[str, Any] | None = None
+    relations, attnames = layout.relations, layout.attnames
+    for name, value in values.items():
+        relation = relations.get(name)
+        if relation is None:
+            if name == "pk":
+                name = layout.pk
+            elif name not in attnames:
+                return model(**values)
+            stored[name] = value
+            continue
+        if value is not None and not isinstance(value, relation.model):
+            return model(**values)  # Django's ValueError
+        for attname, _ in relation.pairs:
+            if attname in values:
+                return model(**values)
+        if value is None:
+            for attname, _ in relation.pairs:
+                stored[attname] = None
+        else:
+            if state.db is None:
+                state.db = value._state.db or DEFAULT_DB_ALIAS
+            if value._state.db is None or value._state.db != state.db:
+                return model(**values)  # the router's own checks and errors
+            for attname, target in relation.pairs:
+                stored[attname] = getattr(value, target)
+        if cache is None:
+            cache = state.fields_cache
+        cache[relation.cache] = value
+    instance = object.__new__(model)
+    instance.__dict__["_state"] = state
+    instance.__dict__.update(stored)
+    return instance
 
 
 def _arrays(

@@ -76,15 +76,19 @@ POISON = "<poisoned>"
 def _poison_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     from helpdesk.services import inbound, inbound_batch
 
-    build = inbound.customer_message
+    def refusing(build: Any) -> Any:
+        def refused(*args: Any) -> Any:
+            if POISON in args[-1].text:
+                raise DataError("invalid byte sequence for encoding UTF8: 0x00")
+            return build(*args)
 
-    def refused(*args: Any) -> Any:
-        if POISON in args[-1].text:
-            raise DataError("invalid byte sequence for encoding UTF8: 0x00")
-        return build(*args)
+        return refused
 
-    monkeypatch.setattr(inbound, "customer_message", refused)
-    monkeypatch.setattr(inbound_batch, "customer_message", refused)
+    # Each path keeps its own builder (the batch's skips Model.__init__).
+    for module in (inbound, inbound_batch):
+        monkeypatch.setattr(
+            module, "customer_message", refusing(module.customer_message)
+        )
 
 
 def make_world(*, hours: dict[str, Any] | None = None) -> World:
