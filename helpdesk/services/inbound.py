@@ -18,11 +18,11 @@ from helpdesk.sentiment import read_message
 from helpdesk.services import rollups, sla, webhook_outbox, writebatch
 from helpdesk.services.assignment import route_inbound
 from helpdesk.services.away import queue_away_reply
+from helpdesk.services.bulkrows import build_row
 from helpdesk.services.contacts import _refresh, upsert_identity
 from social.connectors.base import InboundItem
 from social.models import SocialAccount
 from tenants.models import Brand, Tenant
-from tenants.plain_rows import new_row
 from tenants.resp import ScriptCall
 
 Origin = Conversation.Origin
@@ -47,7 +47,7 @@ def customer_message(
     """The unsaved message row of one inbound item (every path writes this shape)."""
     metrics.count_ingested(item.platform)
     reading = read_message(item.text)
-    return new_row(
+    return build_row(
         Message,
         tenant=tenant,
         conversation=conversation,
@@ -383,7 +383,7 @@ def _lookup_pg(tenant_id: int, item: InboundItem) -> tuple[bool, Identity | None
 
 
 def _identity(tenant_id: int, item: InboundItem, values: dict[str, object]) -> Identity:
-    identity = new_row(
+    identity = build_row(
         Identity,
         tenant_id=tenant_id,
         platform=item.platform,
@@ -500,7 +500,7 @@ def _find_or_open_pg(
         found = Conversation.from_db(connection.alias, _CONVERSATION_NAMES, row[:-1])
         return found, False
     private = item.visibility == "private"
-    conversation = new_row(
+    conversation = build_row(
         Conversation,
         pk=new_id,
         tenant=account.tenant,

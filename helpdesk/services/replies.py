@@ -34,6 +34,7 @@ from helpdesk.exceptions import (
 from helpdesk.models import Conversation, Message
 from helpdesk.publish import enqueue_task_on_commit
 from helpdesk.services import delivery_slots, rollups, sla, writebatch
+from helpdesk.services.bulkrows import build_row
 from helpdesk.services.reply_lock import (
     lock_conversation_for_reply,
     locked_in_this_transaction,
@@ -42,7 +43,6 @@ from social.connectors import get_connector
 from social.connectors.base import Capabilities
 from tenants.access import require_role
 from tenants.models import Brand, Membership, User
-from tenants.plain_rows import new_row
 from tenants.services import record_audit
 
 Visibility = Message.Visibility
@@ -429,7 +429,7 @@ def _queue(
     now = timezone.now()
     public = visibility == Visibility.PUBLIC
     move = move or kind == Message.Kind.PRIVATE_INVITE
-    message = new_row(
+    message = build_row(
         Message,
         tenant_id=conversation.tenant_id,
         conversation=conversation,

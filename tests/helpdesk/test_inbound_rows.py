@@ -1,5 +1,6 @@
-"""tenants.plain_rows.new_row builds the instance `model(**values)` builds:
-the same field values, defaults, related rows cached, database and state."""
+"""helpdesk.services.bulkrows.build_row (the inbound and reply rows) builds the
+instance `model(**values)` builds: the same field values, defaults, related rows
+cached, database and state."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -10,9 +11,9 @@ from django.db.models import Model
 from django.db.models.signals import post_init, pre_init
 
 from helpdesk.models import Conversation, Identity, Message
+from helpdesk.services.bulkrows import build_row as new_row
 from social.models import SocialAccount
 from tenants.models import Tenant
-from tenants.plain_rows import new_row
 
 AT = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
