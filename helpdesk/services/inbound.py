@@ -44,8 +44,20 @@ def customer_message(
     identity: Identity,
     item: InboundItem,
 ) -> Message:
-    """The unsaved message row of one inbound item (every path writes this shape)."""
+    """The unsaved message row of one inbound item, counted in the metrics."""
     metrics.count_ingested(item.platform)
+    return message_row(tenant, conversation, account, identity, item)
+
+
+def message_row(
+    tenant: Tenant,
+    conversation: Conversation,
+    account: SocialAccount,
+    identity: Identity,
+    item: InboundItem,
+) -> Message:
+    """The unsaved message row of one inbound item (every path writes this shape;
+    batched ingest counts its items in the metrics per batch)."""
     reading = read_message(item.text)
     return build_row(
         Message,

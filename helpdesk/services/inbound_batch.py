@@ -38,7 +38,6 @@ from helpdesk import events, metrics
 from helpdesk.models import Contact, Conversation, Identity, Message
 from helpdesk.presence import presence_store
 from helpdesk.publish import enqueue_task_on_commit
-from helpdesk.sentiment import read_message
 from helpdesk.services import rollups, sla, writebatch
 from helpdesk.services.assignment import route_inbound
 from helpdesk.services.away import (
@@ -59,6 +58,7 @@ from helpdesk.services.inbound import (
     InboundResult,
     _apply_customer_message,
     incident_rules_open,
+    message_row,
     origin_of,
 )
 from social.connectors.base import InboundItem
@@ -67,6 +67,9 @@ from tenants.hours import availability
 from tenants.models import Tenant
 
 Status = Conversation.Status
+# A message's row: the one-item path's, without its count (a batch counts its
+# items per platform); a name of this module, which the poisoned-item tests replace.
+customer_message = message_row
 AuthorKey = tuple[str, str]  # (platform, author external id)
 
 
@@ -643,38 +646,6 @@ def _route(
             status=conversation.status
         )
     return route_inbound(conversation, opened=opened)
-
-
-def customer_message(
-    tenant: Tenant,
-    conversation: Conversation,
-    account: SocialAccount,
-    identity: Identity,
-    item: InboundItem,
-) -> Message:
-    """inbound.customer_message's row, built by bulkrows.build_row: a batch's
-    messages skip Model.__init__ (tests/helpdesk/test_plain_rows_built.py holds
-    the two rows equal). The caller counts the batch's items in the metrics."""
-    reading = read_message(item.text)
-    return build_row(
-        Message,
-        tenant=tenant,
-        conversation=conversation,
-        account=account,
-        platform=item.platform,
-        direction=Message.Direction.IN,
-        visibility=item.visibility,
-        kind=Message.Kind.CUSTOMER,
-        external_id=item.external_id,
-        external_url=item.url,
-        in_reply_to_external_id=item.in_reply_to,
-        author_identity=identity,
-        text=item.text,
-        language=reading.language,
-        sentiment_score=reading.score,
-        angry=reading.angry,
-        created_at=item.created_at,
-    )
 
 
 def _relate(conversation: Conversation, name: str, value: Model) -> None:

@@ -1,7 +1,7 @@
 """helpdesk.services.bulkrows.build_row and row_loader make the instances Django
 makes (`model(**values)`, `Model.from_db`) without `Model.__init__`, and take
-Django's own path whenever `__init__` would do more; the batch's message row is
-inbound.customer_message's."""
+Django's own path whenever `__init__` would do more; the inbound message row
+(both paths build it with inbound.message_row) is the one Django builds."""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,7 +13,9 @@ from django.db.models import Model
 from django.db.models.signals import post_init, pre_init
 from django.test import override_settings
 
+from helpdesk import metrics
 from helpdesk.models import Contact, Conversation, Identity, Message
+from helpdesk.sentiment import read_message
 from helpdesk.services import inbound, inbound_batch
 from helpdesk.services.bulkrows import build_row, routes_plainly, row_loader
 from social.connectors.base import Author, InboundItem
@@ -201,16 +203,39 @@ def _item(**overrides: Any) -> InboundItem:
         _item(text="Merci, tout va bien maintenant", thread_ref="", in_reply_to=""),
     ],
 )
-def test_the_batch_message_is_the_one_customer_message_builds(
-    item: InboundItem,
+def test_the_inbound_message_row_is_djangos_and_counted_once(
+    item: InboundItem, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    counted: list[str] = []
+    monkeypatch.setattr(metrics, "count_ingested", counted.append)
     account = SocialAccount(pk=2, tenant_id=1, brand_id=3, platform="sandbox")
     account._state.adding, account._state.db = False, "default"
+    reading = read_message(item.text)
+    expected = Message(
+        tenant=TENANT,
+        conversation=CONVERSATION,
+        account=account,
+        platform=item.platform,
+        direction=Message.Direction.IN,
+        visibility=item.visibility,
+        kind=Message.Kind.CUSTOMER,
+        external_id=item.external_id,
+        external_url=item.url,
+        in_reply_to_external_id=item.in_reply_to,
+        author_identity=IDENTITY,
+        text=item.text,
+        language=reading.language,
+        sentiment_score=reading.score,
+        angry=reading.angry,
+        created_at=item.created_at,
+    )
     args = (TENANT, CONVERSATION, account, IDENTITY, item)
-    expected = without_client_ref(state(inbound.customer_message(*args)))
-    got = without_client_ref(state(inbound_batch.customer_message(*args)))
-    assert got == expected
+    got = without_client_ref(state(inbound.customer_message(*args)))
+    assert got == without_client_ref(state(expected))
     assert got[0]["text"] == item.text
+    assert counted == [item.platform]
+    # The batch builds the same row and counts its items per batch instead.
+    assert inbound_batch.customer_message is inbound.message_row
 
 
 def test_plain_rows_skip_model_init(monkeypatch: pytest.MonkeyPatch) -> None:
