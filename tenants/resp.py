@@ -57,24 +57,7 @@ class PlainRedis:
 
     def execute(self, *args: str | bytes | int | float) -> Reply:
         """Send one command and return its reply (an error reply is raised)."""
-        command = pack(args)
-        try:
-            reader = self._reader()
-            self._send(command)
-            reply = read_reply(reader)
-        except TimeoutError as error:
-            self._close()
-            raise redis.exceptions.TimeoutError(
-                f"Timeout reading from {self._where()}: {error}"
-            ) from error
-        except OSError as error:
-            self._close()
-            raise redis.exceptions.ConnectionError(
-                f"Error talking to {self._where()}: {error}"
-            ) from error
-        except redis.exceptions.ConnectionError:
-            self._close()
-            raise
+        (reply,) = self.execute_many((args,))
         if isinstance(reply, redis.exceptions.ResponseError):
             raise reply
         return reply
@@ -82,7 +65,8 @@ class PlainRedis:
     def execute_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Reply]:
         """Send several commands at once (one write) and read their replies in
         order: one round trip. An error reply is returned in its command's
-        place, not raised; a connection failure raises as in `execute`."""
+        place, not raised; a connection failure closes the socket and raises
+        redis-py's TimeoutError or ConnectionError."""
         packed = b"".join(pack(args) for args in commands)
         try:
             reader = self._reader()
