@@ -22,6 +22,19 @@ from social.connectors import text as _text
 UNPARSED: Any = object()
 
 
+def delivery_object(body: bytes, payload: Any = UNPARSED) -> dict[str, Any]:
+    """A webhook delivery's `body` as a JSON object (`payload` when the caller
+    read it already); ValueError when it is not JSON or not an object."""
+    if payload is UNPARSED:
+        try:
+            payload = _text.load_json(body)
+        except ValueError as exc:
+            raise ValueError(f"Not JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise ValueError("The delivery is not a JSON object.")
+    return payload
+
+
 def hmac_sha256(secret: str, message: bytes) -> bytes:
     """HMAC-SHA256 of `message` keyed with `secret`, as `hmac.digest` gives it.
 

@@ -67,10 +67,11 @@ from social.connectors.base import (
     SendLimit,
     TokenSet,
     WebhookItem,
+    delivery_object,
     engagement_from,
     hmac_sha256,
 )
-from social.connectors.text import load_json, parsed_each
+from social.connectors.text import parsed_each
 from social.http import request
 
 logger = logging.getLogger(__name__)
@@ -210,18 +211,6 @@ def graph_call(
     return _obj(response.json())
 
 
-def _load(body: bytes, payload: Any = UNPARSED) -> dict[str, Any]:
-    """`body` as a JSON object (`payload` when the caller read it already)."""
-    if payload is UNPARSED:
-        try:
-            payload = load_json(body)
-        except ValueError as exc:
-            raise ValueError(f"Not JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise ValueError("The delivery is not a JSON object.")
-    return payload
-
-
 def _required(target: str) -> str:
     if not target:
         raise ConnectorError("The reply has nothing to answer.", permanent=True)
@@ -300,7 +289,7 @@ class MetaConnector(Connector):
     def webhook_event_id(self, body: bytes, payload: Any = UNPARSED) -> str:
         """A SHA-256 of the delivery's event keys (field, comment id and verb; message
         mid; any other event by its content), so a redelivery gets the same id."""
-        payload = _load(body, payload)
+        payload = delivery_object(body, payload)
         keys = [_str(payload.get("object"))]
         for entry in _dicts(payload.get("entry")):
             for change in _dicts(entry.get("changes")):
@@ -320,7 +309,7 @@ class MetaConnector(Connector):
         ValueError when the body is not JSON or is for another object type (a
         Facebook delivery sent to the Instagram endpoint, or the reverse).
         """
-        payload = _load(body)
+        payload = delivery_object(body)
         if payload.get("object") != self.object_type:
             raise ValueError(f"Not an object={self.object_type} delivery.")
         found: dict[tuple[str, str], WebhookItem] = {}

@@ -61,12 +61,12 @@ from social.connectors.base import (
     SendLimit,
     TokenSet,
     WebhookItem,
+    delivery_object,
     engagement_from,
     hmac_sha256,
     search_tokens,
 )
 from social.connectors.text import (
-    load_json,
     malformed_as_value_error,
     parsed_each,
 )
@@ -117,18 +117,6 @@ def _int(value: object) -> int:
         return int(str(value))
     except ValueError:
         return 0
-
-
-def _load(body: bytes, payload: Any = UNPARSED) -> dict[str, Any]:
-    """`body` as a JSON object (`payload` when the caller read it already)."""
-    if payload is UNPARSED:
-        try:
-            payload = load_json(body)
-        except ValueError as exc:
-            raise ValueError(f"Not JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise ValueError("The delivery is not a JSON object.")
-    return payload
 
 
 def _id_key(post_id: str) -> tuple[int, str]:
@@ -443,7 +431,7 @@ class XConnector(Connector):
         """XAA: `data.event_uuid`. AAA: a SHA-256 of the addressed account and the ids
         of every event in the body (an event without an id counts by its content), so
         a redelivery of the same events gets the same id. ValueError when not JSON."""
-        payload = _load(body, payload)
+        payload = delivery_object(body, payload)
         uuid = _str(_obj(payload.get("data")).get("event_uuid"))
         if uuid:
             return uuid
@@ -465,7 +453,7 @@ class XConnector(Connector):
         Only posts and DMs from other people become items; follows, likes, typing,
         read receipts, revokes, `dm.sent` and encrypted `chat.*` events are ignored.
         """
-        payload = _load(body)
+        payload = delivery_object(body)
         if "for_user_id" in payload:
             return self._account_activity(payload)
         data = _obj(payload.get("data"))
