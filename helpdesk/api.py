@@ -44,6 +44,7 @@ from helpdesk.services.replies import (
     retry_failed_message,
 )
 from social.models import Platform
+from tenants.last_write import commit_with_last_write
 from tenants.models import Membership
 from tenants.permissions import TenantScopedApi
 
@@ -445,18 +446,22 @@ class MessageListApi(TenantScopedApi):
     def post(self, request: Request, conversation_id: int) -> Response:
         conversation = access_conversation_for_reply(self.membership, conversation_id)
         data = _reply_input(request.data)
-        outcome = post_reply(
-            conversation,
-            membership=self.membership,
-            text=data["text"],
-            visibility=data.get("visibility"),
-            seen_seq=data.get("seen_seq"),
-            confirm=data.get("confirm", []),
-            override_reason=data.get("override_reason", ""),
-        )
-        return Response(
-            output(MessageOutput, outcome.message), status=status.HTTP_201_CREATED
-        )
+        # The reply is the request's last write: its statement may take COMMIT
+        # with it (tenants.last_write), releasing the workspace's event counter
+        # before the answer is built.
+        with commit_with_last_write():
+            outcome = post_reply(
+                conversation,
+                membership=self.membership,
+                text=data["text"],
+                visibility=data.get("visibility"),
+                seen_seq=data.get("seen_seq"),
+                confirm=data.get("confirm", []),
+                override_reason=data.get("override_reason", ""),
+            )
+            return Response(
+                output(MessageOutput, outcome.message), status=status.HTTP_201_CREATED
+            )
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

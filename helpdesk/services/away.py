@@ -90,6 +90,18 @@ def queue_away_reply(
     on commit.
     Returns the message, or None when no reply is due.
     """
+    text = away_reply_due(conversation, item=item, author=author)
+    if text is None:
+        return None
+    return queue_due_away_reply(conversation, item=item, text=text)
+
+
+def away_reply_due(
+    conversation: Conversation, *, item: InboundItem, author: Identity
+) -> str | None:
+    """The away reply's text when one is due to the item (queue_away_reply's
+    rules), else None. Writes nothing: a caller can tell before its last write
+    whether an away reply will follow it."""
     if not settings.AWAY_REPLIES_ENABLED:
         return None
     if conversation.customer_message_count != 1:
@@ -112,9 +124,16 @@ def queue_away_reply(
     )
     if not _can_send(conversation, item.visibility, text):
         return None
+    return text
+
+
+def queue_due_away_reply(
+    conversation: Conversation, *, item: InboundItem, text: str
+) -> Message:
+    """Queue the away reply `away_reply_due` gave for the item (`text`)."""
     # customer_message_count == 1 happens once per conversation (replays are
     # no-ops), so at most one automatic reply is ever queued.
-    return _queue(conversation, item.visibility, text, now)
+    return _queue(conversation, item.visibility, text, timezone.now())
 
 
 def _first_name(display_name: str) -> str:

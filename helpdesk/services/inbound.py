@@ -17,7 +17,11 @@ from helpdesk.publish import enqueue_task_on_commit
 from helpdesk.sentiment import read_message
 from helpdesk.services import rollups, sla, webhook_outbox, writebatch
 from helpdesk.services.assignment import route_inbound
-from helpdesk.services.away import queue_away_reply
+from helpdesk.services.away import (
+    away_reply_due,
+    queue_away_reply,
+    queue_due_away_reply,
+)
 from helpdesk.services.bulkrows import build_row
 from helpdesk.services.contacts import _refresh, upsert_identity
 from social.connectors.base import InboundItem
@@ -279,9 +283,17 @@ def _record_pg(
         _emit_recorded(
             tenant.pk, message, conversation, item, changed, opened, first_seq
         )
+        away = (
+            away_reply_due(conversation, item=item, author=identity)
+            if away_reply
+            else None
+        )
+        # Nothing follows the batch but a due away reply or the incident link:
+        # its statement may go with COMMIT (tenants.last_write).
+        batch.last_write = not outer and away is None and not link
     conversation._state.adding = False
-    if away_reply:
-        queue_away_reply(conversation, item=item, author=identity)
+    if away is not None:
+        queue_due_away_reply(conversation, item=item, text=away)
     if link:
         _link_new_conversation(conversation)
     return InboundResult(message, conversation, created=True, opened=opened)

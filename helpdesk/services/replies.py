@@ -151,7 +151,11 @@ def post_reply(
         unconfirmed = {k: v for k, v in warnings.items() if k not in set(confirm)}
         if unconfirmed:
             raise ReplyNeedsConfirmation(unconfirmed)
-        message = _queue(locked, membership, full_text, chosen, kind)
+        # The reply's statement is the transaction's last write unless the
+        # override's audit row follows it (tenants.last_write).
+        message = _queue(
+            locked, membership, full_text, chosen, kind, last_write=not overridden
+        )
         if overridden:
             record_audit(
                 membership.tenant,
@@ -418,8 +422,12 @@ def _queue(
     kind: str,
     *,
     move: bool = False,
+    last_write: bool = False,
 ) -> Message:
     """Create the scheduled reply; the response clock stops now (R5).
+
+    `last_write`: nothing is written after it in this transaction, so its
+    statement may go with COMMIT (tenants.last_write, when the caller allows).
 
     `move`: this reply moves the conversation to private (the invitation, or the
     private reply sent in its place). A queued reply records the response fact
@@ -487,6 +495,7 @@ def _queue(
         first_seq: int | writebatch.Sequences
         if new_id is not None:
             message.pk = new_id
+            batch.last_write = last_write
             first_seq = batch.sequences(conversation.tenant_id, 2)
             batch.insert([message], sql=[{"seq": first_seq.at(0)}])
             first_seq.then(lambda first: setattr(message, "seq", first))

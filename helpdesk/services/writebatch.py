@@ -23,7 +23,10 @@ Python; rows with `Sql` values, and other values, keep the VALUES list.
 that one statement: the tenant's counter row, which every write of the tenant
 waits for from its allocation to COMMIT, is then held for one round trip and
 the COMMIT. The batch's rows name the numbers with `Sequences.at(n)` (a `Sql`
-value); `Sequences.first` is known once the batch has run.
+value); `Sequences.first` is known once the batch has run. A service whose
+batch is its transaction's last write sets `last_write`: inside
+`tenants.last_write.commit_with_last_write()` the statement and COMMIT then go
+in one pipeline, and the row is released as soon as COMMIT completes.
 """
 
 # ruff: noqa: S608 - table and column names come from the models; values are parameters.
@@ -38,6 +41,7 @@ import orjson
 from django.db import IntegrityError, connection, models, transaction
 
 from helpdesk.services.bulkrows import json_checks
+from tenants.last_write import execute_last
 
 Statement = tuple[str, list[Any]]
 
@@ -87,6 +91,10 @@ class WriteBatch:
         # statement's head, its rows (rendered by flush).
         self._inserts: dict[str, _Merged] = {}
         self.allocation: Sequences | None = None
+        # Set by a service when the batch's statement is its transaction's last
+        # write: inside tenants.last_write.commit_with_last_write() the statement
+        # then goes with COMMIT (the counter row is released at once).
+        self.last_write = False
 
     def sequences(self, tenant_id: int, count: int) -> Sequences:
         """Allocate the tenant's next `count` event sequences in this batch's
@@ -194,12 +202,16 @@ class WriteBatch:
         parts += [
             (f"w{n} AS ({sql})", params) for n, (sql, params) in enumerate(statements)
         ]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "WITH " + ", ".join(sql for sql, _ in parts) + " SELECT value FROM s",
-                [value for _, params in parts for value in params],
-            )
-            (last,) = cursor.fetchone()
+        sql = "WITH " + ", ".join(sql for sql, _ in parts) + " SELECT value FROM s"
+        params = [value for _, params in parts for value in params]
+        if self.last_write:
+            row = execute_last(sql, params)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
+        assert row is not None  # noqa: S101 - SELECT value FROM s: one row
+        (last,) = row
         allocation.first = last - allocation.count + 1
         for callback in allocation.callbacks:
             callback(allocation.first)

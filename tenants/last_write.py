@@ -1,0 +1,127 @@
+"""Commit a transaction together with its last statement (PostgreSQL).
+
+The workspace's event-counter row (helpdesk.events) stays locked from the
+statement that allocates event sequences to COMMIT, and every write of the
+workspace waits for it. Sent one after the other, that statement and COMMIT
+keep the row locked for a round trip and for all the Python in between: the
+service returning, the view building its answer, the middleware and, in a busy
+process, the wait for the GIL. On the bench machine the holder was idle in
+transaction for about half of the time it held the row (tests/perf/RESULTS.md,
+ninth session).
+
+A caller whose block ends its transaction's writes opens
+`commit_with_last_write()` around it (an API view around its service call,
+for instance). Its service marks its last statement (a write batch's
+`last_write`), and `execute_last` sends that statement and COMMIT in one
+pipeline: PostgreSQL releases the row when COMMIT completes, before anything
+returns to Python. The counter statement, the COMMIT and the number of
+statements are the same; one round trip less.
+
+It commits only when the block's transaction is the outermost atomic block of
+the connection, with no savepoint open and nothing marked for rollback.
+Anywhere else (inside a test's transaction, a caller's savepoint, SQLite), the
+statement runs as usual and Django commits when the atomic block ends.
+
+After such a commit nothing more may be sent inside the block: a statement
+would start a second transaction without the workspace's setting. Until the
+block ends, the connection refuses one with `StatementAfterCommit`. When
+Django's atomic block ends, its COMMIT finds nothing to commit and it runs the
+on-commit callbacks as usual (events are published after the commit, as
+before).
+"""
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from django.db import connections
+
+__all__ = ["StatementAfterCommit", "commit_with_last_write", "execute_last"]
+
+
+class StatementAfterCommit(RuntimeError):
+    """A statement sent after `execute_last` committed the block's transaction."""
+
+
+class _Scope:
+    __slots__ = ("committed", "stack", "using")
+
+    def __init__(self, using: str, stack: ExitStack) -> None:
+        self.using, self.stack, self.committed = using, stack, False
+
+
+_scope: ContextVar[_Scope | None] = ContextVar("last_write", default=None)
+
+
+@contextmanager
+def commit_with_last_write(using: str = "default") -> Iterator[None]:
+    """Let the block's last statement commit its transaction (see the module).
+
+    Open it only around code after which the transaction writes nothing more.
+    """
+    with ExitStack() as stack:
+        token = _scope.set(_Scope(using, stack))
+        try:
+            yield
+        finally:
+            _scope.reset(token)
+
+
+def _may_commit(scope: _Scope | None, using: str) -> bool:
+    if scope is None or scope.using != using or scope.committed:
+        return False
+    connection = connections[using]
+    return (
+        connection.vendor == "postgresql"
+        and connection.in_atomic_block
+        # The outermost block commits on exit (not a transaction Django found
+        # open), and no savepoint of a nested block is open.
+        and connection.commit_on_exit
+        and not any(connection.savepoint_ids)
+        and not connection.needs_rollback
+    )
+
+
+def execute_last(
+    sql: str, params: Sequence[Any], *, using: str = "default"
+) -> tuple[Any, ...] | None:
+    """Run the block's last statement and return its first row.
+
+    Inside `commit_with_last_write()`, where allowed, COMMIT goes in the same
+    pipeline; a failing statement raises as usual and leaves the transaction
+    to be rolled back (the COMMIT is skipped with it).
+    """
+    connection = connections[using]
+    scope = _scope.get()
+    with connection.cursor() as cursor:
+        if scope is None or not _may_commit(scope, using):
+            cursor.execute(sql, params)
+            first: tuple[Any, ...] | None = cursor.fetchone()
+            return first
+        raw = connection.connection
+        with (
+            connection.cursor() as commit,
+            connection.wrap_database_errors,
+            raw.pipeline(),
+        ):
+            cursor.execute(sql, params)
+            # Through Django's cursor, so statement counters see it.
+            commit.execute("COMMIT")
+        row: tuple[Any, ...] | None = cursor.fetchone()
+    scope.committed = True
+    scope.stack.enter_context(connection.execute_wrapper(_refuse))
+    return row
+
+
+def _refuse(
+    execute: Callable[..., Any],
+    sql: str,
+    params: Any,
+    many: bool,
+    context: dict[str, Any],
+) -> Any:
+    raise StatementAfterCommit(
+        "this transaction was committed with its last write; "
+        f"nothing more may run in it: {sql[:120]}"
+    )

@@ -1,0 +1,336 @@
+"""A transaction's last statement takes COMMIT with it (tenants.last_write).
+
+The workspace's event-counter row is what every write of the workspace waits
+for; these tests look at it from a second connection (the runtime role, the
+workspace's setting applied) while the request is still inside its atomic
+block: with the last statement sent together with COMMIT, the row is already
+free and its new value visible there; without, it is still locked.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from psycopg import errors
+from rest_framework.test import APIClient
+
+from helpdesk import api as helpdesk_api
+from helpdesk.models import Conversation, Event, Message
+from helpdesk.services import writebatch
+from social import channel_api
+from social.api_channel import create_api_channel
+from social.models import SocialAccount
+from tenants.context import tenant_context
+from tenants.last_write import (
+    StatementAfterCommit,
+    commit_with_last_write,
+    execute_last,
+)
+from tenants.models import AuditEvent, Brand, Tenant, User
+from tests.api_clients import base, push, token_client
+from tests.factories import membership_of
+from tests.perf.report import conninfo
+from tests.statements import count_statements
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NEXT = writebatch._NEXT_SEQ
+ALL_WEEK = {
+    day: [["00:00", "24:00"]]
+    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+}
+
+
+def counter_seen_elsewhere(tenant_id: int) -> tuple[str, int | None]:
+    """From another connection: ("free", committed value) when the counter row
+    can be locked at once, ("locked", None) when a transaction holds it, ("none",
+    None) when no committed row exists."""
+    with psycopg.connect(conninfo(), autocommit=False) as other:
+        other.execute(f"SET LOCAL app.tenant_id = {int(tenant_id)}")
+        try:
+            row = other.execute(
+                "SELECT value FROM helpdesk_eventcounter WHERE tenant_id = %s"
+                " FOR UPDATE NOWAIT",
+                [tenant_id],
+            ).fetchone()
+        except errors.LockNotAvailable:
+            return "locked", None
+        finally:
+            other.rollback()
+    return ("free", int(row[0])) if row else ("none", None)
+
+
+def committed_counter(tenant: Tenant) -> int | None:
+    with psycopg.connect(conninfo()) as other, other.transaction():
+        other.execute(f"SET LOCAL app.tenant_id = {int(tenant.pk)}")
+        row = other.execute(
+            "SELECT value FROM helpdesk_eventcounter WHERE tenant_id = %s",
+            [tenant.pk],
+        ).fetchone()
+    return None if row is None else int(row[0])
+
+
+@pytest.fixture
+def started(tenant: Tenant) -> Iterator[Tenant]:
+    """The workspace's counter at 5, committed."""
+    with tenant_context(tenant), connection.cursor() as cursor:
+        cursor.execute(NEXT, [tenant.pk, 5])
+    assert committed_counter(tenant) == 5
+    yield tenant
+
+
+def test_the_last_statement_commits_with_it_and_nothing_may_follow(
+    started: Tenant,
+) -> None:
+    tenant = started
+    called: list[str] = []
+    with tenant_context(tenant), commit_with_last_write():
+        transaction.on_commit(lambda: called.append("published"))
+        row = execute_last(NEXT, [tenant.pk, 2])
+        assert row == (7,)
+        # Still inside the request's atomic block: already committed.
+        assert counter_seen_elsewhere(tenant.pk) == ("free", 7)
+        assert called == []  # callbacks run when the block ends, as before
+        with pytest.raises(StatementAfterCommit, match="helpdesk_eventcounter"):
+            with connection.cursor() as cursor:
+                cursor.execute(NEXT, [tenant.pk, 1])
+    assert called == ["published"]
+    assert committed_counter(tenant) == 7
+
+
+def test_without_the_block_the_row_stays_locked_until_the_commit(
+    started: Tenant,
+) -> None:
+    tenant = started
+    with tenant_context(tenant):
+        assert execute_last(NEXT, [tenant.pk, 2]) == (7,)
+        assert counter_seen_elsewhere(tenant.pk) == ("locked", None)
+        # The transaction goes on as usual.
+        assert execute_last(NEXT, [tenant.pk, 1]) == (8,)
+    assert committed_counter(tenant) == 8
+
+
+def test_inside_a_savepoint_it_does_not_commit_the_outer_transaction(
+    started: Tenant,
+) -> None:
+    tenant = started
+    with transaction.atomic():
+        with tenant_context(tenant), commit_with_last_write():  # a savepoint
+            assert execute_last(NEXT, [tenant.pk, 2]) == (7,)
+            assert counter_seen_elsewhere(tenant.pk) == ("locked", None)
+        transaction.set_rollback(True)
+    assert committed_counter(tenant) == 5
+
+
+def test_a_failing_last_statement_commits_nothing(started: Tenant) -> None:
+    tenant = started
+    called: list[str] = []
+    with pytest.raises(IntegrityError):
+        with tenant_context(tenant), commit_with_last_write():
+            transaction.on_commit(lambda: called.append("published"))
+            with connection.cursor() as cursor:
+                cursor.execute(NEXT, [tenant.pk, 2])  # an earlier write: 7
+            # The counter row exists: a plain INSERT of it is refused.
+            execute_last(
+                "INSERT INTO helpdesk_eventcounter (tenant_id, value) VALUES (%s, %s)"
+                " RETURNING value",
+                [tenant.pk, 1],
+            )
+    assert called == []
+    assert committed_counter(tenant) == 5
+    assert counter_seen_elsewhere(tenant.pk) == ("free", 5)
+
+
+def test_only_one_statement_commits_per_block(started: Tenant) -> None:
+    """The block's second execute_last is refused like any statement after it."""
+    tenant = started
+    with tenant_context(tenant), commit_with_last_write():
+        assert execute_last(NEXT, [tenant.pk, 1]) == (6,)
+        with pytest.raises(StatementAfterCommit):
+            execute_last(NEXT, [tenant.pk, 1])
+    assert committed_counter(tenant) == 6
+
+
+def test_the_next_transaction_on_the_connection_runs_as_usual(
+    started: Tenant,
+) -> None:
+    tenant = started
+    with tenant_context(tenant), commit_with_last_write():
+        execute_last(NEXT, [tenant.pk, 1])
+    with tenant_context(tenant):
+        assert execute_last(NEXT, [tenant.pk, 1]) == (7,)
+        assert Event.objects.count() == 0
+    assert committed_counter(tenant) == 7
+
+
+# --- The API's write paths ------------------------------------------------------
+
+
+@pytest.fixture
+def channel(tenant: Tenant, owner: User) -> SocialAccount:
+    with tenant_context(tenant):
+        Brand.objects.update(business_hours=ALL_WEEK, send_hold_seconds=0)
+        return create_api_channel(
+            membership_of(tenant, owner), brand=Brand.objects.get(), name="Chat"
+        )
+
+
+@pytest.fixture
+def client(tenant: Tenant, owner: User) -> APIClient:
+    return token_client(tenant, owner, "admin")
+
+
+def reply(client: APIClient, tenant: Tenant, conversation: int, **body: Any) -> Any:
+    return client.post(
+        f"{base(tenant)}/conversations/{conversation}/messages/",
+        {"text": "Checking now.", **body},
+        format="json",
+    )
+
+
+def test_a_push_is_committed_before_its_answer_is_built(
+    client: APIClient,
+    tenant: Tenant,
+    channel: SocialAccount,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert push(client, tenant, channel, 0).status_code == 201  # sequences 1-2
+    seen: list[tuple[str, int | None]] = []
+    record = channel_api.record_channel_message
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        result = record(*args, **kwargs)
+        seen.append(counter_seen_elsewhere(tenant.pk))
+        return result
+
+    monkeypatch.setattr(channel_api, "record_channel_message", recorded)
+    with count_statements() as statements:
+        response = push(client, tenant, channel, 1)
+    assert response.status_code == 201, response.content
+    assert seen == [("free", 4)]
+    assert statements.sql[-1] == "COMMIT", statements.listing()
+    assert statements.sql.count("COMMIT") == 1, statements.listing()
+    with tenant_context(tenant):
+        message = Message.objects.get(pk=response.json()["message_id"])
+        assert message.seq == 3
+        assert list(Event.objects.order_by("seq").values_list("seq", flat=True)) == [
+            1,
+            2,
+            3,
+            4,
+        ]
+
+
+def test_a_reply_is_committed_before_its_answer_is_built(
+    client: APIClient,
+    tenant: Tenant,
+    channel: SocialAccount,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conversation = push(client, tenant, channel, 0).json()["conversation_id"]
+    seen: list[tuple[str, int | None]] = []
+    output = helpdesk_api.output
+
+    def answer(*args: Any, **kwargs: Any) -> Any:
+        seen.append(counter_seen_elsewhere(tenant.pk))
+        return output(*args, **kwargs)
+
+    monkeypatch.setattr(helpdesk_api, "output", answer)
+    with count_statements() as statements:
+        response = reply(client, tenant, conversation)
+    assert response.status_code == 201, response.content
+    assert seen == [("free", 4)]
+    # The reply's statement (sequences, message, events), then COMMIT; the
+    # delivery that follows (no hold, eager tasks) is the worker's.
+    counter = [n for n, sql in enumerate(statements.sql) if "eventcounter" in sql]
+    assert statements.sql[counter[0] + 1] == "COMMIT", statements.listing()
+    with tenant_context(tenant):
+        message = Message.objects.get(pk=response.json()["id"])
+        assert (message.seq, message.direction) == (3, Message.Direction.OUT)
+
+
+def test_a_refused_reply_commits_nothing(
+    client: APIClient, tenant: Tenant, channel: SocialAccount
+) -> None:
+    conversation = push(client, tenant, channel, 0).json()["conversation_id"]
+    response = reply(client, tenant, conversation, visibility="sideways")
+    assert response.status_code == 400, response.content
+    assert response.json()["fields"] == {
+        "visibility": ['"sideways" is not a valid choice.']
+    }
+    assert committed_counter(tenant) == 2
+    with tenant_context(tenant):
+        assert Message.objects.filter(direction=Message.Direction.OUT).count() == 0
+
+
+def test_an_overridden_reply_writes_its_audit_after_its_statement(
+    client: APIClient, tenant: Tenant, channel: SocialAccount
+) -> None:
+    """The audit row follows the reply's statement, which then waits for the
+    request's COMMIT as before."""
+    pushed = client.post(
+        f"{base(tenant)}/channels/{channel.pk}/messages/",
+        {
+            "external_id": "p-1",
+            "text": "Still waiting for my refund",
+            "author": {"id": "cust-1", "name": "Customer 1"},
+            "visibility": "public",
+        },
+        format="json",
+    )
+    assert pushed.status_code == 201, pushed.content
+    conversation = pushed.json()["conversation_id"]
+    with tenant_context(tenant):
+        Conversation.objects.filter(pk=conversation).update(public_reply_count=2)
+    refused = reply(client, tenant, conversation, visibility="public")
+    assert refused.status_code == 409, refused.content
+    response = reply(
+        client, tenant, conversation, visibility="public", override_reason="outage"
+    )
+    assert response.status_code == 201, response.content
+    with tenant_context(tenant):
+        audit = AuditEvent.objects.get(action="reply.limit_overridden")
+        assert audit.data == {"conversation_id": conversation, "count": 3}
+        assert Conversation.objects.get(pk=conversation).public_reply_count == 3
+
+
+def test_a_push_that_gets_an_away_reply_records_both(
+    client: APIClient,
+    tenant: Tenant,
+    channel: SocialAccount,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The away reply is written after the push's statement, in its transaction."""
+    settings.AWAY_REPLIES_ENABLED = True
+    evening = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)  # a Monday, closed at 17:00
+    monkeypatch.setattr(timezone, "now", lambda: evening)
+    with tenant_context(tenant):
+        Brand.objects.update(
+            business_hours={"mon": [["09:00", "17:00"]], "tue": [["09:00", "17:00"]]}
+        )
+    response = push(client, tenant, channel, 0)
+    assert response.status_code == 201, response.content
+    with tenant_context(tenant):
+        kinds = list(
+            Message.objects.order_by("seq").values_list("seq", "direction", "kind")
+        )
+        assert kinds == [
+            (1, Message.Direction.IN, Message.Kind.CUSTOMER),
+            (3, Message.Direction.OUT, Message.Kind.AUTO_REPLY),
+        ]
+        events = list(Event.objects.order_by("seq").values_list("seq", "type"))
+    # The away reply's message.created, then its delivery (no hold, eager
+    # tasks): sending, sent.
+    assert events == [
+        (1, "message.created"),
+        (2, "conversation.created"),
+        (3, "message.created"),
+        (4, "message.updated"),
+        (5, "message.updated"),
+    ]
+    assert committed_counter(tenant) == 5
