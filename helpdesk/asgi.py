@@ -1,8 +1,11 @@
 """ASGI entry point: HTTP to Django; websockets via the exact Origin check
 (helpdesk/websocket_guard.py), session auth and routing, with every refusal closed
-with its 44xx code so the page can tell it from a dropped connection."""
+with its 44xx code so the page can tell it from a dropped connection. Once all of
+it is loaded, what it loaded is frozen out of the garbage collector's way
+(helpdesk/gc_tuning.py)."""
 
 import os
+from importlib import import_module
 
 # Django's ASGIHandler with the whole request in one hop to a reused thread.
 from helpdesk.asgi_handler import get_asgi_application
@@ -48,3 +51,11 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+from helpdesk.gc_tuning import tune_collector  # noqa: E402
+
+# The URLconf, and through it every view and serializer, would otherwise be
+# imported by the first request, after the freeze: import it now so that it is
+# frozen with the rest.
+import_module(settings.ROOT_URLCONF)
+tune_collector()

@@ -50,7 +50,11 @@ _guard_closed_redis_channel()
 def _warm_readers(**_: Any) -> None:
     """Load the language model and the sentiment lexicons when a worker starts
     (prefork children inherit them), so that the first message it records does not
-    wait for them (about 1-3 s)."""
+    wait for them (about 1-3 s). Then what the worker loaded is frozen out of the
+    garbage collector's way (helpdesk/gc_tuning.py), before a prefork pool forks:
+    its children inherit the frozen generation."""
+    from helpdesk.gc_tuning import tune_collector
     from helpdesk.sentiment import warm
 
     warm()
+    tune_collector()
