@@ -288,9 +288,10 @@ def _record_pg(
             if away_reply
             else None
         )
-        # Nothing follows the batch but a due away reply or the incident link:
-        # its statement may go with COMMIT (tenants.last_write).
-        batch.last_write = not outer and away is None and not link
+        # Nothing is written after the batch but a due away reply (the incident
+        # link is a task queued on commit): its statement may go with COMMIT
+        # (tenants.last_write).
+        batch.last_write = not outer and away is None
     conversation._state.adding = False
     if away is not None:
         queue_due_away_reply(conversation, item=item, text=away)

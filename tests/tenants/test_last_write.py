@@ -7,7 +7,6 @@ block: with the last statement sent together with COMMIT, the row is already
 free and its new value visible there; without, it is still locked.
 """
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +17,12 @@ from django.utils import timezone
 from psycopg import errors
 from rest_framework.test import APIClient
 
-from helpdesk import api as helpdesk_api
+from helpdesk.api_output import output
 from helpdesk.models import Conversation, Event, Message
 from helpdesk.services import writebatch
-from social import channel_api
-from social.api_channel import create_api_channel
+from incidents.models import IncidentLink
+from incidents.services import create_incident
+from social.api_channel import create_api_channel, record_channel_message
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.last_write import (
@@ -75,12 +75,12 @@ def committed_counter(tenant: Tenant) -> int | None:
 
 
 @pytest.fixture
-def started(tenant: Tenant) -> Iterator[Tenant]:
+def started(tenant: Tenant) -> Tenant:
     """The workspace's counter at 5, committed."""
     with tenant_context(tenant), connection.cursor() as cursor:
         cursor.execute(NEXT, [tenant.pk, 5])
     assert committed_counter(tenant) == 5
-    yield tenant
+    return tenant
 
 
 def test_the_last_statement_commits_with_it_and_nothing_may_follow(
@@ -95,9 +95,11 @@ def test_the_last_statement_commits_with_it_and_nothing_may_follow(
         # Still inside the request's atomic block: already committed.
         assert counter_seen_elsewhere(tenant.pk) == ("free", 7)
         assert called == []  # callbacks run when the block ends, as before
-        with pytest.raises(StatementAfterCommit, match="helpdesk_eventcounter"):
-            with connection.cursor() as cursor:
-                cursor.execute(NEXT, [tenant.pk, 1])
+        with (
+            pytest.raises(StatementAfterCommit, match="helpdesk_eventcounter"),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(NEXT, [tenant.pk, 1])
     assert called == ["published"]
     assert committed_counter(tenant) == 7
 
@@ -129,7 +131,8 @@ def test_inside_a_savepoint_it_does_not_commit_the_outer_transaction(
 def test_a_failing_last_statement_commits_nothing(started: Tenant) -> None:
     tenant = started
     called: list[str] = []
-    with pytest.raises(IntegrityError):
+
+    def write_then_fail() -> None:
         with tenant_context(tenant), commit_with_last_write():
             transaction.on_commit(lambda: called.append("published"))
             with connection.cursor() as cursor:
@@ -140,6 +143,9 @@ def test_a_failing_last_statement_commits_nothing(started: Tenant) -> None:
                 " RETURNING value",
                 [tenant.pk, 1],
             )
+
+    with pytest.raises(IntegrityError):
+        write_then_fail()
     assert called == []
     assert committed_counter(tenant) == 5
     assert counter_seen_elsewhere(tenant.pk) == ("free", 5)
@@ -200,14 +206,13 @@ def test_a_push_is_committed_before_its_answer_is_built(
 ) -> None:
     assert push(client, tenant, channel, 0).status_code == 201  # sequences 1-2
     seen: list[tuple[str, int | None]] = []
-    record = channel_api.record_channel_message
 
     def recorded(*args: Any, **kwargs: Any) -> Any:
-        result = record(*args, **kwargs)
+        result = record_channel_message(*args, **kwargs)
         seen.append(counter_seen_elsewhere(tenant.pk))
         return result
 
-    monkeypatch.setattr(channel_api, "record_channel_message", recorded)
+    monkeypatch.setattr("social.channel_api.record_channel_message", recorded)
     with count_statements() as statements:
         response = push(client, tenant, channel, 1)
     assert response.status_code == 201, response.content
@@ -233,13 +238,12 @@ def test_a_reply_is_committed_before_its_answer_is_built(
 ) -> None:
     conversation = push(client, tenant, channel, 0).json()["conversation_id"]
     seen: list[tuple[str, int | None]] = []
-    output = helpdesk_api.output
 
     def answer(*args: Any, **kwargs: Any) -> Any:
         seen.append(counter_seen_elsewhere(tenant.pk))
         return output(*args, **kwargs)
 
-    monkeypatch.setattr(helpdesk_api, "output", answer)
+    monkeypatch.setattr("helpdesk.api.output", answer)
     with count_statements() as statements:
         response = reply(client, tenant, conversation)
     assert response.status_code == 201, response.content
@@ -334,3 +338,32 @@ def test_a_push_that_gets_an_away_reply_records_both(
         (5, "message.updated"),
     ]
     assert committed_counter(tenant) == 5
+
+
+def test_a_push_linked_to_an_open_incident_is_linked_after_its_commit(
+    client: APIClient, tenant: Tenant, owner: User, channel: SocialAccount
+) -> None:
+    """The incident link is a task queued on commit: the push's statement still
+    takes COMMIT with it, and the link follows."""
+    with tenant_context(tenant):
+        incident = create_incident(
+            membership_of(tenant, owner), title="AA31 cancelled", rule_terms="aa31"
+        )
+    matching = client.post(
+        f"{base(tenant)}/channels/{channel.pk}/messages/",
+        {
+            "external_id": "m-1",
+            "text": "Is AA31 really cancelled?",
+            "author": {"id": "cust-1", "name": "Anna"},
+        },
+        format="json",
+    )
+    other = push(client, tenant, channel, 2)
+    assert matching.status_code == 201, matching.content
+    assert other.status_code == 201, other.content
+    with tenant_context(tenant):
+        assert list(
+            IncidentLink.objects.filter(incident=incident).values_list(
+                "conversation_id", flat=True
+            )
+        ) == [matching.json()["conversation_id"]]
