@@ -7,8 +7,13 @@ resumes "after N" misses nothing. Ephemeral events (presence, viewing, typing) a
 sent at once, carry no sequence and are not stored.
 
 Payloads carry ids plus the changed fields; browsers re-fetch what they display.
-`emit_many` stores a batch with one sequence allocation and one INSERT. Sending
-(channel layer, Celery) is helpdesk.publish's, which imports no service.
+`emit_many` stores a batch with one statement on PostgreSQL: the sequence
+allocation and the INSERT of the Event rows together, after the batch's other
+work (its webhook deliveries), so the counter row is locked from that statement
+to COMMIT and no longer. With `last=True` the statement is the transaction's
+last and, inside `tenants.last_write.commit_with_last_write()`, goes with COMMIT.
+`Pending` collects a transaction's events for one such statement at its end.
+Sending (channel layer, Celery) is helpdesk.publish's, which imports no service.
 """
 
 import json
@@ -25,6 +30,7 @@ from helpdesk.publish import group_send_many as _group_send_many
 from helpdesk.publish import on_commit, send_control
 from helpdesk.services import writebatch
 from helpdesk.services.webhook_outbox import queue_webhook_deliveries_many
+from tenants.last_write import execute_last
 from tenants.outages import outage_service
 
 logger = logging.getLogger(__name__)
@@ -38,6 +44,7 @@ DurableType = Literal[
 ]
 EphemeralType = Literal["presence", "viewing", "typing"]
 __all__ = [
+    "Pending",
     "emit",
     "emit_many",
     "next_seq",
@@ -148,6 +155,7 @@ def emit_many(
     known: Iterable[Any] = (),
     store: Callable[[list[Event]], None] | None = None,
     webhooks: bool = True,
+    last: bool = False,
 ) -> list[int]:
     """Store several durable events of one tenant at once; send them on commit.
 
@@ -156,21 +164,30 @@ def emit_many(
     tenant's transaction. Returns the sequences, consecutive and in item order.
 
     Costs, whatever the number of items:
-    - one sequence allocation (`next_seq(count=len(items))`), none when the
-      caller passes `first_seq` (it allocated `first_seq .. first_seq + n - 1`);
-    - one INSERT of all the Event rows, or none when `store` is given: it gets
-      the unsaved rows to write with its own statement (same transaction);
-    - outbound webhooks: one cached check; with active endpoints one endpoint
-      query for the whole batch, the messages and conversations the events name
-      read at most once each (none for those passed in `known`, loaded instances
-      as they are now in this transaction), and one INSERT of all deliveries,
-      enqueued after commit;
+    - outbound webhooks first: one cached check; with active endpoints one
+      endpoint query for the whole batch, the messages and conversations the
+      events name read at most once each (none for those passed in `known`,
+      loaded instances as they are now in this transaction), and one INSERT of
+      all deliveries, enqueued after commit;
+    - then, on PostgreSQL, one statement that allocates the sequences and
+      inserts all the Event rows (the counter row is locked from there to
+      COMMIT); elsewhere, or with `first_seq` or `store`, the allocation
+      (`next_seq(count=len(items))`, none when the caller passes `first_seq`:
+      it allocated `first_seq .. first_seq + n - 1`) and one INSERT, or none
+      when `store` is given: it gets the unsaved rows to write with its own
+      statement (same transaction);
     - one on-commit callback that pushes the payloads to the tenant's group in
       order (nothing is published before the commit).
 
     `webhooks=False`: the caller read in this transaction that the tenant has
     no active outbound endpoint (reply_lock's `has_webhook_endpoints`), so
     there is nothing to queue and the cached check is skipped.
+
+    `last=True`: the caller sends nothing more in this transaction. Inside
+    `tenants.last_write.commit_with_last_write()`, where it may, the statement
+    of the previous point then goes with COMMIT in one pipeline (PostgreSQL,
+    without `first_seq` or `store`), and the counter row is released as COMMIT
+    completes; the payloads are still published on commit, after it.
 
     `first_seq` may be a write batch's `Sequences` (allocated by the batch's
     own statement, PostgreSQL): the Event rows go into that batch with their
@@ -184,29 +201,99 @@ def emit_many(
         if webhooks:
             queue_webhook_deliveries_many(tenant_id, items, known=known)
         return []
-    if first_seq is None:
-        first_seq = next_seq(tenant_id, count=len(items)) - len(items) + 1
-    payloads: list[dict[str, Any]] = [
-        {"type": type, "seq": first_seq + n, **fields}
-        for n, (type, fields) in enumerate(items)
-    ]
-    if store is None and connection.vendor == "postgresql":
-        _insert_events(tenant_id, payloads)
-    else:
-        rows = [
-            Event(tenant_id=tenant_id, seq=p["seq"], type=p["type"], payload=p)
-            for p in payloads
-        ]
-        if store is None:
-            Event.objects.bulk_create(rows)
-        else:
-            store(rows)
+    # Before the Event rows: the statement that takes the counter comes last.
     if webhooks:
         queue_webhook_deliveries_many(tenant_id, items, known=known)
+    # "seq" second, as clients have always seen it; numbered below.
+    payloads: list[dict[str, Any]] = [
+        {"type": type, "seq": 0, **fields} for type, fields in items
+    ]
+    if first_seq is None and store is None and connection.vendor == "postgresql":
+        first_seq = _insert_numbered(tenant_id, payloads, last=last)
+        for n, payload in enumerate(payloads):
+            payload["seq"] = first_seq + n
+    else:
+        if first_seq is None:
+            first_seq = next_seq(tenant_id, count=len(items)) - len(items) + 1
+        for n, payload in enumerate(payloads):
+            payload["seq"] = first_seq + n
+        if store is None and connection.vendor == "postgresql":
+            _insert_events(tenant_id, payloads)
+        else:
+            rows = [
+                Event(tenant_id=tenant_id, seq=p["seq"], type=p["type"], payload=p)
+                for p in payloads
+            ]
+            if store is None:
+                Event.objects.bulk_create(rows)
+            else:
+                store(rows)
     group = inbox_group(tenant_id)
 
     on_commit(lambda: send_all_to_group(group, payloads))
     return [p["seq"] for p in payloads]
+
+
+class Pending:
+    """A transaction's durable events, stored together at its end.
+
+    A service that would emit events on its way (delivery's claims, its
+    outcomes and failures) adds them here; its caller stores them all with
+    `emit(last=True)` once nothing else is left to write, so the counter row
+    is taken by the transaction's last statement, held until COMMIT only (sent
+    with it inside `commit_with_last_write()`). The sequences follow the order
+    the events were added in.
+    """
+
+    __slots__ = ("items", "tenant_id")
+
+    def __init__(self, tenant_id: int) -> None:
+        self.tenant_id = tenant_id
+        self.items: list[EventSpec] = []
+
+    def add(self, type: DurableType, **fields: Any) -> None:
+        self.items.append((type, fields))
+
+    def extend(self, items: Iterable[EventSpec]) -> None:
+        self.items.extend(items)
+
+    def emit(self, *, last: bool = False) -> list[int]:
+        """emit_many of the events added so far (none: no statement)."""
+        items, self.items = self.items, []
+        return emit_many(self.tenant_id, items, last=last)
+
+
+# One statement: the tenant's counter takes the batch's numbers, and the Event
+# rows (from one JSON array, in its order) get them by position; it answers
+# the last number. A data-modifying WITH always runs to completion.
+_NUMBERED_INSERT = (
+    f"WITH s AS ({_NEXT_SEQ['postgresql']}), w AS ("  # noqa: S608 - constant
+    'INSERT INTO "helpdesk_event" ("tenant_id", "seq", "type", "payload",'
+    " \"created_at\") SELECT %s, (SELECT value FROM s) - %s + e.n, e.v ->> 'type',"
+    " e.v || jsonb_build_object('seq', (SELECT value FROM s) - %s + e.n), %s"
+    " FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS e(v, n)"
+    " ORDER BY e.n) SELECT value FROM s"
+)
+
+
+def _insert_numbered(
+    tenant_id: int, payloads: list[dict[str, Any]], *, last: bool
+) -> int:
+    """Allocate the sequences of `payloads` and insert their Event rows in one
+    statement (PostgreSQL; each payload's "seq" is replaced by its number, in
+    the row and its payload). Returns the first number. `last`: through
+    tenants.last_write.execute_last (with COMMIT, where it may)."""
+    count = len(payloads)
+    params: list[Any] = [tenant_id, count, tenant_id, count, count, timezone.now()]
+    params.append(json.dumps(payloads))
+    if last:
+        row = execute_last(_NUMBERED_INSERT, params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_NUMBERED_INSERT, params)
+            row = cursor.fetchone()
+    assert row is not None  # noqa: S101 - SELECT value FROM s: one row
+    return int(row[0]) - count + 1
 
 
 def _store_sequenced(

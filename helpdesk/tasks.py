@@ -16,6 +16,7 @@ from django.utils import timezone
 from kombu.transport.redis import Channel as RedisChannel
 from kombu.transport.virtual import QoS as VirtualQoS
 
+from helpdesk import events
 from helpdesk.services import (
     breaches,
     delivery,
@@ -32,6 +33,7 @@ from social.connectors import get_connector
 from social.connectors.base import ConnectorError, DeliveryResult, item_from_dict
 from social.models import SocialAccount
 from tenants.context import tenant_context
+from tenants.last_write import commit_with_last_write
 from tenants.models import Tenant
 from tenants.tasks import _keep_redis_client, enqueue, system_task, tenant_task
 
@@ -345,15 +347,20 @@ def deliver_message(
     # claimed + SEND_BUDGET cannot overlap a takeover (see delivery.CLAIM_LEASE).
     claimed = time.monotonic()
     limit = _batch_size()
-    with tenant_context(tenant):
+    # The claims' events are the transaction's last statement, sent with its
+    # COMMIT: the tenant's counter row is held for that statement only.
+    with tenant_context(tenant), commit_with_last_write():
+        pending = events.Pending(tenant.pk)
         plans = delivery.claim_batch(
             message_id,
             token=token,
             task_id=task_id,
             limit=limit,
             drain=due_by is not None,
+            pending=pending,
         )
         left = due_by is not None and delivery.unclaimed_by(due_by)
+        pending.emit(last=True)
     if left or not cleared:
         # A full batch: the rest at once; a row another transaction held, or a
         # marker that may still be set: shortly.
@@ -472,16 +479,21 @@ def _record(
     paused: dict[int, float],
     drain: bool = False,
 ) -> str:
-    """Record the batch's outcomes in one transaction, then hand out the retries."""
+    """Record the batch's outcomes in one transaction, then hand out the retries.
+
+    The outcomes' events (sent, then failures) are its last statement, sent
+    with its COMMIT, as the claim's are."""
     retries: list[tuple[_Attempt, int, float]] = []
     own: _Attempt | None = None
-    with tenant_context(tenant):
+    with tenant_context(tenant), commit_with_last_write():
+        pending = events.Pending(tenant.pk)
         sent = delivery.record_deliveries(
             {
                 a.plan.message_id: a.result
                 for a in attempts
                 if a.result is not None and not a.skipped
-            }
+            },
+            pending=pending,
         )
         woken = _account_health(attempts, paused)
         for attempt in attempts:
@@ -498,7 +510,11 @@ def _record(
             final = error.permanent or done >= MAX_DELIVERY_RETRIES
             countdown = retry_in(error, done, held=attempt.held)
             delivery.record_failure(
-                attempt.plan.message_id, error, final=final, retry_in=countdown
+                attempt.plan.message_id,
+                error,
+                final=final,
+                retry_in=countdown,
+                pending=pending,
             )
             if final:
                 logger.warning(
@@ -508,6 +524,7 @@ def _record(
                 )
             elif attempt is not own:
                 retries.append((attempt, done + 1, countdown))
+        pending.emit(last=True)
     if not task.request.is_eager:
         _remember_sent(tenant.pk, sent)
     for woken_id in woken:

@@ -14,6 +14,12 @@ Batches (issue 12): a task claims its own reply and the tenant's other due repli
 (claim_batch, SKIP LOCKED), each with the transition its own task would make; the
 claims commit before any platform call, the calls run concurrently in the worker
 (social.sending), and the outcomes are recorded together (record_deliveries).
+
+Events (message.updated) take the tenant's event-counter row, which every write
+of the tenant waits for until the transaction commits. Given an
+`events.Pending`, the claims, the outcomes and the failures add their events to
+it instead of storing them on their way; the caller (helpdesk.tasks) stores
+them with the transaction's last statement, sent with COMMIT.
 """
 
 from dataclasses import dataclass
@@ -86,7 +92,11 @@ class DeliveryPlan:
 
 
 def claim_for_delivery(
-    message_id: int, *, token: str, task_id: str | None = None
+    message_id: int,
+    *,
+    token: str,
+    task_id: str | None = None,
+    pending: events.Pending | None = None,
 ) -> DeliveryPlan | None:
     """Claim a due message for this attempt; None when there is nothing to send.
 
@@ -96,10 +106,11 @@ def claim_for_delivery(
     lease (its attempt died, or failed and this is its retry): taken over, with
     reconcile=True. Not yet due (edited hold, early task): re-enqueued for its time
     under `task_id`. Sending under a live lease, cancelled, sent or failed: None.
+    `pending`: the claim's event goes there (see the module), else it is stored.
     """
     if not _claim(message_id, token=token, task_id=task_id):
         return None
-    plans = _plans([message_id])
+    plans = _plans([message_id], pending)
     return plans[0] if plans else None
 
 
@@ -110,6 +121,7 @@ def claim_batch(
     task_id: str | None = None,
     limit: int = 1,
     drain: bool = False,
+    pending: events.Pending | None = None,
 ) -> list[DeliveryPlan]:
     """Claim this task's message as claim_for_delivery does and, when it was
     claimed, up to `limit` - 1 more of the tenant's replies a task of their own
@@ -125,7 +137,8 @@ def claim_batch(
 
     Each reply takes exactly the transition its own task would take (scheduled →
     sending, or a takeover; attempts + 1); its own task then finds it claimed or
-    done and skips.
+    done and skips. `pending`: the claims' events go there (see the module),
+    else they are stored at the end.
     """
     own = _claim(message_id, token=token, task_id=task_id)
     if not own and not drain:
@@ -163,7 +176,7 @@ def claim_batch(
                 attempts=F("attempts") + 1,
             )
     claimed = [message_id, *others] if own else others
-    return _plans(claimed) if claimed else []
+    return _plans(claimed, pending) if claimed else []
 
 
 def unclaimed_by(due_by: datetime) -> bool:
@@ -243,10 +256,13 @@ _RECORD_FIELDS = (
 )
 
 
-def _plans(message_ids: list[int]) -> list[DeliveryPlan]:
+def _plans(
+    message_ids: list[int], pending: events.Pending | None = None
+) -> list[DeliveryPlan]:
     """What to send for freshly claimed messages, in the order given (two queries
-    whatever their number); one `sending` event each. A message without an account
-    fails at once and has no plan."""
+    whatever their number); one `sending` event each, added to `pending` (else
+    stored at the end). A message without an account fails at once and has no
+    plan."""
     inbound = Message.objects.filter(
         conversation_id=OuterRef("conversation_id"),
         direction=Message.Direction.IN,
@@ -267,6 +283,11 @@ def _plans(message_ids: list[int]) -> list[DeliveryPlan]:
     }
     plans: list[DeliveryPlan] = []
     sending: list[events.EventSpec] = []
+    into = (
+        pending
+        if pending is not None
+        else events.Pending(messages[message_ids[0]].tenant_id)
+    )
     # One decryption of an account's credentials per batch, not one per reply.
     refs: dict[int, AccountRef] = {}
     for message_id in message_ids:
@@ -278,6 +299,7 @@ def _plans(message_ids: list[int]) -> list[DeliveryPlan]:
                     "The conversation has no connected account.", permanent=True
                 ),
                 final=True,
+                pending=into,
             )
             continue
         ref = refs.get(message.account.pk)
@@ -311,8 +333,9 @@ def _plans(message_ids: list[int]) -> list[DeliveryPlan]:
                 account_id=message.account_id,
             )
         )
-    if sending:
-        events.emit_many(messages[message_ids[0]].tenant_id, sending)
+    into.extend(sending)
+    if pending is None:
+        into.emit()
     return plans
 
 
@@ -385,10 +408,13 @@ def renew_claims(message_ids: list[int], *, token: str) -> set[int]:
     return ours
 
 
-def record_deliveries(results: dict[int, DeliveryResult]) -> list[int]:
+def record_deliveries(
+    results: dict[int, DeliveryResult], *, pending: events.Pending | None = None
+) -> list[int]:
     """record_delivery for a batch: the locking read, one UPDATE from arrays (in a
-    savepoint) and one event insert whatever its size. Returns the ids marked sent
-    (those still `sending`).
+    savepoint) and one event insert whatever its size, or none with `pending`:
+    the events go there (see the module). Returns the ids marked sent (those
+    still `sending`).
 
     A platform id another message already holds (the unique
     helpdesk_message_platform_ext_uniq), or that an earlier reply of the batch
@@ -407,6 +433,7 @@ def record_deliveries(results: dict[int, DeliveryResult]) -> list[int]:
     )
     if not messages:
         return []
+    into = pending if pending is not None else events.Pending(messages[0].tenant_id)
     now = timezone.now()
     for message in messages:
         result = results[message.pk]
@@ -444,30 +471,30 @@ def record_deliveries(results: dict[int, DeliveryResult]) -> list[int]:
         if message.pk in collided:
             holder = collided[message.pk]
             record_failure(
-                message.pk, _collision(message.external_id or "", holder), final=True
+                message.pk,
+                _collision(message.external_id or "", holder),
+                final=True,
+                pending=into,
             )
     messages = kept
-    if not messages:
-        return []
     metrics.count_deliveries(messages, "sent")
-    events.emit_many(
-        messages[0].tenant_id,
-        [
-            (
-                "message.updated",
-                {
-                    "conversation_id": message.conversation_id,
-                    "brand_id": message.conversation.brand_id,
-                    "message_id": message.pk,
-                    "changed": {
-                        "delivery_status": Delivery.SENT,
-                        "external_url": message.external_url,
-                    },
+    into.extend(
+        (
+            "message.updated",
+            {
+                "conversation_id": message.conversation_id,
+                "brand_id": message.conversation.brand_id,
+                "message_id": message.pk,
+                "changed": {
+                    "delivery_status": Delivery.SENT,
+                    "external_url": message.external_url,
                 },
-            )
-            for message in messages
-        ],
+            },
+        )
+        for message in messages
     )
+    if pending is None:
+        into.emit()
     return [message.pk for message in messages]
 
 
@@ -574,7 +601,12 @@ def record_delivery(message_id: int, result: DeliveryResult) -> Message | None:
 
 
 def record_failure(
-    message_id: int, error: ConnectorError, *, final: bool, retry_in: float = 0.0
+    message_id: int,
+    error: ConnectorError,
+    *,
+    final: bool,
+    retry_in: float = 0.0,
+    pending: events.Pending | None = None,
 ) -> Message | None:
     """Record a failed attempt.
 
@@ -583,7 +615,8 @@ def record_failure(
     A transient error keeps the message `sending` (it may have reached the platform,
     so the next attempt reconciles first) and sets the claim's lease to run out in
     `retry_in` seconds, when the task's retry is due: the retry takes it over, and
-    the sweep leaves it alone until then.
+    the sweep leaves it alone until then. `pending`: the message's event goes
+    there (see the module), else it is stored at once.
     """
     message = (
         Message.objects.select_for_update(of=("self",))
@@ -604,17 +637,22 @@ def record_failure(
     metrics.count_delivery_failure(message)
     if message.delivery_status == Delivery.FAILED:
         release_public_slot(message)
-    events.emit(
-        message.tenant_id,
+    update: events.EventSpec = (
         "message.updated",
-        conversation_id=message.conversation_id,
-        brand_id=message.conversation.brand_id,
-        message_id=message.pk,
-        changed={
-            "delivery_status": message.delivery_status,
-            "last_error": message.last_error,
+        {
+            "conversation_id": message.conversation_id,
+            "brand_id": message.conversation.brand_id,
+            "message_id": message.pk,
+            "changed": {
+                "delivery_status": message.delivery_status,
+                "last_error": message.last_error,
+            },
         },
     )
+    if pending is None:
+        events.emit_many(message.tenant_id, [update])
+    else:
+        pending.extend([update])
     return message
 
 
