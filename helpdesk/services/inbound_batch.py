@@ -121,6 +121,17 @@ class _Shadow:
 
 
 @dataclass
+class _Applied:
+    """What applying a batch's items left to write: the changed conversations
+    and identities (with their fields), the rollup cells, the away candidates."""
+
+    dirty: dict[int, tuple[Conversation, set[str]]] = field(default_factory=dict)
+    identity_fields: dict[int, tuple[Identity, set[str]]] = field(default_factory=dict)
+    cells: Counter[tuple[tuple[str, Any], ...]] = field(default_factory=Counter)
+    away: list["_Slot"] = field(default_factory=list)
+
+
+@dataclass
 class _Slot:
     account: SocialAccount
     item: InboundItem
@@ -391,46 +402,80 @@ class _Batch:
     def _apply(self) -> None:
         tenant_id = self.tenant.pk
         online = bool(presence_store().online(tenant_id))
+        postgresql = connection.vendor == "postgresql"
         # Care facts and rollup counters join one trailing statement, unless
         # routing runs: it reads the agents' load from the rows as written.
         with nullcontext() if online else writebatch.write_batch():
-            self._write(online)
+            applied = self._apply_all(online)
+            # After routing: the rest joins that statement (PostgreSQL), the
+            # event sequences with it (the outer batch when there is one).
+            with writebatch.write_batch() if postgresql else nullcontext():
+                messages = self._store(applied)
+        self._finish(messages, applied.away)
 
-    def _write(self, online: bool) -> None:
-        tenant_id = self.tenant.pk
-        dirty: dict[int, tuple[Conversation, set[str]]] = {}
-        identity_fields: dict[int, tuple[Identity, set[str]]] = {}
-        cells: Counter[tuple[tuple[str, Any], ...]] = Counter()
-        away: list[_Slot] = []
+    def _apply_all(self, online: bool) -> "_Applied":
+        """Each slot's item applied to its rows in memory (routing writes)."""
+        applied = _Applied()
         for platform, count in Counter(s.item.platform for s in self.slots).items():
             metrics.count_ingested(platform, count)
         for slot in self.slots:
-            self._apply_one(slot, online, dirty, identity_fields)
+            self._apply_one(slot, online, applied.dirty, applied.identity_fields)
             conversation = slot.shadow.conversation
             dims = rollups.conversation_dimensions(
                 conversation, slot.item.created_at, agent_id=None
             )
-            cells[tuple(dims.items())] += 1
+            applied.cells[tuple(dims.items())] += 1
             if self.away_reply and conversation.customer_message_count == 1:
-                away.append(slot)
-        # The counter row stays locked until commit: take it last.
+                applied.away.append(slot)
+        return applied
+
+    def _store(self, applied: "_Applied") -> list[Message]:
+        """Write the batch's rows and events; returns its messages.
+
+        The tenant's counter row stays locked from the allocation to COMMIT.
+        On PostgreSQL the allocation is part of the active write batch's one
+        statement, with each message's `seq`, the identities' refreshes and
+        the Event rows; the messages (seq 0) and the conversations (locked
+        since the batch read them) are written before it. Nothing of the batch
+        runs after it, and the locks it takes with the counter (identities,
+        rollup cells) come after the counter, as in the one-at-a-time path's
+        last statement. Elsewhere the allocation comes first, as it did.
+        """
+        tenant_id = self.tenant.pk
         count = 2 * len(self.slots)
-        first_seq = events.next_seq(tenant_id, count=count) - count + 1
         messages = []
-        for number, slot in enumerate(self.slots):
+        for slot in self.slots:
             assert slot.message is not None  # noqa: S101 - set by _apply_one
-            slot.message.seq = first_seq + 2 * number
             messages.append(slot.message)
-        insert_rows(messages)
-        self._save_rows(dirty, identity_fields)
-        for dims_items, inbound in cells.items():
+        batch = writebatch.current()
+        first_seq: int | writebatch.Sequences
+        if batch is not None and connection.vendor == "postgresql":
+            insert_rows(messages)
+            self._save_rows(applied.dirty, {})
+            first_seq = batch.sequences(tenant_id, count)
+            _number_messages(batch, first_seq, messages)
+            for identity, fields in applied.identity_fields.values():
+                batch.update(identity, sorted(fields))
+        else:
+            first_seq = events.next_seq(tenant_id, count=count) - count + 1
+            for number, message in enumerate(messages):
+                message.seq = first_seq + 2 * number
+            insert_rows(messages)
+            self._save_rows(applied.dirty, applied.identity_fields)
+        for dims_items, inbound in applied.cells.items():
             rollups.upsert_rollup(dict(dims_items), {"inbound": inbound})
         events.emit_many(
             tenant_id,
             [spec for slot in self.slots for spec in _event_specs(slot)],
             first_seq=first_seq,
-            known=[*messages, *(c for c, _fields in dirty.values())],
+            known=[*messages, *(c for c, _fields in applied.dirty.values())],
         )
+        return messages
+
+    def _finish(self, messages: list[Message], away: list[_Slot]) -> None:
+        """The results, the incident link and the away replies, once the
+        batch's statement ran."""
+        tenant_id = self.tenant.pk
         for number, slot in enumerate(self.slots):
             self.results[self.slot_index[number]] = InboundResult(
                 messages[number],
@@ -498,6 +543,33 @@ class _Batch:
             update_rows(
                 [identity for identity, _f in identity_fields.values()], changed
             )
+
+
+def _number_messages(
+    batch: writebatch.WriteBatch,
+    sequences: writebatch.Sequences,
+    messages: list[Message],
+) -> None:
+    """Set the n-th message's `seq` to the batch's sequence 2n (its
+    message.created event's) in the batch's statement, and on the instances
+    once it ran."""
+    # The n-th id (from 1) of the array takes sequence 2n - 2 of the batch.
+    seq = sequences.at_ordinal("(2 * u.n - 1)")
+    batch.add(
+        f'UPDATE {_MESSAGES} AS m SET "seq" = {seq.sql}'  # noqa: S608 - constant
+        " FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(id, n)"
+        ' WHERE m."id" = u.id AND m."tenant_id" = %s',
+        [*seq.params, [message.pk for message in messages], messages[0].tenant_id],
+    )
+
+    def numbered(first: int) -> None:
+        for number, message in enumerate(messages):
+            message.seq = first + 2 * number
+
+    sequences.then(numbered)
+
+
+_MESSAGES = f'"{Message._meta.db_table}"'
 
 
 def _any_key(model: Any, name: str, keys: list[tuple[str, str]]) -> Q:

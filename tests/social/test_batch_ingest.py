@@ -641,3 +641,59 @@ def test_replies_waiting_on_several_threads_join_the_threads_the_batch_opens() -
         assert list(WaitingItem.objects.values_list("external_id", flat=True)) == [
             "p13"
         ]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("online", [False, True])
+def test_the_batch_takes_the_counter_with_its_last_statement(online: bool) -> None:
+    """The event sequences are allocated in the batch's one trailing statement,
+    with the messages' `seq` and the Event rows: the tenant's counter row is
+    not locked while the rest of the batch is written (with an agent online,
+    routing writes first, then the same statement)."""
+    world = make_world(hours={})
+    ids = store(world, [post(world, n) for n in range(5)], timezone.now())
+    presence = MemoryPresence()
+    if online:
+        presence.touch(world.tenants[0].pk, world.agent.pk)
+
+    with (
+        patch("helpdesk.services.assignment.presence_store", lambda: presence),
+        patch("helpdesk.services.inbound_batch.presence_store", lambda: presence),
+        count_statements() as seen,
+    ):
+        assert process_webhook_event(ids[0], batch_size=10) == "processed"
+
+    taking = [n for n, sql in enumerate(seen.sql) if "helpdesk_eventcounter" in sql]
+    assert len(taking) == 1, seen.listing()
+    counter = seen.sql[taking[0]]
+    assert counter.startswith("WITH s AS (INSERT INTO helpdesk_eventcounter")
+    assert 'UPDATE "helpdesk_message" AS m SET "seq"' in counter
+    assert 'INSERT INTO "helpdesk_event"' in counter
+    # After it, in this transaction: the batch's savepoint released, the
+    # followers waiting for the threads it opened looked up (social.batch_ingest),
+    # the tenant's block ended (its setting cleared, its savepoint released),
+    # the events marked processed, COMMIT. None of them writes a helpdesk row.
+    after = seen.sql[taking[0] + 1 :]
+    expected = [
+        "RELEASE SAVEPOINT",
+        "SELECT pg_advisory_xact_lock(",
+        'SELECT "social_waitingitem"',
+        "SET LOCAL app.tenant_id = ''",
+        "RELEASE SAVEPOINT",
+        'UPDATE "social_webhookevent"',
+        "COMMIT",
+    ]
+    assert len(after) == len(expected), seen.listing()
+    for sql, start in zip(after, expected, strict=True):
+        assert sql.startswith(start), seen.listing()
+    with tenant_context(world.tenants[0]):
+        messages = list(Message.objects.order_by("id").values_list("id", "seq"))
+        created = dict(
+            Event.objects.filter(type="message.created").values_list(
+                "seq", "payload__message_id"
+            )
+        )
+        seqs = list(Event.objects.order_by("id").values_list("seq", flat=True))
+    assert [seq for _id, seq in messages] == [1, 3, 5, 7, 9]
+    assert created == {seq: pk for pk, seq in messages}
+    assert seqs == list(range(1, 11))
