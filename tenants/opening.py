@@ -8,7 +8,9 @@ membership and user). On PostgreSQL one call of a function from migration tenant
 `app.tenant_id` with `SET LOCAL` (it lasts until the transaction ends) and then
 reads the credentials under RLS. (Migration 0010 replaced `earshot_open_api`'s
 `last_used_at` touch with one that skips a token row another request is touching,
-instead of waiting for that request's COMMIT.) The rows come back as whole-row values,
+instead of waiting for that request's COMMIT; 0011 applies the setting with
+`set_config('app.tenant_id', id, true)`, what SET LOCAL runs, instead of parsing an
+EXECUTEd `SET LOCAL` on every call.) The rows come back as whole-row values,
 expanded here field by field from each model's own fields, so a column added by a
 later migration is read without changing the functions.
 
