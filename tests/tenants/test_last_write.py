@@ -7,12 +7,15 @@ block: with the last statement sent together with COMMIT, the row is already
 free and its new value visible there; without, it is still locked.
 """
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
+from django.db.backends.postgresql.base import DatabaseWrapper
 from django.utils import timezone
 from psycopg import errors
 from rest_framework.test import APIClient
@@ -35,6 +38,7 @@ from tests.api_clients import base, push, token_client
 from tests.factories import membership_of
 from tests.perf.report import conninfo
 from tests.statements import count_statements
+from tests.test_pgbouncer_isolation import bouncer_url  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -367,3 +371,54 @@ def test_a_push_linked_to_an_open_incident_is_linked_after_its_commit(
                 "conversation_id", flat=True
             )
         ) == [matching.json()["conversation_id"]]
+
+
+# --- Behind pgbouncer in transaction mode (DATABASE_PGBOUNCER) ----------------------
+
+
+@pytest.fixture
+def bouncer(bouncer_url: str) -> Iterator[str]:  # noqa: F811 - the fixture
+    """A Django connection `bouncer` through pgbouncer (pool of one server
+    session), configured as DATABASE_PGBOUNCER configures `default`."""
+    url = urlsplit(bouncer_url)
+    wrapper = DatabaseWrapper(
+        {
+            **connection.settings_dict,
+            "HOST": url.hostname,
+            "PORT": url.port,
+            "OPTIONS": {"server_side_binding": False, "prepare_threshold": None},
+            "DISABLE_SERVER_SIDE_CURSORS": True,
+        },
+        alias="bouncer",
+    )
+    connections["bouncer"] = wrapper
+    try:
+        yield bouncer_url
+    finally:
+        wrapper.close()
+        del connections["bouncer"]
+
+
+def test_through_pgbouncer_the_commit_ends_the_setting_for_the_next_client(
+    started: Tenant, bouncer: str
+) -> None:
+    """The statement and COMMIT in one pipeline through pgbouncer: committed,
+    and the next client on the same server session sees no workspace setting."""
+    tenant = started
+    with psycopg.connect(bouncer, prepare_threshold=None) as other:
+        with transaction.atomic(using="bouncer"), commit_with_last_write("bouncer"):
+            with connections["bouncer"].cursor() as cursor:
+                cursor.execute(f"SET LOCAL app.tenant_id = {int(tenant.pk)}")
+                cursor.execute("SELECT pg_backend_pid()")
+                (pid,) = cursor.fetchone()
+            assert execute_last(NEXT, [tenant.pk, 2], using="bouncer") == (7,)
+            with other.transaction():
+                setting, other_pid, value = other.execute(
+                    "SELECT current_setting('app.tenant_id', true),"
+                    " pg_backend_pid(),"
+                    " (SELECT count(*) FROM helpdesk_eventcounter)"
+                ).fetchone()  # type: ignore[misc]
+        assert other_pid == pid  # one server session for both clients
+        assert setting in ("", None)
+        assert value == 0  # no workspace setting: RLS shows no counter row
+    assert committed_counter(tenant) == 7
