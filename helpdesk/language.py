@@ -7,6 +7,7 @@ are removed, or that the model cannot tell apart with confidence, gets ""
 (unknown) rather than a guess.
 """
 
+import itertools
 import math
 import re
 import unicodedata
@@ -14,7 +15,6 @@ from collections import Counter
 from functools import cache
 from itertools import chain
 from math import sumprod
-from operator import itemgetter
 from typing import Any
 
 # ISO 639-1 codes and their names, in the order the UI lists them.
@@ -36,20 +36,62 @@ MIN_WORDS = 2
 MIN_PROBABILITY = 0.5
 
 _NOISE = re.compile(r"https?://\S+|www\.\S+|\S+@\S+|[@#]\w+|\d+", re.UNICODE)
+# _NOISE's alternatives, and _NOISE with any of the first four left out (see
+# _noise): "\S+@\S+" is what makes _NOISE slow, as at every position of a
+# word its \S+ runs to the word's end and back.
+_NOISE_PARTS = (r"https?://\S+", r"www\.\S+", r"\S+@\S+", r"[@#]\w+", r"\d+")
+_NOISES = {
+    key: re.compile(
+        "|".join(part for part, kept in zip(_NOISE_PARTS, key, strict=True) if kept),
+        re.UNICODE,
+    )
+    for key in itertools.product((False, True), repeat=len(_NOISE_PARTS))
+    if key[-1]
+}
 _WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
 # The encoded text in pieces: a word with the space after it, or a lone space.
 _PIECE = re.compile(rb"[^ ]+ ?| ")
 # Pieces walked from a state, remembered per reader (cleared when it is full).
 MEMO_SIZE = 50_000
+# Features' weights as tuples, and answers by cleaned words, remembered (each
+# cleared when full): about 4 MB and 1 MB at most.
+ROWS_SIZE = 16_384
+ANSWERS_SIZE = 4_096
+_answers: dict[str, str] = {}
 
 
 def detect_language(text: str) -> str:
     """The ISO 639-1 code of `text`'s language among LANGUAGES, or "" when unsure."""
-    cleaned = _NOISE.sub(" ", text)
+    cleaned = _noise(text).sub(" ", text)
     words = _WORD.findall(cleaned)
     if len(words) < MIN_WORDS or sum(map(len, words)) < MIN_LETTERS:
         return ""
-    return _reader().detect(" ".join(words))
+    # The answer is a function of the cleaned words alone: posts that differ
+    # only in numbers, handles or links ("Order 17 ...", "Order 18 ...") are
+    # read once.
+    joined = " ".join(words)
+    answer = _answers.get(joined)
+    if answer is None:
+        if len(_answers) >= ANSWERS_SIZE:
+            _answers.clear()
+        answer = _answers[joined] = _reader().detect(joined)
+    return answer
+
+
+def _noise(text: str) -> re.Pattern[str]:
+    """_NOISE without the alternatives that cannot match in `text` as it lacks
+    their literal ("://", "www.", "@", "@" or "#"). The matches are _NOISE's:
+    an alternative that matches nowhere changes no match, as the others are
+    tried in the same order at every position."""
+    return _NOISES[
+        (
+            "://" in text,
+            "www." in text,
+            "@" in text,
+            "@" in text or "#" in text,
+            True,
+        )
+    ]
 
 
 def language_name(code: str) -> str:
@@ -119,9 +161,10 @@ class _Reader:
         self.transitions = identifier.tk_nextmove
         self.pairs = identifier._rowbase
         self.memo: dict[tuple[int, bytes], tuple[int, tuple[int, ...]]] = {}
-        weights = memoryview(identifier.nb_ptc).cast("B").cast("f")
-        # Column c of feature f is columns[c][f * width].
-        self.columns = [weights[column:] for column in range(self.width)]
+        # Feature f's weights are weights[f * width:(f + 1) * width]; rows
+        # holds them as a tuple of floats for the features met lately.
+        self.weights = memoryview(identifier.nb_ptc).cast("B").cast("f")
+        self.rows: dict[int, tuple[float, ...]] = {}
         self.prior: list[float] = [float(value) for value in identifier.nb_pc]
         # The bound below reads the weights as log probabilities (<= 0).
         self.bounded = float(identifier.nb_ptc.max()) <= 0
@@ -186,28 +229,44 @@ class _Reader:
         if max(counts.values()) >= len(log_counts):
             return None
         weights = list(map(log_counts.__getitem__, counts.values()))
-        width = self.width
-        rows = itemgetter(*[feature * width for feature in counts])
-        # Each score: its column's weights gathered and summed in C.
-        sums = [sumprod(weights, rows(column)) for column in self.columns]
+        get, row = self.rows.get, self._row
+        # Each score: its language's weights (a column of the features' rows)
+        # times the log counts, summed in C.
+        columns = zip(
+            *[get(feature) or row(feature) for feature in counts], strict=True
+        )
+        sums = [sumprod(weights, column) for column in columns]
         # Every product is <= 0, so a score's terms' magnitudes sum to
         # |prior| - sum. Rounded: the features' products and sums, the prior's
         # addition, the log1p values, the scale and its product (8 is ample).
         terms = len(counts) + 8
         gamma = terms * 2.0**-24 / (1 - terms * 2.0**-24)
         scale = 1.0 / math.sqrt(size)
-        scores = [(s + p) * scale for s, p in zip(sums, self.prior, strict=True)]
-        bound = max(abs(p) - s for s, p in zip(sums, self.prior, strict=True))
+        scores = []
+        bound = 0.0
+        for s, p in zip(sums, self.prior, strict=True):
+            scores.append((s + p) * scale)
+            magnitude = abs(p) - s  # >= 0
+            if magnitude > bound:
+                bound = magnitude
         bound *= gamma * scale
         best = max(scores)
         top = scores.index(best)
-        runner_up = max(score for i, score in enumerate(scores) if i != top)
+        runner_up = sorted(scores)[-2]  # the best of the others
         if best - runner_up <= 2 * bound + 1e-4:
             return None
         probability = 1.0 / math.fsum(math.exp(score - best) for score in scores)
         if abs(probability - MIN_PROBABILITY) <= math.expm1(2 * bound) + 1e-4:
             return None
         return self.classes[top] if probability >= MIN_PROBABILITY else ""
+
+    def _row(self, feature: int) -> tuple[float, ...]:
+        """Feature's weights, one per language, remembered in rows."""
+        if len(self.rows) >= ROWS_SIZE:
+            self.rows.clear()
+        start = feature * self.width
+        row = self.rows[feature] = tuple(self.weights[start : start + self.width])
+        return row
 
 
 @cache
