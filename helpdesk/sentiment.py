@@ -190,7 +190,8 @@ class _Vader:
     check, builds the emoji-free text a character at a time and works out the
     pos/neu/neg shares nobody here reads: about N^2 string work per text. Here
     each word is lower-cased once, a text without a lexicon word is 0.0 at once
-    (every other word scores 0), and only the compound is computed. The rules
+    (every other word scores 0), only the lexicon's words are scored (the
+    others score 0), and only the compound is computed. The rules
     themselves (and "but", the emoji table, the punctuation emphasis and the
     normalisation) are the library's own functions or read its own tables.
     """
@@ -209,7 +210,7 @@ class _Vader:
         self.negations = frozenset(vader.NEGATE)
         self.cap_increase: float = vader.C_INCR
         self.negation_scalar: float = vader.N_SCALAR
-        self.strip = vader.SentiText._strip_punc_if_word
+        self.punctuation: str = vader.string.punctuation
         self.cap_differential = vader.allcap_differential
         self.but_check = vader.SentimentIntensityAnalyzer._but_check
         self.normalize = vader.normalize
@@ -219,14 +220,24 @@ class _Vader:
         if not text.isascii() and not self.emoji_chars.isdisjoint(text):
             text = self._describe_emojis(text)
         text = text.strip()
-        words = list(map(self.strip, text.split()))
+        # SentiText._strip_punc_if_word, inline: punctuation off both ends
+        # unless that leaves two characters or fewer (an emoticon).
+        punctuation = self.punctuation
+        words = [
+            stripped if len(stripped := token.strip(punctuation)) > 2 else token
+            for token in text.split()
+        ]
         lower = [word.lower() for word in words]
-        if self.lexicon.keys().isdisjoint(lower):
+        lexicon = self.lexicon
+        if lexicon.keys().isdisjoint(lower):
             return 0.0  # every word scores 0: sum 0, compound 0.0
         cap_differential = self.cap_differential(words)
-        sentiments: list[float] = []
-        for i in range(len(words)):
-            sentiments.append(self._valence(words, lower, i, cap_differential))
+        # A word not in the lexicon scores 0 (_valence's first two exits): only
+        # the lexicon's words are scored, the others keep their 0.
+        sentiments: list[float] = [0] * len(words)
+        for i, word in enumerate(lower):
+            if word in lexicon:
+                sentiments[i] = self._valence(words, lower, i, cap_differential)
         if "but" in lower:
             sentiments = self.but_check(words, sentiments)
         total = float(sum(sentiments))

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE
+from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SentiText
 
 from helpdesk import language, sentiment
 from helpdesk.language import (
@@ -96,9 +96,53 @@ def old_detect_language(text: str) -> str:
     return old_detect(_reader(), " ".join(words))
 
 
+def old_compound(text: str) -> float:
+    reader = sentiment._reader()
+    if not text.isascii() and not reader.emoji_chars.isdisjoint(text):
+        text = reader._describe_emojis(text)
+    text = text.strip()
+    words = list(map(SentiText._strip_punc_if_word, text.split()))
+    lower = [word.lower() for word in words]
+    if reader.lexicon.keys().isdisjoint(lower):
+        return 0.0
+    cap_differential = reader.cap_differential(words)
+    sentiments: list[float] = []
+    for i in range(len(words)):
+        sentiments.append(reader._valence(words, lower, i, cap_differential))
+    if "but" in lower:
+        sentiments = reader.but_check(words, sentiments)
+    total = float(sum(sentiments))
+    emphasis = reader.analyzer._punctuation_emphasis(text)
+    if total > 0:
+        total += emphasis
+    elif total < 0:
+        total -= emphasis
+    compound: float = reader.normalize(total)
+    return round(compound, 4)
+
+
+def old_score(text: str, language: str) -> float:
+    if language in ("en", ""):
+        return old_compound(text)
+    if language in ("fr", "de"):
+        polarity = float(sentiment._pattern(language)(text)[0])
+        if polarity:
+            return max(-1.0, min(1.0, polarity))
+    cues = old_compound(_LETTERS.sub(" ", text))
+    if cues or language != "es":
+        return cues
+    found = _LETTERS.findall(text)
+    words = [word.lower() for word in found]
+    shouted = sum(1 for word in found if len(word) > 3 and word.isupper())
+    negative = sum(word in sentiment.SPANISH_NEGATIVE for word in words)
+    negative += (text.count("!") >= 3) + (shouted >= 2)
+    net = sum(word in sentiment.SPANISH_POSITIVE for word in words) - negative
+    return max(-1.0, min(1.0, net / 2))
+
+
 def old_read_message(text: str) -> Reading:
     language = old_detect_language(text)
-    score = round(sentiment._score(text, language), 4)
+    score = round(old_score(text, language), 4)
     if score <= -NEUTRAL_BAND:
         label = "negative"
     elif score >= NEUTRAL_BAND:
@@ -374,6 +418,20 @@ def test_close_cases_still_go_to_the_library() -> None:
         ), words
 
 
+def test_compound_scores_as_before() -> None:
+    reader = sentiment._reader()
+    texts = [*CORPUS, *(text.upper() for text in CORPUS), *NOISE, *MARKS, "", " "]
+    texts += [" ".join(LEXICON[i : i + 9]) for i in range(0, len(LEXICON), 9)]
+    texts += [f"{rule} {word}!" for rule in RULES for word in LEXICON[:: len(RULES)]]
+    got = [repr(reader.compound(text)) for text in texts]
+    assert got == [repr(old_compound(text)) for text in texts]
+    assert sum(score.startswith("-") for score in got) > 100
+    assert (
+        sum(score not in ("0.0", "-0.0") and not score.startswith("-") for score in got)
+        > 100
+    )
+
+
 @settings(
     max_examples=600,
     deadline=None,
@@ -384,6 +442,7 @@ def test_random_posts_read_as_before(text: str) -> None:
     expected = old_read_message(text)
     assert sentiment.read_message.__wrapped__(text) == expected
     assert sentiment.read_message.__wrapped__(text) == expected  # remembered
+    assert repr(sentiment._compound(text)) == repr(old_compound(text))
     assert detect_language(text) == expected.language
 
 
