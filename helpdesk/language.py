@@ -226,9 +226,10 @@ class _Reader:
         log_counts = self.log_counts
         if not self.bounded or len(counts) < 2:
             return None
-        if max(counts.values()) >= len(log_counts):
+        try:
+            weights = list(map(log_counts.__getitem__, counts.values()))
+        except IndexError:  # a count past the table (counts are >= 1)
             return None
-        weights = list(map(log_counts.__getitem__, counts.values()))
         get, row = self.rows.get, self._row
         # Each score: its language's weights (a column of the features' rows)
         # times the log counts, summed in C.

@@ -407,6 +407,11 @@ def test_close_cases_still_go_to_the_library() -> None:
     assert reader._clear_answer({}, 0) is None
     assert reader._clear_answer({next(iter(counts)): 1}, 1) is None
     assert reader._clear_answer({**counts, next(iter(counts)): 256}, len(data)) is None
+    for count in (254, 255, 256, 1000):
+        more = {**counts, next(iter(counts)): count}
+        assert reader._clear_answer(more, count) == old_clear_answer(
+            reader, more, count
+        )
     # Word salads of every language's stopwords: the decision (or the deferral)
     # is the old one for each.
     for codes in product(sorted(STOPWORDS), repeat=2):
