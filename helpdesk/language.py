@@ -48,6 +48,7 @@ _NOISES = {
     for key in itertools.product((False, True), repeat=len(_NOISE_PARTS))
     if key[-1]
 }
+_INFIX_AT = re.compile(r"\S@\S", re.UNICODE)
 _WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
 # The encoded text in pieces: a word with the space after it, or a lone space.
 _PIECE = re.compile(rb"[^ ]+ ?| ")
@@ -80,15 +81,18 @@ def detect_language(text: str) -> str:
 
 def _noise(text: str) -> re.Pattern[str]:
     """_NOISE without the alternatives that cannot match in `text` as it lacks
-    their literal ("://", "www.", "@", "@" or "#"). The matches are _NOISE's:
-    an alternative that matches nowhere changes no match, as the others are
-    tried in the same order at every position."""
+    what they need ("://", "www.", an "@" between non-spaces, "@" or "#"). The
+    matches are _NOISE's: an alternative that matches nowhere changes no match,
+    as the others are tried in the same order at every position."""
+    at = "@" in text
     return _NOISES[
         (
             "://" in text,
             "www." in text,
-            "@" in text,
-            "@" in text or "#" in text,
+            # "\S+@\S+" needs an "@" between two non-spaces: a mention
+            # ("@shop hello") cannot match it.
+            at and _INFIX_AT.search(text) is not None,
+            at or "#" in text,
             True,
         )
     ]

@@ -330,10 +330,21 @@ def test_the_noise_patterns_are_the_one_pattern_less_what_cannot_match() -> None
     assert _NOISES[(True,) * len(_NOISE_PARTS)].pattern == _NOISE.pattern
     assert len(_NOISES) == 16
     assert _noise("Order 17 has not arrived").pattern == r"\d+"
-    assert _noise("ask @brand #help").pattern == r"\S+@\S+|[@#]\w+|\d+"
+    assert _noise("ask @brand #help").pattern == r"[@#]\w+|\d+"
+    assert _noise("ask@brand #help").pattern == r"\S+@\S+|[@#]\w+|\d+"
+    assert _noise("@@x").pattern == r"\S+@\S+|[@#]\w+|\d+"
+    assert _noise("x@ @y a\u00a0@\u00a0b").pattern == r"[@#]\w+|\d+"
     assert _noise("see www.x.org").pattern == r"www\.\S+|\d+"
     assert _noise("see https://x.org/#a").pattern == r"https?://\S+|[@#]\w+|\d+"
     samples = [*CORPUS, *NOISE, " ".join(NOISE), "a@b c#d www.e f://g 12"]
+    samples += [
+        "x@ @y",
+        "@x@y",
+        "a\u00a0@\u00a0b",
+        "a\u2003@b",
+        "mail me@x.io",
+        "@ @ @",
+    ]
     for text in samples:
         assert _noise(text).sub(" ", text) == _NOISE.sub(" ", text), text
         for pattern in _NOISES.values():
