@@ -234,12 +234,14 @@ class _Reader:
             weights = list(map(log_counts.__getitem__, counts.values()))
         except IndexError:  # a count past the table (counts are >= 1)
             return None
-        get, row = self.rows.get, self._row
         # Each score: its language's weights (a column of the features' rows)
         # times the log counts, summed in C.
-        columns = zip(
-            *[get(feature) or row(feature) for feature in counts], strict=True
-        )
+        rows = list(map(self.rows.get, counts))
+        if None in rows:  # features not met lately
+            rows = [
+                known or self._row(f) for f, known in zip(counts, rows, strict=True)
+            ]
+        columns = zip(*rows, strict=True)
         sums = [sumprod(weights, column) for column in columns]
         # Every product is <= 0, so a score's terms' magnitudes sum to
         # |prior| - sum. Rounded: the features' products and sums, the prior's
