@@ -55,7 +55,7 @@ _PIECE = re.compile(rb"[^ ]+ ?| ")
 # Pieces walked from a state, remembered per reader (cleared when it is full).
 MEMO_SIZE = 50_000
 # Features' weights as tuples, and answers by cleaned words, remembered (each
-# cleared when full): about 4 MB and 1 MB at most.
+# cleared when full): about 5 MB and 1 MB at most.
 ROWS_SIZE = 16_384
 ANSWERS_SIZE = 4_096
 _answers: dict[str, str] = {}
