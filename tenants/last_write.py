@@ -27,15 +27,19 @@ would start a second transaction without the workspace's setting. Until the
 block ends, the connection refuses one with `StatementAfterCommit`. When
 Django's atomic block ends, its COMMIT finds nothing to commit and it runs the
 on-commit callbacks as usual (events are published after the commit, as
-before).
+before). A failure after the commit cannot undo it: then the block itself runs
+the callbacks, so that nothing committed is left unpublished or undelivered.
 """
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from django.db import connections
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["StatementAfterCommit", "commit_with_last_write", "execute_last"]
 
@@ -59,13 +63,36 @@ def commit_with_last_write(using: str = "default") -> Iterator[None]:
     """Let the block's last statement commit its transaction (see the module).
 
     Open it only around code after which the transaction writes nothing more.
+    When the block fails after its statement committed (the answer could not be
+    built, the connection dropped), what was committed stays: the on-commit
+    callbacks registered so far (publishing its events, queueing its tasks) run
+    before the error goes on, instead of being dropped with a rollback that no
+    longer undoes anything.
     """
-    with ExitStack() as stack:
-        token = _scope.set(_Scope(using, stack))
-        try:
+    scope = _Scope(using, ExitStack())
+    token = _scope.set(scope)
+    try:
+        with scope.stack:
             yield
-        finally:
-            _scope.reset(token)
+    except BaseException:
+        if scope.committed:
+            _run_commit_hooks(using)
+        raise
+    finally:
+        _scope.reset(token)
+
+
+def _run_commit_hooks(using: str) -> None:
+    """Run and clear the connection's on-commit callbacks, each one whatever the
+    others do (an error is already on its way out)."""
+    connection = connections[using]
+    hooks, connection.run_on_commit = connection.run_on_commit, []
+    for hook in hooks:  # (savepoint ids, callback, robust)
+        callback = hook[1]
+        try:
+            callback()
+        except Exception:
+            logger.exception("on-commit callback %r failed", callback)
 
 
 def _may_commit(scope: _Scope | None, using: str) -> bool:

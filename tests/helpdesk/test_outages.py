@@ -19,10 +19,10 @@ from django.test import Client
 from django.utils import timezone
 
 from helpdesk import api, events, tasks
-from helpdesk.models import Event, Message
+from helpdesk.models import Conversation, Event, Message
 from helpdesk.outage import OUTAGE_MESSAGE
+from helpdesk.services import writebatch
 from helpdesk.services.inbound import InboundResult
-from helpdesk.services.replies import post_reply
 from social.models import SocialAccount
 from social.tokens import refresh_account_token
 from tenants import middleware
@@ -141,13 +141,18 @@ def test_a_write_cut_short_by_an_outage_changes_nothing(
     delivery_queue: DeliveryQueue,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def post_then_lose_the_database(*args: Any, **kwargs: Any) -> Any:
-        post_reply(*args, **kwargs)
+    """The connection drops as the reply's last statement and its COMMIT go out
+    (tenants.last_write): nothing of the reply is kept."""
+
+    def lose_the_database(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(api, "post_reply", post_then_lose_the_database)
+    monkeypatch.setattr(writebatch, "execute_last", lose_the_database)
     with tenant_context(tenant):
         events_before = Event.objects.count()
+        conversation_before = Conversation.objects.values().get(
+            pk=thread.conversation.pk
+        )
 
     response = post_answer(token_client(tenant, agent), tenant, thread)
 
@@ -155,7 +160,43 @@ def test_a_write_cut_short_by_an_outage_changes_nothing(
     assert outbound(tenant) == []
     with tenant_context(tenant):
         assert Event.objects.count() == events_before
+        assert (
+            Conversation.objects.values().get(pk=thread.conversation.pk)
+            == conversation_before
+        )
     assert delivery_queue.calls == []
+
+
+def test_an_outage_after_the_reply_committed_keeps_it_and_delivers_it(
+    tenant: Tenant,
+    agent: User,
+    thread: InboundResult,
+    delivery_queue: DeliveryQueue,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reply's statement took COMMIT with it; the connection drops while the
+    answer is built. The API answers 503, but the committed reply is not left
+    behind: its delivery is queued and its events are stored (and published)."""
+
+    def lose_the_database(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(api, "output", lose_the_database)
+    with tenant_context(tenant):
+        events_before = Event.objects.count()
+
+    response = post_answer(token_client(tenant, agent), tenant, thread)
+
+    assert_api_outage(response, "database")
+    assert outbound(tenant) == [("scheduled", ANSWER)]
+    with tenant_context(tenant):
+        reply = Message.objects.get(direction="out")
+        assert list(
+            Event.objects.filter(seq__gt=events_before)
+            .order_by("seq")
+            .values_list("type", flat=True)
+        ) == ["message.created", "conversation.updated"]
+    assert [args for args, _eta in delivery_queue.calls] == [(tenant.pk, reply.pk)]
 
 
 @pytest.mark.parametrize("debug", [False, True], ids=["prod", "debug"])
