@@ -66,8 +66,11 @@ def test_sets_the_young_threshold_and_keeps_the_older_ones(
     result = tune_collector()
 
     assert gc.get_threshold() == (7000, older, oldest)
-    assert result == CollectorSetUp(frozen=frozen, threshold=(7000, older, oldest))
-    assert gc.get_freeze_count() == frozen
+    # Nothing was frozen: the count can only fall (a frozen object freed since).
+    assert result.threshold == (7000, older, oldest)
+    assert result.frozen <= frozen
+    assert gc.get_freeze_count() <= frozen
+    assert _tracked(loaded)
     assert _tracked(loaded)
 
 
@@ -85,7 +88,8 @@ def test_refuses_a_threshold_that_is_not_a_positive_integer(
         tune_collector()
 
     assert gc.get_threshold() == threshold
-    assert gc.get_freeze_count() == frozen
+    # Nothing was frozen: the count can only fall (a frozen object freed since).
+    assert gc.get_freeze_count() <= frozen
     assert _tracked(loaded)
 
 
