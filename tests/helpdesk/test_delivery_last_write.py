@@ -12,10 +12,8 @@ block has ended, in sequence order.
 import uuid
 from typing import Any
 
-import psycopg
 import pytest
 from django.db import connection
-from psycopg import errors
 
 from helpdesk import events, tasks
 from helpdesk.models import Event, Message
@@ -23,32 +21,14 @@ from social.connectors.base import AccountRef, ConnectorError, OutboundReply
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Tenant, User
+from tests.counter_row import counter_seen_elsewhere
 from tests.helpdesk.fakes import FakeConnector
 from tests.helpdesk.test_delivery_batches import due_replies, rows, run
-from tests.perf.report import conninfo
 from tests.statements import count_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 COUNTER = "helpdesk_eventcounter"
-
-
-def counter_seen_elsewhere(tenant_id: int) -> tuple[str, int | None]:
-    """From another connection (the runtime role, the workspace's setting):
-    ("free", committed value) when the counter row can be locked at once,
-    ("locked", None) when a transaction holds it."""
-    with psycopg.connect(conninfo(), autocommit=False) as other:
-        other.execute(f"SET LOCAL app.tenant_id = {int(tenant_id)}")
-        try:
-            row = other.execute(
-                f"SELECT value FROM {COUNTER} WHERE tenant_id = %s FOR UPDATE NOWAIT",
-                [tenant_id],
-            ).fetchone()
-        except errors.LockNotAvailable:
-            return "locked", None
-        finally:
-            other.rollback()
-    return ("free", None if row is None else int(row[0]))
 
 
 def committed_counter(tenant_id: int) -> int:

@@ -17,7 +17,6 @@ import pytest
 from django.db import IntegrityError, connection, connections, transaction
 from django.db.backends.postgresql.base import DatabaseWrapper
 from django.utils import timezone
-from psycopg import errors
 from rest_framework.test import APIClient
 
 from helpdesk.api_output import output
@@ -35,6 +34,7 @@ from tenants.last_write import (
 )
 from tenants.models import AuditEvent, Brand, Tenant, User
 from tests.api_clients import base, push, token_client
+from tests.counter_row import counter_seen_elsewhere
 from tests.factories import membership_of
 from tests.perf.report import conninfo
 from tests.statements import count_statements
@@ -47,25 +47,6 @@ ALL_WEEK = {
     day: [["00:00", "24:00"]]
     for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 }
-
-
-def counter_seen_elsewhere(tenant_id: int) -> tuple[str, int | None]:
-    """From another connection: ("free", committed value) when the counter row
-    can be locked at once, ("locked", None) when a transaction holds it, ("none",
-    None) when no committed row exists."""
-    with psycopg.connect(conninfo(), autocommit=False) as other:
-        other.execute(f"SET LOCAL app.tenant_id = {int(tenant_id)}")
-        try:
-            row = other.execute(
-                "SELECT value FROM helpdesk_eventcounter WHERE tenant_id = %s"
-                " FOR UPDATE NOWAIT",
-                [tenant_id],
-            ).fetchone()
-        except errors.LockNotAvailable:
-            return "locked", None
-        finally:
-            other.rollback()
-    return ("free", int(row[0])) if row else ("none", None)
 
 
 def committed_counter(tenant: Tenant) -> int | None:
