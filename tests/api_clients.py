@@ -4,11 +4,28 @@ from typing import Any
 
 from rest_framework.test import APIClient
 
+from social.api_channel import create_api_channel
 from social.models import SocialAccount
 from tenants.api_tokens import create_api_token
 from tenants.context import tenant_context
-from tenants.models import Tenant, User
+from tenants.models import Brand, Tenant, User
 from tests.factories import membership_of
+
+# Open around the clock, every day: no away replies, the clock always running.
+ALL_WEEK = {
+    day: [["00:00", "24:00"]]
+    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+}
+
+
+def open_api_channel(tenant: Tenant, owner: User) -> SocialAccount:
+    """An API channel of the workspace's brand, set up as the benchmarks' is: open
+    all week and no undo hold (replies are due at once)."""
+    with tenant_context(tenant):
+        Brand.objects.update(business_hours=ALL_WEEK, send_hold_seconds=0)
+        return create_api_channel(
+            membership_of(tenant, owner), brand=Brand.objects.get(), name="Chat"
+        )
 
 
 def session(user: User) -> APIClient:

@@ -23,14 +23,12 @@ from helpdesk import cache as read_cache
 from helpdesk.models import Conversation, WebhookDelivery
 from helpdesk.presence import RedisPresence, presence_store, read_target
 from helpdesk.services import inbound, webhook_outbox
-from social.api_channel import create_api_channel
 from social.models import SocialAccount
 from tenants import ratelimit as tenant_ratelimit
 from tenants.context import tenant_context
-from tenants.models import Brand, Tenant, User
+from tenants.models import Tenant, User
 from tenants.resp import PlainRedis
-from tests.api_clients import push, token_client
-from tests.factories import membership_of
+from tests.api_clients import open_api_channel, push, token_client
 from tests.helpdesk.webhook_support import (  # noqa: F401 - fixtures
     FakeDns,
     WebhookQueue,
@@ -40,11 +38,6 @@ from tests.helpdesk.webhook_support import (  # noqa: F401 - fixtures
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ALL_WEEK = {
-    day: [["00:00", "24:00"]]
-    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-}
 
 
 @pytest.fixture(autouse=True)
@@ -61,11 +54,7 @@ def _own_keys(
 
 @pytest.fixture
 def channel(tenant: Tenant, owner: User) -> SocialAccount:
-    with tenant_context(tenant):
-        Brand.objects.update(business_hours=ALL_WEEK, send_hold_seconds=0)
-        return create_api_channel(
-            membership_of(tenant, owner), brand=Brand.objects.get(), name="Chat"
-        )
+    return open_api_channel(tenant, owner)
 
 
 @pytest.fixture

@@ -12,27 +12,17 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from social.api_channel import create_api_channel
 from social.models import SocialAccount
-from tenants.context import tenant_context
-from tenants.models import Brand, Tenant, User
-from tests.api_clients import base, push, token_client
-from tests.factories import membership_of
+from tenants.models import Tenant, User
+from tests.api_clients import base, open_api_channel, push, token_client
 from tests.statements import Statements, count_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ALL_DAY = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
-ALL_WEEK = {**ALL_DAY, "sat": [["00:00", "24:00"]], "sun": [["00:00", "24:00"]]}
-
 
 @pytest.fixture
 def channel(tenant: Tenant, owner: User) -> SocialAccount:
-    with tenant_context(tenant):
-        Brand.objects.update(business_hours=ALL_WEEK, send_hold_seconds=0)
-        return create_api_channel(
-            membership_of(tenant, owner), brand=Brand.objects.get(), name="Chat"
-        )
+    return open_api_channel(tenant, owner)
 
 
 @pytest.fixture

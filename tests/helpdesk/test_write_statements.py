@@ -21,12 +21,10 @@ from rest_framework.test import APIClient
 
 from helpdesk.models import CareFact, Conversation, Event, Message, WebhookDelivery
 from helpdesk.services import webhook_outbox
-from social.api_channel import create_api_channel
 from social.models import SocialAccount
 from tenants.context import tenant_context
-from tenants.models import Brand, Tenant, User
-from tests.api_clients import base, push, token_client
-from tests.factories import membership_of
+from tenants.models import Tenant, User
+from tests.api_clients import base, open_api_channel, push, token_client
 from tests.helpdesk.webhook_support import (  # noqa: F401 - fixtures
     FakeDns,
     WebhookQueue,
@@ -38,10 +36,6 @@ from tests.statements import Statements, count_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ALL_WEEK = {
-    day: [["00:00", "24:00"]]
-    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-}
 FIXED = re.compile(
     r"^(BEGIN|COMMIT|SET LOCAL|SELECT set_config)|tenants_apitoken|tenant_row"
     r'|FROM "tenants_tenant"|FROM "tenants_membership"'
@@ -62,11 +56,7 @@ def _fixtures(
 
 @pytest.fixture
 def channel(tenant: Tenant, owner: User) -> SocialAccount:
-    with tenant_context(tenant):
-        Brand.objects.update(business_hours=ALL_WEEK, send_hold_seconds=0)
-        return create_api_channel(
-            membership_of(tenant, owner), brand=Brand.objects.get(), name="Chat"
-        )
+    return open_api_channel(tenant, owner)
 
 
 @pytest.fixture

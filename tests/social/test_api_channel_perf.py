@@ -15,29 +15,18 @@ import pytest
 from helpdesk.models import CareFact, Conversation, Event, Message
 from helpdesk.services import inbound
 from helpdesk.services.assignment import route_inbound
-from social.api_channel import create_api_channel
 from social.models import SocialAccount
 from tenants.context import tenant_context
-from tenants.models import Brand, Tenant, User
-from tests.api_clients import push, token_client
-from tests.factories import membership_of
+from tenants.models import Tenant, User
+from tests.api_clients import open_api_channel, push, token_client
 from tests.statements import count_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ALL_WEEK = {
-    day: [["00:00", "24:00"]]
-    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-}
-
 
 @pytest.fixture
 def channel(tenant: Tenant, owner: User) -> SocialAccount:
-    with tenant_context(tenant):
-        Brand.objects.update(business_hours=ALL_WEEK, send_hold_seconds=0)
-        return create_api_channel(
-            membership_of(tenant, owner), brand=Brand.objects.get(), name="Chat"
-        )
+    return open_api_channel(tenant, owner)
 
 
 def test_the_counter_is_taken_after_the_reads_and_before_the_last_write(

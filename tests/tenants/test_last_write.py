@@ -24,7 +24,7 @@ from helpdesk.models import Conversation, Event, Message
 from helpdesk.services import writebatch
 from incidents.models import IncidentLink
 from incidents.services import create_incident
-from social.api_channel import create_api_channel, record_channel_message
+from social.api_channel import record_channel_message
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.last_write import (
@@ -33,7 +33,7 @@ from tenants.last_write import (
     execute_last,
 )
 from tenants.models import AuditEvent, Brand, Tenant, User
-from tests.api_clients import base, push, token_client
+from tests.api_clients import base, open_api_channel, push, token_client
 from tests.counter_row import counter_seen_elsewhere
 from tests.factories import membership_of
 from tests.perf.report import conninfo
@@ -43,10 +43,6 @@ from tests.test_pgbouncer_isolation import bouncer_url  # noqa: F401 - a fixture
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NEXT = writebatch._NEXT_SEQ
-ALL_WEEK = {
-    day: [["00:00", "24:00"]]
-    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-}
 
 
 def committed_counter(tenant: Tenant) -> int | None:
@@ -163,11 +159,7 @@ def test_the_next_transaction_on_the_connection_runs_as_usual(
 
 @pytest.fixture
 def channel(tenant: Tenant, owner: User) -> SocialAccount:
-    with tenant_context(tenant):
-        Brand.objects.update(business_hours=ALL_WEEK, send_hold_seconds=0)
-        return create_api_channel(
-            membership_of(tenant, owner), brand=Brand.objects.get(), name="Chat"
-        )
+    return open_api_channel(tenant, owner)
 
 
 @pytest.fixture
