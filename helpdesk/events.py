@@ -286,12 +286,7 @@ def _insert_numbered(
     count = len(payloads)
     params: list[Any] = [tenant_id, count, tenant_id, count, count, timezone.now()]
     params.append(json.dumps(payloads))
-    if last:
-        row = execute_last(_NUMBERED_INSERT, params)
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(_NUMBERED_INSERT, params)
-            row = cursor.fetchone()
+    row = execute_last(_NUMBERED_INSERT, params, commit=last)
     assert row is not None  # noqa: S101 - SELECT value FROM s: one row
     return int(row[0]) - count + 1
 

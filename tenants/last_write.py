@@ -111,30 +111,31 @@ def _may_commit(scope: _Scope | None, using: str) -> bool:
 
 
 def execute_last(
-    sql: str, params: Sequence[Any], *, using: str = "default"
+    sql: str, params: Sequence[Any], *, commit: bool = True, using: str = "default"
 ) -> tuple[Any, ...] | None:
-    """Run the block's last statement and return its first row.
+    """Run a statement and return its first row.
 
-    Inside `commit_with_last_write()`, where allowed, COMMIT goes in the same
-    pipeline; a failing statement raises as usual and leaves the transaction
-    to be rolled back (the COMMIT is skipped with it).
+    `commit`: the caller writes nothing after it. Then, inside
+    `commit_with_last_write()` where allowed, COMMIT goes in the same pipeline;
+    a failing statement raises as usual and leaves the transaction to be rolled
+    back (the COMMIT is skipped with it). Otherwise it is an ordinary statement.
     """
     connection = connections[using]
     scope = _scope.get()
     with connection.cursor() as cursor:
-        if scope is None or not _may_commit(scope, using):
+        if not commit or scope is None or not _may_commit(scope, using):
             cursor.execute(sql, params)
             first: tuple[Any, ...] | None = cursor.fetchone()
             return first
         raw = connection.connection
         with (
-            connection.cursor() as commit,
+            connection.cursor() as closing,
             connection.wrap_database_errors,
             raw.pipeline(),
         ):
             cursor.execute(sql, params)
             # Through Django's cursor, so statement counters see it.
-            commit.execute("COMMIT")
+            closing.execute("COMMIT")
         row: tuple[Any, ...] | None = cursor.fetchone()
     scope.committed = True
     scope.stack.enter_context(connection.execute_wrapper(_refuse))

@@ -204,12 +204,7 @@ class WriteBatch:
         ]
         sql = "WITH " + ", ".join(sql for sql, _ in parts) + " SELECT value FROM s"
         params = [value for _, params in parts for value in params]
-        if self.last_write:
-            row = execute_last(sql, params)
-        else:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                row = cursor.fetchone()
+        row = execute_last(sql, params, commit=self.last_write)
         assert row is not None  # noqa: S101 - SELECT value FROM s: one row
         (last,) = row
         allocation.first = last - allocation.count + 1

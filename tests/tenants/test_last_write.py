@@ -395,3 +395,14 @@ def test_through_pgbouncer_the_commit_ends_the_setting_for_the_next_client(
         assert setting in ("", None)
         assert value == 0  # no workspace setting: RLS shows no counter row
     assert committed_counter(tenant) == 7
+
+
+def test_a_statement_that_is_not_the_last_does_not_commit(started: Tenant) -> None:
+    """`commit=False` inside the block: an ordinary statement; the last one commits."""
+    tenant = started
+    with tenant_context(tenant), commit_with_last_write():
+        assert execute_last(NEXT, [tenant.pk, 1], commit=False) == (6,)
+        assert counter_seen_elsewhere(tenant.pk) == ("locked", None)
+        assert execute_last(NEXT, [tenant.pk, 1]) == (7,)
+        assert counter_seen_elsewhere(tenant.pk) == ("free", 7)
+    assert committed_counter(tenant) == 7
