@@ -119,6 +119,58 @@ def test_a_reply_after_the_task_cleared_its_marker_queues_the_task_again(
     assert [args for args, _eta in queued(broker)] == [[7, 1, slot], [7, 2, slot]]
 
 
+def counted_sets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys of the SETs the task wire sends from now on."""
+    target = taskwire._targets[
+        (id(tasks.deliver_message.app.amqp.producer_pool), os.getpid())
+    ]
+    assert target.wire is not None
+    real, keys = target.wire.execute, []
+
+    def counting(*args: Any) -> Any:
+        if args[0] == "SET":
+            keys.append(args[1])
+        return real(*args)
+
+    monkeypatch.setattr(target.wire, "execute", counting)
+    return keys
+
+
+def test_a_later_reply_of_a_slot_seen_marked_sends_no_set(
+    broker: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sets = counted_sets(monkeypatch)
+    assert delivery_slots._schedule(7, 1, at(10))
+    assert delivery_slots._schedule(7, 2, at(200))
+    assert delivery_slots._schedule(7, 3, at(251))
+
+    slot = BASE_MS + 250
+    assert sets == [
+        delivery_slots.marker(7, slot),
+        delivery_slots.marker(7, slot + 250),
+    ]
+    assert [args for args, _eta in queued(broker)] == [[7, 1, slot], [7, 3, slot + 250]]
+
+
+def test_near_its_slot_s_end_a_reply_sets_the_marker_again(
+    broker: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert delivery_slots._schedule(7, 1, at(10))
+    broker.delete(delivery_slots.marker(7, BASE_MS + 250))  # gone, not cleared here
+    sets = counted_sets(monkeypatch)
+    monkeypatch.setattr(
+        timezone,
+        "now",
+        lambda: at(250) - timedelta(milliseconds=delivery_slots.MARKER_SKEW_MS),
+    )
+
+    assert delivery_slots._schedule(7, 2, at(240))
+
+    slot = BASE_MS + 250
+    assert sets == [delivery_slots.marker(7, slot)]
+    assert [args for args, _eta in queued(broker)] == [[7, 1, slot], [7, 2, slot]]
+
+
 def test_each_tenant_has_its_own_slot_tasks(broker: redis.Redis) -> None:
     assert delivery_slots._schedule(7, 1, at(100))
     assert delivery_slots._schedule(8, 2, at(100))
