@@ -441,7 +441,7 @@ def _queue(
         Message,
         tenant_id=conversation.tenant_id,
         conversation=conversation,
-        account=conversation.social_account,
+        account_id=conversation.social_account_id,
         platform=conversation.platform,
         direction=Message.Direction.OUT,
         visibility=visibility,
