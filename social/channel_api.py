@@ -21,6 +21,7 @@ from helpdesk.services.inbound import inbound_read_call
 from social.api_channel import (
     ChannelMessage,
     access_api_channel,
+    access_api_channel_for_push,
     create_api_channel,
     record_channel_message,
 )
@@ -136,10 +137,21 @@ class ChannelMessageCreateApi(TenantScopedApi):
 
     @extend_schema(request=ChannelMessageInput, responses={200: Output, 201: Output})
     def post(self, request: Request, account_id: int) -> Response:
-        channel = access_api_channel(self.membership, account_id)
+        # A plainly valid push's replay and author lookup go with the channel's
+        # statement; any other push is validated after the channel is found
+        # (a 404 before any 400, as before).
         data = plain_message_input(plain_json_body(request))
+        lookup = None
         if data is None:
+            channel = access_api_channel(self.membership, account_id)
             data = validated_input(self.ChannelMessageInput, request.data)
+        else:
+            channel, lookup = access_api_channel_for_push(
+                self.membership,
+                account_id,
+                external_id=data["external_id"],
+                author_id=data["author"]["id"],
+            )
         author = data["author"]
         # The push is the request's last write: its statement may take COMMIT
         # with it (tenants.last_write), releasing the workspace's event counter
@@ -160,6 +172,7 @@ class ChannelMessageCreateApi(TenantScopedApi):
                     created_at=data.get("created_at"),
                     url=data["url"],
                 ),
+                lookup=lookup,
             )
             body = {
                 "message_id": result.message.pk,

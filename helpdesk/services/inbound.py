@@ -2,6 +2,7 @@
 
 # ruff: noqa: S608 - table and column names come from the models; values are parameters.
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,25 @@ class InboundResult:
     conversation: Conversation
     created: bool  # False when the item had been recorded before (a replay)
     opened: bool = False  # True when the item opened a new conversation
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """_lookup_pg's answer for an item's keys, read with another statement (the
+    API channel's push reads it with the channel's row: one statement less)."""
+
+    platform: str
+    external_id: str
+    author_id: str
+    duplicate: bool
+    identity: Identity | None
+
+    def fits(self, item: InboundItem) -> bool:
+        return (self.platform, self.external_id, self.author_id) == (
+            item.platform,
+            item.external_id,
+            item.author.external_id,
+        )
 
 
 def customer_message(
@@ -103,6 +123,7 @@ def record_inbound_message(
     *,
     origin: str | None = None,
     away_reply: bool = True,
+    lookup: Lookup | None = None,
 ) -> InboundResult:
     """Record one inbound item for `account`; a replay of the same item is a no-op.
 
@@ -115,10 +136,12 @@ def record_inbound_message(
     brand's business hours the conversation's first customer message also gets the
     automatic away reply (R8, see helpdesk.services.away.queue_away_reply), which
     emits its own message.created and is delivered on commit; `away_reply=False`
-    records history without one (the demo's seeded inbox).
+    records history without one (the demo's seeded inbox). `lookup`: the item's
+    replay and author lookup, read with an earlier statement of the request
+    (PostgreSQL; used only when it was read for this item's keys).
     """
     if connection.vendor == "postgresql":
-        return _record_pg(account, item, origin, away_reply)
+        return _record_pg(account, item, origin, away_reply, lookup)
     try:
         return link_to_incidents(_record(account, item, origin, away_reply))
     except IntegrityError:
@@ -215,11 +238,16 @@ def _record(
 
 
 def _record_pg(
-    account: SocialAccount, item: InboundItem, origin: str | None, away_reply: bool
+    account: SocialAccount,
+    item: InboundItem,
+    origin: str | None,
+    away_reply: bool,
+    lookup: Lookup | None = None,
 ) -> InboundResult:
-    """record_inbound_message on PostgreSQL: four statements for a known author,
-    five for a new one (lookup; the new identity; the conversation, locked, or a
-    new id; the message; then one statement for the rest, sequences included).
+    """record_inbound_message on PostgreSQL: four statements (lookup; for a
+    known author the conversation, locked, or a new id, for a new one the new
+    contact and identity with the new conversation's id; the message; then one
+    statement for the rest, sequences included).
 
     Dedupe stays exact without a savepoint: the message is the first row written
     (ON CONFLICT DO NOTHING on its unique key), so when a concurrent worker
@@ -235,12 +263,21 @@ def _record_pg(
     with its sequences at once, as before.
     """
     tenant: Tenant = account.tenant
-    duplicate, identity = _lookup_pg(tenant.pk, item)
+    if lookup is not None and lookup.fits(item):
+        duplicate, identity = lookup.duplicate, lookup.identity
+    else:
+        duplicate, identity = _lookup_pg(tenant.pk, item)
     if duplicate:
         return _replay(item)
+    new_id = None
     if identity is None:
-        identity = _insert_identity_pg(tenant.pk, item)
-    conversation, opened = _find_or_open_pg(account, identity, item, origin)
+        identity, new_id = _insert_identity_pg(tenant.pk, item)
+    if new_id is None:
+        conversation, opened = _find_or_open_pg(account, identity, item, origin)
+    else:  # a new contact has no conversation yet: no statement to look for one
+        conversation, opened = _new_conversation(
+            account, identity, item, origin, new_id
+        )
     conversation.brand = account.brand
     conversation.social_account = account
     message = customer_message(tenant, conversation, account, identity, item)
@@ -379,25 +416,50 @@ _IDENTITY_COLUMNS = (
 )
 
 
+# _lookup_pg's select list (whether the item was recorded before, the author's
+# identity's columns) and its join, with their parameters (lookup_params).
+LOOKUP_SELECT = (
+    'EXISTS (SELECT 1 FROM helpdesk_message m WHERE m."tenant_id" = %s'
+    " AND m.platform = %s AND m.external_id = %s), "
+    + ", ".join(f"i.{name}" for name in _IDENTITY_COLUMNS)
+)
+LOOKUP_JOIN = (
+    "LEFT JOIN helpdesk_identity i"
+    " ON i.tenant_id = %s AND i.platform = %s AND i.external_id = %s"
+)
+_LOOKUP = f"SELECT {LOOKUP_SELECT} FROM (SELECT 1) one {LOOKUP_JOIN}"
+
+
+def lookup_params(
+    tenant_id: int, platform: str, external_id: str, author_id: str
+) -> tuple[list[Any], list[Any]]:
+    """The parameters of LOOKUP_SELECT and of LOOKUP_JOIN."""
+    return [tenant_id, platform, external_id], [tenant_id, platform, author_id]
+
+
+def read_lookup(
+    tenant_id: int,
+    platform: str,
+    external_id: str,
+    author_id: str,
+    row: Sequence[Any],
+) -> Lookup:
+    """The Lookup from LOOKUP_SELECT's columns of a row."""
+    identity = None
+    if row[1] is not None:
+        values = dict(zip(_IDENTITY_COLUMNS, row[1:], strict=True))
+        identity = _identity_of(tenant_id, platform, author_id, values)
+    return Lookup(platform, external_id, author_id, bool(row[0]), identity)
+
+
 def _lookup_pg(tenant_id: int, item: InboundItem) -> tuple[bool, Identity | None]:
     """Whether the item was recorded before, and its author's identity (None when
     unknown): one query."""
-    columns = ", ".join(f"i.{name}" for name in _IDENTITY_COLUMNS)
+    selected, joined = lookup_params(
+        tenant_id, item.platform, item.external_id, item.author.external_id
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            'SELECT EXISTS (SELECT 1 FROM helpdesk_message m WHERE m."tenant_id" = %s'
-            " AND m.platform = %s AND m.external_id = %s), "
-            f"{columns} FROM (SELECT 1) one LEFT JOIN helpdesk_identity i"
-            " ON i.tenant_id = %s AND i.platform = %s AND i.external_id = %s",
-            [
-                tenant_id,
-                item.platform,
-                item.external_id,
-                tenant_id,
-                item.platform,
-                item.author.external_id,
-            ],
-        )
+        cursor.execute(_LOOKUP, [*selected, *joined])
         row = cursor.fetchone()
     assert row is not None  # noqa: S101 - one row always
     if row[1] is None:
@@ -408,11 +470,17 @@ def _lookup_pg(tenant_id: int, item: InboundItem) -> tuple[bool, Identity | None
 
 
 def _identity(tenant_id: int, item: InboundItem, values: dict[str, object]) -> Identity:
+    return _identity_of(tenant_id, item.platform, item.author.external_id, values)
+
+
+def _identity_of(
+    tenant_id: int, platform: str, external_id: str, values: dict[str, object]
+) -> Identity:
     identity = build_row(
         Identity,
         tenant_id=tenant_id,
-        platform=item.platform,
-        external_id=item.author.external_id,
+        platform=platform,
+        external_id=external_id,
         **values,
     )
     identity._state.adding = False
@@ -420,9 +488,14 @@ def _identity(tenant_id: int, item: InboundItem, values: dict[str, object]) -> I
     return identity
 
 
-def _insert_identity_pg(tenant_id: int, item: InboundItem) -> Identity:
-    """A new contact and identity for the author (one statement); when another
-    worker created the identity meanwhile, that one (and our contact goes)."""
+def _insert_identity_pg(
+    tenant_id: int, item: InboundItem
+) -> tuple[Identity, int | None]:
+    """A new contact and identity for the author, and the id of the new contact's
+    conversation (one statement: a contact made by this statement has no
+    conversation to look for). When another worker created the identity
+    meanwhile, that one and None (our contact goes; its contact's conversation
+    is looked for as a known author's)."""
     author, now = item.author, timezone.now()
     values: dict[str, Any] = {
         "handle": author.handle,
@@ -439,7 +512,9 @@ def _insert_identity_pg(tenant_id: int, item: InboundItem) -> Identity:
             " contact_id, platform, external_id, handle, display_name, followers,"
             " profile_url, created_at) SELECT %s, c.id, %s, %s, %s, %s, %s, %s, %s"
             " FROM c ON CONFLICT (tenant_id, platform, external_id) DO NOTHING"
-            " RETURNING id) SELECT c.id, i.id FROM c LEFT JOIN i ON true",
+            " RETURNING id) SELECT c.id, i.id, CASE WHEN i.id IS NOT NULL THEN"
+            " nextval(pg_get_serial_sequence('helpdesk_conversation', 'id')) END"
+            " FROM c LEFT JOIN i ON true",
             [
                 tenant_id,
                 author.display_name or author.handle,
@@ -452,7 +527,7 @@ def _insert_identity_pg(tenant_id: int, item: InboundItem) -> Identity:
         )
         row = cursor.fetchone()
         assert row is not None  # noqa: S101 - the contact's row
-        contact_id, identity_id = row
+        contact_id, identity_id, conversation_id = row
         if identity_id is None:
             cursor.execute(
                 'DELETE FROM helpdesk_contact c WHERE c."tenant_id" = %s AND c.id = %s',
@@ -461,10 +536,11 @@ def _insert_identity_pg(tenant_id: int, item: InboundItem) -> Identity:
     if identity_id is None:
         _, identity = _lookup_pg(tenant_id, item)
         assert identity is not None  # noqa: S101 - it conflicted with this one
-        return identity
-    return _identity(
+        return identity, None
+    identity = _identity(
         tenant_id, item, {"id": identity_id, "contact_id": contact_id, **values}
     )
+    return identity, conversation_id
 
 
 _CONVERSATION_COLUMNS = tuple(f.column for f in Conversation._meta.concrete_fields)
@@ -524,7 +600,20 @@ def _find_or_open_pg(
     if new_id is None:
         found = Conversation.from_db(connection.alias, _CONVERSATION_NAMES, row[:-1])
         return found, False
+    return _new_conversation(account, identity, item, origin, new_id)
+
+
+def _new_conversation(
+    account: SocialAccount,
+    identity: Identity,
+    item: InboundItem,
+    origin: str | None,
+    new_id: int,
+) -> tuple[Conversation, bool]:
+    """The unsaved conversation `new_id` the item opens (inserted with the
+    request's other writes)."""
     private = item.visibility == "private"
+    ref = item.thread_ref or item.external_id
     conversation = build_row(
         Conversation,
         pk=new_id,

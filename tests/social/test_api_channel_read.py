@@ -10,9 +10,20 @@ from django.db import connection
 from django.db.models import Model
 from django.http import Http404
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from helpdesk.models import Identity, Message
+from helpdesk.services.inbound import Lookup, _lookup_pg
 from helpdesk.services.sla import PRELOADED_HOLIDAYS, PRELOADED_TARGETS
-from social.api_channel import _API_CHANNEL, access_api_channel, create_api_channel
+from social.api_channel import (
+    _API_CHANNEL,
+    ChannelMessage,
+    access_api_channel,
+    access_api_channel_for_push,
+    create_api_channel,
+    record_channel_message,
+)
+from social.connectors.base import Author, InboundItem
 from social.models import Platform, SocialAccount
 from tenants.context import tenant_context
 from tenants.exceptions import TenantContextMissing
@@ -106,3 +117,85 @@ def test_no_open_tenant_is_refused(tenant: Tenant, owner: User) -> None:
         channel = create_api_channel(member, brand=Brand.objects.get(), name="Chat")
     with pytest.raises(TenantContextMissing):
         access_api_channel(member, channel.pk)
+
+
+def test_a_push_reads_its_lookup_with_the_channel_in_one_statement(
+    tenant: Tenant, owner: User
+) -> None:
+    """access_api_channel_for_push: the same channel, and the Lookup _lookup_pg
+    gives for the push's keys (a new message by a new author, by a known one,
+    and a recorded message), in the channel's one statement."""
+    with tenant_context(tenant):
+        member = membership_of(tenant, owner)
+        channel = create_api_channel(member, brand=Brand.objects.get(), name="Chat")
+        known = record_channel_message(
+            member,
+            account=access_api_channel(member, channel.pk),
+            message=ChannelMessage(external_id="m-1", text="Hi", author_id="c-1"),
+        )
+        expected = access_api_channel(member, channel.pk)
+        for external_id, author_id in (("m-2", "c-2"), ("m-2", "c-1"), ("m-1", "c-1")):
+            item = InboundItem(
+                platform=Platform.API,
+                external_id=external_id,
+                author=Author(external_id=author_id),
+                text="Hi",
+                created_at=timezone.now(),
+                visibility="private",
+            )
+            with CaptureQueriesContext(connection) as queries:
+                got, lookup = access_api_channel_for_push(
+                    member, channel.pk, external_id=external_id, author_id=author_id
+                )
+            assert len(queries) == 1
+            same_row(got, expected, SocialAccount)
+            same_row(got.brand, expected.brand, Brand)
+            assert got.tenant is member.tenant
+            assert got.preloaded_holidays == expected.preloaded_holidays  # type: ignore[attr-defined]
+            assert lookup is not None
+            assert lookup.fits(item)
+            duplicate, identity = _lookup_pg(tenant.pk, item)
+            assert lookup.duplicate is duplicate is (external_id == "m-1")
+            if author_id == "c-2":
+                assert identity is None
+                assert lookup.identity is None
+            else:
+                assert identity is not None
+                assert lookup.identity is not None
+                assert identity.pk == known.message.author_identity_id
+                same_row(lookup.identity, identity, Identity)
+
+
+def test_a_push_to_a_refused_channel_is_404_with_its_lookup(
+    tenant: Tenant, owner: User, other_tenant: Tenant, outsider: User
+) -> None:
+    with tenant_context(other_tenant):
+        theirs = create_api_channel(
+            membership_of(other_tenant, outsider),
+            brand=Brand.objects.get(),
+            name="Theirs",
+        )
+    with tenant_context(tenant):
+        member = membership_of(tenant, owner)
+        for account_id in (theirs.pk, 10**9):
+            with pytest.raises(Http404):
+                access_api_channel_for_push(
+                    member, account_id, external_id="m-1", author_id="c-1"
+                )
+
+
+def test_a_lookup_read_for_other_keys_is_not_used(tenant: Tenant, owner: User) -> None:
+    """record_channel_message with a Lookup of another message (one that says
+    "recorded before") looks the push up itself and records it."""
+    with tenant_context(tenant):
+        member = membership_of(tenant, owner)
+        channel = create_api_channel(member, brand=Brand.objects.get(), name="Chat")
+        stale = Lookup(Platform.API, "m-other", "c-1", duplicate=True, identity=None)
+        result = record_channel_message(
+            member,
+            account=access_api_channel(member, channel.pk),
+            message=ChannelMessage(external_id="m-1", text="Hi", author_id="c-1"),
+            lookup=stale,
+        )
+        assert result.created is True
+        assert list(Message.objects.values_list("external_id", flat=True)) == ["m-1"]
