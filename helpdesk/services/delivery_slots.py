@@ -142,16 +142,21 @@ def _own(tenant_id: int, message_id: int, send_after: datetime) -> bool:
 # on (another broker, another pool: a test's, say); `_ends`: their slots' ends.
 _marked: dict[str, Any] = {}
 _ends: dict[str, int] = {}
+# Forget the slots that are over when this many are remembered: then twice as
+# many as are left, so the walk over them is paid once per as many replies.
+_forget_at = 256
 
 
 def _remember(key: str, slot: int, now_ms: int) -> None:
-    if len(_ends) >= 256:  # forget the slots that are over
+    global _forget_at
+    if len(_ends) >= _forget_at:
         for old in [k for k, end in list(_ends.items()) if end <= now_ms]:
             _marked.pop(old, None)
             _ends.pop(old, None)
-        if len(_ends) >= 4096:
+        if len(_ends) >= 65_536:
             _marked.clear()
             _ends.clear()
+        _forget_at = max(256, 2 * len(_ends))
     _ends[key] = slot
     _marked[key] = current_app.amqp.producer_pool
 

@@ -171,6 +171,24 @@ def test_near_its_slot_s_end_a_reply_sets_the_marker_again(
     assert [args for args, _eta in queued(broker)] == [[7, 1, slot], [7, 2, slot]]
 
 
+def test_slots_that_are_over_are_forgotten(broker: redis.Redis) -> None:
+    now_ms = BASE_MS + 10_000
+    for tenant_id in range(300):
+        delivery_slots._remember(delivery_slots.marker(tenant_id, BASE_MS), BASE_MS, 0)
+    live = delivery_slots.marker(1, now_ms + 250)
+    delivery_slots._remember(live, now_ms + 250, now_ms)
+    delivery_slots._forget_at = 0
+
+    delivery_slots._remember(
+        delivery_slots.marker(2, now_ms + 250), now_ms + 250, now_ms
+    )
+
+    assert delivery_slots.marker(0, BASE_MS) not in delivery_slots._marked
+    assert live in delivery_slots._marked
+    assert len(delivery_slots._ends) == 2
+    assert delivery_slots._forget_at == 256
+
+
 def test_each_tenant_has_its_own_slot_tasks(broker: redis.Redis) -> None:
     assert delivery_slots._schedule(7, 1, at(100))
     assert delivery_slots._schedule(8, 2, at(100))
