@@ -4,8 +4,17 @@ One transaction holds the claim (`FOR UPDATE ... SKIP LOCKED`), every item's row
 and the events' final status, so a crash loses and doubles nothing: either all of
 it commits, or the events are `received` again and their tasks (or the sweep)
 process them. Items are grouped by tenant (one `ChannelRoute` query for the whole
-batch) and each group is recorded inside one `tenant_context`, set-based
-(helpdesk.services.inbound_batch). Live events are sent after the commit.
+batch) and each group is recorded set-based (helpdesk.services.inbound_batch).
+Live events are sent after the commit.
+
+When every routed item is one tenant's (the usual batch), that transaction is
+the tenant's own (`open_tenant_context`, no savepoint): the statement that
+allocates the tenant's event sequences also marks the events, the followers'
+lookup runs before it, and COMMIT goes with it (tenants.last_write), so the
+tenant's counter row is held for that one statement. Otherwise (several
+tenants, none, or a unique key a concurrent worker just wrote) the claim is
+undone and taken again: one transaction, each tenant's group in a savepoint
+(`tenant_context`), the events marked after them.
 
 What takes the one-at-a-time path (social.ingest.record_for_account), inside the
 same tenant transaction and after the group's batch, in arrival order: untagged
@@ -19,7 +28,9 @@ wrote.
 import hashlib
 import logging
 from collections import defaultdict
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.db import (
@@ -33,16 +44,17 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from helpdesk.compiled import CompiledQuery
-from helpdesk.models import Identity
-from helpdesk.services import sla
+from helpdesk.models import Conversation, Identity
+from helpdesk.services import sla, writebatch
 from helpdesk.services.bulkrows import any_of, row_loader, update_rows
 from helpdesk.services.contacts import refresh_identity, refresh_observer
-from helpdesk.services.inbound_batch import record_inbound_batch
+from helpdesk.services.inbound_batch import Last, record_inbound_batch
 from social.connectors import get_connector
 from social.connectors.base import Author, InboundItem, WebhookItem, item_from_dict
 from social.ingest import process_one_webhook_event, record_for_account
 from social.models import ChannelRoute, SocialAccount, WaitingItem, WebhookEvent
-from tenants.context import tenant_context
+from tenants.context import open_tenant_context, tenant_context
+from tenants.last_write import commit_with_last_write
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -74,19 +86,25 @@ def process_batch(event_id: int, *, limit: int) -> str:
     not the database's; database errors propagate as they are."""
     claimed: list[int] = []
     hydrate = False
+    parsed: dict[int, _Parse] = {}
     try:
-        with transaction.atomic():
-            own = _own(event_id)
-            if own is None:
-                return "missing"
-            if own.status in DONE:
-                return own.status
-            rows = [own, *_neighbours(event_id, limit - 1)]
-            claimed.extend(row.pk for row in rows)
-            batch, hydrate = _parsed(rows, event_id)
-            _record(batch)
-            _mark(batch)
-            status = own.status
+        outcome = _one_tenant(event_id, limit, claimed, parsed)
+        if outcome is None:
+            claimed.clear()
+            with transaction.atomic():
+                own = _own(event_id)
+                if own is None:
+                    return "missing"
+                if own.status in DONE:
+                    return own.status
+                rows = [own, *_neighbours(event_id, limit - 1)]
+                claimed.extend(row.pk for row in rows)
+                batch, hydrate = _parsed(rows, event_id, parsed)
+                _record(batch)
+                _mark(batch)
+                status = own.status
+        else:
+            status, hydrate = outcome
     except (OperationalError, InterfaceError):
         raise
     except Exception as error:
@@ -94,6 +112,119 @@ def process_batch(event_id: int, *, limit: int) -> str:
     if hydrate:
         return process_one_webhook_event(event_id)
     return status
+
+
+class _NotOneTenant(Exception):
+    """The claimed batch is not one tenant's (or raced): undo the claim."""
+
+
+class _Early(Exception):
+    """The task's own event is missing or done: nothing to claim."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+@dataclass
+class _Claim:
+    """A claimed batch whose routed items are all one tenant's."""
+
+    tenant: Tenant
+    own: WebhookEvent
+    batch: list[_Event]
+    routed: list[tuple[ChannelRoute, InboundItem]]
+    hydrate: bool
+    marked: bool = False
+    stack: ExitStack = field(default_factory=ExitStack)
+
+
+def _one_tenant(
+    event_id: int, limit: int, claimed: list[int], parsed: dict[int, "_Parse"]
+) -> tuple[str, bool] | None:
+    """The batch as the tenant's own outermost transaction, when its routed
+    items are all one tenant's (PostgreSQL): (the own event's status, whether
+    it is to be hydrated). None when it is not (nothing of it committed; the
+    parses are kept in `parsed`): the caller claims again, one savepoint per
+    tenant.
+
+    The claim and the routing run first (no tenant table is read), then the
+    tenant's setting (tenants.context.open_tenant_context). With no savepoint
+    open, the statement that allocates the tenant's event sequences can be the
+    transaction's last (record_inbound_batch's `last`): the events' final
+    status joins it, the followers' lookup runs before it, and COMMIT goes
+    with it (tenants.last_write), so the tenant's counter row is released at
+    once instead of after the marking and the Python between. A unique key a
+    concurrent worker just wrote rolls the whole batch back (no savepoint to
+    return to): None, and the caller's claim records the group in a savepoint
+    (one at a time after such a race).
+    """
+    if connection.vendor != "postgresql":
+        return None
+
+    def opener() -> _Claim:
+        own = _own(event_id)
+        if own is None:
+            raise _Early("missing")
+        if own.status in DONE:
+            raise _Early(own.status)
+        rows = [own, *_neighbours(event_id, limit - 1)]
+        claimed.extend(row.pk for row in rows)
+        batch, hydrate = _parsed(rows, event_id, parsed)
+        groups, tenants = _grouped(batch)
+        if len(groups) != 1:
+            raise _NotOneTenant
+        ((tenant_id, routed),) = groups.items()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('app.tenant_id', %s, true)", [str(tenant_id)]
+            )
+        return _Claim(tenants[tenant_id], own, batch, routed, hydrate)
+
+    try:
+        with open_tenant_context(opener) as claim, ExitStack() as claim.stack:
+            record_items(_entries(claim.routed), last=partial(_mark_last, claim))
+            if not claim.marked:
+                _mark(claim.batch)
+    except _Early as early:
+        return early.status, False
+    except _NotOneTenant:
+        claimed.clear()
+        return None
+    except IntegrityError:
+        claimed.clear()
+        parsed.clear()  # the items went through a recording: parsed afresh
+        return None
+    return claim.own.status, claim.hydrate
+
+
+def _mark_last(
+    claim: _Claim,
+    opened: list[Conversation],
+    batch: writebatch.WriteBatch,
+) -> bool:
+    """record_inbound_batch's `last` for a claim: when no item waits for a
+    thread the batch opens, the events' final status joins the batch's
+    statement (True); else (False) the followers are recorded after it, as
+    record_items does, and the events marked after them."""
+    threads = [
+        (account, conversation.public_thread_ref)
+        for conversation in opened
+        if conversation.public_thread_ref
+        and (account := conversation.social_account) is not None
+    ]
+    if threads:
+        # The waiting side's lock (social.waiting), taken before the counter:
+        # an item that parks from now on finds the thread recorded.
+        _lock_threads(threads)
+        if _waiting(threads).exists():
+            return False
+    _mark(claim.batch, batch)
+    claim.marked = True
+    # Only now: a one-at-a-time item recorded before (or instead of) this
+    # statement must not commit with its own.
+    claim.stack.enter_context(commit_with_last_write())
+    return True
 
 
 def _own(event_id: int) -> WebhookEvent | None:
@@ -145,34 +276,59 @@ def _claimed(sql: str, params: list[str | int]) -> list[WebhookEvent]:
     return [_load(alias, row) for row in rows]
 
 
-def _parsed(rows: list[WebhookEvent], own_id: int) -> tuple[list[_Event], bool]:
+_Parse = list[WebhookItem] | str  # an event's items, or why it is malformed
+
+
+def _parsed(
+    rows: list[WebhookEvent], own_id: int, parsed: dict[int, _Parse] | None = None
+) -> tuple[list[_Event], bool]:
     """The claimed events with their items; a malformed one is marked so (and
     kept); one with items to hydrate leaves the batch (True when it is the
-    claimer's own: it runs after the commit)."""
+    claimer's own: it runs after the commit). `parsed`: the events' parses by
+    id, read and kept (a stored body never changes)."""
     batch: list[_Event] = []
     hydrate = False
+    known = parsed if parsed is not None else {}
     for row in rows:
-        try:
-            items = get_connector(row.platform).parse_webhook(bytes(row.body))
-        except (ValueError, KeyError, TypeError) as exc:
-            row.status, row.error = Status.MALFORMED, str(exc)
+        parse = known.get(row.pk)
+        if parse is None:
+            try:
+                parse = get_connector(row.platform).parse_webhook(bytes(row.body))
+            except (ValueError, KeyError, TypeError) as exc:
+                parse = str(exc)
+            known[row.pk] = parse
+        if isinstance(parse, str):
+            row.status, row.error = Status.MALFORMED, parse
             batch.append(_Event(row))
             continue
-        if any(each.item.needs_hydration for each in items):
+        if any(each.item.needs_hydration for each in parse):
             hydrate = hydrate or row.pk == own_id
             continue
-        batch.append(_Event(row, items))
+        batch.append(_Event(row, parse))
     return batch, hydrate
 
 
 def _record(batch: list[_Event]) -> None:
     """Route every item (one query) and record each tenant's items together."""
+    groups, tenants = _grouped(batch)
+    # Tenants in id order: two batches take the tenants' counter rows in one order.
+    for tenant_id in sorted(groups):
+        _record_group(tenants[tenant_id], groups[tenant_id])
+
+
+def _grouped(
+    batch: list[_Event],
+) -> tuple[dict[int, list[tuple[ChannelRoute, InboundItem]]], dict[int, Tenant]]:
+    """Route every item (one query): the items to record by tenant (a deleted
+    tenant's are routed, not recorded) and the tenants; sets each event's
+    `routed` and `tenant_id`."""
     pending = [event for event in batch if event.row.status != Status.MALFORMED]
     keys = {(e.row.platform, w.account_external_id) for e in pending for w in e.items}
     routes = _routes(keys)
     groups: dict[int, list[tuple[ChannelRoute, InboundItem]]] = defaultdict(list)
     tenants: dict[int, Tenant] = {}
     for event in pending:
+        event.routed, event.tenant_id = 0, None
         for each in event.items:
             route = routes.get((event.row.platform, each.account_external_id))
             if route is None:
@@ -187,9 +343,7 @@ def _record(batch: list[_Event]) -> None:
             tenants[route.tenant_id] = route.tenant
             if route.tenant.status != Tenant.Status.DELETED:
                 groups[route.tenant_id].append((route, each.item))
-    # Tenants in id order: two batches take the tenants' counter rows in one order.
-    for tenant_id in sorted(groups):
-        _record_group(tenants[tenant_id], groups[tenant_id])
+    return groups, tenants
 
 
 def _routes(keys: set[tuple[str, str]]) -> dict[tuple[str, str], ChannelRoute]:
@@ -288,7 +442,9 @@ def _accounts_query() -> QuerySet[SocialAccount]:
 _ACCOUNT = CompiledQuery(lambda pk: _accounts_query().filter(pk=pk), [int])
 
 
-def record_items(entries: list[tuple[SocialAccount, InboundItem]]) -> list[bool]:
+def record_items(
+    entries: list[tuple[SocialAccount, InboundItem]], *, last: Last | None = None
+) -> list[bool]:
     """Record one tenant's items as record_for_account would, in order; True for
     each item recorded new. Call inside the tenant's context.
 
@@ -296,6 +452,12 @@ def record_items(entries: list[tuple[SocialAccount, InboundItem]]) -> list[bool]
     others (and their authors' later items, to keep each conversation's order)
     follow one at a time, after the followers that waited for a thread the batch
     opened.
+
+    `last`: the caller writes nothing after these items but what `last` adds
+    (record_inbound_batch's `last`). When every item goes in the set-based
+    batch, it is passed on; when it returns True, no item waits for a thread
+    the batch opened (`last` looked, under the threads' locks) and the batch's
+    statement was the last.
     """
     if not entries:
         return []
@@ -323,8 +485,20 @@ def record_items(entries: list[tuple[SocialAccount, InboundItem]]) -> list[bool]
     tenant: Tenant = entries[0][0].tenant
     profiles = _Profiles(entries)
     watching = refresh_observer.set(profiles)
+    committed = False
+
+    def last_write(opened: list[Conversation], batch: writebatch.WriteBatch) -> bool:
+        nonlocal committed
+        assert last is not None  # noqa: S101 - passed on only then
+        committed = last(opened, batch)
+        return committed
+
     try:
-        outcome = record_inbound_batch(tenant, [entries[i] for i in simple])
+        outcome = record_inbound_batch(
+            tenant,
+            [entries[i] for i in simple],
+            last=last_write if last is not None and not alone else None,
+        )
         created = [False] * len(entries)
         opened: list[tuple[SocialAccount, str]] = []
         opened_at: dict[tuple[int, str], int] = {}
@@ -337,7 +511,8 @@ def record_items(entries: list[tuple[SocialAccount, InboundItem]]) -> list[bool]
                 ref = result.conversation.public_thread_ref
                 opened.append((entries[index][0], ref))
                 opened_at.setdefault((entries[index][0].pk, ref), index)
-        _record_followers(opened, profiles, opened_at)
+        if not committed:
+            _record_followers(opened, profiles, opened_at)
         for index in sorted([*alone, *(simple[p] for p in outcome.deferred)]):
             # Its refresh and those of the waiting followers it records (when
             # it opens a thread) take its place.
@@ -406,8 +581,6 @@ def _needs_rule(
 
 def _followed(entries: list[tuple[SocialAccount, InboundItem]]) -> set[tuple[int, str]]:
     """(account, thread) pairs of the untagged public items that Earshot follows."""
-    from helpdesk.models import Conversation
-
     asked = {
         (account.pk, item.thread_ref)
         for account, item in entries
@@ -436,15 +609,9 @@ def _record_followers(
     if not opened:
         return
     _lock_threads(opened)
-    threads: dict[int, set[str]] = defaultdict(set)
-    for account, thread in opened:
-        threads[account.pk].add(thread)
-    query = Q()
-    for account_id, refs in threads.items():
-        query |= Q(Q(account_id=account_id), any_of(WaitingItem, "thread_ref", refs))
     rows = list(
-        WaitingItem.objects.select_for_update(skip_locked=True)
-        .filter(query)
+        _waiting(opened)
+        .select_for_update(skip_locked=True)
         .order_by("created_at", "pk")
     )
     if not rows:
@@ -455,6 +622,17 @@ def _record_followers(
         follower = item_from_dict(row.item)
         profiles.place = opened_at[(row.account_id, row.thread_ref)]
         record_for_account(accounts[row.account_id], follower, may_wait=False)
+
+
+def _waiting(threads: list[tuple[SocialAccount, str]]) -> QuerySet[WaitingItem]:
+    """The items that wait for one of the threads."""
+    by_account: dict[int, set[str]] = defaultdict(set)
+    for account, thread in threads:
+        by_account[account.pk].add(thread)
+    query = Q()
+    for account_id, refs in by_account.items():
+        query |= Q(Q(account_id=account_id), any_of(WaitingItem, "thread_ref", refs))
+    return WaitingItem.objects.filter(query)
 
 
 def _lock_threads(threads: list[tuple[SocialAccount, str]]) -> None:
@@ -482,8 +660,9 @@ def _lock_threads(threads: list[tuple[SocialAccount, str]]) -> None:
         )
 
 
-def _mark(batch: list[_Event]) -> None:
-    """The events' final status, in the transaction of their items."""
+def _mark(batch: list[_Event], into: writebatch.WriteBatch | None = None) -> None:
+    """The events' final status, in the transaction of their items; `into`: as
+    part of that write batch's statement (PostgreSQL)."""
     now = timezone.now()
     rows = []
     for event in batch:
@@ -499,16 +678,32 @@ def _mark(batch: list[_Event]) -> None:
         row.items = len(event.items)
         row.processed_at = now
         rows.append(row)
+    if not rows:
+        return
     outcomes = {(r.status, r.error, r.items, r.tenant_id) for r in rows}
     if len(outcomes) == 1 and connection.vendor == "postgresql":
         # The usual batch: every event ends alike, so one UPDATE by key with
         # the values once (no JSON document of the rows).
         ((status, error, items, tenant_id),) = outcomes
+        params: list[Any] = [status, error, items, tenant_id, now, [r.pk for r in rows]]
+        if into is not None:
+            into.add(_MARK, params)
+            return
         with connection.cursor() as cursor:
-            cursor.execute(
-                _MARK, [status, error, items, tenant_id, now, [r.pk for r in rows]]
-            )
-    elif rows:
+            cursor.execute(_MARK, params)
+    elif into is not None:
+        into.add(
+            _MARK_EACH,
+            [
+                now,
+                [r.pk for r in rows],
+                [r.status for r in rows],
+                [r.error for r in rows],
+                [r.items for r in rows],
+                [r.tenant_id for r in rows],
+            ],
+        )
+    else:
         update_rows(rows, ["status", "error", "items", "tenant_id", "processed_at"])
 
 
@@ -516,4 +711,13 @@ _MARK = (
     f'UPDATE "{WebhookEvent._meta.db_table}" SET "status" = %s, "error" = %s,'  # noqa: S608
     ' "items" = %s, "tenant_id" = %s, "processed_at" = %s'
     ' WHERE "id" = ANY(%s::bigint[])'
+)
+# Events ending differently (some malformed, say), one UPDATE by key.
+_MARK_EACH = (
+    f'UPDATE "{WebhookEvent._meta.db_table}" AS e SET "status" = u.status,'  # noqa: S608
+    ' "error" = u.error, "items" = u.items, "tenant_id" = u.tenant_id,'
+    ' "processed_at" = %s'
+    " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::integer[],"
+    " %s::bigint[]) AS u(id, status, error, items, tenant_id)"
+    ' WHERE e."id" = u.id'
 )

@@ -23,7 +23,7 @@ place in the conversation's order.
 """
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,7 +43,8 @@ from helpdesk.services.assignment import route_inbound
 from helpdesk.services.away import (
     AWAY_REPLY_MAX_AGE,
     NO_AWAY_REPLY_ORIGINS,
-    queue_away_reply,
+    away_reply_due,
+    queue_due_away_reply,
 )
 from helpdesk.services.bulkrows import (
     any_of,
@@ -147,20 +148,36 @@ def record_inbound_batch(
     entries: Sequence[tuple[SocialAccount, InboundItem]],
     *,
     away_reply: bool = True,
+    last: "Last | None" = None,
 ) -> BatchOutcome:
     """Record `entries` (accounts of `tenant`, items in arrival order) together.
 
-    Call inside the tenant's context; runs in one savepoint. Equal in effect to
-    `record_inbound_message(account, item)` for each entry in order, for the
-    entries not deferred: replays and repeats are no-ops, identities, contacts and
-    conversations are found or created, counters, SLA clocks, rollups and routing
-    are kept, and message.created plus conversation.created/updated are stored for
-    every item and sent after commit, in sequence order. An IntegrityError (a
+    Call inside the tenant's context; runs in one savepoint (but see `last`).
+    Equal in effect to `record_inbound_message(account, item)` for each entry
+    in order, for the entries not deferred: replays and repeats are no-ops,
+    identities, contacts and conversations are found or created, counters, SLA
+    clocks, rollups and routing are kept, and message.created plus
+    conversation.created/updated are stored for every item and sent after
+    commit, in sequence order. An IntegrityError (a
     concurrent worker recorded one of the same items or authors) rolls the whole
     batch back: the caller records the entries one at a time then.
+
+    `last` (PostgreSQL): the caller writes nothing after the batch but what
+    `last` adds to the batch's statement. Then there is no savepoint (an error
+    leaves the caller's transaction to be rolled back whole), and when nothing
+    of the batch follows its statement (no entry deferred, no away reply due),
+    `last` is called just before it runs, with the conversations the batch
+    opens and its write batch: it may run statements of its own and add some to
+    the batch, and when it returns True the statement is the transaction's last
+    write (it goes with COMMIT inside tenants.last_write.commit_with_last_write,
+    releasing the tenant's counter row at once).
     """
-    with transaction.atomic():
-        return _Batch(tenant, list(entries), away_reply=away_reply).run()
+    with transaction.atomic(savepoint=last is None):
+        return _Batch(tenant, list(entries), away_reply=away_reply, last=last).run()
+
+
+# What a caller whose batch may be its transaction's last write passes (above).
+Last = Callable[[list[Conversation], writebatch.WriteBatch], bool]
 
 
 class _Batch:
@@ -170,8 +187,10 @@ class _Batch:
         entries: list[tuple[SocialAccount, InboundItem]],
         *,
         away_reply: bool,
+        last: Last | None = None,
     ) -> None:
         self.tenant = tenant
+        self.last = last
         self.entries = entries
         self.away_reply = away_reply and settings.AWAY_REPLIES_ENABLED
         self.results: list[InboundResult | None] = [None] * len(entries)
@@ -407,11 +426,23 @@ class _Batch:
         # routing runs: it reads the agents' load from the rows as written.
         with nullcontext() if online else writebatch.write_batch():
             applied = self._apply_all(online)
+            # Written after the batch's statement; known (nothing written) before.
+            away = self._away_due(applied.away)
             # After routing: the rest joins that statement (PostgreSQL), the
             # event sequences with it (the outer batch when there is one).
             with writebatch.write_batch() if postgresql else nullcontext():
                 messages = self._store(applied)
-        self._finish(messages, applied.away)
+                batch = writebatch.current()
+                if (
+                    self.last is not None
+                    and batch is not None
+                    and not self.deferred
+                    and not away
+                ):
+                    # Nothing of the batch follows its statement: the caller's
+                    # last lookups and writes go before it or into it.
+                    batch.last_write = self.last(self.new_conversations, batch)
+        self._finish(messages, away)
 
     def _apply_all(self, online: bool) -> "_Applied":
         """Each slot's item applied to its rows in memory (routing writes)."""
@@ -472,7 +503,20 @@ class _Batch:
         )
         return messages
 
-    def _finish(self, messages: list[Message], away: list[_Slot]) -> None:
+    def _away_due(self, slots: list[_Slot]) -> list[tuple[_Slot, str]]:
+        """The away replies due to the slots' items (away_reply_due, which
+        writes nothing), with their texts."""
+        due = []
+        for slot in slots:
+            assert slot.identity is not None  # noqa: S101
+            text = away_reply_due(
+                slot.shadow.conversation, item=slot.item, author=slot.identity
+            )
+            if text is not None:
+                due.append((slot, text))
+        return due
+
+    def _finish(self, messages: list[Message], away: list[tuple[_Slot, str]]) -> None:
         """The results, the incident link and the away replies, once the
         batch's statement ran."""
         tenant_id = self.tenant.pk
@@ -493,11 +537,8 @@ class _Batch:
             )
         # After the batch's events, as one at a time sends it after its item's
         # (the author's later items were deferred past it).
-        for slot in away:
-            assert slot.identity is not None  # noqa: S101
-            queue_away_reply(
-                slot.shadow.conversation, item=slot.item, author=slot.identity
-            )
+        for slot, text in away:
+            queue_due_away_reply(slot.shadow.conversation, item=slot.item, text=text)
 
     def _apply_one(
         self,

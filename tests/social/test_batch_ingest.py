@@ -18,7 +18,7 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from django.db import DatabaseError, DataError
+from django.db import DatabaseError, DataError, IntegrityError
 from django.utils import timezone
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -34,12 +34,15 @@ from helpdesk.models import (
 )
 from helpdesk.models.performance import ReportDailyRollup, ReportRollup
 from helpdesk.presence import MemoryPresence
+from helpdesk.services import inbound_batch
+from social import batch_ingest
 from social.connectors.base import TokenSet
 from social.ingest import process_one_webhook_event, process_webhook_event
 from social.models import SocialAccount, WaitingItem, WebhookEvent
 from social.services import connect_account
 from tenants.context import tenant_context
 from tenants.models import Brand, Membership, Tenant, User
+from tests.counter_row import counter_seen_elsewhere
 from tests.factories import add_member, make_user, make_workspace, membership_of
 from tests.statements import count_statements
 
@@ -647,9 +650,10 @@ def test_replies_waiting_on_several_threads_join_the_threads_the_batch_opens() -
 @pytest.mark.parametrize("online", [False, True])
 def test_the_batch_takes_the_counter_with_its_last_statement(online: bool) -> None:
     """The event sequences are allocated in the batch's one trailing statement,
-    with the messages' `seq` and the Event rows: the tenant's counter row is
-    not locked while the rest of the batch is written (with an agent online,
-    routing writes first, then the same statement)."""
+    with the messages' `seq`, the Event rows and the webhook events' final
+    status, and COMMIT goes with it: the tenant's counter row is not locked
+    while the rest of the batch is written (with an agent online, routing
+    writes first, then the same statement), nor after it."""
     world = make_world(hours={})
     ids = store(world, [post(world, n) for n in range(5)], timezone.now())
     presence = MemoryPresence()
@@ -669,23 +673,23 @@ def test_the_batch_takes_the_counter_with_its_last_statement(online: bool) -> No
     assert counter.startswith("WITH s AS (INSERT INTO helpdesk_eventcounter")
     assert 'UPDATE "helpdesk_message" AS m SET "seq"' in counter
     assert 'INSERT INTO "helpdesk_event"' in counter
-    # After it, in this transaction: the batch's savepoint released, the
-    # followers waiting for the threads it opened looked up (social.batch_ingest),
-    # the tenant's block ended (its setting cleared, its savepoint released),
-    # the events marked processed, COMMIT. None of them writes a helpdesk row.
-    after = seen.sql[taking[0] + 1 :]
-    expected = [
-        "RELEASE SAVEPOINT",
-        "SELECT pg_advisory_xact_lock(",
-        'SELECT "social_waitingitem"',
-        "SET LOCAL app.tenant_id = ''",
-        "RELEASE SAVEPOINT",
-        'UPDATE "social_webhookevent"',
-        "COMMIT",
-    ]
-    assert len(after) == len(expected), seen.listing()
-    for sql, start in zip(after, expected, strict=True):
-        assert sql.startswith(start), seen.listing()
+    assert 'UPDATE "social_webhookevent"' in counter
+    # Before it: the threads it opens locked and their waiting followers looked
+    # up (none). After it, COMMIT only (sent with it: tenants.last_write); no
+    # savepoint anywhere, the tenant's setting applied once.
+    assert seen.sql[taking[0] - 2].startswith("SELECT pg_advisory_xact_lock("), (
+        seen.listing()
+    )
+    assert seen.sql[taking[0] - 1].startswith(
+        'SELECT %s AS "a" FROM "social_waitingitem"'
+    ), seen.listing()
+    assert seen.sql[taking[0] + 1 :] == ["COMMIT"], seen.listing()
+    assert not [sql for sql in seen.sql if "SAVEPOINT" in sql], seen.listing()
+    assert len([sql for sql in seen.sql if "app.tenant_id" in sql]) == 1, seen.listing()
+    with tenant_context(world.tenants[0]):
+        assert set(
+            WebhookEvent.objects.filter(pk__in=ids).values_list("status", "items")
+        ) == {("processed", 1)}
     with tenant_context(world.tenants[0]):
         messages = list(Message.objects.order_by("id").values_list("id", "seq"))
         created = dict(
@@ -697,3 +701,83 @@ def test_the_batch_takes_the_counter_with_its_last_statement(online: bool) -> No
     assert [seq for _id, seq in messages] == [1, 3, 5, 7, 9]
     assert created == {seq: pk for pk, seq in messages}
     assert seqs == list(range(1, 11))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_batch_releases_the_counter_row_with_its_statement() -> None:
+    """Once the batch's trailing statement has run, the tenant's counter row is
+    free to another connection with its new value committed, before the batch's
+    Python is done (here: while it asks whether incident rules are open)."""
+    world = make_world(hours={})
+    ids = store(world, [post(world, n) for n in range(5)], timezone.now())
+    seen: list[tuple[str, int | None]] = []
+
+    def probe(asked: int) -> bool:
+        seen.append(counter_seen_elsewhere(asked))
+        return False
+
+    with patch("helpdesk.services.inbound_batch.incident_rules_open", probe):
+        assert process_webhook_event(ids[0], batch_size=10) == "processed"
+
+    assert seen == [("free", 10)]
+    assert set(
+        WebhookEvent.objects.filter(pk__in=ids).values_list("status", "items")
+    ) == {("processed", 1)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_of_two_tenants_keeps_the_counter_to_the_end() -> None:
+    """Items of two tenants: one transaction with a savepoint per tenant (the
+    events marked after both), so neither counter statement commits; both
+    tenants' items are recorded and every event processed."""
+    world = make_world(hours={})
+    probed: list[str] = []
+
+    def probe(asked: int) -> bool:
+        probed.append(counter_seen_elsewhere(asked)[0])
+        return False
+
+    ids = store(world, [post(world, 0), post(world, 1, account=2)], timezone.now())
+    with patch("helpdesk.services.inbound_batch.incident_rules_open", probe):
+        assert process_webhook_event(ids[0], batch_size=10) == "processed"
+
+    # Each tenant's counter row, new in this transaction, is not committed
+    # while the batch's Python runs.
+    assert probed == ["none", "none"]
+    for tenant in world.tenants:
+        with tenant_context(tenant):
+            assert Message.objects.count() == 1
+    assert set(
+        WebhookEvent.objects.filter(pk__in=ids).values_list("status", "items")
+    ) == {("processed", 1)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_raced_one_tenant_batch_is_undone_and_claimed_again() -> None:
+    """A unique key a concurrent worker wrote stops the one-tenant batch, which
+    has no savepoint: its transaction rolls back whole (nothing recorded, no
+    sequence taken, no event marked) and the batch is claimed again, each
+    tenant's group in a savepoint, which records every item once."""
+    world = make_world(hours={})
+    ids = store(world, [post(world, n) for n in range(5)], timezone.now())
+    original = inbound_batch.record_inbound_batch
+    calls: list[bool] = []
+
+    def racing(tenant: Tenant, entries: Any, **options: Any) -> Any:
+        calls.append(options.get("last") is not None)
+        if len(calls) == 1:
+            with tenant_context(tenant):
+                assert Message.objects.count() == 0
+            raise IntegrityError("a concurrent worker wrote one of the keys")
+        return original(tenant, entries, **options)
+
+    with patch.object(batch_ingest, "record_inbound_batch", racing):
+        assert process_webhook_event(ids[0], batch_size=10) == "processed"
+
+    assert calls == [True, False]
+    with tenant_context(world.tenants[0]):
+        assert Message.objects.count() == 5
+        assert sorted(Event.objects.values_list("seq", flat=True)) == list(range(1, 11))
+    assert set(
+        WebhookEvent.objects.filter(pk__in=ids).values_list("status", "items")
+    ) == {("processed", 1)}
