@@ -12,7 +12,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
 
-from helpdesk.models.fields import NaturalField, SmallNaturalField
 from social.models import Platform, SocialAccount
 from tenants.base import TenantForeignKey, TenantModel, tenant_constraints
 from tenants.implied import implied_tenant_key
@@ -62,7 +61,7 @@ class Identity(TenantModel):
     external_id = models.CharField(max_length=128)
     handle = models.CharField(max_length=128, blank=True)
     display_name = models.CharField(max_length=200, blank=True)
-    followers = NaturalField(default=0)
+    followers = models.PositiveIntegerField(default=0)
     profile_url = models.URLField(blank=True)
     created_at = models.DateTimeField(default=now)
 
@@ -155,13 +154,13 @@ class Conversation(TenantModel):
         default=False, help_text="Moved to private; the customer's next DM lands here."
     )
     mentions_account = models.BooleanField(default=False)
-    public_reply_count = NaturalField(default=0)
-    customer_message_count = NaturalField(default=0)
+    public_reply_count = models.PositiveIntegerField(default=0)
+    customer_message_count = models.PositiveIntegerField(default=0)
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.OPEN
     )
     snoozed_until = models.DateTimeField(null=True, blank=True)
-    priority = SmallNaturalField(default=0)
+    priority = models.PositiveSmallIntegerField(default=0)
     sentiment = models.CharField(
         max_length=10, choices=Sentiment.choices, default=Sentiment.NEUTRAL
     )
@@ -188,8 +187,8 @@ class Conversation(TenantModel):
     sla_kind = models.CharField(max_length=8, choices=SlaKind.choices, blank=True)
     sla_started_at = models.DateTimeField(null=True, blank=True)
     sla_run_started_at = models.DateTimeField(null=True, blank=True)
-    sla_used_seconds = NaturalField(default=0)
-    sla_target_seconds = NaturalField(null=True, blank=True)
+    sla_used_seconds = models.PositiveIntegerField(default=0)
+    sla_target_seconds = models.PositiveIntegerField(null=True, blank=True)
     sla_due_soon_at = models.DateTimeField(null=True, blank=True)
     sla_breached_at = models.DateTimeField(null=True, blank=True)
     # When the breach sweep last told the inbox this clock was due soon; a clock
@@ -213,7 +212,7 @@ class Conversation(TenantModel):
     # Spread (R13, helpdesk.services.spreading): the public thread's engagement as
     # last read (reposts, likes, replies, quotes), its growth per hour between the
     # last two reads, when the next read is due, and since when it spreads.
-    engagement_total = NaturalField(default=0)
+    engagement_total = models.PositiveIntegerField(default=0)
     engagement_per_hour = models.FloatField(default=0.0)
     engagement_read_at = models.DateTimeField(null=True, blank=True)
     engagement_next_at = models.DateTimeField(null=True, blank=True)
@@ -344,7 +343,7 @@ class Message(TenantModel):
     )
     counts_toward_limit = models.BooleanField(default=False)
     send_after = models.DateTimeField(null=True, blank=True)
-    attempts = SmallNaturalField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     client_ref = models.UUIDField(default=uuid.uuid4, editable=False)
     claim_token = models.CharField(

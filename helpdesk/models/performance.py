@@ -26,7 +26,6 @@ from helpdesk.models.core import (
     SlaLane,
     agent_reference,
 )
-from helpdesk.models.fields import NaturalField, SmallNaturalField
 from social.models import Platform, SocialAccount
 from tenants.base import TenantForeignKey, TenantModel, tenant_constraints
 from tenants.implied import implied_tenant_key
@@ -97,9 +96,9 @@ class CareFact(TenantModel):
     # the conversation's first customer message). at: when the fact happened.
     started_at = models.DateTimeField()
     at = models.DateTimeField(default=now)
-    raw_seconds = NaturalField(null=True, blank=True)
-    business_seconds = NaturalField(null=True, blank=True)
-    target_seconds = NaturalField(null=True, blank=True)
+    raw_seconds = models.PositiveIntegerField(null=True, blank=True)
+    business_seconds = models.PositiveIntegerField(null=True, blank=True)
+    target_seconds = models.PositiveIntegerField(null=True, blank=True)
     breached = models.BooleanField(default=False)
     # The demand began outside the brand's business hours.
     off_hours = models.BooleanField(default=False)
@@ -384,7 +383,7 @@ class ReportBlockBucket(TenantModel):
     # band (0, band), for the agents table and the fairness panel.
     agent_id = models.BigIntegerField(default=0)
     follower_band = models.CharField(max_length=8, blank=True)
-    span = SmallNaturalField()
+    span = models.PositiveSmallIntegerField()
     day = models.DateField()
     key = models.IntegerField()
     count = CounterField(default=0)

@@ -110,9 +110,8 @@ def test_every_counter_column_is_of_the_domain_and_has_no_check_of_its_own() -> 
         "FROM pg_constraint WHERE conrelid = ANY(%s::regclass[]) AND contype = 'c'",
         [names],
     )
-    # The block span is a dimension, not a counter: since migration 0020 it is of
-    # the domain helpdesk_small_natural (tests/helpdesk/test_natural_domains.py).
-    assert checks == []
+    # The block span is a dimension and keeps its own.
+    assert checks == [("helpdesk_reportblockbucket", "CHECK ((span >= 0))")]
     domain = fetch(
         "SELECT format_type(t.typbasetype, NULL), t.typnotnull, c.conname, "
         "pg_get_constraintdef(c.oid), c.convalidated FROM pg_type t "
