@@ -40,6 +40,7 @@ DEFAULT_STEPS = (
     "rest_framework.views:APIView.initial",
     "tenants.api_auth:ApiRateThrottle.allow_request",
     "social.api_channel:access_api_channel",
+    "social.api_channel:access_api_channel_for_push",
     "helpdesk.api_output:validated_input",
     "social.api_channel:record_channel_message",
     "django.db.backends.base.base:BaseDatabaseWrapper.commit",
