@@ -2,16 +2,13 @@
 together, one answer each after the commit, their tasks published afterwards.
 
 The ASGI fast path (social/webhook_asgi.py) verifies a delivery on the event loop
-and awaits `GroupCommit.store`. The deliveries an event loop stores in one of its
-iterations are handed to the committer together, once that iteration's callbacks
-have run (one thread-safe handoff, and at most one wake-up of the committer, for
-all the requests the loop read at once, instead of one each). One committer thread
-per process takes every delivery that is waiting, inserts them with one multi-row
-statement (one transaction: all rows or none, `social.webhooks.store_deliveries`)
-and answers them all once it has committed. The deliveries that arrive while that
-insert is in flight (and within WEBHOOK_GROUP_WINDOW_MS, 0 by default) form the next
-group, so under load a commit costs one round trip for many deliveries, and an idle
-server commits each delivery at once.
+and awaits `GroupCommit.store`. One committer thread per process takes every
+delivery that is waiting, inserts them with one multi-row statement (one
+transaction: all rows or none, `social.webhooks.store_deliveries`) and answers them
+all once it has committed. The deliveries that arrive while that insert is in
+flight (and within WEBHOOK_GROUP_WINDOW_MS, 0 by default) form the next group, so
+under load a commit costs one round trip for many deliveries, and an idle server
+commits each delivery at once.
 
 - A failed insert answers 503 (with Retry-After) to every delivery of its group, so
   each platform retries and none is answered 200 without its row. A row the
@@ -103,14 +100,7 @@ class GroupCommit:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid = 0
-        # Lists of deliveries, one per event-loop iteration that stored any.
-        self._waiting: SimpleQueue[list[_Waiting]] = SimpleQueue()
-        # The deliveries each event loop stored in its current iteration; only
-        # that loop's thread touches its entry.
-        self._open: dict[asyncio.AbstractEventLoop, list[_Waiting]] = {}
-        # What a group left of the last list it took (over its bounds): the next
-        # group starts with it. Only the committer thread touches it.
-        self._carried: list[_Waiting] = []
+        self._waiting: SimpleQueue[_Waiting] = SimpleQueue()
         self._publish: SimpleQueue[list[int]] = SimpleQueue()
         self._due: list[int] = []  # committed, queued, not yet handed to publish
         # Threads run in this process (os.getpid() is a system call on every
@@ -127,17 +117,8 @@ class GroupCommit:
             self._start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Stored] = loop.create_future()
-        batch = self._open.get(loop)
-        if batch is None:
-            batch = self._open[loop] = []
-            loop.call_soon(self._hand_over, loop)
-        batch.append(_Waiting(delivery, loop, future))
+        self._waiting.put(_Waiting(delivery, loop, future))
         return await future
-
-    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        """On the event loop, after the iteration's callbacks: its deliveries go to
-        the committer as one list."""
-        self._waiting.put(self._open.pop(loop))
 
     def _start(self) -> None:
         if self._pid == os.getpid():
@@ -147,8 +128,6 @@ class GroupCommit:
                 return
             # A forked child has none of its parent's threads: start its own.
             self._waiting = SimpleQueue()
-            self._open = {}
-            self._carried = []
             self._publish = SimpleQueue()
             self._due = []
             for target, name in (
@@ -161,33 +140,25 @@ class GroupCommit:
             self._running = True
 
     def _next_group(self) -> list[_Waiting]:
-        """Block for one delivery, then take all that wait, within the bounds (a
-        group takes deliveries while it is under both; what is left of the last
-        list it took starts the next group)."""
-        taken, self._carried = self._carried or self._waiting.get(), []
+        """Block for one delivery, then take all that wait, within the bounds."""
+        group = [self._waiting.get()]
         window = getattr(settings, "WEBHOOK_GROUP_WINDOW_MS", 0) / 1000
         max_rows = getattr(settings, "WEBHOOK_GROUP_MAX_ROWS", MAX_ROWS)
         max_bytes = getattr(settings, "WEBHOOK_GROUP_MAX_BYTES", MAX_BYTES)
-        group: list[_Waiting] = []
-        size = 0
+        size = len(group[0].delivery.body)
         closes = time.monotonic() + window
-        while True:
-            for at, item in enumerate(taken):
-                if group and (len(group) >= max_rows or size >= max_bytes):
-                    self._carried = taken[at:]
-                    return group
-                group.append(item)
-                size += len(item.delivery.body)
-            if len(group) >= max_rows or size >= max_bytes:
-                return group
+        while len(group) < max_rows and size < max_bytes:
             try:
                 remaining = closes - time.monotonic()
                 if remaining > 0:
-                    taken = self._waiting.get(timeout=remaining)
+                    item = self._waiting.get(timeout=remaining)
                 else:
-                    taken = self._waiting.get_nowait()
+                    item = self._waiting.get_nowait()
             except Empty:
-                return group
+                break
+            group.append(item)
+            size += len(item.delivery.body)
+        return group
 
     def _commit_forever(self) -> None:
         while True:
@@ -204,7 +175,7 @@ class GroupCommit:
         waits (the next group would not come at once), else whole messages."""
         if not self._due:
             return
-        if self._waiting.empty() and not self._carried:
+        if self._waiting.empty():
             due, self._due = self._due, []
         else:
             whole = len(self._due) - len(self._due) % PUBLISH_SLICE
