@@ -20,6 +20,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.test import override_settings
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 from helpdesk.asgi_handler import RequestThreads, SyncASGIHandler
 from helpdesk.models import Message
@@ -77,12 +78,18 @@ def broken(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("boom")
 
 
+@csrf_exempt
+def echo(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(b"%d:%b" % (len(request.body), request.body[-8:]))
+
+
 urlpatterns = [
     path("asgi-test/where/", where),
     path("asgi-test/stream/", stream),
     path("asgi-test/bridge/", bridge),
     path("asgi-test/blocked/", blocked),
     path("asgi-test/broken/", broken),
+    path("asgi-test/echo/", echo),
     *project_urlpatterns,
 ]
 
@@ -374,3 +381,48 @@ def test_idle_threads_beyond_the_setting_are_stopped() -> None:
     assert threads.idle == [first]
     assert second._shutdown
     assert threads.take() is first
+
+
+@override_settings(ROOT_URLCONF=THIS, FILE_UPLOAD_MAX_MEMORY_SIZE=10)
+@pytest.mark.parametrize(
+    "parts", [[b"short"], [b"a body over the limit"], [b"in ", b"three ", b"parts"]]
+)
+def test_a_body_in_any_number_of_parts_reaches_the_view_whole(
+    handler: SyncASGIHandler, parts: list[bytes]
+) -> None:
+    async def call(app: Any) -> list[dict[str, Any]]:
+        messages = [
+            {"type": "http.request", "body": part, "more_body": n < len(parts) - 1}
+            for n, part in enumerate(parts)
+        ]
+        sent: list[dict[str, Any]] = []
+        never = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop(0)
+            await never.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        body = b"".join(parts)
+        await app(_scope("POST", "/asgi-test/echo/", {}, body), receive, send)
+        return sent
+
+    ours = async_to_sync(call)(handler)
+    theirs = async_to_sync(call)(ASGIHandler())
+
+    body = b"".join(parts)
+    assert ours[1:] == [
+        {
+            "type": "http.response.body",
+            "body": b"%d:%b" % (len(body), body[-8:]),
+            "more_body": False,
+        }
+    ]
+    assert comparable((ours[0]["status"], ours[0]["headers"], ours[1]["body"])) == (
+        comparable((theirs[0]["status"], theirs[0]["headers"], theirs[1]["body"]))
+    )
+    assert ours[1:] == theirs[1:]
