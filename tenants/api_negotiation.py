@@ -33,7 +33,14 @@ class ContentNegotiation(DefaultContentNegotiation):
             and renderers
             and renderers[0].media_type == JSON
             and request.META.get("HTTP_ACCEPT") in PLAIN_ACCEPTS
-            and self.settings.URL_FORMAT_OVERRIDE not in request.query_params
+            and self._no_format_override(request)
         ):
             return renderers[0], JSON
         return super().select_renderer(request, renderers, format_suffix)
+
+    def _no_format_override(self, request: Request) -> bool:
+        # Without a query string there is no `?format=`: the query's mapping is
+        # not built for that (the usual API call has none).
+        if not request._request.META.get("QUERY_STRING"):
+            return True
+        return self.settings.URL_FORMAT_OVERRIDE not in request.query_params

@@ -172,7 +172,14 @@ def _choice(
 @pytest.mark.parametrize("accept", ACCEPTS)
 @pytest.mark.parametrize(
     ("query", "suffix"),
-    [("", None), ("?format=json", None), ("?format=api", None), ("", "json")],
+    [
+        ("", None),
+        ("?status=open", None),
+        ("?format=json", None),
+        ("?format=api", None),
+        ("?status=open&format=api", None),
+        ("", "json"),
+    ],
 )
 def test_negotiation_chooses_as_drf_does(
     renderers: list[BaseRenderer], accept: str | None, query: str, suffix: str | None
