@@ -84,15 +84,20 @@ def test_the_channel_is_the_querysets_row_in_one_statement(
     ] == ([(date(2026, 12, 24), date(2026, 12, 26))] if with_policy else [])
 
 
-def test_unknown_other_platform_and_other_workspace_channels_are_404(
-    tenant: Tenant, owner: User, other_tenant: Tenant, outsider: User
-) -> None:
+@pytest.fixture
+def theirs(other_tenant: Tenant, outsider: User) -> SocialAccount:
+    """Another workspace's API channel."""
     with tenant_context(other_tenant):
-        theirs = create_api_channel(
+        return create_api_channel(
             membership_of(other_tenant, outsider),
             brand=Brand.objects.get(),
             name="Theirs",
         )
+
+
+def test_unknown_other_platform_and_other_workspace_channels_are_404(
+    tenant: Tenant, owner: User, other_tenant: Tenant, theirs: SocialAccount
+) -> None:
     with tenant_context(tenant):
         member = membership_of(tenant, owner)
         brand = Brand.objects.get()
@@ -167,14 +172,8 @@ def test_a_push_reads_its_lookup_with_the_channel_in_one_statement(
 
 
 def test_a_push_to_a_refused_channel_is_404_with_its_lookup(
-    tenant: Tenant, owner: User, other_tenant: Tenant, outsider: User
+    tenant: Tenant, owner: User, theirs: SocialAccount
 ) -> None:
-    with tenant_context(other_tenant):
-        theirs = create_api_channel(
-            membership_of(other_tenant, outsider),
-            brand=Brand.objects.get(),
-            name="Theirs",
-        )
     with tenant_context(tenant):
         member = membership_of(tenant, owner)
         for account_id in (theirs.pk, 10**9):
