@@ -15,11 +15,20 @@ results are in UTC.
 A brand with no weekly hours at all is treated as staffed around the clock:
 its targets count calendar time (a clock that never moves would never breach).
 Holidays still close such a brand.
+
+A day's openings depend only on the calendar's zone, hours and holidays, so they
+are worked out once per process for each such setting (`_Schedule`), keyed by its
+content: a brand whose hours, holidays or time zone change gets another schedule
+(nothing to invalidate), and the arithmetic walks days already worked out
+instead of parsing the hours and converting wall-clock times on every call. A
+Calendar's hours must not change once it has been used (make another).
 """
 
+import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from tenants.hours import Hours, _at_wall_clock, _intervals
@@ -29,6 +38,16 @@ from tenants.models import Brand, Holiday
 # longer than this has no due time).
 SEARCH_DAYS = 800
 _ALL_DAY = [["00:00", "24:00"]]
+_ALL_WEEK: Hours = dict.fromkeys(
+    ("mon", "tue", "wed", "thu", "fri", "sat", "sun"), _ALL_DAY
+)
+_NEVER = datetime.min.replace(tzinfo=UTC)
+# Bounds of the per-process caches: schedules (distinct settings) and the days
+# one schedule keeps (a few per message; a brand closed for SEARCH_DAYS walks 800).
+_MAX_SCHEDULES = 512
+_MAX_DAYS = 4096
+
+Opening = tuple[datetime, datetime]
 
 
 @dataclass(frozen=True)
@@ -38,13 +57,66 @@ class Calendar:
     # (first, last) closed dates, both included.
     holidays: tuple[tuple[date, date], ...] = field(default=())
 
-    @property
+    @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
     @property
     def staffed_around_the_clock(self) -> bool:
         return not any(self.hours.get(day) for day in self.hours)
+
+    @cached_property
+    def _schedule(self) -> "_Schedule":
+        key = (self.timezone, _hours_key(self.hours), self.holidays)
+        schedule = _SCHEDULES.get(key)
+        if schedule is None:
+            schedule = _Schedule(self)
+            if len(_SCHEDULES) >= _MAX_SCHEDULES:
+                _SCHEDULES.pop(next(iter(_SCHEDULES)), None)
+            _SCHEDULES[key] = schedule
+        return schedule
+
+
+def _hours_key(hours: Hours) -> object:
+    """The hours as the arithmetic reads them (each day's intervals iterated, each
+    unpacked), hashable: equal keys, equal readings. Hours of another shape (not
+    a mapping of iterables of iterables): their repr, one spelling per JSON
+    value."""
+    try:
+        return tuple(
+            [
+                (day, tuple([tuple(span) for span in spans]))
+                for day, spans in hours.items()
+            ]
+        )
+    except (AttributeError, TypeError):
+        return repr(hours)
+
+
+class _Schedule:
+    """The openings of each day a calendar's arithmetic visited, as UTC instants
+    (`_day_openings`), from a copy of its hours taken when it was made: shared by
+    every calendar with the same zone, hours and holidays."""
+
+    def __init__(self, calendar: Calendar) -> None:
+        self.calendar = Calendar(
+            timezone=calendar.timezone,
+            hours=copy.deepcopy(calendar.hours),
+            holidays=calendar.holidays,
+        )
+        self.days: dict[date, tuple[Opening, ...]] = {}
+
+    def openings(self, day: date) -> tuple[Opening, ...]:
+        found = self.days.get(day)
+        if found is None:
+            found = _day_openings(self.calendar, day)
+            if len(self.days) >= _MAX_DAYS:
+                self.days.clear()
+            self.days[day] = found
+        return found
+
+
+_SCHEDULES: dict[tuple[str, object, tuple[tuple[date, date], ...]], _Schedule] = {}
 
 
 def brand_calendar(brand: Brand, holidays: Sequence[Holiday] | None = None) -> Calendar:
@@ -63,29 +135,35 @@ def _closed(calendar: Calendar, day: date) -> bool:
     return any(first <= day <= last for first, last in calendar.holidays)
 
 
-def _openings(
-    calendar: Calendar, first_day: date
-) -> Iterator[tuple[datetime, datetime]]:
+def _day_openings(calendar: Calendar, day: date) -> tuple[Opening, ...]:
+    """The day's opening intervals as UTC instants, sorted, not yet clipped
+    (none on a holiday)."""
+    if _closed(calendar, day):
+        return ()
+    zone = calendar.zone
+    hours = _ALL_WEEK if calendar.staffed_around_the_clock else calendar.hours
+    return tuple(
+        (
+            _at_wall_clock(day, start, zone).astimezone(UTC),
+            _at_wall_clock(day, end, zone).astimezone(UTC),
+        )
+        for start, end in sorted(_intervals(hours, day))
+    )
+
+
+def _openings(calendar: Calendar, first_day: date) -> Iterator[Opening]:
     """Opening intervals as UTC instants from `first_day` on: in order and
     disjoint (adjacent ones, such as a night across midnight, may touch).
 
     The hours are sorted and clipped here too, so hours that bypassed
     `tenants.brand_rules` (unordered or overlapping) never count a second twice.
     """
-    zone = calendar.zone
-    hours = (
-        dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), _ALL_DAY)
-        if calendar.staffed_around_the_clock
-        else calendar.hours
-    )
-    last_close = datetime.min.replace(tzinfo=UTC)
+    day_openings = calendar._schedule.openings
+    last_close = _NEVER
     for offset in range(SEARCH_DAYS):
-        day = first_day + timedelta(days=offset)
-        if _closed(calendar, day):
-            continue
-        for start, end in sorted(_intervals(hours, day)):
-            opens = max(_at_wall_clock(day, start, zone).astimezone(UTC), last_close)
-            closes = _at_wall_clock(day, end, zone).astimezone(UTC)
+        for opens, closes in day_openings(first_day + timedelta(days=offset)):
+            if opens < last_close:
+                opens = last_close
             if closes > opens:
                 yield opens, closes
                 last_close = closes
@@ -139,6 +217,38 @@ def add_business_seconds(
             return begin + remaining
         remaining -= available
     return None
+
+
+def add_business_seconds_each(
+    calendar: Calendar, start: datetime, seconds: Sequence[int]
+) -> list[datetime | None]:
+    """`add_business_seconds` of each of `seconds` from the same `start`, in one
+    walk through the openings (the same instants)."""
+    start = _utc(start)
+    wanted = sorted(
+        [
+            (timedelta(seconds=max(0, amount)), index)
+            for index, amount in enumerate(seconds)
+        ]
+    )
+    found: list[datetime | None] = [None] * len(wanted)
+    if not wanted:
+        return found
+    done = 0
+    counted = timedelta(0)  # business time in the openings walked before
+    first_day = start.astimezone(calendar.zone).date() - timedelta(days=1)
+    for opens, closes in _openings(calendar, first_day):
+        if closes <= start:
+            continue
+        begin = max(opens, start)
+        available = closes - begin
+        while (remaining := wanted[done][0] - counted) <= available:
+            found[wanted[done][1]] = begin + remaining
+            done += 1
+            if done == len(wanted):
+                return found
+        counted += available
+    return found
 
 
 def is_business_time(calendar: Calendar, at: datetime) -> bool:

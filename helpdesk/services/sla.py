@@ -50,6 +50,7 @@ from helpdesk.services import rollups, writebatch
 from tenants.calendar import (
     Calendar,
     add_business_seconds,
+    add_business_seconds_each,
     brand_calendar,
     business_seconds,
     is_business_time,
@@ -226,6 +227,8 @@ class BrandTime:
         self.brand = brand
         self._calendar: Calendar | None = None
         self._targets: Targets | None = None
+        # Instants already known to be in (or out of) business time.
+        self._open: dict[datetime, bool] = {}
 
     @property
     def calendar(self) -> Calendar:
@@ -244,6 +247,23 @@ class BrandTime:
     @property
     def window(self) -> timedelta:
         return timedelta(minutes=self.brand.queue_window_minutes)
+
+    def due_times(
+        self, start: datetime, seconds: tuple[int, ...]
+    ) -> list[datetime | None]:
+        """`add_business_seconds` of each of `seconds` from `start` (one walk),
+        learning on the way whether `start` is in business time: it is when no
+        business time at all brings it to itself."""
+        *due, opening = add_business_seconds_each(self.calendar, start, (*seconds, 0))
+        self._open[start] = opening == start
+        return due
+
+    def is_open(self, at: datetime) -> bool:
+        """`is_business_time` of the calendar at `at`."""
+        known = self._open.get(at)
+        if known is None:
+            known = self._open[at] = is_business_time(self.calendar, at)
+        return known
 
 
 def jsonable(changed: Changed) -> Changed:
@@ -291,10 +311,8 @@ def _deadlines(
     used: int,
     followers: int,
 ) -> Changed:
-    calendar = time.calendar
-    due = add_business_seconds(calendar, run_start, max(0, target - used))
     soon_at = target * DUE_SOON_NUMERATOR // DUE_SOON_DENOMINATOR
-    soon = add_business_seconds(calendar, run_start, max(0, soon_at - used))
+    due, soon = time.due_times(run_start, (target - used, soon_at - used))
     negative = conversation.sentiment == Conversation.Sentiment.NEGATIVE
     bonus = reach_bonus(followers, time.window, negative=negative)
     return {
@@ -516,7 +534,7 @@ def _record_opened(conversation: Conversation, time: BrandTime) -> CareFact:
         CareFact.Kind.OPENED,
         started_at=started,
         at=started,
-        off_hours=not is_business_time(time.calendar, started),
+        off_hours=not time.is_open(started),
     )
 
 
