@@ -26,7 +26,7 @@ from channels_redis.utils import _consistent_hash, decode_hosts
 from django.db import transaction
 
 from tenants import taskwire
-from tenants.resp import PlainRedis
+from tenants.resp import PlainRedis, pack, read_reply
 from tenants.tasks import enqueue
 
 logger = logging.getLogger(__name__)
@@ -282,11 +282,21 @@ class _PlainPublisher(PlainRedis):
     redis-py's command path (its pool, command packing, reply parser) cost about
     150 µs of CPU per PUBLISH inside a request (40 µs in a loop), this about 50 µs
     (10 µs): most of a create's after-commit work. Pub/sub ignores the database
-    number, so none is selected. Errors are redis-py's (ConnectionError,
-    TimeoutError, ResponseError), and a socket that failed or answered anything
-    but a count is closed: the next publish connects again. A socket the server
-    closed while idle (or that holds stray data) is replaced before it is used,
-    as redis-py's pool does.
+    number, so none is selected.
+
+    A PUBLISH is sent without waiting for its reply (the receivers' count, which
+    nobody reads): the wait put the thread to sleep and woke it again, about a
+    third of the after-commit hook's CPU in a request. The reply is read before
+    the thread's next PUBLISH on that socket (by then it has arrived; at most one
+    is left unread, so a batch's second message waits for the first's reply as
+    before, and a Redis that stopped answering still costs the next push
+    PUSH_TIMEOUT). What that reading finds wrong (no reply, an error reply,
+    anything but a count) is logged as that message's failure, as
+    helpdesk.events logs a failed push, and its socket is closed; the next
+    message goes out on a new one. Errors raised are redis-py's
+    (ConnectionError, TimeoutError), for the message being sent. A socket the
+    server closed while idle (or that holds stray data) is replaced before it is
+    used, as redis-py's pool does.
     """
 
     def __init__(self, host: str, port: int) -> None:
@@ -294,16 +304,46 @@ class _PlainPublisher(PlainRedis):
             host, port, 0, timeout=PUSH_TIMEOUT, connect_timeout=PUSH_TIMEOUT
         )
 
-    def publish(self, channel: str, message: bytes) -> int:
+    def publish(self, channel: str, message: bytes) -> None:
+        self._settle()
+        command = pack(("PUBLISH", channel, message))
         try:
-            reply = self.execute("PUBLISH", channel, message)
-        except redis.exceptions.ResponseError:
+            self._reader()
+            self._send(command)
+        except TimeoutError as error:
+            self._close()
+            raise redis.exceptions.TimeoutError(
+                f"Timeout writing to {self._where()}: {error}"
+            ) from error
+        except OSError as error:
+            self._close()
+            raise redis.exceptions.ConnectionError(
+                f"Error talking to {self._where()}: {error}"
+            ) from error
+        except redis.exceptions.ConnectionError:
             self._close()
             raise
+        self.local.unread = channel
+
+    def _settle(self) -> None:
+        """Read the reply of this thread's previous PUBLISH, if it is unread. A
+        failure is that message's: logged as helpdesk.events logs a push that
+        failed (its socket closed; this publish connects again), not raised."""
+        unread: str | None = getattr(self.local, "unread", None)
+        if unread is None:
+            return
+        self.local.unread = None
+        try:
+            reply = read_reply(self.local.reader)
+        except (OSError, redis.exceptions.ConnectionError) as error:
+            self._close()
+            logger.warning(
+                "could not push to %s, channel layer unavailable: %r", unread, error
+            )
+            return
         if not isinstance(reply, int):
             self._close()
-            raise redis.exceptions.ConnectionError(f"PUBLISH got {reply!r:.64}")
-        return reply
+            logger.error("could not push to %s: PUBLISH got %r", unread, reply)
 
 
 _directs: dict[tuple[int, int], _DirectPublisher | None] = {}

@@ -3,6 +3,7 @@ PUBLISH commands from the calling thread (helpdesk.publish._DirectPublisher): a
 consumer of the layer receives them as the layer's own group_send sends them."""
 
 import asyncio
+import logging
 import os
 import socket
 import threading
@@ -116,64 +117,146 @@ def test_a_plain_address_publishes_over_plain_sockets() -> None:
     assert isinstance(over_tls, redis.Redis)
 
 
-def test_a_socket_the_server_closed_is_replaced_before_it_is_used() -> None:
+def test_a_socket_the_server_closed_is_replaced_before_it_is_used(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     client = publish._publish_client(SCRATCH)
     assert isinstance(client, publish._PlainPublisher)
-    assert client.publish(GROUP, b"first") == 0
+    client.publish(GROUP, b"first")
     closed = client.local.socket
+    assert _read_answer(closed) == b":0\r\n"  # answered before the kill
     host, port = closed.getsockname()[:2]
     assert redis.Redis.from_url(SCRATCH).client_kill(f"{host}:{port}") is True
     deadline = time.monotonic() + 2
     while not _readable(closed) and time.monotonic() < deadline:
         time.sleep(0.01)
 
-    assert client.publish(GROUP, b"second") == 0
+    with caplog.at_level(logging.WARNING, logger="helpdesk.publish"):
+        client.publish(GROUP, b"second")
 
     assert closed.fileno() == -1
     assert client.local.socket.getsockname()[:2] != (host, port)
+    assert caplog.records == []
 
 
-def answering(reply: bytes) -> tuple[publish._PlainPublisher, list[bytes]]:
-    """A publisher whose server reads one command, answers `reply` and closes;
-    the commands it read are listed."""
+def _read_answer(sock: socket.socket) -> bytes:
+    """Wait for the unread answer on `sock` and leave it there (peeked)."""
+    deadline = time.monotonic() + 2
+    while not _readable(sock) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return sock.recv(64, socket.MSG_PEEK)
+
+
+def answering(
+    *replies: bytes | None,
+) -> tuple[publish._PlainPublisher, list[bytes], threading.Thread]:
+    """A publisher whose server takes one connection per reply: it reads one
+    command, answers the reply and closes (None: answers nothing and waits for
+    the client to close). The commands it read are listed."""
     server = socket.create_server(("127.0.0.1", 0))
     commands: list[bytes] = []
 
     def serve() -> None:
-        connection, _ = server.accept()
-        with connection:
-            commands.append(connection.recv(4096))
-            connection.sendall(reply)
+        for reply in replies:
+            connection, _ = server.accept()
+            with connection:
+                commands.append(connection.recv(4096))
+                if reply is None:
+                    connection.recv(1)  # until the client gives up
+                else:
+                    connection.sendall(reply)
         server.close()
 
-    threading.Thread(target=serve, daemon=True).start()
-    return publish._PlainPublisher(*server.getsockname()[:2]), commands
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return publish._PlainPublisher(*server.getsockname()[:2]), commands, thread
 
 
-def test_the_command_is_redis_publish_and_its_answer_the_receivers() -> None:
-    client, commands = answering(b":2\r\n")
+PUBLISHED = b"*3\r\n$7\r\nPUBLISH\r\n$15\r\nasgi__group__t1\r\n$4\r\n\x81\xa1a\x01\r\n"
 
-    assert client.publish("asgi__group__t1", b"\x81\xa1a\x01") == 2
-    assert commands == [
-        b"*3\r\n$7\r\nPUBLISH\r\n$15\r\nasgi__group__t1\r\n$4\r\n\x81\xa1a\x01\r\n"
-    ]
+
+def test_the_command_is_redis_publish_sent_without_waiting_for_its_answer() -> None:
+    client, commands, thread = answering(None)
+    client.timeout = 10.0
+
+    started = time.monotonic()
+    client.publish("asgi__group__t1", b"\x81\xa1a\x01")
+
+    assert time.monotonic() - started < 5
+    assert client.local.unread == "asgi__group__t1"
+    client._close()
+    thread.join(5)
+    assert commands == [PUBLISHED]
+
+
+def test_the_answer_is_read_before_the_next_publish() -> None:
+    client, commands, thread = answering(b":2\r\n", b":0\r\n")
+
+    client.publish("asgi__group__t1", b"\x81\xa1a\x01")
+    first = client.local.socket
+    client.publish("asgi__group__t1", b"\x81\xa1a\x01")
+
+    thread.join(5)
+    assert commands == [PUBLISHED, PUBLISHED]
+    assert first.fileno() == -1  # answered, then closed by the server: replaced
+    assert client.local.unread == "asgi__group__t1"
 
 
 @pytest.mark.parametrize(
-    ("reply", "error"),
+    ("reply", "level", "logged"),
     [
-        (b"-ERR nope\r\n", redis.exceptions.ResponseError),
-        (b"", redis.exceptions.ConnectionError),
-        (b":1", redis.exceptions.ConnectionError),
-        (b"+OK\r\n", redis.exceptions.ConnectionError),
+        (b"-ERR nope\r\n", logging.ERROR, ": PUBLISH got server:ResponseError"),
+        (b"+OK\r\n", logging.ERROR, ": PUBLISH got b'OK'"),
+        (
+            b"",
+            logging.WARNING,
+            ", channel layer unavailable: network:ConnectionError",
+        ),
+        (
+            b":1",
+            logging.WARNING,
+            ", channel layer unavailable: network:ConnectionError",
+        ),
     ],
 )
-def test_a_bad_answer_raises_and_drops_the_socket(
-    reply: bytes, error: type[Exception]
+def test_a_bad_answer_is_logged_as_its_push_failing_and_drops_the_socket(
+    reply: bytes, level: int, logged: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client, _ = answering(reply)
+    client, commands, thread = answering(reply, b":0\r\n")
+    client.publish("asgi__group__t1", b"\x81\xa1a\x01")
+    first = client.local.socket
 
-    with pytest.raises(error):
-        client.publish("asgi__group__t1", b"x")
+    with caplog.at_level(logging.WARNING, logger="helpdesk.publish"):
+        client.publish("asgi__group__t1", b"\x81\xa1a\x01")
 
-    assert client.local.socket is None
+    thread.join(5)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (level, f"could not push to asgi__group__t1{logged}")
+    ]
+    assert first.fileno() == -1
+    assert commands == [PUBLISHED, PUBLISHED]  # the next one went out anew
+
+
+def test_a_redis_that_stops_answering_is_logged_after_the_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The next push waits for the answer up to the timeout (as each push waited
+    before), logs the unanswered one as failed and goes out on a new socket."""
+    client, commands, thread = answering(None, b":0\r\n")
+    client.timeout = 0.2
+    client.publish("asgi__group__t1", b"\x81\xa1a\x01")
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="helpdesk.publish"):
+        client.publish("asgi__group__t1", b"\x81\xa1a\x01")
+
+    assert 0.2 <= time.monotonic() - started < 5
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (
+            logging.WARNING,
+            "could not push to asgi__group__t1, channel layer unavailable: "
+            "TimeoutError('timed out')",
+        )
+    ]
+    thread.join(5)
+    assert commands == [PUBLISHED, PUBLISHED]
