@@ -152,7 +152,8 @@ def answering(
 ) -> tuple[publish._PlainPublisher, list[bytes], threading.Thread]:
     """A publisher whose server takes one connection per reply: it reads one
     command, answers the reply and closes (None: answers nothing and waits for
-    the client to close). The commands it read are listed."""
+    the client to close). The commands it read are listed, each once its
+    connection is closed."""
     server = socket.create_server(("127.0.0.1", 0))
     commands: list[bytes] = []
 
@@ -160,11 +161,12 @@ def answering(
         for reply in replies:
             connection, _ = server.accept()
             with connection:
-                commands.append(connection.recv(4096))
+                command = connection.recv(4096)
                 if reply is None:
                     connection.recv(1)  # until the client gives up
                 else:
                     connection.sendall(reply)
+            commands.append(command)  # once that connection is closed
         server.close()
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -194,6 +196,9 @@ def test_the_answer_is_read_before_the_next_publish() -> None:
 
     client.publish("asgi__group__t1", b"\x81\xa1a\x01")
     first = client.local.socket
+    deadline = time.monotonic() + 5
+    while not commands and time.monotonic() < deadline:  # the server has closed
+        time.sleep(0.005)
     client.publish("asgi__group__t1", b"\x81\xa1a\x01")
 
     thread.join(5)
