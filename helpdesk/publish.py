@@ -307,22 +307,9 @@ class _PlainPublisher(PlainRedis):
     def publish(self, channel: str, message: bytes) -> None:
         self._settle()
         command = pack(("PUBLISH", channel, message))
-        try:
+        with self.talking("writing to"):
             self._reader()
             self._send(command)
-        except TimeoutError as error:
-            self._close()
-            raise redis.exceptions.TimeoutError(
-                f"Timeout writing to {self._where()}: {error}"
-            ) from error
-        except OSError as error:
-            self._close()
-            raise redis.exceptions.ConnectionError(
-                f"Error talking to {self._where()}: {error}"
-            ) from error
-        except redis.exceptions.ConnectionError:
-            self._close()
-            raise
         self.local.unread = channel
 
     def _settle(self) -> None:

@@ -205,18 +205,7 @@ def add_business_seconds(
     With 0 seconds: `start` itself when open, else the next opening. None when the
     brand stays closed for SEARCH_DAYS.
     """
-    start = _utc(start)
-    remaining = timedelta(seconds=max(0, seconds))
-    first_day = start.astimezone(calendar.zone).date() - timedelta(days=1)
-    for opens, closes in _openings(calendar, first_day):
-        if closes <= start:
-            continue
-        begin = max(opens, start)
-        available = closes - begin
-        if remaining <= available:
-            return begin + remaining
-        remaining -= available
-    return None
+    return add_business_seconds_each(calendar, start, (seconds,))[0]
 
 
 def add_business_seconds_each(

@@ -20,11 +20,12 @@ connects for itself. Kept in `tenants` (which imports nothing of ours), so
 every layer can use it.
 """
 
+import contextlib
 import os
 import select
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -68,14 +69,21 @@ class PlainRedis:
         place, not raised; a connection failure closes the socket and raises
         redis-py's TimeoutError or ConnectionError."""
         packed = b"".join(pack(args) for args in commands)
-        try:
+        with self.talking("reading from"):
             reader = self._reader()
             self._send(packed)
             return [read_reply(reader) for _ in commands]
+
+    @contextlib.contextmanager
+    def talking(self, timing_out: str) -> Iterator[None]:
+        """A failure on the socket inside the block closes it and raises redis-py's
+        TimeoutError ("Timeout <timing_out> <address>") or ConnectionError."""
+        try:
+            yield
         except TimeoutError as error:
             self._close()
             raise redis.exceptions.TimeoutError(
-                f"Timeout reading from {self._where()}: {error}"
+                f"Timeout {timing_out} {self._where()}: {error}"
             ) from error
         except OSError as error:
             self._close()
