@@ -9,7 +9,8 @@
 #    own setup.sh on a fresh PostgreSQL database, served by its serve.sh (gunicorn,
 #    2 sync workers, DEBUG off) on 127.0.0.1:$PEER_PORT;
 # 2. Earshot in production mode on a fresh database: migrated as the table owner,
-#    served as the restricted runtime role by `uvicorn --workers 2` on
+#    served as the restricted runtime role by `python -m helpdesk.web_server
+#    --workers 2` (WEB_SERVER=uvicorn: `uvicorn --workers 2`) on
 #    127.0.0.1:$EARSHOT_PORT, DEBUG off, one Celery worker on Redis; a bench workspace
 #    with an API channel and an admin-scope token, its brand with send_hold_seconds=0
 #    and hours 00:00-24:00 every day, API_RATE_LIMIT raised;
@@ -24,7 +25,7 @@
 # PEERS_DIR (/work/shared/peers), PEER_WORK (/tmp/peer), PEER_PYTHON (python3.11),
 # PEER_PORT (8000), EARSHOT_PORT (8801), PEER_DB, EARSHOT_DB, EARSHOT_OWNER,
 # EARSHOT_APP, REDIS_DB (5), BROKER_DB (REDIS_DB+1; may equal REDIS_DB),
-# CELERY_CONCURRENCY (1), PG_SUPERUSER_URL, OUT.
+# CELERY_CONCURRENCY (1), WEB_SERVER (web_server or uvicorn), PG_SUPERUSER_URL, OUT.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,6 +46,12 @@ EARSHOT_APP=${EARSHOT_APP:-earshot_peer_app}
 PG_SUPERUSER_URL=${PG_SUPERUSER_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
 REDIS_DB=${REDIS_DB:-5}; BROKER_DB=${BROKER_DB:-$((REDIS_DB + 1))}
 CELERY_CONCURRENCY=${CELERY_CONCURRENCY:-1}
+# helpdesk.web_server (the Procfile's; connections dealt evenly to the workers), or
+# plain `uvicorn --workers 2` (its workers race to accept), e.g. for an older checkout.
+if [ -z "${WEB_SERVER:-}" ]; then
+  WEB_SERVER=uvicorn
+  [ -f "$EARSHOT_ROOT/helpdesk/web_server.py" ] && WEB_SERVER=web_server
+fi
 OUT=${OUT:-$HERE/tests/perf/peer_runs/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -122,15 +129,21 @@ log "Earshot workspace $SLUG, API channel $CHANNEL"
 redis-cli -n "$REDIS_DB" flushdb > /dev/null
 [ "$BROKER_DB" = "$REDIS_DB" ] || redis-cli -n "$BROKER_DB" flushdb > /dev/null
 cd "$EARSHOT_ROOT"
-start uvicorn "$OUT/earshot_server.log" "$EARSHOT_PYTHON" -m uvicorn helpdesk.asgi:application \
-  --host 127.0.0.1 --port "$EARSHOT_PORT" --workers 2 --lifespan off \
-  --log-level warning --no-access-log
+if [ "$WEB_SERVER" = uvicorn ]; then
+  start uvicorn "$OUT/earshot_server.log" "$EARSHOT_PYTHON" -m uvicorn helpdesk.asgi:application \
+    --host 127.0.0.1 --port "$EARSHOT_PORT" --workers 2 --lifespan off \
+    --log-level warning --no-access-log
+else
+  start web_server "$OUT/earshot_server.log" "$EARSHOT_PYTHON" -m helpdesk.web_server \
+    helpdesk.asgi:application --host 127.0.0.1 --port "$EARSHOT_PORT" --workers 2 \
+    --log-level warning --no-access-log
+fi
 start celery "$OUT/earshot_worker.log" "$EARSHOT_PYTHON" -m celery -A helpdesk worker \
   -c "$CELERY_CONCURRENCY" -n "peerbench-$$@%h" -l info
 cd "$HERE"
 
 wait_port "$PEER_PORT" 60 peer
-wait_port "$EARSHOT_PORT" 60 uvicorn
+wait_port "$EARSHOT_PORT" 60 "$WEB_SERVER"
 for _ in $(seq 1 300); do grep -q " ready\." "$OUT/earshot_worker.log" && break; sleep 0.2; done
 grep -q " ready\." "$OUT/earshot_worker.log" || { log "celery worker not ready"; exit 1; }
 
@@ -159,7 +172,7 @@ fi
 start sampler "$OUT/top.log" bash -c 'while :; do echo "== $(date -u +%T) load $(cut -d" " -f1-3 /proc/loadavg)"; top -bn1 -w 200 -o %CPU | sed -n 8,13p; sleep 4; done'
 
 # ---------------------------------------------------------------- 3. bench.py
-label="django-helpdesk 2.6.1 (gunicorn 2 sync) vs Earshot $rev (uvicorn 2 workers, runtime role, celery -c $CELERY_CONCURRENCY)"
+label="django-helpdesk 2.6.1 (gunicorn 2 sync) vs Earshot $rev ($WEB_SERVER, 2 uvicorn workers, runtime role, celery -c $CELERY_CONCURRENCY)"
 cmd=("$PEER/.venv/bin/python" "$PEER/bench.py" -T "$T" -F "$F" -N "$N" -R "$R" --seed "$SEED"
      --label "$label" "${targets[@]}")
 printf '%q ' "${cmd[@]}" | sed "s/$TOKEN/esk_.../g" > "$OUT/command.txt"; echo >> "$OUT/command.txt"

@@ -185,7 +185,7 @@ def banner(plan: Plan, env: dict[str, str]) -> str:
     )
     return f"""
 Earshot, production topology (make serve); Ctrl-C stops everything.
-  web        {site}/  ({env["WEB_CONCURRENCY"]} uvicorn workers on one port)
+  web        {site}/  ({env["WEB_CONCURRENCY"]} uvicorn workers behind one acceptor)
              liveness {site}/healthz, readiness {site}/readyz, metrics {site}/metrics
   pgbouncer  127.0.0.1:{plan.bouncer_port} (transaction mode) -> PostgreSQL \
 {plan.pg_host}:{plan.pg_port}/{plan.database}

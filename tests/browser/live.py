@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from tests.helpdesk.live import free_port, uvicorn_command, worker_subprocess
+from tests.helpdesk.live import free_port, web_server_command, worker_subprocess
 from tests.redis_dbs import layer_prefix, redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ class LiveServer:
     def start(self, timeout: float = 40.0) -> None:
         self.starts += 1
         log = (self.log_dir / f"server-{self.starts}.log").open("wb")
-        command = uvicorn_command(self.port)
+        command = web_server_command(self.port)
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=_env(self.url), stdout=log, stderr=subprocess.STDOUT
         )

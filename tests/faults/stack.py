@@ -4,7 +4,7 @@
   the broker in the Redis runs (the machine's Redis on 6379 is the test process's
   cache and is never touched);
 - in the RabbitMQ runs, a vhost of its own on the machine's RabbitMQ, deleted after;
-- `uvicorn helpdesk.asgi:application --workers 2`;
+- `python -m helpdesk.web_server helpdesk.asgi:application --workers 2`;
 - Earshot's `celery worker` processes (prefork), each in a session of its own so
   `kill -9` of the session takes the pool children too; `kill_worker` starts a
   replacement at once, as a supervisor would;
@@ -40,7 +40,7 @@ from tests.helpdesk.live import (
     CELERY,
     celery_worker_command,
     free_port,
-    uvicorn_command,
+    web_server_command,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,15 +52,9 @@ SANDBOX_QUEUE = "sandbox"
 # task to one); `make serve` gives each queue workers of its own.
 WORKER_QUEUES = "inbound,delivery,default"
 PROCFILE_QUEUES = ("inbound", "delivery", "default")
-# The Procfile's web line's timeouts: a new ASGI worker may take longer than
-# uvicorn's default 5 s to be ready on a loaded machine, and an old one stops
-# within 10 s of SIGTERM even with websockets open.
-PROCFILE_UVICORN = [
-    "--timeout-worker-healthcheck",
-    "30",
-    "--timeout-graceful-shutdown",
-    "10",
-]
+# The Procfile's web line's timeout: an old ASGI worker stops within 10 s of being
+# retired even with websockets open.
+PROCFILE_WEB = ["--timeout-graceful-shutdown", "10"]
 
 
 class Process:
@@ -255,9 +249,9 @@ class Stack:
     # -- commands --------------------------------------------------------------
 
     def _server_command(self) -> list[str]:
-        command = uvicorn_command(self.port, workers=2)
+        command = web_server_command(self.port, workers=2)
         if self.procfile:
-            command += PROCFILE_UVICORN
+            command += PROCFILE_WEB
         return command
 
     def _celery_worker_command(
@@ -338,19 +332,19 @@ class Stack:
     # -- rolling restarts (a deploy) ------------------------------------------------
 
     def asgi_children(self) -> set[int]:
-        """The uvicorn worker processes (spawned children of the server)."""
+        """The ASGI worker processes (the web server's children)."""
         assert self.server.process is not None
         parent = self.server.process.pid
         children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
         found = set()
         for pid in children:
             with suppress(OSError):
-                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                if b"--worker-fd" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     found.add(int(pid))
         return found
 
     def rolling_restart_server(self, timeout: float = 90) -> float:
-        """SIGHUP to uvicorn: it replaces each ASGI worker in turn, the new one
+        """SIGHUP to the web server: it replaces each ASGI worker in turn, the new one
         ready before the old one stops. Returns when all are new and answer."""
         assert self.server.process is not None
         old = self.asgi_children()

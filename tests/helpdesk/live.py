@@ -158,26 +158,24 @@ def _drop_broker_pools() -> None:
 CELERY = str(Path(sys.executable).with_name("celery"))
 
 
-def uvicorn_command(port: int, *, workers: int = 1) -> list[str]:
-    """`uvicorn helpdesk.asgi:application` on 127.0.0.1:`port`, warnings only."""
-    command = [
+def web_server_command(port: int, *, workers: int = 1) -> list[str]:
+    """Earshot's web server (`python -m helpdesk.web_server`, uvicorn workers behind
+    one acceptor, as the Procfile runs it) on 127.0.0.1:`port`, warnings only."""
+    return [
         sys.executable,
         "-m",
-        "uvicorn",
+        "helpdesk.web_server",
         "helpdesk.asgi:application",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
-        "--lifespan",
-        "off",
+        "--workers",
+        str(workers),
         "--log-level",
         "warning",
         "--no-access-log",
     ]
-    if workers > 1:
-        command += ["--workers", str(workers)]
-    return command
 
 
 def celery_worker_command(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpdesk.live import BROKER_URL, ROOT, free_port, uvicorn_command
+from tests.helpdesk.live import BROKER_URL, ROOT, free_port, web_server_command
 
 
 @contextmanager
@@ -32,7 +32,7 @@ def uvicorn_server(
         **(env or {}),
     }
     log = (log_dir / "uvicorn.log").open("w")
-    command = uvicorn_command(port, workers=workers)
+    command = web_server_command(port, workers=workers)
     server = subprocess.Popen(
         command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
     )

@@ -41,7 +41,7 @@ from tests.helpdesk.live import (
     ROOT,
     free_port,
     real_broker,
-    uvicorn_command,
+    web_server_command,
     worker_subprocess,
 )
 from tests.perf.report import Figure, conninfo, machine_facts, percentile, print_report
@@ -75,7 +75,7 @@ def _sandbox(log_dir: Path, broker_url: str) -> Iterator[str]:
     }
     with (log_dir / "stream-sandbox.log").open("w") as log:
         server = subprocess.Popen(
-            uvicorn_command(port, workers=SANDBOX_WORKERS),
+            web_server_command(port, workers=SANDBOX_WORKERS),
             cwd=ROOT,
             env=environment,
             stdout=log,

@@ -42,7 +42,7 @@ from social.services import connect_account
 from tenants.context import tenant_context
 from tenants.models import Brand, Tenant, User
 from tests.factories import membership_of
-from tests.helpdesk.live import BROKER_URL, ROOT, free_port, uvicorn_command
+from tests.helpdesk.live import BROKER_URL, ROOT, free_port, web_server_command
 from tests.perf.loadgen import Outcome, closed_loop, open_loop, post_request
 from tests.perf.report import (
     Figure,
@@ -217,8 +217,10 @@ class _Mark:
 def _served(app: str, log_dir: Path) -> Iterator[_Server]:
     """`app` under the benchmark's uvicorn command on a free port."""
     port = free_port()
-    command = [app if part == EARSHOT_APP else part for part in uvicorn_command(port)]
-    command += ["--workers", str(WORKERS)]
+    command = [
+        app if part == EARSHOT_APP else part
+        for part in web_server_command(port, workers=WORKERS)
+    ]
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
