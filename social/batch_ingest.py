@@ -11,10 +11,15 @@ When every routed item is one tenant's (the usual batch), that transaction is
 the tenant's own (`open_tenant_context`, no savepoint): the statement that
 allocates the tenant's event sequences also marks the events, the followers'
 lookup runs before it, and COMMIT goes with it (tenants.last_write), so the
-tenant's counter row is held for that one statement. Otherwise (several
-tenants, none, or a unique key a concurrent worker just wrote) the claim is
-undone and taken again: one transaction, each tenant's group in a savepoint
-(`tenant_context`), the events marked after them.
+tenant's counter row is held for that one statement. A batch of several
+tenants, decided from its routing before anything is written, records the own
+event's tenant's group that way (with the events of no tenant) and each other
+tenant's group after its commit, in a transaction of its own the same way (its
+events claimed again by id: held until the first commit, then still `received`
+for their own tasks should this worker die). Otherwise (no tenant, an event
+with items of two tenants, or a unique key a concurrent worker just wrote) the
+claim is undone and taken again: one transaction, each tenant's group in a
+savepoint (`tenant_context`), the events marked after them.
 
 What takes the one-at-a-time path (social.ingest.record_for_account), inside the
 same tenant transaction and after the group's batch, in arrival order: untagged
@@ -28,6 +33,7 @@ wrote.
 import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -78,15 +84,23 @@ class _Event:
     items: list[WebhookItem] = field(default_factory=list)
     routed: int = 0
     tenant_id: int | None = None
+    # The tenants whose groups hold its items (a deleted tenant's are not).
+    groups: set[int] = field(default_factory=set)
 
 
 def process_batch(event_id: int, *, limit: int) -> str:
     """Process `event_id` with up to `limit - 1` claimable neighbours; returns its
     status. Raises BatchFailed (nothing of the batch committed) on an error that is
-    not the database's; database errors propagate as they are."""
+    not the database's; database errors propagate as they are.
+
+    A batch of several tenants commits the own event's tenant's group first
+    (with the events of no tenant), then each other tenant's group in a
+    transaction of its own (_later): a failure there leaves the own event's
+    outcome committed and that group's events to themselves."""
     claimed: list[int] = []
     hydrate = False
     parsed: dict[int, _Parse] = {}
+    later: list[_Later] = []
     try:
         outcome = _one_tenant(event_id, limit, claimed, parsed)
         if outcome is None:
@@ -104,11 +118,13 @@ def process_batch(event_id: int, *, limit: int) -> str:
                 _mark(batch)
                 status = own.status
         else:
-            status, hydrate = outcome
+            status, hydrate, later = outcome
     except (OperationalError, InterfaceError):
         raise
     except Exception as error:
         raise BatchFailed(claimed or [event_id]) from error
+    for group in later:
+        _later(group)
     if hydrate:
         return process_one_webhook_event(event_id)
     return status
@@ -127,26 +143,39 @@ class _Early(Exception):
 
 
 @dataclass
-class _Claim:
-    """A claimed batch whose routed items are all one tenant's."""
+class _Later:
+    """Another tenant's group of a claimed batch, recorded after the batch's
+    commit in a transaction of its own: its events (claim order) and the
+    routes the batch read."""
 
     tenant: Tenant
-    own: WebhookEvent
+    events: list[_Event]
+    routes: dict[tuple[str, str], ChannelRoute]
+
+
+@dataclass
+class _Claim:
+    """A claimed batch (or a tenant's part of it) whose routed items are all
+    one tenant's."""
+
+    tenant: Tenant
+    own: WebhookEvent | None
     batch: list[_Event]
     routed: list[tuple[ChannelRoute, InboundItem]]
     hydrate: bool
+    later: list[_Later] = field(default_factory=list)
     marked: bool = False
     stack: ExitStack = field(default_factory=ExitStack)
 
 
 def _one_tenant(
     event_id: int, limit: int, claimed: list[int], parsed: dict[int, "_Parse"]
-) -> tuple[str, bool] | None:
-    """The batch as the tenant's own outermost transaction, when its routed
-    items are all one tenant's (PostgreSQL): (the own event's status, whether
-    it is to be hydrated). None when it is not (nothing of it committed; the
-    parses are kept in `parsed`): the caller claims again, one savepoint per
-    tenant.
+) -> tuple[str, bool, list[_Later]] | None:
+    """The batch as a tenant's own outermost transaction (PostgreSQL): (the own
+    event's status, whether it is to be hydrated, the other tenants' groups to
+    record after it, each in its own transaction: _later). None when it cannot
+    be (nothing of it committed; the parses are kept in `parsed`): the caller
+    claims again, one savepoint per tenant.
 
     The claim and the routing run first (no tenant table is read), then the
     tenant's setting (tenants.context.open_tenant_context). With no savepoint
@@ -154,10 +183,18 @@ def _one_tenant(
     transaction's last (record_inbound_batch's `last`): the events' final
     status joins it, the followers' lookup runs before it, and COMMIT goes
     with it (tenants.last_write), so the tenant's counter row is released at
-    once instead of after the marking and the Python between. A unique key a
-    concurrent worker just wrote rolls the whole batch back (no savepoint to
-    return to): None, and the caller's claim records the group in a savepoint
-    (one at a time after such a race).
+    once instead of after the marking and the Python between.
+
+    Items of several tenants, decided from the routing before anything is
+    written: this transaction records the group of the own event's tenant (or
+    the lowest tenant id when the own event has none) and marks the events of
+    no tenant with it; the other tenants' events stay `received`, held until
+    the commit, and each group is claimed again by id in its own transaction
+    (_later). None (the old way) when no item is routed to a live tenant, when
+    one event holds items of two tenants (its items commit together), or when
+    a unique key a concurrent worker just wrote rolls the batch back (no
+    savepoint to return to): then the caller's claim records the group in a
+    savepoint (one at a time after such a race).
     """
     if connection.vendor != "postgresql":
         return None
@@ -171,23 +208,32 @@ def _one_tenant(
         rows = [own, *_neighbours(event_id, limit - 1)]
         claimed.extend(row.pk for row in rows)
         batch, hydrate = _parsed(rows, event_id, parsed)
-        groups, tenants = _grouped(batch)
-        if len(groups) != 1:
+        routes = _routes(_keys(batch))
+        groups, tenants = _grouped(batch, routes)
+        if not groups or any(len(event.groups) > 1 for event in batch):
             raise _NotOneTenant
-        ((tenant_id, routed),) = groups.items()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('app.tenant_id', %s, true)", [str(tenant_id)]
+        first = min(groups)
+        if len(groups) > 1:
+            own_groups = [event.groups for event in batch if event.row.pk == event_id]
+            if own_groups and own_groups[0]:
+                (first,) = own_groups[0]
+        here = [event for event in batch if event.groups <= {first}]
+        later = [
+            _Later(
+                tenants[tenant_id],
+                [event for event in batch if event.groups == {tenant_id}],
+                routes,
             )
-        return _Claim(tenants[tenant_id], own, batch, routed, hydrate)
+            for tenant_id in sorted(groups)
+            if tenant_id != first
+        ]
+        _set_tenant(first)
+        return _Claim(tenants[first], own, here, groups[first], hydrate, later)
 
     try:
-        with open_tenant_context(opener) as claim, ExitStack() as claim.stack:
-            record_items(_entries(claim.routed), last=partial(_mark_last, claim))
-            if not claim.marked:
-                _mark(claim.batch)
+        claim = _as_tenant(opener)
     except _Early as early:
-        return early.status, False
+        return early.status, False, []
     except _NotOneTenant:
         claimed.clear()
         return None
@@ -195,7 +241,79 @@ def _one_tenant(
         claimed.clear()
         parsed.clear()  # the items went through a recording: parsed afresh
         return None
-    return claim.own.status, claim.hydrate
+    own = claim.own
+    assert own is not None  # noqa: S101 - the opener's claim has it
+    return own.status, claim.hydrate, claim.later
+
+
+def _as_tenant(opener: Callable[[], _Claim]) -> _Claim:
+    """Record the claim `opener` takes as its tenant's outermost transaction,
+    the events' final status in the counter statement (or after it), COMMIT
+    with it."""
+    with open_tenant_context(opener) as claim, ExitStack() as claim.stack:
+        record_items(_entries(claim.routed), last=partial(_mark_last, claim))
+        if not claim.marked:
+            _mark(claim.batch)
+    return claim
+
+
+def _set_tenant(tenant_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant_id)])
+
+
+def _later(group: _Later) -> None:
+    """Another tenant's group of a batch that committed: its events that are
+    still `received` and not held by another worker, claimed again by id (its
+    items parsed and routed already), recorded as the tenant's own
+    transaction as the batch's first group was. A unique key a concurrent
+    worker just wrote: claimed again and recorded in a savepoint (one at a time
+    after the race). Another error that is not the database's: each event
+    alone (process_batch), the failing one left to its task; the database's
+    propagate (the events stay `received`, for their tasks)."""
+    ids = [event.row.pk for event in group.events]
+
+    def opener() -> _Claim:
+        rows = {row.pk: row for row in _claimed(_AGAIN, [Status.RECEIVED.value, ids])}
+        if not rows:
+            raise _Early("")
+        here = []
+        for event in group.events:
+            if event.row.pk in rows:
+                event.row = rows[event.row.pk]
+                here.append(event)
+        groups, _tenants = _grouped(here, group.routes)
+        _set_tenant(group.tenant.pk)
+        return _Claim(group.tenant, None, here, groups.get(group.tenant.pk, []), False)
+
+    try:
+        _as_tenant(opener)
+    except _Early:
+        return
+    except (OperationalError, InterfaceError):
+        raise
+    except IntegrityError:
+        logger.info(
+            "batch of tenant %s raced; recording one at a time", group.tenant.pk
+        )
+        with transaction.atomic():
+            rows = _claimed(_AGAIN, [Status.RECEIVED.value, ids])
+            # The items went through a recording: parsed afresh.
+            batch, _hydrate = _parsed(rows, 0)
+            _record(batch)
+            _mark(batch)
+    except Exception as error:
+        logger.warning(
+            "group of %s webhook events of tenant %s failed (%r); one by one",
+            len(ids),
+            group.tenant.pk,
+            error,
+        )
+        for event_id in ids:
+            try:
+                process_batch(event_id, limit=1)
+            except BatchFailed:
+                logger.warning("webhook event %s failed; its task retries", event_id)
 
 
 def _mark_last(
@@ -259,6 +377,11 @@ _SELECT = "SELECT {} FROM {}".format(  # noqa: S608
     f'"{WebhookEvent._meta.db_table}"',
 )
 _OWN = _SELECT + ' WHERE "id" = %s ORDER BY "id" LIMIT 1 FOR UPDATE'
+# A batch's later group claimed again by id: those still `received`, not held.
+_AGAIN = (
+    _SELECT + ' WHERE "status" = %s AND "id" = ANY(%s::bigint[])'
+    ' ORDER BY "received_at", "id" FOR UPDATE SKIP LOCKED'
+)
 _NEIGHBOURS = (
     _SELECT + ' WHERE "status" = %s AND "attempts" = 0 AND NOT ("id" = %s)'
     ' ORDER BY "received_at", "id" LIMIT %s FOR UPDATE SKIP LOCKED'
@@ -268,7 +391,7 @@ _load = row_loader(
 )
 
 
-def _claimed(sql: str, params: list[str | int]) -> list[WebhookEvent]:
+def _claimed(sql: str, params: list[Any]) -> list[WebhookEvent]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -316,19 +439,30 @@ def _record(batch: list[_Event]) -> None:
         _record_group(tenants[tenant_id], groups[tenant_id])
 
 
+def _keys(batch: list[_Event]) -> set[tuple[str, str]]:
+    """The routing keys of the batch's items (its malformed events have none)."""
+    return {
+        (event.row.platform, each.account_external_id)
+        for event in batch
+        if event.row.status != Status.MALFORMED
+        for each in event.items
+    }
+
+
 def _grouped(
     batch: list[_Event],
+    routes: dict[tuple[str, str], ChannelRoute] | None = None,
 ) -> tuple[dict[int, list[tuple[ChannelRoute, InboundItem]]], dict[int, Tenant]]:
-    """Route every item (one query): the items to record by tenant (a deleted
-    tenant's are routed, not recorded) and the tenants; sets each event's
-    `routed` and `tenant_id`."""
+    """Route every item (one query, unless `routes` were read already): the
+    items to record by tenant (a deleted tenant's are routed, not recorded) and
+    the tenants; sets each event's `routed`, `tenant_id` and `groups`."""
     pending = [event for event in batch if event.row.status != Status.MALFORMED]
-    keys = {(e.row.platform, w.account_external_id) for e in pending for w in e.items}
-    routes = _routes(keys)
+    if routes is None:
+        routes = _routes(_keys(pending))
     groups: dict[int, list[tuple[ChannelRoute, InboundItem]]] = defaultdict(list)
     tenants: dict[int, Tenant] = {}
     for event in pending:
-        event.routed, event.tenant_id = 0, None
+        event.routed, event.tenant_id, event.groups = 0, None, set()
         for each in event.items:
             route = routes.get((event.row.platform, each.account_external_id))
             if route is None:
@@ -343,6 +477,7 @@ def _grouped(
             tenants[route.tenant_id] = route.tenant
             if route.tenant.status != Tenant.Status.DELETED:
                 groups[route.tenant_id].append((route, each.item))
+                event.groups.add(route.tenant_id)
     return groups, tenants
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from django.db import DatabaseError, DataError, IntegrityError
+from django.db import DatabaseError, DataError, IntegrityError, OperationalError
 from django.utils import timezone
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -725,28 +725,236 @@ def test_the_batch_releases_the_counter_row_with_its_statement() -> None:
     ) == {("processed", 1)}
 
 
+def claims_and_routings(seen: Any) -> tuple[int, int, int, int]:
+    """(own-event claims, neighbour claims, claims again by id, routings) among
+    the statements seen."""
+    return (
+        sum(sql == batch_ingest._OWN for sql in seen.sql),
+        sum(sql == batch_ingest._NEIGHBOURS for sql in seen.sql),
+        sum(sql == batch_ingest._AGAIN for sql in seen.sql),
+        sum(sql == batch_ingest._ROUTES for sql in seen.sql),
+    )
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_batch_of_two_tenants_keeps_the_counter_to_the_end() -> None:
-    """Items of two tenants: one transaction with a savepoint per tenant (the
-    events marked after both), so neither counter statement commits; both
-    tenants' items are recorded and every event processed."""
+def test_a_batch_of_two_tenants_commits_each_tenant_with_its_counter() -> None:
+    """Items of two tenants: claimed and routed once, the own event's tenant's
+    group (here the second tenant's) in the first transaction, the other's in
+    a transaction of its own; each tenant's counter row is released with its
+    COMMIT, no savepoint, no rollback; both tenants' items recorded and every
+    event processed."""
     world = make_world(hours={})
-    probed: list[str] = []
+    probed: list[tuple[int, tuple[str, int | None]]] = []
 
     def probe(asked: int) -> bool:
-        probed.append(counter_seen_elsewhere(asked)[0])
+        probed.append((asked, counter_seen_elsewhere(asked)))
         return False
 
-    ids = store(world, [post(world, 0), post(world, 1, account=2)], timezone.now())
-    with patch("helpdesk.services.inbound_batch.incident_rules_open", probe):
+    ids = store(
+        world,
+        [post(world, 0, account=2), post(world, 1), post(world, 2, account=2)],
+        timezone.now(),
+    )
+    first, second = world.tenants
+    with (
+        patch("helpdesk.services.inbound_batch.incident_rules_open", probe),
+        count_statements() as seen,
+    ):
         assert process_webhook_event(ids[0], batch_size=10) == "processed"
 
-    # Each tenant's counter row, new in this transaction, is not committed
-    # while the batch's Python runs.
-    assert probed == ["none", "none"]
-    for tenant in world.tenants:
+    assert probed == [(second.pk, ("free", 4)), (first.pk, ("free", 2))]
+    assert claims_and_routings(seen) == (1, 1, 1, 1), seen.listing()
+    assert [sql for sql in seen.sql if sql in ("BEGIN", "COMMIT", "ROLLBACK")] == [
+        "BEGIN",
+        "COMMIT",
+        "BEGIN",
+        "COMMIT",
+    ], seen.listing()
+    assert not [sql for sql in seen.sql if "SAVEPOINT" in sql], seen.listing()
+    settings = [sql for sql in seen.sql if "app.tenant_id" in sql]
+    assert len(settings) == 2, seen.listing()
+    counters = [n for n, sql in enumerate(seen.sql) if "helpdesk_eventcounter" in sql]
+    assert [seen.sql[n + 1] for n in counters] == ["COMMIT", "COMMIT"]
+    for tenant, count in ((first, 1), (second, 2)):
         with tenant_context(tenant):
-            assert Message.objects.count() == 1
+            assert Message.objects.count() == count
+            assert sorted(Event.objects.values_list("seq", flat=True)) == list(
+                range(1, 2 * count + 1)
+            )
+    assert list(
+        WebhookEvent.objects.filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("status", "items", "tenant_id")
+    ) == [
+        ("processed", 1, second.pk),
+        ("processed", 1, first.pk),
+        ("processed", 1, second.pk),
+    ]
+
+
+def mixed(world: World, base: datetime) -> list[bytes]:
+    """Deliveries of both tenants in one batch: a malformed body, private
+    messages, replies that wait for their thread (in each tenant), an author
+    with items in two threads, a duplicate."""
+
+    def at(number: int, **overrides: Any) -> bytes:
+        fields: dict[str, Any] = {
+            "number": number,
+            "account": 0,
+            "author": number % 3,
+            "private": False,
+            "mentions": True,
+            "root": number,
+            "text": TEXTS[0],
+            "followers": 10,
+            "minute": 0,
+        }
+        return body(world, Post(**{**fields, **overrides}), base)
+
+    return [
+        at(0, account=2, author=0),
+        at(2, author=1, root=1, mentions=False, minute=1),
+        at(1, author=1),
+        MALFORMED,
+        at(3, account=1, private=True, author=2),
+        at(5, account=2, author=0, root=4, mentions=False, minute=1),
+        at(4, account=2, author=3),
+        at(6, author=1, text=TEXTS[1]),
+        at(1, author=1),
+        at(7, account=2, private=True, author=0),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_mixed_batch_is_claimed_and_routed_once_and_matches_one_at_a_time() -> None:
+    """One task takes a batch of both tenants' deliveries: one claim, one
+    routing (no claim undone and taken again), each tenant's group in its own
+    transaction, and the rows equal those of the same deliveries recorded one
+    at a time."""
+    worlds = [make_world(hours={}), make_world(hours={})]
+    base = timezone.now()
+    ids = [store(world, mixed(world, base), base) for world in worlds]
+    one_at_a_time(ids[0])
+
+    with count_statements() as seen:
+        assert process_webhook_event(ids[1][0], batch_size=20) == "processed"
+
+    assert claims_and_routings(seen) == (1, 1, 1, 1), seen.listing()
+    # (The items that go alone use savepoints of their own, as one at a time.)
+    assert [sql for sql in seen.sql if sql in ("BEGIN", "COMMIT", "ROLLBACK")] == [
+        "BEGIN",
+        "COMMIT",
+    ] * 2, seen.listing()
+    assert set(
+        WebhookEvent.objects.filter(pk__in=ids[1]).values_list("status", flat=True)
+    ) == {"processed", "malformed"}
+    assert_same(snapshot(worlds[1]), snapshot(worlds[0]))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_between_the_tenants_loses_and_doubles_nothing() -> None:
+    """The first tenant's group commits; the worker dies (the database goes
+    away) while recording the second: nothing of the second is written, its
+    events stay `received` and free, and their own tasks record them once."""
+    world = make_world(hours={})
+    ids = store(
+        world,
+        [post(world, 0), post(world, 1, account=2), post(world, 2)],
+        timezone.now(),
+    )
+    first, second = world.tenants
+    original = batch_ingest.record_items
+
+    def dying(entries: Any, **options: Any) -> Any:
+        if entries and entries[0][0].tenant_id == second.pk:
+            raise OperationalError("server closed the connection unexpectedly")
+        return original(entries, **options)
+
+    with (
+        patch.object(batch_ingest, "record_items", dying),
+        pytest.raises(OperationalError),
+    ):
+        process_webhook_event(ids[0], batch_size=10)
+
+    assert list(
+        WebhookEvent.objects.filter(pk__in=ids).order_by("pk").values_list("status")
+    ) == [("processed",), ("received",), ("processed",)]
+    with tenant_context(second):
+        assert (Message.objects.count(), Event.objects.count()) == (0, 0)
+        assert not EventCounter.objects.exists()
+    # Its own task (the first's is done: it finds its event processed).
+    assert process_webhook_event(ids[0], batch_size=10) == "processed"
+    assert process_webhook_event(ids[1], batch_size=10) == "processed"
+    for tenant, count in ((first, 2), (second, 1)):
+        with tenant_context(tenant):
+            assert Message.objects.count() == count
+            assert sorted(Event.objects.values_list("seq", flat=True)) == list(
+                range(1, 2 * count + 1)
+            )
+    assert set(
+        WebhookEvent.objects.filter(pk__in=ids).values_list("status", "items")
+    ) == {("processed", 1)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poisoned_event_of_the_later_tenant_fails_alone() -> None:
+    """The later tenant's group fails on one event the database refuses: the
+    first group stays committed, the later group's other events are recorded
+    one by one, and the poisoned one is left `received` to its task."""
+    world = make_world(hours={})
+    bodies = [
+        post(world, 0),
+        post(world, 1, account=2),
+        post(world, 2, account=2, text=f"bad{POISON}byte"),
+        post(world, 3, account=2),
+    ]
+    ids = store(world, bodies, timezone.now())
+
+    assert process_webhook_event(ids[0], batch_size=10) == "processed"
+
+    assert list(
+        WebhookEvent.objects.filter(pk__in=ids).order_by("pk").values_list("status")
+    ) == [("processed",), ("processed",), ("received",), ("processed",)]
+    with tenant_context(world.tenants[1]):
+        assert list(
+            Message.objects.order_by("external_id").values_list("external_id")
+        ) == [("p1",), ("p3",)]
+        assert sorted(Event.objects.values_list("seq", flat=True)) == [1, 2, 3, 4]
+    with pytest.raises(DatabaseError):
+        process_webhook_event(ids[2], batch_size=10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_later_tenant_raced_is_claimed_again_in_a_savepoint() -> None:
+    """A unique key a concurrent worker wrote stops the later tenant's group:
+    only its transaction rolls back, and its events are claimed again and
+    recorded in a savepoint, every item once."""
+    world = make_world(hours={})
+    ids = store(
+        world,
+        [post(world, 0), post(world, 1, account=2), post(world, 2, account=2)],
+        timezone.now(),
+    )
+    original = inbound_batch.record_inbound_batch
+    calls: list[tuple[int, bool]] = []
+
+    def racing(tenant: Tenant, entries: Any, **options: Any) -> Any:
+        calls.append((tenant.pk, options.get("last") is not None))
+        if len(calls) == 2:
+            raise IntegrityError("a concurrent worker wrote one of the keys")
+        return original(tenant, entries, **options)
+
+    with patch.object(batch_ingest, "record_inbound_batch", racing):
+        assert process_webhook_event(ids[0], batch_size=10) == "processed"
+
+    first, second = world.tenants
+    assert calls == [(first.pk, True), (second.pk, True), (second.pk, False)]
+    for tenant, count in ((first, 1), (second, 2)):
+        with tenant_context(tenant):
+            assert Message.objects.count() == count
+            assert sorted(Event.objects.values_list("seq", flat=True)) == list(
+                range(1, 2 * count + 1)
+            )
     assert set(
         WebhookEvent.objects.filter(pk__in=ids).values_list("status", "items")
     ) == {("processed", 1)}
