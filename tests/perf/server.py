@@ -1,4 +1,5 @@
-"""A real uvicorn process serving `helpdesk.asgi:application` for benchmarks.
+"""A real web server (helpdesk.web_server, uvicorn workers) serving
+`helpdesk.asgi:application` for benchmarks.
 
 tests.settings, the test database as the runtime role, and Celery publishing to the
 Redis broker of the live tests (db 14) with no worker unless the benchmark starts

@@ -1,6 +1,7 @@
 """Webhook acknowledgements beside the framework's limit (loopback only).
 
-Two uvicorn servers started by the same command (2 workers, tests.settings,
+Two servers started by the same command (helpdesk.web_server: an acceptor and 2
+uvicorn workers, tests.settings,
 Postgres as the runtime role, Celery publishing to Redis db 14 without a worker):
 Earshot's `helpdesk.asgi:application`, and a bare ASGI app that reads the request
 and answers 200 without doing anything (tests/perf/bare_asgi.py). The same signed
@@ -372,10 +373,11 @@ def test_webhook_acknowledgement_beside_a_bare_app(
 
     share = earshot_burst.rate / bare_burst.rate
     print_report(
-        "webhook acknowledgement beside a bare ASGI app (uvicorn, loopback)",
+        "webhook acknowledgement beside a bare ASGI app (web server, loopback)",
         machine_facts(conninfo()),
         [
-            f"both apps: uvicorn --workers {WORKERS}, the same prepared signed "
+            f"both apps: helpdesk.web_server --workers {WORKERS} (uvicorn workers), "
+            "the same prepared signed "
             "Sandbox deliveries, the lean load generator (tests/perf/loadgen.py)",
             "Earshot: POST /hooks/<platform>/ answered by the ASGI fast path "
             "(social/webhook_asgi.py): verify on the event loop, group commit, "
