@@ -1,8 +1,8 @@
 """Webhook acknowledgements beside the framework's limit (loopback only).
 
 Two servers started by the same command (helpdesk.web_server: an acceptor and 2
-uvicorn workers, tests.settings,
-Postgres as the runtime role, Celery publishing to Redis db 14 without a worker):
+uvicorn workers; tests.settings, Postgres as the runtime role, Celery publishing to
+Redis db 14 without a worker):
 Earshot's `helpdesk.asgi:application`, and a bare ASGI app that reads the request
 and answers 200 without doing anything (tests/perf/bare_asgi.py). The same signed
 Sandbox deliveries, prepared before the clock starts, are sent to both by the lean
