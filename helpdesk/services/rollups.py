@@ -26,10 +26,11 @@ covers.
 # ruff: noqa: S608 - the SQL is built from module constants; values are parameters.
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from helpdesk import histograms
@@ -90,6 +91,52 @@ DIMENSION_COLUMNS = ("tenant_id", *ROLLUP_DIMENSIONS)
 AFTER_NO_REPLY = "after_no_reply"
 
 Dims = dict[str, Any]
+Statement = tuple[str, list[Any]]
+
+_OPENED = CareFact.Kind.OPENED.value
+_NO_REPLY = CareFact.Kind.NO_REPLY.value
+_FIRST_RESPONSE = CareFact.Kind.FIRST_RESPONSE.value
+_NEXT_RESPONSE = CareFact.Kind.NEXT_RESPONSE.value
+_RESOLUTION = CareFact.Kind.RESOLUTION.value
+_BREACH = CareFact.Kind.BREACH.value
+_KINDS = frozenset(CareFact.Kind.values)
+_EPOCH_ORDINAL = EPOCH.toordinal()
+
+# The key columns the code below writes in order (its rows are tuples): a change
+# to these constants must change it too.
+_LAYOUT = {
+    "DIMENSION_COLUMNS": (
+        DIMENSION_COLUMNS,
+        (
+            "tenant_id",
+            "hour",
+            "brand_id",
+            "account_id",
+            "platform",
+            "origin",
+            "sentiment",
+            "agent_id",
+            "follower_band",
+        ),
+    ),
+    "DAILY_KEY": (
+        DAILY_KEY,
+        (
+            "tenant_id",
+            "brand_id",
+            "account_id",
+            "platform",
+            "origin",
+            "sentiment",
+            "day",
+        ),
+    ),
+    "AGENT_KEY": (AGENT_KEY, AGENT_KEY),
+    "INBOUND_KEY": (INBOUND_KEY, INBOUND_KEY),
+}
+for _name, (_actual, _written) in _LAYOUT.items():
+    if tuple(_actual) != _written:
+        raise ImproperlyConfigured(f"rollups writes {_name} as {_written}")
 
 
 def truncate_hour(moment: datetime) -> datetime:
@@ -99,18 +146,22 @@ def truncate_hour(moment: datetime) -> datetime:
 
 def block_start(day: date, span: int) -> date:
     """The first day of the block of `span` days (BLOCK_SPANS) holding `day`."""
-    return EPOCH + timedelta(days=(day - EPOCH).days // span * span)
+    days = day.toordinal() - _EPOCH_ORDINAL
+    return date.fromordinal(_EPOCH_ORDINAL + days // span * span)
 
 
 def fact_counters(fact: CareFact) -> dict[str, int]:
     """The rollup counters one fact adds (all zero for an after-no-reply answer)."""
     kind = fact.kind
     counters: dict[str, int] = {}
-    if kind == CareFact.Kind.OPENED:
-        counters = {"opened": 1, "off_hours_opened": int(fact.off_hours)}
-    elif kind == CareFact.Kind.NO_REPLY:
+    if kind == _OPENED:  # every create: the non-zero ones as they are
+        off_hours = int(fact.off_hours)
+        if off_hours:
+            return {"opened": 1, "off_hours_opened": off_hours}
+        return {"opened": 1}
+    if kind == _NO_REPLY:
         counters = {"no_reply": 1}
-    elif kind == CareFact.Kind.FIRST_RESPONSE:
+    elif kind == _FIRST_RESPONSE:
         if fact.reason == AFTER_NO_REPLY:
             return {}
         raw = fact.raw_seconds
@@ -126,11 +177,11 @@ def fact_counters(fact: CareFact) -> dict[str, int]:
                 fact.off_hours and business is not None and business <= 3600
             ),
         }
-    elif kind == CareFact.Kind.NEXT_RESPONSE:
+    elif kind == _NEXT_RESPONSE:
         counters = {"next_responses": 1, "next_breached": int(fact.breached)}
-    elif kind == CareFact.Kind.RESOLUTION:
+    elif kind == _RESOLUTION:
         counters = {"resolved": 1, "resolution_breached": int(fact.breached)}
-    elif kind == CareFact.Kind.BREACH:
+    elif kind == _BREACH:
         counters = {"breaches": 1}
     return {name: n for name, n in counters.items() if n}
 
@@ -149,25 +200,34 @@ _HISTOGRAM_METRICS = {
         ReportBucket.Metric.RESOLUTION_BUSINESS,
     ),
 }
+# The same by plain value (a fact's kind is a str).
+_HISTOGRAM_VALUES = {
+    kind.value: (raw.value, business.value)
+    for kind, (raw, business) in _HISTOGRAM_METRICS.items()
+}
+_FIRST_RAW = ReportBucket.Metric.FIRST_RAW.value
 
 
 def fact_buckets(fact: CareFact) -> list[tuple[str, int]]:
     """The `(metric, bucket key)` histogram cells one fact adds one to."""
-    metrics = _HISTOGRAM_METRICS.get(CareFact.Kind(fact.kind))
+    kind = fact.kind
+    metrics = _HISTOGRAM_VALUES.get(kind)
     if metrics is None:
+        if kind not in _KINDS:
+            CareFact.Kind(kind)  # raises ValueError, as for any unknown kind
         return []
-    raw_metric, business_metric = metrics
     cells: list[tuple[str, int]] = []
-    if fact.raw_seconds is not None:
-        cells.append((raw_metric.value, histograms.key(fact.raw_seconds)))
-    if fact.business_seconds is not None:
-        cells.append((business_metric.value, histograms.key(fact.business_seconds)))
+    raw, business = fact.raw_seconds, fact.business_seconds
+    if raw is not None:
+        cells.append((metrics[0], histograms.key(raw)))
+    if business is not None:
+        cells.append((metrics[1], histograms.key(business)))
     return cells
 
 
 def fact_dimensions(fact: CareFact) -> Dims:
     """The rollup cell a fact belongs to."""
-    agent = 0 if fact.kind == CareFact.Kind.OPENED else (fact.agent_id or 0)
+    agent = 0 if fact.kind == _OPENED else (fact.agent_id or 0)
     return {
         "tenant_id": fact.tenant_id,
         "hour": truncate_hour(fact.started_at),
@@ -198,203 +258,239 @@ def conversation_dimensions(
     }
 
 
-def _params(dims: Dims) -> list[Any]:
-    values = [dims[column] for column in DIMENSION_COLUMNS]
-    values[1] = connection.ops.adapt_datetimefield_value(values[1])
-    return values
+_dimension_values = itemgetter(*DIMENSION_COLUMNS)
 
 
-@dataclass
-class Upsert:
-    """One INSERT of `rows` (the key's values, then `values`' columns) into
-    `table` that adds `added` (all of `values` by default) to the rows there."""
+class _Table:
+    """One upsert target: `INSERT ... VALUES <rows> ON CONFLICT (key) DO UPDATE
+    SET <added> = <table>.<added> + EXCLUDED.<added>`; the rows are the key's
+    values, then `values`' columns."""
 
-    table: str
-    key: tuple[str, ...]
-    values: tuple[str, ...]
-    rows: list[list[Any]]
-    added: tuple[str, ...]
+    def __init__(self, table: str, key: tuple[str, ...], values: tuple[str, ...]):
+        self.table, self.key, self.values = table, key, values
+        names = (*key, *values)
+        self.head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+        self.row = "(" + ", ".join(["%s"] * len(names)) + ")"
+        self.conflict = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        self._updates: dict[tuple[str, ...], str] = {}
+        # The key's hour column: its value is adapted for the database when
+        # the statement is made (PostgreSQL takes it as it is).
+        self.hour = key.index("hour") if "hour" in key else None
 
-    def statement(self) -> tuple[str, list[Any]]:
-        names = [*self.key, *self.values]
-        row = "(" + ", ".join(["%s"] * len(names)) + ")"
-        updates = ", ".join(
-            f"{name} = {self.table}.{name} + EXCLUDED.{name}" for name in self.added
-        )
-        return (
-            f"INSERT INTO {self.table} ({', '.join(names)}) "
-            f"VALUES {', '.join([row] * len(self.rows))} "
-            f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {updates}",
-            [value for values_row in self.rows for value in values_row],
-        )
-
-
-Statement = Upsert
-
-
-def _merged(upserts: Sequence[Upsert]) -> list[Upsert]:
-    """One upsert per table and column set, rows of the same key summed (one
-    statement may not touch a row twice), in first-seen order."""
-    merged: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Upsert] = {}
-    for upsert in upserts:
-        group = (upsert.table, upsert.key, upsert.values)
-        target = merged.get(group)
-        if target is None:
-            target = merged[group] = Upsert(
-                upsert.table, upsert.key, upsert.values, [], ()
+    def sql(self, added: tuple[str, ...], rows: int) -> str:
+        updates = self._updates.get(added)
+        if updates is None:
+            updates = ", ".join(
+                f"{name} = {self.table}.{name} + EXCLUDED.{name}" for name in added
             )
-        width = len(upsert.key)
-        for row in upsert.rows:
-            for existing in target.rows:
-                if existing[:width] == row[:width]:
-                    for n in range(width, len(row)):
-                        existing[n] += row[n]
-                    break
-            else:
-                target.rows.append(list(row))
-        target.added = tuple(dict.fromkeys([*target.added, *upsert.added]))
-    return list(merged.values())
+            if len(self._updates) < 1024:  # the sets a process sees are few
+                self._updates[added] = updates
+        return self.head + ", ".join([self.row] * rows) + self.conflict + updates
 
 
-def _execute(upserts: Sequence[Upsert]) -> None:
-    """Run the upserts as one statement on PostgreSQL (all but the last in a
-    data-modifying WITH, which always runs to completion), one by one elsewhere.
-    Inside a write batch (helpdesk.services.writebatch) they join the batch's
-    final statement, merged with the batch's other rollup rows."""
-    if not upserts:
-        return
+_HOURLY = _Table(ROLLUP_TABLE, DIMENSION_COLUMNS, ROLLUP_COUNTERS)
+_DAILY = _Table(DAILY_TABLE, DAILY_KEY, ROLLUP_COUNTERS)
+_AGENT = _Table(AGENT_TABLE, AGENT_KEY, AGENT_COUNTERS)
+_INBOUND = _Table(INBOUND_TABLE, INBOUND_KEY, ("inbound",))
+_CELLS = _Table(BUCKET_TABLE, (*DIMENSION_COLUMNS, "metric", "key"), ("count",))
+_BLOCKS = _Table(BLOCK_TABLE, BLOCK_KEY, ("count",))
+_COUNT = ("count",)
+_INBOUND_ADDED = ("inbound",)
+
+
+class _Pending:
+    """Rows to add, per table in first-seen order: per key (first seen first)
+    the sum of its values, and the columns added (first seen first); one
+    upsert per table. One statement may not touch a row twice: rows of one key
+    are summed as they are added (a write batch's facts and messages share one
+    `_Pending`), and their hour (UTC, a key value) is adapted for the database
+    when the statements are made. The statements are those the upserts of each
+    call, merged, made before (tests/helpdesk/test_rollups_same_statements.py).
+    """
+
+    def __init__(self) -> None:
+        self.tables: dict[
+            _Table, tuple[dict[tuple[Any, ...], list[Any]], dict[str, None]]
+        ] = {}
+
+    def add(
+        self,
+        table: _Table,
+        key: tuple[Any, ...],
+        values: list[Any],
+        added: tuple[str, ...],
+    ) -> None:
+        """Add `values` (a list of the caller's, kept) to the row of `key`."""
+        entry = self.tables.get(table)
+        if entry is None:
+            entry = self.tables[table] = ({}, {})
+        rows, names = entry
+        row = rows.get(key)
+        if row is None:
+            rows[key] = values
+        else:
+            for n, value in enumerate(values):
+                row[n] += value
+        for name in added:
+            names[name] = None
+
+    def statements(self) -> list[Statement]:
+        adapt = connection.ops.adapt_datetimefield_value
+        statements = []
+        for table, (rows, names) in self.tables.items():
+            at = table.hour
+            params: list[Any] = []
+            for key, values in rows.items():
+                if at is None:
+                    params += key
+                else:
+                    params += key[:at]
+                    params.append(adapt(key[at]))
+                    params += key[at + 1 :]
+                params += values
+            statements.append((table.sql(tuple(names), len(rows)), params))
+        return statements
+
+
+def _pending() -> tuple[_Pending, bool]:
+    """The active write batch's pending rows (registered with it on first use),
+    or new ones to run at once (True)."""
     batch = writebatch.current()
-    if batch is not None:
-        pending: list[Upsert] = batch.data.setdefault("rollups", [])
-        pending.extend(upserts)
-        batch.defer_once("rollups", lambda: [u.statement() for u in _merged(pending)])
-        return
-    writebatch.execute([u.statement() for u in _merged(upserts)])
+    if batch is None:
+        return _Pending(), True
+    pending: _Pending | None = batch.data.get("rollups")
+    if pending is None:
+        pending = batch.data["rollups"] = _Pending()
+        batch.defer_once("rollups", pending.statements)
+    return pending, False
 
 
-def _upsert(
-    table: str,
-    key: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    values: Sequence[str],
-    added: Sequence[str] | None = None,
-) -> Upsert:
-    """One INSERT of `rows` (the key's values, then `values`' columns) that adds
-    `added` (all of `values` by default) to the rows already there."""
-    return Upsert(
-        table,
-        tuple(key),
-        tuple(values),
-        [list(row) for row in rows],
-        tuple(values if added is None else added),
+class _Plan:
+    """Where a counters mapping's names go: (name, index) in ROLLUP_COUNTERS
+    order, then in AGENT_COUNTERS order (names of neither are ignored)."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.rollup = tuple(
+            (name, n) for n, name in enumerate(ROLLUP_COUNTERS) if name in names
+        )
+        self.agent = tuple(
+            (name, n) for n, name in enumerate(AGENT_COUNTERS) if name in names
+        )
+        self.inbound = "inbound" in names
+
+
+_PLANS: dict[tuple[str, ...], _Plan] = {}
+_ZERO_COUNTERS = [0] * len(ROLLUP_COUNTERS)
+_ZERO_AGENT = [0] * len(AGENT_COUNTERS)
+
+
+def _plan(counters: Mapping[str, int]) -> _Plan:
+    names = tuple(counters)
+    plan = _PLANS.get(names)
+    if plan is None:
+        plan = _Plan(names)
+        if len(_PLANS) < 1024:  # the callers' sets of names are few
+            _PLANS[names] = plan
+    return plan
+
+
+def _add_counters(
+    pending: _Pending, hourly: tuple[Any, ...], counters: Mapping[str, int]
+) -> None:
+    """Add `counters` to the hourly row `hourly` (DIMENSION_COLUMNS' values)
+    and to its daily, daily per-agent and hourly inbound rows."""
+    plan = _plan(counters)
+    values = _ZERO_COUNTERS.copy()
+    changed = []
+    for name, n in plan.rollup:
+        value = values[n] = counters[name]
+        if value:
+            changed.append(name)
+    added = tuple(changed)
+    tenant_id, hour, brand_id, account_id, platform, origin, sentiment = hourly[:7]
+    day = hour.date()
+    pending.add(_HOURLY, hourly, values, added)
+    pending.add(
+        _DAILY,
+        (tenant_id, brand_id, account_id, platform, origin, sentiment, day),
+        values.copy(),
+        added,
     )
-
-
-def _rollup_statements(dims: Dims, counters: Mapping[str, int]) -> list[Statement]:
-    if not counters:
-        return []
-    day = dims["hour"].date()
-    changed = [name for name in ROLLUP_COUNTERS if counters.get(name)]
-    statements = [
-        _upsert(
-            table,
-            key,
-            [[*params, *(counters.get(name, 0) for name in ROLLUP_COUNTERS)]],
-            ROLLUP_COUNTERS,
-            changed,
-        )
-        for table, key, params in (
-            (ROLLUP_TABLE, DIMENSION_COLUMNS, _params(dims)),
-            (
-                DAILY_TABLE,
-                DAILY_KEY,
-                [dims[c] if c != "day" else day for c in DAILY_KEY],
-            ),
-        )
-    ]
-    agent_work = [name for name in AGENT_COUNTERS if counters.get(name)]
-    if agent_work:
-        statements.append(
-            _upsert(
-                AGENT_TABLE,
-                AGENT_KEY,
-                [
-                    [
-                        *(dims[c] if c != "day" else day for c in AGENT_KEY),
-                        *(counters.get(name, 0) for name in AGENT_COUNTERS),
-                    ]
-                ],
-                AGENT_COUNTERS,
-                agent_work,
+    if plan.agent:
+        agent_values = _ZERO_AGENT.copy()
+        agent_work = []
+        for name, n in plan.agent:
+            value = agent_values[n] = counters[name]
+            if value:
+                agent_work.append(name)
+        if agent_work:
+            pending.add(
+                _AGENT,
+                (tenant_id, brand_id, account_id, platform, *hourly[7:9], day),
+                agent_values,
+                tuple(agent_work),
             )
-        )
-    if counters.get("inbound"):
-        hour = connection.ops.adapt_datetimefield_value(dims["hour"])
-        statements.append(
-            _upsert(
-                INBOUND_TABLE,
-                INBOUND_KEY,
-                [
-                    [
-                        *(dims[c] if c != "hour" else hour for c in INBOUND_KEY),
-                        counters["inbound"],
-                    ]
-                ],
-                ["inbound"],
+    if plan.inbound:
+        inbound = counters["inbound"]
+        if inbound:
+            pending.add(
+                _INBOUND,
+                (tenant_id, brand_id, hour, account_id, platform),
+                [inbound],
+                _INBOUND_ADDED,
             )
-        )
-    return statements
 
 
-def _block_groups(dims: Dims, metric: str) -> list[tuple[int, str]]:
-    """The (agent_id, follower_band) groupings a cell of `metric` counts in."""
-    groups = [(0, "")]
-    if metric == ReportBucket.Metric.FIRST_RAW:
-        if dims["agent_id"]:
-            groups.append((dims["agent_id"], ""))
-        groups.append((0, dims["follower_band"]))
-    return groups
+def _add_cells(
+    pending: _Pending, hourly: tuple[Any, ...], cells: Sequence[tuple[str, int]]
+) -> None:
+    """Add one to each `(metric, bucket key)` histogram cell of the hourly row
+    `hourly` and to its block cells (every span; first responses also per agent
+    and per follower band)."""
+    tenant_id, hour, brand_id = hourly[:3]
+    agent_id, band = hourly[7:9]
+    day = hour.date()
+    starts = [(span, block_start(day, span)) for span in BLOCK_SPANS]
+    for metric, bucket in cells:
+        pending.add(_CELLS, (*hourly, metric, bucket), [1], _COUNT)
+    for metric, bucket in cells:
+        groups = [(0, "")]
+        if metric == _FIRST_RAW:
+            if agent_id:
+                groups.append((agent_id, ""))
+            groups.append((0, band))
+        for group_agent, group_band in groups:
+            for span, start in starts:
+                pending.add(
+                    _BLOCKS,
+                    (
+                        tenant_id,
+                        brand_id,
+                        metric,
+                        group_agent,
+                        group_band,
+                        span,
+                        start,
+                        bucket,
+                    ),
+                    [1],
+                    _COUNT,
+                )
 
 
-def _bucket_statements(dims: Dims, cells: Sequence[tuple[str, int]]) -> list[Statement]:
-    if not cells:
-        return []
-    base = _params(dims)
-    hourly = _upsert(
-        BUCKET_TABLE,
-        [*DIMENSION_COLUMNS, "metric", "key"],
-        [[*base, metric, bucket, 1] for metric, bucket in cells],
-        ["count"],
-    )
-    day = dims["hour"].date()
-    blocks = _upsert(
-        BLOCK_TABLE,
-        BLOCK_KEY,
-        [
-            [
-                dims["tenant_id"],
-                dims["brand_id"],
-                metric,
-                agent_id,
-                band,
-                span,
-                block_start(day, span),
-                bucket,
-                1,
-            ]
-            for metric, bucket in cells
-            for agent_id, band in _block_groups(dims, metric)
-            for span in BLOCK_SPANS
-        ],
-        ["count"],
-    )
-    return [hourly, blocks]
+def _run(pending: _Pending, now: bool) -> None:
+    if now:
+        writebatch.execute(pending.statements())
 
 
 def upsert_rollup(dims: Dims, counters: Mapping[str, int]) -> None:
     """Add `counters` to the hourly rollup row of `dims` (and its daily cells),
     creating it if needed; joins the active write batch when there is one."""
-    _execute(_rollup_statements(dims, counters))
+    if not counters:
+        return
+    pending, now = _pending()
+    _add_counters(pending, _dimension_values(dims), counters)
+    _run(pending, now)
 
 
 def apply_fact(fact: CareFact) -> None:
@@ -406,13 +502,47 @@ def apply_fact(fact: CareFact) -> None:
     histogram cells of their metrics, at every level (hourly, daily, blocks).
     One statement on PostgreSQL (at most four elsewhere).
     """
-    dims = fact_dimensions(fact)
-    _execute(
-        [
-            *_rollup_statements(dims, fact_counters(fact)),
-            *_bucket_statements(dims, fact_buckets(fact)),
-        ]
+    hour = truncate_hour(fact.started_at)
+    counters = fact_counters(fact)
+    cells = fact_buckets(fact)
+    if not counters and not cells:
+        return
+    hourly = (
+        fact.tenant_id,
+        hour,
+        fact.brand_id,
+        fact.account_id or 0,
+        fact.platform,
+        fact.origin,
+        fact.sentiment,
+        0 if fact.kind == _OPENED else (fact.agent_id or 0),
+        fact.follower_band,
     )
+    pending, now = _pending()
+    if counters:
+        _add_counters(pending, hourly, counters)
+    if cells:
+        _add_cells(pending, hourly, cells)
+    _run(pending, now)
+
+
+def _count_message(
+    conversation: Conversation, at: datetime, agent_id: int, counter: str
+) -> None:
+    hourly = (
+        conversation.tenant_id,
+        truncate_hour(at),
+        conversation.brand_id,
+        conversation.social_account_id or 0,
+        conversation.platform,
+        conversation.origin,
+        conversation.sentiment,
+        agent_id,
+        conversation.follower_band,
+    )
+    pending, now = _pending()
+    _add_counters(pending, hourly, {counter: 1})
+    _run(pending, now)
 
 
 def count_inbound(conversation: Conversation, message: Message) -> None:
@@ -422,8 +552,7 @@ def count_inbound(conversation: Conversation, message: Message) -> None:
     agent 0 (and its day's row). One statement on PostgreSQL; call inside the
     transaction that stored the message.
     """
-    dims = conversation_dimensions(conversation, message.created_at, agent_id=None)
-    upsert_rollup(dims, {"inbound": 1})
+    _count_message(conversation, message.created_at, 0, "inbound")
 
 
 def count_reply(message: Message, *, move_to_private: bool) -> None:
@@ -434,11 +563,13 @@ def count_reply(message: Message, *, move_to_private: bool) -> None:
     (plus loading the conversation when
     the message does not carry it already).
     """
-    dims = conversation_dimensions(
-        message.conversation, message.created_at, agent_id=message.author_agent_id
-    )
     counter = "private_moves" if move_to_private else "public_replies"
-    upsert_rollup(dims, {counter: 1})
+    _count_message(
+        message.conversation,
+        message.created_at,
+        message.author_agent_id or 0,
+        counter,
+    )
 
 
 # --- Rebuild -----------------------------------------------------------------
