@@ -38,7 +38,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-TENANTS = 3
+TENANTS = int(os.environ.get("H4_TENANTS", "3"))
 ITEMS = 600
 BATCH = 100
 ROUNDS = int(os.environ.get("H4_ROUNDS", "2"))  # each version, alternating
