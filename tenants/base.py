@@ -11,7 +11,7 @@
 - `tenant_constraints()` builds the Meta constraints every tenant model needs.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db import models
@@ -122,13 +122,21 @@ class TenantForeignKey(models.ForeignKey):  # type: ignore[type-arg]
 
 
 def tenant_constraints(
-    *, fks: Sequence[str] = (), own_rows_column: str | None = None
+    *,
+    fks: Sequence[str] = (),
+    own_rows_column: str | None = None,
+    indexed_by: Mapping[str, str] | None = None,
 ) -> list[BaseConstraint]:
     """The constraints every tenant model declares in its Meta.
 
     `UNIQUE (tenant_id, id)` (the target of composite keys and the future Citus
-    primary key), row-level security, and one composite FK per tenant relation.
+    primary key), row-level security, and one composite FK per tenant relation,
+    each with its `(tenant_id, <fk>_id)` index unless `indexed_by` maps the FK to
+    an index of the Meta that starts with those columns (tenants.E003 checks it).
     """
+    indexed_by = indexed_by or {}
+    if unknown := set(indexed_by) - set(fks):
+        raise ValueError(f"indexed_by names keys not in fks: {sorted(unknown)}")
     constraints: list[BaseConstraint] = [
         models.UniqueConstraint(
             fields=["tenant", "id"], name="%(app_label)s_%(class)s_tenant_id_uniq"
@@ -136,7 +144,11 @@ def tenant_constraints(
         TenantRLS(name="%(app_label)s_%(class)s_rls", own_rows_column=own_rows_column),
     ]
     constraints.extend(
-        TenantForeignKeyConstraint(field=fk, name=f"%(app_label)s_%(class)s_{fk}_tfk")
+        TenantForeignKeyConstraint(
+            field=fk,
+            name=f"%(app_label)s_%(class)s_{fk}_tfk",
+            indexed_by=indexed_by.get(fk),
+        )
         for fk in fks
     )
     return constraints

@@ -116,12 +116,22 @@ class TenantForeignKeyConstraint(BaseConstraint):
 
     A single-column FK check bypasses RLS and would let a row point at another
     tenant's row (reference/tenancy.md P10); the composite key makes that impossible.
-    The constraint also indexes `(tenant_id, <field>_id)`.
+
+    The constraint also indexes `(tenant_id, <field>_id)`, which PostgreSQL needs
+    when a parent row is deleted (its check, and Django's cascade, look the
+    children up by the key), unless `indexed_by` names an index of the model's
+    Meta (`indexes`, or a `UniqueConstraint`) that starts with those two columns
+    and serves the same lookups: a second index would only be maintained on every
+    insert. tenants.checks holds `indexed_by` to that (tenants.E003). The
+    autodetector sees a changed `indexed_by` as a new constraint (drop and add the
+    key); write `AlterConstraint` and the index's DROP or CREATE by hand instead,
+    as helpdesk migration 0020 does.
     """
 
-    def __init__(self, *, field: str, name: str) -> None:
+    def __init__(self, *, field: str, name: str, indexed_by: str | None = None) -> None:
         super().__init__(name=name)
         self.field = field
+        self.indexed_by = indexed_by
 
     def _names(self, model: type[Model]) -> tuple[str, str, str, str, str]:
         field = model._meta.get_field(self.field)
@@ -137,12 +147,14 @@ class TenantForeignKeyConstraint(BaseConstraint):
 
     def _statements(self, model: type[Model]) -> list[str]:
         table, name, column, parent, index = self._names(model)
-        return [
+        statements = [
             f"ALTER TABLE {table} ADD CONSTRAINT {name} "
             f"FOREIGN KEY (tenant_id, {column}) "
             f"REFERENCES {parent} (tenant_id, id) DEFERRABLE INITIALLY DEFERRED",
-            f"CREATE INDEX {index} ON {table} (tenant_id, {column})",
         ]
+        if self.indexed_by is None:
+            statements.append(f"CREATE INDEX {index} ON {table} (tenant_id, {column})")
+        return statements
 
     def constraint_sql(  # type: ignore[override]
         self, model: type[Model] | None, schema_editor: BaseDatabaseSchemaEditor | None
@@ -170,10 +182,10 @@ class TenantForeignKeyConstraint(BaseConstraint):
         if schema_editor.connection.vendor != "postgresql":
             return None
         table, name, _column, _parent, index = self._names(model)
-        return (
-            f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}; "
-            f"DROP INDEX IF EXISTS {index}"
-        )
+        statement = f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}"
+        if self.indexed_by is None:
+            statement += f"; DROP INDEX IF EXISTS {index}"
+        return statement
 
     def validate(self, *args: Any, **kwargs: Any) -> None:
         """Nothing to validate in Python: the database enforces the key."""
@@ -181,15 +193,21 @@ class TenantForeignKeyConstraint(BaseConstraint):
     def deconstruct(self) -> tuple[str, Sequence[Any], dict[str, Any]]:
         path, args, kwargs = super().deconstruct()
         kwargs["field"] = self.field
+        if self.indexed_by is not None:
+            kwargs["indexed_by"] = self.indexed_by
         return path, args, kwargs
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TenantForeignKeyConstraint):
             return NotImplemented
-        return self.name == other.name and self.field == other.field
+        return (
+            self.name == other.name
+            and self.field == other.field
+            and self.indexed_by == other.indexed_by
+        )
 
     def __hash__(self) -> int:
-        return hash((self.name, self.field))
+        return hash((self.name, self.field, self.indexed_by))
 
 
 def index_sql(index: str, table: str, columns: str, where: str = "") -> str:

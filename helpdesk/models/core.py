@@ -224,7 +224,8 @@ class Conversation(TenantModel):
     class Meta:
         ordering: ClassVar[list[str]] = ["queue_at", "-last_activity_at"]
         constraints: ClassVar[list[Any]] = tenant_constraints(
-            fks=["brand", "social_account", "contact"]
+            fks=["brand", "social_account", "contact"],
+            indexed_by={"social_account": "helpdesk_conv_thread_ix"},  # 0017
         )
         indexes: ClassVar[list[models.Index]] = [
             models.Index(
@@ -361,7 +362,11 @@ class Message(TenantModel):
     class Meta:
         ordering: ClassVar[list[str]] = ["created_at", "id"]
         constraints: ClassVar[list[Any]] = [
-            *tenant_constraints(fks=["conversation", "account", "author_identity"]),
+            # The thread index serves the conversation key (migration 0020).
+            *tenant_constraints(
+                fks=["conversation", "account", "author_identity"],
+                indexed_by={"conversation": "helpdesk_msg_thread_ix"},
+            ),
             models.UniqueConstraint(
                 fields=["tenant", "platform", "external_id"],
                 condition=Q(external_id__isnull=False),

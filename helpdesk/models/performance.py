@@ -104,8 +104,13 @@ class CareFact(TenantModel):
     off_hours = models.BooleanField(default=False)
 
     class Meta:
+        # The fact and brand indexes serve their keys' lookups (migration 0020).
         constraints: ClassVar[list[Any]] = tenant_constraints(
-            fks=["conversation", "brand", "account"]
+            fks=["conversation", "brand", "account"],
+            indexed_by={
+                "conversation": "helpdesk_fact_conv_ix",
+                "brand": "helpdesk_fact_brand_ix",
+            },
         )
         indexes: ClassVar[list[models.Index]] = [
             models.Index(

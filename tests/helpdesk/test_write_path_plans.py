@@ -17,6 +17,11 @@ ANALYZE and BUFFERS in a transaction rolled back: every read of a care table
 must go through an index that binds the key and touch a handful of pages,
 before and after ANALYZE. A smaller tenant (500 conversations, 1,000 messages)
 checks the replay lookups on the messages the same way.
+
+Deleting a conversation or a brand looks its messages and care facts up by key
+(PostgreSQL's check of each composite key, Django's cascade): those keys keep no
+index of their own (migration 0020), the index that starts with the same columns
+serves them, with and without statistics.
 """
 
 import dataclasses
@@ -29,7 +34,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from helpdesk.models import Conversation, Identity
+from helpdesk.models import CareFact, Conversation, Identity
 from helpdesk.services.inbound import _find_or_open_pg, _lookup_pg
 from social.connectors.base import Author, InboundItem
 from social.models import SocialAccount
@@ -86,6 +91,35 @@ RI_CHECK = (
     " FOR KEY SHARE OF x"
 )
 PLAN_MODES = ("force_generic_plan", "force_custom_plan")
+# PostgreSQL's check of a composite key when its parent row is deleted
+# (ri_triggers.c, ri_restrict), by the referencing table and column, and the index
+# of the referencing table that serves the key (the key has none of its own).
+RI_DELETE_CHECK = (
+    'SELECT 1 FROM ONLY "public"."{table}" x WHERE $1 OPERATOR(pg_catalog.=)'
+    ' "tenant_id" AND $2 OPERATOR(pg_catalog.=) "{column}" FOR KEY SHARE OF x'
+)
+SERVED_KEYS = {
+    ("helpdesk_message", "conversation_id"): "helpdesk_msg_thread_ix",
+    ("helpdesk_carefact", "conversation_id"): "helpdesk_fact_conv_ix",
+    ("helpdesk_carefact", "brand_id"): "helpdesk_fact_brand_ix",
+}
+# The tables analyzed by the `analyzed` fixture.
+ANALYZED = (*TABLES, "helpdesk_carefact")
+# Brands the filled tenant's care facts are spread over (facts' brands need not be
+# their conversations'): about 30 facts each, a key lookup rather than a walk.
+FACT_BRANDS = 50
+FACTS = """
+INSERT INTO helpdesk_carefact (tenant_id, conversation_id, kind, brand_id,
+    account_id, platform, origin, sentiment, follower_band, lane, visibility,
+    reason, started_at, at, breached, off_hours)
+SELECT c.tenant_id, c.id, 'opened', b.ids[1 + c.id %% array_length(b.ids, 1)],
+    c.social_account_id, c.platform, c.origin, c.sentiment, c.follower_band,
+    c.sla_lane, '', '', c.created_at, c.created_at, false, false
+FROM helpdesk_conversation c,
+    (SELECT array_agg(id ORDER BY id) AS ids FROM tenants_brand
+     WHERE tenant_id = %(tenant)s) b
+WHERE c.tenant_id = %(tenant)s
+"""
 RI_KEYS = {
     table: {f"{table}_pkey", f"{table}_tenant_id_uniq"}
     for table in ("helpdesk_identity", "helpdesk_conversation", "helpdesk_contact")
@@ -128,17 +162,43 @@ def small(tenant: Tenant, owner: User) -> tuple[Tenant, SocialAccount]:
 
 
 @pytest.fixture
+def facts(filled: tuple[Tenant, SocialAccount]) -> tuple[Tenant, SocialAccount]:
+    """The filled tenant with more brands and a care fact per conversation."""
+    tenant, account = filled
+    with psycopg.connect(conninfo("migrator")) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, false)", [str(tenant.pk)])
+        columns = [
+            str(name)
+            for (name,) in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = 'tenants_brand'"
+                "::regclass AND attnum > 0 AND NOT attisdropped"
+                " AND attname NOT IN ('id', 'name', 'slug') ORDER BY attnum"
+            )
+        ]
+        listed = ", ".join(columns)
+        conn.execute(
+            f"INSERT INTO tenants_brand (name, slug, {listed})"
+            f" SELECT 'Brand ' || g, 'brand-' || g, {listed}"
+            " FROM tenants_brand, generate_series(2, %s) g"
+            " WHERE id = (SELECT min(id) FROM tenants_brand WHERE tenant_id = %s)",
+            [FACT_BRANDS, tenant.pk],
+        )
+        conn.execute(FACTS, {"tenant": tenant.pk})
+    return tenant, account
+
+
+@pytest.fixture
 def analyzed(filled: tuple[Tenant, SocialAccount]) -> Iterator[None]:
     """The tables analyzed for one test; then their statistics and counters are
     dropped so that later tests in this database find them fresh."""
     with psycopg.connect(conninfo("migrator")) as conn:
-        for table in TABLES:
+        for table in ANALYZED:
             conn.execute(f"ANALYZE {table}")
     yield
     with superuser() as conn:
         oids = [
             conn.execute("SELECT %s::regclass::oid", [table]).fetchone()[0]  # type: ignore[index]
-            for table in TABLES
+            for table in ANALYZED
         ]
         conn.execute("DELETE FROM pg_statistic WHERE starelid = ANY(%s)", [oids])
         conn.execute(
@@ -286,6 +346,128 @@ def ri_checks(tenant: Tenant) -> dict[str, list[str]]:
             conn.execute("DEALLOCATE ri_check")
             conn.rollback()
     return found
+
+
+def served_faults(
+    root: dict[str, Any], table: str, index: str, most_pages: int | None
+) -> list[str]:
+    """Reads of `table` not through `index` (an index scan, or a bitmap scan of
+    it), or that touch more than `most_pages` pages. A DELETE's own node is not
+    a read: its scan is the node below it."""
+    found = []
+    for node in nodes(root):
+        if node.get("Relation Name") != table or node["Node Type"] == "ModifyTable":
+            continue
+        through = node.get("Index Name")
+        if node["Node Type"] == "Bitmap Heap Scan":
+            through = {child.get("Index Name") for child in node["Plans"]}
+            through = index if through == {index} else sorted(map(str, through))
+        if through != index:
+            found.append(f"{node['Node Type']} of {table} through {through}")
+        pages = node["Shared Hit Blocks"] + node["Shared Read Blocks"]
+        if most_pages is not None and pages > most_pages:
+            found.append(f"{table}: {pages} pages read")
+    return found
+
+
+def deleted_parents(tenant: Tenant) -> dict[str, int]:
+    """A conversation of the tenant (two messages, a care fact) and a brand
+    (about 30 care facts), by the key column that refers to them."""
+    with tenant_context(tenant):
+        conversation = Conversation.objects.order_by("id")[10]
+        brand = CareFact.objects.order_by("-brand_id")[0].brand_id
+    return {"conversation_id": conversation.pk, "brand_id": brand}
+
+
+def ri_delete_checks(tenant: Tenant) -> dict[str, list[str]]:
+    """The faults of each delete check's generic and custom plans, for a parent
+    row of the tenant (on a superuser's connection, as `ri_checks`)."""
+    parents = deleted_parents(tenant)
+    found: dict[str, list[str]] = {}
+    with superuser() as conn:
+        for (table, column), index in SERVED_KEYS.items():
+            conn.execute(
+                "PREPARE ri_check (bigint, bigint) AS "
+                + RI_DELETE_CHECK.format(table=table, column=column)
+            )
+            for mode in PLAN_MODES:
+                conn.execute(f"SET plan_cache_mode = {mode}")
+                row = conn.execute(
+                    "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)"
+                    f" EXECUTE ri_check({int(tenant.pk)}, {int(parents[column])})"
+                ).fetchone()
+                assert row is not None
+                # A brand's facts are spread over the table: only the index counts.
+                most = MOST_PAGES if column == "conversation_id" else None
+                found[f"{table}.{column}, {mode}"] = served_faults(
+                    row[0][0]["Plan"], table, index, most
+                )
+            conn.execute("DEALLOCATE ri_check")
+            conn.rollback()
+    return found
+
+
+def cascade_faults(tenant: Tenant) -> dict[str, list[str]]:
+    """The faults of the statements Django sends to delete a conversation (its
+    messages and care facts, looked up by conversation) and of its lookup of a
+    brand's care facts; the statements are recorded, then rolled back."""
+    parents = deleted_parents(tenant)
+    with tenant_context(tenant):
+        conversation = Conversation.objects.get(pk=parents["conversation_id"])
+        with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+            conversation.delete()
+            transaction.set_rollback(True)
+        brand_facts = CareFact.objects.filter(brand_id__in=[parents["brand_id"]])
+        by_brand = str(brand_facts.values("id").query)
+    sent = [query["sql"] for query in captured.captured_queries]
+    found: dict[str, list[str]] = {}
+    for (table, column), index in SERVED_KEYS.items():
+        if column == "brand_id":
+            statements = [by_brand]
+        else:
+            statements = [
+                sql
+                for sql in sent
+                if f'"{table}"."{column}" IN' in sql.split("WHERE")[-1]
+            ]
+        assert len(statements) == 1, (table, column, sent)
+        most = MOST_PAGES if column == "conversation_id" else None
+        found[f"{table}.{column}"] = served_faults(
+            explained(tenant, statements[0]), table, index, most
+        )
+    return found
+
+
+def test_deleting_a_parent_reads_its_children_through_the_serving_index(
+    facts: tuple[Tenant, SocialAccount],
+) -> None:
+    tenant, _account = facts
+
+    checks = ri_delete_checks(tenant)
+    cascade = cascade_faults(tenant)
+
+    assert checks == {
+        f"{table}.{column}, {mode}": []
+        for table, column in SERVED_KEYS
+        for mode in PLAN_MODES
+    }
+    assert cascade == {f"{table}.{column}": [] for table, column in SERVED_KEYS}
+
+
+def test_deleting_a_parent_reads_its_children_through_the_serving_index_after_analyze(
+    facts: tuple[Tenant, SocialAccount], analyzed: None
+) -> None:
+    tenant, _account = facts
+
+    checks = ri_delete_checks(tenant)
+    cascade = cascade_faults(tenant)
+
+    assert checks == {
+        f"{table}.{column}, {mode}": []
+        for table, column in SERVED_KEYS
+        for mode in PLAN_MODES
+    }
+    assert cascade == {f"{table}.{column}": [] for table, column in SERVED_KEYS}
 
 
 def test_the_planner_thinks_the_tenant_holds_one_row(
