@@ -19,6 +19,12 @@ parameter (`json_populate_recordset`, the table's own column types) instead of a
 VALUES list of one placeholder per value, which psycopg splits and quotes in
 Python; rows with `Sql` values, and other values, keep the VALUES list.
 
+`insert` reads a row's values by a plan worked out once per model (`_Plan`):
+a field whose `pre_save` is Field's own (a date field's without auto_now) and
+whose descriptor is Django's column one is read from the row's `__dict__`
+(all of them in one `itemgetter` call), any other through its `pre_save`; a
+value whose type a check passes outright is not checked by a call.
+
 `WriteBatch.sequences` (PostgreSQL) allocates the tenant's event sequences in
 that one statement: the tenant's counter row, which every write of the tenant
 waits for from its allocation to COMMIT, is then held for one round trip and
@@ -31,15 +37,28 @@ in one pipeline, and the row is released as soon as COMMIT completes.
 
 # ruff: noqa: S608 - table and column names come from the models; values are parameters.
 
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
+from operator import itemgetter
 from typing import Any
+from uuid import UUID
 
 import orjson
-from django.db import IntegrityError, connection, models, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    IntegrityError,
+    connection,
+    connections,
+    models,
+    transaction,
+)
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+from django.db.models.query_utils import DeferredAttribute
 
+from helpdesk.services import bulkrows
 from helpdesk.services.bulkrows import json_checks
 from tenants.last_write import execute_last
 
@@ -122,39 +141,36 @@ class WriteBatch:
         row's values (e.g. `Sequences.at(n)`)."""
         if not rows:
             return
-        model = type(rows[0])
-        fields, head = _shape(model, rows[0].pk is not None, connection.vendor)
+        vendor = connection.vendor  # once: the proxy's look-up is not free
+        plan = _plan(type(rows[0]), rows[0].pk is not None, vendor)
+        head = plan.head
         merged = self._inserts.get(head)
         if merged is None:
             merged = self._inserts[head] = _Merged(
-                len(self.statements), model, list(fields), head
+                len(self.statements), plan.model, list(plan.fields), head, vendor
             )
             self.statements.append(("", []))  # rendered by flush
         for n, row in enumerate(rows):
             exprs = sql[n] if n < len(sql) else None
             if exprs:
                 merged.keep_values_list()
+                values, written = plan.values_with(row, exprs)
+                merged.rows.append(merged.prepared(values, written))
+                continue
+            values = plan.values(row)
             checks = merged.checks
-            values: list[Any] = []
-            for i, f in enumerate(fields):
-                expr = exprs.get(f.attname) if exprs else None
-                if expr is not None:
-                    values.append(expr)
+            if checks is not None:
+                # A value of the type a check names passes it (no call).
+                for value, check, exact in zip(values, checks, plan.exact, strict=True):
+                    if value is None or type(value) is exact:
+                        continue
+                    if not check(value):
+                        break
+                else:  # every value JSON carries exactly: prepared by flush
+                    merged.rows.append(values)
                     continue
-                value = f.pre_save(row, add=True)
-                if checks is not None and (value is None or checks[i](value)):
-                    values.append(value)  # prepared by flush if it must be
-                    continue
-                as_is = merged.as_is
-                if checks is not None:  # this row's values so far, too
-                    merged.keep_values_list()
-                    checks = None
-                    values = [
-                        _prepared(g, as_is[j], kept)
-                        for j, (g, kept) in enumerate(zip(fields, values, strict=False))
-                    ]
-                values.append(_prepared(f, as_is[i], value))
-            merged.rows.append(values)
+                merged.keep_values_list()  # this row's values, too (below)
+            merged.rows.append(merged.prepared(values))
 
     def update(self, row: models.Model, names: Sequence[str]) -> None:
         """UPDATE the row's `names` fields (their current values) at the end."""
@@ -238,6 +254,126 @@ def _shape(
     return fields, head
 
 
+_PLAIN_PRE_SAVES = (
+    models.Field.pre_save,
+    models.DateField.pre_save,
+    models.DateTimeField.pre_save,
+    models.TimeField.pre_save,
+)
+_PLAIN_DESCRIPTORS = (DeferredAttribute, ForeignKeyDeferredAttribute)
+
+
+def _reads_plainly(model: type[models.Model], field: Any) -> bool:
+    """Whether `field.pre_save(row, add=True)` is `getattr(row, attname)` and
+    that is `row.__dict__[attname]` when the row holds it: Field's own pre_save
+    (the date fields' without auto_now/auto_now_add) and Django's own column
+    descriptor on the model."""
+    if type(field).pre_save not in _PLAIN_PRE_SAVES:
+        return False
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return False
+    descriptor = inspect.getattr_static(model, field.attname, None)
+    return type(descriptor) in _PLAIN_DESCRIPTORS
+
+
+# bulkrows' checks that pass every value of exactly this type.
+_PASSES_ALL_OF: dict[object, type] = {
+    bulkrows._text: str,
+    bulkrows._integer: int,
+    bulkrows._boolean: bool,
+    bulkrows._number: int,
+    bulkrows._uuid: UUID,
+}
+
+
+class _Plan:
+    """An INSERT of `model`'s rows (`_shape`) and how a row's values are read:
+    per field its attname and whether it is read from the row's `__dict__`
+    (else through the field's `pre_save`); on PostgreSQL, per field the type
+    whose values pass its check (`_checks`) without calling it."""
+
+    def __init__(
+        self,
+        model: type[models.Model],
+        fields: tuple[Any, ...],
+        head: str,
+        vendor: str,
+    ) -> None:
+        self.model, self.fields, self.head = model, fields, head
+        checks = _checks(head, fields) if vendor == "postgresql" else None
+        self.exact: list[type | None] = (
+            [None] * len(fields)
+            if checks is None
+            else [_PASSES_ALL_OF.get(check) for check in checks]
+        )
+        self.attnames = [str(f.attname) for f in fields]
+        self.plain = [_reads_plainly(model, f) for f in fields]
+        # Every value from the row's __dict__ in one C call (KeyError when the
+        # row lacks one: then field by field, as pre_save would).
+        self.getter: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
+        if fields and all(self.plain):
+            if len(fields) == 1:
+                (name,) = self.attnames
+                self.getter = lambda d: (d[name],)
+            else:
+                self.getter = itemgetter(*self.attnames)
+        self.items = list(zip(fields, self.attnames, self.plain, strict=True))
+        self.place = {name: i for i, name in enumerate(self.attnames)}
+
+    def values(self, row: models.Model) -> list[Any]:
+        """The row's values in `fields`' order, as `pre_save(row, add=True)`."""
+        getter = self.getter
+        if getter is not None:
+            try:
+                return list(getter(row.__dict__))
+            except KeyError:
+                pass
+        d = row.__dict__
+        return [
+            d[attname] if plain and attname in d else f.pre_save(row, add=True)
+            for f, attname, plain in self.items
+        ]
+
+    def values_with(
+        self, row: models.Model, exprs: dict[str, Sql]
+    ) -> tuple[list[Any], set[int]]:
+        """`values`, but the `exprs` (by attname, None: the row's value) in
+        their fields' places, and those places (whose fields are not read)."""
+        place = self.place
+        written = {
+            place[name]
+            for name, expr in exprs.items()
+            if expr is not None and name in place
+        }
+        values: list[Any] | None = None
+        getter = self.getter
+        if getter is not None:  # every field plain: reading one has no effect
+            try:
+                values = list(getter(row.__dict__))
+            except KeyError:
+                values = None
+        if values is None:
+            d = row.__dict__
+            values = [
+                None
+                if i in written
+                else d[attname]
+                if plain and attname in d
+                else f.pre_save(row, add=True)
+                for i, (f, attname, plain) in enumerate(self.items)
+            ]
+        for i in written:
+            values[i] = exprs[self.attnames[i]]
+        return values, written
+
+
+@cache
+def _plan(model: type[models.Model], with_pk: bool, vendor: str) -> _Plan:
+    """`_shape`'s INSERT of `model` with the way its rows' values are read."""
+    fields, head = _shape(model, with_pk, vendor)
+    return _Plan(model, fields, head, vendor)
+
+
 _CHECKS: dict[str, list[Callable[[object], bool]] | None] = {}
 
 
@@ -300,17 +436,24 @@ class _Merged:
     or an `Sql` value, and the rows go as a VALUES list."""
 
     def __init__(
-        self, index: int, model: type[models.Model], fields: list[Any], head: str
+        self,
+        index: int,
+        model: type[models.Model],
+        fields: list[Any],
+        head: str,
+        vendor: str,
     ) -> None:
         self.index, self.model, self.fields = index, model, fields
         self.rows: list[list[Any]] = []
-        postgresql = connection.vendor == "postgresql"
+        postgresql = vendor == "postgresql"
         self.checks: list[Callable[[object], bool]] | None = (
             _checks(head, fields) if postgresql else None
         )
         # Per field, when a value may go as it is (PostgreSQL's own preparation
         # returns it unchanged); elsewhere every value is prepared.
         self.as_is = _as_is_all(head, fields) if postgresql else _prepare_all(fields)
+        # Per field, the type whose values `as_is` passes without a call.
+        self.as_is_exact = [_AS_IS_EXACT.get(check) for check in self.as_is]
 
     def keep_values_list(self) -> None:
         """Leave the JSON document: prepare the values kept so far."""
@@ -323,6 +466,23 @@ class _Merged:
                 _prepared(f, check, value)
                 for f, check, value in zip(fields, as_is, values, strict=True)
             ]
+
+    def prepared(self, values: list[Any], written: set[int] | None = None) -> list[Any]:
+        """A row's values prepared for the database (`_prepared`), but those at
+        the `written` places (SQL expressions) as they are."""
+        db = connections[DEFAULT_DB_ALIAS]  # once (not through the proxy)
+        return [
+            value
+            if (written and i in written)
+            or (
+                as_is is not None
+                and (value is None or type(value) is exact or as_is(value))
+            )
+            else f.get_db_prep_save(value, db)
+            for i, (f, as_is, exact, value) in enumerate(
+                zip(self.fields, self.as_is, self.as_is_exact, values, strict=True)
+            )
+        ]
 
     def render(self, head: str) -> Statement:
         if self.checks is not None:
@@ -480,6 +640,10 @@ def _as_is(field: Any) -> Callable[[object], bool] | None:
         return _is_float
     checks = json_checks([field])
     return None if checks is None else checks[0]
+
+
+# The same for `_as_is`' checks (None: a value is always prepared).
+_AS_IS_EXACT: dict[object, type] = {**_PASSES_ALL_OF, _is_float: float}
 
 
 _NEXT_SEQ = (
