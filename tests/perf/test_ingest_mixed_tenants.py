@@ -1,15 +1,14 @@
 """Batched ingest of deliveries of several tenants mixed in each batch: the
 worker's CPU per item (in process), statements and claims per batch, the code
 before 'mixed batches without the wasted attempt' (social.batch_ingest at its
-previous commit, loaded from H4_OLD_BATCH_INGEST when set) against the current,
+previous commit, loaded from OLD_BATCH_INGEST when set) against the current,
 alternating. Run by hand:
 
-    H4_OLD_BATCH_INGEST=/tmp/old_batch_ingest.py .venv/bin/pytest \\
+    OLD_BATCH_INGEST=/tmp/old_batch_ingest.py .venv/bin/pytest \\
         tests/perf/test_ingest_mixed_tenants.py -m bench -s -p no:randomly
 """
 
 import importlib.util
-import json
 import os
 import statistics
 import time
@@ -30,6 +29,7 @@ from tenants.context import tenant_context
 from tenants.models import Brand
 from tests.factories import make_user, make_workspace, membership_of
 from tests.helpdesk.live import REDIS_LAYERS
+from tests.perf.test_ingest_throughput import store_bodies
 from tests.statements import count_statements
 
 pytestmark = [
@@ -38,15 +38,15 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-TENANTS = int(os.environ.get("H4_TENANTS", "3"))
+TENANTS = int(os.environ.get("INGEST_TENANTS", "3"))
 ITEMS = 600
 BATCH = 100
-ROUNDS = int(os.environ.get("H4_ROUNDS", "2"))  # each version, alternating
+ROUNDS = int(os.environ.get("INGEST_ROUNDS", "2"))  # each version, alternating
 
 
 def store(prefix: str) -> list[int]:
     now = timezone.now() - timedelta(minutes=1)
-    rows = []
+    bodies: list[tuple[str, dict[str, Any]]] = []
     for n in range(ITEMS):
         post_id = f"{prefix}-p-{n}"
         root = f"{prefix}-t-{n % 200}"
@@ -63,16 +63,8 @@ def store(prefix: str) -> list[int]:
                 "created_at": (now + timedelta(milliseconds=n)).isoformat(),
             },
         }
-        rows.append(
-            WebhookEvent(
-                platform="sandbox",
-                event_key=post_id,
-                body=json.dumps(body).encode(),
-                headers_digest="bench",
-                received_at=now + timedelta(milliseconds=n),
-            )
-        )
-    return [row.pk for row in WebhookEvent.objects.bulk_create(rows)]
+        bodies.append((post_id, body))
+    return store_bodies(bodies, now)
 
 
 def backend_ns() -> int:
@@ -127,7 +119,7 @@ def test_mixed_tenant_batches_old_against_new() -> None:
                 tokens=TokenSet(access_token="t", account_external_id=f"mix-acct-{n}"),
             )
     versions: dict[str, Any] = {"new": batch_ingest.process_batch}
-    path = os.environ.get("H4_OLD_BATCH_INGEST")
+    path = os.environ.get("OLD_BATCH_INGEST")
     if path:
         spec = importlib.util.spec_from_file_location("old_batch_ingest", path)
         assert spec is not None

@@ -18,8 +18,9 @@ per batch and the load average.
 import json
 import os
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from time import perf_counter
+from typing import Any
 
 import pytest
 from django.test import override_settings
@@ -62,7 +63,7 @@ def store_events(prefix: str, count: int = ITEMS) -> list[int]:
     """`count` stored Sandbox deliveries, one post each (a mention opens or
     follows up its thread), received a minute ago."""
     now = timezone.now() - timedelta(minutes=1)
-    rows = []
+    bodies: list[tuple[str, dict[str, Any]]] = []
     for n in range(count):
         post_id = f"{prefix}-p-{n}"
         root = f"{prefix}-t-{n % THREADS}"
@@ -88,15 +89,23 @@ def store_events(prefix: str, count: int = ITEMS) -> list[int]:
                 "created_at": (now + timedelta(milliseconds=n)).isoformat(),
             },
         }
-        rows.append(
-            WebhookEvent(
-                platform="sandbox",
-                event_key=post_id,
-                body=json.dumps(body).encode(),
-                headers_digest="bench",
-                received_at=now + timedelta(milliseconds=n),
-            )
+        bodies.append((post_id, body))
+    return store_bodies(bodies, now)
+
+
+def store_bodies(bodies: list[tuple[str, dict[str, Any]]], now: datetime) -> list[int]:
+    """Sandbox deliveries (event key, body) stored as received, the n-th at
+    `now` + n ms; their ids in order."""
+    rows = [
+        WebhookEvent(
+            platform="sandbox",
+            event_key=key,
+            body=json.dumps(body).encode(),
+            headers_digest="bench",
+            received_at=now + timedelta(milliseconds=n),
         )
+        for n, (key, body) in enumerate(bodies)
+    ]
     return [row.pk for row in WebhookEvent.objects.bulk_create(rows)]
 
 
