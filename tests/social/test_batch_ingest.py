@@ -455,6 +455,17 @@ def post(world: World, number: int, **overrides: Any) -> bytes:
     return body(world, Post(**fields), timezone.now())
 
 
+def assert_messages_and_gapless_events(*expected: tuple[Tenant, int]) -> None:
+    """Each tenant holds `count` messages, each of which made two events: the
+    tenant's sequences are 1..2 x count, without gaps."""
+    for tenant, count in expected:
+        with tenant_context(tenant):
+            assert Message.objects.count() == count
+            assert sorted(Event.objects.values_list("seq", flat=True)) == list(
+                range(1, 2 * count + 1)
+            )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_one_task_records_its_batch_in_one_transaction_and_marks_every_event() -> None:
     world = make_world(hours={})
@@ -775,12 +786,7 @@ def test_a_batch_of_two_tenants_commits_each_tenant_with_its_counter() -> None:
     assert len(settings) == 2, seen.listing()
     counters = [n for n, sql in enumerate(seen.sql) if "helpdesk_eventcounter" in sql]
     assert [seen.sql[n + 1] for n in counters] == ["COMMIT", "COMMIT"]
-    for tenant, count in ((first, 1), (second, 2)):
-        with tenant_context(tenant):
-            assert Message.objects.count() == count
-            assert sorted(Event.objects.values_list("seq", flat=True)) == list(
-                range(1, 2 * count + 1)
-            )
+    assert_messages_and_gapless_events((first, 1), (second, 2))
     assert list(
         WebhookEvent.objects.filter(pk__in=ids)
         .order_by("pk")
@@ -885,12 +891,7 @@ def test_a_worker_killed_between_the_tenants_loses_and_doubles_nothing() -> None
     # Its own task (the first's is done: it finds its event processed).
     assert process_webhook_event(ids[0], batch_size=10) == "processed"
     assert process_webhook_event(ids[1], batch_size=10) == "processed"
-    for tenant, count in ((first, 2), (second, 1)):
-        with tenant_context(tenant):
-            assert Message.objects.count() == count
-            assert sorted(Event.objects.values_list("seq", flat=True)) == list(
-                range(1, 2 * count + 1)
-            )
+    assert_messages_and_gapless_events((first, 2), (second, 1))
     assert set(
         WebhookEvent.objects.filter(pk__in=ids).values_list("status", "items")
     ) == {("processed", 1)}
@@ -949,12 +950,7 @@ def test_a_later_tenant_raced_is_claimed_again_in_a_savepoint() -> None:
 
     first, second = world.tenants
     assert calls == [(first.pk, True), (second.pk, True), (second.pk, False)]
-    for tenant, count in ((first, 1), (second, 2)):
-        with tenant_context(tenant):
-            assert Message.objects.count() == count
-            assert sorted(Event.objects.values_list("seq", flat=True)) == list(
-                range(1, 2 * count + 1)
-            )
+    assert_messages_and_gapless_events((first, 1), (second, 2))
     assert set(
         WebhookEvent.objects.filter(pk__in=ids).values_list("status", "items")
     ) == {("processed", 1)}
