@@ -21,15 +21,11 @@ from django.test import override_settings
 from django.utils import timezone
 
 from social import batch_ingest
-from social.connectors.base import TokenSet
 from social.ingest import process_webhook_event
 from social.models import WebhookEvent
-from social.services import connect_account
-from tenants.context import tenant_context
-from tenants.models import Brand
-from tests.factories import make_user, make_workspace, membership_of
+from tests.factories import make_user, make_workspace
 from tests.helpdesk.live import REDIS_LAYERS
-from tests.perf.test_ingest_throughput import store_bodies
+from tests.perf.test_ingest_throughput import open_all_hours_with_sandbox, store_bodies
 from tests.statements import count_statements
 
 pytestmark = [
@@ -108,16 +104,7 @@ def test_mixed_tenant_batches_old_against_new() -> None:
     for n in range(TENANTS):
         owner = make_user(f"mix{n}@ingest.example")
         tenant = make_workspace(f"Mix {n}", owner=owner)
-        with tenant_context(tenant):
-            brand = Brand.objects.get()
-            brand.business_hours = {}
-            brand.save(update_fields=["business_hours"])
-            connect_account(
-                membership_of(tenant, owner),
-                brand=brand,
-                platform="sandbox",
-                tokens=TokenSet(access_token="t", account_external_id=f"mix-acct-{n}"),
-            )
+        open_all_hours_with_sandbox(tenant, owner, f"mix-acct-{n}")
     versions: dict[str, Any] = {"new": batch_ingest.process_batch}
     path = os.environ.get("OLD_BATCH_INGEST")
     if path:

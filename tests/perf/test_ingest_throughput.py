@@ -32,7 +32,7 @@ from social.ingest import process_one_webhook_event, process_webhook_event
 from social.models import SocialAccount, WebhookEvent
 from social.services import connect_account
 from tenants.context import tenant_context
-from tenants.models import Brand, Membership, Tenant
+from tenants.models import Brand, Membership, Tenant, User
 from tests.factories import add_member, make_user, make_workspace, membership_of
 from tests.helpdesk.live import REDIS_LAYERS
 from tests.perf.report import (
@@ -91,6 +91,21 @@ def store_events(prefix: str, count: int = ITEMS) -> list[int]:
         }
         bodies.append((post_id, body))
     return store_bodies(bodies, now)
+
+
+def open_all_hours_with_sandbox(tenant: Tenant, owner: User, account_id: str) -> None:
+    """The workspace's brand open every hour (the away reply is its own path,
+    measured elsewhere) with a Sandbox account `account_id` connected."""
+    with tenant_context(tenant):
+        brand = Brand.objects.get()
+        brand.business_hours = {}
+        brand.save(update_fields=["business_hours"])
+        connect_account(
+            membership_of(tenant, owner),
+            brand=brand,
+            platform="sandbox",
+            tokens=TokenSet(access_token="t", account_external_id=account_id),
+        )
 
 
 def store_bodies(bodies: list[tuple[str, dict[str, Any]]], now: datetime) -> list[int]:
@@ -167,17 +182,8 @@ def test_ingest_throughput_batched_against_one_at_a_time() -> None:
     tenant = make_workspace("Ingest Bench", owner=owner)
     for n in range(AGENTS):
         add_member(tenant, make_user(f"agent{n}@ingest.example"), Membership.Role.AGENT)
+    open_all_hours_with_sandbox(tenant, owner, ACCOUNT_ID)
     with tenant_context(tenant):
-        brand = Brand.objects.get()
-        # Always open: the away reply is its own path (measured elsewhere).
-        brand.business_hours = {}
-        brand.save(update_fields=["business_hours"])
-        connect_account(
-            membership_of(tenant, owner),
-            brand=brand,
-            platform="sandbox",
-            tokens=TokenSet(access_token="t", account_external_id=ACCOUNT_ID),
-        )
         assert SocialAccount.objects.count() == 1
 
     with override_settings(CHANNEL_LAYERS=REDIS_LAYERS):

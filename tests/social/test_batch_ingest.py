@@ -439,7 +439,11 @@ def test_batches_leave_what_one_at_a_time_leaves(
 # --- Exact examples ----------------------------------------------------------
 
 
-def post(world: World, number: int, **overrides: Any) -> bytes:
+def post(
+    world: World, number: int, *, at: datetime | None = None, **overrides: Any
+) -> bytes:
+    """A Sandbox delivery of post `number` (fields as `Post`'s, `overrides` win),
+    made at `at` (now by default)."""
     fields: dict[str, Any] = {
         "number": number,
         "account": 0,
@@ -452,7 +456,7 @@ def post(world: World, number: int, **overrides: Any) -> bytes:
         "minute": 0,
     }
     fields.update(overrides)
-    return body(world, Post(**fields), timezone.now())
+    return body(world, Post(**fields), at or timezone.now())
 
 
 def assert_messages_and_gapless_events(*expected: tuple[Tenant, int]) -> None:
@@ -804,18 +808,7 @@ def mixed(world: World, base: datetime) -> list[bytes]:
     with items in two threads, a duplicate."""
 
     def at(number: int, **overrides: Any) -> bytes:
-        fields: dict[str, Any] = {
-            "number": number,
-            "account": 0,
-            "author": number % 3,
-            "private": False,
-            "mentions": True,
-            "root": number,
-            "text": TEXTS[0],
-            "followers": 10,
-            "minute": 0,
-        }
-        return body(world, Post(**{**fields, **overrides}), base)
+        return post(world, number, at=base, **overrides)
 
     return [
         at(0, account=2, author=0),
