@@ -62,6 +62,9 @@ ACCEPT_BURST = 64
 READY_TIMEOUT = 60.0
 # A worker that dies this soon after starting is replaced only after this long.
 RESPAWN_PAUSE = 1.0
+# Workers in a row that die before they are ready, with none ever ready: the app
+# cannot start (an import error, a refused setting), so the server stops.
+STARTUP_FAILURES = 3
 
 
 @dataclass
@@ -170,6 +173,9 @@ class Acceptor:
         self.to_replace: list[Worker] = []
         self.replacement: Worker | None = None
         self.respawn_at = 0.0
+        self.ever_ready = False
+        self.failed_starts = 0
+        self.exit_code = 0
 
     # The loop.
 
@@ -227,7 +233,7 @@ class Acceptor:
             wake_write.close()
             self.selector.close()
         logger.info("Stopped [%d]", os.getpid())
-        return 0
+        return self.exit_code
 
     def _stop(self, signum: int, frame: Any) -> None:
         self.stopping = True
@@ -295,7 +301,7 @@ class Acceptor:
             self.selector.unregister(worker.control)
             return
         if READY in data and not worker.ready:
-            worker.ready = True
+            worker.ready = self.ever_ready = True
             logger.info("Worker [%d] is ready", worker.pid)
         worker.connections = max(0, worker.connections - data.count(CLOSED))
 
@@ -339,6 +345,15 @@ class Acceptor:
             logger.error("Worker [%d] exited with code %s", worker.pid, code)
             if time.monotonic() - worker.started < RESPAWN_PAUSE:
                 self.respawn_at = time.monotonic() + RESPAWN_PAUSE
+            if not worker.ready and not self.ever_ready:
+                self.failed_starts += 1
+                if self.failed_starts >= STARTUP_FAILURES:
+                    logger.error(
+                        "%d workers in a row died before they were ready; stopping",
+                        self.failed_starts,
+                    )
+                    self.stopping = True
+                    self.exit_code = STARTUP_FAILURE
 
     def _keep_workers(self) -> None:
         serving = [

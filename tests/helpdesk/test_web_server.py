@@ -280,6 +280,21 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path) -> None:
             get(server.connection())
 
 
+def test_an_app_that_cannot_start_stops_the_server(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "helpdesk.web_server"]
+    command += ["tests.helpdesk.web_server_app:no_such_app", "--port", str(free_port())]
+    with log.open("wb") as out:
+        result = subprocess.run(
+            command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=60
+        )
+    assert result.returncode == 3
+    text = log.read_text()
+    assert 'Attribute "no_such_app" not found in module' in text
+    assert "3 workers in a row died before they were ready; stopping" in text
+    assert "is ready" not in text
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
