@@ -9,7 +9,7 @@
 #                                  # runs the Python script under WRAP (a profiler)
 #
 # Env: EARSHOT_DB (earshot_profile), REDIS_DB (cache and broker; 1), REDIS_HOSTPORT
-# (127.0.0.1:6379),
+# (127.0.0.1:6379), PG_HOSTPORT (PostgreSQL; 127.0.0.1:5432, e.g. a private cluster),
 # PG_SUPERUSER_URL, KEEP=1 reuses the database and workspace of the last run
 # (kept in /tmp/earshot_profile_workspace.json).
 set -euo pipefail
@@ -17,13 +17,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=$HERE/.venv/bin/python
 EARSHOT_DB=${EARSHOT_DB:-earshot_profile}
 OWNER=${EARSHOT_OWNER:-earshot_profile_owner}; APP=${EARSHOT_APP:-earshot_profile_app}
-PG_SUPERUSER_URL=${PG_SUPERUSER_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
+PG_HOSTPORT=${PG_HOSTPORT:-127.0.0.1:5432}
+PG_SUPERUSER_URL=${PG_SUPERUSER_URL:-postgresql://postgres@$PG_HOSTPORT/postgres}
 REDIS_DB=${REDIS_DB:-1}
 REDIS_HOSTPORT=${REDIS_HOSTPORT:-127.0.0.1:6379}
 STATE=${STATE:-/tmp/earshot_profile_workspace.json}
 export DJANGO_SETTINGS_MODULE=helpdesk.settings
-export DATABASE_URL=postgresql://$APP@127.0.0.1:5432/$EARSHOT_DB
-export MIGRATOR_DATABASE_URL=postgresql://$OWNER@127.0.0.1:5432/$EARSHOT_DB
+export DATABASE_URL=postgresql://$APP@$PG_HOSTPORT/$EARSHOT_DB
+export MIGRATOR_DATABASE_URL=postgresql://$OWNER@$PG_HOSTPORT/$EARSHOT_DB
 export REDIS_URL=redis://$REDIS_HOSTPORT/$REDIS_DB
 export CELERY_BROKER_URL=redis://$REDIS_HOSTPORT/$REDIS_DB
 export SECRET_KEY=profile-only-secret-key-$(printf 'x%.0s' {1..40})
