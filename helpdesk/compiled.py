@@ -35,6 +35,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, cast
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -119,6 +120,131 @@ def _fast_klass_info(info: dict[str, Any]) -> dict[str, Any] | None:
     return copied
 
 
+class _Related:
+    """One select_related object as RelatedPopulator makes it (no parent link)."""
+
+    __slots__ = (
+        "children",
+        "end",
+        "from_db",
+        "init_list",
+        "local_setter",
+        "pk_idx",
+        "remote_setter",
+        "start",
+    )
+
+    def __init__(
+        self, info: dict[str, Any], select: Sequence[Any], fetch_mode: Any
+    ) -> None:
+        fields = info["select_fields"]
+        self.start, self.end = fields[0], fields[-1] + 1
+        self.init_list = [
+            column[0].target.attname for column in select[self.start : self.end]
+        ]
+        self.from_db = partial(info["model"].from_db, fetch_mode=fetch_mode)
+        model_meta = info["model"]._meta
+        self.pk_idx = self.init_list.index(model_meta.pk_fields[0].attname)
+        self.children = [
+            _Related(child, select, fetch_mode)
+            for child in info.get("related_klass_infos", [])
+        ]
+        self.local_setter = info["local_setter"]
+        self.remote_setter = info["remote_setter"]
+
+    def populate(self, row: Sequence[Any], parent: Model, db: str) -> None:
+        data = row[self.start : self.end]
+        if data[self.pk_idx] is None:
+            obj = None
+        else:
+            obj = self.from_db(db, self.init_list, data)
+            for child in self.children:
+                child.populate(row, obj, db)
+        self.local_setter(parent, obj)
+        if obj is not None:
+            self.remote_setter(obj, parent)
+
+
+def _plainly_related(info: dict[str, Any]) -> bool:
+    """No related object is a parent link (RelatedPopulator's reordered case)."""
+    return all(
+        not child["from_parent"] and _plainly_related(child)
+        for child in info.get("related_klass_infos", [])
+    )
+
+
+class _RowPlan:
+    """What ModelIterable does with one row of a compiled shape, worked out once:
+    the converters, the model's instance from its columns, the select_related
+    objects (RelatedPopulator's steps) and the annotations. Only for a shape
+    read by ModelIterable itself, with the fast stand-in models (no
+    pre_init/post_init receiver), no composite column, no parent link and a
+    fetch mode that tracks no peers; `of` gives None for any other."""
+
+    __slots__ = (
+        "annotations",
+        "connection",
+        "converters",
+        "end",
+        "from_db",
+        "init_list",
+        "related",
+        "start",
+    )
+
+    @classmethod
+    def of(cls, queryset: QuerySet[Any], compiled: "_Compiled") -> "_RowPlan | None":
+        info = compiled.fast_klass_info
+        compiler = compiled.compiler
+        fields = [column[0] for column in compiler.select[0 : compiler.col_count]]
+        if (
+            info is None
+            or queryset._iterable_class is not ModelIterable
+            or queryset._known_related_objects  # type: ignore[attr-defined]
+            or queryset._fetch_mode.track_peers  # type: ignore[attr-defined]
+            or compiler.has_composite_fields(fields)
+            or not _plainly_related(info)
+        ):
+            return None
+        return cls(queryset, compiled, info)
+
+    def __init__(
+        self, queryset: QuerySet[Any], compiled: "_Compiled", info: dict[str, Any]
+    ) -> None:
+        compiler = compiled.compiler
+        select = compiler.select
+        fetch_mode = queryset._fetch_mode  # type: ignore[attr-defined]
+        fields = info["select_fields"]
+        self.start, self.end = fields[0], fields[-1] + 1
+        self.init_list = [
+            column[0].target.attname for column in select[self.start : self.end]
+        ]
+        self.from_db = partial(info["model"].from_db, fetch_mode=fetch_mode)
+        self.related = [
+            _Related(child, select, fetch_mode)
+            for child in info.get("related_klass_infos", [])
+        ]
+        self.annotations = list(compiler.annotation_col_map.items())
+        self.converters = list(compiled.converters.items())
+        self.connection = compiler.connection
+
+    def instance(self, row: Sequence[Any], db: str) -> Any:
+        if self.converters:
+            row = list(row)
+            connection = self.connection
+            for pos, (converters, expression) in self.converters:
+                value = row[pos]
+                for converter in converters:
+                    value = converter(value, expression, connection)
+                row[pos] = value
+        obj = self.from_db(db, self.init_list, row[self.start : self.end])
+        for related in self.related:
+            related.populate(row, obj, db)
+        for name, pos in self.annotations:
+            setattr(obj, name, row[pos])
+        return obj
+
+
 class _Compiled:
     """One connection's compiled shape: the compiler and where the values go."""
 
@@ -126,7 +252,9 @@ class _Compiled:
         "compiler",
         "converters",
         "fast_klass_info",
+        "planned",
         "positions",
+        "row_plan",
         "sql",
         "template",
     )
@@ -145,6 +273,9 @@ class _Compiled:
         fields = [column[0] for column in compiler.select[0 : compiler.col_count]]
         self.converters: dict[int, Any] = compiler.get_converters(fields)
         self.fast_klass_info = _fast_klass_info(compiler.klass_info)
+        # Worked out at the first `first()` (it needs the built queryset).
+        self.planned = False
+        self.row_plan: _RowPlan | None = None
 
 
 class _Query:
@@ -235,6 +366,11 @@ class CompiledQuery[M: Model]:
 
     def rows(self, *values: Any) -> list[M]:
         """The queryset's rows for these values (model instances)."""
+        compiled, params = self._bind(values)
+        return self._run(compiled, params)
+
+    def _bind(self, values: Sequence[Any]) -> tuple[_Compiled, list[Any]]:
+        """This connection's compiled shape and its parameters for `values`."""
         values = (_require_tenant_id(), *values)
         connection = connections[self.using]
         compiled = self._states.get(connection)
@@ -249,6 +385,9 @@ class CompiledQuery[M: Model]:
                 raise TypeError(f"expected {kind.__name__}, got {value!r}")
             for place in places:
                 params[place] = value
+        return compiled, params
+
+    def _run(self, compiled: _Compiled, params: list[Any]) -> list[M]:
         klass_info = compiled.fast_klass_info
         if klass_info is None or pre_init.receivers or post_init.receivers:
             klass_info = compiled.compiler.klass_info
@@ -259,8 +398,25 @@ class CompiledQuery[M: Model]:
         return rows
 
     def first(self, *values: Any) -> M | None:
-        found = self.rows(*values)
-        return found[0] if found else None
+        """The first of `rows(*values)`, or None. A shape whose rows ModelIterable
+        would make plainly (`_RowPlan`) reads one row and makes its instances
+        by the plan; any other goes through `rows`."""
+        compiled, params = self._bind(values)
+        if not compiled.planned:
+            compiled.row_plan = _RowPlan.of(self._queryset, compiled)
+            compiled.planned = True
+        plan = compiled.row_plan
+        if plan is None or pre_init.receivers or post_init.receivers:
+            found = self._run(compiled, params)
+            return found[0] if found else None
+        db = self._queryset.db  # what ModelIterable reads: the router's answer
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        instance: M = plan.instance(row, db)
+        return instance
 
 
 class _Bound:

@@ -4,7 +4,7 @@ instances as the queryset's, and __init__ itself whenever that could differ."""
 from typing import Any
 
 import pytest
-from django.db.models import Model
+from django.db.models import F, Model
 from django.db.models.signals import post_init
 
 from helpdesk.compiled import CompiledQuery
@@ -134,3 +134,65 @@ def test_instances_with_deferred_columns_are_the_querysets(
         assert states(compiled) == states(expected)
         assert "priority" in compiled[0].get_deferred_fields()
         assert "timezone" in compiled[0].brand.get_deferred_fields()
+
+
+def _annotated(status: str) -> Any:
+    return (
+        _conversations(status)
+        .annotate(brand_hours=F("brand__business_hours"), doubled=F("priority") * 2)
+        .defer("preview")
+    )
+
+
+ANNOTATED = CompiledQuery(_annotated, [str])
+
+
+def test_first_makes_the_querysets_first_row(
+    tenant: Tenant, conversations: list[int]
+) -> None:
+    with tenant_context(tenant):
+        Brand.objects.update(business_hours={"mon": [["09:00", "17:00"]]})
+        for compiled, queryset in (
+            (CONVERSATIONS, _conversations),
+            (LEAN, _lean),
+            (ANNOTATED, _annotated),
+        ):
+            first = compiled.first("open")
+            expected = queryset("open").first()
+            assert first is not None
+            assert expected is not None
+            assert states([first]) == states([expected])
+            assert first.pk == conversations[0]
+            assert first.assignee is not None
+        annotated = ANNOTATED.first("open")
+        assert annotated is not None
+        assert annotated.brand_hours == {"mon": [["09:00", "17:00"]]}  # type: ignore[attr-defined]
+        assert annotated.doubled == 2 * annotated.priority  # type: ignore[attr-defined]
+        assert "preview" in annotated.get_deferred_fields()
+        assert CONVERSATIONS.first("resolved") is None
+
+
+def test_first_without_an_assignee_and_with_a_post_init_receiver(
+    tenant: Tenant, conversations: list[int]
+) -> None:
+    seen: list[type[Model]] = []
+
+    def receiver(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+        seen.append(sender)
+
+    with tenant_context(tenant):
+        Conversation.objects.filter(pk=conversations[0]).update(assignee=None)
+        plain = CONVERSATIONS.first("open")
+        assert plain is not None
+        assert plain.assignee is None
+        assert states([plain]) == states([_conversations("open").first()])
+        post_init.connect(receiver)
+        try:
+            with_init = CONVERSATIONS.first("open")
+        finally:
+            post_init.disconnect(receiver)
+        assert states([with_init]) == states([plain])
+    # With a receiver, first() takes rows(): every row's instances by __init__.
+    assert seen.count(Conversation) == 3
+    assert seen.count(Brand) == 3
+    assert seen.count(User) == 0
