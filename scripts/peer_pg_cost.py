@@ -14,6 +14,13 @@ the statistics are reset, and afterwards each statement of the profiled database
 is printed per request: calls, execution and planning time, rows, shared blocks
 hit/read/dirtied/written and WAL bytes, followed by the server's CPU per request
 (user + system) and the WAL written per request.
+
+Read with care: a statement's execution time includes its lock waits (with
+--clients above 1, the tenant's event counter row is waited for inside the
+write's last statement), nested statements (the opening function's, the
+foreign-key checks at COMMIT) are counted both on their own and in their caller,
+and COMMIT itself (the deferred checks aside, the WAL flush) shows only in the
+server's CPU.
 """
 
 import os
