@@ -22,7 +22,7 @@ from helpdesk.access import (
     access_conversation_read,
     access_message,
 )
-from helpdesk.api_output import output, outputs, validated_input
+from helpdesk.api_output import output, outputs, request_json, validated_input
 from helpdesk.inbox_compiled import read_inbox_page
 from helpdesk.language import LANGUAGES
 from helpdesk.models import Conversation, Message, NoReplyReason, Note
@@ -445,7 +445,7 @@ class MessageListApi(TenantScopedApi):
     @extend_schema(request=ReplyCreateInput, responses={201: MessageOutput})
     def post(self, request: Request, conversation_id: int) -> Response:
         conversation = access_conversation_for_reply(self.membership, conversation_id)
-        data = _reply_input(request.data)
+        data = _reply_input(request_json(request))
         # The reply is the request's last write: its statement may take COMMIT
         # with it (tenants.last_write), releasing the workspace's event counter
         # before the answer is built.

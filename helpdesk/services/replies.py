@@ -47,6 +47,8 @@ from tenants.services import record_audit
 
 Visibility = Message.Visibility
 Delivery = Message.DeliveryStatus
+_OUT = Message.Direction.OUT.value
+_SCHEDULED = Delivery.SCHEDULED.value
 NEAR_DUPLICATE_RATIO = 0.9
 NEAR_DUPLICATE_LOOKBACK = timedelta(days=7)
 WARNING_NEAR_DUPLICATE = "near_duplicate"
@@ -437,18 +439,20 @@ def _queue(
     now = timezone.now()
     public = visibility == Visibility.PUBLIC
     move = move or kind == Message.Kind.PRIVATE_INVITE
+    # Choices as their plain values, as a row read back holds them (psycopg
+    # looks a str subclass's dumper up again for every new cursor).
     message = build_row(
         Message,
         tenant_id=conversation.tenant_id,
         conversation=conversation,
         account_id=conversation.social_account_id,
         platform=conversation.platform,
-        direction=Message.Direction.OUT,
-        visibility=visibility,
-        kind=kind,
+        direction=_OUT,
+        visibility=str(visibility),
+        kind=str(kind),
         author_agent=membership.user,
         text=text,
-        delivery_status=Delivery.SCHEDULED,
+        delivery_status=_SCHEDULED,
         counts_toward_limit=public,
         send_after=now + timedelta(seconds=conversation.brand.send_hold_seconds),
         created_at=now,

@@ -3,6 +3,8 @@
 - helpdesk.api._reply_input: the usual body `{"text": ...}` skips the input
   serializer; every body, accepted or refused, validates as
   validated_input(ReplyCreateInput) does, the same errors included.
+- helpdesk.api_output.request_json reads the usual JSON body without DRF's
+  parser negotiation; every body gives what `request.data` gives, data or error.
 - The answer to a reply is the bytes DRF renders for the stored message, and
   the new message is represented without DRF's per-field reads.
 - helpdesk.services.replies._check_visibility names the platform in each refusal
@@ -25,12 +27,15 @@ from django.utils import timezone
 from rest_framework import fields as drf_fields
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request as DrfRequest
+from rest_framework.test import APIRequestFactory
 
 from helpdesk.api import MessageListApi, MessageOutput, _reply_input
-from helpdesk.api_output import output, validated_input
+from helpdesk.api_output import output, request_json, validated_input
 from helpdesk.deflection import DEFAULT_PHRASES, deflecting_phrase
 from helpdesk.exceptions import PlatformRefuses, PrivateFirstRefused, ReplyInvalid
 from helpdesk.models import Conversation, Message
+from helpdesk.parsers import JSONParser
 from helpdesk.services.inbound import InboundResult
 from helpdesk.services.replies import (
     _check_visibility,
@@ -40,6 +45,7 @@ from helpdesk.services.replies import (
 )
 from social.connectors.base import Capabilities
 from social.models import SocialAccount
+from tenants.api_negotiation import ContentNegotiation
 from tenants.context import tenant_context
 from tenants.models import Brand, Tenant, User
 from tests.api_clients import base, session
@@ -140,10 +146,36 @@ def test_a_new_reply_is_represented_without_drfs_field_reads(
 
         monkeypatch.setattr(drf_fields.Field, "get_attribute", refuse)
         got = output(MessageOutput, message)
+        # A row holding TextChoices members (as a caller may set them) too.
+        message.direction = Message.Direction.OUT
+        message.kind = Message.Kind.REPLY
+        message.delivery_status = Message.DeliveryStatus.SCHEDULED
+        from_members = output(MessageOutput, message)
 
-    assert type(message.direction) is not str  # the TextChoices member _queue set
     assert got == expected
+    assert from_members == expected
     assert JSONRenderer().render(got) == JSONRenderer().render(expected)
+    assert JSONRenderer().render(from_members) == JSONRenderer().render(expected)
+
+
+@pytest.mark.django_db
+def test_a_new_reply_holds_its_choices_as_plain_values(
+    tenant: Tenant, agent: User, thread: Any
+) -> None:
+    """As a row read back holds them: the statement's parameters are plain."""
+    with tenant_context(tenant):
+        message = post_reply(
+            thread.conversation, membership=member(tenant, agent), text="On it."
+        ).message
+        stored = Message.objects.get(pk=message.pk)
+    for name in ("direction", "visibility", "kind", "delivery_status"):
+        assert type(getattr(message, name)) is str, name
+        assert getattr(message, name) == getattr(stored, name), name
+    assert (message.direction, message.kind, message.delivery_status) == (
+        "out",
+        "reply",
+        "scheduled",
+    )
 
 
 @pytest.fixture
@@ -272,3 +304,66 @@ def test_the_near_duplicate_ratios_are_difflibs() -> None:
         assert _normalize(a) == " ".join(
             re.sub(r"[^\w\s]", " ", re.sub(r"[@#]\w+", " ", a.lower())).split()
         )
+
+
+RAW_BODIES: list[tuple[bytes, str]] = [
+    (b'{"text": "Thanks, we are looking at it now."}', "application/json"),
+    ('{"text": "Désolés 😊", "n": [1, 2.5, null, true]}'.encode(), "application/json"),
+    (b'{"text": "a", "text": "b"}', "application/json"),  # the last key wins
+    (b'{"n": 123456789012345678901234567890}', "application/json"),
+    (b'{"n": 1e400}', "application/json"),
+    (b'{"text": "lone \\ud800 surrogate"}', "application/json"),
+    (b'["a", 1]', "application/json"),
+    (b'"just a string"', "application/json"),
+    (b"  {}  ", "application/json"),
+    (b'{"n": NaN}', "application/json"),
+    (b'{"n": -Infinity}', "application/json"),
+    (b'{"text": "unterminated', "application/json"),
+    (b"\xef\xbb\xbf{}", "application/json"),  # a UTF-8 BOM
+    (b'{"text": "\xff\xfe"}', "application/json"),  # not UTF-8
+    (b"[" * 100_000 + b"]" * 100_000, "application/json"),  # too deep
+    (b"", "application/json"),
+    (b'{"text": "x"}', "application/json; charset=utf-8"),
+    (b'{"text": "x"}', "application/json; charset=latin-1"),
+    (b'{"text": "x"}', "text/plain"),
+    (b"text=x", "application/x-www-form-urlencoded"),
+]
+
+
+def _read(body: bytes, content_type: str, read: Any) -> tuple[str, str]:
+    """What `read` gives for a DRF request with this body: the data's type and
+    repr, or the error's type and detail."""
+    django_request = APIRequestFactory().post(
+        "/api/v1/t/x/conversations/1/messages/", body, content_type=content_type
+    )
+    request = DrfRequest(
+        django_request, parsers=[JSONParser()], negotiator=ContentNegotiation()
+    )
+    try:
+        data = read(request)
+    except Exception as error:
+        return type(error).__name__, str(getattr(error, "detail", error))
+    return type(data).__name__, repr(data)
+
+
+@pytest.mark.parametrize(("body", "content_type"), RAW_BODIES)
+def test_request_json_gives_what_request_data_gives(
+    body: bytes, content_type: str
+) -> None:
+    expected = _read(body, content_type, lambda request: request.data)
+    assert _read(body, content_type, request_json) == expected
+
+
+def test_request_json_reads_the_usual_body_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(self: Any) -> None:
+        raise AssertionError("request.data read")
+
+    monkeypatch.setattr(DrfRequest, "_load_data_and_files", refuse)
+    body = b'{"text": "Thanks"}'
+    assert _read(body, "application/json", request_json) == (
+        "dict",
+        repr({"text": "Thanks"}),
+    )
+    assert _read(body, "text/plain", request_json)[0] == "AssertionError"
