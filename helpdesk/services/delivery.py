@@ -24,14 +24,15 @@ them with the transaction's last statement, sent with COMMIT.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from helpdesk import events, metrics, publish
-from helpdesk.models import Conversation, Identity, Message
+from helpdesk.models import Identity, Message
 from helpdesk.services.bulkrows import update_rows
 from helpdesk.services.replies import release_public_slot
 from social.connectors.base import (
@@ -40,7 +41,7 @@ from social.connectors.base import (
     DeliveryResult,
     OutboundReply,
 )
-from social.models import connector_ref
+from social.models import SocialAccount, connector_ref
 from tenants.context import current_tenant_id
 
 Delivery = Message.DeliveryStatus
@@ -149,6 +150,10 @@ def claim_batch(
         tenant_id = current_tenant_id()
         if tenant_id is None:
             raise RuntimeError("claim_batch runs in a tenant's context")
+        if connection.vendor == "postgresql":
+            others = _claim_others(tenant_id, message_id, token=token, room=room)
+            claimed = [message_id, *others] if own else others
+            return _plans(claimed, pending) if claimed else []
         expired = Now() - CLAIM_LEASE
         others = list(
             Message.objects.filter(tenant_id=tenant_id, direction=Message.Direction.OUT)
@@ -179,6 +184,65 @@ def claim_batch(
     return _plans(claimed, pending) if claimed else []
 
 
+# The batch's statements written out (PostgreSQL): a claim_batch built and
+# compiled four querysets (and a record two) for every batch, and made a model
+# instance of every row with its conversation and account; these send the same
+# work as one statement each and read plain tuples. SQLite (the demo) keeps the
+# querysets. Every tenant table is filtered by the open tenant as its manager
+# would (RLS as well); ids travel as one array.
+_CLAIM_OTHERS = """\
+WITH picked AS (
+    SELECT p."id" FROM "helpdesk_message" p
+    WHERE p."tenant_id" = %(tenant)s AND p."direction" = %(out)s
+      AND ((p."delivery_status" = %(scheduled)s AND p."send_after" <= %(now)s)
+           OR (p."delivery_status" = %(sending)s
+               AND p."claimed_at"
+                   < STATEMENT_TIMESTAMP() - %(lease)s * INTERVAL '1 second'))
+      AND p."id" <> %(own)s
+    ORDER BY p."send_after" LIMIT %(room)s FOR UPDATE SKIP LOCKED
+)
+UPDATE "helpdesk_message" m SET "delivery_status" = %(sending)s,
+    "claim_token" = %(token)s, "claimed_at" = STATEMENT_TIMESTAMP(),
+    "attempts" = m."attempts" + 1
+FROM picked WHERE m."tenant_id" = %(tenant)s AND m."id" = picked."id"
+RETURNING m."id", m."send_after"
+"""
+
+
+def _claim_others(
+    tenant_id: int, message_id: int, *, token: str, room: int
+) -> list[int]:
+    """claim_batch's other replies in one statement: up to `room` due scheduled
+    ones and `sending` ones whose lease ran out, oldest due first, skipping
+    locked rows, each claimed as its own task would (scheduled → sending, or
+    taken over; attempts + 1). Their ids, oldest due first."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_OTHERS,
+            {
+                "tenant": tenant_id,
+                "out": Message.Direction.OUT,
+                "scheduled": Delivery.SCHEDULED,
+                "sending": Delivery.SENDING,
+                "now": timezone.now(),
+                "lease": CLAIM_LEASE.total_seconds(),
+                "own": message_id,
+                "room": room,
+                "token": token,
+            },
+        )
+        rows = cursor.fetchall()
+    rows.sort(key=lambda row: (row[1], row[0]))
+    return [row[0] for row in rows]
+
+
+_UNCLAIMED = (
+    'SELECT 1 FROM "helpdesk_message" m WHERE m."tenant_id" = %s'
+    ' AND m."direction" = %s AND m."delivery_status" = %s AND m."send_after" <= %s'
+    " LIMIT 1"
+)
+
+
 def unclaimed_by(due_by: datetime) -> bool:
     """Whether a scheduled reply of the tenant due by `due_by` is still
     unclaimed: after a draining claim_batch (in the same transaction), a reply
@@ -187,6 +251,13 @@ def unclaimed_by(due_by: datetime) -> bool:
     tenant_id = current_tenant_id()
     if tenant_id is None:
         raise RuntimeError("unclaimed_by runs in a tenant's context")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _UNCLAIMED,
+                [tenant_id, Message.Direction.OUT, Delivery.SCHEDULED, due_by],
+            )
+            return cursor.fetchone() is not None
     return Message.objects.filter(
         tenant_id=tenant_id,
         direction=Message.Direction.OUT,
@@ -256,13 +327,83 @@ _RECORD_FIELDS = (
 )
 
 
-def _plans(
-    message_ids: list[int], pending: events.Pending | None = None
-) -> list[DeliveryPlan]:
-    """What to send for freshly claimed messages, in the order given (two queries
-    whatever their number); one `sending` event each, added to `pending` (else
-    stored at the end). A message without an account fails at once and has no
-    plan."""
+class _PlanRow(NamedTuple):
+    """What a plan is made of: a claimed message, what _outbound reads of its
+    conversation, and its account (None: the conversation has none)."""
+
+    pk: int
+    tenant_id: int
+    conversation_id: int
+    account_id: int | None
+    platform: str
+    visibility: str
+    text: str
+    client_ref: Any
+    attempts: int
+    brand_id: int
+    contact_id: int | None
+    public_thread_ref: str
+    private_thread_ref: str
+    account: SocialAccount | None
+    answered: str | None
+    recipient: str | None
+
+
+# _plan_rows' statement: the fields of _PLAN_FIELDS, the latest inbound
+# message of the same visibility and the contact's id on the platform, as the
+# querysets of _plan_rows_orm read them.
+_PLAN_ROWS = """\
+SELECT m."id", m."tenant_id", m."conversation_id", m."account_id", m."platform",
+    m."visibility", m."text", m."client_ref", m."attempts",
+    c."brand_id", c."contact_id", c."public_thread_ref", c."private_thread_ref",
+    a."id", a."tenant_id", a."platform", a."external_id", a."handle",
+    a."credentials", a."base_url",
+    (SELECT i."external_id" FROM "helpdesk_message" i
+     WHERE i."tenant_id" = %(tenant)s AND i."conversation_id" = m."conversation_id"
+       AND i."direction" = %(in)s AND i."visibility" = m."visibility"
+     ORDER BY i."created_at" DESC LIMIT 1),
+    (SELECT d."external_id" FROM "helpdesk_identity" d
+     WHERE d."tenant_id" = %(tenant)s AND d."contact_id" = c."contact_id"
+       AND d."platform" = m."platform"
+     ORDER BY d."platform" ASC, d."handle" ASC LIMIT 1)
+FROM "helpdesk_message" m
+INNER JOIN "helpdesk_conversation" c ON (m."conversation_id" = c."id")
+LEFT OUTER JOIN "social_socialaccount" a ON (m."account_id" = a."id")
+WHERE m."tenant_id" = %(tenant)s AND m."id" = ANY(%(ids)s::bigint[])"""
+
+
+def _plan_rows(tenant_id: int, message_ids: list[int]) -> dict[int, _PlanRow]:
+    """The plan rows of `message_ids` in one statement (PostgreSQL), as tuples;
+    one account instance per account of the batch."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PLAN_ROWS,
+            {"tenant": tenant_id, "in": Message.Direction.IN, "ids": message_ids},
+        )
+        found = cursor.fetchall()
+    accounts: dict[int, SocialAccount] = {}
+    rows: dict[int, _PlanRow] = {}
+    for (*message, account_id, account_tenant, platform, external_id, handle,
+         credentials, base_url, answered, recipient) in found:  # fmt: skip
+        account = None
+        if account_id is not None:
+            account = accounts.get(account_id)
+            if account is None:
+                account = accounts[account_id] = SocialAccount(
+                    pk=account_id,
+                    tenant_id=account_tenant,
+                    platform=platform,
+                    external_id=external_id,
+                    handle=handle,
+                    credentials=credentials,
+                    base_url=base_url,
+                )
+        rows[message[0]] = _PlanRow._make((*message, account, answered, recipient))
+    return rows
+
+
+def _plan_rows_orm(message_ids: list[int]) -> dict[int, _PlanRow]:
+    """_plan_rows through querysets (the demo's SQLite)."""
     inbound = Message.objects.filter(
         conversation_id=OuterRef("conversation_id"),
         direction=Message.Direction.IN,
@@ -271,8 +412,25 @@ def _plans(
     identity = Identity.objects.filter(
         contact_id=OuterRef("conversation__contact_id"), platform=OuterRef("platform")
     ).order_by("platform", "handle")
-    messages = {
-        message.pk: message
+    return {
+        message.pk: _PlanRow(
+            message.pk,
+            message.tenant_id,
+            message.conversation_id,
+            message.account_id,
+            message.platform,
+            message.visibility,
+            message.text,
+            message.client_ref,
+            message.attempts,
+            message.conversation.brand_id,
+            message.conversation.contact_id,
+            message.conversation.public_thread_ref,
+            message.conversation.private_thread_ref,
+            message.account,
+            message.answered,
+            message.recipient,
+        )
         for message in Message.objects.filter(pk__in=message_ids)
         .select_related("conversation", "account")
         .only(*_PLAN_FIELDS)
@@ -281,6 +439,20 @@ def _plans(
             recipient=Subquery(identity.values("external_id")[:1]),
         )
     }
+
+
+def _plans(
+    message_ids: list[int], pending: events.Pending | None = None
+) -> list[DeliveryPlan]:
+    """What to send for freshly claimed messages, in the order given (one query
+    whatever their number); one `sending` event each, added to `pending` (else
+    stored at the end). A message without an account fails at once and has no
+    plan."""
+    tenant_id = current_tenant_id()
+    if connection.vendor == "postgresql" and tenant_id is not None:
+        messages = _plan_rows(tenant_id, message_ids)
+    else:
+        messages = _plan_rows_orm(message_ids)
     plans: list[DeliveryPlan] = []
     sending: list[events.EventSpec] = []
     into = (
@@ -310,7 +482,7 @@ def _plans(
                 "message.updated",
                 {
                     "conversation_id": message.conversation_id,
-                    "brand_id": message.conversation.brand_id,
+                    "brand_id": message.brand_id,
                     "message_id": message.pk,
                     "changed": {"delivery_status": Delivery.SENDING},
                 },
@@ -321,11 +493,7 @@ def _plans(
                 message_id=message.pk,
                 platform=message.platform,
                 account=ref,
-                reply=_outbound(
-                    message,
-                    answered=message.answered,
-                    recipient=message.recipient,
-                ),
+                reply=_outbound(message),
                 # attempts counts this claim: more than one means an attempt
                 # before this one may have reached the platform.
                 reconcile=message.attempts > 1,
@@ -374,25 +542,22 @@ def _reschedule_if_early(message_id: int, now: datetime, *, task_id: str) -> Non
         )
 
 
-def _outbound(
-    message: Message, *, answered: str | None, recipient: str | None
-) -> OutboundReply:
+def _outbound(message: _PlanRow) -> OutboundReply:
     """The reply to send. `answered`: the latest inbound message of the same
     visibility in the conversation; `recipient`: the contact's id on the platform."""
-    conversation: Conversation = message.conversation
     public = message.visibility == Message.Visibility.PUBLIC
-    private_reply = not public and not conversation.private_thread_ref
+    private_reply = not public and not message.private_thread_ref
     in_reply_to = (
-        (answered or conversation.public_thread_ref)
+        (message.answered or message.public_thread_ref)
         if public or private_reply
-        else conversation.private_thread_ref
+        else message.private_thread_ref
     )
     return OutboundReply(
         client_ref=str(message.client_ref),
         text=message.text,
         visibility=message.visibility,
         in_reply_to=in_reply_to or "",
-        recipient_id=(recipient or "") if conversation.contact_id else "",
+        recipient_id=(message.recipient or "") if message.contact_id else "",
         private_reply_to_public=private_reply,
     )
 
@@ -424,6 +589,10 @@ def record_deliveries(
     taken over and reconciled by every sweep, forever."""
     if not results:
         return []
+    if connection.vendor == "postgresql":
+        recorded = _record_sent(results, pending)
+        if recorded is not None:
+            return recorded
     messages = list(
         Message.objects.select_for_update(of=("self",))
         .select_related("conversation")
@@ -496,6 +665,93 @@ def record_deliveries(
     if pending is None:
         into.emit()
     return [message.pk for message in messages]
+
+
+# _record_sent's statement: the batch's rows still `sending` locked in id
+# order (as record_deliveries' locking read takes them), then marked sent with
+# their platform ids from one array per column.
+_RECORD_SENT = """\
+WITH locked AS (
+    SELECT l."id" FROM "helpdesk_message" l
+    WHERE l."tenant_id" = %(tenant)s AND l."id" = ANY(%(ids)s::bigint[])
+      AND l."delivery_status" = %(sending)s
+    ORDER BY l."id" FOR UPDATE
+)
+UPDATE "helpdesk_message" m SET "delivery_status" = %(sent)s,
+    "external_id" = v."external_id", "external_url" = v."external_url",
+    "sent_at" = v."sent_at", "last_error" = ''
+FROM locked, unnest(%(ids)s::bigint[], %(external_ids)s::text[],
+    %(urls)s::text[], %(sent_at)s::timestamptz[])
+    AS v("id", "external_id", "external_url", "sent_at")
+WHERE m."tenant_id" = %(tenant)s AND m."id" = locked."id" AND v."id" = locked."id"
+RETURNING m."id", m."conversation_id", m."platform", m."external_url",
+    (SELECT c."brand_id" FROM "helpdesk_conversation" c
+     WHERE c."tenant_id" = %(tenant)s AND c."id" = m."conversation_id")"""
+
+
+class _Sent(NamedTuple):
+    pk: int
+    conversation_id: int
+    platform: str
+    external_url: str
+    brand_id: int
+
+
+def _record_sent(
+    results: dict[int, DeliveryResult], pending: events.Pending | None
+) -> list[int] | None:
+    """record_deliveries in one statement (PostgreSQL, in a savepoint), when no
+    platform id can collide: None, with nothing written, when two results share
+    one or a row of the tenant already holds one (the caller then takes the
+    careful way, which fails each colliding reply alone)."""
+    tenant_id = current_tenant_id()
+    if tenant_id is None:
+        raise RuntimeError("record_deliveries runs in a tenant's context")
+    external_ids = [result.external_id for result in results.values()]
+    named = [external_id for external_id in external_ids if external_id is not None]
+    if len(set(named)) != len(named):
+        return None
+    now = timezone.now()
+    params: dict[str, Any] = {
+        "tenant": tenant_id,
+        "ids": list(results),
+        "sending": Delivery.SENDING,
+        "sent": Delivery.SENT,
+        "external_ids": external_ids,
+        "urls": [result.url for result in results.values()],
+        "sent_at": [result.sent_at or now for result in results.values()],
+    }
+    try:
+        # A savepoint: a collision undoes only this statement, not the
+        # transaction.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_RECORD_SENT, params)
+            rows = cursor.fetchall()
+    except IntegrityError:
+        return None
+    sent = sorted((_Sent(*row) for row in rows), key=lambda row: row.pk)
+    if not sent:
+        return []
+    into = pending if pending is not None else events.Pending(tenant_id)
+    metrics.count_deliveries(sent, "sent")
+    into.extend(
+        (
+            "message.updated",
+            {
+                "conversation_id": row.conversation_id,
+                "brand_id": row.brand_id,
+                "message_id": row.pk,
+                "changed": {
+                    "delivery_status": Delivery.SENT,
+                    "external_url": row.external_url,
+                },
+            },
+        )
+        for row in sent
+    )
+    if pending is None:
+        into.emit()
+    return [row.pk for row in sent]
 
 
 def _collision(external_id: str, holder: int) -> ConnectorError:
