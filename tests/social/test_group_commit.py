@@ -17,12 +17,19 @@ import httpx
 import pytest
 from celery.signals import before_task_publish
 from django.core.asgi import get_asgi_application
-from django.db import DataError, OperationalError
+from django.db import (
+    DataError,
+    IntegrityError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.db.backends.utils import CursorWrapper
+from django.test.utils import CaptureQueriesContext
 from pytest_django.fixtures import Settings
 
 from helpdesk.celery import app as celery_app
-from social import group_commit, tasks
+from social import group_commit, tasks, webhooks
 from social.models import SocialAccount, WebhookEvent
 from social.publishing import publish_events
 from social.webhook_asgi import WebhookFastPath
@@ -36,6 +43,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 ACCEPTED = (200, {"status": "accepted"})
 STORE_FAILED = "the delivery could not be stored right now; retry later"
+
+
+@pytest.fixture(autouse=True)
+def plain_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with the plain INSERT first (no replay seen before)."""
+    monkeypatch.setattr(webhooks, "_skip_conflicts_for", 0)
 
 
 @pytest.fixture
@@ -344,3 +357,111 @@ def test_a_large_group_maps_each_new_row_and_replay_to_its_event() -> None:
     ]
     assert answers == [*expected, Stored(200, {"status": "accepted"})]
     assert stored_before == [expected[30]]
+
+
+def _inserts(captured: CaptureQueriesContext) -> list[str]:
+    """The webhook INSERTs run, as 'plain' or 'on conflict'."""
+    return [
+        "on conflict" if "ON CONFLICT" in query["sql"] else "plain"
+        for query in captured.captured_queries
+        if query["sql"].startswith('INSERT INTO "social_webhookevent"')
+    ]
+
+
+def _stored(key: str) -> int:
+    """Store one new delivery of `key`: its event's id."""
+    [stored] = store_deliveries([_delivery(key)])
+    assert stored.queue is not None
+    return stored.queue
+
+
+def test_a_group_of_new_keys_is_one_plain_insert() -> None:
+    with CaptureQueriesContext(connection) as captured:
+        answers = store_deliveries([_delivery("a"), _delivery("b")])
+
+    events = dict(WebhookEvent.objects.values_list("event_key", "pk"))
+    assert answers == [
+        Stored(200, {"status": "accepted"}, events["a"]),
+        Stored(200, {"status": "accepted"}, events["b"]),
+    ]
+    assert _inserts(captured) == ["plain"]
+    assert len(captured.captured_queries) == 1
+    assert webhooks._skip_conflicts_for == 0
+
+
+def test_a_group_meeting_a_stored_key_is_inserted_again_skipping_conflicts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    WebhookEvent.objects.filter(pk=_stored("k-1")).update(status="processed")
+
+    with CaptureQueriesContext(connection) as captured:
+        answers = store_deliveries([_delivery("k-0"), _delivery("k-1")])
+
+    events = dict(WebhookEvent.objects.values_list("event_key", "pk"))
+    assert answers == [
+        Stored(200, {"status": "accepted"}, events["k-0"]),
+        Stored(200, {"status": "duplicate"}),
+    ]
+    assert _inserts(captured) == ["plain", "on conflict"]
+    assert WebhookEvent.objects.count() == 2
+    assert webhooks._skip_conflicts_for == webhooks.CONFLICT_RUN
+
+    # The next groups skip conflicts at once, one fewer each time.
+    with CaptureQueriesContext(connection) as captured:
+        store_deliveries([_delivery("k-2")])
+        store_deliveries([_delivery("k-3")])
+    assert _inserts(captured) == ["on conflict", "on conflict"]
+    assert webhooks._skip_conflicts_for == webhooks.CONFLICT_RUN - 2
+
+    # Once the run is over, plain again.
+    monkeypatch.setattr(webhooks, "_skip_conflicts_for", 0)
+    with CaptureQueriesContext(connection) as captured:
+        store_deliveries([_delivery("k-4")])
+    assert _inserts(captured) == ["plain"]
+    keys = WebhookEvent.objects.order_by("pk").values_list("event_key", flat=True)
+    assert list(keys) == ["k-1", "k-0", "k-2", "k-3", "k-4"]
+
+
+def test_a_stored_key_inside_a_transaction_rolls_back_only_the_failed_insert() -> None:
+    first = _stored("k-1")
+
+    with transaction.atomic():
+        before = WebhookEvent.objects.create(
+            platform="sandbox", event_key="k-before", body=b"{}", headers_digest=""
+        )
+        answers = store_deliveries([_delivery("k-1"), _delivery("k-2")])
+        after = WebhookEvent.objects.create(
+            platform="sandbox", event_key="k-after", body=b"{}", headers_digest=""
+        )
+
+    events = dict(WebhookEvent.objects.values_list("event_key", "pk"))
+    assert answers == [
+        Stored(200, {"status": "accepted"}, first),
+        Stored(200, {"status": "accepted"}, events["k-2"]),
+    ]
+    assert sorted(events) == ["k-1", "k-2", "k-after", "k-before"]
+    assert events["k-before"] == before.pk
+    assert events["k-after"] == after.pk
+
+
+def test_a_unique_violation_of_another_key_is_not_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = _stored("k-1")
+    execute = CursorWrapper.execute
+
+    def pk_clash(self: CursorWrapper, sql: str, params: Any = None) -> Any:
+        if sql.startswith('INSERT INTO "social_webhookevent"'):
+            sql = sql.replace('("platform"', '("id", "platform"', 1).replace(
+                "VALUES (%s,", f"VALUES ({first}, %s,", 1
+            )
+        return execute(self, sql, params)
+
+    with monkeypatch.context() as patch, CaptureQueriesContext(connection) as seen:
+        patch.setattr(CursorWrapper, "execute", pk_clash)
+        with pytest.raises(IntegrityError, match="social_webhookevent_pkey"):
+            store_deliveries([_delivery("k-2")])
+
+    assert _inserts(seen) == ["plain"]
+    assert webhooks._skip_conflicts_for == 0
+    assert list(WebhookEvent.objects.values_list("event_key", flat=True)) == ["k-1"]
