@@ -22,6 +22,7 @@ agent's reply taken this way is never among what it waits for.
 from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
+from django.db.models.sql import Query
 
 from helpdesk.compiled import CompiledQuery
 from helpdesk.models import Conversation
@@ -54,7 +55,25 @@ def _locked(pk: int) -> QuerySet[Conversation]:
     # No ORDER BY (one row): the model's inbox order let the planner find the
     # row by walking the tenant's (tenant, queue_at, last_activity_at, id) index
     # on tables without statistics instead of reading the primary key.
-    return rows.filter(pk=pk).order_by()
+    rows = rows.filter(pk=pk).order_by()
+    _join_brand_outer(rows.query)
+    return rows
+
+
+def _join_brand_outer(query: Query) -> None:
+    """Join the brand with LEFT OUTER JOIN (`select_related` reuses this join).
+
+    An INNER JOIN on `brand_id` proves `brand_id IS NOT NULL`, the predicate of
+    the partial brand index (tenant_id, brand_id). On tables without
+    statistics that index, deduplicated into a page or two, tied with the key's
+    and won: the lock read every conversation of the tenant through it (1,439
+    rows removed by filter, 0.86-0.94 ms of PostgreSQL CPU against 0.13-0.15 ms
+    by the key). An outer join proves nothing about `brand_id`. The brand always
+    exists (a composite foreign key in the same tenant), so the row is the same.
+    """
+    joined = query.setup_joins(["brand"], Conversation._meta, query.get_initial_alias())
+    alias = joined.joins[-1]
+    query.alias_map[alias] = query.alias_map[alias].promote()
 
 
 _LOCKED = CompiledQuery(_locked, [int])

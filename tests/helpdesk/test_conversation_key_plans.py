@@ -73,6 +73,7 @@ BY_CONTACT = {"helpdesk_conversation_contact_tfk_ix", "helpdesk_conv_thread_ix"}
 KEYS = {
     "foreign-key check": BY_ID,
     "reply update": BY_ID,
+    "reply lock": BY_ID,
     "lookup, public": BY_CONTACT,
     "lookup, private": BY_CONTACT,
     "lookup, new author": BY_CONTACT,
@@ -190,6 +191,14 @@ def statements(grown: Tenancy) -> dict[str, Sent]:
         ),
         "reply update": (
             'UPDATE "helpdesk_conversation"',
+            lambda: post_reply(
+                conversation, membership=membership, text="We are on it, sorry!"
+            ),
+        ),
+        # Joined to its brand (helpdesk.services.reply_lock), which proves the
+        # brand key's partial predicate.
+        "reply lock": (
+            'FOR UPDATE OF "helpdesk_conversation"',
             lambda: post_reply(
                 conversation, membership=membership, text="We are on it, sorry!"
             ),
