@@ -29,6 +29,15 @@ database, the fetch mode) and the selected columns' values in its `__dict__`
 (deferred ones absent): what `__init__` leaves. Anything else takes `from_db`.
 The inbox page's 26 rows with their brand, account and assignee: 2.70 -> 2.08 ms
 of CPU (same process, alternating); with the list's columns only, 1.52 ms.
+
+`first()` reads one row (`fetchone`) and makes its instances by a plan worked
+out once per shape (`_RowPlan`): the converters, the model's instance, each
+select_related object as RelatedPopulator makes it and the annotations, in
+ModelIterable's order. A shape read by a ModelIterable subclass, with
+composite columns, a parent link or a peer-tracking fetch mode, and any call
+while a pre_init/post_init receiver is connected, goes through `rows()`. The
+reply's row lock (a conversation, its brand, three annotations) inside whole
+requests: 593/594 -> 404/521 us of CPU.
 """
 
 import threading

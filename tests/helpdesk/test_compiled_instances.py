@@ -166,8 +166,8 @@ def test_first_makes_the_querysets_first_row(
             assert first.assignee is not None
         annotated = ANNOTATED.first("open")
         assert annotated is not None
-        assert annotated.brand_hours == {"mon": [["09:00", "17:00"]]}  # type: ignore[attr-defined]
-        assert annotated.doubled == 2 * annotated.priority  # type: ignore[attr-defined]
+        assert annotated.brand_hours == {"mon": [["09:00", "17:00"]]}
+        assert annotated.doubled == 2 * annotated.priority
         assert "preview" in annotated.get_deferred_fields()
         assert CONVERSATIONS.first("resolved") is None
 
@@ -191,6 +191,7 @@ def test_first_without_an_assignee_and_with_a_post_init_receiver(
             with_init = CONVERSATIONS.first("open")
         finally:
             post_init.disconnect(receiver)
+        assert with_init is not None
         assert states([with_init]) == states([plain])
     # With a receiver, first() takes rows(): every row's instances by __init__.
     assert seen.count(Conversation) == 3
