@@ -23,6 +23,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.sql import Query
+from django.db.models.sql.datastructures import Join
 
 from helpdesk.compiled import CompiledQuery
 from helpdesk.models import Conversation
@@ -73,7 +74,10 @@ def _join_brand_outer(query: Query) -> None:
     """
     joined = query.setup_joins(["brand"], Conversation._meta, query.get_initial_alias())
     alias = joined.joins[-1]
-    query.alias_map[alias] = query.alias_map[alias].promote()
+    join = query.alias_map[alias]
+    if not isinstance(join, Join):  # the brand is a join, never the base table
+        raise TypeError(f"expected the brand's join, got {join!r}")
+    query.alias_map[alias] = join.promote()
 
 
 _LOCKED = CompiledQuery(_locked, [int])
