@@ -38,6 +38,26 @@ class SessionAuthentication(authentication.SessionAuthentication):
         return 'Bearer realm="api"'
 
 
+# ident -> its window's cache key, per cache backend: the key function and the
+# validation (a Python loop over the key's characters) gave the same key for the
+# same caller on every request. Bounded: cleared when full.
+_WINDOW_KEYS = "_earshot_window_keys"
+_WINDOW_KEYS_MAX = 4096
+
+
+def _window_key(backend: Any, ident: str) -> str:
+    known: dict[str, str] | None = backend.__dict__.get(_WINDOW_KEYS)
+    if known is None:
+        known = backend.__dict__[_WINDOW_KEYS] = {}
+    key = known.get(ident)
+    if key is None:
+        key = backend.make_and_validate_key(f"{ident}:window")
+        if len(known) >= _WINDOW_KEYS_MAX:
+            known.clear()
+        known[ident] = key
+    return key
+
+
 class ApiRateThrottle(throttling.SimpleRateThrottle):
     """Requests per token (or per member for browser sessions), with Retry-After.
 
@@ -85,7 +105,7 @@ class ApiRateThrottle(throttling.SimpleRateThrottle):
         ident = self.get_cache_key(request, view)
         if ident is None:
             return True
-        key = backend.make_and_validate_key(f"{ident}:window")
+        key = _window_key(backend, ident)
         self.now = now = self.timer()
         ride_along = getattr(view, "throttle_ride_along", None)
         verdict = sliding_window(

@@ -57,9 +57,11 @@ class _Part:
 
     def build(self, values: Sequence[Any], using: str) -> Model:
         row = list(values)
-        for index, converters, expression in self.converters:
-            for convert in converters:
-                row[index] = convert(row[index], expression, connections[using])
+        if self.converters:
+            connection = connections[using]
+            for index, converters, expression in self.converters:
+                for convert in converters:
+                    row[index] = convert(row[index], expression, connection)
         if not self.plain or pre_init.receivers or post_init.receivers:
             return self.model.from_db(using, self.names, row)
         # What from_db leaves with every column given, without `Model.__init__`
@@ -137,9 +139,15 @@ def _call(
     return instances
 
 
+@cache
+def _relation(model: type[Model], field: str) -> Any:
+    """`model`'s relation `field` (found once, not on every request)."""
+    return model._meta.get_field(field)
+
+
 def _link(instance: Model, field: str, target: Model) -> None:
     """Cache `target` as `instance.<field>` (as select_related does; no checks)."""
-    instance._meta.get_field(field).set_cached_value(instance, target)  # type: ignore[union-attr]
+    _relation(type(instance), field).set_cached_value(instance, target)
 
 
 API_PARTS = (

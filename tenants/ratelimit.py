@@ -32,6 +32,16 @@ from tenants.resp import ScriptCall, run_script, run_scripts
 logger = logging.getLogger(__name__)
 
 _sequence = itertools.count()
+# os.getpid() is a system call on every request; a forked child learns its own.
+_pid = os.getpid()
+
+
+def _new_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_new_pid)
 
 
 def fixed_window_wait(
@@ -185,7 +195,7 @@ def sliding_window(
     (tenants.resp.run_scripts); its reply, or the error that kept it from
     Redis, goes to `also.answer` before the verdict is made.
     """
-    member = f"{now!r}:{os.getpid()}:{next(_sequence)}"
+    member = f"{now!r}:{_pid}:{next(_sequence)}"
     args = (key, now - window, now, member, max(1, int(window)), limit)
     try:
         if also is None:

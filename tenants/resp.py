@@ -69,10 +69,16 @@ class PlainRedis:
         place, not raised; a connection failure closes the socket and raises
         redis-py's TimeoutError or ConnectionError."""
         packed = b"".join(pack(args) for args in commands)
-        with self.talking("reading from"):
+        # What `talking` does, without a generator context manager on every call.
+        try:
             reader = self._reader()
             self._send(packed)
             return [read_reply(reader) for _ in commands]
+        except OSError as error:  # TimeoutError included
+            raise self._failed(error, "reading from") from error
+        except redis.exceptions.ConnectionError:
+            self._close()
+            raise
 
     @contextlib.contextmanager
     def talking(self, timing_out: str) -> Iterator[None]:
@@ -80,34 +86,41 @@ class PlainRedis:
         TimeoutError ("Timeout <timing_out> <address>") or ConnectionError."""
         try:
             yield
-        except TimeoutError as error:
-            self._close()
-            raise redis.exceptions.TimeoutError(
-                f"Timeout {timing_out} {self._where()}: {error}"
-            ) from error
-        except OSError as error:
-            self._close()
-            raise redis.exceptions.ConnectionError(
-                f"Error talking to {self._where()}: {error}"
-            ) from error
+        except OSError as error:  # TimeoutError included
+            raise self._failed(error, timing_out) from error
         except redis.exceptions.ConnectionError:
             self._close()
             raise
+
+    def _failed(self, error: OSError, timing_out: str) -> redis.exceptions.RedisError:
+        """Close the socket; redis-py's error for `error` (see `talking`)."""
+        self._close()
+        if isinstance(error, TimeoutError):
+            return redis.exceptions.TimeoutError(
+                f"Timeout {timing_out} {self._where()}: {error}"
+            )
+        return redis.exceptions.ConnectionError(
+            f"Error talking to {self._where()}: {error}"
+        )
 
     def _send(self, command: bytes) -> None:
         self.local.socket.sendall(command)
 
     def _reader(self) -> Any:
-        reader: Any = getattr(self.local, "reader", None)
-        if reader is not None and _readable(self.local.socket):
+        local = self.local
+        reader: Any = getattr(local, "reader", None)
+        if reader is not None and local.poller.poll(0):
             self._close()  # closed by the server, or out of step: not reused
             reader = None
         if reader is None:
             sock = socket.create_connection(self.address, self.connect_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.settimeout(self.timeout)
-            self.local.socket = sock
-            self.local.reader = reader = sock.makefile("rb")
+            # One poller per socket (`_readable` builds one per call).
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            local.socket, local.poller = sock, poller
+            local.reader = reader = sock.makefile("rb")
             if self.db:
                 sock.sendall(pack(("SELECT", self.db)))  # setup, not a command
                 answer = read_reply(reader)
@@ -119,7 +132,7 @@ class PlainRedis:
     def _close(self) -> None:
         reader = getattr(self.local, "reader", None)
         sock = getattr(self.local, "socket", None)
-        self.local.reader = self.local.socket = None
+        self.local.reader = self.local.socket = self.local.poller = None
         if reader is not None:
             reader.close()
         if sock is not None:
