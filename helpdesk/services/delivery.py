@@ -660,17 +660,11 @@ def record_deliveries(
     messages = kept
     metrics.count_deliveries(messages, "sent")
     into.extend(
-        (
-            "message.updated",
-            {
-                "conversation_id": message.conversation_id,
-                "brand_id": message.conversation.brand_id,
-                "message_id": message.pk,
-                "changed": {
-                    "delivery_status": Delivery.SENT,
-                    "external_url": message.external_url,
-                },
-            },
+        _sent_event(
+            message.conversation_id,
+            message.conversation.brand_id,
+            message.pk,
+            message.external_url,
         )
         for message in messages
     )
@@ -756,18 +750,7 @@ def _record_sent(
     into = pending if pending is not None else events.Pending(tenant_id)
     metrics.count_deliveries(sent, "sent")
     into.extend(
-        (
-            "message.updated",
-            {
-                "conversation_id": row.conversation_id,
-                "brand_id": row.brand_id,
-                "message_id": row.pk,
-                "changed": {
-                    "delivery_status": Delivery.SENT,
-                    "external_url": row.external_url,
-                },
-            },
-        )
+        _sent_event(row.conversation_id, row.brand_id, row.pk, row.external_url)
         for row in sent
     )
     if pending is None:
@@ -980,3 +963,18 @@ def wake_replies(account_ids: list[int]) -> list[int]:
             pk__in=ids, delivery_status=Delivery.SENDING, claimed_at__gt=Now()
         ).update(claimed_at=Now() - CLAIM_LEASE - timedelta(seconds=1))
     return ids
+
+
+def _sent_event(
+    conversation_id: int, brand_id: int, message_id: int, external_url: str | None
+) -> tuple[events.DurableType, dict[str, Any]]:
+    """The `message.updated` event of a reply recorded as sent."""
+    return (
+        "message.updated",
+        {
+            "conversation_id": conversation_id,
+            "brand_id": brand_id,
+            "message_id": message_id,
+            "changed": {"delivery_status": Delivery.SENT, "external_url": external_url},
+        },
+    )

@@ -26,6 +26,18 @@ def conninfo(alias: str = "default", *, dbname: str | None = None) -> str:
     )
 
 
+def backend_ns() -> int:
+    """CPU time (ns) the default connection's PostgreSQL backend has used so far
+    (/proc/<pid>/schedstat; PostgreSQL on this machine)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    with open(f"/proc/{pid}/schedstat") as stat:
+        return int(stat.read().split()[0])
+
+
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):

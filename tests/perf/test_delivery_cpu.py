@@ -20,7 +20,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -35,6 +34,7 @@ from tenants.models import Tenant
 from tests.api_clients import open_api_channel
 from tests.factories import make_user, make_workspace
 from tests.helpdesk.live import REDIS_LAYERS, empty_scratch_broker
+from tests.perf.report import backend_ns
 from tests.statements import count_statements
 
 pytestmark = [
@@ -47,14 +47,6 @@ BATCH = 100
 CONVERSATIONS = 200
 ROUNDS = int(os.environ.get("DELIVERY_CPU_ROUNDS", "12"))
 WARM = 2  # batches before the measured ones
-
-
-def backend_ns() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (pid,) = cursor.fetchone()
-    with open(f"/proc/{pid}/schedstat") as stat:
-        return int(stat.read().split()[0])
 
 
 def workspace() -> tuple[Tenant, SocialAccount, list[Conversation]]:

@@ -25,6 +25,7 @@ from social.ingest import process_webhook_event
 from social.models import WebhookEvent
 from tests.factories import make_user, make_workspace
 from tests.helpdesk.live import REDIS_LAYERS
+from tests.perf.report import backend_ns
 from tests.perf.test_ingest_throughput import open_all_hours_with_sandbox, store_bodies
 from tests.statements import count_statements
 
@@ -61,16 +62,6 @@ def store(prefix: str) -> list[int]:
         }
         bodies.append((post_id, body))
     return store_bodies(bodies, now)
-
-
-def backend_ns() -> int:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (pid,) = cursor.fetchone()
-    with open(f"/proc/{pid}/schedstat") as stat:
-        return int(stat.read().split()[0])
 
 
 def run(ids: list[int]) -> tuple[float, int, list[int], list[int]]:
