@@ -46,6 +46,7 @@ from typing import Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -426,8 +427,73 @@ class Acceptor:
 # -- a worker -----------------------------------------------------------------------
 
 
+class HeadWithBody:
+    """One response's transport, as its uvicorn (httptools) cycle sees it: a head
+    that announces a body by Content-Length is held back and written with the
+    body's first bytes, one write instead of two.
+
+    uvicorn writes the status line and headers as soon as `http.response.start`
+    is sent, and the body with the next message. On loopback every write is a
+    send with its own wake-up of the client; a Django answer (its body in memory)
+    sends both messages back to back. The bytes are the same. A held head is
+    written at the latest when the event loop runs its next callbacks (a body
+    that is slow to come, a streamed one), or before the transport is closed; a
+    head with no body to follow (chunked, HEAD, Content-Length 0) is not held.
+    Anything else is the transport's own.
+    """
+
+    __slots__ = ("_cycle", "_held", "_loop", "transport")
+
+    def __init__(
+        self, transport: Any, cycle: Any, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.transport = transport
+        self._cycle: Any = cycle  # until its head is written (no reference cycle)
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self.transport.write(held + data)
+            return
+        cycle = self._cycle
+        # The first write once the response has started is its head (an interim
+        # "100 Continue" is written before).
+        if cycle is not None and cycle.response_started:
+            self._cycle = None
+            if (
+                cycle.chunked_encoding is False
+                and cycle.expected_content_length > 0
+                and cycle.scope["method"] != "HEAD"
+            ):
+                self._held = data
+                self._loop.call_soon(self.flush)
+                return
+        self.transport.write(data)
+
+    def flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self.transport.is_closing():
+                self.transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return bool(self.transport.is_closing())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
 def _counted(base: type[asyncio.Protocol], closed: Callable[[], None]) -> type[Any]:
-    """`base` that calls `closed()` once its connection is lost.
+    """`base` that calls `closed()` once its connection is lost, and (httptools)
+    writes each response's head with its body (`HeadWithBody`).
 
     A connection upgraded to a websocket is lost by the websocket protocol, which
     has replaced the HTTP one on the transport, so each connection counts once."""
@@ -439,8 +505,21 @@ def _counted(base: type[asyncio.Protocol], closed: Callable[[], None]) -> type[A
             finally:
                 closed()
 
-    Counted.__name__ = Counted.__qualname__ = f"Counted{base.__name__}"
-    return Counted
+    protocol: type[Any] = Counted
+    if issubclass(base, HttpToolsProtocol):
+
+        class CountedHttpTools(Counted):
+            def on_headers_complete(self) -> None:
+                super().on_headers_complete()
+                # A new cycle has the connection's transport (an upgrade to a
+                # websocket makes none; a pipelined one is queued as it is).
+                cycle = self.cycle
+                if cycle is not None and cycle.transport is self.transport:
+                    cycle.transport = HeadWithBody(self.transport, cycle, self.loop)
+
+        protocol = CountedHttpTools
+    protocol.__name__ = protocol.__qualname__ = f"Counted{base.__name__}"
+    return protocol
 
 
 class HandedServer(uvicorn.Server):

@@ -5,6 +5,7 @@ a free loopback port, serving tests/helpdesk/web_server_app.py, whose answers na
 the worker that gave them.
 """
 
+import asyncio
 import http.client
 import os
 import re
@@ -19,8 +20,12 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 from websockets.sync.client import connect as websocket_connect
 
+from helpdesk.web_server import _counted
 from tests.helpdesk.live import ROOT, free_port
 
 APP = "tests.helpdesk.web_server_app:application"
@@ -313,3 +318,174 @@ def test_bad_arguments_are_refused(arguments: list[str], message: str) -> None:
     )
     assert result.returncode == 2
     assert message in result.stderr
+
+
+# -- one write per response (HeadWithBody) -----------------------------------------
+# The worker's HTTP protocol against uvicorn's own, on a transport that records
+# what is written and when it is closed.
+
+Events = list[tuple[str, bytes]]
+ONE_WRITE = _counted(HttpToolsProtocol, lambda: None)
+GET_ROOT = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+class RecordingTransport:
+    made: "list[RecordingTransport]" = []
+
+    def __init__(self) -> None:
+        self.events: Events = []
+        self.closing = False
+        RecordingTransport.made.append(self)
+
+    def write(self, data: bytes) -> None:
+        self.events.append(("write", bytes(data)))
+
+    def close(self) -> None:
+        self.events.append(("close", b""))
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def exchange(protocol_class: type, app, request: bytes) -> Events:  # type: ignore[no-untyped-def]
+    """What `protocol_class` writes to its transport for `request` answered by
+    `app`, once the app has finished and the loop has run its callbacks."""
+
+    async def go() -> Events:
+        config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
+        state = ServerState()
+        protocol = protocol_class(
+            config=config,
+            server_state=state,
+            app_state={},
+            _loop=asyncio.get_running_loop(),
+        )
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(request)
+        await asyncio.gather(*state.tasks)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        if protocol.timeout_keep_alive_task is not None:
+            protocol.timeout_keep_alive_task.cancel()
+        return transport.events
+
+    return asyncio.run(go())
+
+
+async def answer(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    await receive()
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"5")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+def test_a_head_with_content_length_goes_out_with_its_body_in_one_write() -> None:
+    plain = exchange(HttpToolsProtocol, answer, GET_ROOT)
+    assert [kind for kind, _ in plain] == ["write", "write"]
+    assert plain[1] == ("write", b"hello")
+    assert exchange(ONE_WRITE, answer, GET_ROOT) == [("write", plain[0][1] + b"hello")]
+
+
+def test_a_chunked_or_empty_or_head_answer_is_written_as_uvicorn_writes_it() -> None:
+    async def chunked(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.body", "body": b"b"})
+
+    async def empty(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        await receive()
+        headers = [(b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    head = b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n"
+    for app, request, writes in [
+        (chunked, GET_ROOT, 3),
+        (empty, GET_ROOT, 2),
+        (answer, head, 1),
+    ]:
+        plain = exchange(HttpToolsProtocol, app, request)
+        assert len(plain) == writes
+        assert exchange(ONE_WRITE, app, request) == plain
+
+
+def test_a_held_head_is_written_before_a_body_that_is_slow_to_come() -> None:
+    seen: list[Events] = []
+
+    async def slow(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        await receive()
+        headers = [(b"content-length", b"5")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await asyncio.sleep(0.05)
+        seen.append(list(RecordingTransport.made[-1].events))
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    plain = exchange(HttpToolsProtocol, slow, GET_ROOT)
+    assert seen == [plain[:1]]
+    seen.clear()
+    assert exchange(ONE_WRITE, slow, GET_ROOT) == plain
+    assert seen == [plain[:1]]
+
+
+def test_a_held_head_is_written_before_the_transport_closes() -> None:
+    async def fails(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        await receive()
+        headers = [(b"content-length", b"5")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        raise RuntimeError("the app failed after its head")
+
+    plain = exchange(HttpToolsProtocol, fails, GET_ROOT)
+    assert [kind for kind, _ in plain] == ["write", "close"]
+    assert exchange(ONE_WRITE, fails, GET_ROOT) == plain
+
+
+def test_an_interim_100_continue_is_written_alone() -> None:
+    async def reads(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        message = await receive()
+        body = message["body"]
+        headers = [(b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    request = (
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+        b"Expect: 100-continue\r\n\r\n"
+    )
+
+    async def go(protocol_class: type) -> Events:
+        config = uvicorn.Config(reads, lifespan="off", log_config=None)
+        state = ServerState()
+        protocol = protocol_class(
+            config=config,
+            server_state=state,
+            app_state={},
+            _loop=asyncio.get_running_loop(),
+        )
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(request)
+        await asyncio.sleep(0)  # the app asks for the body: 100 Continue
+        protocol.data_received(b"abc")
+        await asyncio.gather(*state.tasks)
+        await asyncio.sleep(0)
+        if protocol.timeout_keep_alive_task is not None:
+            protocol.timeout_keep_alive_task.cancel()
+        return transport.events
+
+    plain = asyncio.run(go(HttpToolsProtocol))
+    assert plain[0] == ("write", b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert [kind for kind, _ in plain] == ["write", "write", "write"]
+    assert plain[2] == ("write", b"abc")
+    assert asyncio.run(go(ONE_WRITE)) == [plain[0], ("write", plain[1][1] + b"abc")]
