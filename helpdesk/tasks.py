@@ -358,6 +358,10 @@ def deliver_message(
             limit=limit,
             drain=due_by is not None,
             pending=pending,
+            # A slot's follow-up task, or one whose first reply an earlier batch
+            # of this process sent: its own claim could only fail.
+            own_sent=not task.request.is_eager
+            and (tenant.pk, message_id) in _sent_here,
         )
         left = due_by is not None and delivery.unclaimed_by(due_by)
         pending.emit(last=True)

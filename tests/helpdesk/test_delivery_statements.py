@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from helpdesk import publish
 from helpdesk.models import Conversation, Event, Message
 from helpdesk.services import delivery
 from social.connectors.base import DeliveryResult
@@ -177,3 +178,123 @@ def test_the_record_marks_sent_and_adds_the_events_in_id_order(
         assert delivery.record_deliveries({ids[0]: DeliveryResult("p-9")}) == []
         assert Event.objects.count() == count
         assert Message.objects.get(pk=ids[0]).external_id == "p-0"
+
+
+def _own_claim_cases(
+    tenant: Tenant, agent: User, account: SocialAccount, text: str = "reply"
+) -> tuple[list[int], Any]:
+    """Six replies: due, sending under an expired lease, sending under a live
+    one, not yet due, failed, sent; and the not-yet-due one's time."""
+    ids = [m.pk for m in due_replies(tenant, agent, [account], 6, text=text)]
+    now = timezone.now()
+    later = now + timedelta(hours=1)
+    with tenant_context(tenant):
+        Message.objects.filter(pk=ids[1]).update(
+            delivery_status="sending",
+            attempts=1,
+            claimed_at=now - delivery.CLAIM_LEASE - timedelta(seconds=1),
+        )
+        Message.objects.filter(pk=ids[2]).update(
+            delivery_status="sending", attempts=1, claimed_at=now
+        )
+        Message.objects.filter(pk=ids[3]).update(send_after=later)
+        Message.objects.filter(pk=ids[4]).update(delivery_status="failed")
+        Message.objects.filter(pk=ids[5]).update(delivery_status="sent")
+    return ids, later
+
+
+def test_the_own_claim_takes_the_transitions_the_querysets_take(
+    tenant: Tenant,
+    agent: User,
+    account: SocialAccount,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    def run(ids: list[int]) -> tuple[list[Any], int]:
+        with (
+            tenant_context(tenant),
+            django_capture_on_commit_callbacks() as callbacks,
+        ):
+            claims = [delivery._claim(pk, token="tok", task_id="t") for pk in ids]
+            after = {
+                m.pk: (m.delivery_status, m.claim_token, m.attempts)
+                for m in Message.objects.filter(pk__in=ids)
+            }
+        return [(claim, after[pk]) for claim, pk in zip(claims, ids, strict=True)], (
+            len(callbacks)
+        )
+
+    written_ids, _ = _own_claim_cases(tenant, agent, account)
+    written = run(written_ids)
+    other = make_account(tenant, handle="acmeair_help")
+    built_ids, _ = _own_claim_cases(tenant, agent, other, text="another")
+    # Without a tenant id in hand, _claim takes its querysets (SQLite's path).
+    monkeypatch.setattr(delivery, "current_tenant_id", lambda: None)
+    built = run(built_ids)
+
+    assert written == built
+    assert written == (
+        [
+            (True, ("sending", "tok", 1)),
+            (True, ("sending", "tok", 2)),
+            (False, ("sending", "", 1)),
+            (False, ("scheduled", "", 0)),
+            (False, ("failed", "", 0)),
+            (False, ("sent", "", 0)),
+        ],
+        1,  # the early reply's task, queued again for its time after commit
+    )
+
+
+def test_the_early_own_reply_is_queued_again_for_its_time_under_the_task_id(
+    tenant: Tenant,
+    agent: User,
+    account: SocialAccount,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    ids, later = _own_claim_cases(tenant, agent, account)
+    queued: list[tuple[Any, ...]] = []
+
+    class Task:
+        def apply_async(self, args: Any, *, eta: Any, task_id: str) -> None:
+            queued.append((args, eta, task_id))
+
+    monkeypatch.setattr(publish, "task", lambda name: Task())
+    with (
+        tenant_context(tenant),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert delivery._claim(ids[3], token="tok", task_id="the-task") is False
+    assert queued == [((tenant.pk, ids[3]), later, "the-task")]
+
+
+def test_a_claim_batch_whose_own_reply_is_known_sent_leaves_it_alone(
+    tenant: Tenant, agent: User, account: SocialAccount
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ids = [m.pk for m in due_replies(tenant, agent, [account], 3)]
+    with tenant_context(tenant):
+        # Not drained: nothing is claimed, and no statement runs.
+        with CaptureQueriesContext(connection) as statements:
+            assert (
+                delivery.claim_batch(ids[0], token="a", limit=10, own_sent=True) == []
+            )
+        assert len(statements) == 0
+        # Drained (a slot's task): the others are claimed; its own reply (due
+        # here, to show it is not even tried) is not.
+        plans = delivery.claim_batch(
+            ids[0], token="b", limit=10, drain=True, own_sent=True
+        )
+        found = {
+            m.pk: (m.delivery_status, m.claim_token)
+            for m in Message.objects.filter(pk__in=ids)
+        }
+    assert [plan.message_id for plan in plans] == ids[1:]
+    assert [found[pk] for pk in ids] == [
+        ("scheduled", ""),
+        ("sending", "b"),
+        ("sending", "b"),
+    ]
