@@ -10,9 +10,11 @@ replies in backoff; here: the next poll).
 
 from collections.abc import Iterable
 
+from django.db import connection
 from django.utils import timezone
 
 from social.models import SocialAccount
+from tenants.context import current_tenant_id
 
 
 def mark_degraded(account_ids: Iterable[int], *, error: str) -> list[int]:
@@ -37,11 +39,7 @@ def mark_healthy(account_ids: Iterable[int]) -> list[int]:
     ids = sorted(set(account_ids))
     if not ids:
         return []
-    cleared = list(
-        SocialAccount.objects.filter(
-            pk__in=ids, degraded_since__isnull=False
-        ).values_list("pk", flat=True)
-    )
+    cleared = _degraded(ids)
     if cleared:
         now = timezone.now()
         SocialAccount.objects.filter(pk__in=cleared).update(
@@ -51,3 +49,30 @@ def mark_healthy(account_ids: Iterable[int]) -> list[int]:
             next_poll_at=now
         )
     return cleared
+
+
+# _degraded's statement written out (PostgreSQL): after every delivery batch,
+# with the accounts that worked, where the queryset's build and compile cost
+# the worker more than the statement (about 1 ms a batch). The open tenant's
+# rows only, as the manager reads them (RLS as well), in its order.
+_DEGRADED = (
+    'SELECT a."id" FROM "social_socialaccount" a'
+    ' WHERE a."tenant_id" = %s AND a."id" = ANY(%s::bigint[])'
+    ' AND a."degraded_since" IS NOT NULL ORDER BY a."platform", a."handle"'
+)
+
+
+def _degraded(ids: list[int]) -> list[int]:
+    """Of the accounts `ids`, the degraded ones."""
+    tenant_id = current_tenant_id()
+    if connection.vendor == "postgresql" and tenant_id is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _DEGRADED, [tenant_id, "{" + ",".join(str(int(i)) for i in ids) + "}"]
+            )
+            return [row[0] for row in cursor.fetchall()]
+    return list(
+        SocialAccount.objects.filter(
+            pk__in=ids, degraded_since__isnull=False
+        ).values_list("pk", flat=True)
+    )
