@@ -9,7 +9,7 @@ care rules and their errors are the same for browsers and integrations.
 import re
 from typing import Any, ClassVar
 
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -22,7 +22,13 @@ from helpdesk.access import (
     access_conversation_read,
     access_message,
 )
-from helpdesk.api_output import output, outputs, request_json, validated_input
+from helpdesk.api_output import (
+    json_answer,
+    output,
+    outputs,
+    request_json,
+    validated_input,
+)
 from helpdesk.inbox_compiled import read_inbox_page
 from helpdesk.language import LANGUAGES
 from helpdesk.models import Conversation, Message, NoReplyReason, Note
@@ -443,7 +449,7 @@ class MessageListApi(TenantScopedApi):
         return Response(outputs(MessageOutput, messages))
 
     @extend_schema(request=ReplyCreateInput, responses={201: MessageOutput})
-    def post(self, request: Request, conversation_id: int) -> Response:
+    def post(self, request: Request, conversation_id: int) -> HttpResponse:
         conversation = access_conversation_for_reply(self.membership, conversation_id)
         data = _reply_input(request_json(request))
         # The reply is the request's last write: its statement may take COMMIT
@@ -459,8 +465,10 @@ class MessageListApi(TenantScopedApi):
                 confirm=data.get("confirm", []),
                 override_reason=data.get("override_reason", ""),
             )
-            return Response(
-                output(MessageOutput, outcome.message), status=status.HTTP_201_CREATED
+            return json_answer(
+                request,
+                output(MessageOutput, outcome.message),
+                status.HTTP_201_CREATED,
             )
 
 

@@ -34,15 +34,20 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, tzinfo
 from typing import Any
 
+import orjson
 from django.conf import settings
+from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework import ISO_8601, serializers
 from rest_framework import fields as drf_fields
 from rest_framework.exceptions import ValidationError
 from rest_framework.fields import SkipField
 from rest_framework.relations import PKOnlyObject
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.settings import api_settings
+from rest_framework.utils import encoders
 from rest_framework.utils import json as drf_json
 
 from helpdesk.parsers import JSONParser
@@ -330,3 +335,52 @@ def request_json(request: Request) -> Any:
         except Exception:  # noqa: S110 - DRF's own path answers below
             pass
     return request.data
+
+
+# The UTF-8 of U+2028 and U+2029, which DRF's JSONRenderer writes escaped.
+_LINE_SEPARATORS = (
+    ("\u2028".encode(), b"\\u2028"),
+    ("\u2029".encode(), b"\\u2029"),
+)
+_INT_RANGE = range(-(2**63), 2**64)  # what orjson writes; DRF writes any int
+
+
+def _plain(value: Any) -> bool:
+    """Whether orjson writes `value` as DRF's JSONRenderer does (json.dumps,
+    compact, not ASCII-only): strings, ints in orjson's range, booleans, None,
+    and dicts with string keys and lists of those. A float (orjson writes
+    `1e-5` where json writes `1e-05`), a date or anything DRF's encoder
+    converts is not."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        return value in _INT_RANGE
+    if kind is dict:
+        return all(type(key) is str and _plain(item) for key, item in value.items())
+    if kind is list:
+        return all(_plain(item) for item in value)
+    return False
+
+
+def json_answer(request: Request, body: dict[str, Any], code: int) -> HttpResponse:
+    """`Response(body, status=code)`: when the request negotiated DRF's
+    JSONRenderer with no media-type parameter (no `indent`), DRF's settings
+    are the compact, non-ASCII JSON and the body holds only plain values
+    (`_plain`), the same bytes and headers written by orjson in an
+    HttpResponse, without the Response, its renderer context and rendering;
+    otherwise the Response itself."""
+    if (
+        type(getattr(request, "accepted_renderer", None)) is JSONRenderer
+        and getattr(request, "accepted_media_type", None) == JSONRenderer.media_type
+        and JSONRenderer.compact
+        and not JSONRenderer.ensure_ascii
+        and JSONRenderer.encoder_class is encoders.JSONEncoder
+        and _plain(body)
+    ):
+        content = orjson.dumps(body)
+        for raw, escaped in _LINE_SEPARATORS:
+            if raw in content:
+                content = content.replace(raw, escaped)
+        return HttpResponse(content, status=code, content_type=JSONRenderer.media_type)
+    return Response(body, status=code)
