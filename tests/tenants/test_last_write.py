@@ -406,3 +406,70 @@ def test_a_statement_that_is_not_the_last_does_not_commit(started: Tenant) -> No
         assert execute_last(NEXT, [tenant.pk, 1]) == (7,)
         assert counter_seen_elsewhere(tenant.pk) == ("free", 7)
     assert committed_counter(tenant) == 7
+
+
+# --- One write for the statement, COMMIT and the pipeline's Sync ----------------------
+
+
+def test_the_statement_commit_and_sync_leave_in_one_flush(
+    started: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg's pipeline flushes after each command it sends; the last write
+    sends all three and then flushes once (psycopg's `send`), and reads the
+    three results; the statement is prepared once it has run twice, as psycopg
+    prepares it (prepare_threshold 2)."""
+    tenant = started
+    communicated: list[object] = []
+    flushes: list[object] = []
+    real_communicate = psycopg._pipeline_base.pipeline_communicate  # type: ignore[attr-defined]
+    real_send = psycopg.generators.send
+
+    def communicate(*args: Any) -> Any:
+        communicated.append(args)
+        return real_communicate(*args)
+
+    def send(pgconn: Any) -> Any:
+        flushes.append(pgconn)
+        return real_send(pgconn)
+
+    monkeypatch.setattr(psycopg._pipeline_base, "pipeline_communicate", communicate)
+    monkeypatch.setattr(psycopg.generators, "send", send)
+    values = []
+    for _ in range(3):
+        with tenant_context(tenant), commit_with_last_write():
+            (value,) = execute_last(NEXT, [tenant.pk, 1]) or (None,)
+            values.append(value)
+            assert counter_seen_elsewhere(tenant.pk) == ("free", value)
+    assert values == [6, 7, 8]
+    assert communicated == []
+    assert len(flushes) == 3
+    raw = connection.connection
+    assert raw is not None
+    assert raw._pipeline is None
+    assert raw.pgconn.pipeline_status == psycopg.pq.PipelineStatus.OFF
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement = %s",
+            [NEXT.replace("%s", "$1", 1).replace("%s", "$2")],
+        )
+        assert cursor.fetchone() == (1,)
+
+
+def test_after_a_failing_last_statement_the_connection_goes_on(
+    started: Tenant,
+) -> None:
+    tenant = started
+    with pytest.raises(IntegrityError):  # noqa: SIM117 - the block must fail whole
+        with tenant_context(tenant), commit_with_last_write():
+            execute_last(
+                "INSERT INTO helpdesk_eventcounter (tenant_id, value) VALUES (%s, %s)"
+                " RETURNING value",
+                [tenant.pk, 1],
+            )
+    raw = connection.connection
+    assert raw is not None
+    assert raw._pipeline is None
+    assert raw.pgconn.pipeline_status == psycopg.pq.PipelineStatus.OFF
+    with tenant_context(tenant), commit_with_last_write():
+        assert execute_last(NEXT, [tenant.pk, 2]) == (7,)
+    assert committed_counter(tenant) == 7
