@@ -195,15 +195,30 @@ class GroupCommit:
 
     @staticmethod
     def _hand_back(group: Sequence[_Waiting], answers: Sequence[Stored]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, tuple[list[_Waiting], list[Stored]]]
-        by_loop = {}
-        for item, answer in zip(group, answers, strict=True):
-            items, loop_answers = by_loop.setdefault(item.loop, ([], []))
-            items.append(item)
-            loop_answers.append(answer)
-        for loop, (items, loop_answers) in by_loop.items():
+        if len(answers) != len(group):
+            raise ValueError(f"{len(answers)} answers to {len(group)} deliveries")
+        if not group:
+            return
+        first = group[0].loop
+        handed: list[
+            tuple[asyncio.AbstractEventLoop, Sequence[_Waiting], Sequence[Stored]]
+        ]
+        if all(item.loop is first for item in group):
+            # The usual case (a server runs one event loop per process): the
+            # group as it is, not copied item by item.
+            handed = [(first, group, answers)]
+        else:
+            by_loop: dict[
+                asyncio.AbstractEventLoop, tuple[list[_Waiting], list[Stored]]
+            ] = {}
+            for item, answer in zip(group, answers, strict=True):
+                items, loop_answers = by_loop.setdefault(item.loop, ([], []))
+                items.append(item)
+                loop_answers.append(answer)
+            handed = [(loop, *pair) for loop, pair in by_loop.items()]
+        for loop, waiting, stored in handed:
             try:
-                loop.call_soon_threadsafe(_answer, items, loop_answers)
+                loop.call_soon_threadsafe(_answer, waiting, stored)
             except RuntimeError:  # that loop is closed: nobody waits any more
                 continue
 

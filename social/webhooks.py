@@ -103,7 +103,11 @@ def receive_webhook(request: HttpRequest, platform: str) -> HttpResponse:
     return HttpResponse(answer, status=status, content_type=content_type)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and
+# one Delivery is made per delivery on the event loop (1.18 against 0.25 us), one
+# Stored per row on the committer thread (0.76 against 0.28 us). Neither is
+# changed after it is made.
+@dataclass(slots=True)
 class Delivery:
     """A verified delivery, ready to be stored: the row it becomes."""
 
@@ -115,7 +119,7 @@ class Delivery:
     received_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stored:
     """The answer to one stored (or refused) delivery, and the event to queue."""
 

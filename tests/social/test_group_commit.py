@@ -465,3 +465,58 @@ def test_a_unique_violation_of_another_key_is_not_retried(
     assert _inserts(seen) == ["plain"]
     assert webhooks._skip_conflicts_for == 0
     assert list(WebhookEvent.objects.values_list("event_key", flat=True)) == ["k-1"]
+
+
+class _RecordingLoop:
+    """Stands for an event loop: records what the committer hands it."""
+
+    def __init__(self, *, closed: bool = False) -> None:
+        self.closed = closed
+        self.calls: list[tuple[Any, ...]] = []
+
+    def call_soon_threadsafe(self, callback: Any, *args: Any) -> None:
+        if self.closed:
+            raise RuntimeError("Event loop is closed")
+        self.calls.append((callback, *args))
+
+
+def _waiting(key: str, loop: Any) -> group_commit._Waiting:
+    return group_commit._Waiting(_delivery(key), loop, None)  # type: ignore[arg-type]
+
+
+def test_a_group_of_one_loop_is_handed_back_at_once_in_order() -> None:
+    loop = _RecordingLoop()
+    items = [_waiting(f"k-{n}", loop) for n in range(3)]
+    answers = [Stored(200, {"status": "accepted"}, n) for n in range(3)]
+
+    group_commit.GroupCommit._hand_back(items, answers)
+
+    assert loop.calls == [(group_commit._answer, items, answers)]
+
+
+def test_a_group_of_several_loops_hands_each_its_own_answers() -> None:
+    first, second, closed = _RecordingLoop(), _RecordingLoop(), _RecordingLoop()
+    closed.closed = True
+    loops = [first, second, closed, first, second]
+    items = [_waiting(f"k-{n}", loop) for n, loop in enumerate(loops)]
+    answers = [Stored(200, {"status": "accepted"}, n) for n in range(5)]
+
+    group_commit.GroupCommit._hand_back(items, answers)  # a closed loop is skipped
+
+    assert first.calls == [
+        (group_commit._answer, [items[0], items[3]], [answers[0], answers[3]])
+    ]
+    assert second.calls == [
+        (group_commit._answer, [items[1], items[4]], [answers[1], answers[4]])
+    ]
+    assert closed.calls == []
+
+
+def test_a_group_handed_back_with_a_missing_answer_raises_and_hands_nothing() -> None:
+    loop = _RecordingLoop()
+    items = [_waiting(f"k-{n}", loop) for n in range(3)]
+
+    with pytest.raises(ValueError, match="2 answers to 3 deliveries"):
+        group_commit.GroupCommit._hand_back(items, [webhooks.REFUSED] * 2)
+
+    assert loop.calls == []
