@@ -154,6 +154,15 @@ def _reconcile(attempts: list[_Attempt]) -> None:
             attempt.result, attempt.reconciled = outcome.value, True
 
 
+# Platforms whose connector's send makes no network call: the API channel's
+# only names the reply (social.connectors.api; the outbound webhooks carry it).
+# Their calls run in the task's own thread, one after another, as
+# social.sending runs a single call: handing each to the delivery threads and
+# waiting for its future cost the worker more than the call (about a tenth of
+# its CPU per API-channel reply).
+_SENT_IN_PROCESS = frozenset({"api"})
+
+
 def _send(attempts: list[_Attempt], *, end: float) -> None:
     """Send the replies still to send, concurrently, all by `end`."""
     calls = []
@@ -168,7 +177,20 @@ def _send(attempts: list[_Attempt], *, end: float) -> None:
                 account_id=attempt.plan.account_id,
             )
         )
-    for attempt, outcome in zip(attempts, sending.run_all(calls, end=end), strict=True):
+    # The calls made here first (they take microseconds), then the others.
+    local = [a.plan.platform in _SENT_IN_PROCESS for a in attempts]
+    outcomes = [
+        sending.run_all([call], end=end)[0] if here else None
+        for call, here in zip(calls, local, strict=True)
+    ]
+    remote = iter(
+        sending.run_all(
+            [call for call, here in zip(calls, local, strict=True) if not here],
+            end=end,
+        )
+    )
+    for attempt, found in zip(attempts, outcomes, strict=True):
+        outcome = found if found is not None else next(remote)
         attempt.result, attempt.error = outcome.value, outcome.error
         attempt.held = outcome.error is not None and not outcome.attempted
 
