@@ -138,6 +138,9 @@ def execute_last(
 
         def send(*_: Any) -> None:
             _send_with_commit(connection, wrapper.cursor, *held[0])
+            # The query log reads COMMIT's text from here under client-side
+            # binding: not the statement's.
+            wrapper.cursor._query = None
 
         wrapper._execute = lambda sql, params, *_: held.append((sql, params))
         try:

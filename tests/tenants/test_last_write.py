@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from django.db import IntegrityError, connection, connections, transaction
 from django.db.backends.postgresql.base import DatabaseWrapper
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -473,3 +474,18 @@ def test_after_a_failing_last_statement_the_connection_goes_on(
     with tenant_context(tenant), commit_with_last_write():
         assert execute_last(NEXT, [tenant.pk, 2]) == (7,)
     assert committed_counter(tenant) == 7
+
+
+def test_the_query_log_shows_the_statement_then_commit(started: Tenant) -> None:
+    tenant = started
+    with (
+        tenant_context(tenant),
+        commit_with_last_write(),
+        CaptureQueriesContext(connection) as captured,
+    ):
+        assert execute_last(NEXT, [tenant.pk, 2]) == (7,)
+    logged = [query["sql"] for query in captured.captured_queries]
+    assert logged == [
+        NEXT.replace("%s", str(tenant.pk), 1).replace("%s", "2"),
+        "COMMIT",
+    ]
