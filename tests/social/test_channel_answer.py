@@ -1,8 +1,9 @@
 """The push's answer: the same status, bytes and headers as DRF's Response.
 
-social.channel_api.json_answer writes the body with orjson when the request
-negotiated DRF's JSONRenderer plainly; these tests hold its answers equal to the
-Response it replaces, and show that anything else still gets that Response."""
+social.channel_api answers with helpdesk.api_output.json_answer, which writes the
+body with orjson when the request negotiated DRF's JSONRenderer plainly; these
+tests hold its answers equal to the Response it replaces, and show that anything
+else still gets that Response."""
 
 from typing import Any
 
