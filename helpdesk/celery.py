@@ -46,6 +46,57 @@ def _guard_closed_redis_channel() -> None:
 _guard_closed_redis_channel()
 
 
+def _return_connections(fixup: Any) -> None:
+    """Give each database connection back to its pool, or close it, as a web
+    request does at its end (django.db.close_old_connections): unusable after an
+    error, or older than CONN_MAX_AGE (0: at once). The pool stays open."""
+    for conn in fixup._db.connections.all(initialized_only=True):
+        try:
+            conn.close_if_unusable_or_obsolete()
+        except fixup.interface_errors:
+            pass
+        except fixup.DatabaseError as exc:
+            if "closed" not in str(exc) and "not connected" not in str(exc):
+                raise
+
+
+def _keep_the_connection_pool() -> None:
+    """Stop Celery's Django fixup from closing the connection pool around every
+    task of a prefork child.
+
+    Before and after each task, celery.fixups.django.DjangoWorkerFixup closes
+    every connection and, with Django's psycopg pool in a prefork child, the pool
+    itself (celery 5.7, its issue #10554): each task then started a new pool with
+    its threads and opened new PostgreSQL sessions (92-124 sessions for about 55
+    delivery tasks; 25-30% of the pool child's CPU in a py-spy profile of the
+    side by side's replies). Around a task, connections now go back to the pool
+    as at the end of a web request (`_return_connections`); a connection left
+    unusable by an error is closed, not pooled, as before. The pool inherited
+    over fork is still closed once in the child (on_worker_process_init is not
+    touched), and a beat's embedded start still closes everything."""
+    from celery.fixups import django as celery_django
+
+    fixup_class: Any = celery_django.DjangoWorkerFixup
+    if getattr(fixup_class.on_task_prerun, "__earshot_pool__", False):
+        return
+
+    def on_task_prerun(self: Any, sender: Any, **_: Any) -> None:
+        if not getattr(sender.request, "is_eager", False):
+            _return_connections(self)
+
+    def on_task_postrun(self: Any, sender: Any, **_: Any) -> None:
+        if not getattr(sender.request, "is_eager", False):
+            _return_connections(self)
+            self.close_cache()
+
+    on_task_prerun.__earshot_pool__ = True  # type: ignore[attr-defined]
+    fixup_class.on_task_prerun = on_task_prerun
+    fixup_class.on_task_postrun = on_task_postrun
+
+
+_keep_the_connection_pool()
+
+
 @worker_init.connect
 def _warm_readers(**_: Any) -> None:
     """Load the language model and the sentiment lexicons when a worker starts
