@@ -1,6 +1,7 @@
 """The Celery app: configured from Django settings under the CELERY_ namespace."""
 
 import os
+from importlib import import_module
 from typing import Any
 
 import redis
@@ -74,9 +75,8 @@ def _keep_the_connection_pool() -> None:
     unusable by an error is closed, not pooled, as before. The pool inherited
     over fork is still closed once in the child (on_worker_process_init is not
     touched), and a beat's embedded start still closes everything."""
-    from celery.fixups import django as celery_django
-
-    fixup_class: Any = celery_django.DjangoWorkerFixup
+    celery_django: Any = import_module("celery.fixups.django")  # untyped in stubs
+    fixup_class = celery_django.DjangoWorkerFixup
     if getattr(fixup_class.on_task_prerun, "__earshot_pool__", False):
         return
 

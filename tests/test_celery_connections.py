@@ -2,23 +2,26 @@
 keeps the pool open (helpdesk.celery._keep_the_connection_pool), where Celery's
 Django fixup closed the pool of a prefork child before and after every task."""
 
+from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from celery.fixups.django import DjangoWorkerFixup
-from django.db import connection
+from django.db import connection as default_connection
 
 from helpdesk.celery import app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# Untyped here: the stubs know neither the worker fixup nor Django's pool.
+DjangoWorkerFixup: Any = import_module("celery.fixups.django").DjangoWorkerFixup
+connection: Any = default_connection
 _PREFORK = SimpleNamespace(pool_cls="celery.concurrency.prefork:TaskPool")
 
 
-def _fixup() -> DjangoWorkerFixup:
+def _fixup() -> Any:
     fixup = DjangoWorkerFixup(app)
-    fixup.worker = _PREFORK  # type: ignore[assignment]
+    fixup.worker = _PREFORK
     return fixup
 
 
