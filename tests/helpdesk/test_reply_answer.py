@@ -17,9 +17,9 @@ from helpdesk.api_output import json_answer
 from social.models import SocialAccount
 from tenants.models import Tenant, User
 from tests.api_clients import base, open_api_channel, push, token_client
+from tests.social.test_channel_answer import _answer, _drf_answer
 
 # Headers that differ from one request to the next whatever answers them.
-_PER_REQUEST = {"x-request-id", "date"}
 
 # Every character a JSON string treats specially, and some it does not.
 _AWKWARD = (
@@ -104,19 +104,6 @@ def test_an_accept_with_parameters_gets_drfs_response() -> None:
 
 def _without_length(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(name, value) for name, value in headers if name != "content-length"]
-
-
-def _answer(response: Any) -> tuple[int, bytes, list[tuple[str, str]]]:
-    headers = [
-        (name.lower(), value)
-        for name, value in response.items()
-        if name.lower() not in _PER_REQUEST
-    ]
-    return response.status_code, response.content, headers
-
-
-def _drf_answer(request: Any, body: dict[str, Any], code: int) -> Response:
-    return Response(body, status=code)
 
 
 @pytest.mark.django_db(transaction=True)

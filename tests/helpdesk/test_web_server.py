@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -357,21 +358,30 @@ class RecordingTransport:
         pass
 
 
+def connected(
+    protocol_class: type, app: Any
+) -> tuple[Any, RecordingTransport, ServerState]:
+    """A `protocol_class` serving `app` on a RecordingTransport, inside the
+    running loop: (protocol, transport, server state)."""
+    config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
+    state = ServerState()
+    protocol = protocol_class(
+        config=config,
+        server_state=state,
+        app_state={},
+        _loop=asyncio.get_running_loop(),
+    )
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    return protocol, transport, state
+
+
 def exchange(protocol_class: type, app, request: bytes) -> Events:  # type: ignore[no-untyped-def]
     """What `protocol_class` writes to its transport for `request` answered by
     `app`, once the app has finished and the loop has run its callbacks."""
 
     async def go() -> Events:
-        config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
-        state = ServerState()
-        protocol = protocol_class(
-            config=config,
-            server_state=state,
-            app_state={},
-            _loop=asyncio.get_running_loop(),
-        )
-        transport = RecordingTransport()
-        protocol.connection_made(transport)
+        protocol, transport, state = connected(protocol_class, app)
         protocol.data_received(request)
         await asyncio.gather(*state.tasks)
         for _ in range(3):
@@ -465,16 +475,7 @@ def test_an_interim_100_continue_is_written_alone() -> None:
     )
 
     async def go(protocol_class: type) -> Events:
-        config = uvicorn.Config(reads, lifespan="off", log_config=None)
-        state = ServerState()
-        protocol = protocol_class(
-            config=config,
-            server_state=state,
-            app_state={},
-            _loop=asyncio.get_running_loop(),
-        )
-        transport = RecordingTransport()
-        protocol.connection_made(transport)
+        protocol, transport, state = connected(protocol_class, reads)
         protocol.data_received(request)
         await asyncio.sleep(0)  # the app asks for the body: 100 Continue
         protocol.data_received(b"abc")
