@@ -154,20 +154,13 @@ def _reconcile(attempts: list[_Attempt]) -> None:
             attempt.result, attempt.reconciled = outcome.value, True
 
 
-# Platforms whose connector's send makes no network call: the API channel's
-# only names the reply (social.connectors.api; the outbound webhooks carry it).
-# Their calls run in the task's own thread, one after another, as
-# social.sending runs a single call: handing each to the delivery threads and
-# waiting for its future cost the worker more than the call (about a tenth of
-# its CPU per API-channel reply).
-_SENT_IN_PROCESS = frozenset({"api"})
-
-
 def _send(attempts: list[_Attempt], *, end: float) -> None:
     """Send the replies still to send, concurrently, all by `end`."""
     calls = []
+    local: list[bool] = []
     for attempt in attempts:
         connector = get_connector(attempt.plan.platform)
+        local.append(connector.sends_in_process)
         account, reply = attempt.plan.account, attempt.plan.reply
         calls.append(
             sending.Call(
@@ -177,8 +170,8 @@ def _send(attempts: list[_Attempt], *, end: float) -> None:
                 account_id=attempt.plan.account_id,
             )
         )
-    # The calls made here first (they take microseconds), then the others.
-    local = [a.plan.platform in _SENT_IN_PROCESS for a in attempts]
+    # The calls made in this thread first (connectors that send in process:
+    # microseconds), then the others, concurrently on the delivery threads.
     outcomes = [
         sending.run_all([call], end=end)[0] if here else None
         for call, here in zip(calls, local, strict=True)

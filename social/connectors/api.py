@@ -35,6 +35,7 @@ class ApiChannelConnector(Connector):
         start_private=True,
         max_length=10_000,
     )
+    sends_in_process: ClassVar[bool] = True
 
     def send(self, account: AccountRef, reply: OutboundReply) -> DeliveryResult:
         """Hand the reply to the outbound webhooks; its id comes from client_ref."""

@@ -1,7 +1,8 @@
 """API-channel replies are sent in the delivery task's own thread: their
 connector makes no network call, so nothing is handed to the delivery threads
-(helpdesk.tasks._SENT_IN_PROCESS); the batch is recorded as before."""
+(Connector.sends_in_process); the batch is recorded as before."""
 
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,8 @@ from helpdesk import tasks
 from helpdesk.models import Event, Message
 from helpdesk.services import delivery_slots
 from social import sending
+from social.connectors import ConnectorError, get_connector
+from social.models import Platform
 from tenants.context import tenant_context
 from tests.helpdesk.live import empty_scratch_broker
 from tests.perf import test_delivery_cpu as cpu
@@ -57,3 +60,18 @@ def test_api_channel_replies_are_sent_without_the_delivery_threads(
     ]
     assert len(rows) == 5
     assert sent_events == ids
+
+
+def test_only_the_api_channel_sends_in_process() -> None:
+    connectors = {}
+    for platform in Platform.values:
+        with suppress(ConnectorError):  # a platform with no connector (reviews)
+            connectors[platform] = get_connector(platform)
+    in_process = {
+        platform
+        for platform, connector in connectors.items()
+        if connector.sends_in_process
+    }
+
+    assert set(connectors) == set(Platform.values) - {"reviews"}
+    assert in_process == {"api"}
