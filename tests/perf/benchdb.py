@@ -5,14 +5,19 @@ Each benchmark keeps its data in a database of its own that later runs reuse; a
 benchmark's DATASET name to rebuild).
 """
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from django.conf import settings
 from django.db import connections
+from django.db.models import Model
 
+from social.models import SocialAccount
+from tenants.models import Brand
 from tests.perf.report import conninfo
 
 SUPERUSER_URL: str = getattr(settings, "TEST_PG_SUPERUSER_URL")  # noqa: B009
@@ -32,21 +37,12 @@ BEGIN
     PERFORM set_config('app.tenant_id', t::text, true);
     SELECT id INTO b FROM tenants_brand WHERE tenant_id = t ORDER BY id LIMIT 1;
     IF b IS NULL THEN
-        INSERT INTO tenants_brand (tenant_id, name, slug, timezone, business_hours,
-            public_reply_limit, send_hold_seconds, private_first_allowed,
-            pause_while_pending, queue_window_minutes, publish_badge, sla_digest,
-            signature_rules, created_at, auto_assign)
-        VALUES (t, 'Brand', 'brand', 'UTC', '{}', 2, 20, false, true, 5, false, false,
-            '{}', now(), false)
+        BRAND_INSERT
         RETURNING id INTO b;
     END IF;
     SELECT id INTO a FROM social_socialaccount WHERE tenant_id = t ORDER BY id LIMIT 1;
     IF a IS NULL THEN
-        INSERT INTO social_socialaccount (tenant_id, brand_id, platform, external_id,
-            handle, display_name, purpose, status, last_error, credentials, base_url,
-            poll_cursor, search_cursor, poll_failures, created_at)
-        VALUES (t, b, 'sandbox', 'acct-' || t, 'brand' || t, '', 'care', 'connected',
-            '', '{}', '', '', '', 0, now())
+        ACCOUNT_INSERT
         RETURNING id INTO a;
     END IF;
     INSERT INTO helpdesk_contact (tenant_id, display_name, email, external_crm_id,
@@ -87,6 +83,63 @@ BEGIN
     WHERE c.tenant_id = t;
 END $$;
 """
+
+
+def insert_with_defaults(model: type[Model], given: dict[str, str]) -> str:
+    """An `INSERT INTO ... VALUES (...)` of one `model` row for a fill function.
+
+    The columns in `given` take its SQL expressions; every other NOT NULL column
+    takes the model's default, so a column added later cannot break the fills.
+    """
+    columns, values = list(given), list(given.values())
+    for field in model._meta.concrete_fields:
+        if field.primary_key or field.column in given or field.null:
+            continue
+        columns.append(field.column)
+        values.append(_sql_literal(field.get_default()))
+    return (
+        f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(values)})"
+    )
+
+
+def _sql_literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, str):
+        return "'" + str(value).replace("'", "''") + "'"
+    if isinstance(value, dict | list):
+        return _sql_literal(json.dumps(value)) + "::jsonb"
+    if isinstance(value, datetime):
+        return "now()"
+    raise TypeError(f"no SQL literal for the default {value!r}")
+
+
+BRAND_VALUES = {
+    "tenant_id": "t",
+    "name": "'Brand'",
+    "slug": "'brand'",
+    "business_hours": "'{}'",
+    "auto_assign": "false",
+}
+FILL_FUNCTION = FILL_FUNCTION.replace(
+    "BRAND_INSERT", insert_with_defaults(Brand, BRAND_VALUES)
+).replace(
+    "ACCOUNT_INSERT",
+    insert_with_defaults(
+        SocialAccount,
+        {
+            "tenant_id": "t",
+            "brand_id": "b",
+            "platform": "'sandbox'",
+            "external_id": "'acct-' || t",
+            "handle": "'brand' || t",
+            "credentials": "'{}'",
+        },
+    ),
+)
 
 
 def owner_conninfo(bench_db: str) -> str:

@@ -90,18 +90,9 @@ DECLARE
 BEGIN
     PERFORM set_config('app.tenant_id', t::text, true);
     IF brands IS NULL THEN
-        INSERT INTO tenants_brand (tenant_id, name, slug, timezone, business_hours,
-            public_reply_limit, send_hold_seconds, private_first_allowed,
-            pause_while_pending, queue_window_minutes, publish_badge, sla_digest,
-            signature_rules, created_at, auto_assign)
-        VALUES (t, 'Brand', 'brand', 'UTC', '{}', 2, 20, false, true, 5, false, false,
-            '{}', now(), false)
+        BRAND_INSERT
         RETURNING id INTO b;
-        INSERT INTO social_socialaccount (tenant_id, brand_id, platform, external_id,
-            handle, display_name, purpose, status, last_error, credentials, base_url,
-            poll_cursor, search_cursor, poll_failures, created_at)
-        VALUES (t, b, 'x', 'acct-' || t, 'brand' || t, '', 'care', 'connected',
-            '', '{}', '', '', '', 0, now())
+        ACCOUNT_INSERT
         RETURNING id INTO a;
         brands := ARRAY[b];
         accounts := ARRAY[a, a, a];
@@ -151,7 +142,7 @@ BEGIN
         assignee_id, first_customer_message_at, last_customer_message_at,
         first_response_at, resolved_at, last_activity_at, created_at,
         follower_band, no_reply_reason, no_reply_at, no_reply_by_id, sla_kind,
-        sla_lane, sla_used_seconds)
+        sla_lane, sla_used_seconds, engagement_total, engagement_per_hour)
     SELECT t, brand_id, account_id, cs, platform, origin, 'post-' || g, '',
         'public', false, origin = 'mention', 0, per_conv / 2,
         CASE WHEN resolution_raw IS NOT NULL THEN 'resolved' ELSE 'open' END,
@@ -160,7 +151,7 @@ BEGIN
         at + resolution_raw * interval '1 second', at, at, band,
         CASE WHEN fate = 0 THEN 'thanks' ELSE '' END,
         CASE WHEN fate = 0 THEN at + interval '5 minutes' END,
-        CASE WHEN fate = 0 THEN agent_id END, '', 'normal', 0
+        CASE WHEN fate = 0 THEN agent_id END, '', 'normal', 0, 0, 0
     FROM bench_attrs;
     -- Answered conversations alternate customer messages and agent replies (the
     -- first reply at the first response); the others hold customer messages only.
@@ -215,7 +206,22 @@ BEGIN
     ) f(kind, seconds, present)
     WHERE c.tenant_id = t AND f.present;
 END $$;
-"""
+""".replace(
+    "BRAND_INSERT", benchdb.insert_with_defaults(Brand, benchdb.BRAND_VALUES)
+).replace(
+    "ACCOUNT_INSERT",
+    benchdb.insert_with_defaults(
+        SocialAccount,
+        {
+            "tenant_id": "t",
+            "brand_id": "b",
+            "platform": "'x'",
+            "external_id": "'acct-' || t",
+            "handle": "'brand' || t",
+            "credentials": "'{}'",
+        },
+    ),
+)
 
 # The same summary from conversations and messages (what a report without facts
 # or rollups reads): per conversation its first agent reply from the messages.
