@@ -93,9 +93,10 @@ def insert_with_defaults(model: type[Model], given: dict[str, str]) -> str:
     """
     columns, values = list(given), list(given.values())
     for field in model._meta.concrete_fields:
-        if field.primary_key or field.column in given or field.null:
+        column = field.column
+        if field.primary_key or column is None or column in given or field.null:
             continue
-        columns.append(field.column)
+        columns.append(column)
         values.append(_sql_literal(field.get_default()))
     return (
         f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "
