@@ -445,15 +445,10 @@ class _Merged:
     ) -> None:
         self.index, self.model, self.fields = index, model, fields
         self.rows: list[list[Any]] = []
-        postgresql = vendor == "postgresql"
-        self.checks: list[Callable[[object], bool]] | None = (
-            _checks(head, fields) if postgresql else None
+        self.checks: list[Callable[[object], bool]] | None
+        self.checks, self.as_is, self.as_is_exact = _merged_shape(
+            head, fields, vendor == "postgresql"
         )
-        # Per field, when a value may go as it is (PostgreSQL's own preparation
-        # returns it unchanged); elsewhere every value is prepared.
-        self.as_is = _as_is_all(head, fields) if postgresql else _prepare_all(fields)
-        # Per field, the type whose values `as_is` passes without a call.
-        self.as_is_exact = [_AS_IS_EXACT.get(check) for check in self.as_is]
 
     def keep_values_list(self) -> None:
         """Leave the JSON document: prepare the values kept so far."""
@@ -514,6 +509,34 @@ class _Merged:
             ).decode()
         except (TypeError, orjson.JSONEncodeError):
             return None
+
+
+_MergedShape = tuple[
+    list[Callable[[object], bool]] | None,
+    list[Callable[[object], bool] | None],
+    list[type | None],
+]
+_MERGED_SHAPES: dict[tuple[str, bool], _MergedShape] = {}
+
+
+def _merged_shape(head: str, fields: Sequence[Any], postgresql: bool) -> _MergedShape:
+    """A merged INSERT's `checks`, `as_is` and `as_is_exact` (_Merged), worked
+    out once per head and vendor (the care fact's and the conversation's each
+    request: about 70 look-ups). Shared lists: nobody changes them in place
+    (`keep_values_list` drops `checks`, it does not empty it)."""
+    key = (head, postgresql)
+    shape = _MERGED_SHAPES.get(key)
+    if shape is None:
+        # Per field, when a value may go as it is (PostgreSQL's own preparation
+        # returns it unchanged); elsewhere every value is prepared.
+        as_is = _as_is_all(head, fields) if postgresql else _prepare_all(fields)
+        shape = _MERGED_SHAPES[key] = (
+            _checks(head, fields) if postgresql else None,
+            as_is,
+            # Per field, the type whose values `as_is` passes without a call.
+            [_AS_IS_EXACT.get(check) for check in as_is],
+        )
+    return shape
 
 
 _COLUMNS: dict[str, list[str]] = {}
