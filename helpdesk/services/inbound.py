@@ -2,7 +2,8 @@
 
 # ruff: noqa: S608 - table and column names come from the models; values are parameters.
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from helpdesk.services.away import (
     queue_away_reply,
     queue_due_away_reply,
 )
-from helpdesk.services.bulkrows import build_row
+from helpdesk.services.bulkrows import build_row, row_loader
 from helpdesk.services.contacts import _refresh, upsert_identity
 from social.connectors.base import InboundItem
 from social.models import SocialAccount
@@ -508,6 +509,18 @@ def _identity(tenant_id: int, item: InboundItem, values: dict[str, object]) -> I
 def _identity_of(
     tenant_id: int, platform: str, external_id: str, values: dict[str, object]
 ) -> Identity:
+    """The stored identity whose columns are `values` (_IDENTITY_COLUMNS) and the
+    three keys: as `Identity.from_db` makes it (bulkrows.row_loader: no defaults
+    worked out, then overwritten; about 4.5 -> 1.5 us)."""
+    if len(values) == len(_IDENTITY_COLUMNS):
+        row = {"tenant_id": tenant_id, "platform": platform, "external_id": external_id}
+        row.update(values)
+        try:
+            ordered = [row[name] for name in _IDENTITY_ATTNAMES]
+        except KeyError:
+            pass
+        else:
+            return _load_identity()("default", ordered)
     identity = build_row(
         Identity,
         tenant_id=tenant_id,
@@ -518,6 +531,16 @@ def _identity_of(
     identity._state.adding = False
     identity._state.db = "default"
     return identity
+
+
+_IDENTITY_ATTNAMES = [f.attname for f in Identity._meta.concrete_fields]
+
+
+@functools.cache
+def _load_identity() -> Callable[[str, Sequence[Any]], Identity]:
+    """Identity's whole-row loader (made on first use: it asks whether the
+    model builds plainly)."""
+    return row_loader(Identity, _IDENTITY_ATTNAMES)
 
 
 def _insert_identity_pg(
