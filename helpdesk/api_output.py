@@ -31,8 +31,9 @@ value for value are in tests/helpdesk/test_api_output_plan.py).
 import operator
 import threading
 from collections.abc import Callable, Iterable
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from django.conf import settings
@@ -345,42 +346,93 @@ _LINE_SEPARATORS = (
 _INT_RANGE = range(-(2**63), 2**64)  # what orjson writes; DRF writes any int
 
 
-def _plain(value: Any) -> bool:
+def orjson_float(value: float) -> bool:
+    """Whether orjson writes this float as json.dumps does (`float.__repr__`):
+    zero, and finite values from 1e-4 up to 1e16, where both write the
+    shortest digits without an exponent (below 1e-4 orjson writes `0.00001`
+    where json writes `1e-05`; NaN and infinities DRF refuses)."""
+    magnitude = abs(value)
+    return magnitude == 0.0 or 1e-4 <= magnitude < 1e16
+
+
+def plain(value: Any, *, floats: bool = False) -> bool:
     """Whether orjson writes `value` as DRF's JSONRenderer does (json.dumps,
     compact, not ASCII-only): strings, ints in orjson's range, booleans, None,
-    and dicts with string keys and lists of those. A float (orjson writes
-    `1e-5` where json writes `1e-05`), a date or anything DRF's encoder
-    converts is not."""
+    with `floats` the floats both write alike (`orjson_float`), and dicts with
+    string keys and lists of those. Another float (orjson writes `1e-5` where
+    json writes `1e-05`), a date or anything DRF's encoder converts is not."""
     kind = type(value)
     if kind is str or value is None or kind is bool:
         return True
     if kind is int:
         return value in _INT_RANGE
+    if kind is float:
+        return floats and orjson_float(value)
     if kind is dict:
-        return all(type(key) is str and _plain(item) for key, item in value.items())
+        return all(
+            type(key) is str and plain(item, floats=floats)
+            for key, item in value.items()
+        )
     if kind is list:
-        return all(_plain(item) for item in value)
+        return all(plain(item, floats=floats) for item in value)
     return False
 
 
-def json_answer(request: Request, body: dict[str, Any], code: int) -> HttpResponse:
-    """`Response(body, status=code)`: when the request negotiated DRF's
-    JSONRenderer with no media-type parameter (no `indent`), DRF's settings
-    are the compact, non-ASCII JSON and the body holds only plain values
-    (`_plain`), the same bytes and headers written by orjson in an
-    HttpResponse, without the Response, its renderer context and rendering;
-    otherwise the Response itself."""
-    if (
+def _negotiated_plain_json(request: Request) -> bool:
+    """The request negotiated DRF's JSONRenderer with no media-type parameter
+    (no `indent`), and DRF's settings are the compact, non-ASCII JSON."""
+    return (
         type(getattr(request, "accepted_renderer", None)) is JSONRenderer
         and getattr(request, "accepted_media_type", None) == JSONRenderer.media_type
         and JSONRenderer.compact
         and not JSONRenderer.ensure_ascii
         and JSONRenderer.encoder_class is encoders.JSONEncoder
-        and _plain(body)
-    ):
-        content = orjson.dumps(body)
-        for raw, escaped in _LINE_SEPARATORS:
-            if raw in content:
-                content = content.replace(raw, escaped)
-        return HttpResponse(content, status=code, content_type=JSONRenderer.media_type)
+    )
+
+
+def _written(body: Any, option: int = 0) -> bytes:
+    content = orjson.dumps(body, option=option)
+    for raw, escaped in _LINE_SEPARATORS:
+        if raw in content:
+            content = content.replace(raw, escaped)
+    return content
+
+
+def json_answer(request: Request, body: dict[str, Any], code: int) -> HttpResponse:
+    """`Response(body, status=code)`: when the request negotiated DRF's
+    JSONRenderer plainly (`_negotiated_plain_json`) and the body holds only
+    plain values (`plain`), the same bytes and headers written by orjson in an
+    HttpResponse, without the Response, its renderer context and rendering;
+    otherwise the Response itself."""
+    if _negotiated_plain_json(request) and plain(body):
+        return HttpResponse(
+            _written(body), status=code, content_type=JSONRenderer.media_type
+        )
     return Response(body, status=code)
+
+
+def utc_output() -> bool:
+    """Whether DRF's DateTimeField writes an aware time now as
+    `value.astimezone(UTC).isoformat()` with `Z` for `+00:00` (ISO 8601 output,
+    time zones on, the current zone UTC): then orjson writes a datetime whose
+    tzinfo is `datetime.UTC` the same way (OPT_UTC_Z)."""
+    tz = _time_zone()
+    return tz is UTC or (isinstance(tz, ZoneInfo) and tz.key == "UTC")
+
+
+def written_answer(request: Request, body: Any, code: int) -> HttpResponse | None:
+    """`body` written by orjson as DRF's JSONRenderer would write its
+    serializers' output, or None when the request did not negotiate DRF's
+    JSONRenderer plainly (`_negotiated_plain_json`) or orjson cannot write a
+    value (an int out of its range): the caller then answers DRF's way.
+
+    The caller vouches for the values: what `_plain` allows, and datetimes
+    whose tzinfo is `datetime.UTC` where DRF would write the field's time,
+    while `utc_output()` holds (orjson writes them with `Z`, as DRF does)."""
+    if not _negotiated_plain_json(request):
+        return None
+    try:
+        content = _written(body, orjson.OPT_UTC_Z)
+    except orjson.JSONEncodeError:
+        return None
+    return HttpResponse(content, status=code, content_type=JSONRenderer.media_type)
