@@ -248,6 +248,7 @@ class QueueQuerySet[M: Model](QuerySet[M]):
         bare.query.annotations = {}
         bare.query.set_annotation_mask(None)
         bare.query.select_related = False
+        _without_unused_joins(bare)
         clock = bare.filter(sla_due_at__isnull=False)
         answered = bare.filter(sla_due_at__isnull=True)
         # What a cursor implies, so that the subqueries below scan from there.
@@ -348,6 +349,24 @@ class QueueQuerySet[M: Model](QuerySet[M]):
         return result
 
 
+def _without_unused_joins(queryset: QuerySet[Any]) -> None:
+    """Leave out of `queryset`'s FROM clause (in place) the joins its filters do
+    not read: the bounds and ranges select ids, and the brand join that the
+    page's select_related made (helpdesk.lookups.outer_join) only cost planning
+    in each of them and kept the assignee index from answering them alone."""
+    query = queryset.query
+    columns: Any = query
+    needed = set(columns._gen_col_aliases([query.where]))
+    for alias in reversed(list(query.alias_map)):
+        join: Any = query.alias_map[alias]
+        if alias in needed:
+            parent = getattr(join, "parent_alias", None)
+            if parent is not None:
+                needed.add(parent)
+        elif getattr(join, "parent_alias", None) is not None:
+            query.alias_refcount[alias] = 0
+
+
 def with_queue_order(queryset: QuerySet[Any], now: datetime) -> QueueQuerySet[Any]:
     """Annotate the queue key at `now` (and the answered rows' recency); order by it.
 
@@ -362,6 +381,8 @@ def with_queue_order(queryset: QuerySet[Any], now: datetime) -> QueueQuerySet[An
         # into each arm.
         base.query.annotations = {}
         base.query.set_annotation_mask(None)
+        base.query.select_related = False
+        _without_unused_joins(base)
     annotated = queryset.annotate(
         **{KEY: queue_key_expression(now), RECENT: recent_expression()}
     ).order_by(*QUEUE_ORDER)

@@ -243,6 +243,13 @@ class Conversation(TenantModel):
                 condition=Q(sla_due_at__isnull=False),
                 name="helpdesk_conv_due_ix",
             ),
+            # The same after the brand: the inbox filtered by brand (migration
+            # 0021; the brand key's own index serves its checks).
+            models.Index(
+                fields=["tenant", "brand", "status", "sla_due_at", "id"],
+                condition=Q(sla_due_at__isnull=False),
+                name="helpdesk_conv_brand_due_ix",
+            ),
             # The same for the inbox's "All" tab (no status filter): the queue
             # order's bounds and candidates are due-time ranges (helpdesk.queue).
             models.Index(
@@ -269,8 +276,10 @@ class Conversation(TenantModel):
             # this and the thread index cover only rows their lookups name, so a
             # lookup by key cannot walk the tenant's rows through them on tables
             # never analyzed (helpdesk migration 0017).
+            # Ends with the due index's order: the inbox filtered by assignee
+            # reads its candidates as a range (helpdesk migration 0021).
             models.Index(
-                fields=["tenant", "assignee", "status"],
+                fields=["tenant", "assignee", "status", "sla_due_at", "id"],
                 condition=Q(assignee__isnull=False),
                 name="helpdesk_conv_assignee_ix",
             ),

@@ -7,23 +7,34 @@ such tables PostgreSQL thinks the tenant holds a row or two, and once read the
 inbox page as a nested loop over every contact for each conversation (1.9 s in the
 peer run). The plans must read contacts only by primary key and never scan the
 messages table.
+
+The inbox filtered by brand or by assignee is also explained as a backend runs it
+once the statement is prepared (helpdesk.settings: after two runs a backend keeps
+a generic plan, made without the values) as well as with its values: either way
+its conversations must be read as the default page reads them, a range of the
+candidates, not every conversation of the brand or the agent (the generic plan
+walked the brand's foreign-key index over all of a 100k-conversation tenant,
+225 ms a page, and sorted all of an agent's open conversations).
 """
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from psycopg import sql as pgsql
 from rest_framework.test import APIClient
 
 from helpdesk.models import Conversation, Message
 from tenants.context import tenant_context
-from tenants.models import Tenant, User
+from tenants.models import Brand, Tenant, User
 from tests.api_clients import base, token_client
 from tests.factories import make_workspace
 from tests.helpdesk.conftest import make_account
+from tests.helpdesk.test_conversation_key_plans import prepared, recording
 from tests.perf.benchdb import FILL_FUNCTION
 from tests.perf.report import conninfo
 
@@ -173,3 +184,92 @@ def test_the_check_catches_a_nested_loop_over_contacts(filled: Tenant) -> None:
     )
 
     assert faults(plan(filled, sql)) != []
+
+
+# A page of 25 reads its candidates: the rows due from the first to the 26th due
+# time plus the brand's window (26-51 here, with the rows the bounds pass over).
+# Every conversation of the brand is 4,000, every open one of the agent 400.
+CANDIDATE_ROWS = 100
+
+
+def param_type(value: Any) -> str:
+    """The type psycopg binds `value` as (its dumpers: the narrowest integer)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return next(
+            name
+            for name, bits in (("smallint", 15), ("integer", 31), ("bigint", 63))
+            if -(2**bits) <= value < 2**bits
+        )
+    if isinstance(value, datetime):
+        return "timestamptz"
+    return "text"
+
+
+def plan_as_run(tenant: Tenant, statement: tuple[str, list[Any]], mode: str) -> Any:
+    """`statement` prepared on a new backend as the runtime role under the tenant's
+    row-level security, explained with ANALYZE in plan_cache_mode `mode`."""
+    sql, params = statement
+    with psycopg.connect(conninfo("default")) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant.pk)])
+        conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
+        args = ", ".join(pgsql.Literal(value).as_string(conn) for value in params)
+        types = ", ".join(param_type(value) for value in params)
+        conn.execute(f"PREPARE inbox_page ({types}) AS {prepared(sql)}")
+        row = conn.execute(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE inbox_page({args})"
+        ).fetchone()
+        conn.rollback()
+    assert row is not None
+    return row[0][0]["Plan"]
+
+
+def rows_read(root: dict[str, Any]) -> list[tuple[int, str]]:
+    """The rows each scan of the conversations that finds the candidates read
+    (kept or filtered out), with the scan. Left out: the final lookup of the
+    chosen ids (`id = ANY`), which on these fresh tables reads the tenant's rows
+    through a tenant index on every page, filtered or not (an array of unknown
+    length looks like ten lookups to the planner; by primary key once analyzed).
+    It is a problem of its own, not of the filters."""
+    return [
+        (
+            (node["Actual Rows"] + node.get("Rows Removed by Filter", 0))
+            * node["Actual Loops"],
+            f"{node['Node Type']} {node.get('Index Name', '')}".strip(),
+        )
+        for node in nodes(root)
+        if node.get("Relation Name") == "helpdesk_conversation"
+        and "= ANY" not in node.get("Filter", "") + node.get("Index Cond", "")
+    ]
+
+
+def sent_by(client: APIClient, url: str) -> list[tuple[str, list[Any]]]:
+    """The statements `url` sends on the conversations, with their parameters."""
+    with recording() as sent:
+        response = client.get(url)
+    assert response.status_code == 200, response.content
+    assert len(response.json()["results"]) == 25
+    return [(sql, params) for sql, params in sent if '"helpdesk_conversation"' in sql]
+
+
+@pytest.mark.parametrize("mode", ["force_generic_plan", "force_custom_plan"])
+@pytest.mark.parametrize(
+    "query", ["status=open&brand={brand}", "status=open&assignee=me"]
+)
+def test_the_filtered_inbox_reads_only_its_candidates(
+    client: APIClient, filled: Tenant, query: str, mode: str
+) -> None:
+    with tenant_context(filled):
+        brand = Brand.objects.get().pk
+    url = f"{base(filled)}/conversations/?" + query.format(brand=brand)
+
+    [statement] = sent_by(client, url)
+    root = plan_as_run(filled, statement, mode)
+
+    assert never_analyzed()["analyzed"] == []
+    read = rows_read(root)
+    assert read
+    assert max(rows for rows, _ in read) <= CANDIDATE_ROWS, "; ".join(
+        f"{rows} {scan}" for rows, scan in read
+    )
