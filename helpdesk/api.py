@@ -33,6 +33,7 @@ from helpdesk.api_output import (
     request_json,
     utc_output,
     validated_input,
+    validated_query,
     written_answer,
 )
 from helpdesk.inbox_compiled import read_inbox_page
@@ -386,7 +387,7 @@ class ConversationListApi(TenantScopedApi):
         ),
     )
     def get(self, request: Request) -> HttpResponse:
-        data = validated_input(self.ConversationFilter, request.query_params)
+        data = validated_query(self.ConversationFilter, request.query_params)
         chosen = data.get("status", Conversation.Status.OPEN)
         assignee = data.get("assignee")
         rows, next_url = read_inbox_page(
@@ -501,7 +502,7 @@ class ConversationDetailApi(TenantScopedApi):
 
     @extend_schema(parameters=[DetailInput], responses=ConversationThreadOutput)
     def get(self, request: Request, conversation_id: int) -> HttpResponse:
-        query = validated_input(self.DetailInput, request.query_params)
+        query = validated_query(self.DetailInput, request.query_params)
         include = query.get("include", set())
         conversation = access_conversation_read(self.membership, conversation_id)
         tags = _tags_of([conversation])

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.utils import timezone
 from rest_framework import ISO_8601, serializers
 from rest_framework import fields as drf_fields
@@ -310,6 +310,44 @@ def validated_input(
     finally:
         serializer._context = {}
         serializer.__dict__.pop("_errors", None)
+
+
+_queries = threading.local()
+_QUERY_SHAPES = 256  # validated answers kept per thread, at most
+_QUERY_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def validated_query(
+    serializer_class: type[serializers.Serializer[Any]], query: QueryDict
+) -> dict[str, Any]:
+    """`validated_input(serializer_class, query)` for a query string's filter
+    whose validation reads nothing but its own fields' values (no context, no
+    database, no `validate` that looks elsewhere): the answer for the same
+    values of those fields is kept per thread (up to `_QUERY_SHAPES` of them)
+    and a copy of it given. Other parameters (a cursor, a page size) are not
+    the filter's and do not count. An invalid query raises DRF's error every
+    time, as before. The inbox's filter took about 0.1 ms per request."""
+    cache: dict[tuple[Any, ...], dict[str, Any]] | None = getattr(
+        _queries, "answers", None
+    )
+    if cache is None:
+        cache = _queries.answers = {}
+    names = _QUERY_FIELDS.get(serializer_class)
+    if names is None:
+        names = _QUERY_FIELDS[serializer_class] = tuple(serializer_class().fields)
+    key = (
+        serializer_class,
+        *(tuple(query.getlist(name)) if name in query else None for name in names),
+    )
+    known = cache.get(key)
+    if known is None:
+        known = dict(validated_input(serializer_class, query))
+        if len(cache) < _QUERY_SHAPES:
+            cache[key] = known
+    return {
+        name: set(value) if type(value) is set else value
+        for name, value in known.items()
+    }
 
 
 def request_json(request: Request) -> Any:
