@@ -559,4 +559,23 @@ def measure(membership: Membership, brand_id: int) -> tuple[list[Figure], list[s
             )
             if figure.name.endswith(("p50", "p95", "p99"))
         )
+    notes.append(prepared_note())
     return figures, notes
+
+
+def prepared_note() -> str:
+    """Whether report statements were prepared on the connection after the runs:
+    the rows above come from EXPLAIN of the logged SQL with its values (custom
+    plans), which does not show a generic plan the prepared statements got."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), coalesce(sum(generic_plans), 0), "
+            "coalesce(sum(custom_plans), 0) FROM pg_prepared_statements "
+            "WHERE NOT from_sql AND statement LIKE %s",
+            ["%helpdesk_report%"],
+        )
+        prepared, generic, custom = cursor.fetchone()
+    return (
+        f"report statements prepared on this connection after the runs: {prepared} "
+        f"({generic} generic and {custom} custom plans)"
+    )
