@@ -38,11 +38,12 @@ helpdesk_conv_due_ix and helpdesk_conv_recent_ix), so the slice stays one statem
 and its order is exactly the unbounded order's first n rows.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     Case,
@@ -63,7 +64,7 @@ from django.db.models.lookups import IsNull
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.where import AND
 
-from helpdesk.lookups import filter_ids_in, outer_join
+from helpdesk.lookups import InArray, filter_ids_in, outer_join
 from tenants.models import Brand
 
 # The annotations inbox_conversations adds (helpdesk.pagination reads them back).
@@ -344,9 +345,35 @@ class QueueQuerySet[M: Model](QuerySet[M]):
         if where.connector == AND and not where.negated and first <= len(where):
             scope = self.model._default_manager.all().query.where.children
             outer.query.where.children = [*scope, *where.children[first:]]
-        by_ids: Any = outer_join(filter_ids_in(outer, ids), "brand")
+        chosen: QuerySet[Any]
+        if connections[outer.db].vendor == "postgresql":
+            chosen = outer.filter(_OwnIds(ids.order_by()))
+        else:
+            chosen = filter_ids_in(outer, ids)
+        by_ids: Any = outer_join(chosen, "brand")
         result: QueueQuerySet[M] = by_ids
         return result
+
+
+class _OwnIds(InArray):
+    """helpdesk.lookups.InArray whose ids query stays its own: it reads no column
+    of the outer query, so it is compiled as it is (its tables named in its own
+    scope) instead of being copied and relabelled into the outer query's aliases,
+    which was about a third of building a page (queue arms and bounds included)."""
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.column]
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        [self.column] = exprs
+
+    def as_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        column, column_params = compiler.compile(self.column)
+        inner = self.ids.query.get_compiler(connection=connection)
+        ids, ids_params = inner.as_sql()
+        return f"{column} = ANY(ARRAY({ids}))", (*column_params, *ids_params)
 
 
 def _without_unused_joins(queryset: QuerySet[Any]) -> None:
