@@ -263,7 +263,7 @@ class QueueQuerySet[M: Model](QuerySet[M]):
                 return Value(None, output_field=DateTimeField())
             order = (field, "id") if field == "sla_due_at" else (f"-{field}", "id")
             values = rows.order_by(*order).values(field)
-            return Subquery(QuerySet.__getitem__(values, slice(index - 1, index)))
+            return _Scalar(QuerySet.__getitem__(values, slice(index - 1, index)))
 
         widest = Subquery(
             Brand.objects.order_by("-queue_window_minutes").values(
@@ -284,7 +284,7 @@ class QueueQuerySet[M: Model](QuerySet[M]):
                 .annotate(queue_limit=reach)
                 .values("queue_limit")
             )
-            limit = Subquery(QuerySet.__getitem__(limits, slice(n - 1, n)))
+            limit = _Scalar(QuerySet.__getitem__(limits, slice(n - 1, n)))
         # CASE, not COALESCE: PostgreSQL does not count COALESCE as leakproof.
         due_limit = Case(
             When(IsNull(limit, True), then=Value(_FAR_FUTURE)),
@@ -353,6 +353,26 @@ class QueueQuerySet[M: Model](QuerySet[M]):
         by_ids: Any = outer_join(chosen, "brand")
         result: QueueQuerySet[M] = by_ids
         return result
+
+
+class _Scalar(Subquery):
+    """A scalar subquery that reads no column of the query it is used in (the
+    queue's bounds): compiled in its own scope where it is used, not copied and
+    relabelled into that query's aliases at each use (the n-th bound is used four
+    times)."""
+
+    def get_source_expressions(self) -> list[Any]:
+        return []
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        if exprs:
+            raise TypeError("a scalar of its own scope has no source expressions")
+
+    def as_sql(  # type: ignore[override]
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        sql, params = self.query.get_compiler(connection=connection).as_sql()
+        return f"({sql})", tuple(params)
 
 
 class _OwnIds(InArray):
