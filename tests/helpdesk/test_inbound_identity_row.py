@@ -13,6 +13,7 @@ from django.db.models.signals import post_init, pre_init
 
 from helpdesk.models import Identity
 from helpdesk.services import inbound
+from tests.helpdesk.test_inbound_rows import recorded_inits
 
 AT = datetime(2026, 12, 7, 16, 0, tzinfo=UTC)
 
@@ -51,14 +52,7 @@ def test_the_identity_is_the_one_django_builds() -> None:
 
 
 def test_init_is_not_run_without_receivers(monkeypatch: pytest.MonkeyPatch) -> None:
-    built: list[Any] = []
-    real = Model.__init__
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        built.append(type(self))
-        real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Model, "__init__", init)
+    built = recorded_inits(monkeypatch)
     inbound._identity_of(1, "api", "author-1", columns())
     assert built == []
 

@@ -152,8 +152,9 @@ def test_with_an_init_receiver_the_model_builds_the_row(signal: Any) -> None:
     assert state(row) == state(Identity(**identity_values()))
 
 
-def test_without_receivers_init_is_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    built: list[Any] = []
+def recorded_inits(monkeypatch: pytest.MonkeyPatch) -> list[type[Model]]:
+    """The models whose `Model.__init__` runs from now on, in order."""
+    built: list[type[Model]] = []
     real = Model.__init__
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -161,6 +162,11 @@ def test_without_receivers_init_is_not_run(monkeypatch: pytest.MonkeyPatch) -> N
         real(self, *args, **kwargs)
 
     monkeypatch.setattr(Model, "__init__", init)
+    return built
+
+
+def test_without_receivers_init_is_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = recorded_inits(monkeypatch)
     for model, values in (
         (Message, message_values),
         (Conversation, conversation_values),
