@@ -102,8 +102,13 @@ def worker_process(url: str, log: Path, *, timeout: float = 40.0) -> Iterator[No
 
 @contextmanager
 def live_stack() -> Iterator[LiveServer]:
-    """Server and worker processes for a module of journeys; logs in artifacts/."""
-    log_dir = ARTIFACTS / "logs"
+    """Server and worker processes for a module of journeys; logs in artifacts/.
+
+    Each xdist worker logs in a folder of its own: two modules' workers writing one
+    file (each at its own offset) overwrote each other's lines, and the worker
+    whose " ready." was overwritten counted as never started.
+    """
+    log_dir = ARTIFACTS / "logs" / (os.environ.get("PYTEST_XDIST_WORKER") or "main")
     log_dir.mkdir(parents=True, exist_ok=True)
     server = LiveServer(log_dir)
     with worker_process(server.url, log_dir / "worker.log"):
