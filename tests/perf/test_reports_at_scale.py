@@ -362,9 +362,19 @@ def build_dataset() -> dict[str, Any]:
 
 
 def rebuild_all() -> None:
-    """Rebuild every tenant's rollups as the runtime role, then VACUUM ANALYZE."""
-    for tenant_id in Tenant.objects.order_by("id").values_list("id", flat=True):
-        rebuild_rollups(tenant_id)
+    """Rebuild every tenant's rollups as the runtime role, then VACUUM ANALYZE.
+
+    Without the role's statement timeout (30 s, tenants.dbroles) for the
+    rebuild: the target tenant's hourly INSERT ... SELECT over its 1M messages
+    took longer than that on a loaded machine and the build failed half done."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = 0")
+    try:
+        for tenant_id in Tenant.objects.order_by("id").values_list("id", flat=True):
+            rebuild_rollups(tenant_id)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET statement_timeout")
     with psycopg.connect(owner_conninfo(), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
 
