@@ -41,7 +41,7 @@ and its order is exactly the unbounded order's first n rows.
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -62,6 +62,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.db.models.lookups import IsNull
 from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.query import Query
 from django.db.models.sql.where import AND
 
 from helpdesk.lookups import InArray, filter_ids_in, outer_join
@@ -180,6 +181,16 @@ QUEUE_ORDER: tuple[OrderBy, ...] = (
 )
 
 
+class QueueShape(Protocol):
+    """How a queryset's first rows are read without building its slice: a shape
+    compiled once (helpdesk.selectors' inbox), given the values it was made with."""
+
+    def first(self, n: int) -> list[Any] | None:
+        """The first n rows in queue order, or None when this shape cannot read
+        them (the caller builds the slice)."""
+        ...
+
+
 class QueueQuerySet[M: Model](QuerySet[M]):
     """A queryset in queue order whose slices [:n] read a bounded range.
 
@@ -187,6 +198,11 @@ class QueueQuerySet[M: Model](QuerySet[M]):
     bounds are subqueries over this queryset's own filters, the cursor's included),
     so the result equals the first n rows of the unbounded order in one statement.
     Iterating without a slice sorts every row, as before.
+
+    A queryset with a `QueueShape` (one its maker set, dropped by any clone and
+    by any use of `.query`, which may change it in place) answers a slice [:n]
+    with a `ShapedSlice`: the shape reads its rows, and the slice's query is built
+    only if something asks for it.
     """
 
     _queue_bounded: bool = False
@@ -194,6 +210,18 @@ class QueueQuerySet[M: Model](QuerySet[M]):
     _queue_recent_ceiling: datetime | None = None
     _queue_clock_done: bool = False
     _queue_base: QuerySet[Any] | None = None  # the rows before the annotations
+    _queue_shape: QueueShape | None = None  # never copied by _clone
+
+    @property
+    def query(self) -> Query:
+        self._queue_shape = None
+        query: Query = QuerySet.query.fget(self)  # type: ignore[attr-defined]
+        return query
+
+    @query.setter
+    def query(self, value: Query) -> None:
+        self._queue_shape = None
+        QuerySet.query.fset(self, value)  # type: ignore[attr-defined]
 
     def _clone(self) -> "QueueQuerySet[M]":
         clone: QueueQuerySet[M] = super()._clone()  # type: ignore[misc]
@@ -228,6 +256,9 @@ class QueueQuerySet[M: Model](QuerySet[M]):
             and k.stop > 0
         )
         if bounded:
+            shape = self._queue_shape
+            if shape is not None and not k.start and k.step is None:
+                return ShapedSlice.of(self, k.stop, shape)
             return QuerySet.__getitem__(self.candidates(k.stop), k)
         return super().__getitem__(k)
 
@@ -353,6 +384,61 @@ class QueueQuerySet[M: Model](QuerySet[M]):
         by_ids: Any = outer_join(chosen, "brand")
         result: QueueQuerySet[M] = by_ids
         return result
+
+
+class ShapedSlice[M: Model](QueueQuerySet[M]):
+    """The slice [:n] of a QueueQuerySet with a QueueShape: evaluating it reads
+    the rows through the shape (the same statement and rows as the built slice:
+    no queryset to build, clone and compile); anything else that needs its query
+    (`.query`, a clone, `iterator()`, a count) builds the slice as QueueQuerySet
+    does, from the queryset it was taken of, and so does a shape that declines."""
+
+    _slice_of: "tuple[QueueQuerySet[M], int, QueueShape] | None" = None
+
+    @classmethod
+    def of(
+        cls, source: QueueQuerySet[M], n: int, shape: QueueShape
+    ) -> "ShapedSlice[M]":
+        given: Any = source
+        page = cls(model=source.model, using=given._db, hints=given._hints)
+        # What the built slice would carry over from its source (a clone's).
+        built: Any = page
+        built._iterable_class = given._iterable_class
+        built._fields = given._fields
+        built._fetch_mode = given._fetch_mode
+        built._prefetch_related_lookups = given._prefetch_related_lookups
+        page._slice_of = (source, n, shape)
+        return page
+
+    def _built(self) -> None:
+        if self._slice_of is not None:
+            source, n, _ = self._slice_of
+            self._slice_of = None
+            built: Any = QuerySet.__getitem__(source.candidates(n), slice(n))
+            self._query = built.query
+
+    @property
+    def query(self) -> Query:
+        self._built()
+        query: Query = QuerySet.query.fget(self)  # type: ignore[attr-defined]
+        return query
+
+    @query.setter
+    def query(self, value: Query) -> None:
+        self._slice_of = None
+        QuerySet.query.fset(self, value)  # type: ignore[attr-defined]
+
+    def _fetch_all(self) -> None:
+        if self._result_cache is None and self._slice_of is not None:
+            _, n, shape = self._slice_of
+            if not getattr(self, "_prefetch_related_lookups", ()):
+                self._result_cache = shape.first(n)
+        super()._fetch_all()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "ShapedSlice[M]":
+        self._built()
+        copied: ShapedSlice[M] = super().__deepcopy__(memo)
+        return copied
 
 
 class _Scalar(Subquery):

@@ -1,5 +1,6 @@
 """Read-only queries of the care core, with their joins and prefetches applied."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from helpdesk.models import (
 )
 from helpdesk.presence import presence_store
 from helpdesk.queue import QueueQuerySet, with_queue_order
+from tenants.context import current_tenant_id
 from tenants.models import Membership
 
 Status = Conversation.Status
@@ -56,41 +58,162 @@ def inbox_conversations(
     filter is a subquery, not a join, so rows are never repeated. A slice [:n] (a
     page) sorts only the rows that can be among the first n
     (helpdesk.queue.QueueQuerySet): bounded index ranges, then primary-key lookups,
-    whatever the table statistics say; same statement count, same order.
+    whatever the table statistics say; same statement count, same order. Such a
+    first slice of the queryset as returned (no tag filter) is read in a shape
+    compiled once (`_InboxShape`): the same statement, without building it.
     """
+    now = now or timezone.now()
+    given = {
+        "brand_id": brand_id,
+        "account_id": account_id,
+        "platform": platform,
+        "origin": origin,
+        "assignee_id": assignee_id,
+        "sentiment": sentiment,
+        "language": language,
+    }
+    filters = {name: value for name, value in given.items() if value is not None}
+    ordered = _inbox_ordered(
+        membership,
+        status=status,
+        unassigned=unassigned,
+        spreading=spreading,
+        tag=tag,
+        now=now,
+        **filters,
+    )
+    tenant_id = current_tenant_id()
+    if (
+        tag is None
+        and tenant_id is not None
+        and all(type(value) is _SHAPED[name] for name, value in filters.items())
+        and type(now) is datetime
+    ):
+        names = tuple(sorted(filters))
+        ordered._queue_shape = _InboxShape(
+            (names, status, unassigned, spreading, membership.role),
+            (*(filters[name] for name in names), now),
+            tenant_id,
+        )
+    return ordered
+
+
+def _inbox_ordered(
+    membership: Membership,
+    *,
+    status: str | None,
+    unassigned: bool,
+    spreading: bool,
+    tag: str | None,
+    now: datetime,
+    **filters: Any,
+) -> QueueQuerySet[Conversation]:
+    """inbox_conversations' queryset, built (no shape)."""
     queryset = conversation_rows(membership).select_related("assignee")
     queryset = _inbox_filters(
-        queryset,
-        membership,
-        brand_id=brand_id,
-        account_id=account_id,
-        platform=platform,
-        origin=origin,
-        assignee_id=assignee_id,
-        unassigned=unassigned,
-        sentiment=sentiment,
-        language=language,
-        tag=tag,
+        queryset, membership, unassigned=unassigned, tag=tag, **filters
     )
     if status is not None:
         queryset = queryset.filter(status=status)
     if spreading:  # R13: only those flagged spreading
         queryset = queryset.filter(spreading_since__isnull=False)
-    return with_queue_order(queryset, now or timezone.now())
+    return with_queue_order(queryset, now)
+
+
+# The filters whose values reach the SQL unchanged, and their types: a page of
+# inbox_conversations given only these is read in a compiled shape (the tag's
+# name is normalized first, so a tag page is built).
+_SHAPED: dict[str, type] = {
+    "brand_id": int,
+    "account_id": int,
+    "platform": str,
+    "origin": str,
+    "assignee_id": int,
+    "sentiment": str,
+    "language": str,
+}
+# (filter names, status, unassigned, spreading, role, n) -> its compiled page.
+_PAGES: dict[tuple[Any, ...], CompiledQuery[Conversation] | None] = {}
+_MAX_PAGES = 512
+
+
+def _stand_in(role: str) -> Membership:
+    """A membership that is no one's, for compiling a shape: if the selector ever
+    reads a member's id into the SQL, the two builds of the compile differ and the
+    shape is refused."""
+    marker = current_tenant_id() or 0
+    return Membership(id=marker + 7, tenant_id=marker, user_id=marker + 11, role=role)
+
+
+def _compiled_page(key: tuple[Any, ...]) -> CompiledQuery[Conversation]:
+    names, status, unassigned, spreading, role, n = key
+
+    def build(*values: Any) -> QuerySet[Conversation]:
+        filters = dict(zip(names, values[:-1], strict=True))
+        ordered = _inbox_ordered(
+            _stand_in(role),
+            status=status,
+            unassigned=unassigned,
+            spreading=spreading,
+            tag=None,
+            now=values[-1],
+            **filters,
+        )
+        page: QuerySet[Conversation] = ordered[:n]
+        return page
+
+    return CompiledQuery(build, [*(_SHAPED[name] for name in names), datetime])
+
+
+@dataclass(frozen=True, slots=True)
+class _InboxShape:
+    """A helpdesk.queue.QueueShape: the first n rows of inbox_conversations with
+    these filters, read by a statement compiled once per shape and connection
+    (helpdesk.compiled), the same SQL the built slice sends, with the tenant,
+    the filters' values and the time as its parameters. Building and compiling
+    the slice (the queue's arms, bounds and subqueries) was about three quarters
+    of the CPU of a page."""
+
+    key: tuple[Any, ...]  # (filter names, status, unassigned, spreading, role)
+    values: tuple[Any, ...]  # the filters' values, then the time
+    tenant_id: int  # the tenant open when the queryset was made
+
+    def first(self, n: int) -> list[Conversation] | None:
+        if current_tenant_id() != self.tenant_id:
+            return None  # another tenant open: the built slice's own answer
+        key = (*self.key, n)
+        compiled = _PAGES.get(key, _UNSEEN)
+        if compiled is _UNSEEN:
+            if len(_PAGES) >= _MAX_PAGES:
+                return None
+            compiled = _PAGES[key] = _compiled_page(key)
+        if compiled is None:
+            return None
+        try:
+            rows: list[Conversation] = compiled.rows(*self.values)
+        except ValueError:
+            # The selector's SQL depends on something besides these values (its
+            # code changed): never compile this shape, build it.
+            _PAGES[key] = None
+            return None
+        return rows
+
+
+_UNSEEN: Any = object()
 
 
 def _inbox_filters(
     queryset: QuerySet[Conversation],
     membership: Membership,
     *,
-    brand_id: int | None,
-    account_id: int | None,
-    platform: str | None,
-    origin: str | None,
-    assignee_id: int | None,
+    brand_id: int | None = None,
+    account_id: int | None = None,
+    platform: str | None = None,
+    origin: str | None = None,
+    assignee_id: int | None = None,
     unassigned: bool,
-    sentiment: str | None,
-    language: str | None,
+    sentiment: str | None = None,
+    language: str | None = None,
     tag: str | None,
 ) -> QuerySet[Conversation]:
     exact = {
