@@ -131,6 +131,16 @@ POLICY_FIELDS = (
 )
 
 
+# The policy's columns that targets_of reads, as one JSON object built in
+# PostgreSQL (row_to_json(p)::jsonb made the whole row's text, ids and times
+# included, and parsed it again as jsonb).
+_POLICY_OBJECT = (
+    "jsonb_build_object("
+    + ", ".join(f"'{name}', p.\"{name}\"" for name in POLICY_FIELDS)
+    + ")"
+)
+
+
 def targets_of(policy: Mapping[str, Any] | None) -> Targets:
     """Targets from a policy row's columns (as a dict; None: the defaults)."""
     if policy is None:
@@ -156,7 +166,7 @@ def brand_time_annotations(table: str, *, policy: bool = True) -> dict[str, RawS
         return {}
     # `table` is a model's table name, never input.
     policy_sql = (
-        '(SELECT row_to_json(p)::jsonb FROM "tenants_slapolicy" p'  # noqa: S608
+        f'(SELECT {_POLICY_OBJECT} FROM "tenants_slapolicy" p'  # noqa: S608
         f' WHERE p."tenant_id" = {table}.tenant_id'
         f" AND (p.brand_id = {table}.brand_id OR p.brand_id IS NULL)"
         " ORDER BY p.brand_id NULLS LAST LIMIT 1)"

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from helpdesk.models import Identity, Message
 from helpdesk.services.inbound import Lookup, _lookup_pg
-from helpdesk.services.sla import PRELOADED_HOLIDAYS, PRELOADED_TARGETS
+from helpdesk.services.sla import PRELOADED_HOLIDAYS, PRELOADED_TARGETS, policy_for
 from social.api_channel import (
     _API_CHANNEL,
     ChannelMessage,
@@ -72,8 +72,18 @@ def test_the_channel_is_the_querysets_row_in_one_statement(
     assert got.preloaded_sla_policy == expected.preloaded_sla_policy  # type: ignore[attr-defined]
     if with_policy:
         assert got.preloaded_holidays == [["2026-12-24", "2026-12-26"]]  # type: ignore[attr-defined]
-        assert got.preloaded_sla_policy["first_response_minutes"] == 17  # type: ignore[attr-defined]
-        assert got.preloaded_sla_policy["urgent_tags"] == ["x"]  # type: ignore[attr-defined]
+        # Only the columns targets_of reads (not the row's ids and time).
+        assert got.preloaded_sla_policy == {  # type: ignore[attr-defined]
+            "first_response_minutes": 17,
+            "next_response_minutes": 60,
+            "resolution_minutes": None,
+            "urgent_first_response_minutes": 10,
+            "urgent_next_response_minutes": 10,
+            "urgent_on_negative": True,
+            "urgent_tags": ["x"],
+        }
+        with tenant_context(tenant):
+            assert getattr(got.brand, PRELOADED_TARGETS) == policy_for(brand)
     else:
         assert got.preloaded_holidays == []  # type: ignore[attr-defined]
         assert got.preloaded_sla_policy is None  # type: ignore[attr-defined]
