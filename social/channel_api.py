@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from helpdesk.api_output import json_answer, validated_input
 from helpdesk.cache import drop_prefetched
-from helpdesk.services.inbound import inbound_read_call
+from helpdesk.services.inbound import drop_read_call, inbound_read_call
 from social.api_channel import (
     ChannelMessage,
     access_api_channel,
@@ -135,6 +135,7 @@ class ChannelMessageCreateApi(TenantScopedApi):
             return super().dispatch(request, *args, **kwargs)
         finally:
             drop_prefetched()  # answers a refused or replayed push did not use
+            drop_read_call()
 
     @extend_schema(request=ChannelMessageInput, responses={200: Output, 201: Output})
     def post(self, request: Request, account_id: int) -> HttpResponse:

@@ -5,6 +5,7 @@
 import functools
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,13 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from helpdesk import events, metrics
-from helpdesk.cache import NOT_READ, read_ahead, read_ahead_call, reading_ahead
+from helpdesk.cache import (
+    NOT_READ,
+    PresenceRead,
+    read_ahead,
+    read_ahead_call,
+    reading_ahead,
+)
 from helpdesk.models import Conversation, Identity, Message
 from helpdesk.presence import read_target
 from helpdesk.publish import enqueue_task_on_commit
@@ -296,7 +303,7 @@ def _record_pg(
     # Routing's presence, the incident-rule flag (a new conversation's) and the
     # webhook endpoints are read from Redis in one round trip, before the batch
     # (or were read with the API rate limit's, inbound_read_call).
-    presence = read_target(tenant.pk)
+    presence = _presence_target(tenant.pk)
     with (
         reading_ahead(_ahead_keys(tenant.pk, opened), presence=presence),
         writebatch.write_batch() as batch,
@@ -379,12 +386,41 @@ def inbound_read_call(tenant_id: int) -> ScriptCall | None:
     """The cached answers record_inbound_message reads ahead on PostgreSQL (the
     incident-rule flag's too, used for a new conversation), as a script to send
     with another before the item is recorded (the API channel push sends it with
-    its rate limit's: one round trip less)."""
+    its rate limit's: one round trip less). The presence target it reads is
+    kept for the context's next record (`_presence_target`); a caller that
+    records nothing drops it (`drop_read_call`)."""
     if connection.vendor != "postgresql":
         return None
-    return read_ahead_call(
-        _ahead_keys(tenant_id, opened=True), presence=read_target(tenant_id)
-    )
+    target = read_target(tenant_id)
+    _read_call_target.set((tenant_id, target))
+    return read_ahead_call(_ahead_keys(tenant_id, opened=True), presence=target)
+
+
+# The presence target inbound_read_call built, for the same push's reading_ahead
+# (helpdesk.presence.read_target once per push, not twice). Its answers were read
+# with the call (helpdesk.cache matches them by the target's Redis and key, and
+# the cutoff is not used again); the target is used once.
+_read_call_target: ContextVar[tuple[int, PresenceRead | None] | None] = ContextVar(
+    "earshot_inbound_read_call_target", default=None
+)
+
+
+def drop_read_call() -> None:
+    """Forget the presence target of an inbound_read_call whose push recorded
+    nothing (a refused or replayed push)."""
+    _read_call_target.set(None)
+
+
+def _presence_target(tenant_id: int) -> PresenceRead | None:
+    """read_target(tenant_id), or the one this context's inbound_read_call built
+    for the tenant (used once)."""
+    kept = _read_call_target.get()
+    if kept is None:
+        return read_target(tenant_id)
+    _read_call_target.set(None)
+    if kept[0] != tenant_id:
+        return read_target(tenant_id)
+    return kept[1]
 
 
 def _emit_recorded(

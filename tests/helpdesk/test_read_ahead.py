@@ -4,7 +4,8 @@ Routing's presence, the incident-rule flag (a new conversation's) and the
 webhook endpoints are read together (one Lua script) before the write batch
 (helpdesk.cache's reading_ahead). The API channel push sends that script with
 its rate limit's (one Lua script too) in one round trip before the view runs
-(tenants.api_auth's ride-along), where each read used to be its own (five for a
+(tenants.api_auth's ride-along; the two scripts as one command,
+tenants.resp.run_scripts), where each read used to be its own (five for a
 new conversation, four for a follow-up, with the rate limit's).
 """
 
@@ -25,6 +26,7 @@ from helpdesk.presence import RedisPresence, presence_store, read_target
 from helpdesk.services import inbound, webhook_outbox
 from social.models import SocialAccount
 from tenants import ratelimit as tenant_ratelimit
+from tenants import resp
 from tenants.context import tenant_context
 from tenants.models import Tenant, User
 from tenants.resp import PlainRedis
@@ -120,8 +122,18 @@ def test_a_create_makes_one_round_trip_and_uses_every_answer(
         return [[command[0] for command in sent] for sent in round_trips]
 
     def keys_read() -> list[str]:
-        ((_, command),) = round_trips
-        return command[3 : 3 + int(command[2])]
+        # One command: the rate limit's window key, then the keys read ahead.
+        ((command,),) = round_trips
+        assert (
+            command[1]
+            == resp.joined_script(
+                (tenant_ratelimit._SLIDING_LUA, read_cache._READ_LUA)
+            )[0]
+        )
+        window, *keys = command[3 : 3 + int(command[2])]
+        assert window.startswith(cache.make_and_validate_key("throttle_api_token:"))
+        assert window.endswith(":window")
+        return keys
 
     endpoints = cache.make_and_validate_key(webhook_outbox._cache_key(tenant.pk))
     rules = cache.make_and_validate_key(f"incidents.rules.t{tenant.pk}")
@@ -137,9 +149,9 @@ def test_a_create_makes_one_round_trip_and_uses_every_answer(
     round_trips.clear()
     created = push(client, tenant, channel, 1)
     assert created.status_code == 201, created.content
-    # The rate limit (tenants.ratelimit.sliding_window) and the reads, together.
-    assert names() == [["EVALSHA", "EVALSHA"]]
-    assert round_trips[0][0][1] == tenant_ratelimit._SLIDING_SHA
+    # The rate limit (tenants.ratelimit.sliding_window) and the reads, together:
+    # one script (tenants.resp.run_scripts).
+    assert names() == [["EVALSHA"]]
     assert keys_read() == [endpoints, rules, f"earshot:presence:t{tenant.pk}"]
     conversation = created.json()["conversation_id"]
     assert linked == [conversation]
@@ -149,7 +161,7 @@ def test_a_create_makes_one_round_trip_and_uses_every_answer(
     assert followed.json()["conversation_id"] == conversation
     # The incident flag is read (before the push knows it opens nothing), and
     # not used for a conversation that was not opened.
-    assert names() == [["EVALSHA", "EVALSHA"]]
+    assert names() == [["EVALSHA"]]
     assert keys_read() == [endpoints, rules, f"earshot:presence:t{tenant.pk}"]
     assert linked == [conversation]
     assert read_cache._prefetched.get() is None
@@ -178,9 +190,7 @@ def test_a_replayed_push_leaves_no_answers_behind(
     round_trips.clear()
     replay = push(client, tenant, channel, 0)
     assert replay.status_code == 200, replay.content
-    assert [[command[0] for command in sent] for sent in round_trips] == [
-        ["EVALSHA", "EVALSHA"]
-    ]
+    assert [[command[0] for command in sent] for sent in round_trips] == [["EVALSHA"]]
     assert read_cache._prefetched.get() is None
 
 
@@ -331,3 +341,49 @@ def test_an_absent_key_reads_as_none_and_a_bad_value_fails_its_reader() -> None:
 def test_the_demos_memory_cache_reads_nothing_ahead() -> None:
     with read_cache.reading_ahead(["any"], presence=read_target(1)):
         assert read_cache.read_ahead() is None
+
+
+def test_a_push_builds_its_presence_target_once(
+    tenant: Tenant,
+    other_tenant: Tenant,
+    owner: User,
+    channel: SocialAccount,
+    online_agent: User,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """inbound_read_call's target serves the same push's record (once, for its
+    tenant); a push that records nothing leaves none behind."""
+    built: list[int] = []
+    real = read_target
+
+    def counted(tenant_id: int) -> read_cache.PresenceRead | None:
+        built.append(tenant_id)
+        return real(tenant_id)
+
+    monkeypatch.setattr(inbound, "read_target", counted)
+    client = token_client(tenant, owner, "admin")
+    created = push(client, tenant, channel, 0)
+    assert created.status_code == 201, created.content
+    assert built == [tenant.pk]
+    with tenant_context(tenant):
+        assigned = Conversation.objects.get(pk=created.json()["conversation_id"])
+    assert assigned.assignee_id == online_agent.pk
+    assert inbound._read_call_target.get() is None
+    assert push(client, tenant, channel, 0).status_code == 200  # a replay
+    assert built == [tenant.pk, tenant.pk]
+    assert inbound._read_call_target.get() is None
+    # Kept for one tenant: another's record builds its own, and the kept one
+    # goes (used once).
+    inbound.inbound_read_call(tenant.pk)
+    other = inbound._presence_target(other_tenant.pk)
+    assert other is not None
+    assert other.key == f"earshot:presence:t{other_tenant.pk}"
+    assert inbound._read_call_target.get() is None
+    assert inbound._presence_target(tenant.pk) is not None
+    assert built == [tenant.pk, tenant.pk, tenant.pk, other_tenant.pk, tenant.pk]
+    inbound.inbound_read_call(tenant.pk)
+    kept = inbound._read_call_target.get()
+    assert kept is not None
+    assert inbound._presence_target(tenant.pk) is kept[1]
+    assert inbound._read_call_target.get() is None
+    read_cache.drop_prefetched()

@@ -210,3 +210,114 @@ def test_redis_py_runs_scripts_for_other_clients() -> None:
 
     assert run_script(Other(), "abc", "return {1}", 1, "k", 2) == [1]
     assert calls == [("evalsha", "abc", 1, "k", 2), ("eval", "return {1}", 1, "k", 2)]
+
+
+# --- several scripts as one command (run_scripts) ---------------------------------
+
+
+def _call(
+    script: str, numkeys: int, *args: Any
+) -> tuple[str, str, int, tuple[Any, ...]]:
+    sha = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+    return sha, script, numkeys, args
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_scripts_run_as_one_command_each_answering_as_its_own(
+    client: redis.Redis,
+    sent: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    plain: bool,
+) -> None:
+    if not plain:
+        monkeypatch.setattr(resp, "plain_client", lambda client: None)
+    tag = uuid.uuid4().hex
+    key = f"test-resp:{tag}"
+    calls = [
+        _call(
+            f"-- {tag}\nreturn {{KEYS[1], KEYS[2], ARGV[1], #KEYS, #ARGV}}",
+            2,
+            "k1",
+            "k2",
+            "a1",
+        ),
+        _call(
+            "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('GET', KEYS[1])",
+            1,
+            key,
+            "v",
+        ),
+        _call("return nil", 0),
+        _call("return false", 0),
+        _call("return redis.call('NOSUCHCOMMAND')", 0),
+        _call("return nosuchglobal.x", 0),
+        _call("return redis.error_reply('MYERR mine')", 0),
+        _call("return redis.status_reply('FINE')", 0),
+        _call("return {ARGV[1], ARGV[2], KEYS[1]}", 0, "b1", "b2"),
+        _call("return 7", 1, key),
+    ]
+    expected = []
+    for _, script, numkeys, args in calls:
+        try:
+            expected.append(client.eval(script, numkeys, *args))
+        except redis.exceptions.ResponseError as error:
+            expected.append(error)
+    client.delete(key)
+    sent.clear()
+
+    replies = resp.run_scripts(client, calls)
+
+    assert len(replies) == len(calls)
+    for reply, own in zip(replies, expected, strict=True):
+        if isinstance(own, Exception):
+            assert type(reply) is type(own)
+        else:
+            assert reply == own
+    assert replies[:4] == [[b"k1", b"k2", b"a1", 2, 1], b"v", None, None]
+    assert str(replies[4]).startswith("Unknown Redis command called from script")
+    assert "nonexistent global variable 'nosuchglobal'" in str(replies[5])
+    assert str(replies[6]) == "MYERR mine"
+    assert replies[7:] == [b"FINE", [b"b1", b"b2"], 7]
+    assert client.get(key) == b"v"
+    if plain:  # one command: unknown at first, so sent whole after NOSCRIPT
+        assert [request.split(b"\r\n")[2] for request in sent] == [b"EVALSHA", b"EVAL"]
+        sent.clear()
+        assert resp.run_scripts(client, calls[:3]) != []
+        assert resp.run_scripts(client, calls[:3]) == replies[:3]
+        assert [request.split(b"\r\n")[2] for request in sent] == [
+            b"EVALSHA",
+            b"EVAL",
+            b"EVALSHA",
+        ]
+    client.delete(key)
+
+
+def test_an_error_of_the_whole_command_is_each_scripts(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*args: Any) -> Any:
+        raise redis.exceptions.ResponseError("BUSY Redis is busy running a script")
+
+    monkeypatch.setattr(resp, "run_script", refused)
+    replies = resp.run_scripts(client, [_call("return 1", 0), _call("return 2", 0)])
+    assert [str(reply) for reply in replies] == [
+        "BUSY Redis is busy running a script"
+    ] * 2
+
+
+def test_scripts_with_flags_are_sent_one_evalsha_each(
+    client: redis.Redis, sent: list[bytes]
+) -> None:
+    flagged = f"#!lua flags=no-writes\nreturn 'ro' -- {uuid.uuid4().hex}"
+    calls = [_call("return 1", 0), _call(flagged, 0)]
+    assert resp.run_scripts(client, calls) == [1, b"ro"]
+    assert sent[0].count(b"EVALSHA") == 2  # one write, two commands
+
+
+def test_joined_scripts_are_remembered_within_a_bound() -> None:
+    first = resp.joined_script(("return 1", "return 2"))
+    assert resp.joined_script(("return 1", "return 2")) is first
+    assert resp.joined_script(("return 2", "return 1")) != first
+    for n in range(resp._JOINED_KEPT + 1):
+        resp.joined_script((f"return {n}", "return 0"))
+    assert len(resp._joined) <= resp._JOINED_KEPT
