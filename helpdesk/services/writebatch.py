@@ -176,25 +176,24 @@ class WriteBatch:
         """UPDATE the row's `names` fields (their current values) at the end."""
         if not names:
             return
-        meta = row._meta
-        quote = connection.ops.quote_name
-        by_name = _fields_by_name(type(row))
-        fields = list({id(by_name[name]): by_name[name] for name in names}.values())
-        sets = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
-        if connection.vendor == "postgresql":
-            values = [
-                _prepared(f, _field_as_is(f), getattr(row, f.attname)) for f in fields
-            ]
+        vendor = connection.vendor  # once: the proxy's look-up is not free
+        sql, fields, tenant = _update_shape(type(row), tuple(names), vendor)
+        if vendor == "postgresql":
+            values = []
+            for f, as_is in fields:
+                value = getattr(row, f.attname)
+                if as_is is None or not (value is None or as_is(value)):
+                    value = f.get_db_prep_save(value, connection)
+                values.append(value)
         else:
             values = [
-                f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields
+                f.get_db_prep_save(getattr(row, f.attname), connection)
+                for f, _ in fields
             ]
-        table = quote(meta.db_table)
-        where, params = f"{table}.{quote(str(meta.pk.column))} = %s", [row.pk]
-        if "tenant_id" in by_name:  # explicit, besides RLS (tests audit it)
-            where += f' AND {table}."tenant_id" = %s'
-            params.append(row.tenant_id)  # type: ignore[attr-defined]
-        self.add(f"UPDATE {table} SET {sets} WHERE {where}", [*values, *params])
+        values.append(row.pk)
+        if tenant:  # explicit, besides RLS (tests audit it)
+            values.append(row.tenant_id)  # type: ignore[attr-defined]
+        self.add(sql, values)
 
     def defer_once(self, key: str, finish: Callable[[], list[Statement]]) -> None:
         """Run `finish` once at flush time and add the statements it returns."""
@@ -235,6 +234,46 @@ def _fields_by_name(model: type[models.Model]) -> dict[str, Any]:
     for f in model._meta.concrete_fields:
         by_name[f.name] = by_name[f.attname] = f
     return by_name
+
+
+# (model, names, vendor) -> an UPDATE's text, its fields with their `_as_is`
+# (None elsewhere than PostgreSQL), and whether it names the tenant too.
+_UPDATES: dict[
+    tuple[type[models.Model], tuple[str, ...], str],
+    tuple[str, list[tuple[Any, Callable[[object], bool] | None]], bool],
+] = {}
+
+
+def _update_shape(
+    model: type[models.Model], names: tuple[str, ...], vendor: str
+) -> tuple[str, list[tuple[Any, Callable[[object], bool] | None]], bool]:
+    """`WriteBatch.update`'s statement for `names` of `model` as `vendor` writes
+    it, worked out once per model, names and vendor (the callers' sets of names
+    are few): its text, its fields (a field named twice, by name and attname,
+    once) with their `_field_as_is` on PostgreSQL, and whether the row's
+    tenant is a parameter after its key."""
+    key = (model, names, vendor)
+    shape = _UPDATES.get(key)
+    if shape is not None:
+        return shape
+    by_name = _fields_by_name(model)
+    fields = list({id(by_name[name]): by_name[name] for name in names}.values())
+    quote = connection.ops.quote_name
+    sets = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
+    table = quote(model._meta.db_table)
+    where = f"{table}.{quote(str(model._meta.pk.column))} = %s"
+    tenant = "tenant_id" in by_name
+    if tenant:
+        where += f' AND {table}."tenant_id" = %s'
+    postgresql = vendor == "postgresql"
+    shape = (
+        f"UPDATE {table} SET {sets} WHERE {where}",
+        [(f, _field_as_is(f) if postgresql else None) for f in fields],
+        tenant,
+    )
+    if len(_UPDATES) < 1024:
+        _UPDATES[key] = shape
+    return shape
 
 
 @cache

@@ -252,3 +252,30 @@ def test_an_update_prepares_only_what_the_field_would_change() -> None:
     assert rows["upd-0"] == rows["upd-1"]
     assert rows["upd-0"] == (3.0, "404", AT + timedelta(hours=1), "negative")
     assert type(rows["upd-0"][0]) is float
+
+
+def test_an_update_statement_is_worked_out_once_per_model_and_names() -> None:
+    """WriteBatch.update's text is kept per model, names and vendor: a second
+    update of the same names carries its own row's values and key, a field
+    named by name and attname is set once, other names make their own text."""
+    names = ["last_answered_by", "last_answered_by_id", "public_reply_count"]
+    first = Conversation(pk=11, tenant_id=5, last_answered_by_id=7)
+    first.public_reply_count = 2
+    second = Conversation(pk=12, tenant_id=6, last_answered_by_id=None)
+    second.public_reply_count = 3
+    batch = writebatch.WriteBatch()
+    batch.update(first, names)
+    batch.update(second, names)
+    batch.update(second, ["public_reply_count"])
+
+    head = 'UPDATE "helpdesk_conversation" SET '
+    where = (
+        ' WHERE "helpdesk_conversation"."id" = %s'
+        ' AND "helpdesk_conversation"."tenant_id" = %s'
+    )
+    both = head + '"last_answered_by_id" = %s, "public_reply_count" = %s' + where
+    assert batch.statements == [
+        (both, [7, 2, 11, 5]),
+        (both, [None, 3, 12, 6]),
+        (head + '"public_reply_count" = %s' + where, [3, 12, 6]),
+    ]
