@@ -228,10 +228,6 @@ class Conversation(TenantModel):
             indexed_by={"social_account": "helpdesk_conv_thread_ix"},  # 0017
         )
         indexes: ClassVar[list[models.Index]] = [
-            models.Index(
-                fields=["tenant", "status", "queue_at", "id"],
-                name="helpdesk_conv_queue_ix",
-            ),
             # Public conversations whose engagement read is due (social.engagement).
             models.Index(
                 fields=["tenant", "engagement_next_at", "id"],
@@ -263,14 +259,11 @@ class Conversation(TenantModel):
                 condition=Q(sla_due_at__isnull=True),
                 name="helpdesk_conv_all_recent_ix",
             ),
+            # A status tab's answered rows, most recent first (helpdesk.queue);
+            # the status prefix of lookups by status.
             models.Index(
                 fields=["tenant", "status", "-last_activity_at", "id"],
                 name="helpdesk_conv_recent_ix",
-            ),
-            # The inbox's "All" tab: queue order without a status filter.
-            models.Index(
-                fields=["tenant", "queue_at", "-last_activity_at", "id"],
-                name="helpdesk_conv_all_queue_ix",
             ),
             # An agent's conversations (assignee filter, open load per agent). Both
             # this and the thread index cover only rows their lookups name, so a
