@@ -23,12 +23,13 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from helpdesk import events, metrics
 from helpdesk.models import Conversation
+from helpdesk.planning import planned_for_its_values
 from helpdesk.services import sla
 from helpdesk.services.webhook_outbox import queue_webhook_deliveries
 from tenants.models import Tenant
@@ -110,6 +111,20 @@ def _candidates() -> Any:
     return Conversation.objects.select_for_update(skip_locked=True, of=("self",))
 
 
+def _taken(candidates: Any) -> list[Conversation]:
+    """The rows of a sweep's candidates, read unprepared (helpdesk.planning).
+
+    Its good plan walks the due-time index from the oldest clock and stops at
+    the batch; only `now` shows how few rows are due. Prepared, the sweep (every
+    30 s on a worker's long-lived connection) got PostgreSQL's generic plan from
+    its sixth run: costed with a third of the tenant due, it read every due row
+    of the tenant and sorted them (7,904 rows, 88 ms, where the plan for its
+    values read 500 rows in 0.8 ms; 8,000 conversations, analyzed tables).
+    """
+    with planned_for_its_values(connections[candidates.db]):
+        return list(candidates)
+
+
 def record_due_breaches(tenant: Tenant, *, now: datetime, limit: int) -> list[int]:
     """Mark running clocks due at or before `now` breached; returns their ids.
 
@@ -118,7 +133,7 @@ def record_due_breaches(tenant: Tenant, *, now: datetime, limit: int) -> list[in
     which does nothing for a clock already marked; only a new breach emits
     conversation.updated and queues the webhook event.
     """
-    rows = list(
+    rows = _taken(
         _candidates()
         .filter(
             status__in=LIVE_STATUSES,
@@ -171,7 +186,7 @@ def announce_due_soon(tenant: Tenant, *, now: datetime, limit: int) -> list[int]
     `sla_due_soon_announced_at = now`; a later clock (its `sla_due_soon_at` after
     the stamp) is announced again in its turn.
     """
-    rows = list(
+    rows = _taken(
         _candidates()
         .filter(
             status__in=LIVE_STATUSES,

@@ -10,6 +10,10 @@ runs, then prepared on a new backend as the runtime role under the tenant's
 row-level security and explained with ANALYZE in both plan cache modes; every
 scan must read a bounded number of rows (kept or filtered out), whichever plan
 the backend keeps.
+
+Where the good plan depends on a value (the SLA sweep's `now`: a few rows of the
+due-time index, or all of them), the statement is not prepared at all
+(helpdesk.planning); those are checked for never reaching pg_prepared_statements.
 """
 
 import re
@@ -20,12 +24,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from psycopg import sql as pgsql
 
 from helpdesk.models import Message
-from helpdesk.services import delivery
+from helpdesk.services import breaches, delivery
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Tenant, User
@@ -318,3 +323,35 @@ def test_the_bound_catches_the_direction_as_a_parameter(filled: Tenant) -> None:
     assert max(rows for rows, _ in rows_read(custom)) <= BOUND
     assert picks(custom) == [[OUTBOX_INDEX]]
     assert connection.vendor == "postgresql"
+
+
+# Runs on one connection: past the prepare threshold and PostgreSQL's five custom
+# plans, where a prepared statement goes generic.
+RUNS = 8
+
+
+def prepared_like(pattern: str) -> list[str]:
+    """The statements psycopg prepared on this connection, matching `pattern`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement FROM pg_prepared_statements "
+            "WHERE NOT from_sql AND statement LIKE %s ORDER BY statement",
+            [pattern],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_the_sla_sweeps_reads_are_never_prepared(tenant: Tenant) -> None:
+    # The breach sweep's generic plan read every due clock of the tenant (module
+    # helpdesk.services.breaches, _taken); its two reads are planned each time.
+    assert settings.DATABASE_PREPARE_THRESHOLD is not None
+    now = timezone.now()
+    with tenant_context(tenant):
+        for _ in range(RUNS):
+            assert breaches.sweep_sla_clocks(tenant, now=now) == (
+                breaches.SweepResult()
+            )
+            list(Message.objects.filter(send_after__lte=now).values_list("pk"))
+
+    assert prepared_like('%FROM "helpdesk_conversation"%SKIP LOCKED%') == []
+    assert len(prepared_like('%FROM "helpdesk_message"%"send_after" <= $%')) == 1
