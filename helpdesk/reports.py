@@ -25,8 +25,10 @@ chosen), the hours at its edges (a zone that is not UTC) from the hourly
 level; both hold the same sums, so the numbers do not depend on the level.
 
 Durations are seconds (floats within 1% of the exact percentile, see
-helpdesk.histograms); a rate or share is a float in [0, 1], None when its
-denominator is 0, and so is a percentile with nothing measured.
+helpdesk.histograms; on PostgreSQL the statement walks the merged cells and
+sends each group's buckets, not the cells: _group_quantiles); a rate or
+share is a float in [0, 1], None when its denominator is 0, and so is a
+percentile with nothing measured.
 """
 
 from collections import defaultdict
@@ -37,6 +39,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
@@ -56,7 +59,7 @@ from django.db.models.functions import (
     ExtractIsoWeekDay,
     TruncDate,
 )
-from django.db.models.sql.constants import MULTI
+from django.db.models.sql.constants import CURSOR, MULTI
 
 from helpdesk import histograms
 from helpdesk.models import (
@@ -212,8 +215,80 @@ def _fetch(queryset: QuerySet[Any]) -> list[tuple[Any, ...]]:
     return [tuple(row) for chunk in chunks or () for row in chunk]
 
 
-def _quantile(counts: dict[int, int], q: float) -> float | None:
-    return histograms.quantile(counts, q)
+def _ranked_sql(sql: str, groups: int, shares: tuple[float, ...]) -> str:
+    """SQL of the quantile buckets of each group of `sql`'s rows `(*groups, key,
+    n)`: per group, for each share q, the first key (in key order) at which the
+    running count exceeds q * (total - 1), as histograms.quantiles walks it.
+
+    Rows of the same group and key need no merging first: the running sum's
+    frame (RANGE, the default) takes a key's rows together, and counts are
+    never negative (the helpdesk_counter domain), so leaving out rows of 0
+    leaves out exactly the keys whose sum is 0. The sums and the comparison are
+    float8 (IEEE doubles, as Python's; exact for counts below 2**53)."""
+    group = ", ".join(f"g{n}" for n in range(groups))
+    picks = ", ".join(
+        "coalesce(min(key) FILTER (WHERE running > %s::float8 * (total - 1)), max(key))"
+        for _ in shares
+    )
+    # Column names are ours and the values parameters.
+    return (
+        f"SELECT {group}, {picks} FROM ("  # noqa: S608
+        f"SELECT {group}, key, sum(n::float8) OVER (PARTITION BY {group} "
+        f"ORDER BY key) AS running, sum(n::float8) OVER (PARTITION BY {group}) "
+        f"AS total FROM ({sql}) AS cells({group}, key, n) WHERE n > 0) AS ranked "
+        f"GROUP BY {group}"
+    )
+
+
+def _group_quantiles(
+    queryset: QuerySet[Any], groups: int, shares: tuple[float, ...]
+) -> dict[tuple[Any, ...], list[float | None]]:
+    """The `shares` quantiles of the histogram of each group of a `values_list`
+    queryset of rows `(*groups, key, n)` (rows of the same group and key add
+    up): `{group: [quantile, ...]}`, groups with nothing counted left out. The
+    same floats as histograms.quantiles over each group's merged `{key: n}`.
+
+    On PostgreSQL the walk runs in the statement, which then sends one row per
+    group instead of one per cell (thousands for a 90-day page); planned for
+    its own values like every report statement (_planned_for_its_values)."""
+    db = connections[queryset.db]
+    if db.vendor != "postgresql":
+        return _python_quantiles(_fetch(queryset), groups, shares)
+    compiler = queryset.query.get_compiler(using=queryset.db)
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:
+        return {}
+    ranked = (_ranked_sql(sql, groups, shares), (*shares, *params))
+    # The compiler runs the statement wrapped around its own query (through
+    # Django's cursor, so it is logged and counted like any other).
+    compiler.as_sql = lambda *args, **kwargs: ranked
+    db.ensure_connection()
+    with _planned_for_its_values(db):
+        cursor = compiler.execute_sql(CURSOR)
+    try:
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    value = histograms.value
+    return {
+        tuple(row[:groups]): [value(bucket) for bucket in row[groups:]] for row in rows
+    }
+
+
+def _python_quantiles(
+    rows: list[tuple[Any, ...]], groups: int, shares: tuple[float, ...]
+) -> dict[tuple[Any, ...], list[float | None]]:
+    """_group_quantiles computed here from the fetched rows."""
+    merged: dict[tuple[Any, ...], dict[int, int]] = defaultdict(dict)
+    for *group, key, n in rows:
+        if n:
+            cells = merged[tuple(group)]
+            cells[key] = cells.get(key, 0) + int(n)
+    found = {
+        group: histograms.quantiles(cells, shares) for group, cells in merged.items()
+    }
+    return {group: values for group, values in found.items() if values[0] is not None}
 
 
 # --- Levels --------------------------------------------------------------------
@@ -292,20 +367,40 @@ def _utc_days(scope: _Scope) -> bool:
     )
 
 
-def _levels(
+def _levels_query(
     split: _Split,
     coarse: Callable[[date, date], QuerySet[Any]],
     hourly: Callable[[Q], QuerySet[Any]],
-) -> list[tuple[Any, ...]]:
-    """One query: the rows of `coarse(first day, day after)` for the split's
-    whole UTC days and of `hourly(hours)` for its edge hours (UNION ALL; the
-    caller adds rows of the same group)."""
+) -> QuerySet[Any]:
+    """The rows of `coarse(first day, day after)` for the split's whole UTC days
+    and of `hourly(hours)` for its edge hours (UNION ALL; the caller adds rows
+    of the same group)."""
     parts = []
     if split.days is not None:
         parts.append(coarse(*split.days))
     if split.hours or not parts:
         parts.append(hourly(_any(_hour_ranges([split]))))
-    return _fetch(parts[0] if len(parts) == 1 else parts[0].union(parts[1], all=True))
+    return parts[0] if len(parts) == 1 else parts[0].union(parts[1], all=True)
+
+
+def _levels(
+    split: _Split,
+    coarse: Callable[[date, date], QuerySet[Any]],
+    hourly: Callable[[Q], QuerySet[Any]],
+) -> list[tuple[Any, ...]]:
+    """One query: the rows of _levels_query."""
+    return _fetch(_levels_query(split, coarse, hourly))
+
+
+def _levels_quantiles(
+    split: _Split,
+    coarse: Callable[[date, date], QuerySet[Any]],
+    hourly: Callable[[Q], QuerySet[Any]],
+    shares: tuple[float, ...],
+) -> dict[tuple[Any, ...], list[float | None]]:
+    """One query: the `shares` quantiles of each group of _levels_query's rows
+    `(group, key, n)` (_group_quantiles)."""
+    return _group_quantiles(_levels_query(split, coarse, hourly), 1, shares)
 
 
 # --- Summary -------------------------------------------------------------------
@@ -404,10 +499,13 @@ def _both_periods(scope: _Scope, periods: dict[str, ReportFilters]) -> Q:
     return _in((min(b[0] for b in bounds), max(b[1] for b in bounds)))
 
 
-def _period_histograms(
+SUMMARY_SHARES = (0.5, 0.9)
+
+
+def _period_quantiles(
     scope: _Scope, periods: dict[str, ReportFilters], metrics: tuple[str, ...]
-) -> dict[tuple[str, str], dict[int, int]]:
-    """One query: the merged histogram of each (period, metric).
+) -> dict[tuple[str, str], list[float | None]]:
+    """One query: the p50 and p90 of each (period, metric) with a duration.
 
     With no agent, account or platform chosen, whole UTC days come from the
     histogram blocks (a UNION ALL with the hourly cells of the edges).
@@ -452,29 +550,25 @@ def _period_histograms(
         cells = parts[0] if len(parts) == 1 else parts[0].union(parts[1], all=True)
     else:
         cells = grouped(hourly.filter(_both_periods(scope, periods)), Q(hour__gte=mid))
-    merged: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
-    for in_period, metric, key, n in _fetch(cells):
-        if n:
-            slot = merged[("period" if in_period else "previous", metric)]
-            slot[key] = slot.get(key, 0) + int(n)
-    return merged
+    return {
+        ("period" if in_period else "previous", metric): found
+        for (in_period, metric), found in _group_quantiles(
+            cells, 2, SUMMARY_SHARES
+        ).items()
+    }
 
 
 def _summary_numbers(
-    sums: dict[str, int], cells: dict[tuple[str, str], dict[int, int]], name: str
+    sums: dict[str, int],
+    found: dict[tuple[str, str], list[float | None]],
+    name: str,
 ) -> dict[str, Any]:
     def n(counter: str) -> int:
         return sums.get(f"{name}.{counter}", 0)
 
-    shares = (0.5, 0.9)
-    computed: dict[str, list[float | None]] = {}
-
     def q(metric: str, share: float) -> float | None:
-        if metric not in computed:
-            computed[metric] = histograms.quantiles(
-                cells.get((name, metric), {}), shares
-            )
-        return computed[metric][shares.index(share)]
+        quantiles = found.get((name, metric))
+        return None if quantiles is None else quantiles[SUMMARY_SHARES.index(share)]
 
     needing = n("opened") - n("no_reply")
     answered = n("answered")
@@ -555,7 +649,7 @@ def report_summary(membership: Membership, filters: ReportFilters) -> dict[str, 
     scope = _scope(filters)
     periods = {"period": filters, "previous": filters.previous()}
     sums = _period_sums(scope, periods)
-    cells = _period_histograms(
+    found = _period_quantiles(
         scope,
         periods,
         (
@@ -570,7 +664,7 @@ def report_summary(membership: Membership, filters: ReportFilters) -> dict[str, 
         result[name] = {
             "start": period.start,
             "end": period.end,
-            **_summary_numbers(sums, cells, name),
+            **_summary_numbers(sums, found, name),
         }
     result["change"] = {
         field: (
@@ -662,12 +756,8 @@ def report_timeseries(
             ("inbound_by_sentiment", sentiment),
         ):
             row[group][value] = row[group].get(value, 0) + n
-    by_day: dict[date, dict[int, int]] = defaultdict(dict)
-    for when, key, n in _fetch(cells):
-        by_day[when][key] = int(n)
-    for when, counts in by_day.items():
+    for (when,), (p50, p90) in _group_quantiles(cells, 1, (0.5, 0.9)).items():
         if when in rows:
-            p50, p90 = histograms.quantiles(counts, (0.5, 0.9))
             rows[when]["first_response_p50"] = p50
             rows[when]["first_response_p90"] = p90
     return list(rows.values())
@@ -721,12 +811,13 @@ def report_agents(
         for n, value in enumerate(values):
             sums[agent_id][n] += int(value or 0)
     agents = [agent_id for agent_id, values in sums.items() if any(values)]
+    p50s: dict[tuple[Any, ...], list[float | None]] = {}
     if not agents:
-        cell_rows = []
+        pass  # no cells to read
     elif filters.account_id is None and filters.platform is None:
         # The agents by id (not "agent_id <> 0"): the index then finds each
         # agent's blocks instead of scanning all their cells.
-        cell_rows = _levels(
+        p50s = _levels_quantiles(
             split,
             lambda lo, hi: cells(
                 ReportBlockBucket.objects.filter(
@@ -737,21 +828,19 @@ def report_agents(
                 )
             ),
             lambda hours: cells(ReportBucket.objects.filter(*where, hours)),
+            (0.5,),
         )
     else:
-        cell_rows = _fetch(
-            cells(ReportBucket.objects.filter(*where, _in(scope.bounds())))
+        p50s = _group_quantiles(
+            cells(ReportBucket.objects.filter(*where, _in(scope.bounds()))), 1, (0.5,)
         )
-    histogram: dict[int, dict[int, int]] = defaultdict(dict)
-    for agent_id, key, n in cell_rows:
-        histogram[agent_id][key] = histogram[agent_id].get(key, 0) + int(n)
     rows: list[dict[str, Any]] = [
         {
             "agent_id": agent_id,
             "display_name": "",
             "email": "",
             "answered": answered,
-            "first_response_p50": _quantile(histogram.get(agent_id, {}), 0.5),
+            "first_response_p50": p50s.get((agent_id,), [None])[0],
             "public_replies": public,
             "private_moves": moves,
             "no_reply": no_reply,
@@ -816,7 +905,7 @@ def report_fairness(membership: Membership, filters: ReportFilters) -> dict[str,
     ):
         answered[band] += int(n or 0)
     if _coarse_histograms(filters):
-        cell_rows = _levels(
+        found = _levels_quantiles(
             split,
             lambda lo, hi: cells(
                 # The bands as a list (not "band <> ''"): the index then finds
@@ -829,17 +918,17 @@ def report_fairness(membership: Membership, filters: ReportFilters) -> dict[str,
                 )
             ),
             lambda hours: cells(ReportBucket.objects.filter(*where, hours)),
+            (0.5, 0.9),
         )
     else:
-        cell_rows = _fetch(
-            cells(ReportBucket.objects.filter(*where, _in(scope.bounds())))
+        found = _group_quantiles(
+            cells(ReportBucket.objects.filter(*where, _in(scope.bounds()))),
+            1,
+            (0.5, 0.9),
         )
-    histogram: dict[str, dict[int, int]] = defaultdict(dict)
-    for band, key, n in cell_rows:
-        histogram[band][key] = histogram[band].get(key, 0) + int(n)
     bands: dict[str, dict[str, Any]] = {}
     for band in BANDS:
-        p50, p90 = histograms.quantiles(histogram.get(band, {}), (0.5, 0.9))
+        p50, p90 = found.get((band,), [None, None])
         bands[band] = {
             "answered": int(answered.get(band) or 0),
             "first_response_p50": p50,
