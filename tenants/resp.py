@@ -21,7 +21,6 @@ every layer can use it.
 """
 
 import contextlib
-import hashlib
 import os
 import select
 import socket
@@ -293,18 +292,11 @@ class ScriptCall:
 def run_scripts(
     client: Any, calls: Sequence[tuple[str, str, int, tuple[Any, ...]]]
 ) -> list[Reply]:
-    """Several Lua scripts (sha, script, numkeys, args), in order, as one
-    command: one script that runs each on its own keys and arguments
-    (`joined_script`), sent as `run_script` sends a script (EVALSHA, EVAL once
-    when Redis does not know it yet). Each reply in its place, as its own
-    EVALSHA would have answered it (a script's nil and false are None), an
-    error of a script as its exception (returned, not raised: a Lua error as a
-    ResponseError); an error reply of the whole command goes to every script; a
-    failure to reach Redis raises. Scripts with a shebang line (flags) are sent
-    one EVALSHA each, as `run_script` runs them: in one write over the plain
-    client, else one after the other."""
-    if len(calls) > 1 and not any(script.startswith("#!") for _, script, _, _ in calls):
-        return _run_joined(client, calls)
+    """Several Lua scripts (sha, script, numkeys, args), each as `run_script`
+    runs it, in one round trip over the plain client (their EVALSHAs sent
+    together; a script Redis does not know is then sent whole, once); through
+    redis-py one after the other. Each reply in its place, an error reply as
+    its exception (returned, not raised); a failure to reach Redis raises."""
     plain = plain_client(client)
     if plain is None:
         replies: list[Reply] = []
@@ -326,75 +318,3 @@ def run_scripts(
             except redis.exceptions.ResponseError as error:
                 replies[index] = error
     return replies
-
-
-def _run_joined(
-    client: Any, calls: Sequence[tuple[str, str, int, tuple[Any, ...]]]
-) -> list[Reply]:
-    sha, script = joined_script(tuple(script for _, script, _, _ in calls))
-    layout: list[int] = []
-    keys: list[Any] = []
-    argv: list[Any] = []
-    for _, _, numkeys, args in calls:
-        layout += (numkeys, len(args) - numkeys)
-        keys += args[:numkeys]
-        argv += args[numkeys:]
-    try:
-        replies = run_script(client, sha, script, len(keys), *keys, *layout, *argv)
-    except redis.exceptions.ConnectionError:
-        raise
-    except redis.exceptions.ResponseError as error:
-        return [error] * len(calls)
-    return list(replies)
-
-
-# KEYS: each script's keys in turn; ARGV: each script's number of keys and of
-# arguments (two per script), then each script's arguments in turn. A script
-# runs as a function of its own KEYS and ARGV; its Lua error (redis.call's
-# included, which carries its code: "ERR ...", "WRONGTYPE ...") is caught and
-# becomes its reply (an error reply in place, "ERR " before a Lua error), nil is
-# sent as false (which Redis answers as nil: a nil would end the array).
-_JOINED_HEAD = """local scripts = {
-"""
-_JOINED_TAIL = """}
-local results = {}
-local key_at, arg_at = 0, 2 * #scripts
-for i = 1, #scripts do
-  local nkeys, nargs = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  local keys, argv = {}, {}
-  for j = 1, nkeys do keys[j] = KEYS[key_at + j] end
-  for j = 1, nargs do argv[j] = ARGV[arg_at + j] end
-  key_at, arg_at = key_at + nkeys, arg_at + nargs
-  local ok, reply = pcall(scripts[i], keys, argv)
-  if not ok then
-    if type(reply) ~= 'table' or not reply.err then
-      reply = tostring(reply)
-      if not string.find(reply, '^%u+ ') then
-        reply = 'ERR ' .. reply  -- a Lua error, not a command's (with its code)
-      end
-      reply = redis.error_reply(reply)
-    end
-  elseif reply == nil then
-    reply = false
-  end
-  results[i] = reply
-end
-return results
-"""
-_joined: dict[tuple[str, ...], tuple[str, str]] = {}
-_JOINED_KEPT = 64
-
-
-def joined_script(scripts: tuple[str, ...]) -> tuple[str, str]:
-    """The SHA1 and text of one Lua script that runs `scripts` in order (see
-    `run_scripts`; without shebang lines). Remembered (a few combinations a
-    process)."""
-    known = _joined.get(scripts)
-    if known is None:
-        body = "".join(f"function(KEYS, ARGV)\n{script}\nend,\n" for script in scripts)
-        text = _JOINED_HEAD + body + _JOINED_TAIL
-        sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
-        if len(_joined) >= _JOINED_KEPT:
-            _joined.clear()
-        known = _joined[scripts] = (sha, text)
-    return known
