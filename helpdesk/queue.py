@@ -445,7 +445,12 @@ class _Scalar(Subquery):
     """A scalar subquery that reads no column of the query it is used in (the
     queue's bounds): compiled in its own scope where it is used, not copied and
     relabelled into that query's aliases at each use (the n-th bound is used four
-    times)."""
+    times). Its copies (one per use: resolving an expression copies it) share
+    what it compiled to on each database, so it is compiled once per statement."""
+
+    def __init__(self, queryset: Any, **extra: Any) -> None:
+        super().__init__(queryset, **extra)
+        self.compiled: dict[str, tuple[str, tuple[Any, ...]]] = {}
 
     def get_source_expressions(self) -> list[Any]:
         return []
@@ -457,8 +462,11 @@ class _Scalar(Subquery):
     def as_sql(  # type: ignore[override]
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
     ) -> tuple[str, tuple[Any, ...]]:
-        sql, params = self.query.get_compiler(connection=connection).as_sql()
-        return f"({sql})", tuple(params)
+        done = self.compiled.get(connection.alias)
+        if done is None:
+            sql, params = self.query.get_compiler(connection=connection).as_sql()
+            done = self.compiled[connection.alias] = (f"({sql})", tuple(params))
+        return done
 
 
 class _OwnIds(InArray):

@@ -9,10 +9,12 @@ keeps the first page's time so later pages sort by the same key.
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
 from django.db import connection, transaction
+from django.db.models.sql.compiler import SQLCompiler
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +23,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 
 from helpdesk.models import Contact, Conversation
 from helpdesk.pagination import inbox_page
-from helpdesk.queue import KEY, QueueItem, item_of, key_time, queue_order
+from helpdesk.queue import KEY, QueueItem, _Scalar, item_of, key_time, queue_order
 from helpdesk.selectors import inbox_conversations
 from tenants.context import tenant_context
 from tenants.models import Brand, Membership, Tenant, User
@@ -404,3 +406,31 @@ def test_a_slice_is_one_statement(
     assert len(captured.captured_queries) == 1
     assert len(names) == 25
     assert "LIMIT 1 OFFSET 24" in captured.captured_queries[0]["sql"]
+
+
+@pytest.mark.django_db
+def test_a_bound_used_twice_is_compiled_once(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiles: list[Any] = []
+    compile_sql = SQLCompiler.as_sql
+
+    def counted(self: SQLCompiler, *args: Any, **kwargs: Any) -> Any:
+        compiles.append(self.query.model)
+        return compile_sql(self, *args, **kwargs)
+
+    with tenant_context(tenant):
+        due = Conversation.objects.order_by("-id").values("id")[:1]
+        latest = _Scalar(due)
+        both = Conversation.objects.filter(id__gte=latest, id__lte=latest)
+        monkeypatch.setattr(SQLCompiler, "as_sql", counted)
+        sql, params = both.query.sql_with_params()
+        again = both.query.sql_with_params()
+        monkeypatch.undo()
+        inner, inner_params = due.query.sql_with_params()
+
+    # The statement, its bound once, then the statement again (the bound kept).
+    assert compiles == [Conversation, Conversation, Conversation]
+    assert sql.count(f"({inner})") == 2
+    assert list(params).count(tenant.pk) == 1 + 2 * inner_params.count(tenant.pk)
+    assert again == (sql, params)
