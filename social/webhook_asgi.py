@@ -28,7 +28,7 @@ from helpdesk.observability.asgi import HEADER_NAME as REQUEST_ID
 from helpdesk.observability.asgi import WebhookAckMetrics
 from helpdesk.observability.logs import begin_request, end_request
 from social.group_commit import group_commit
-from social.webhooks import Delivery, check_delivery, receiving
+from social.webhooks import ACCEPTED, Delivery, check_delivery, receiving
 from tenants.outages import RETRY_AFTER_SECONDS
 
 # ASGI servers and Django's handler type these differently (dict, Mapping,
@@ -38,6 +38,7 @@ Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+REQUEST_ID_NAME = REQUEST_ID.decode("latin-1")
 HOOK_PATH = re.compile(r"/hooks/(?P<platform>[a-z0-9_-]{1,32})/")
 # Bodies up to this size are verified on the event loop (an HMAC and a JSON parse
 # of a few kilobytes take microseconds); larger ones on a worker thread.
@@ -69,15 +70,19 @@ class WebhookFastPath:
             await (self.observed or self.app)(scope, receive, send)
             return
         platform = match["platform"]
+        # One pass over the headers; the request id is read from what it makes.
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope["headers"]
+        }
         if self.observed is None:
-            status, answer = await _acknowledge(platform, scope, receive)
+            status, answer = await _acknowledge(platform, headers, receive)
             await _answer(send, status, answer)
             return
         started = time.perf_counter()
-        given = next((v for name, v in scope["headers"] if name == REQUEST_ID), b"")
-        request_id, token = begin_request(given.decode("latin-1"))
+        request_id, token = begin_request(headers.get(REQUEST_ID_NAME, ""))
         try:
-            status, answer = await _acknowledge(platform, scope, receive)
+            status, answer = await _acknowledge(platform, headers, receive)
             metrics.observe_webhook_ack(platform, status, time.perf_counter() - started)
             await _answer(send, status, answer, request_id.encode())
         finally:
@@ -85,13 +90,10 @@ class WebhookFastPath:
 
 
 async def _acknowledge(
-    platform: str, scope: Scope, receive: Receive
+    platform: str, headers: dict[str, str], receive: Receive
 ) -> tuple[int, dict[str, str]]:
-    """Read, check and store one delivery: the answer's status and payload."""
-    headers = {
-        name.decode("latin-1").lower(): value.decode("latin-1")
-        for name, value in scope["headers"]
-    }
+    """Read, check and store one delivery: the answer's status and payload.
+    `headers` have lower-case names (the last of a repeated one wins)."""
     limit = receiving().max_bytes
     try:
         declared = int(headers.get("content-length") or 0)
@@ -112,10 +114,14 @@ async def _acknowledge(
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
     """The request body, or None as soon as it passes `limit` bytes."""
+    message = await receive()
+    if message["type"] != "http.disconnect" and not message.get("more_body", False):
+        # The usual delivery: the whole body in its first message.
+        body: bytes = message.get("body", b"")
+        return None if len(body) > limit else body
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             return b"".join(chunks)
         chunk = message.get("body", b"")
@@ -125,12 +131,16 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+        message = await receive()
 
 
 async def _answer(
     send: Send, status: int, payload: dict[str, str], request_id: bytes = b""
 ) -> None:
-    headers, body = _encoded(status, tuple(payload.items()))
+    if payload is ACCEPTED and status == 200:  # most answers: no key to build
+        headers, body = _ACCEPTED
+    else:
+        headers, body = _encoded(status, tuple(payload.items()))
     if request_id:
         headers = [*headers, (REQUEST_ID, request_id)]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -150,3 +160,6 @@ def _encoded(
     if status == 503:
         headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
     return headers, body
+
+
+_ACCEPTED = _encoded(200, tuple(ACCEPTED.items()))

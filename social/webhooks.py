@@ -129,6 +129,11 @@ class Stored:
 
 
 REFUSED = Stored(503, {"error": STORE_FAILED})
+# The answers of a stored delivery and of a replay: one dict each, shared by every
+# Stored and never changed, so the fast path sends their bytes encoded once
+# (social/webhook_asgi.py).
+ACCEPTED: dict[str, str] = {"status": "accepted"}
+DUPLICATE: dict[str, str] = {"status": "duplicate"}
 
 
 def check_delivery(
@@ -281,8 +286,7 @@ def store_deliveries(
             seen.add(key)
             answers.append(_answer_new(delivery, inserted[key]))
         elif key in inserted:  # a later copy in the same call shares the first's
-            copied = "duplicate" if first[key].malformed else "accepted"
-            answers.append(Stored(200, {"status": copied}))
+            answers.append(Stored(200, DUPLICATE if first[key].malformed else ACCEPTED))
         else:
             answers.append(_answer_replay(replays.get(key)))
     return answers
@@ -291,7 +295,7 @@ def store_deliveries(
 def _answer_new(delivery: Delivery, event_id: int) -> Stored:
     if delivery.malformed:
         return Stored(400, {"error": delivery.malformed})
-    return Stored(200, {"status": "accepted"}, event_id)
+    return Stored(200, ACCEPTED, event_id)
 
 
 def _answer_replay(stored: tuple[int, str] | None) -> Stored:
@@ -304,11 +308,11 @@ def _answer_replay(stored: tuple[int, str] | None) -> Stored:
     cannot say (None), the replay is acknowledged as a duplicate.
     """
     if stored is None:
-        return Stored(200, {"status": "duplicate"})
+        return Stored(200, DUPLICATE)
     event_id, event_status = stored
     if event_status in PENDING:
-        return Stored(200, {"status": "accepted"}, event_id)
-    return Stored(200, {"status": "duplicate"})
+        return Stored(200, ACCEPTED, event_id)
+    return Stored(200, DUPLICATE)
 
 
 def _insert_new(

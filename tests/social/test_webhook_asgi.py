@@ -174,3 +174,61 @@ def with_signature(body: bytes) -> tuple[bytes, dict[str, str]]:
         "Content-Type": "application/json",
         "X-Sandbox-Signature": sign(body, SECRET),
     }
+
+
+def driven(body_messages: list[bytes], headers: dict[str, str]) -> list[dict[str, Any]]:
+    """What the fast path sends for a POST whose body comes in these messages (no
+    Content-Length, so only the bytes read count against the limit)."""
+
+    async def run() -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+        messages = [
+            {
+                "type": "http.request",
+                "body": chunk,
+                "more_body": at < len(body_messages),
+            }
+            for at, chunk in enumerate(body_messages, 1)
+        ]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        async def send(message: Any) -> None:
+            sent.append(dict(message))
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/hooks/sandbox/",
+            "headers": [
+                (name.lower().encode(), value.encode())
+                for name, value in headers.items()
+            ],
+        }
+        await WebhookFastPath(get_asgi_application())(scope, receive, send)
+        assert messages == []  # every message was read, none asked for after
+        return sent
+
+    return asyncio.run(run())
+
+
+def test_a_body_whole_in_one_message_or_in_several_is_read_to_the_limit(
+    routed: SocialAccount, settings: Any
+) -> None:
+    body, headers = with_signature(json.dumps(post_event("100")).encode())
+    settings.WEBHOOK_MAX_BYTES = len(body)
+    whole = driven([body], headers)
+    parts = driven([body[:10], b"", body[10:]], headers)
+    over = driven([body + b" "], headers)
+    over_in_parts = driven([body[:10], body[10:] + b" "], headers)
+
+    assert [(m["status"], json.loads(b["body"])) for m, b in (whole, parts)] == [
+        (200, {"status": "accepted"}),
+        (200, {"status": "duplicate"}),  # the same event, read whole from parts
+    ]
+    limit = {"error": f"body over {len(body)} bytes"}
+    assert [(m["status"], json.loads(b["body"])) for m, b in (over, over_in_parts)] == [
+        (413, limit)
+    ] * 2
+    assert [bytes(event.body) for event in WebhookEvent.objects.all()] == [body]
