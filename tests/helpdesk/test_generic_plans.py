@@ -30,7 +30,8 @@ from django.utils import timezone
 from psycopg import sql as pgsql
 
 from helpdesk.models import Message
-from helpdesk.services import breaches, delivery
+from helpdesk.services import breaches, delivery, webhook_delivery
+from helpdesk.webhooks.models import WebhookEndpoint
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Tenant, User
@@ -355,3 +356,32 @@ def test_the_sla_sweeps_reads_are_never_prepared(tenant: Tenant) -> None:
 
     assert prepared_like('%FROM "helpdesk_conversation"%SKIP LOCKED%') == []
     assert len(prepared_like('%FROM "helpdesk_message"%"send_after" <= $%')) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_due_webhook_deliveries_read_only_the_waiting_ones(
+    tenant: Tenant, mode: str
+) -> None:
+    with tenant_context(tenant):
+        endpoint = WebhookEndpoint.objects.create(
+            tenant=tenant, url="https://example.com/hook", secret_encrypted="x"
+        )
+    with psycopg.connect(conninfo("migrator")) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant.pk)])
+        conn.execute(
+            "INSERT INTO helpdesk_webhookdelivery (tenant_id, endpoint_id, uuid,"
+            " event_id, event_type, payload, status, attempts, next_attempt_at,"
+            " last_error, response_excerpt, created_at)"
+            " SELECT %s, %s, gen_random_uuid(), gen_random_uuid(), 'x', '{}',"
+            " CASE WHEN g <= %s THEN 'pending' ELSE 'succeeded' END, 1,"
+            " now() - interval '1 minute', '', '', now()"
+            " FROM generate_series(1, 5000) g",
+            [tenant.pk, endpoint.pk, WAITING],
+        )
+    with tenant_context(tenant), recording() as statements:
+        due = webhook_delivery.due_webhook_deliveries()
+
+    [statement] = statements
+    read = rows_read(explained(tenant, statement, mode))
+    assert len(due) == WAITING
+    assert [scan for rows, scan in read if rows > BOUND] == []
