@@ -276,6 +276,13 @@ class Conversation(TenantModel):
                 condition=Q(assignee__isnull=False),
                 name="helpdesk_conv_assignee_ix",
             ),
+            # Snoozed conversations by wake-up time (the snoozed sweep; only they
+            # hold one: every other transition clears it). Migration 0023.
+            models.Index(
+                fields=["tenant", "snoozed_until", "id"],
+                condition=Q(snoozed_until__isnull=False),
+                name="helpdesk_conv_snoozed_ix",
+            ),
             # A thread's conversation (inbound lookups) and an account's
             # conversations (its foreign key's checks: no index of its own).
             models.Index(

@@ -137,10 +137,13 @@ def snooze_conversation(
 
 def wake_snoozed_conversations(tenant: Tenant) -> int:
     """Reopen the tenant's snoozed conversations that are due. Call in its context."""
+    # The earliest due first, read through helpdesk_conv_snoozed_ix: in the model's
+    # default order the LIMIT's generic plan walked an index over every
+    # conversation of the tenant (tests/helpdesk/test_snoozed_sweep_plans.py).
     due = list(
-        Conversation.objects.select_for_update(skip_locked=True).filter(
-            status=Status.SNOOZED, snoozed_until__lte=timezone.now()
-        )[:500]
+        Conversation.objects.select_for_update(skip_locked=True)
+        .filter(status=Status.SNOOZED, snoozed_until__lte=timezone.now())
+        .order_by("snoozed_until", "id")[:500]
     )
     for conversation in due:
         _apply(conversation, Status.OPEN, {"snoozed_until": None})
