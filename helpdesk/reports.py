@@ -241,18 +241,27 @@ def _ranked_sql(sql: str, groups: int, shares: tuple[float, ...]) -> str:
 
 
 def _group_quantiles(
-    queryset: QuerySet[Any], groups: int, shares: tuple[float, ...]
+    queryset: QuerySet[Any],
+    groups: int,
+    shares: tuple[float, ...],
+    *,
+    in_sql: bool = True,
 ) -> dict[tuple[Any, ...], list[float | None]]:
     """The `shares` quantiles of the histogram of each group of a `values_list`
     queryset of rows `(*groups, key, n)` (rows of the same group and key add
     up): `{group: [quantile, ...]}`, groups with nothing counted left out. The
     same floats as histograms.quantiles over each group's merged `{key: n}`.
 
-    On PostgreSQL the walk runs in the statement, which then sends one row per
-    group instead of one per cell (thousands for a 90-day page); planned for
-    its own values like every report statement (_planned_for_its_values)."""
+    On PostgreSQL (unless `in_sql` is off) the walk runs in the statement, which
+    then sends one row per group instead of one per cell; planned for its own
+    values like every report statement (_planned_for_its_values). That pays
+    where a group has many cells (the time series' days: 13k cells for 90 days
+    at the bench's 100k conversations; the agents: 10k): its window sort costs
+    the server less than sending and walking the cells costs here. With a few
+    cells per group (the summary's 1.9k, the fairness panel's 0.6k) it does not,
+    and those read the cells (in_sql off)."""
     db = connections[queryset.db]
-    if db.vendor != "postgresql":
+    if db.vendor != "postgresql" or not in_sql:
         return _python_quantiles(_fetch(queryset), groups, shares)
     compiler = queryset.query.get_compiler(using=queryset.db)
     try:
@@ -397,10 +406,14 @@ def _levels_quantiles(
     coarse: Callable[[date, date], QuerySet[Any]],
     hourly: Callable[[Q], QuerySet[Any]],
     shares: tuple[float, ...],
+    *,
+    in_sql: bool = True,
 ) -> dict[tuple[Any, ...], list[float | None]]:
     """One query: the `shares` quantiles of each group of _levels_query's rows
     `(group, key, n)` (_group_quantiles)."""
-    return _group_quantiles(_levels_query(split, coarse, hourly), 1, shares)
+    return _group_quantiles(
+        _levels_query(split, coarse, hourly), 1, shares, in_sql=in_sql
+    )
 
 
 # --- Summary -------------------------------------------------------------------
@@ -553,7 +566,7 @@ def _period_quantiles(
     return {
         ("period" if in_period else "previous", metric): found
         for (in_period, metric), found in _group_quantiles(
-            cells, 2, SUMMARY_SHARES
+            cells, 2, SUMMARY_SHARES, in_sql=False
         ).items()
     }
 
@@ -919,12 +932,14 @@ def report_fairness(membership: Membership, filters: ReportFilters) -> dict[str,
             ),
             lambda hours: cells(ReportBucket.objects.filter(*where, hours)),
             (0.5, 0.9),
+            in_sql=False,
         )
     else:
         found = _group_quantiles(
             cells(ReportBucket.objects.filter(*where, _in(scope.bounds()))),
             1,
             (0.5, 0.9),
+            in_sql=False,
         )
     bands: dict[str, dict[str, Any]] = {}
     for band in BANDS:
