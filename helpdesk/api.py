@@ -7,7 +7,6 @@ care rules and their errors are the same for browsers and integrations.
 """
 
 import re
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from django.http import Http404, HttpResponse
@@ -16,7 +15,6 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 
 from helpdesk.access import (
     access_conversation,
@@ -26,18 +24,19 @@ from helpdesk.access import (
 )
 from helpdesk.api_output import (
     json_answer,
-    orjson_float,
     output,
     outputs,
     plain,
+    plain_json_negotiated,
     request_json,
-    utc_output,
     validated_input,
     validated_query,
     written_answer,
 )
+from helpdesk.compiled import Fetched
 from helpdesk.inbox_compiled import read_inbox_page
 from helpdesk.language import LANGUAGES
+from helpdesk.list_output import writes_plainly, written_page, written_rows
 from helpdesk.models import Conversation, Message, NoReplyReason, Note
 from helpdesk.pagination import page_size, paginated
 from helpdesk.selectors import (
@@ -258,94 +257,6 @@ def _conversation_data(
     return output(ConversationOutput, conversations[0], context={"tags": tags})
 
 
-def _written_rows(
-    conversations: list[Conversation], tags: dict[int, list[str]]
-) -> list[dict[str, Any]] | None:
-    """ConversationOutput's representation of each conversation written out,
-    field by field in its order, for `written_answer`: its times left as
-    datetimes (orjson writes them as DRF does while `utc_output()` holds), the
-    rest as DRF gives them. None when a value is not of the kind this copy
-    assumes (a time not in datetime.UTC, a float orjson writes otherwise, an
-    id DRF turns into a string): the caller then takes ConversationOutput.
-    tests/helpdesk/test_list_output.py holds it to ConversationOutput's bytes."""
-    if not utc_output() or api_settings.COERCE_BIGINT_TO_STRING:
-        return None
-    now = timezone.now()
-    rows = []
-    for c in conversations:
-        times = (
-            c.sla_due_at,
-            c.sla_due_soon_at,
-            c.sla_breached_at,
-            c.resolution_due_at,
-            c.queue_at,
-            c.engagement_read_at,
-            c.spreading_since,
-            c.no_reply_at,
-            c.first_response_at,
-            c.last_customer_message_at,
-            c.last_activity_at,
-            c.snoozed_until,
-            c.resolved_at,
-            c.created_at,
-        )
-        for value in times:
-            if value is not None and (
-                type(value) is not datetime or value.tzinfo is not UTC
-            ):
-                return None
-        per_hour = c.engagement_per_hour
-        if type(per_hour) is not float or not orjson_float(per_hour):
-            return None
-        assignee = c.assignee
-        loaded: list[str] | None = getattr(c, "tag_names", None)
-        rows.append(
-            {
-                "id": c.id,
-                "brand": {"id": c.brand_id, "name": c.brand.name},
-                "account_id": c.social_account_id,
-                "platform": c.platform,
-                "origin": c.origin,
-                "status": c.status,
-                "channel_state": c.channel_state,
-                "awaiting_private": c.awaiting_private,
-                "public_reply_count": c.public_reply_count,
-                "public_reply_limit": c.brand.public_reply_limit,
-                "priority": c.priority,
-                "sentiment": c.sentiment,
-                "language": c.language,
-                "assignee": None
-                if assignee is None
-                else {"id": assignee.id, "name": assignee.public_name},
-                "contact": {"id": c.contact_id, "name": c.contact.display_name},
-                "tags": loaded if loaded is not None else tags.get(c.pk, []),
-                "preview": c.preview,
-                "sla_state": sla_state(c, now),
-                "sla_kind": c.sla_kind,
-                "sla_lane": c.sla_lane,
-                "sla_due_at": times[0],
-                "sla_due_soon_at": times[1],
-                "sla_breached_at": times[2],
-                "resolution_due_at": times[3],
-                "queue_at": times[4],
-                "engagement_total": c.engagement_total,
-                "engagement_per_hour": per_hour,
-                "engagement_read_at": times[5],
-                "spreading_since": times[6],
-                "follower_band": c.follower_band,
-                "no_reply_reason": c.no_reply_reason,
-                "no_reply_at": times[7],
-                "first_response_at": times[8],
-                "last_customer_message_at": times[9],
-                "last_activity_at": times[10],
-                "snoozed_until": times[11],
-                "resolved_at": times[12],
-                "created_at": times[13],
-            }
-        )
-    return rows
-
-
 class ConversationListApi(TenantScopedApi):
     """The inbox as data: the same order and filters as the inbox page."""
 
@@ -395,6 +306,8 @@ class ConversationListApi(TenantScopedApi):
             request=request,
             size=page_size(request),
             columns=LIST_COLUMNS,
+            # The page's values alone, when they will be written out.
+            values=plain_json_negotiated(request) and writes_plainly(),
             status=None if chosen == "all" else chosen,
             brand_id=data.get("brand"),
             account_id=data.get("account"),
@@ -415,13 +328,16 @@ class ConversationListApi(TenantScopedApi):
             ),
             unassigned=assignee == "none",
         )
-        tags = _tags_of(rows)
-        written = _written_rows(rows, tags)
+        if isinstance(rows, Fetched):
+            written = written_page(rows)
+        else:
+            written = written_rows(rows, _tags_of(rows))
         if written is not None:
             answer = written_answer(request, paginated(written, next_url), 200)
             if answer is not None:
                 return answer
-        return Response(paginated(_conversation_data(rows, tags=tags), next_url))
+        conversations = rows.instances() if isinstance(rows, Fetched) else rows
+        return Response(paginated(_conversation_data(conversations), next_url))
 
 
 class IncludeField(serializers.CharField):
@@ -513,7 +429,7 @@ class ConversationDetailApi(TenantScopedApi):
         if "notes" in include:
             notes = conversation_notes(conversation)
             thread["notes"] = outputs(NoteOutput, notes)
-        written = _written_rows([conversation], tags)
+        written = written_rows([conversation], tags)
         if written is not None and plain(thread, floats=True):
             answer = written_answer(request, {**written[0], **thread}, 200)
             if answer is not None:

@@ -416,7 +416,7 @@ def plain(value: Any, *, floats: bool = False) -> bool:
     return False
 
 
-def _negotiated_plain_json(request: Request) -> bool:
+def plain_json_negotiated(request: Request) -> bool:
     """The request negotiated DRF's JSONRenderer with no media-type parameter
     (no `indent`), and DRF's settings are the compact, non-ASCII JSON."""
     return (
@@ -438,11 +438,11 @@ def _written(body: Any, option: int = 0) -> bytes:
 
 def json_answer(request: Request, body: dict[str, Any], code: int) -> HttpResponse:
     """`Response(body, status=code)`: when the request negotiated DRF's
-    JSONRenderer plainly (`_negotiated_plain_json`) and the body holds only
+    JSONRenderer plainly (`plain_json_negotiated`) and the body holds only
     plain values (`plain`), the same bytes and headers written by orjson in an
     HttpResponse, without the Response, its renderer context and rendering;
     otherwise the Response itself."""
-    if _negotiated_plain_json(request) and plain(body):
+    if plain_json_negotiated(request) and plain(body):
         return HttpResponse(
             _written(body), status=code, content_type=JSONRenderer.media_type
         )
@@ -461,13 +461,13 @@ def utc_output() -> bool:
 def written_answer(request: Request, body: Any, code: int) -> HttpResponse | None:
     """`body` written by orjson as DRF's JSONRenderer would write its
     serializers' output, or None when the request did not negotiate DRF's
-    JSONRenderer plainly (`_negotiated_plain_json`) or orjson cannot write a
+    JSONRenderer plainly (`plain_json_negotiated`) or orjson cannot write a
     value (an int out of its range): the caller then answers DRF's way.
 
     The caller vouches for the values: what `_plain` allows, and datetimes
     whose tzinfo is `datetime.UTC` where DRF would write the field's time,
     while `utc_output()` holds (orjson writes them with `Z`, as DRF does)."""
-    if not _negotiated_plain_json(request):
+    if not plain_json_negotiated(request):
         return None
     try:
         content = _written(body, orjson.OPT_UTC_Z)

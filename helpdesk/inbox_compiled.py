@@ -11,6 +11,8 @@ tenant as parameters, and the page is read with the same statement
 Filters whose value the selector transforms before it reaches the SQL (the tag
 name), filters this module does not know, and later pages (a cursor) are not
 compiled: `first_page` returns None and the caller takes the ordinary path.
+`first_page_values` reads the same statement's rows as values
+(helpdesk.compiled.Fetched) for a reader that makes no model instance.
 """
 
 import inspect
@@ -21,9 +23,9 @@ from typing import Any
 from django.utils import timezone
 from rest_framework.request import Request
 
-from helpdesk.compiled import CompiledQuery
+from helpdesk.compiled import CompiledQuery, Fetched
 from helpdesk.models import Conversation
-from helpdesk.pagination import inbox_page, page_of
+from helpdesk.pagination import inbox_page, page_of, values_page_of
 from helpdesk.queue import with_queue_order
 from helpdesk.selectors import inbox_conversations
 from tenants.context import current_tenant_id
@@ -77,18 +79,14 @@ def _shape(key: tuple[Any, ...]) -> CompiledQuery[Conversation] | None:
     return compiled
 
 
-def first_page(
+def _compiled(
     membership: Membership,
-    *,
     filters: Mapping[str, Any],
     size: int,
-    now: datetime,
-    columns: tuple[str, ...] | None = None,
-) -> list[Conversation] | None:
-    """The first `size + 1` rows of `inbox_conversations(membership, **filters)`
-    in queue order at `now`, as `inbox_page` reads them for a first page (with
-    `columns`: `.only(*columns)` of it); None when this shape is not compiled
-    (the caller builds the queryset)."""
+    columns: tuple[str, ...] | None,
+) -> tuple[tuple[Any, ...], CompiledQuery[Conversation], list[Any]] | None:
+    """This page's shape (its key, its compiled query and the values it is run
+    with, the time last), or None when it is not compiled."""
     given = {
         name: value
         for name, value in filters.items()
@@ -103,11 +101,52 @@ def first_page(
     compiled = _shape(key)
     if compiled is None:
         return None
+    return key, compiled, [given[name] for name in names]
+
+
+def first_page(
+    membership: Membership,
+    *,
+    filters: Mapping[str, Any],
+    size: int,
+    now: datetime,
+    columns: tuple[str, ...] | None = None,
+) -> list[Conversation] | None:
+    """The first `size + 1` rows of `inbox_conversations(membership, **filters)`
+    in queue order at `now`, as `inbox_page` reads them for a first page (with
+    `columns`: `.only(*columns)` of it); None when this shape is not compiled
+    (the caller builds the queryset)."""
+    found = _compiled(membership, filters, size, columns)
+    if found is None:
+        return None
+    key, compiled, values = found
     try:
-        return compiled.rows(*(given[name] for name in names), now)
+        return compiled.rows(*values, now)
     except ValueError:
         # The selector's shape depends on something besides these values (its
         # code changed): never compile it, read it the ordinary way.
+        _SHAPES[key] = None
+        return None
+
+
+def first_page_values(
+    membership: Membership,
+    *,
+    filters: Mapping[str, Any],
+    size: int,
+    now: datetime,
+    columns: tuple[str, ...] | None = None,
+) -> Fetched[Conversation] | None:
+    """`first_page(...)`'s rows before they become instances (the same
+    statement; helpdesk.compiled.Fetched), or None when this shape is not
+    compiled."""
+    found = _compiled(membership, filters, size, columns)
+    if found is None:
+        return None
+    key, compiled, values = found
+    try:
+        return compiled.fetch(*values, now)
+    except ValueError:
         _SHAPES[key] = None
         return None
 
@@ -118,20 +157,31 @@ def read_inbox_page(
     request: Request,
     size: int,
     columns: tuple[str, ...] | None = None,
+    values: bool = False,
     **filters: Any,
-) -> tuple[list[Conversation], str | None]:
+) -> tuple[list[Conversation] | Fetched[Conversation], str | None]:
     """`inbox_page(inbox_conversations(membership, **filters), request, size=size)`:
     a first page in a compiled shape when there is one, any other the ordinary
     way. The same rows and next URL either way. With `columns`, the rows load only
     those (`QuerySet.only`; related ones as `brand__name`): the page's reader says
-    what it reads, and any other column would cost a query per row."""
+    what it reads, and any other column would cost a query per row. With
+    `values`, a compiled first page comes as its rows' values
+    (helpdesk.compiled.Fetched: `instances()` makes the rows of them); any
+    other page as model instances."""
     if not request.query_params.get("cursor"):
         now = timezone.now()
-        rows = first_page(
-            membership, filters=filters, size=size, now=now, columns=columns
-        )
-        if rows is not None:
-            return page_of(rows, request, now=now, size=size)
+        if values:
+            fetched = first_page_values(
+                membership, filters=filters, size=size, now=now, columns=columns
+            )
+            if fetched is not None:
+                return values_page_of(fetched, request, now=now, size=size)
+        else:
+            rows = first_page(
+                membership, filters=filters, size=size, now=now, columns=columns
+            )
+            if rows is not None:
+                return page_of(rows, request, now=now, size=size)
     queryset = inbox_conversations(membership, **filters)
     if columns is not None:
         queryset = queryset.only(*columns)

@@ -21,6 +21,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.utils.urls import replace_query_param
 
+from helpdesk.compiled import Fetched
 from helpdesk.models import Conversation
 from helpdesk.queue import KEY, RECENT, with_queue_order
 
@@ -47,14 +48,14 @@ def _time(value: Any) -> datetime | None:
     return parsed
 
 
-def _encode(row: Conversation, now: datetime) -> str:
-    data = [
-        _iso(now),
-        _iso(getattr(row, KEY)),
-        _iso(row.sla_due_at),
-        _iso(getattr(row, RECENT)),
-        row.pk,
-    ]
+def _encode(
+    now: datetime,
+    key: datetime | None,
+    due: datetime | None,
+    recent: datetime | None,
+    pk: int,
+) -> str:
+    data = [_iso(now), _iso(key), _iso(due), _iso(recent), pk]
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
@@ -113,9 +114,35 @@ def page_of(
     if len(rows) <= size:
         return rows, None
     rows = rows[:size]
-    next_cursor = _encode(rows[-1], now)
-    url = replace_query_param(request.build_absolute_uri(), "cursor", next_cursor)
-    return rows, url
+    last = rows[-1]
+    cursor = _encode(
+        now, getattr(last, KEY), last.sla_due_at, getattr(last, RECENT), last.pk
+    )
+    return rows, _next_url(request, cursor)
+
+
+def values_page_of(
+    fetched: Fetched[Conversation], request: Request, *, now: datetime, size: int
+) -> tuple[Fetched[Conversation], str | None]:
+    """`page_of` for the first `size + 1` rows as values (helpdesk.compiled.Fetched,
+    with the queue order's annotations): the same rows and next URL."""
+    if len(fetched.rows) <= size:
+        return fetched, None
+    page = fetched.head(size)
+    columns = page.columns
+    last = page.rows[-1]
+    cursor = _encode(
+        now,
+        last[columns[KEY]],
+        last[columns["sla_due_at"]],
+        last[columns[RECENT]],
+        last[columns["id"]],
+    )
+    return page, _next_url(request, cursor)
+
+
+def _next_url(request: Request, cursor: str) -> str:
+    return replace_query_param(request.build_absolute_uri(), "cursor", cursor)
 
 
 def page_size(request: Request, *, default: int = 25, maximum: int = 100) -> int:

@@ -1,12 +1,14 @@
-"""The inbox list and a conversation's detail written out (helpdesk.api
-`_written_rows` and helpdesk.api_output.written_answer): the same status,
-bytes and headers as ConversationOutput through DRF's Response.
+"""The inbox list and a conversation's detail written out (helpdesk.list_output
+and helpdesk.api_output.written_answer): the same status, bytes and headers as
+ConversationOutput through DRF's Response.
 
 Each test reads the same page (or conversation) twice at a fixed time: as
-written today, and with the written-out copy turned off so DRF's serializers
-and renderer answer. Conversations are put into many states by hand (times
-with and without microseconds, none, floats, assignees, resolved, snoozed,
-awkward text in every string the list shows, tags), so a field the copy
+written today (a compiled first page from its values, helpdesk.compiled.Fetched;
+other pages and the detail from model instances), and with the written-out copy
+turned off so DRF's serializers and renderer answer from the page's model
+instances, as before. Conversations are put into many states by hand (times
+with and without microseconds, none, floats, assignees named each way, resolved,
+snoozed, awkward text in every string the list shows, tags), so a field the copy
 writes otherwise, or in another order, fails here.
 """
 
@@ -18,16 +20,18 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from helpdesk import api
+from helpdesk import api, inbox_compiled, list_output
+from helpdesk.compiled import Fetched
 from helpdesk.models import Contact, Conversation
 from helpdesk.services.conversations import update_conversation
 from helpdesk.services.notes import add_note
 from social.models import SocialAccount
 from tenants.context import tenant_context
-from tenants.models import Brand, Tenant, User
+from tenants.models import Brand, Membership, Tenant, User
 from tests.api_clients import base, token_client
-from tests.factories import membership_of
+from tests.factories import add_member, make_user, membership_of
 from tests.helpdesk.conftest import item, receive
+from tests.statements import count_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,6 +120,12 @@ def states(tenant: Tenant, owner: User, account: SocialAccount) -> list[int]:
         for n in range(len(STATES))
     ]
     membership = membership_of(tenant, owner)
+    # Assignees named each way User.public_name knows: display name, first
+    # name, the email's local part.
+    first_named = make_user(f"ann{SHORT}@acme.example", first_name=f"Ann {SHORT}")
+    unnamed = make_user(f"{SHORT}.x@acme.example")
+    for user in (first_named, unnamed):
+        add_member(tenant, user, Membership.Role.AGENT)
     with tenant_context(tenant):
         Brand.objects.update(name=f"Brand {SHORT}", public_reply_limit=7)
         Contact.objects.filter(pk=made[1].contact_id).update(display_name=SHORT)
@@ -124,10 +134,17 @@ def states(tenant: Tenant, owner: User, account: SocialAccount) -> list[int]:
         owner.save(update_fields=["display_name"])
         update_conversation(made[1], membership=membership, tags=["vip", "ß", "bags"])
         update_conversation(made[2], membership=membership, assignee=owner)
+        update_conversation(made[4], membership=membership, assignee=first_named)
+        update_conversation(made[5], membership=membership, assignee=unnamed)
         add_note(made[1], membership=membership, text=f"Call {AWKWARD}")
         for conversation, values in zip(made, STATES, strict=True):
             Conversation.objects.filter(pk=conversation.pk).update(**values)
     return [c.pk for c in made]
+
+
+def _as_instances(*args: Any, **kwargs: Any) -> Any:
+    # The page as model instances, as before the page was read as values.
+    return inbox_compiled.read_inbox_page(*args, **{**kwargs, "values": False})
 
 
 def _answers(
@@ -135,7 +152,9 @@ def _answers(
 ) -> tuple[Any, Any]:
     written = client.get(url)
     with monkeypatch.context() as patch:
-        patch.setattr(api, "_written_rows", lambda *args: None)
+        patch.setattr(api, "written_rows", lambda *args: None)
+        patch.setattr(api, "written_page", lambda *args: None)
+        patch.setattr(api, "read_inbox_page", _as_instances)
         drf = client.get(url)
     return written, drf
 
@@ -236,8 +255,90 @@ def test_written_rows_decline_times_not_in_utc(
             .select_related("brand", "contact", "assignee")
             .order_by("pk")
         )
-    assert api._written_rows(rows, {}) is not None
+    assert list_output.written_rows(rows, {}) is not None
     rows[1].created_at = rows[1].created_at.astimezone(ZoneInfo("Europe/Paris"))
-    assert api._written_rows(rows, {}) is None
+    assert list_output.written_rows(rows, {}) is None
     rows[1].created_at = rows[1].created_at.replace(tzinfo=None)
-    assert api._written_rows(rows, {}) is None
+    assert list_output.written_rows(rows, {}) is None
+
+
+def test_the_first_page_is_written_from_its_values_alone(
+    client: APIClient,
+    tenant: Tenant,
+    states: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*args: Any) -> Any:
+        raise AssertionError("a model instance was made")
+
+    url = f"{base(tenant)}/conversations/?status=all&page_size=4"
+    with monkeypatch.context() as patch:
+        patch.setattr(Fetched, "instances", refuse)
+        patch.setattr(api, "written_rows", refuse)
+        patch.setattr(Conversation, "__init__", refuse)
+        written = client.get(url)
+    _, drf = _answers(client, monkeypatch, url)
+
+    _same_answer(written, drf)
+    body = written.json()
+    assert len(body["results"]) == 4
+    assert body["next"] is not None
+
+
+def test_the_assignees_are_named_as_public_name_names_them(
+    client: APIClient, tenant: Tenant, states: list[int]
+) -> None:
+    listed = client.get(f"{base(tenant)}/conversations/?status=all")
+
+    names = {row["id"]: row["assignee"] for row in listed.json()["results"]}
+    assert [names[pk] and names[pk]["name"] for pk in states] == [
+        None,
+        None,
+        SHORT,
+        None,
+        f"Ann {SHORT}",
+        f"{SHORT}.x",
+        None,
+    ]
+
+
+def test_later_pages_are_written_from_instances_alike(
+    client: APIClient,
+    tenant: Tenant,
+    states: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = client.get(f"{base(tenant)}/conversations/?status=all&page_size=3")
+    second_url = first.json()["next"]
+    values_read: list[Any] = []
+
+    def recorded(page: Any) -> None:
+        values_read.append(page)
+
+    monkeypatch.setattr(api, "written_page", recorded)
+
+    written, drf = _answers(client, monkeypatch, second_url)
+
+    _same_answer(written, drf)
+    assert values_read == []
+    ids = [row["id"] for row in first.json()["results"] + written.json()["results"]]
+    assert len(ids) == 6
+    assert len(set(ids)) == 6
+    assert written.json()["next"] is not None
+
+
+def test_a_page_it_does_not_write_alike_sends_no_second_statement(
+    client: APIClient, tenant: Tenant, states: list[int]
+) -> None:
+    url = f"{base(tenant)}/conversations/?status=all"
+    client.get(url)
+    with tenant_context(tenant):
+        Conversation.objects.filter(pk=states[3]).update(engagement_per_hour=1e-05)
+
+    with count_statements() as seen:
+        listed = client.get(url)
+
+    assert hasattr(listed, "data")
+    assert b'"engagement_per_hour":1e-05' in listed.content
+    care = [sql for sql in seen.sql if '"helpdesk_' in sql]
+    assert len(care) == 1, care
