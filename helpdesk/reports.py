@@ -33,7 +33,6 @@ percentile with nothing measured.
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -41,7 +40,6 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     BooleanField,
     Exists,
@@ -73,6 +71,7 @@ from helpdesk.models import (
     ReportHourlyInbound,
     ReportRollup,
 )
+from helpdesk.planning import planned_for_its_values
 from tenants.models import Brand, Membership
 from tenants.sla import sla_policy_view
 
@@ -175,42 +174,27 @@ def _rate(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
-@contextmanager
-def _planned_for_its_values(db: BaseDatabaseWrapper) -> Iterator[None]:
-    """Statements run inside are never prepared by psycopg: each is planned for
-    its own values (the unnamed statement of the extended protocol).
-
-    A report's statement narrows by a few day or hour ranges OR'd together (and
-    block spans); its good plan is a bitmap of index ranges, which only values
-    show. Once prepared (DATABASE_PREPARE_THRESHOLD executions on a connection),
-    PostgreSQL plans it generically after five custom plans, and the generic
-    plan, costed without the values (one row estimated), walks all of the
-    brand's rollup rows or block cells through the index and filters the ranges:
-    at 100k conversations the 90-day summary took 300 ms instead of 25 ms. A
-    report statement plans in well under a millisecond; nothing to save."""
-    raw = db.connection
-    if raw is None or getattr(raw, "prepare_threshold", None) is None:
-        yield
-        return
-    threshold = raw.prepare_threshold
-    raw.prepare_threshold = None
-    try:
-        yield
-    finally:
-        raw.prepare_threshold = threshold
+# A report's statement narrows by a few day or hour ranges OR'd together (and
+# block spans); its good plan is a bitmap of index ranges, which only values
+# show. Once prepared, PostgreSQL plans it generically after five custom plans,
+# and the generic plan, costed without the values (one row estimated), walks all
+# of the brand's rollup rows or block cells through the index and filters the
+# ranges: at 100k conversations the 90-day summary took 300 ms instead of 25 ms.
+# A report statement plans in well under a millisecond; nothing to save. So
+# every report statement is planned for its values (helpdesk.planning).
 
 
 def _fetch(queryset: QuerySet[Any]) -> list[tuple[Any, ...]]:
     """The rows of a `values_list` queryset. On PostgreSQL without Django's
     per-row converters (its values are Python's already: bool, int, date), which
     cost more than the query itself on thousands of histogram cells, and planned
-    for its own values (never prepared, see _planned_for_its_values)."""
+    for its own values (never prepared, see planned_for_its_values)."""
     db = connections[queryset.db]
     if db.vendor != "postgresql":
         return list(queryset)
     compiler = queryset.query.get_compiler(using=queryset.db)
     db.ensure_connection()
-    with _planned_for_its_values(db):
+    with planned_for_its_values(db):
         chunks = compiler.execute_sql(MULTI, chunked_fetch=False)
     return [tuple(row) for chunk in chunks or () for row in chunk]
 
@@ -254,7 +238,7 @@ def _group_quantiles(
 
     On PostgreSQL (unless `in_sql` is off) the walk runs in the statement, which
     then sends one row per group instead of one per cell; planned for its own
-    values like every report statement (_planned_for_its_values). That pays
+    values like every report statement (planned_for_its_values). That pays
     where a group has many cells (the time series' days: 13k cells for 90 days
     at the bench's 100k conversations; the agents: 10k): its window sort costs
     the server less than sending and walking the cells costs here. With a few
@@ -273,7 +257,7 @@ def _group_quantiles(
     # Django's cursor, so it is logged and counted like any other).
     compiler.as_sql = lambda *args, **kwargs: ranked
     db.ensure_connection()
-    with _planned_for_its_values(db):
+    with planned_for_its_values(db):
         cursor = compiler.execute_sql(CURSOR)
     try:
         rows = cursor.fetchall()

@@ -86,3 +86,15 @@ def count_statements() -> Iterator[Statements]:
     finally:
         del wrapped._commit
         del wrapped._rollback
+
+
+def prepared_like(pattern: str) -> list[str]:
+    """The statements psycopg prepared on the default connection (not those of
+    SQL's own PREPARE), matching the LIKE `pattern`, in order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement FROM pg_prepared_statements "
+            "WHERE NOT from_sql AND statement LIKE %s ORDER BY statement",
+            [pattern],
+        )
+        return [row[0] for row in cursor.fetchall()]

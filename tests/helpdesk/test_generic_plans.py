@@ -38,8 +38,9 @@ from tenants.models import Tenant, User
 from tests.factories import make_workspace
 from tests.helpdesk.conftest import make_account
 from tests.helpdesk.test_read_plans import never_analyzed, nodes
-from tests.perf.benchdb import FILL_FUNCTION
+from tests.perf.benchdb import fill_beside
 from tests.perf.report import conninfo
+from tests.statements import prepared_like
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sql_audit_exempt]
 
@@ -77,15 +78,11 @@ def filled(tenant: Tenant, owner: User) -> Tenant:
     make_account(tenant)
     others = [make_workspace(f"Other {n}") for n in range(3)]
     with psycopg.connect(conninfo("migrator")) as conn:
-        conn.execute(FILL_FUNCTION)
-        for other in others:
-            conn.execute(
-                "SELECT pg_temp.bench_fill(%s, %s, %s, %s, NULL)",
-                [other.pk, *OTHERS.values()],
-            )
-        conn.execute(
-            "SELECT pg_temp.bench_fill(%s, %s, %s, %s, %s)",
-            [tenant.pk, *TARGET.values(), owner.pk],
+        fill_beside(
+            conn,
+            (tenant.pk, TARGET, owner.pk),
+            [other.pk for other in others],
+            OTHERS,
         )
     now = timezone.now()
     with tenant_context(tenant):
@@ -329,17 +326,6 @@ def test_the_bound_catches_the_direction_as_a_parameter(filled: Tenant) -> None:
 # Runs on one connection: past the prepare threshold and PostgreSQL's five custom
 # plans, where a prepared statement goes generic.
 RUNS = 8
-
-
-def prepared_like(pattern: str) -> list[str]:
-    """The statements psycopg prepared on this connection, matching `pattern`."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT statement FROM pg_prepared_statements "
-            "WHERE NOT from_sql AND statement LIKE %s ORDER BY statement",
-            [pattern],
-        )
-        return [row[0] for row in cursor.fetchall()]
 
 
 def test_the_sla_sweeps_reads_are_never_prepared(tenant: Tenant) -> None:

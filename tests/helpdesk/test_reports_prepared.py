@@ -17,9 +17,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from helpdesk.planning import planned_for_its_values
 from helpdesk.reports import (
     ReportFilters,
-    _planned_for_its_values,
     report_agents,
     report_fairness,
     report_heatmap,
@@ -35,23 +35,13 @@ from tests.helpdesk.report_support import (
     make_fact,
     make_message,
 )
+from tests.statements import prepared_like
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sql_audit_exempt]
 
 # Runs of each selector on one connection: past the prepare threshold (2) and
 # PostgreSQL's five custom plans, where a prepared statement goes generic.
 RUNS = 8
-
-
-def _prepared(pattern: str) -> list[str]:
-    """The statements psycopg prepared on this connection, matching `pattern`."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT statement FROM pg_prepared_statements "
-            "WHERE NOT from_sql AND statement LIKE %s ORDER BY statement",
-            [pattern],
-        )
-        return [row[0] for row in cursor.fetchall()]
 
 
 @pytest.fixture
@@ -106,13 +96,13 @@ def test_report_statements_are_never_prepared(
         summary = first[(0, 0)]["period"]
         assert (summary["conversations"], summary["answered"]) == (1, 1)
         assert summary["inbound"] == 1
-        assert _prepared("%helpdesk_report%") == []
+        assert prepared_like("%helpdesk_report%") == []
         # Preparation is on for everything else on this connection.
         assert connection.connection.prepare_threshold == threshold
         for _ in range(threshold + 1):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT name FROM tenants_brand WHERE id = %s", [0])
-        assert _prepared("SELECT name FROM tenants_brand%") == [
+        assert prepared_like("SELECT name FROM tenants_brand%") == [
             "SELECT name FROM tenants_brand WHERE id = $1"
         ]
 
@@ -124,7 +114,7 @@ def test_the_threshold_comes_back_when_a_statement_fails(tenant: Tenant) -> None
     inside: list[int | None] = []
 
     def fail() -> None:
-        with _planned_for_its_values(connection):
+        with planned_for_its_values(connection):
             inside.append(connection.connection.prepare_threshold)
             raise ZeroDivisionError
 
