@@ -31,7 +31,7 @@ from tenants.context import tenant_context
 from tenants.models import Tenant, User
 from tests.factories import make_workspace
 from tests.helpdesk.conftest import make_account
-from tests.perf.benchdb import FILL_FUNCTION, SUPERUSER_URL
+from tests.perf.benchdb import SUPERUSER_URL, fill_beside
 from tests.perf.report import conninfo
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sql_audit_exempt]
@@ -67,15 +67,11 @@ def filled(tenant: Tenant, owner: User) -> tuple[Tenant, SocialAccount]:
     account = make_account(tenant)
     others = [make_workspace(f"Other {n}") for n in range(2)]
     with psycopg.connect(conninfo("migrator")) as conn:
-        conn.execute(FILL_FUNCTION)
-        for other in others:
-            conn.execute(
-                "SELECT pg_temp.bench_fill(%s, %s, %s, %s, NULL)",
-                [other.pk, *OTHERS.values()],
-            )
-        conn.execute(
-            "SELECT pg_temp.bench_fill(%s, %s, %s, %s, %s)",
-            [tenant.pk, *TARGET.values(), owner.pk],
+        fill_beside(
+            conn,
+            (tenant.pk, TARGET, owner.pk),
+            [other.pk for other in others],
+            OTHERS,
         )
         for workspace in [*others, tenant]:
             conn.execute(

@@ -35,7 +35,7 @@ from tests.api_clients import base, token_client
 from tests.factories import make_workspace
 from tests.helpdesk.conftest import make_account
 from tests.helpdesk.test_conversation_key_plans import prepared, recording
-from tests.perf.benchdb import FILL_FUNCTION
+from tests.perf.benchdb import fill_beside
 from tests.perf.report import conninfo
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sql_audit_exempt]
@@ -50,15 +50,11 @@ def filled(tenant: Tenant, owner: User) -> Tenant:
     make_account(tenant)
     others = [make_workspace(f"Other {n}") for n in range(3)]
     with psycopg.connect(conninfo("migrator")) as conn:
-        conn.execute(FILL_FUNCTION)
-        for other in others:
-            conn.execute(
-                "SELECT pg_temp.bench_fill(%s, %s, %s, %s, NULL)",
-                [other.pk, *OTHERS.values()],
-            )
-        conn.execute(
-            "SELECT pg_temp.bench_fill(%s, %s, %s, %s, %s)",
-            [tenant.pk, *TARGET.values(), owner.pk],
+        fill_beside(
+            conn,
+            (tenant.pk, TARGET, owner.pk),
+            [other.pk for other in others],
+            OTHERS,
         )
     return tenant
 

@@ -143,6 +143,29 @@ FILL_FUNCTION = FILL_FUNCTION.replace(
 )
 
 
+def fill_beside(
+    conn: psycopg.Connection[Any],
+    target: tuple[int, dict[str, int], int],
+    neighbours: list[int],
+    neighbour_sizes: dict[str, int],
+) -> None:
+    """FILL_FUNCTION's rows on `conn` (the table owner's): for each neighbour
+    tenant at `neighbour_sizes` (nobody assigned), then for the target
+    `(tenant id, sizes, agent id)`. Sizes are `{"contacts", "conversations",
+    "per_conversation"}` in that order."""
+    conn.execute(FILL_FUNCTION)
+    for other in neighbours:
+        conn.execute(
+            "SELECT pg_temp.bench_fill(%s, %s, %s, %s, NULL)",
+            [other, *neighbour_sizes.values()],
+        )
+    tenant_id, sizes, agent_id = target
+    conn.execute(
+        "SELECT pg_temp.bench_fill(%s, %s, %s, %s, %s)",
+        [tenant_id, *sizes.values(), agent_id],
+    )
+
+
 def owner_conninfo(bench_db: str) -> str:
     """libpq conninfo of `bench_db` as the owner (migrator) role."""
     return conninfo("migrator", dbname=bench_db)

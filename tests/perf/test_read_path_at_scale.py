@@ -91,15 +91,8 @@ def build() -> tuple[int, str]:
             membership_of(target, user), name="bench", scope="read"
         )
     with psycopg.connect(benchdb.owner_conninfo(BENCH_DB)) as conn:
-        conn.execute(benchdb.FILL_FUNCTION)
-        for other in others:
-            conn.execute(
-                "SELECT pg_temp.bench_fill(%s, %s, %s, %s, NULL)",
-                [other.pk, *OTHERS.values()],
-            )
-        conn.execute(
-            "SELECT pg_temp.bench_fill(%s, %s, %s, %s, %s)",
-            [target.pk, *TARGET.values(), user.pk],
+        benchdb.fill_beside(
+            conn, (target.pk, TARGET, user.pk), [other.pk for other in others], OTHERS
         )
     return target.pk, token
 
