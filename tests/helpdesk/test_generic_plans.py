@@ -19,7 +19,7 @@ due-time index, or all of them), the statement is not prepared at all
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -37,7 +37,7 @@ from tenants.context import tenant_context
 from tenants.models import Tenant, User
 from tests.factories import make_workspace
 from tests.helpdesk.conftest import make_account
-from tests.helpdesk.test_read_plans import never_analyzed, nodes
+from tests.helpdesk.test_read_plans import never_analyzed, nodes, param_type
 from tests.perf.benchdb import fill_beside
 from tests.perf.report import conninfo
 from tests.statements import prepared_like
@@ -100,25 +100,6 @@ def filled(tenant: Tenant, owner: User) -> Tenant:
     return tenant
 
 
-def param_type(value: Any) -> str:
-    """The type psycopg binds `value` as (strings: unknown, typed by the column)."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return next(
-            name
-            for name, bits in (("smallint", 15), ("integer", 31), ("bigint", 63))
-            if -(2**bits) <= value < 2**bits
-        )
-    if isinstance(value, float):
-        return "double precision"
-    if isinstance(value, datetime):
-        return "timestamptz"
-    if isinstance(value, timedelta):
-        return "interval"
-    return "unknown"
-
-
 def numbered(sql: str, params: Any) -> tuple[str, list[Any]]:
     """`sql` with its placeholders (`%s` or `%(name)s`) numbered for PREPARE, and
     the values in their order."""
@@ -147,7 +128,7 @@ def explained(tenant: Tenant, statement: Sent, mode: str) -> dict[str, Any]:
     with psycopg.connect(conninfo("default")) as conn:
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant.pk)])
         conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
-        types = ", ".join(param_type(value) for value in values)
+        types = ", ".join(param_type(value, "unknown") for value in values)
         conn.execute(f"PREPARE audited ({types}) AS {text}")
         args = ", ".join(pgsql.Literal(value).as_string(conn) for value in values)
         row = conn.execute(

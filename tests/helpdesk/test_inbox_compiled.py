@@ -121,10 +121,15 @@ def test_a_tag_or_an_unknown_filter_takes_the_ordinary_path(
         assert first_page(inbox, filters={"future": 1}, size=25, now=now) is None
 
 
-def test_a_shape_the_compile_refuses_is_read_the_ordinary_way_from_then_on(
-    tenant: Tenant, inbox: Membership, monkeypatch: pytest.MonkeyPatch
+def refuse_compiles(
+    monkeypatch: pytest.MonkeyPatch, module: Any, make: str, kept: str
 ) -> None:
-    def refuse(key: Any) -> Any:
+    """`module.<make>(key)` compiles as before, but the compiled statement's rows
+    raise the ValueError a shape that depends on more than its values gets; the
+    module's cache of shapes (`module.<kept>`) starts empty."""
+    real = getattr(module, make)
+
+    def refusing(key: Any) -> Any:
         compiled = real(key)
 
         def rows(*values: Any) -> Any:
@@ -133,9 +138,14 @@ def test_a_shape_the_compile_refuses_is_read_the_ordinary_way_from_then_on(
         monkeypatch.setattr(compiled, "rows", rows)
         return compiled
 
-    real = inbox_compiled._shape
-    monkeypatch.setattr(inbox_compiled, "_shape", refuse)
-    monkeypatch.setattr(inbox_compiled, "_SHAPES", {})
+    monkeypatch.setattr(module, make, refusing)
+    monkeypatch.setattr(module, kept, {})
+
+
+def test_a_shape_the_compile_refuses_is_read_the_ordinary_way_from_then_on(
+    tenant: Tenant, inbox: Membership, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refuse_compiles(monkeypatch, inbox_compiled, "_shape", "_SHAPES")
     with tenant_context(tenant):
         now = datetime.now(UTC)
         assert first_page(inbox, filters={}, size=3, now=now) is None

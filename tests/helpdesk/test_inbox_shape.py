@@ -21,6 +21,7 @@ from tenants.context import tenant_context
 from tenants.models import Membership, Tenant, User
 from tests.factories import membership_of
 from tests.helpdesk.conftest import item, make_account, receive
+from tests.helpdesk.test_inbox_compiled import refuse_compiles
 
 pytestmark = pytest.mark.django_db
 
@@ -264,18 +265,7 @@ def test_a_slice_read_under_another_tenant_reads_what_the_built_one_reads(
 def test_a_shape_the_compile_refuses_is_built_from_then_on(
     tenant: Tenant, inbox: Membership, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refusing(key: Any) -> Any:
-        compiled = real(key)
-
-        def rows(*values: Any) -> Any:
-            raise ValueError("parameter 3 changes without a value")
-
-        monkeypatch.setattr(compiled, "rows", rows)
-        return compiled
-
-    real = selectors._compiled_page
-    monkeypatch.setattr(selectors, "_compiled_page", refusing)
-    monkeypatch.setattr(selectors, "_PAGES", {})
+    refuse_compiles(monkeypatch, selectors, "_compiled_page", "_PAGES")
     now = datetime.now(UTC)
     with tenant_context(tenant):
         expected = [row.pk for row in inbox_conversations(inbox, now=now).all()[:3]]

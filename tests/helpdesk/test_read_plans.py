@@ -18,7 +18,7 @@ walked the brand's foreign-key index over all of a 100k-conversation tenant,
 """
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -188,8 +188,9 @@ def test_the_check_catches_a_nested_loop_over_contacts(filled: Tenant) -> None:
 CANDIDATE_ROWS = 100
 
 
-def param_type(value: Any) -> str:
-    """The type psycopg binds `value` as (its dumpers: the narrowest integer)."""
+def param_type(value: Any, otherwise: str = "text") -> str:
+    """The type psycopg binds `value` as (its dumpers: the narrowest integer);
+    `otherwise` for strings and the rest ("unknown": typed by the column)."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
@@ -198,9 +199,13 @@ def param_type(value: Any) -> str:
             for name, bits in (("smallint", 15), ("integer", 31), ("bigint", 63))
             if -(2**bits) <= value < 2**bits
         )
+    if isinstance(value, float):
+        return "double precision"
     if isinstance(value, datetime):
         return "timestamptz"
-    return "text"
+    if isinstance(value, timedelta):
+        return "interval"
+    return otherwise
 
 
 def plan_as_run(tenant: Tenant, statement: tuple[str, list[Any]], mode: str) -> Any:
