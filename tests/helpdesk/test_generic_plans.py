@@ -35,10 +35,9 @@ from helpdesk.webhooks.models import WebhookEndpoint
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Tenant, User
-from tests.factories import make_workspace
 from tests.helpdesk.conftest import make_account
 from tests.helpdesk.test_read_plans import never_analyzed, nodes, param_type
-from tests.perf.benchdb import fill_beside
+from tests.perf.benchdb import fill_with_neighbours
 from tests.perf.report import conninfo
 from tests.statements import prepared_like
 
@@ -76,14 +75,7 @@ PICKING = [*BOUNDED, "claim_others 0"]
 @pytest.fixture
 def filled(tenant: Tenant, owner: User) -> Tenant:
     make_account(tenant)
-    others = [make_workspace(f"Other {n}") for n in range(3)]
-    with psycopg.connect(conninfo("migrator")) as conn:
-        fill_beside(
-            conn,
-            (tenant.pk, TARGET, owner.pk),
-            [other.pk for other in others],
-            OTHERS,
-        )
+    fill_with_neighbours(tenant, owner, TARGET, OTHERS, 3)
     now = timezone.now()
     with tenant_context(tenant):
         outbound = Message.objects.filter(direction="out").order_by("id")

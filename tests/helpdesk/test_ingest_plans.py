@@ -29,9 +29,8 @@ from social.connectors.base import Author, InboundItem
 from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Tenant, User
-from tests.factories import make_workspace
 from tests.helpdesk.conftest import make_account
-from tests.perf.benchdb import SUPERUSER_URL, fill_beside
+from tests.perf.benchdb import SUPERUSER_URL, fill_with_neighbours
 from tests.perf.report import conninfo
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sql_audit_exempt]
@@ -65,14 +64,8 @@ KEYS = {
 @pytest.fixture
 def filled(tenant: Tenant, owner: User) -> tuple[Tenant, SocialAccount]:
     account = make_account(tenant)
-    others = [make_workspace(f"Other {n}") for n in range(2)]
+    others = fill_with_neighbours(tenant, owner, TARGET, OTHERS, 2)
     with psycopg.connect(conninfo("migrator")) as conn:
-        fill_beside(
-            conn,
-            (tenant.pk, TARGET, owner.pk),
-            [other.pk for other in others],
-            OTHERS,
-        )
         for workspace in [*others, tenant]:
             conn.execute(
                 "SELECT set_config('app.tenant_id', %s, false)", [str(workspace.pk)]

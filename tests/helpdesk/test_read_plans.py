@@ -32,10 +32,9 @@ from helpdesk.models import Conversation, Message
 from tenants.context import tenant_context
 from tenants.models import Brand, Tenant, User
 from tests.api_clients import base, token_client
-from tests.factories import make_workspace
 from tests.helpdesk.conftest import make_account
 from tests.helpdesk.test_conversation_key_plans import prepared, recording
-from tests.perf.benchdb import fill_beside
+from tests.perf.benchdb import fill_with_neighbours
 from tests.perf.report import conninfo
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sql_audit_exempt]
@@ -48,14 +47,7 @@ OTHERS = {"contacts": 400, "conversations": 800, "per_conversation": 2}
 @pytest.fixture
 def filled(tenant: Tenant, owner: User) -> Tenant:
     make_account(tenant)
-    others = [make_workspace(f"Other {n}") for n in range(3)]
-    with psycopg.connect(conninfo("migrator")) as conn:
-        fill_beside(
-            conn,
-            (tenant.pk, TARGET, owner.pk),
-            [other.pk for other in others],
-            OTHERS,
-        )
+    fill_with_neighbours(tenant, owner, TARGET, OTHERS, 3)
     return tenant
 
 

@@ -166,6 +166,29 @@ def fill_beside(
     )
 
 
+def fill_with_neighbours(
+    tenant: Any,
+    agent: Any,
+    sizes: dict[str, int],
+    neighbour_sizes: dict[str, int],
+    neighbours: int,
+) -> list[Any]:
+    """`fill_beside` in the test database, as its owner: `tenant` (a Tenant) with
+    `agent`'s conversations, beside that many new workspaces ("Other 0", ...),
+    which it returns."""
+    from tests.factories import make_workspace
+
+    others = [make_workspace(f"Other {n}") for n in range(neighbours)]
+    with psycopg.connect(conninfo("migrator")) as conn:
+        fill_beside(
+            conn,
+            (tenant.pk, sizes, agent.pk),
+            [other.pk for other in others],
+            neighbour_sizes,
+        )
+    return others
+
+
 def owner_conninfo(bench_db: str) -> str:
     """libpq conninfo of `bench_db` as the owner (migrator) role."""
     return conninfo("migrator", dbname=bench_db)
