@@ -27,6 +27,9 @@ http_app = WebhookFastPath(
     ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app,
     observe=True,
 )
+# helpdesk.web_server's workers answer the usual delivery with it below uvicorn's
+# per-request task (the same checks, store and answer bytes).
+direct_http = http_app
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

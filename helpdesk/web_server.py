@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import selectors
@@ -42,11 +43,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.utils import get_client_addr
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -491,9 +493,130 @@ class HeadWithBody:
         return getattr(self.transport, name)
 
 
-def _counted(base: type[asyncio.Protocol], closed: Callable[[], None]) -> type[Any]:
+class DirectHttp(Protocol):
+    """What an app's module may offer as `direct_http`: requests it answers below
+    uvicorn's per-request task (social.webhook_asgi.WebhookFastPath: webhook
+    deliveries). `take` sees a request whose headers are complete and returns a
+    ticket for one it answers, else None (the request goes to the ASGI app as
+    usual). `answer` gets the ticket and the whole body, and calls `respond` once
+    with the status, the app's headers and the body (now or later, on the loop),
+    or `fail` with what it raised."""
+
+    def take(
+        self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> Any | None: ...
+
+    def answer(
+        self,
+        taken: Any,
+        body: bytes,
+        respond: Callable[[int, list[tuple[bytes, bytes]], bytes], None],
+        fail: Callable[[BaseException], None],
+    ) -> None: ...
+
+
+def direct_http_of(app: str) -> DirectHttp | None:
+    """The `direct_http` of the module an app string ("module:attribute") names."""
+    module = app.partition(":")[0]
+    return getattr(importlib.import_module(module), "direct_http", None)
+
+
+# uvicorn's answer when an app raises before it started its response.
+SERVER_ERROR = (
+    b"content-type: text/plain; charset=utf-8\r\ncontent-length: 21\r\n"
+    b"connection: close\r\n\r\nInternal Server Error"
+)
+
+
+class DirectCycle:
+    """A request answered by `DirectHttp` on the protocol's callbacks: no scope
+    handed to the app, no task, no receive or send. It stands where uvicorn keeps
+    its cycle (`protocol.cycle`), so a pipelined request waits behind it, a
+    graceful shutdown lets it finish (`keep_alive`), and a lost connection drops
+    its answer. The answer is written as uvicorn's cycle writes it: status line,
+    the server's default headers (date, server), the app's, `connection: close`
+    when the connection ends, then the body, in one write."""
+
+    __slots__ = (
+        "body",
+        "direct",
+        "disconnected",
+        "keep_alive",
+        "protocol",
+        "response_complete",
+        "taken",
+    )
+
+    def __init__(
+        self, protocol: Any, direct: DirectHttp, taken: Any, keep_alive: bool
+    ) -> None:
+        self.protocol = protocol
+        self.direct = direct
+        self.taken = taken
+        self.keep_alive = keep_alive
+        self.body = b""
+        self.disconnected = False
+        self.response_complete = False
+
+    def complete(self) -> None:
+        try:
+            self.direct.answer(self.taken, self.body, self.respond, self.fail)
+        except Exception as error:
+            self.fail(error)
+
+    def respond(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        if self.response_complete or self.disconnected:
+            return
+        protocol = self.protocol
+        content = [STATUS_LINE[status]]
+        for name, value in protocol.server_state.default_headers:
+            content += (name, b": ", value, b"\r\n")
+        for name, value in headers:
+            content += (name, b": ", value, b"\r\n")
+        if not self.keep_alive:
+            content.append(b"connection: close\r\n")
+        content += (b"\r\n", body)
+        self._write(status, b"".join(content))
+
+    def fail(self, error: BaseException) -> None:
+        logger.error("Exception in ASGI application\n", exc_info=error)
+        if self.response_complete or self.disconnected:
+            return
+        self.keep_alive = False
+        content = [STATUS_LINE[500]]
+        for name, value in self.protocol.server_state.default_headers:
+            content += (name, b": ", value, b"\r\n")
+        self._write(500, b"".join(content) + SERVER_ERROR)
+
+    def _write(self, status: int, data: bytes) -> None:
+        protocol = self.protocol
+        if protocol.access_log:
+            protocol.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(protocol.scope),
+                "POST",
+                protocol.scope.get("path", ""),
+                "1.1",
+                status,
+            )
+        self.response_complete = True
+        transport = protocol.transport
+        transport.write(data)
+        if not self.keep_alive:
+            transport.close()
+        protocol.on_response_complete()
+
+
+def _counted(
+    base: type[asyncio.Protocol],
+    closed: Callable[[], None],
+    direct: DirectHttp | None = None,
+) -> type[Any]:
     """`base` that calls `closed()` once its connection is lost, and (httptools)
-    writes each response's head with its body (`HeadWithBody`).
+    writes each response's head with its body (`HeadWithBody`) and lets `direct`
+    answer the requests it takes (`DirectCycle`).
 
     A connection upgraded to a websocket is lost by the websocket protocol, which
     has replaced the HTTP one on the transport, so each connection counts once."""
@@ -509,13 +632,65 @@ def _counted(base: type[asyncio.Protocol], closed: Callable[[], None]) -> type[A
     if issubclass(base, HttpToolsProtocol):
 
         class CountedHttpTools(Counted):
+            cycle: Any  # uvicorn's RequestResponseCycle, or a DirectCycle
+
             def on_headers_complete(self) -> None:
+                if direct is not None and self._answers_directly(direct):
+                    return
                 super().on_headers_complete()
                 # A new cycle has the connection's transport (an upgrade to a
                 # websocket makes none; a pipelined one is queued as it is).
                 cycle = self.cycle
                 if cycle is not None and cycle.transport is self.transport:
                     cycle.transport = HeadWithBody(self.transport, cycle, self.loop)
+
+            def _answers_directly(self, direct: DirectHttp) -> bool:
+                """Whether `direct` takes this request (a DirectCycle then stands
+                for it). Only a plain HTTP/1.1 request that nothing is ahead of,
+                under a configuration whose other paths it would skip (a
+                concurrency limit's 503, a root path, 100-continue)."""
+                parser = self.parser
+                cycle = self.cycle
+                if (
+                    (cycle is not None and not cycle.response_complete)
+                    or self.expect_100_continue
+                    or self.limit_concurrency is not None
+                    or self.root_path
+                    or parser.get_http_version() != "1.1"
+                    or parser.should_upgrade()
+                ):
+                    return False
+                taken = direct.take(parser.get_method(), self.url, self.headers)
+                if taken is None:
+                    return False
+                # For the access log's line, as uvicorn's scope has them.
+                self.scope["method"] = "POST"
+                self.scope["path"] = self.url.decode("ascii")
+                keep_alive = parser.should_keep_alive()
+                self.cycle = DirectCycle(self, direct, taken, keep_alive)
+                return True
+
+            def on_body(self, body: bytes) -> None:
+                cycle = self.cycle
+                if type(cycle) is DirectCycle:
+                    cycle.body += body
+                else:
+                    super().on_body(body)
+
+            def on_message_complete(self) -> None:
+                cycle = self.cycle
+                if type(cycle) is DirectCycle:
+                    cycle.complete()
+                else:
+                    super().on_message_complete()
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                cycle = self.cycle
+                if type(cycle) is DirectCycle:
+                    # Its answer, if it comes, has nowhere to go.
+                    cycle.disconnected = True
+                    self.cycle = None
+                super().connection_lost(exc)
 
         protocol = CountedHttpTools
     protocol.__name__ = protocol.__qualname__ = f"Counted{base.__name__}"
@@ -536,7 +711,8 @@ class HandedServer(uvicorn.Server):
         if self.lifespan.should_exit:
             sys.exit(STARTUP_FAILURE)
         config = self.config
-        http_protocol = _counted(config.http_protocol_class, self._closed)
+        direct = direct_http_of(config.app) if isinstance(config.app, str) else None
+        http_protocol = _counted(config.http_protocol_class, self._closed, direct)
         if config.ws_protocol_class is not None:
             # Read by the HTTP protocol when a request upgrades.
             config.ws_protocol_class = _counted(config.ws_protocol_class, self._closed)

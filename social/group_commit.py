@@ -35,7 +35,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 
@@ -65,14 +65,24 @@ PUBLISH_LINGER_MS = 5
 class _Waiting:
     delivery: Delivery
     loop: asyncio.AbstractEventLoop
-    future: "asyncio.Future[Stored]"
+    # One of the two: an awaited future (`store`) or a callback (`submit`).
+    future: "asyncio.Future[Stored] | None"
+    callback: Callable[[Stored], None] | None = None
 
 
 def _answer(items: Sequence[_Waiting], answers: Sequence[Stored]) -> None:
-    """On the event loop: resolve the futures of one group (skip abandoned ones)."""
+    """On the event loop: resolve the futures of one group (skip abandoned ones)
+    and call its callbacks (one that fails is logged; the others still run)."""
     for item, answer in zip(items, answers, strict=True):
-        if not item.future.done():
-            item.future.set_result(answer)
+        future = item.future
+        if future is not None:
+            if not future.done():
+                future.set_result(answer)
+            continue
+        try:
+            item.callback(answer)  # type: ignore[misc]
+        except Exception:
+            logger.exception("a stored delivery's answer failed")
 
 
 def store_group(deliveries: Sequence[Delivery]) -> list[Stored]:
@@ -119,6 +129,19 @@ class GroupCommit:
         future: asyncio.Future[Stored] = loop.create_future()
         self._waiting.put(_Waiting(delivery, loop, future))
         return await future
+
+    def submit(
+        self,
+        delivery: Delivery,
+        loop: asyncio.AbstractEventLoop,
+        callback: Callable[[Stored], None],
+    ) -> None:
+        """Store `delivery` with the others waiting; `callback(answer)` runs on
+        `loop` once it is committed (or refused). For a caller below any task
+        (helpdesk.web_server's direct answers): no future, no task to wake."""
+        if not self._running:
+            self._start()
+        self._waiting.put(_Waiting(delivery, loop, None, callback))
 
     def _start(self) -> None:
         if self._pid == os.getpid():

@@ -13,6 +13,13 @@ once its row is committed, and their tasks published after the answers.
 Nothing here needs the middleware: no session, cookie, CSRF (platforms sign the
 body) or tenant (routing happens later, in the task). Everything else, including
 the platforms' GET checks, goes to Django.
+
+Under helpdesk.web_server the usual delivery (a POST to exactly /hooks/<platform>/
+with a Content-Length the loop verifies) does not even get an ASGI task: the
+worker's HTTP protocol hands its headers and body to `WebhookFastPath.take` and
+`.answer` (the module's `direct_http`, helpdesk/asgi.py) and writes the answer
+itself, with the bytes uvicorn would write. The checks, the store and the answers
+are the ones below; any other request to /hooks/ takes the ASGI path.
 """
 
 import asyncio
@@ -28,7 +35,7 @@ from helpdesk.observability.asgi import HEADER_NAME as REQUEST_ID
 from helpdesk.observability.asgi import WebhookAckMetrics
 from helpdesk.observability.logs import begin_request, end_request
 from social.group_commit import group_commit
-from social.webhooks import ACCEPTED, Delivery, check_delivery, receiving
+from social.webhooks import ACCEPTED, Delivery, Stored, check_delivery, receiving
 from tenants.outages import RETRY_AFTER_SECONDS
 
 # ASGI servers and Django's handler type these differently (dict, Mapping,
@@ -40,6 +47,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID_NAME = REQUEST_ID.decode("latin-1")
 HOOK_PATH = re.compile(r"/hooks/(?P<platform>[a-z0-9_-]{1,32})/")
+HOOK_URL = re.compile(rb"/hooks/([a-z0-9_-]{1,32})/")
 # Bodies up to this size are verified on the event loop (an HMAC and a JSON parse
 # of a few kilobytes take microseconds); larger ones on a worker thread.
 VERIFY_ON_LOOP_BYTES = 64 * 1024
@@ -87,6 +95,88 @@ class WebhookFastPath:
             await _answer(send, status, answer, request_id.encode())
         finally:
             end_request(token)
+
+    # -- below the ASGI task: helpdesk.web_server's HTTP protocol ------------------
+
+    def take(
+        self, method: bytes, url: bytes, raw_headers: list[tuple[bytes, bytes]]
+    ) -> "_Taken | None":
+        """Whether a request is answered directly (its headers are complete): a
+        POST to exactly /hooks/<platform>/ (no query, nothing escaped) whose
+        declared body the loop verifies (within the size limit, not chunked). Any
+        other goes through `__call__`, whose answers these are too."""
+        if method != b"POST":
+            return None
+        match = HOOK_URL.fullmatch(url)
+        if match is None:
+            return None
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in raw_headers
+        }
+        declared = headers.get("content-length", "")
+        if (
+            not declared.isascii()
+            or not declared.isdigit()
+            or "transfer-encoding" in headers
+            or int(declared) > min(receiving().max_bytes, VERIFY_ON_LOOP_BYTES)
+        ):
+            return None
+        return _Taken(match[1].decode(), headers, time.perf_counter())
+
+    def answer(
+        self,
+        taken: "_Taken",
+        body: bytes,
+        respond: Callable[[int, list[tuple[bytes, bytes]], bytes], None],
+        fail: Callable[[BaseException], None],
+    ) -> None:
+        """Check and store a taken delivery; `respond(status, headers, body)` once
+        it is answered (at once, or after its group's commit), or `fail(error)`
+        (the server's 500) if answering raised."""
+        platform = taken.platform
+        headers = taken.headers
+        request_id = b""
+        if self.observed is None:
+            checked = check_delivery(platform, body, headers)
+        else:
+            given, token = begin_request(headers.get(REQUEST_ID_NAME, ""))
+            request_id = given.encode()
+            try:
+                checked = check_delivery(platform, body, headers)
+            finally:
+                end_request(token)
+        observe = self.observed is not None
+
+        def finish(status: int, payload: dict[str, str]) -> None:
+            if observe:
+                metrics.observe_webhook_ack(
+                    platform, status, time.perf_counter() - taken.started
+                )
+            respond(status, *_parts(status, payload, request_id))
+
+        if not isinstance(checked, Delivery):
+            finish(*checked)
+            return
+
+        def stored(answer: Stored) -> None:
+            try:
+                finish(answer.status, answer.answer)
+            except Exception as error:
+                fail(error)
+
+        group_commit.submit(checked, asyncio.get_running_loop(), stored)
+
+
+class _Taken:
+    """A delivery `WebhookFastPath.take` answers directly, until its body is in."""
+
+    __slots__ = ("headers", "platform", "started")
+
+    def __init__(self, platform: str, headers: dict[str, str], started: float) -> None:
+        self.platform = platform
+        self.headers = headers
+        self.started = started
 
 
 async def _acknowledge(
@@ -137,14 +227,22 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 async def _answer(
     send: Send, status: int, payload: dict[str, str], request_id: bytes = b""
 ) -> None:
+    headers, body = _parts(status, payload, request_id)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _parts(
+    status: int, payload: dict[str, str], request_id: bytes
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """An answer's headers (the request id last, when there is one) and body."""
     if payload is ACCEPTED and status == 200:  # most answers: no key to build
         headers, body = _ACCEPTED
     else:
         headers, body = _encoded(status, tuple(payload.items()))
     if request_id:
         headers = [*headers, (REQUEST_ID, request_id)]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    return headers, body
 
 
 @lru_cache(maxsize=256)
