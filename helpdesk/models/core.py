@@ -228,10 +228,19 @@ class Conversation(TenantModel):
             indexed_by={"social_account": "helpdesk_conv_thread_ix"},  # 0017
         )
         indexes: ClassVar[list[models.Index]] = [
-            # Public conversations whose engagement read is due (social.engagement).
+            # Public conversations whose engagement read is due (social.engagement):
+            # read once, by next read; never read, by age (the read's window).
+            # Each row is in one of the two (migration 0024).
             models.Index(
                 fields=["tenant", "engagement_next_at", "id"],
+                condition=Q(engagement_next_at__isnull=False),
                 name="helpdesk_conv_engagement_ix",
+            ),
+            models.Index(
+                fields=["tenant", "created_at", "id"],
+                condition=Q(engagement_next_at__isnull=True)
+                & Q(social_account__isnull=False),
+                name="helpdesk_conv_unread_ix",
             ),
             # At-risk and breached conversations (queue order, breach sweeps).
             models.Index(
@@ -252,6 +261,20 @@ class Conversation(TenantModel):
                 fields=["tenant", "sla_due_at", "id"],
                 condition=Q(sla_due_at__isnull=False),
                 name="helpdesk_conv_all_due_ix",
+            ),
+            # Running clocks not marked breached, by due time: the breach sweep
+            # reads its due ones without the breached ones still waiting for an
+            # answer (migration 0024).
+            models.Index(
+                fields=["tenant", "sla_due_at", "id"],
+                condition=Q(sla_due_at__isnull=False) & Q(sla_breached_at__isnull=True),
+                name="helpdesk_conv_unbreached_ix",
+            ),
+            # Breached clocks of a brand, oldest due first (the daily digest).
+            models.Index(
+                fields=["tenant", "brand", "sla_due_at", "id"],
+                condition=Q(sla_breached_at__isnull=False),
+                name="helpdesk_conv_breached_ix",
             ),
             # ...and its answered rows (no clock), most recent first.
             models.Index(
@@ -282,6 +305,13 @@ class Conversation(TenantModel):
                 fields=["tenant", "snoozed_until", "id"],
                 condition=Q(snoozed_until__isnull=False),
                 name="helpdesk_conv_snoozed_ix",
+            ),
+            # A user's no-reply marks: deleting a user sets them to NULL (and
+            # PostgreSQL checks the key) by user alone; rare, so the index is tiny.
+            models.Index(
+                fields=["no_reply_by"],
+                condition=Q(no_reply_by__isnull=False),
+                name="helpdesk_conv_no_reply_by_ix",
             ),
             # A thread's conversation (inbound lookups) and an account's
             # conversations (its foreign key's checks: no index of its own).
