@@ -66,7 +66,7 @@ BENCH_DB = "earshot_bench_reports"
 DATASET = "reports-v2"
 # The rollup schema the cached data set's rollups were built for: a change
 # (bump it) rebuilds every tenant's rollups without refilling the data.
-ROLLUPS = "rollups-v5-daily-agents-inbound-blocks"
+ROLLUPS = "rollups-v6-written-in-read-order"
 TENANTS = 1000
 TARGET = {"conversations": 100_000, "per_conversation": 10}
 OTHERS = {"conversations": 100, "per_conversation": 2}
