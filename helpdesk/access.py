@@ -11,8 +11,13 @@ from helpdesk.models import (
     SavedReply,
     WebhookEndpoint,
 )
-from helpdesk.services.reply_lock import lock_conversation_for_reply
+from helpdesk.services.reply_lock import (
+    lock_conversation_for_reply,
+    lock_lateral,
+    taken_in_opening,
+)
 from tenants.models import Membership
+from tenants.opening import Lateral, add_lateral_route
 
 # The default shape of access_conversation, compiled once (helpdesk.compiled).
 _CONVERSATION = CompiledQuery(
@@ -55,14 +60,37 @@ def access_conversation_for_reply(
     (helpdesk.services.reply_lock) in the member's workspace, or 404. The gate's
     read is the reply's row lock, so `post_reply` in the same transaction does not
     read the row again. Call it inside a transaction; RLS hides other workspaces'
-    rows, so their conversations are never locked."""
-    try:
-        conversation = lock_conversation_for_reply(int(conversation_id))
-    except Conversation.DoesNotExist:
-        raise Http404("No such conversation") from None
-    if conversation.tenant_id != membership.tenant_id:
+    rows, so their conversations are never locked. A token request's opening
+    statement may have taken the lock already (`_reply_lateral`): its row, or
+    its finding none, is used here instead of a statement of its own."""
+    taken = taken_in_opening(int(conversation_id))
+    if taken is not None:
+        found = taken.conversation
+    else:
+        try:
+            found = lock_conversation_for_reply(int(conversation_id))
+        except Conversation.DoesNotExist:
+            found = None
+    if found is None:
         raise Http404("No such conversation")
-    return conversation
+    if found.tenant_id != membership.tenant_id:
+        raise Http404("No such conversation")
+    return found
+
+
+def _reply_lateral(kwargs: dict[str, str], role: str, scope: str) -> Lateral:
+    return lock_lateral(int(kwargs["conversation_id"]), role, scope)
+
+
+# A token reply (MessageListApi.post) takes its row lock in the request's opening
+# statement (tenants.opening.Lateral). The pattern is the route's in
+# helpdesk/api_urls.py (`<int:conversation_id>` matches [0-9]+).
+add_lateral_route(
+    "POST",
+    r"conversations/(?P<conversation_id>[0-9]+)/messages/",
+    "api:message-list",
+    _reply_lateral,
+)
 
 
 def _read_shape(pk: int) -> QuerySet[Conversation]:

@@ -14,7 +14,7 @@ from django.utils.timezone import now
 
 from tenants.access import require_role
 from tenants.models import ApiToken, Membership, Tenant
-from tenants.opening import OpenedTenant, fetch_by_token
+from tenants.opening import Lateral, OpenedTenant, fetch_by_token
 from tenants.services import record_audit
 
 TOKEN_PREFIX = "esk_"  # noqa: S105 - a public marker, not a secret
@@ -76,7 +76,9 @@ def revoke_api_token(membership: Membership, *, token: ApiToken) -> ApiToken:
     return token
 
 
-def open_tenant_with_token(tenant_slug: str, raw: str) -> OpenedTenant:
+def open_tenant_with_token(
+    tenant_slug: str, raw: str, *, lateral: Lateral | None = None
+) -> OpenedTenant:
     """The workspace, its live token matching `raw`, the membership and user, or 404.
 
     The opener of `open_tenant_context` for bearer tokens: on PostgreSQL its one
@@ -84,7 +86,8 @@ def open_tenant_with_token(tenant_slug: str, raw: str) -> OpenedTenant:
     of another workspace is not found there, so using it on this workspace's URLs
     looks like an unknown workspace; revoked tokens, deleted workspaces and
     inactive users look the same. Touches `last_used_at` at most once a minute,
-    in that same statement.
+    in that same statement. `lateral`: a read of the view's that rides in it
+    (tenants.opening.Lateral; its result is `along`).
     """
     if not raw.startswith(TOKEN_PREFIX):
         raise Http404("No such workspace")
@@ -94,6 +97,7 @@ def open_tenant_with_token(tenant_slug: str, raw: str) -> OpenedTenant:
         token_digest(raw),
         used_at=moment,
         stale_before=moment - LAST_USED_RESOLUTION,
+        lateral=lateral,
     )
     if opened is None:
         raise Http404("No such workspace")

@@ -13,7 +13,8 @@ accept, operator actions). Code below the edges receives `tenant` explicitly.
 before the transaction starts, and the opener's one statement both finds it and
 applies the setting (a SQL function that runs `SET LOCAL` inside;
 tenants/opening.py). The ContextVar, the atomic block and the exit rules are those
-of `tenant_context`.
+of `tenant_context`. What a read riding in that statement gave (the opener's
+`along`, tenants.opening.Lateral) is `opened_along()` for the block.
 """
 
 from collections.abc import Callable, Iterator
@@ -33,11 +34,18 @@ _current_tenant_id: ContextVar[int | None] = ContextVar(
     "earshot_tenant_id", default=None
 )
 _current_user_id: ContextVar[int | None] = ContextVar("earshot_user_id", default=None)
+_opened_along: ContextVar[Any] = ContextVar("earshot_opened_along", default=None)
 
 
 def current_tenant_id() -> int | None:
     """The open tenant's id, for the managers and RLS plumbing only."""
     return _current_tenant_id.get()
+
+
+def opened_along() -> Any:
+    """What a read that rode in the opening statement of the open request gave
+    (None outside `open_tenant_context`, or when none rode or it did not run)."""
+    return _opened_along.get()
 
 
 def current_user_scope() -> int | None:
@@ -123,11 +131,13 @@ def open_tenant_context[O: Opened](
                 f"tenant {tenant_id} opened inside tenant {current}"
             )
         token = _current_tenant_id.set(tenant_id)
+        along = _opened_along.set(getattr(opened, "along", None))
         try:
             yield opened
             if outer_atomic and current is None and not _rolling_back(using):
                 _set_local("app.tenant_id", None, using)
         finally:
+            _opened_along.reset(along)
             _current_tenant_id.reset(token)
 
 

@@ -42,14 +42,14 @@ from django.middleware.csp import (
 from django.middleware.csp import get_nonce
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import Resolver404, path, resolve
 from django.utils.csp import CSP, build_policy
 
 from tenants.access import open_tenant_for_member
 from tenants.api_tokens import open_tenant_with_token
 from tenants.context import open_tenant_context
 from tenants.models import Tenant
-from tenants.opening import OpenedTenant
+from tenants.opening import Lateral, LateralRoute, OpenedTenant, lateral_route
 
 TENANT_PATH = re.compile(r"^/t/(?P<slug>[-a-zA-Z0-9_]+)/")
 API_PATH = re.compile(r"^/api/v\d+/t/(?P<slug>[-a-zA-Z0-9_]+)/")
@@ -138,9 +138,15 @@ class TenantMiddleware:
         request: HttpRequest, slug: str, bearer: str | None
     ) -> Callable[[], OpenedTenant]:
         """The bearer token's opener when one is sent (the session is then not
-        read), else the session's."""
+        read), else the session's. A token request to a route that carries a
+        Lateral (the reply's row lock) reads it in the same statement."""
         if bearer is not None:
-            return lambda: open_tenant_with_token(slug, bearer)
+            if request.method != "POST":
+                return lambda: open_tenant_with_token(slug, bearer)
+            # Inside the opener: the read is made in the request's transaction.
+            return lambda: open_tenant_with_token(
+                slug, bearer, lateral=_lateral(request)
+            )
         user = request.user
         return lambda: open_tenant_for_member(user, slug)
 
@@ -150,6 +156,55 @@ class TenantMiddleware:
         )
         response.render()
         return response
+
+
+def _lateral(request: HttpRequest) -> Lateral | None:
+    """The Lateral of the route a token API request takes (tenants.opening),
+    with the role and scope its view requires of a write, or None."""
+    api = API_PATH.match(request.path_info)
+    if api is None:
+        return None
+    found = lateral_route(request.method or "", request.path_info[api.end() :])
+    if found is None:
+        return None
+    route, groups = found
+    view = _routed_view(route, api.start("slug"), request.path_info)
+    if view is None:
+        return None
+    role, scope = view
+    return route.lateral(groups, role, scope)
+
+
+_ROUTED_VIEWS: dict[tuple[LateralRoute, str], tuple[str, str] | None] = {}
+
+
+def _routed_view(
+    route: LateralRoute, slug_at: int, path_info: str
+) -> tuple[str, str] | None:
+    """The role and scope the view of `route` requires of a write, read from
+    the view the URLconf gives `path_info`; None when that is not the route's
+    view (another API version) or not a workspace API view. Once per route and
+    version prefix: resolving costs about 60 us."""
+    key = (route, path_info[:slug_at])
+    if key in _ROUTED_VIEWS:
+        return _ROUTED_VIEWS[key]
+    from tenants.permissions import TenantScopedApi  # imports DRF's views
+
+    known = None
+    try:
+        match = resolve(path_info)
+    except Resolver404:
+        match = None
+    view = None if match is None else getattr(match.func, "view_class", None)
+    if (
+        match is not None
+        and match.view_name == route.view_name
+        and isinstance(view, type)
+        and issubclass(view, TenantScopedApi)
+    ):
+        known = (str(view.write_role), str(view.write_scope))
+    _ROUTED_VIEWS[key] = known
+    return known
 
 
 def _bearer(request: HttpRequest) -> str | None:

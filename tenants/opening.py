@@ -20,8 +20,17 @@ filtered by the workspace's id explicitly.
 These functions only fetch; the gates (`tenants.access.open_tenant_for_member`,
 `tenants.api_tokens.open_tenant_with_token`) decide. Call them through
 `tenants.context.open_tenant_context`, which runs them inside the transaction.
+
+A token request may carry a `Lateral`: a read of the view's own (the reply's row
+lock, helpdesk.access) that rides in the same statement, one round trip less. It
+is joined LATERAL to the function's row, so PostgreSQL runs it after the function
+has returned, under the setting the function applied (its RLS quals read
+`current_setting` when the scan starts, not when the statement does), and only
+when the opening lets the request reach its view with the route's role and scope
+(`_gate`): otherwise the workspace's id it is given is NULL and it reads nothing.
 """
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +55,29 @@ class OpenedTenant:
     tenant: Tenant
     membership: Membership
     token: ApiToken | None = None
+    # What a Lateral's `make` gave, when its read ran in the opening statement.
+    along: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lateral:
+    """A read that rides in a token request's opening statement (PostgreSQL).
+
+    `parts`: a SELECT split where the opened workspace's id goes (every place:
+    its tenant filters), with `%s` for `params`; it runs under the workspace's
+    RLS like any read after the opening. `columns`: how many it returns.
+    `role` and `scope`: what the route needs (the view checks them again);
+    the read runs only when the member holds the role, the token the scope,
+    the workspace is active and the user too. `make(values)`: the result from
+    its columns (all None when it found no row), kept as `OpenedTenant.along`.
+    """
+
+    parts: tuple[str, ...]
+    params: Sequence[Any]
+    columns: int
+    role: str
+    scope: str
+    make: Callable[[Sequence[Any]], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +156,17 @@ def _call(
     arguments: list[Any],
     parts: tuple[tuple[str, type[Model]], ...],
     using: str,
-) -> list[Model] | None:
+    lateral: Lateral | None = None,
+) -> tuple[list[Model], Any] | None:
+    """The parts' instances, and what `lateral` made when its read ran (else
+    None); None when the function returned no row."""
     sql, built = _statement(function, len(arguments), parts, using)
+    params = arguments
+    if lateral is not None:
+        sql = _with_lateral(sql, lateral.parts, lateral.role, lateral.scope, using)
+        params = [*arguments, *lateral.params]
     with connections[using].cursor() as cursor:
-        cursor.execute(sql, arguments)
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
@@ -136,7 +175,101 @@ def _call(
         end = start + len(part.names)
         instances.append(part.build(row[start:end], using))
         start = end
-    return instances
+    along = None
+    if lateral is not None and row[start]:
+        along = lateral.make(row[start + 1 : start + 1 + lateral.columns])
+    return instances, along
+
+
+_LITERAL = re.compile(r"[a-z_]+")
+
+
+def _literals(values: Sequence[str]) -> str:
+    # The models' choice values, never input; checked all the same.
+    if not all(_LITERAL.fullmatch(value) for value in values):
+        raise ValueError(f"not a plain choice value: {values!r}")
+    return ", ".join(f"'{value}'" for value in values)
+
+
+@cache
+def _gate(role: str, scope: str, using: str) -> str:
+    """When a request opened by `earshot_open_api`'s row `r` reaches a view that
+    needs `role` and `scope`: what open_tenant_with_token, the suspended check
+    of TenantMiddleware.api and TenantScopedApi.initial require, in SQL."""
+    quote = connections[using].ops.quote_name
+
+    def column(row: str, model: type[Model], name: str) -> str:
+        field = _relation(model, name)
+        return f"(r.{row}).{quote(str(field.column))}"
+
+    roles = [
+        name for name, rank in Membership.RANK.items() if rank >= Membership.RANK[role]
+    ]
+    scopes = [
+        name for name, rank in ApiToken.RANK.items() if rank >= ApiToken.RANK[scope]
+    ]
+    active = _literals([Tenant.Status.ACTIVE])
+    return (
+        f"({column('tenant_row', Tenant, 'status')} = {active}"
+        f" AND {column('user_row', User, 'is_active')}"
+        f" AND {column('membership_row', Membership, 'role')} IN ({_literals(roles)})"
+        f" AND {column('token_row', ApiToken, 'scope')} IN ({_literals(scopes)}))"
+    )
+
+
+@cache
+def _with_lateral(
+    sql: str, parts: tuple[str, ...], role: str, scope: str, using: str
+) -> str:
+    """`sql` (the opening's SELECT) with the gate's verdict and the lateral read's
+    columns after the function's. The read is given the workspace's id only
+    when the gate is open: with NULL its tenant filters match no row, so it
+    locks and reads nothing."""
+    gate = _gate(role, scope, using)
+    key = connections[using].ops.quote_name(str(_relation(Tenant, "id").column))
+    opened_id = f"CASE WHEN {gate} THEN (r.tenant_row).{key} END"
+    select, _, function = sql.partition(" FROM ")
+    # Every name comes from this module or the models; values are parameters.
+    return (
+        f"{select}, {gate}, c.* FROM {function}"
+        f" LEFT JOIN LATERAL ({opened_id.join(parts)}) c ON true"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LateralRoute:
+    """A route whose token requests carry a Lateral: `method` and `path` (a
+    pattern of the path after `/api/vN/t/<slug>/`, the whole of it, as the
+    URLconf routes it to `view_name`); `lateral(kwargs, role, scope)` makes the
+    read from the pattern's groups and what the view needs."""
+
+    method: str
+    path: re.Pattern[str]
+    view_name: str
+    lateral: Callable[[dict[str, str], str, str], Lateral]
+
+
+_ROUTES: list[LateralRoute] = []
+
+
+def add_lateral_route(
+    method: str,
+    path: str,
+    view_name: str,
+    lateral: Callable[[dict[str, str], str, str], Lateral],
+) -> None:
+    """Let token requests to this route read `lateral` in their opening (see
+    LateralRoute); the module that owns the route's read calls it on import."""
+    _ROUTES.append(LateralRoute(method, re.compile(path), view_name, lateral))
+
+
+def lateral_route(method: str, path: str) -> tuple[LateralRoute, dict[str, str]] | None:
+    """The route `path` (after `/api/vN/t/<slug>/`) takes with `method`, and its
+    groups, when that route carries a Lateral."""
+    for route in _ROUTES:
+        if route.method == method and (found := route.path.fullmatch(path)):
+            return route, found.groupdict()
+    return None
 
 
 @cache
@@ -165,6 +298,7 @@ def fetch_by_token(
     *,
     used_at: datetime,
     stale_before: datetime,
+    lateral: Lateral | None = None,
     using: str = "default",
 ) -> OpenedTenant | None:
     """The workspace, live token (by digest), membership and user, or None.
@@ -172,20 +306,25 @@ def fetch_by_token(
     Must run inside a transaction: on PostgreSQL it applies the workspace's
     setting for the rest of it. None when the slug, the digest or a live token of
     this workspace is unknown. Sets `last_used_at` to `used_at` when it is empty or
-    older than `stale_before` (in the same statement on PostgreSQL).
+    older than `stale_before` (in the same statement on PostgreSQL). `lateral`
+    rides in that statement on PostgreSQL (its result is `along`; elsewhere it
+    is not run and `along` is None).
     """
+    along = None
     connection = connections[using]
     if not connection.in_atomic_block:
         raise RuntimeError("open a workspace only inside a transaction")
     if connection.vendor == "postgresql":
-        found = _call(
+        called = _call(
             "earshot_open_api",
             [tenant_slug, digest, used_at, stale_before],
             API_PARTS,
             using,
+            lateral,
         )
-        if found is None:
+        if called is None:
             return None
+        found, along = called
         tenant = cast(Tenant, found[0])
         token = cast(ApiToken, found[1])
         membership = cast(Membership, found[2])
@@ -219,7 +358,7 @@ def fetch_by_token(
     _link(membership, "tenant", tenant)
     _link(token, "membership", membership)
     _link(token, "tenant", tenant)
-    return OpenedTenant(tenant=tenant, membership=membership, token=token)
+    return OpenedTenant(tenant=tenant, membership=membership, token=token, along=along)
 
 
 def fetch_by_member(
@@ -235,11 +374,12 @@ def fetch_by_member(
     if not connection.in_atomic_block:
         raise RuntimeError("open a workspace only inside a transaction")
     if connection.vendor == "postgresql":
-        found = _call(
+        called = _call(
             "earshot_open_member", [tenant_slug, user.pk], MEMBER_PARTS, using
         )
-        if found is None:
+        if called is None:
             return None
+        found = called[0]
         tenant = cast(Tenant, found[0])
         membership = cast(Membership, found[1])
     else:

@@ -17,18 +17,34 @@ transaction that holds no lock on the message table yet; the spike counts'
 settled mark (spikes.rollup), which relies on message writers holding that
 lock from the moment an id is theirs, counts inbound messages only, so an
 agent's reply taken this way is never among what it waits for.
+
+A token reply on PostgreSQL takes the same lock in its opening statement
+(`lock_lateral`, tenants.opening.Lateral): the same compiled SELECT, given the
+workspace's id that the opening function has just applied, joined LATERAL to
+the function's row, so BEGIN, that statement, the reply's last write and COMMIT
+are the whole request. `taken_in_opening` hands the row to the reply's gate.
 """
 
-from django.db import connection
+import re
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
+from django.db.models.signals import post_init, pre_init
 from django.db.models.sql import Query
 from django.db.models.sql.datastructures import Join
 
-from helpdesk.compiled import CompiledQuery
+from helpdesk.compiled import CompiledQuery, _RowPlan
 from helpdesk.models import Conversation
 from helpdesk.services import sla
 from helpdesk.webhooks.models import WebhookEndpoint
+from tenants.context import _current_tenant_id, opened_along
+from tenants.opening import Lateral
 
 # The columns a reply reads from the locked row: post_reply's rules (status,
 # channel, threads, the public limit, the hold, the signature, the warnings'
@@ -153,9 +169,133 @@ def lock_conversation_for_reply(conversation_id: int) -> Conversation:
     locked = _LOCKED.first(conversation_id)
     if locked is None:
         raise Conversation.DoesNotExist("No such conversation")
+    return _ready(locked)
+
+
+def _ready(locked: Conversation) -> Conversation:
     sla.preload_annotated(locked, locked.brand)
     vars(locked)["_reply_locked_in"] = _outermost_block()
     return locked
+
+
+@dataclass(slots=True)
+class TakenLock:
+    """The reply's row lock as the opening statement took it: the conversation
+    (None when no row of the workspace has that id), for one reply."""
+
+    conversation_id: int
+    conversation: Conversation | None
+    used: bool = field(default=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """The row lock's compiled statement as a lateral read (one connection)."""
+
+    parts: tuple[str, ...]  # its SQL, split where the workspace's id goes
+    params: tuple[Any, ...]  # its other parameters, with 0 for the id's
+    id_places: tuple[int, ...]  # where the conversation's id goes in them
+    columns: int
+    compiled: Any  # the CompiledQuery's shape: its row plan makes the rows
+
+
+_SHAPES: weakref.WeakKeyDictionary[BaseDatabaseWrapper, _Shape] = (
+    weakref.WeakKeyDictionary()
+)
+_PLACEHOLDER = re.compile(r"%%|%s")
+
+
+def _shape() -> _Shape:
+    wrapper = connections[_LOCKED.using]
+    shape = _SHAPES.get(wrapper)
+    if shape is not None:
+        return shape
+    # _LOCKED's own statement and parameter places (helpdesk.compiled): its
+    # markers are bound with a stand-in workspace id that never reaches SQL.
+    opened = _current_tenant_id.set(0)
+    try:
+        compiled, params = _LOCKED._bind((0,))
+    finally:
+        _current_tenant_id.reset(opened)
+    if not compiled.planned:  # as first() plans it
+        compiled.row_plan = _RowPlan.of(_LOCKED._queryset, compiled)
+        compiled.planned = True
+    tenant_places, id_places = (set(places) for places in compiled.positions)
+    parts: list[str] = []
+    kept: list[Any] = []
+    kept_ids: list[int] = []
+    start = n = 0
+    for found in _PLACEHOLDER.finditer(compiled.sql):
+        if found.group() == "%%":
+            continue
+        if n in tenant_places:
+            parts.append(compiled.sql[start : found.start()])
+            start = found.end()
+        else:
+            if n in id_places:
+                kept_ids.append(len(kept))
+            kept.append(params[n])
+        n += 1
+    parts.append(compiled.sql[start:])
+    compiler = compiled.compiler
+    key = compiler.select[compiler.klass_info["select_fields"][0]][0].target
+    if n != len(params) or compiler.has_extra_select or not key.primary_key:
+        raise ValueError("the row lock's statement is not one the lateral reads")
+    shape = _Shape(
+        parts=tuple(parts),
+        params=tuple(kept),
+        id_places=tuple(kept_ids),
+        columns=len(compiler.select),
+        compiled=compiled,
+    )
+    _SHAPES[wrapper] = shape
+    return shape
+
+
+def lock_lateral(conversation_id: int, role: str, scope: str) -> Lateral:
+    """The reply's row lock as a read in the opening statement of a token
+    request (tenants.opening.Lateral) that needs `role` and `scope`: the
+    result (`along`) is a TakenLock. PostgreSQL only."""
+    shape = _shape()
+    params = list(shape.params)
+    for place in shape.id_places:
+        params[place] = conversation_id
+
+    def make(values: Sequence[Any]) -> TakenLock:
+        return TakenLock(conversation_id, _made(shape, values))
+
+    return Lateral(shape.parts, params, shape.columns, role, scope, make)
+
+
+def _made(shape: _Shape, values: Sequence[Any]) -> Conversation | None:
+    """The locked conversation from the lateral's columns, as
+    lock_conversation_for_reply makes it (None for the columns of no row)."""
+    compiled = shape.compiled
+    if values[compiled.compiler.klass_info["select_fields"][0]] is None:
+        return None  # the key's column: NULL only when the join found nothing
+    plan = compiled.row_plan
+    if plan is None or pre_init.receivers or post_init.receivers:
+        found = _LOCKED._run(compiled, list(shape.params), [tuple(values)])
+        locked = found[0]
+    else:
+        locked = plan.instance(values, _LOCKED._queryset.db)
+    return _ready(locked)
+
+
+def taken_in_opening(conversation_id: int) -> TakenLock | None:
+    """The lock the request's opening statement took for this conversation in
+    this transaction, once; None when none was (then lock it here)."""
+    taken = opened_along()
+    if not isinstance(taken, TakenLock):
+        return None
+    if taken.used or taken.conversation_id != conversation_id:
+        return None
+    if taken.conversation is not None and not locked_in_this_transaction(
+        taken.conversation
+    ):
+        return None
+    taken.used = True
+    return taken
 
 
 def locked_in_this_transaction(conversation: Conversation) -> bool:

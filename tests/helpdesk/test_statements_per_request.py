@@ -65,7 +65,8 @@ def test_reply_statements(
         )
     )
     assert response.status_code == 201, response.content
-    assert len(seen) <= 8, seen.listing()
+    # BEGIN, the opening with the reply's row lock, the last write, COMMIT.
+    assert len(seen) <= 4, seen.listing()
 
 
 def test_list_statements(
