@@ -25,16 +25,18 @@ chosen), the hours at its edges (a zone that is not UTC) from the hourly
 level; both hold the same sums, so the numbers do not depend on the level.
 
 Durations are seconds (floats within 1% of the exact percentile, see
-helpdesk.histograms; on PostgreSQL the statement walks the merged cells and
-sends each group's buckets, not the cells: _group_quantiles); a rate or
+helpdesk.histograms; on PostgreSQL the statement sends one row per group, its
+cells as arrays in key order, walked here: _group_quantiles); a rate or
 share is a float in [0, 1], None when its denominator is 0, and so is a
 percentile with nothing measured.
 """
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import accumulate
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -199,63 +201,65 @@ def _fetch(queryset: QuerySet[Any]) -> list[tuple[Any, ...]]:
     return [tuple(row) for chunk in chunks or () for row in chunk]
 
 
-def _ranked_sql(sql: str, groups: int, shares: tuple[float, ...]) -> str:
-    """SQL of the quantile buckets of each group of `sql`'s rows `(*groups, key,
-    n)`: per group, for each share q, the first key (in key order) at which the
-    running count exceeds q * (total - 1), as histograms.quantiles walks it.
-
-    Rows of the same group and key need no merging first: the running sum's
-    frame (RANGE, the default) takes a key's rows together, and counts are
-    never negative (the helpdesk_counter domain), so leaving out rows of 0
-    leaves out exactly the keys whose sum is 0. The sums and the comparison are
-    float8 (IEEE doubles, as Python's; exact for counts below 2**53)."""
+def _arrays_sql(sql: str, groups: int) -> str:
+    """SQL of one row per group of `sql`'s rows `(*groups, key, n)`: the group,
+    then its keys and their counts as two arrays in key order (rows of 0 left
+    out; rows of the same key stay apart, next to each other)."""
     group = ", ".join(f"g{n}" for n in range(groups))
-    picks = ", ".join(
-        "coalesce(min(key) FILTER (WHERE running > %s::float8 * (total - 1)), max(key))"
-        for _ in shares
-    )
-    # Column names are ours and the values parameters.
+    # Column names are ours; the values stay the inner statement's parameters.
     return (
-        f"SELECT {group}, {picks} FROM ("  # noqa: S608
-        f"SELECT {group}, key, sum(n::float8) OVER (PARTITION BY {group} "
-        f"ORDER BY key) AS running, sum(n::float8) OVER (PARTITION BY {group}) "
-        f"AS total FROM ({sql}) AS cells({group}, key, n) WHERE n > 0) AS ranked "
-        f"GROUP BY {group}"
+        f"SELECT {group}, array_agg(key ORDER BY key), "  # noqa: S608
+        f"array_agg(n::bigint ORDER BY key) FROM ({sql}) AS cells({group}, key, n) "
+        f"WHERE n > 0 GROUP BY {group}"
     )
+
+
+def _walk(
+    keys: list[int], counts: list[int], shares: tuple[float, ...]
+) -> list[float | None]:
+    """histograms.quantiles of the cells `keys` x `counts`, given in key order
+    (a key may come several times in a row, its counts adding up: the bucket
+    where the running count first passes a rank is the same either way). The
+    running counts are ints and each rank the same float, compared exactly."""
+    running = list(accumulate(counts))
+    total = running[-1] if running else 0
+    if total <= 0:
+        return [None] * len(shares)
+    value = histograms.value
+    last = len(keys) - 1
+    return [
+        value(keys[min(bisect_right(running, share * (total - 1)), last)])
+        for share in shares
+    ]
 
 
 def _group_quantiles(
-    queryset: QuerySet[Any],
-    groups: int,
-    shares: tuple[float, ...],
-    *,
-    in_sql: bool = True,
+    queryset: QuerySet[Any], groups: int, shares: tuple[float, ...]
 ) -> dict[tuple[Any, ...], list[float | None]]:
     """The `shares` quantiles of the histogram of each group of a `values_list`
     queryset of rows `(*groups, key, n)` (rows of the same group and key add
-    up): `{group: [quantile, ...]}`, groups with nothing counted left out. The
-    same floats as histograms.quantiles over each group's merged `{key: n}`.
+    up, so a caller need not sum them first): `{group: [quantile, ...]}`,
+    groups with nothing counted left out. The same floats as
+    histograms.quantiles over each group's merged `{key: n}`.
 
-    On PostgreSQL (unless `in_sql` is off) the walk runs in the statement, which
-    then sends one row per group instead of one per cell; planned for its own
-    values like every report statement (planned_for_its_values). That pays
-    where a group has many cells (the time series' days: 13k cells for 90 days
-    at the bench's 100k conversations; the agents: 10k): its window sort costs
-    the server less than sending and walking the cells costs here. With a few
-    cells per group (the summary's 1.9k, the fairness panel's 0.6k) it does not,
-    and those read the cells (in_sql off)."""
+    On PostgreSQL the statement sends one row per group, its cells as two
+    arrays in key order (_arrays_sql), walked here; planned for its own values
+    like every report statement (planned_for_its_values). Its rows cost less to
+    send and read than the cells (13k for the time series' 90 days at the
+    bench's 100k conversations), and less to make than the running sums of a
+    window (the walk in SQL before). Elsewhere the cells are fetched and merged."""
     db = connections[queryset.db]
-    if db.vendor != "postgresql" or not in_sql:
+    if db.vendor != "postgresql":
         return _python_quantiles(_fetch(queryset), groups, shares)
     compiler = queryset.query.get_compiler(using=queryset.db)
     try:
         sql, params = compiler.as_sql()
     except EmptyResultSet:
         return {}
-    ranked = (_ranked_sql(sql, groups, shares), (*shares, *params))
+    wrapped = (_arrays_sql(sql, groups), params)
     # The compiler runs the statement wrapped around its own query (through
     # Django's cursor, so it is logged and counted like any other).
-    compiler.as_sql = lambda *args, **kwargs: ranked
+    compiler.as_sql = lambda *args, **kwargs: wrapped
     db.ensure_connection()
     with planned_for_its_values(db):
         cursor = compiler.execute_sql(CURSOR)
@@ -263,9 +267,8 @@ def _group_quantiles(
         rows = cursor.fetchall()
     finally:
         cursor.close()
-    value = histograms.value
     return {
-        tuple(row[:groups]): [value(bucket) for bucket in row[groups:]] for row in rows
+        tuple(row[:groups]): _walk(row[groups], row[groups + 1], shares) for row in rows
     }
 
 
@@ -390,14 +393,10 @@ def _levels_quantiles(
     coarse: Callable[[date, date], QuerySet[Any]],
     hourly: Callable[[Q], QuerySet[Any]],
     shares: tuple[float, ...],
-    *,
-    in_sql: bool = True,
 ) -> dict[tuple[Any, ...], list[float | None]]:
     """One query: the `shares` quantiles of each group of _levels_query's rows
     `(group, key, n)` (_group_quantiles)."""
-    return _group_quantiles(
-        _levels_query(split, coarse, hourly), 1, shares, in_sql=in_sql
-    )
+    return _group_quantiles(_levels_query(split, coarse, hourly), 1, shares)
 
 
 # --- Summary -------------------------------------------------------------------
@@ -550,7 +549,7 @@ def _period_quantiles(
     return {
         ("period" if in_period else "previous", metric): found
         for (in_period, metric), found in _group_quantiles(
-            cells, 2, SUMMARY_SHARES, in_sql=False
+            cells, 2, SUMMARY_SHARES
         ).items()
     }
 
@@ -712,13 +711,15 @@ def report_timeseries(
         "day", "platform", "origin", "sentiment", "n"
     )
     if utc_days and _coarse_histograms(filters):
+        # One cell per day and key: read as they are (_group_quantiles adds
+        # a key's rows up itself; a GROUP BY here cost more than the rest).
         cells = ReportBlockBucket.objects.filter(
             _dimension_filter(filters),
             days,
             span=1,
             metric=Metric.FIRST_RAW,
             **ALL_DURATIONS,
-        ).values("day", "key")
+        ).values_list("day", "key", "count")
     else:
         cells = (
             ReportBucket.objects.filter(
@@ -726,8 +727,9 @@ def report_timeseries(
             )
             .annotate(day=day)
             .values("day", "key")
+            .annotate(n=Sum("count"))
+            .values_list("day", "key", "n")
         )
-    cells = cells.annotate(n=Sum("count")).values_list("day", "key", "n")
     target = sla_policy_view(scope.brand).first_response_minutes * 60
     rows: dict[date, dict[str, Any]] = {}
     for offset in range(filters.days):
@@ -916,14 +918,12 @@ def report_fairness(membership: Membership, filters: ReportFilters) -> dict[str,
             ),
             lambda hours: cells(ReportBucket.objects.filter(*where, hours)),
             (0.5, 0.9),
-            in_sql=False,
         )
     else:
         found = _group_quantiles(
             cells(ReportBucket.objects.filter(*where, _in(scope.bounds()))),
             1,
             (0.5, 0.9),
-            in_sql=False,
         )
     bands: dict[str, dict[str, Any]] = {}
     for band in BANDS:

@@ -1,10 +1,11 @@
-"""Report quantiles walked in SQL (helpdesk.reports._group_quantiles) are the
+"""Report quantiles read per group (helpdesk.reports._group_quantiles) are the
 floats histograms.quantiles reads from the same cells merged in Python.
 
-The report selectors ask PostgreSQL for one row per group (the bucket at each
-share) instead of fetching every histogram cell; these tests compare the two on
-random cells, on every rank of small histograms (where q * (total - 1) lands on
-or next to an integer), across a UNION ALL whose parts repeat keys, and with
+The report selectors ask PostgreSQL for one row per group (its keys and counts
+as arrays in key order, walked in Python) instead of fetching every histogram
+cell; these tests compare the two on random cells, on every rank of small
+histograms (where q * (total - 1) lands on or next to an integer), across a
+UNION ALL whose parts repeat keys, on cells not summed per key first, and with
 zero counts.
 """
 
@@ -168,3 +169,28 @@ def test_no_rows_and_an_empty_filter_give_nothing(tenant: Tenant) -> None:
             empty = _group_quantiles(queryset.filter(pk__in=[]), 1, (0.5,))
     assert empty == {}
     assert captured.captured_queries == []
+
+
+def test_cells_not_summed_per_key_first_give_the_same_floats(tenant: Tenant) -> None:
+    # The time series reads its one-day cells as they are (no GROUP BY): here
+    # each agent's keys repeat over several days, so a key comes in several
+    # rows, and the walk adds them up.
+    brand = first_brand(tenant)
+    chance = random.Random(31)
+    rows = [
+        (agent_id, "", offset, key, chance.choice((0, 1, 2, 5, 900)))
+        for agent_id in range(1, 9)
+        for offset in range(4)
+        for key in chance.sample(range(0, 60), 25)
+    ]
+    with tenant_context(tenant):
+        _cells(brand, rows)
+        queryset = ReportBlockBucket.objects.values_list("agent_id", "key", "count")
+        with CaptureQueriesContext(connection) as captured:
+            found = _group_quantiles(queryset, 1, SHARES)
+        fetched = _python_quantiles(list(queryset), 1, SHARES)
+    expected = _oracle([(a, k, n) for a, _, _, k, n in rows], 1)
+    assert found == expected
+    assert fetched == expected
+    assert len(found) == 8
+    assert len(captured.captured_queries) == 1
