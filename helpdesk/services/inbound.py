@@ -278,26 +278,38 @@ def _record_pg(
         duplicate, identity = _lookup_pg(tenant.pk, item)
     if duplicate:
         return _replay(item)
+    outer = writebatch.current() is not None
     # One cursor for the item's statements (each new one costs about 15 us).
     with connection.cursor() as cursor:
-        new_id = None
-        if identity is None:
-            identity, new_id = _insert_identity_pg(tenant.pk, item, cursor)
-        if new_id is None:
-            conversation, opened = _find_or_open_pg(
-                account, identity, item, origin, cursor
+        recorded = None
+        if identity is None and not outer:
+            # A new author's contact, identity and message in one statement.
+            identity, recorded = _insert_author_and_message_pg(
+                account, item, origin, cursor
             )
-        else:  # a new contact has no conversation yet: no statement to look for one
-            conversation, opened = _new_conversation(
-                account, identity, item, origin, new_id
+        if recorded is not None:
+            conversation, message, inserted = recorded
+            opened = True
+        else:
+            new_id = None
+            if identity is None:
+                identity, new_id = _insert_identity_pg(tenant.pk, item, cursor)
+            if new_id is None:
+                conversation, opened = _find_or_open_pg(
+                    account, identity, item, origin, cursor
+                )
+            else:  # a new contact has no conversation yet: nothing to look for
+                conversation, opened = _new_conversation(
+                    account, identity, item, origin, new_id
+                )
+            _attach(conversation, account)
+            message = customer_message(tenant, conversation, account, identity, item)
+            # Without a caller's batch: the message without its sequences
+            # (events=0).
+            inserted = writebatch.insert_with_sequences(
+                message, events=2 if outer else 0, dedupe=True, cursor=cursor
             )
-        _attach(conversation, account)
-        message = customer_message(tenant, conversation, account, identity, item)
-        outer = writebatch.current() is not None
-        # Without a caller's batch: the message without its sequences (events=0).
-        inserted = writebatch.insert_with_sequences(
-            message, events=2 if outer else 0, dedupe=True, cursor=cursor
-        )
+    assert identity is not None  # noqa: S101 - made or found above
     if not inserted:
         return _replay(item)
     # Routing's presence, the incident-rule flag (a new conversation's) and the
@@ -579,6 +591,48 @@ def _load_identity() -> Callable[[str, Sequence[Any]], Identity]:
     return row_loader(Identity, _IDENTITY_ATTNAMES)
 
 
+# A new contact (c) and the author's identity (i) for it, unless the identity
+# is there already; then the statement's own SELECT. Parameters: _author_params.
+_NEW_AUTHOR = (
+    "WITH c AS (INSERT INTO helpdesk_contact (tenant_id, display_name, email,"
+    " external_crm_id, notes, created_at) VALUES (%s, %s, '', '', '', %s)"
+    " RETURNING id), i AS (INSERT INTO helpdesk_identity (tenant_id,"
+    " contact_id, platform, external_id, handle, display_name, followers,"
+    " profile_url, created_at) SELECT %s, c.id, %s, %s, %s, %s, %s, %s, %s"
+    " FROM c ON CONFLICT (tenant_id, platform, external_id) DO NOTHING"
+    " RETURNING id)"
+)
+_NEW_CONVERSATION_ID = "nextval(pg_get_serial_sequence('helpdesk_conversation', 'id'))"
+
+
+def _author_values(item: InboundItem) -> dict[str, Any]:
+    """The new identity's columns besides its keys and contact."""
+    author = item.author
+    return {
+        "handle": author.handle,
+        "display_name": author.display_name,
+        "followers": author.followers,
+        "profile_url": author.profile_url,
+        "created_at": timezone.now(),
+    }
+
+
+def _author_params(
+    tenant_id: int, item: InboundItem, values: dict[str, Any]
+) -> list[Any]:
+    """_NEW_AUTHOR's parameters."""
+    author = item.author
+    return [
+        tenant_id,
+        author.display_name or author.handle,
+        values["created_at"],
+        tenant_id,
+        item.platform,
+        author.external_id,
+        *values.values(),
+    ]
+
+
 def _insert_identity_pg(
     tenant_id: int, item: InboundItem, cursor: Any = None
 ) -> tuple[Identity, int | None]:
@@ -587,51 +641,95 @@ def _insert_identity_pg(
     conversation to look for). When another worker created the identity
     meanwhile, that one and None (our contact goes; its contact's conversation
     is looked for as a known author's). `cursor`: the caller's (else its own)."""
-    author, now = item.author, timezone.now()
-    values: dict[str, Any] = {
-        "handle": author.handle,
-        "display_name": author.display_name,
-        "followers": author.followers,
-        "profile_url": author.profile_url,
-        "created_at": now,
-    }
+    values = _author_values(item)
     with _cursor(cursor) as cursor:
         cursor.execute(
-            "WITH c AS (INSERT INTO helpdesk_contact (tenant_id, display_name, email,"
-            " external_crm_id, notes, created_at) VALUES (%s, %s, '', '', '', %s)"
-            " RETURNING id), i AS (INSERT INTO helpdesk_identity (tenant_id,"
-            " contact_id, platform, external_id, handle, display_name, followers,"
-            " profile_url, created_at) SELECT %s, c.id, %s, %s, %s, %s, %s, %s, %s"
-            " FROM c ON CONFLICT (tenant_id, platform, external_id) DO NOTHING"
-            " RETURNING id) SELECT c.id, i.id, CASE WHEN i.id IS NOT NULL THEN"
-            " nextval(pg_get_serial_sequence('helpdesk_conversation', 'id')) END"
-            " FROM c LEFT JOIN i ON true",
-            [
-                tenant_id,
-                author.display_name or author.handle,
-                now,
-                tenant_id,
-                item.platform,
-                author.external_id,
-                *values.values(),
-            ],
+            f"{_NEW_AUTHOR} SELECT c.id, i.id, CASE WHEN i.id IS NOT NULL THEN"
+            f" {_NEW_CONVERSATION_ID} END FROM c LEFT JOIN i ON true",
+            _author_params(tenant_id, item, values),
         )
         row = cursor.fetchone()
         assert row is not None  # noqa: S101 - the contact's row
         contact_id, identity_id, conversation_id = row
         if identity_id is None:
-            cursor.execute(
-                'DELETE FROM helpdesk_contact c WHERE c."tenant_id" = %s AND c.id = %s',
-                [tenant_id, contact_id],
-            )
-    if identity_id is None:
-        _, identity = _lookup_pg(tenant_id, item)
-        assert identity is not None  # noqa: S101 - it conflicted with this one
-        return identity, None
+            return _identity_taken(tenant_id, item, contact_id, cursor), None
     identity = _identity(
         tenant_id, item, {"id": identity_id, "contact_id": contact_id, **values}
     )
     return identity, conversation_id
+
+
+def _identity_taken(
+    tenant_id: int, item: InboundItem, contact_id: int, cursor: Any
+) -> Identity:
+    """The identity another worker created for the author meanwhile; the
+    contact made for ours goes."""
+    cursor.execute(
+        'DELETE FROM helpdesk_contact c WHERE c."tenant_id" = %s AND c.id = %s',
+        [tenant_id, contact_id],
+    )
+    _, identity = _lookup_pg(tenant_id, item)
+    assert identity is not None  # noqa: S101 - it conflicted with this one
+    return identity
+
+
+# The message's conversation and author as the new-author statement takes them
+# (its WITH query `v`, one row when the identity was made).
+_MESSAGE_FROM_AUTHOR = {
+    "conversation_id": "v.conversation_id",
+    "author_identity_id": "v.identity_id",
+}
+
+
+def _insert_author_and_message_pg(
+    account: SocialAccount, item: InboundItem, origin: str | None, cursor: Any
+) -> tuple[Identity, tuple[Conversation, Message, bool] | None]:
+    """_insert_identity_pg and the message's insert_with_sequences (events=0,
+    dedupe) in one statement, for an author the request found unknown: the
+    new contact, identity and conversation id, and the message, written only
+    when the identity was made (dedupe as before: a duplicate message leaves
+    the identity written and nothing else). Returns the identity and the new
+    conversation (unsaved, inserted with the request's other writes), the
+    message and whether it was inserted; when another worker created the
+    identity meanwhile, that one and None (as _insert_identity_pg: the caller
+    goes on as for a known author, and nothing of the message was written).
+
+    The message's values are worked out before the statement, with the three
+    keys it makes (identity, contact, conversation) as None; they are set in
+    the instances' own values afterwards, so the rows cached on each other
+    stay."""
+    tenant: Tenant = account.tenant
+    values = _author_values(item)
+    identity = _identity(tenant.pk, item, {"id": None, "contact_id": None, **values})
+    conversation, _ = _new_conversation(account, identity, item, origin, None)
+    _attach(conversation, account)
+    message = message_row(tenant, conversation, account, identity, item)
+    insert, message_params = writebatch.deduped_insert(
+        message, source="v", written=_MESSAGE_FROM_AUTHOR
+    )
+    cursor.execute(
+        f"{_NEW_AUTHOR}, v AS (SELECT i.id AS identity_id, {_NEW_CONVERSATION_ID}"
+        f" AS conversation_id FROM i), m AS ({insert}) SELECT c.id,"
+        " v.identity_id, v.conversation_id, m.id, m.seq FROM c LEFT JOIN v ON"
+        " true LEFT JOIN m ON true",
+        [*_author_params(tenant.pk, item, values), *message_params],
+    )
+    row = cursor.fetchone()
+    assert row is not None  # noqa: S101 - the contact's row
+    contact_id, identity_id, conversation_id, message_id, seq = row
+    if identity_id is None:
+        return _identity_taken(tenant.pk, item, contact_id, cursor), None
+    metrics.count_ingested(item.platform)  # as customer_message counts
+    # Straight into __dict__: the key descriptors would drop the cached rows.
+    identity.__dict__.update(id=identity_id, contact_id=contact_id)
+    conversation.__dict__.update(id=conversation_id, contact_id=contact_id)
+    message.__dict__.update(
+        conversation_id=conversation_id, author_identity_id=identity_id
+    )
+    if message_id is None:
+        return identity, (conversation, message, False)
+    writebatch.inserted(message, message_id, seq)
+    return identity, (conversation, message, True)
 
 
 _CONVERSATION_COLUMNS = tuple(f.column for f in Conversation._meta.concrete_fields)
@@ -703,7 +801,7 @@ def _new_conversation(
     identity: Identity,
     item: InboundItem,
     origin: str | None,
-    new_id: int,
+    new_id: int | None,
 ) -> tuple[Conversation, bool]:
     """The unsaved conversation `new_id` the item opens (inserted with the
     request's other writes)."""

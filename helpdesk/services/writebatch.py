@@ -658,11 +658,32 @@ def insert_with_sequences(
         return True
     counted = events > 0
     sql, items = _sequenced_insert(type(row), counted, dedupe)
+    values = _row_values(row, items, events if counted else None)
+    params = [tenant_id, events, *values] if counted else values
+    if cursor is None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            returned = cursor.fetchone()
+    else:
+        cursor.execute(sql, params)
+        returned = cursor.fetchone()
+    if returned is None:
+        return False
+    inserted(row, *returned)
+    return True
+
+
+def _row_values(
+    row: models.Model, items: Sequence["_SequencedField"], events: int | None
+) -> list[Any]:
+    """The row's parameters for `items` (_sequenced_insert's or
+    _deduped_insert's): `events` for `seq` when the statement takes the
+    sequences (not None)."""
     values: list[Any] = []
     d = row.__dict__
     db = connections[DEFAULT_DB_ALIAS]  # once (not through the proxy)
     for f, attname, plain, check, exact in items:
-        if counted and attname == "seq":
+        if events is not None and attname == "seq":
             values.append(events)
             continue
         # The row's value as pre_save(add=True) reads it; one the field would
@@ -675,21 +696,51 @@ def insert_with_sequences(
             values.append(value)
         else:
             values.append(f.get_db_prep_save(value, db))
-    params = [tenant_id, events, *values] if counted else values
-    if cursor is None:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            returned = cursor.fetchone()
-    else:
-        cursor.execute(sql, params)
-        returned = cursor.fetchone()
-    if returned is None:
-        return False
-    row.pk, row.seq = returned  # type: ignore[attr-defined]
+    return values
+
+
+def inserted(row: models.Model, pk: Any, seq: Any) -> None:
+    """Mark `row` saved with the key and `seq` its INSERT returned."""
+    row.pk, row.seq = pk, seq  # type: ignore[attr-defined]
     row._state.adding = False
     row._state.db = connection.alias
-    return True
 
+
+def deduped_insert(
+    row: models.Model, *, source: str, written: dict[str, str]
+) -> Statement:
+    """`insert_with_sequences(row, events=0, dedupe=True)`'s INSERT as a part
+    of a larger statement (PostgreSQL): the row once for each row of the WITH
+    query `source` (once, or not at all when it has none), the attnames in
+    `written` taken from the SQL expressions over `source` they map to, not
+    from the row; RETURNING id, seq (nothing for a duplicate). The caller
+    applies the returned pair with `inserted`."""
+    sql, items = _deduped_insert(type(row), source, tuple(written.items()))
+    return sql, _row_values(row, items, None)
+
+
+@cache
+def _deduped_insert(
+    model: type[models.Model], source: str, written: tuple[tuple[str, str], ...]
+) -> tuple[str, list["_SequencedField"]]:
+    """deduped_insert's statement and the fields whose values it takes from
+    the row (as _sequenced_insert's)."""
+    by_attname = dict(written)
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    names = ", ".join(str(f.column) for f in fields)
+    picked = ", ".join(by_attname.get(f.attname, "%s") for f in fields)
+    sql = (
+        f"INSERT INTO {model._meta.db_table} ({names}) SELECT {picked}"
+        f" FROM {source}{_DEDUPE} RETURNING id, seq"
+    )
+    _, items = _sequenced_insert(model, False, True)
+    return sql, [item for item in items if item[1] not in by_attname]
+
+
+_DEDUPE = (
+    " ON CONFLICT (tenant_id, platform, external_id)"
+    " WHERE external_id IS NOT NULL DO NOTHING"
+)
 
 _SequencedField = tuple[Any, str, bool, Callable[[object], bool] | None, type | None]
 
@@ -708,12 +759,7 @@ def _sequenced_insert(
         "(SELECT value - %s + 1 FROM s)" if counted and f.attname == "seq" else "%s"
         for f in fields
     )
-    conflict = (
-        " ON CONFLICT (tenant_id, platform, external_id)"
-        " WHERE external_id IS NOT NULL DO NOTHING"
-        if dedupe
-        else ""
-    )
+    conflict = _DEDUPE if dedupe else ""
     sql = (
         (f"WITH s AS ({_NEXT_SEQ}) " if counted else "")
         + f"INSERT INTO {model._meta.db_table}"

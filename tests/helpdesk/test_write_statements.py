@@ -4,9 +4,10 @@ BEGIN, COMMIT), with and without an outbound webhook endpoint, named one by one.
 
 Create (new author): the account with its brand's SLA policy and holidays, and
 the replay and author lookup, in one statement; the new contact and identity with
-the new conversation's id (a new contact has no conversation to look for); the
-message; the sequences and the rest in one statement. A known author's push looks
-for its conversation (locked) or a new id instead of the identity insert. A
+the new conversation's id (a new contact has no conversation to look for) and
+the message, in one statement; the sequences and the rest in one statement. A
+known author's push looks for its conversation (locked) or a new id instead of
+the identity insert, and sends the message on its own. A
 reply: the conversation (locked, with the brand's holidays and the message's new
 id); the sequences, the message and the rest in one statement, the last before
 COMMIT. An endpoint adds one
@@ -99,9 +100,9 @@ def test_create_new_author_known_author_and_replay(
     assert new.status_code == 201, new.content
     assert known.status_code == 201, known.content
     assert again.status_code == 200, again.content
-    assert len(new_sql) == 4, new_sql
+    assert len(new_sql) == 3, new_sql
     assert new_sql[1].startswith("WITH c AS (INSERT INTO helpdesk_contact")
-    assert new_sql[2].startswith("INSERT INTO helpdesk_message")
+    assert new_sql[2].startswith("WITH s AS (INSERT INTO helpdesk_eventcounter")
     assert len(known_sql) == 4, known_sql
     assert known_sql[1].startswith("SELECT c.id, c.tenant_id"), known_sql
     # The replay: the account with the lookup that finds it, and the stored
@@ -167,7 +168,7 @@ def test_an_outbound_endpoint_adds_one_insert_per_request(
     replied, reply_sql = measured(lambda: reply(client, tenant, conversation, "On it"))
     assert created.status_code == 201, created.content
     assert replied.status_code == 201, replied.content
-    assert len(create_sql) == 4 + 1, create_sql
+    assert len(create_sql) == 3 + 1, create_sql
     assert deliveries(create_sql) == 1
     assert len(reply_sql) == 2 + 1, reply_sql
     assert deliveries(reply_sql) == 1

@@ -54,9 +54,11 @@ def test_the_counter_is_taken_after_the_reads_and_before_the_last_write(
         response = push(client, tenant, channel, 1)
     assert response.status_code == 201, response.content
     counter = [n for n, sql in enumerate(seen.sql) if "helpdesk_eventcounter" in sql]
-    # The message, then the counter with the rest, then COMMIT.
+    # The new author with the message, then the counter with the rest, then
+    # COMMIT.
     assert counter == [len(seen) - 2], seen.listing()
-    assert seen.sql[-3].startswith("INSERT INTO helpdesk_message"), seen.listing()
+    assert seen.sql[-3].startswith("WITH c AS (INSERT INTO helpdesk_contact")
+    assert "m AS (INSERT INTO helpdesk_message" in seen.sql[-3], seen.listing()
     assert 'UPDATE "helpdesk_message" SET "seq"' in seen.sql[-2], seen.listing()
     assert 'INSERT INTO "helpdesk_event"' in seen.sql[-2], seen.listing()
     assert seen.sql[-1] == "COMMIT", seen.listing()
