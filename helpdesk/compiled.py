@@ -39,12 +39,27 @@ while a pre_init/post_init receiver is connected, goes through `rows()`. The
 reply's row lock (a conversation, its brand, three annotations) inside whole
 requests: 593/594 -> 404/521 us of CPU.
 
+With `tenant_in_text`, the open tenant's id is written into the statement as a
+number rather than sent as a parameter: one text per tenant (kept per shape and
+connection, up to `_TENANT_TEXTS`), the other values still parameters. A
+prepared statement is planned for its parameters' values five times, then
+PostgreSQL keeps a generic plan only if its estimated cost is not above theirs;
+with the tenant a parameter, the generic plan is costed for an average tenant
+while the custom ones know a large tenant's rows, so for a large tenant it never
+won and the inbox page was planned again on every request (pg_prepared_statements:
+0 generic, 28 custom plans after 28 pages; about 1.7 ms of PostgreSQL CPU each
+in tests/perf/test_read_path_at_scale.py, analyzed). With the tenant in the text
+both plans are costed for that tenant and the generic one is kept after five.
+The filter stays `tenant_id = <id>` in the statement (tenancy.md P14) and RLS
+is unchanged.
+
 `fetch()` sends the same statement and keeps its rows as values (`Fetched`),
 for a reader that writes them out and needs no instance (the inbox list's first
 page, helpdesk.list_output); `Fetched.instances()` makes the instances
 `rows()` would make from those values, with no second statement.
 """
 
+import re
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -64,6 +79,12 @@ from helpdesk.lookups import ATTACHED
 from tenants.base import _require_tenant_id
 from tenants.context import _current_tenant_id
 from tenants.plain_rows import builds_plainly
+
+# The tenants whose own statement text one shape keeps per connection (a text is
+# the statement and its compiled state: a few kilobytes).
+_TENANT_TEXTS = 256
+# A placeholder, or an escaped percent sign, in a compiled statement.
+_PLACEHOLDER = re.compile(r"%%|%s")
 
 _KINDS: dict[type, Callable[[int, int], Any]] = {
     int: lambda query, n: -(2**62) + 1_000 * query + n,
@@ -274,6 +295,7 @@ class _Compiled:
         "row_plan",
         "sql",
         "template",
+        "tenants",
     )
 
     def __init__(
@@ -294,6 +316,38 @@ class _Compiled:
         # Worked out at the first `first()` (it needs the built queryset).
         self.planned = False
         self.row_plan: _RowPlan | None = None
+        # tenant id -> this shape with that id written in (`tenant_in_text`).
+        self.tenants: dict[int, _Compiled] = {}
+
+    def with_tenant(self, tenant_id: int) -> "_Compiled":
+        """This shape with `tenant_id` written into its SQL where the open
+        tenant's id was a parameter, and without those parameters; itself when
+        its placeholders cannot be matched to its parameters."""
+        places = set(self.positions[0])
+        written = str(int(tenant_id))  # a number: nothing to quote
+        seen = 0
+
+        def place(match: re.Match[str]) -> str:
+            nonlocal seen
+            if match.group() == "%%":
+                return "%%"
+            seen += 1
+            return written if seen - 1 in places else "%s"
+
+        sql = _PLACEHOLDER.sub(place, self.sql)
+        if seen != len(self.template):
+            return self
+        kept = [n for n in range(len(self.template)) if n not in places]
+        moved = {old: new for new, old in enumerate(kept)}
+        variant = copy(self)
+        variant.sql = sql
+        variant.template = [self.template[n] for n in kept]
+        variant.positions = [
+            [],
+            *([moved[n] for n in value] for value in self.positions[1:]),
+        ]
+        variant.tenants = {}
+        return variant
 
 
 class _Query:
@@ -327,7 +381,8 @@ class CompiledQuery[M: Model]:
     `kinds`: the type of each value (int, str or datetime), in `build`'s order.
     Every value must reach the SQL as a parameter, unchanged (a filter's value,
     not a part of its shape: a None, an empty list or a different lookup makes
-    another shape, so give each shape its own CompiledQuery).
+    another shape, so give each shape its own CompiledQuery). `tenant_in_text`:
+    the open tenant's id written into the statement (module docstring).
     """
 
     def __init__(
@@ -336,10 +391,12 @@ class CompiledQuery[M: Model]:
         kinds: Sequence[type],
         *,
         using: str = DEFAULT_DB_ALIAS,
+        tenant_in_text: bool = False,
     ) -> None:
         self.build = build
         self.kinds = (int, *kinds)  # the open tenant's id first
         self.using = using
+        self.tenant_in_text = tenant_in_text
         self._states: weakref.WeakKeyDictionary[BaseDatabaseWrapper, _Compiled] = (
             weakref.WeakKeyDictionary()
         )
@@ -395,6 +452,13 @@ class CompiledQuery[M: Model]:
         if compiled is None:
             with self._lock:
                 compiled = self._compile(connection)
+        if self.tenant_in_text and type(values[0]) is int:
+            variant = compiled.tenants.get(values[0])
+            if variant is None:
+                variant = compiled.with_tenant(values[0])
+                if len(compiled.tenants) < _TENANT_TEXTS:
+                    compiled.tenants[values[0]] = variant
+            compiled = variant
         params = list(compiled.template)
         for value, kind, places in zip(
             values, self.kinds, compiled.positions, strict=True

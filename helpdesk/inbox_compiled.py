@@ -72,8 +72,12 @@ def _shape(key: tuple[Any, ...]) -> CompiledQuery[Conversation] | None:
             queryset = queryset.only(*columns)
         return with_queue_order(queryset, now)[: size + 1]
 
+    # The tenant in the text: a large tenant's page keeps a generic plan instead
+    # of being planned again on every request (helpdesk.compiled).
     compiled = CompiledQuery(
-        build, [*(COMPILED_FILTERS[name] for name in names), datetime]
+        build,
+        [*(COMPILED_FILTERS[name] for name in names), datetime],
+        tenant_in_text=True,
     )
     _SHAPES[key] = compiled
     return compiled
