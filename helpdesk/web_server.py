@@ -648,11 +648,14 @@ def _counted(
                 """Whether `direct` takes this request (a DirectCycle then stands
                 for it). Only a plain HTTP/1.1 request that nothing is ahead of,
                 under a configuration whose other paths it would skip (a
-                concurrency limit's 503, a root path, 100-continue)."""
+                concurrency limit's 503, a root path, 100-continue), and while
+                the client reads its answers: past the transport's high-water
+                mark uvicorn's cycle waits to write (and so stops reading)."""
                 parser = self.parser
                 cycle = self.cycle
                 if (
                     (cycle is not None and not cycle.response_complete)
+                    or self.flow.write_paused
                     or self.expect_100_continue
                     or self.limit_concurrency is not None
                     or self.root_path

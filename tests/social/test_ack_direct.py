@@ -52,6 +52,7 @@ def served(
     direct: bool,
     answers: int = 1,
     lose_after: int | None = None,
+    write_paused: bool = False,
 ) -> tuple[Events, CountingFastPath, Any]:
     """What the worker's protocol writes for `requests`, each fed once the one
     before has its `answers` answers (a read may hold several requests), with or
@@ -62,6 +63,9 @@ def served(
     async def go() -> tuple[Events, Any]:
         protocol, transport, state = connected(protocol_class, app)
         state.default_headers = DEFAULT_HEADERS
+        if write_paused:  # the client has not read what it was sent
+            protocol.pause_writing()
+            asyncio.get_running_loop().call_later(0.2, protocol.resume_writing)
         for n, request in enumerate(requests):
             written = _answers(transport.events)
             protocol.data_received(request)
@@ -232,6 +236,14 @@ def test_connection_close_and_pipelined_deliveries_as_uvicorn_answers_them(
     assert [_status([event]) for event in direct] == [200, 200]
     assert app.asgi_calls == 1  # the one that waited went the ASGI way
     assert WebhookEvent.objects.count() == 4
+
+
+def test_while_the_client_does_not_read_a_delivery_takes_the_asgi_way(
+    routed: SocialAccount,
+) -> None:
+    # Its send waits for the transport to drain (and the connection to be read).
+    events, app, _ = served([delivery()], direct=True, write_paused=True)
+    assert (app.asgi_calls, _status(events)) == (1, 200)
 
 
 def test_a_connection_lost_before_the_commit_gets_nothing_and_keeps_the_row(
