@@ -481,7 +481,7 @@ class _RecordingLoop:
 
 
 def _waiting(key: str, loop: Any) -> group_commit._Waiting:
-    return group_commit._Waiting(_delivery(key), loop, None)  # type: ignore[arg-type]
+    return group_commit._Waiting(_delivery(key), loop, None)
 
 
 def test_a_group_of_one_loop_is_handed_back_at_once_in_order() -> None:
