@@ -17,6 +17,11 @@ import httpx
 
 from tests.helpdesk.live import BROKER_URL, ROOT, free_port, web_server_command
 
+# How long the server may take to answer /healthz: a worker imports the whole
+# project, and on a loaded 2-core machine four of them took 38.6 s to be ready
+# (6.6 s for one). A server that exits meanwhile fails at once.
+START_TIMEOUT = float(os.environ.get("EARSHOT_BENCH_START_TIMEOUT", "180"))
+
 
 @contextmanager
 def uvicorn_server(
@@ -39,8 +44,12 @@ def uvicorn_server(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError(
+                    f"uvicorn exited ({server.returncode}); see {log_dir}/uvicorn.log"
+                )
             try:
                 httpx.get(f"{base}/healthz", timeout=1.0)
                 break
