@@ -72,7 +72,7 @@ class Lookup:
 
 def customer_message(
     tenant: Tenant,
-    conversation: Conversation,
+    conversation: Conversation | None,
     account: SocialAccount,
     identity: Identity,
     item: InboundItem,
@@ -84,13 +84,14 @@ def customer_message(
 
 def message_row(
     tenant: Tenant,
-    conversation: Conversation,
+    conversation: Conversation | None,
     account: SocialAccount,
     identity: Identity,
     item: InboundItem,
 ) -> Message:
     """The unsaved message row of one inbound item (every path writes this shape;
-    batched ingest counts its items in the metrics per batch)."""
+    batched ingest counts its items in the metrics per batch). `conversation`
+    None: set by the caller once its statement has found it."""
     reading = read_message(item.text)
     return build_row(
         Message,
@@ -282,16 +283,22 @@ def _record_pg(
     # One cursor for the item's statements (each new one costs about 15 us).
     with connection.cursor() as cursor:
         recorded = None
-        if identity is None and not outer:
+        counted = identity is None and not outer
+        if counted:
             # A new author's contact, identity and message in one statement.
             identity, recorded = _insert_author_and_message_pg(
                 account, item, origin, cursor
             )
+        new_id = None
         if recorded is not None:
             conversation, message, inserted = recorded
             opened = True
+        elif identity is not None and not outer:
+            # A known author's conversation and message in one statement.
+            conversation, opened, message, inserted = _find_and_insert_message_pg(
+                account, identity, item, origin, cursor, counted=counted
+            )
         else:
-            new_id = None
             if identity is None:
                 identity, new_id = _insert_identity_pg(tenant.pk, item, cursor)
             if new_id is None:
@@ -703,7 +710,7 @@ def _insert_author_and_message_pg(
     identity = _identity(tenant.pk, item, {"id": None, "contact_id": None, **values})
     conversation, _ = _new_conversation(account, identity, item, origin, None)
     _attach(conversation, account)
-    message = message_row(tenant, conversation, account, identity, item)
+    message = customer_message(tenant, conversation, account, identity, item)
     insert, message_params = writebatch.deduped_insert(
         message, source="v", written=_MESSAGE_FROM_AUTHOR
     )
@@ -719,7 +726,6 @@ def _insert_author_and_message_pg(
     contact_id, identity_id, conversation_id, message_id, seq = row
     if identity_id is None:
         return _identity_taken(tenant.pk, item, contact_id, cursor), None
-    metrics.count_ingested(item.platform)  # as customer_message counts
     # Straight into __dict__: the key descriptors would drop the cached rows.
     identity.__dict__.update(id=identity_id, contact_id=contact_id)
     conversation.__dict__.update(id=conversation_id, contact_id=contact_id)
@@ -751,6 +757,19 @@ def _find_or_open_pg(
     A plain cursor, not `Conversation.objects.raw`: the raw queryset resolved its
     columns, converters and the manager's tenant filter on every call (about
     half of this step's CPU), for a row the model has no converter for."""
+    sql, params = _find_sql(account, identity, item)
+    with _cursor(cursor) as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    assert row is not None  # noqa: S101 - one row always
+    return _found_or_new(account, identity, item, origin, row)
+
+
+def _find_sql(
+    account: SocialAccount, identity: Identity, item: InboundItem
+) -> tuple[str, list[Any]]:
+    """_find_or_open_pg's statement and parameters: the conversation's columns
+    (locked) and `new_id`, a new conversation's id when none was found."""
     ref = item.thread_ref or item.external_id
     if item.visibility == "private":
         where = (
@@ -772,7 +791,7 @@ def _find_or_open_pg(
         where_params, order_params = [ref], []
     sql = (
         f"SELECT {_CONVERSATION_SELECT}, CASE WHEN c.id IS NULL THEN"
-        " nextval(pg_get_serial_sequence('helpdesk_conversation', 'id')) END AS new_id"
+        f" {_NEW_CONVERSATION_ID} END AS new_id"
         " FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM helpdesk_conversation"
         ' x WHERE x."tenant_id" = %s AND social_account_id = %s AND contact_id = %s'
         f" AND {where} ORDER BY {order}last_activity_at DESC LIMIT 1 FOR UPDATE)"
@@ -785,15 +804,76 @@ def _find_or_open_pg(
         *where_params,
         *order_params,
     ]
-    with _cursor(cursor) as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    assert row is not None  # noqa: S101 - one row always
-    new_id = row[-1]
+    return sql, params
+
+
+def _found_or_new(
+    account: SocialAccount,
+    identity: Identity,
+    item: InboundItem,
+    origin: str | None,
+    row: Sequence[Any],
+) -> tuple[Conversation, bool]:
+    """The conversation of _find_sql's row: the one found, or the new one."""
+    new_id = row[len(_CONVERSATION_NAMES)]
     if new_id is None:
-        found = Conversation.from_db(connection.alias, _CONVERSATION_NAMES, row[:-1])
+        found = Conversation.from_db(
+            connection.alias, _CONVERSATION_NAMES, row[: len(_CONVERSATION_NAMES)]
+        )
         return found, False
     return _new_conversation(account, identity, item, origin, new_id)
+
+
+_MESSAGE_CONVERSATION = Message._meta.get_field("conversation")
+
+
+def _find_and_insert_message_pg(
+    account: SocialAccount,
+    identity: Identity,
+    item: InboundItem,
+    origin: str | None,
+    cursor: Any,
+    *,
+    counted: bool = False,
+) -> tuple[Conversation, bool, Message, bool]:
+    """_find_or_open_pg and the message's insert_with_sequences (events=0,
+    dedupe) in one statement, for a known author: the conversation (found and
+    locked, or a new id) and the message in it. Returns the conversation,
+    whether it is new, the message and whether it was inserted (a duplicate:
+    the conversation was locked, and nothing was written, as before).
+
+    The message's values are worked out before the statement with its
+    conversation unknown (None); the key and the cached row are set after.
+    `counted`: the item is counted in the metrics already (a new author's
+    statement found the identity made meanwhile)."""
+    tenant: Tenant = account.tenant
+    build = message_row if counted else customer_message
+    message = build(tenant, None, account, identity, item)
+    insert, message_params = writebatch.deduped_insert(
+        message, source="v", written=_MESSAGE_IN_FOUND
+    )
+    find, find_params = _find_sql(account, identity, item)
+    cursor.execute(
+        f"WITH f AS ({find}), v AS (SELECT coalesce(f.id, f.new_id) AS"
+        f" conversation_id FROM f), m AS ({insert}) SELECT f.*, m.id, m.seq"
+        " FROM f LEFT JOIN m ON true",
+        [*find_params, *message_params],
+    )
+    row = cursor.fetchone()
+    assert row is not None  # noqa: S101 - one row always
+    conversation, opened = _found_or_new(account, identity, item, origin, row)
+    _attach(conversation, account)
+    message.__dict__["conversation_id"] = conversation.pk
+    _MESSAGE_CONVERSATION.set_cached_value(message, conversation)
+    message_id, seq = row[-2:]
+    if message_id is None:
+        return conversation, opened, message, False
+    writebatch.inserted(message, message_id, seq)
+    return conversation, opened, message, True
+
+
+# The message's conversation as the known-author statement takes it.
+_MESSAGE_IN_FOUND = {"conversation_id": "v.conversation_id"}
 
 
 def _new_conversation(

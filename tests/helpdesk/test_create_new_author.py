@@ -13,6 +13,7 @@ from uuid import UUID
 
 import pytest
 
+from helpdesk import metrics
 from helpdesk.models import Contact, Conversation, Event, Identity, Message
 from helpdesk.services import inbound
 from helpdesk.services.inbound import InboundResult
@@ -117,8 +118,11 @@ def test_an_identity_made_meanwhile_is_used_and_our_contact_goes(
         return (False, None) if len(calls) == 1 else real(tenant_id, one)
 
     monkeypatch.setattr(inbound, "_lookup_pg", stale)
+    counted: list[str] = []
+    monkeypatch.setattr(metrics, "count_ingested", counted.append)
     second = receive(account, item(author="same", visibility="private"))
     assert len(calls) == 2  # the stale one, then the identity that conflicted
+    assert counted == ["sandbox"]  # the item once, as before
     assert second.created
     assert not second.opened
     assert second.conversation.pk == first.conversation.pk

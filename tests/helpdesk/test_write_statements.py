@@ -6,8 +6,8 @@ Create (new author): the account with its brand's SLA policy and holidays, and
 the replay and author lookup, in one statement; the new contact and identity with
 the new conversation's id (a new contact has no conversation to look for) and
 the message, in one statement; the sequences and the rest in one statement. A
-known author's push looks for its conversation (locked) or a new id instead of
-the identity insert, and sends the message on its own. A
+known author's push looks for its conversation (locked) or a new id, with the
+message, instead of the identity insert. A
 reply: the conversation (locked, with the brand's holidays and the message's new
 id); the sequences, the message and the rest in one statement, the last before
 COMMIT. An endpoint adds one
@@ -103,8 +103,8 @@ def test_create_new_author_known_author_and_replay(
     assert len(new_sql) == 3, new_sql
     assert new_sql[1].startswith("WITH c AS (INSERT INTO helpdesk_contact")
     assert new_sql[2].startswith("WITH s AS (INSERT INTO helpdesk_eventcounter")
-    assert len(known_sql) == 4, known_sql
-    assert known_sql[1].startswith("SELECT c.id, c.tenant_id"), known_sql
+    assert len(known_sql) == 3, known_sql
+    assert known_sql[1].startswith("WITH f AS (SELECT c.id, c.tenant_id"), known_sql
     # The replay: the account with the lookup that finds it, and the stored
     # message.
     assert len(again_sql) == 2, again_sql
