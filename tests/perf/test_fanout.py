@@ -18,22 +18,27 @@ event's frame on every socket (time.monotonic_ns in both processes).
 
 Baseline from the same run: a bare AsyncJsonWebsocketConsumer that joins a group
 and forwards its messages (tests/perf/fanout_bare.py), same server command, same
-layer, same publish, same N and events.
+layer, same publish, same N and events. Both servers are up at once and the
+events take turns between them, so a shared machine's load falls on both alike.
 
     EARSHOT_FANOUT_AGENTS=100,2000   agents per run (one test each)
     EARSHOT_FANOUT_EVENTS=200        events per run (default 200 up to 100
                                      agents, 50 above)
+    EARSHOT_FANOUT_PROFILE=<dir>     py-spy samples of each server's worker
+                                     over the measured events (collapsed
+                                     stacks, <dir>/<app>-<agents>.txt)
 """
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -78,6 +83,7 @@ CONNECT_TIMEOUT = 30.0  # seconds for one socket's handshake
 GAP = 0.01  # seconds between one event's last arrival and the next publish
 BUDGET_MS = {100: 25.0, 2000: 300.0}  # p99 of the last agent, DESIGN.md section 6
 CLIENTS = Path(__file__).with_name("fanout_clients.py")
+PY_SPY = Path(sys.executable).with_name("py-spy")
 
 
 def event_count(agents: int) -> int:
@@ -107,6 +113,32 @@ def worker_pid(parent: int) -> int:
     children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     assert len(children) == 1, children
     return int(children[0])
+
+
+@contextmanager
+def profiled(pid: int, output: Path | None) -> Iterator[None]:
+    """py-spy samples of process `pid` for the block, written to `output` as
+    collapsed stacks (nothing when `output` is None)."""
+    if output is None:
+        yield
+        return
+    command = [str(PY_SPY), "record", "--pid", str(pid), "--format", "raw"]
+    command += ["--rate", "250", "--nonblocking", "--output", str(output)]
+    spy = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.0)  # py-spy attaches
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait(timeout=10)
 
 
 @contextmanager
@@ -164,30 +196,54 @@ def payload(seq: int, tenant_id: int) -> dict[str, Any]:
     }
 
 
-class Run:
-    """One server's figures: per event, when the last agent had it and every
-    agent's latency (seconds), the client's CPU, the server worker's CPU."""
+class Side:
+    """One server (Earshot's or the bare one) with its agents connected: publishes
+    an event to its group and keeps its figures: per measured event, when the
+    first and the last agent had it and every agent's latency (seconds), the
+    client process's CPU, and the server worker's CPU over the measured events."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, group: str, pid: int, answers: IO[str], log: Path, tenant_id: int
+    ) -> None:
+        self.group = group
+        self.pid = pid
+        self.answers = answers
+        self.log = log
+        self.tenant_id = tenant_id
         self.last: list[float] = []
         self.first: list[float] = []
         self.every: list[float] = []
         self.client_cpu_ms: list[float] = []
         self.server_cpu_ms = 0.0
 
+    def one(self, seq: int) -> None:
+        started = time.monotonic_ns()
+        events.send_all_to_group(self.group, [payload(seq, self.tenant_id)])
+        line = json.loads(self.answers.readline())
+        assert line["seq"] == seq, line
+        assert line["missed"] == 0, (seq, line["missed"], self.log.read_text())
+        assert line["unexpected"] == 0, line["unexpected"]
+        if seq >= WARMUP:
+            latencies = [(at - started) / 1e9 for at in line["arrivals"]]
+            self.last.append(max(latencies))
+            self.first.append(min(latencies))
+            self.every.extend(latencies)
+            self.client_cpu_ms.append(line["cpu_ns"] / 1e6)
+        time.sleep(GAP)
 
-def fan_out(
+
+@contextmanager
+def side(
     app: str,
     group: str,
     paths: list[str],
     cookies: list[str],
-    events_measured: int,
+    total: int,
     tenant_id: int,
     log: Path,
-) -> Run:
-    """Serve `app`, open the sockets from the client process, publish WARMUP +
-    `events_measured` events to `group` one at a time; the measured ones' figures."""
-    total = WARMUP + events_measured
+) -> Iterator[Side]:
+    """Serve `app` and open the agents' sockets from a client process of their
+    own (which expects `total` events, then closes them)."""
     plan = {
         "origin": ORIGIN.decode(),
         "paths": paths,
@@ -195,7 +251,6 @@ def fan_out(
         "events": total,
         "timeout": EVENT_TIMEOUT,
     }
-    run = Run()
     with web_server(app, log) as (port, pid):
         clients = subprocess.Popen(
             [sys.executable, str(CLIENTS)],
@@ -210,34 +265,33 @@ def fan_out(
             clients.stdin.flush()
             ready = clients.stdout.readline()
             assert ready == f"ready {len(paths)}\n", (ready, log.read_text())
-            time.sleep(0.5)  # the last sockets' joins settle
-            cpu_before = 0.0
-            for seq in range(total):
-                if seq == WARMUP:
-                    cpu_before = cpu_ms(pid)
-                started = time.monotonic_ns()
-                events.send_all_to_group(group, [payload(seq, tenant_id)])
-                line = json.loads(clients.stdout.readline())
-                assert line["seq"] == seq, line
-                assert line["missed"] == 0, (seq, line["missed"], log.read_text())
-                assert line["unexpected"] == 0, line["unexpected"]
-                if seq >= WARMUP:
-                    latencies = [(at - started) / 1e9 for at in line["arrivals"]]
-                    run.last.append(max(latencies))
-                    run.first.append(min(latencies))
-                    run.every.extend(latencies)
-                    run.client_cpu_ms.append(line["cpu_ns"] / 1e6)
-                time.sleep(GAP)
-            run.server_cpu_ms = (cpu_ms(pid) - cpu_before) / events_measured
+            yield Side(group, pid, clients.stdout, log, tenant_id)
             clients.wait(timeout=30)
         finally:
             if clients.poll() is None:
                 clients.kill()
                 clients.wait(timeout=10)
-    return run
 
 
-def figures(label: str, run: Run, target: float | None) -> list[Figure]:
+def alternate(
+    earshot: Side, bare: Side, measured: int, profiles: tuple[Path | None, ...]
+) -> None:
+    """WARMUP events to each, then `measured` each, taking turns (which goes
+    first alternates too), so both see the same minutes of a shared machine."""
+    time.sleep(0.5)  # the last sockets' joins settle
+    for seq in range(WARMUP):
+        earshot.one(seq)
+        bare.one(seq)
+    with profiled(earshot.pid, profiles[0]), profiled(bare.pid, profiles[1]):
+        before = [cpu_ms(earshot.pid), cpu_ms(bare.pid)]
+        for seq in range(WARMUP, WARMUP + measured):
+            for server in (earshot, bare) if seq % 2 else (bare, earshot):
+                server.one(seq)
+        earshot.server_cpu_ms = (cpu_ms(earshot.pid) - before[0]) / measured
+        bare.server_cpu_ms = (cpu_ms(bare.pid) - before[1]) / measured
+
+
+def figures(label: str, run: Side, target: float | None) -> list[Figure]:
     targets = {99: target} if target is not None else None
     ms = run.client_cpu_ms
     return [
@@ -247,6 +301,11 @@ def figures(label: str, run: Run, target: float | None) -> list[Figure]:
         Figure(f"{label}: server worker CPU per event", run.server_cpu_ms, "ms"),
         Figure(f"{label}: client CPU per event (mean)", sum(ms) / len(ms), "ms"),
     ]
+
+
+def profile_path(app: str, agents: int) -> Path | None:
+    folder = os.environ.get("EARSHOT_FANOUT_PROFILE")
+    return Path(folder) / f"{app}-{agents}.txt" if folder else None
 
 
 def agent_sessions(tenant_slug: str, agents: list[User]) -> list[str]:
@@ -269,24 +328,33 @@ def test_websocket_fan_out(agents: int, tmp_path: Path) -> None:
     count = event_count(agents)
     target = budget(agents)
 
-    with override_settings(CHANNEL_LAYERS=REDIS_LAYERS):
-        bare = fan_out(
-            "tests.perf.fanout_bare:application",
-            BARE_GROUP,
-            [BARE_PATH] * agents,
-            [""] * agents,
-            count,
-            tenant.pk,
-            tmp_path / "bare.log",
-        )
-        earshot = fan_out(
+    total = WARMUP + count
+    with (
+        override_settings(CHANNEL_LAYERS=REDIS_LAYERS),
+        side(
             "helpdesk.asgi:application",
             events.inbox_group(tenant.pk),
             [f"/ws/t/{tenant.slug}/?presence=off"] * agents,
             cookies,
-            count,
+            total,
             tenant.pk,
             tmp_path / "earshot.log",
+        ) as earshot,
+        side(
+            "tests.perf.fanout_bare:application",
+            BARE_GROUP,
+            [BARE_PATH] * agents,
+            [""] * agents,
+            total,
+            tenant.pk,
+            tmp_path / "bare.log",
+        ) as bare,
+    ):
+        alternate(
+            earshot,
+            bare,
+            count,
+            (profile_path("earshot", agents), profile_path("bare", agents)),
         )
 
     print_report(
@@ -296,6 +364,8 @@ def test_websocket_fan_out(agents: int, tmp_path: Path) -> None:
             f"{agents} agents, {count} events one at a time after {WARMUP} warm-up "
             f"({GAP * 1000:g} ms between), one uvicorn worker (helpdesk.web_server), "
             "channels-redis pub/sub on REDIS_URL",
+            "both servers up at once, the events taking turns between them (each "
+            "server's own group and client process)",
             "event: message.created via helpdesk.events.send_all_to_group (PUBLISH); "
             "clock: before the publish until the client process has the frame "
             "(raw sockets on 127.0.0.1, tests/perf/fanout_clients.py)",
