@@ -3,8 +3,10 @@
 Issue 12's budgets: a fixed cost of at most 3 statements per request (BEGIN, one
 statement that opens the tenant and resolves the token and membership, COMMIT),
 create (an API-channel push) at most 10, reply at most 8, the inbox list at most
-4, and the conversation detail plus its thread at most 6 together. Each test
-prints the statements it saw when it fails, so a new one is easy to name.
+4, and the conversation detail plus its thread at most 6 together. The create and
+the reply are held to what they run today (6 and 4), below their budgets, so a
+statement added back fails here. Each test prints the statements it saw when it
+fails, so a new one is easy to name.
 """
 
 from typing import Any
@@ -42,7 +44,7 @@ def test_create_statements(
     assert push(client, tenant, channel, 0).status_code == 201  # warm caches
     response, seen = measured(lambda: push(client, tenant, channel, 1))
     assert response.status_code == 201, response.content
-    assert len(seen) <= 10, seen.listing()
+    assert len(seen) <= 6, seen.listing()
 
 
 def test_reply_statements(
