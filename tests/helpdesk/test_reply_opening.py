@@ -130,6 +130,15 @@ def state(thread: InboundResult) -> tuple[Any, ...]:
     )
 
 
+def assert_refused(
+    response: Any, status: int, code: str, thread: InboundResult, before: Any
+) -> None:
+    """The refusal's answer, with the conversation and its messages unchanged."""
+    assert response.status_code == status
+    assert response.json()["code"] == code
+    assert state(thread) == before
+
+
 def test_a_token_reply_is_four_statements_with_the_lock_in_the_opening(
     tenant: Tenant, owner: User
 ) -> None:
@@ -208,10 +217,8 @@ def test_another_workspaces_conversation_is_not_found_and_not_locked(
     with count_statements() as seen:
         response = reply(client, other_tenant, thread.conversation.pk)
 
-    assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
+    assert_refused(response, 404, "not_found", thread, before)
     assert watched == [("role check", "free"), ("reply gate", "free")]
-    assert state(thread) == before
     # BEGIN, the opening (its read found no row), ROLLBACK: no lock of its own.
     assert len(seen) == 3, seen.listing()
     assert LOCK in seen.sql[1]
@@ -229,10 +236,8 @@ def test_a_token_of_another_workspace_is_refused_before_any_lock(
         token_client(other_tenant, outsider, "admin"), tenant, thread.conversation.pk
     )
 
-    assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
+    assert_refused(response, 404, "not_found", thread, before)
     assert watched == [("early answer", "free")]
-    assert state(thread) == before
 
 
 def test_a_revoked_token_is_refused_and_locks_nothing(
@@ -249,9 +254,7 @@ def test_a_revoked_token_is_refused_and_locks_nothing(
 
     response = reply(client, tenant, thread.conversation.pk)
 
-    assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
-    assert state(thread) == before
+    assert_refused(response, 404, "not_found", thread, before)
     assert opened_here(tenant, raw, thread) == ("refused", "free")
 
 
@@ -266,9 +269,7 @@ def test_an_unknown_workspace_is_refused(
         format="json",
     )
 
-    assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
-    assert state(thread) == before
+    assert_refused(response, 404, "not_found", thread, before)
 
 
 def test_a_suspended_workspace_is_refused_and_locks_nothing(
@@ -283,10 +284,8 @@ def test_a_suspended_workspace_is_refused_and_locks_nothing(
 
     response = reply(client, tenant, thread.conversation.pk)
 
-    assert response.status_code == 403
-    assert response.json()["code"] == "workspace_suspended"
+    assert_refused(response, 403, "workspace_suspended", thread, before)
     assert watched == [("early answer", "free")]
-    assert state(thread) == before
 
 
 def test_an_inactive_user_is_refused_and_locks_nothing(
@@ -318,10 +317,8 @@ def test_a_member_whose_role_cannot_reply_is_refused_and_locks_nothing(
 
     response = reply(client, tenant, thread.conversation.pk)
 
-    assert response.status_code == 403
-    assert response.json()["code"] == "permission_denied"
+    assert_refused(response, 403, "permission_denied", thread, before)
     assert watched == [("role check", "free")]
-    assert state(thread) == before
 
 
 def test_a_read_token_is_refused_and_locks_nothing(
@@ -335,10 +332,8 @@ def test_a_read_token_is_refused_and_locks_nothing(
         token_client(tenant, agent, "read"), tenant, thread.conversation.pk
     )
 
-    assert response.status_code == 403
-    assert response.json()["code"] == "scope_missing"
+    assert_refused(response, 403, "scope_missing", thread, before)
     assert watched == [("role check", "free")]
-    assert state(thread) == before
 
 
 def opened_here(tenant: Tenant, raw: str, thread: InboundResult) -> tuple[str, str]:
