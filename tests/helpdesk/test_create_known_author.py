@@ -6,9 +6,7 @@ _find_or_open_pg and the message's insert_with_sequences wrote in two
 statements; these tests hold it to the same rows and outcomes.
 """
 
-from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import pytest
 
@@ -19,6 +17,7 @@ from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Tenant
 from tests.helpdesk.conftest import item, receive
+from tests.helpdesk.row_values import comparable_rows
 from tests.statements import count_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,15 +54,7 @@ def stored(result: InboundResult) -> dict[str, dict[str, Any]]:
         message = Message.objects.get(pk=result.message.pk)
         conversation = Conversation.objects.get(pk=result.conversation.pk)
     assert message.conversation_id == conversation.pk
-    rows = {}
-    for row in (message, conversation):
-        values = {f.attname: getattr(row, f.attname) for f in row._meta.concrete_fields}
-        rows[type(row).__name__] = {
-            name: value
-            for name, value in values.items()
-            if name not in keys and not isinstance(value, datetime | UUID)
-        }
-    return rows
+    return comparable_rows((message, conversation), keys)
 
 
 @pytest.mark.parametrize("visibility", ["public", "private"])

@@ -7,9 +7,7 @@ same outcomes when another worker got there first (the identity, or the
 message).
 """
 
-from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import pytest
 
@@ -21,6 +19,7 @@ from social.models import SocialAccount
 from tenants.context import tenant_context
 from tenants.models import Tenant
 from tests.helpdesk.conftest import item, receive
+from tests.helpdesk.row_values import comparable_rows
 from tests.statements import count_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,15 +48,7 @@ def stored(result: InboundResult) -> dict[str, dict[str, Any]]:
         contact = Contact.objects.get(pk=identity.contact_id)
         assert message.conversation_id == conversation.pk
         assert conversation.contact_id == contact.pk
-    rows = {}
-    for row in (message, conversation, identity, contact):
-        values = {f.attname: getattr(row, f.attname) for f in row._meta.concrete_fields}
-        rows[type(row).__name__] = {
-            name: value
-            for name, value in values.items()
-            if name not in keys and not isinstance(value, datetime | UUID)
-        }
-    return rows
+    return comparable_rows((message, conversation, identity, contact), keys)
 
 
 def test_a_new_author_s_item_is_written_in_one_statement(
