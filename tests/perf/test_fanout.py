@@ -18,8 +18,11 @@ event's frame on every socket (time.monotonic_ns in both processes).
 
 Baseline from the same run: a bare AsyncJsonWebsocketConsumer that joins a group
 and forwards its messages (tests/perf/fanout_bare.py), same server command, same
-layer, same publish, same N and events. Both servers are up at once and the
-events take turns between them, so a shared machine's load falls on both alike.
+layer, same publish, same N and events; and the same consumer without Channels'
+aclose_old_connections() hop before each message (a sync_to_async call per
+message per socket: most of the bare consumer's cost here). The servers are up
+at once and the events take turns between them, so a shared machine's load falls
+on all alike.
 
     EARSHOT_FANOUT_AGENTS=100,2000   agents per run (one test each)
     EARSHOT_FANOUT_EVENTS=200        events per run (default 200 up to 100
@@ -36,7 +39,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -57,6 +60,7 @@ from tests.helpdesk.live import (
     session_headers,
     web_server_command,
 )
+from tests.perf.fanout_bare import DIRECT_GROUP, DIRECT_PATH
 from tests.perf.fanout_bare import GROUP as BARE_GROUP
 from tests.perf.fanout_bare import PATH as BARE_PATH
 from tests.perf.report import (
@@ -273,22 +277,23 @@ def side(
                 clients.wait(timeout=10)
 
 
-def alternate(
-    earshot: Side, bare: Side, measured: int, profiles: tuple[Path | None, ...]
-) -> None:
-    """WARMUP events to each, then `measured` each, taking turns (which goes
-    first alternates too), so both see the same minutes of a shared machine."""
+def alternate(sides: list[Side], measured: int, profiles: list[Path | None]) -> None:
+    """WARMUP events to each side, then `measured` each, taking turns (which goes
+    first rotates too), so all see the same minutes of a shared machine."""
     time.sleep(0.5)  # the last sockets' joins settle
     for seq in range(WARMUP):
-        earshot.one(seq)
-        bare.one(seq)
-    with profiled(earshot.pid, profiles[0]), profiled(bare.pid, profiles[1]):
-        before = [cpu_ms(earshot.pid), cpu_ms(bare.pid)]
+        for server in sides:
+            server.one(seq)
+    with ExitStack() as stack:
+        for server, output in zip(sides, profiles, strict=True):
+            stack.enter_context(profiled(server.pid, output))
+        before = [cpu_ms(server.pid) for server in sides]
         for seq in range(WARMUP, WARMUP + measured):
-            for server in (earshot, bare) if seq % 2 else (bare, earshot):
+            turn = seq % len(sides)
+            for server in sides[turn:] + sides[:turn]:
                 server.one(seq)
-        earshot.server_cpu_ms = (cpu_ms(earshot.pid) - before[0]) / measured
-        bare.server_cpu_ms = (cpu_ms(bare.pid) - before[1]) / measured
+        for server, cpu in zip(sides, before, strict=True):
+            server.server_cpu_ms = (cpu_ms(server.pid) - cpu) / measured
 
 
 def figures(label: str, run: Side, target: float | None) -> list[Figure]:
@@ -349,12 +354,20 @@ def test_websocket_fan_out(agents: int, tmp_path: Path) -> None:
             tenant.pk,
             tmp_path / "bare.log",
         ) as bare,
+        side(
+            "tests.perf.fanout_bare:application",
+            DIRECT_GROUP,
+            [DIRECT_PATH] * agents,
+            [""] * agents,
+            total,
+            tenant.pk,
+            tmp_path / "direct.log",
+        ) as direct,
     ):
         alternate(
-            earshot,
-            bare,
+            [earshot, bare, direct],
             count,
-            (profile_path("earshot", agents), profile_path("bare", agents)),
+            [profile_path(name, agents) for name in ("earshot", "bare", "direct")],
         )
 
     print_report(
@@ -364,19 +377,25 @@ def test_websocket_fan_out(agents: int, tmp_path: Path) -> None:
             f"{agents} agents, {count} events one at a time after {WARMUP} warm-up "
             f"({GAP * 1000:g} ms between), one uvicorn worker (helpdesk.web_server), "
             "channels-redis pub/sub on REDIS_URL",
-            "both servers up at once, the events taking turns between them (each "
-            "server's own group and client process)",
+            "the three servers up at once, the events taking turns between them "
+            "(each server's own group and client process)",
             "event: message.created via helpdesk.events.send_all_to_group (PUBLISH); "
             "clock: before the publish until the client process has the frame "
             "(raw sockets on 127.0.0.1, tests/perf/fanout_clients.py)",
             "Earshot: InboxConsumer at /ws/t/<slug>/?presence=off, real sessions, "
             "Origin check; bare: AsyncJsonWebsocketConsumer joining one group "
-            "(tests/perf/fanout_bare.py)",
+            "(tests/perf/fanout_bare.py); bare, no check: the same without "
+            "Channels' aclose_old_connections() hop before each message",
             f"budget (DESIGN.md section 6): last agent p99 < {target:g} ms"
             if target is not None
             else "budget: none for this many agents",
         ],
-        [*figures("Earshot", earshot, target), *figures("bare", bare, None)],
+        [
+            *figures("Earshot", earshot, target),
+            *figures("bare", bare, None),
+            *figures("bare, no check", direct, None),
+        ],
     )
-    assert len(earshot.last) == len(bare.last) == count
-    assert len(earshot.every) == len(bare.every) == count * agents
+    for server in (earshot, bare, direct):
+        assert len(server.last) == count
+        assert len(server.every) == count * agents
