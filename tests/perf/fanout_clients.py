@@ -6,7 +6,8 @@ what the benchmark measures.
 
 The plan (one JSON object on stdin's first line): `port`, `origin`, `paths` and
 `cookies` (one per agent), `events`, `timeout` (seconds an event may take to reach
-every agent). Once every socket is open it prints `ready <n>`; then, for each
+every agent). Once every socket is open it prints `ready <n>` and waits for a
+second line (any) on stdin; then, for each
 event the benchmark publishes (one at a time, frames carrying "seq": 0, 1, ...),
 one JSON line: the seq, each agent's arrival time (time.monotonic_ns, the clock
 the publisher reads too), how many agents it missed and this process's CPU time
@@ -167,6 +168,9 @@ async def main() -> int:
 
     sockets = await asyncio.gather(*(open_one(n) for n in range(agents)))
     print(f"ready {len(sockets)}", flush=True)  # noqa: T201 - the protocol
+    # The events start when the benchmark says so (its other servers may still
+    # be opening their sockets): each event's timeout counts from then on.
+    await loop.run_in_executor(None, sys.stdin.readline)
     for _ in range(int(plan["events"])):
         cpu = time.process_time_ns()
         with contextlib.suppress(TimeoutError):

@@ -207,9 +207,16 @@ class Side:
     client process's CPU, and the server worker's CPU over the measured events."""
 
     def __init__(
-        self, group: str, pid: int, answers: IO[str], log: Path, tenant_id: int
+        self,
+        group: str,
+        pid: int,
+        orders: IO[str],
+        answers: IO[str],
+        log: Path,
+        tenant_id: int,
     ) -> None:
         self.group = group
+        self.orders = orders
         self.pid = pid
         self.answers = answers
         self.log = log
@@ -219,6 +226,11 @@ class Side:
         self.every: list[float] = []
         self.client_cpu_ms: list[float] = []
         self.server_cpu_ms = 0.0
+
+    def start(self) -> None:
+        """Tell the client process the events begin (its timeouts run from now)."""
+        self.orders.write("go\n")
+        self.orders.flush()
 
     def one(self, seq: int) -> None:
         started = time.monotonic_ns()
@@ -269,7 +281,7 @@ def side(
             clients.stdin.flush()
             ready = clients.stdout.readline()
             assert ready == f"ready {len(paths)}\n", (ready, log.read_text())
-            yield Side(group, pid, clients.stdout, log, tenant_id)
+            yield Side(group, pid, clients.stdin, clients.stdout, log, tenant_id)
             clients.wait(timeout=30)
         finally:
             if clients.poll() is None:
@@ -281,6 +293,8 @@ def alternate(sides: list[Side], measured: int, profiles: list[Path | None]) -> 
     """WARMUP events to each side, then `measured` each, taking turns (which goes
     first rotates too), so all see the same minutes of a shared machine."""
     time.sleep(0.5)  # the last sockets' joins settle
+    for server in sides:
+        server.start()
     for seq in range(WARMUP):
         for server in sides:
             server.one(seq)
