@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
 from django.db import connection
 from django.test import override_settings
 
@@ -295,3 +296,45 @@ def test_connected_agent_is_online_until_it_leaves(
 
     assert while_connected == {agent.pk}
     assert after_leaving == set()
+
+
+def test_forwarded_events_skip_channels_connection_cleanup(
+    tenant: Tenant, agent: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event the consumer only forwards reaches the socket without Channels'
+    per-message database cleanup (a thread hop per socket); a message that may
+    read the database (a heartbeat) still gets it."""
+    import channels.consumer
+
+    cleanups: list[str] = []
+    real = channels.consumer.aclose_old_connections
+
+    async def counted() -> None:
+        cleanups.append("cleanup")
+        await real()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    headers = session_headers(agent)
+    one = {"type": "note.created", "seq": 1, "conversation_id": 7}
+    two = {"type": "note.created", "seq": 2, "conversation_id": 8}
+
+    async def scenario() -> tuple[list[Any], int, int]:
+        socket = await open_socket(tenant.slug, headers, agent)
+        before = len(cleanups)
+        group = events.inbox_group(tenant.pk)
+        layer = get_channel_layer()
+        await layer.group_send(group, {"type": "event.message", "event": one})
+        await layer.group_send(group, {"type": "event.batch", "events": [one, two]})
+        frames = [await socket.receive_json_from(timeout=WAIT) for _ in range(3)]
+        forwarded = len(cleanups) - before
+        await socket.send_json_to({"type": "heartbeat"})
+        assert await socket.receive_nothing(timeout=0.3)
+        received = len(cleanups) - before - forwarded
+        await socket.disconnect()
+        return frames, forwarded, received
+
+    frames, forwarded, received = async_to_sync(scenario)()
+
+    assert frames == [one, one, two]
+    assert forwarded == 0
+    assert received == 1
