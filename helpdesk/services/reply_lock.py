@@ -197,6 +197,7 @@ class _Shape:
     id_places: tuple[int, ...]  # where the conversation's id goes in them
     columns: int
     compiled: Any  # the CompiledQuery's shape: its row plan makes the rows
+    source: CompiledQuery[Conversation]  # the CompiledQuery it was taken from
 
 
 _SHAPES: weakref.WeakKeyDictionary[BaseDatabaseWrapper, _Shape] = (
@@ -208,7 +209,7 @@ _PLACEHOLDER = re.compile(r"%%|%s")
 def _shape() -> _Shape:
     wrapper = connections[_LOCKED.using]
     shape = _SHAPES.get(wrapper)
-    if shape is not None:
+    if shape is not None and shape.source is _LOCKED:
         return shape
     # _LOCKED's own statement and parameter places (helpdesk.compiled): its
     # markers are bound with a stand-in workspace id that never reaches SQL.
@@ -247,6 +248,7 @@ def _shape() -> _Shape:
         id_places=tuple(kept_ids),
         columns=len(compiler.select),
         compiled=compiled,
+        source=_LOCKED,
     )
     _SHAPES[wrapper] = shape
     return shape
@@ -275,10 +277,10 @@ def _made(shape: _Shape, values: Sequence[Any]) -> Conversation | None:
         return None  # the key's column: NULL only when the join found nothing
     plan = compiled.row_plan
     if plan is None or pre_init.receivers or post_init.receivers:
-        found = _LOCKED._run(compiled, list(shape.params), [tuple(values)])
+        found = shape.source._run(compiled, list(shape.params), [tuple(values)])
         locked = found[0]
     else:
-        locked = plan.instance(values, _LOCKED._queryset.db)
+        locked = plan.instance(values, shape.source._queryset.db)
     return _ready(locked)
 
 
